@@ -1,0 +1,3 @@
+from pulsarjobs.cli import main
+
+main()

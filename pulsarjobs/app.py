@@ -1,0 +1,277 @@
+"""The App: settings, the jobs it knows, and enqueueing them.
+
+Declaring a job binds nothing to a broker; the connection opens on the first enqueue or when a
+worker starts. Sync and asyncio enqueue share one path: publish every message asynchronously,
+then wait for the broker's acks, blocking or awaiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+import pulsar
+
+from pulsarjobs.connection import Connection
+from pulsarjobs.envelope import Envelope, JobArg, encode, new_id
+from pulsarjobs.errors import BrokerUnavailable, ConfigurationError
+from pulsarjobs.logs import LoggingMiddleware
+from pulsarjobs.middleware import Hooks, Middleware
+from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.settings import Settings
+from pulsarjobs.topics import check_queue_name, topics_for
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_QUEUE = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class JobCall:
+    """A job ready to enqueue: its type, arguments and per-call options."""
+
+    type: str
+    args: tuple[JobArg, ...] = ()
+    kwargs: Mapping[str, JobArg] = field(default_factory=dict)
+    queue: str | None = None  # None: the job's declared queue
+    job_id: str | None = None  # None: a fresh id; give one to make enqueue idempotent downstream
+    retry: RetryPolicy | None = None
+    timeout: float | None = None
+    expires_in: timedelta | None = None
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+    def with_options(self, **options: Any) -> JobCall:
+        return replace(self, **options)
+
+
+class Job(Generic[P, R]):
+    """A declared job: call it to run it here, `.enqueue(...)` to have a worker run it."""
+
+    def __init__(
+        self,
+        app: App,
+        func: Callable[P, R],
+        name: str,
+        queue: str,
+        retry: RetryPolicy,
+        timeout: float | None,
+    ) -> None:
+        self.app = app
+        self.func = func
+        self.name = name
+        self.queue = check_queue_name(queue)
+        self.retry = retry
+        self.timeout = timeout
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.signature = inspect.signature(func)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name} queue={self.queue}>"
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> JobCall:
+        return JobCall(self.name, args=tuple(args), kwargs=dict(kwargs))  # type: ignore[arg-type]
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue to run as soon as a worker is free; returns the job id once the broker has it."""
+        return self.app.enqueue(self.call(*args, **kwargs))
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        return await self.app.enqueue_async(self.call(*args, **kwargs))
+
+
+class JobDecorator(Protocol):
+    def __call__(self, func: Callable[P, R], /) -> Job[P, R]: ...
+
+
+class App:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        middleware: Iterable[Middleware] = (),
+        **setting_overrides: Any,
+    ) -> None:
+        self.settings = settings or Settings.from_env(**setting_overrides)
+        self.jobs: dict[str, Job[Any, Any]] = {}
+        self.hooks = Hooks([LoggingMiddleware(), *middleware])
+        self._connection: Connection | None = None
+        self._ready_queues: set[str] = set()
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = Connection(self.settings)
+        return self._connection
+
+    @connection.setter
+    def connection(self, connection: Connection) -> None:
+        self._connection = connection
+
+    @overload
+    def job(self, func: Callable[P, R]) -> Job[P, R]: ...
+
+    @overload
+    def job(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        max_attempts: int | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> JobDecorator: ...
+
+    def job(
+        self,
+        func: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        max_attempts: int | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Declare a job: `@app.job` or `@app.job(queue="critical", max_attempts=5, timeout=30)`."""
+        policy = retry or RetryPolicy()
+        if max_attempts is not None:
+            policy = replace(policy, max_attempts=max_attempts)
+
+        def declare(function: Callable[..., Any]) -> Job[Any, Any]:
+            job_name = name or function.__name__
+            if job_name in self.jobs:
+                raise ConfigurationError(f"a job named {job_name!r} is declared twice")
+            declared = Job(self, function, job_name, queue, policy, timeout)
+            self.jobs[job_name] = declared
+            return declared
+
+        return declare(func) if func is not None else declare
+
+    def envelope(
+        self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None
+    ) -> Envelope:
+        """The envelope a call is sent as; a job declared elsewhere goes to `default` unless
+        the call names a queue."""
+        declared = self.jobs.get(call.type)
+        now = datetime.now(UTC)
+        run_at = due_time(now, in_, at)
+        return Envelope(
+            id=call.job_id or new_id(),
+            type=call.type,
+            queue=check_queue_name(call.queue or (declared.queue if declared else DEFAULT_QUEUE)),
+            args=call.args,
+            kwargs=call.kwargs,
+            created_at=now,
+            run_at=run_at,
+            retry=call.retry or (declared.retry if declared else RetryPolicy()),
+            timeout=call.timeout if call.timeout is not None else declared_timeout(declared),
+            expires_at=(run_at or now) + call.expires_in if call.expires_in else None,
+            meta=call.meta,
+        )
+
+    def enqueue(
+        self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None
+    ) -> str:
+        """Enqueue one job now, `in_` a while, or `at` an instant; returns its id once stored."""
+        return self.enqueue_many([call], in_=in_, at=at)[0]
+
+    async def enqueue_async(
+        self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None
+    ) -> str:
+        return (await self.enqueue_many_async([call], in_=in_, at=at))[0]
+
+    def enqueue_many(
+        self, calls: Sequence[JobCall], *, in_: timedelta | None = None, at: datetime | None = None
+    ) -> list[str]:
+        """Enqueue jobs together: all are sent at once, then every broker ack is awaited."""
+        envelopes, acks = self._publish(calls, in_, at)
+        for ack in acks:
+            ack.result()
+        return self._enqueued(envelopes)
+
+    async def enqueue_many_async(
+        self, calls: Sequence[JobCall], *, in_: timedelta | None = None, at: datetime | None = None
+    ) -> list[str]:
+        envelopes, acks = self._publish(calls, in_, at)
+        await asyncio.gather(*(asyncio.wrap_future(ack) for ack in acks))
+        return self._enqueued(envelopes)
+
+    def publish_envelope(self, envelope: Envelope, topic: str | None = None) -> Future[None]:
+        """Send a ready envelope to its queue (or `topic`), due at its `run_at`."""
+        destination = topic or self._queue_topic(envelope.queue)
+        return self.connection.publish(destination, encode(envelope), deliver_at=envelope.run_at)
+
+    def _queue_topic(self, queue: str) -> str:
+        """The queue's topic, with the workers' subscription in place before the first job:
+        a topic nobody subscribes to does not keep its messages."""
+        topic = topics_for(self.settings, queue).jobs
+        if queue not in self._ready_queues:
+            try:
+                self.connection.client.subscribe(
+                    topic,
+                    self.settings.subscription,
+                    consumer_type=pulsar.ConsumerType.Shared,
+                    initial_position=pulsar.InitialPosition.Earliest,
+                ).close()
+            except Exception as exc:
+                raise BrokerUnavailable(
+                    f"Cannot prepare queue {queue!r} at {self.settings.service_url}: {exc}"
+                ) from exc
+            self._ready_queues.add(queue)
+        return topic
+
+    def _publish(
+        self, calls: Sequence[JobCall], in_: timedelta | None, at: datetime | None
+    ) -> tuple[list[Envelope], list[Future[None]]]:
+        envelopes = [
+            self.hooks.before_enqueue(self.envelope(call, in_=in_, at=at)) for call in calls
+        ]
+        return envelopes, [self.publish_envelope(envelope) for envelope in envelopes]
+
+    def _enqueued(self, envelopes: list[Envelope]) -> list[str]:
+        for envelope in envelopes:
+            self.hooks.emit("after_enqueue", envelope)
+        return [envelope.id for envelope in envelopes]
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def declared_timeout(declared: Job[Any, Any] | None) -> float | None:
+    return declared.timeout if declared is not None else None
+
+
+def due_time(now: datetime, in_: timedelta | None, at: datetime | None) -> datetime | None:
+    if in_ is not None and at is not None:
+        raise ValueError("give either in_ or at, not both")
+    if at is not None:
+        if at.utcoffset() is None:
+            raise ValueError(f"at={at!r} is naive; pass an aware datetime, e.g. with tzinfo=UTC")
+        return at if at > now else None
+    if in_ is not None:
+        if in_ < timedelta(0):
+            raise ValueError(f"in_={in_} is negative")
+        return now + in_ if in_ > timedelta(0) else None
+    return None

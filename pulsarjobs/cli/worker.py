@@ -1,0 +1,61 @@
+"""`pulsarjobs worker APP`: run jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from pulsarjobs.cli.output import reports_errors
+from pulsarjobs.loading import load_app
+from pulsarjobs.logs import LogFormat, configure_logging
+from pulsarjobs.processes import supervise
+from pulsarjobs.worker import QueuePlan, Worker
+
+
+@reports_errors
+def worker(
+    app_reference: Annotated[
+        str, typer.Argument(metavar="APP", help="module:attribute of your App.")
+    ],
+    queues: Annotated[
+        str,
+        typer.Option(
+            "--queues",
+            "-q",
+            help="Strict order `critical,default,low`, or weighted `critical:6,default:3,low:1`.",
+        ),
+    ] = "default",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Jobs at once, per process.")
+    ] = 10,
+    processes: Annotated[
+        int, typer.Option("--processes", "-p", min=1, help="Worker processes.")
+    ] = 1,
+    subscription: Annotated[
+        str | None,
+        typer.Option(help="Consumer group; groups each get every job. [default: pulsarjobs]"),
+    ] = None,
+    prefetch: Annotated[
+        int | None, typer.Option(min=1, help="Jobs held per queue beyond running ones.")
+    ] = None,
+    shutdown_timeout: Annotated[
+        float, typer.Option(help="Seconds running jobs get to finish on stop.")
+    ] = 25.0,
+    log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run jobs from the given queues until SIGTERM/SIGINT; SIGTSTP stops fetching (quiet)."""
+    fmt: LogFormat = "json" if log_format == "json" else "console"
+    QueuePlan.parse(queues)  # a bad queue list fails here, before any process starts
+    options: dict[str, Any] = {
+        "queues": queues,
+        "concurrency": concurrency,
+        "prefetch": prefetch,
+        "shutdown_timeout": shutdown_timeout,
+        "subscription": subscription,
+    }
+    if processes > 1:
+        raise typer.Exit(supervise(app_reference, processes, fmt, log_level, options))
+    configure_logging(fmt, log_level)
+    Worker(load_app(app_reference), **options).run()

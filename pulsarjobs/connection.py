@@ -1,0 +1,140 @@
+"""One Pulsar client per process, its producers, and publishing that reports the broker's ack.
+
+The client is created on first use, never at import, and again after a fork: the Pulsar client
+is not fork-safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from concurrent.futures import Future
+from datetime import datetime
+from typing import Any
+
+import pulsar
+
+from pulsarjobs.envelope import pulsar_schema
+from pulsarjobs.errors import BrokerUnavailable, EnqueueError, PayloadTooLarge
+from pulsarjobs.settings import Settings
+
+SEND_TIMEOUT_MS = 30_000
+
+
+class Connection:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: pulsar.Client | None = None
+        self._owner_pid = 0
+        self._producers: dict[str, pulsar.Producer] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> pulsar.Client:
+        with self._lock:
+            if self._client is None or self._owner_pid != os.getpid():
+                self._producers = {}
+                self._client = self._new_client()
+                self._owner_pid = os.getpid()
+            return self._client
+
+    def _new_client(self) -> pulsar.Client:
+        token = self.settings.token
+        try:
+            return pulsar.Client(
+                self.settings.service_url,
+                authentication=pulsar.AuthenticationToken(token) if token else None,
+                operation_timeout_seconds=10,
+                connection_timeout_ms=5_000,
+                logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
+            )
+        except Exception as exc:
+            raise BrokerUnavailable(
+                f"Cannot use Pulsar at {self.settings.service_url}: {exc}"
+            ) from exc
+
+    def producer(self, topic: str) -> pulsar.Producer:
+        producer = self._producers.get(topic)
+        if producer is not None:
+            return producer
+        client = self.client
+        with self._lock:
+            if (producer := self._producers.get(topic)) is None:
+                producer = self._create_producer(client, topic)
+                self._producers[topic] = producer
+            return producer
+
+    def _create_producer(self, client: pulsar.Client, topic: str) -> pulsar.Producer:
+        try:
+            return client.create_producer(
+                topic,
+                schema=pulsar_schema(),
+                send_timeout_millis=SEND_TIMEOUT_MS,
+                block_if_queue_full=True,
+                # One job, one entry: a Shared subscription then spreads jobs evenly across
+                # workers, where a batch would go whole to one of them.
+                batching_enabled=False,
+            )
+        except Exception as exc:
+            raise BrokerUnavailable(
+                f"Cannot publish to {topic} at {self.settings.service_url}: {exc}"
+            ) from exc
+
+    def publish(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        deliver_at: datetime | None = None,
+        properties: dict[str, str] | None = None,
+    ) -> Future[None]:
+        """Send one message; the future completes once the broker has stored it."""
+        done: Future[None] = Future()
+        if len(data) > self.settings.max_message_size:
+            done.set_exception(too_large(topic, len(data), self.settings.max_message_size))
+            return done
+
+        def acked(result: Any, _message_id: Any) -> None:
+            if result == pulsar.Result.Ok:
+                done.set_result(None)
+            else:
+                done.set_exception(send_failure(topic, result, len(data)))
+
+        options: dict[str, Any] = {"properties": properties} if properties else {}
+        if deliver_at is not None:
+            options["deliver_at"] = int(deliver_at.timestamp() * 1000)
+        self.producer(topic).send_async(data, acked, **options)
+        return done
+
+    def flush(self) -> None:
+        for producer in list(self._producers.values()):
+            with contextlib.suppress(Exception):  # a failed producer has nothing to flush
+                producer.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client, self._producers = self._client, None, {}
+        if client is not None and self._owner_pid == os.getpid():
+            client.close()
+
+
+def too_large(topic: str, size: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"A job of {size} bytes is larger than the {limit} bytes the broker accepts on {topic}: "
+        "pass a reference (a URL, a key) instead of the data."
+    )
+
+
+def send_failure(topic: str, result: Any, size: int) -> EnqueueError:
+    if result == pulsar.Result.MessageTooBig:
+        return PayloadTooLarge(
+            f"A job of {size} bytes is larger than the broker accepts on {topic}: "
+            "pass a reference (a URL, a key) instead of the data."
+        )
+    if result == pulsar.Result.Timeout:
+        return EnqueueError(
+            f"The broker did not confirm the job on {topic} within {SEND_TIMEOUT_MS // 1000} s; "
+            "it was not enqueued."
+        )
+    return EnqueueError(f"The broker refused the job on {topic}: {result}")

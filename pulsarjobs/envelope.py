@@ -1,0 +1,387 @@
+"""The job envelope, the message a job topic carries, and its Avro codec.
+
+A message is the schemaless Avro binary of ``schemas/job_envelope.avsc`` (Pulsar's AVRO
+payload format: no container header). See ``docs/protocol.md`` for the wire protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import json
+import traceback
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final, TypeAlias, cast
+
+import _pulsar
+import fastavro
+import pulsar.schema
+
+from pulsarjobs.errors import PulsarJobsError
+from pulsarjobs.retry import RetryPolicy
+
+JobArg: TypeAlias = bool | int | float | str | bytes | list["JobArg"] | dict[str, "JobArg"] | None
+"""A job argument. Tuples are accepted on encode and come back as lists."""
+
+_SCHEMA_FILE = "job_envelope.avsc"
+_DEFAULT_RETRY = RetryPolicy()
+_TRACEBACK_LIMIT = 8000
+_REASON_LIMIT = 200  # fastavro's schema mismatch errors print both schemas whole
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_SCALARS = (str, bool, float, bytes)  # tested before int, which a bool also is
+_HINTS = {  # datetime before date: a datetime is a date too
+    datetime: "use an ISO string or a number",
+    date: "use an ISO string",
+    Decimal: "use a string",
+    uuid.UUID: "use a string",
+    set: "use a list",
+    frozenset: "use a list",
+}
+
+
+class EnvelopeError(PulsarJobsError, ValueError):
+    """The message could not be decoded as a job envelope; the message says why."""
+
+
+class ArgumentError(EnvelopeError):
+    """A job argument cannot be encoded; the message names its path, e.g. ``args[1]['when']``."""
+
+
+def new_id() -> str:
+    """A fresh job id: a random UUID as 32 hex digits."""
+    return uuid.uuid4().hex
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _require_aware(name: str, value: datetime | None) -> None:
+    if value is not None and value.utcoffset() is None:
+        raise ValueError(
+            f"{name} is a naive datetime ({value!r}); pass an aware one, e.g. datetime.now(UTC)"
+        )
+
+
+def _type_name(cls: type) -> str:
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """Why a run of a job failed."""
+
+    type: str  # exception type, module-qualified unless built in
+    message: str
+    traceback: str
+    failed_at: datetime
+    worker: str
+
+    def __post_init__(self) -> None:
+        _require_aware("failed_at", self.failed_at)
+
+    @classmethod
+    def from_exception(
+        cls, exc: BaseException, worker: str, now: datetime | None = None
+    ) -> JobError:
+        """Describe ``exc``, raised by a run on ``worker``; the traceback keeps its last lines."""
+        return cls(
+            type=_type_name(type(exc)),
+            message=str(exc),
+            traceback="".join(traceback.format_exception(exc))[-_TRACEBACK_LIMIT:],
+            failed_at=_utc_now() if now is None else now,
+            worker=worker,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One delivery of a job: what to run, with which arguments, when, and how to retry it.
+
+    Datetimes must be timezone-aware; decoded ones are UTC, to the millisecond.
+    """
+
+    id: str
+    type: str
+    queue: str
+    args: tuple[JobArg, ...] = ()
+    kwargs: Mapping[str, JobArg] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=_utc_now)
+    run_at: datetime | None = None  # None: as soon as possible
+    attempt: int = 1  # 1-based number of this run
+    retry: RetryPolicy = _DEFAULT_RETRY
+    timeout: float | None = None  # seconds a run may take; None: no limit
+    expires_at: datetime | None = None  # not started after this instant; None: never
+    meta: Mapping[str, str] = field(default_factory=dict)  # trace context etc.
+    last_error: JobError | None = None  # of the previous run
+
+    def __post_init__(self) -> None:
+        _require_aware("created_at", self.created_at)
+        _require_aware("run_at", self.run_at)
+        _require_aware("expires_at", self.expires_at)
+        if self.attempt < 1:
+            raise ValueError(f"attempt must be >= 1, got {self.attempt!r}")
+        if not isinstance(self.args, tuple):  # a list would make equal envelopes compare unequal
+            object.__setattr__(self, "args", tuple(self.args))
+
+    def replace(self, **changes: Any) -> Envelope:
+        """A copy with ``changes`` applied, e.g. ``env.replace(attempt=env.attempt + 1)``."""
+        return dataclasses.replace(self, **changes)
+
+
+# --- schema -----------------------------------------------------------------------------
+
+
+def _schema_text() -> str:
+    # Wheels ship the schema inside the package; editable installs read the source tree.
+    packaged = resources.files("pulsarjobs") / "_schemas" / _SCHEMA_FILE
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    source = Path(__file__).resolve().parent.parent / "schemas" / _SCHEMA_FILE
+    return source.read_text(encoding="utf-8")
+
+
+_SCHEMA_DEFINITION: Final[dict[str, Any]] = json.loads(_schema_text())
+_PARSED_SCHEMA: Final = fastavro.parse_schema(_SCHEMA_DEFINITION)
+
+SCHEMA_JSON: Final = json.dumps(_SCHEMA_DEFINITION, separators=(",", ":"), ensure_ascii=False)
+"""The envelope's Avro schema as compact JSON, docs and defaults included."""
+
+
+@functools.lru_cache(maxsize=64)
+def _writer_schema(text: str) -> Any:
+    """The parsed writer schema, or None when it is ours and no resolution is needed."""
+    try:
+        definition = json.loads(text)
+        return None if definition == _SCHEMA_DEFINITION else fastavro.parse_schema(definition)
+    except Exception as exc:
+        raise EnvelopeError(f"writer schema is not a valid Avro schema: {_brief(exc)}") from exc
+
+
+def _brief(exc: Exception) -> str:
+    reason = str(exc)
+    if len(reason) > _REASON_LIMIT:
+        reason = reason[:_REASON_LIMIT] + "..."
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+
+
+# --- arguments --------------------------------------------------------------------------
+
+
+class _Unencodable(Exception):
+    """An argument fastavro cannot take; the path is collected while the recursion unwinds."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reversed_path: list[str] = []
+
+    def to_argument_error(self, root: str) -> ArgumentError:
+        path = "".join(reversed(self.reversed_path))
+        return ArgumentError(f"{root}{path}: {self.reason}")
+
+
+def _to_value(arg: object) -> dict[str, object]:
+    """Wrap ``arg`` in the ``Value`` record, recursively."""
+    if arg is None or isinstance(arg, _SCALARS):
+        return {"v": arg}
+    if isinstance(arg, int):
+        if _INT64_MIN <= arg <= _INT64_MAX:
+            return {"v": arg}
+        raise _Unencodable(f"int {arg} does not fit in a signed 64-bit integer")
+    if isinstance(arg, list | tuple):
+        return {"v": _to_value_list(arg)}
+    if isinstance(arg, Mapping):
+        return {"v": _to_value_map(arg)}
+    raise _Unencodable(_not_an_argument(arg))
+
+
+def _to_value_list(items: Sequence[object]) -> list[dict[str, object]]:
+    values: list[dict[str, object]] = []
+    for index, item in enumerate(items):
+        try:
+            values.append(_to_value(item))
+        except _Unencodable as exc:
+            exc.reversed_path.append(f"[{index}]")
+            raise
+    return values
+
+
+def _to_value_map(items: Mapping[Any, object]) -> dict[str, dict[str, object]]:
+    values: dict[str, dict[str, object]] = {}
+    for key, item in items.items():
+        if not isinstance(key, str):
+            raise _Unencodable(f"key {key!r} is a {type(key).__name__}; keys must be str")
+        try:
+            values[key] = _to_value(item)
+        except _Unencodable as exc:
+            exc.reversed_path.append(f"[{key!r}]")
+            raise
+    return values
+
+
+def _not_an_argument(arg: object) -> str:
+    hint = next(
+        (hint for cls, hint in _HINTS.items() if isinstance(arg, cls)),
+        "use None, bool, int, float, str, bytes, a list or a dict with str keys",
+    )
+    return f"{type(arg).__name__} is not a job argument; {hint}"
+
+
+def _from_value(value: Any) -> JobArg:
+    """Unwrap a decoded ``Value`` record, recursively."""
+    inner: JobArg = value["v"]
+    if isinstance(inner, list):
+        return [_from_value(item) for item in inner]
+    if isinstance(inner, dict):
+        return {key: _from_value(item) for key, item in inner.items()}
+    return inner
+
+
+# --- envelope <-> Avro record -----------------------------------------------------------
+
+
+def _millis(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def _seconds(millis: int | None) -> float | None:
+    return None if millis is None else millis / 1000
+
+
+def _to_record(env: Envelope) -> dict[str, object]:
+    try:
+        args = _to_value_list(env.args)
+    except _Unencodable as exc:
+        raise exc.to_argument_error("args") from None
+    try:
+        kwargs = _to_value_map(env.kwargs)
+    except _Unencodable as exc:
+        raise exc.to_argument_error("kwargs") from None
+    retry = env.retry
+    error = env.last_error
+    return {
+        "id": env.id,
+        "type": env.type,
+        "queue": env.queue,
+        "args": args,
+        "kwargs": kwargs,
+        "created_at": env.created_at,
+        "run_at": env.run_at,
+        "attempt": env.attempt,
+        "retry": {
+            "max_attempts": retry.max_attempts,
+            "initial_delay_ms": _millis(retry.initial_delay),
+            "max_delay_ms": _millis(retry.max_delay),
+            "multiplier": retry.multiplier,
+            "jitter": retry.jitter,
+        },
+        "timeout_ms": _millis(env.timeout),
+        "expires_at": env.expires_at,
+        "meta": env.meta,
+        "last_error": None if error is None else _error_to_record(error),
+    }
+
+
+def _error_to_record(error: JobError) -> dict[str, object]:
+    return {
+        "type": error.type,
+        "message": error.message,
+        "traceback": error.traceback,
+        "failed_at": error.failed_at,
+        "worker": error.worker,
+    }
+
+
+def _from_record(record: dict[str, Any]) -> Envelope:
+    retry = record["retry"]
+    error = record["last_error"]
+    return Envelope(
+        id=record["id"],
+        type=record["type"],
+        queue=record["queue"],
+        args=tuple([_from_value(value) for value in record["args"]]),
+        kwargs={key: _from_value(value) for key, value in record["kwargs"].items()},
+        created_at=record["created_at"],
+        run_at=record["run_at"],
+        attempt=record["attempt"],
+        retry=RetryPolicy(
+            max_attempts=retry["max_attempts"],
+            initial_delay=retry["initial_delay_ms"] / 1000,
+            max_delay=retry["max_delay_ms"] / 1000,
+            multiplier=retry["multiplier"],
+            jitter=retry["jitter"],
+        ),
+        timeout=_seconds(record["timeout_ms"]),
+        expires_at=record["expires_at"],
+        meta=record["meta"],
+        last_error=None if error is None else JobError(**error),
+    )
+
+
+# --- codec ------------------------------------------------------------------------------
+
+
+def encode(env: Envelope) -> bytes:
+    """Schemaless Avro binary of ``env``; raises ArgumentError for unencodable arguments."""
+    stream = io.BytesIO()
+    fastavro.schemaless_writer(stream, _PARSED_SCHEMA, _to_record(env))
+    return stream.getvalue()
+
+
+def decode(data: bytes, writer_schema: str | None = None) -> Envelope:
+    """The envelope in ``data``, written with ``writer_schema`` (JSON) when that is not ours.
+
+    Raises EnvelopeError, and nothing else, when ``data`` is not such an envelope.
+    """
+    parsed_writer = None if writer_schema is None else _writer_schema(writer_schema)
+    stream = io.BytesIO(data)
+    try:
+        if parsed_writer is None:
+            record = fastavro.schemaless_reader(stream, _PARSED_SCHEMA, None)
+        else:
+            record = fastavro.schemaless_reader(stream, parsed_writer, _PARSED_SCHEMA)
+        envelope = _from_record(cast("dict[str, Any]", record))
+    except Exception as exc:
+        raise EnvelopeError(f"not a job envelope: {_brief(exc)}") from exc
+    # A datum of another schema can happen to parse; it rarely ends exactly at the end.
+    left_over = len(data) - stream.tell()
+    if left_over:
+        raise EnvelopeError(f"not a job envelope: {left_over} bytes left after the envelope")
+    return envelope
+
+
+# --- Pulsar schema registry -------------------------------------------------------------
+
+
+class _RegisteredAvroSchema(pulsar.schema.Schema):  # type: ignore[misc]
+    """Declares our Avro schema to Pulsar's registry while payloads stay bytes: the client
+    sends and returns them untouched, and :func:`encode` / :func:`decode` do the Avro."""
+
+    def __init__(self) -> None:
+        super().__init__(bytes, _pulsar.SchemaType.AVRO, _SCHEMA_DEFINITION, "AVRO")
+
+    def encode(self, obj: bytes) -> bytes:
+        self._validate_object_type(obj)
+        return obj
+
+    def decode(self, data: bytes) -> bytes:
+        return data
+
+    def __str__(self) -> str:
+        return "JobEnvelopeSchema"
+
+
+@functools.cache
+def pulsar_schema() -> pulsar.schema.Schema:
+    """The schema to give Pulsar producers and consumers of job topics (one shared instance)."""
+    return _RegisteredAvroSchema()

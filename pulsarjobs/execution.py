@@ -1,0 +1,138 @@
+"""Running one delivery of a job and deciding what becomes of it.
+
+The worker and the in-memory test runner both go through `Executor.run`, so retries, dead
+letters, expiry and never-early behave the same in users' unit tests as on the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor as ThreadPool
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from pulsarjobs.envelope import Envelope, JobError
+from pulsarjobs.errors import JobTimeout
+
+if TYPE_CHECKING:
+    from pulsarjobs.app import App, Job
+
+Kind = Literal["done", "retry", "dead", "expired", "early"]
+Clock = Callable[[], datetime]
+
+_current: contextvars.ContextVar[Envelope] = contextvars.ContextVar("pulsarjobs_current_job")
+
+
+def current_job() -> Envelope:
+    """The envelope of the job running in this task or thread."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError("current_job() is only available inside a running job") from None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a run. `envelope` is what to publish next: the retry (attempt + 1, due
+    later), the dead letter (with its last error), or the early job unchanged."""
+
+    kind: Kind
+    envelope: Envelope
+    reason: str = ""
+    duration: float = 0.0
+
+
+class Executor:
+    def __init__(
+        self,
+        app: App,
+        worker: str,
+        threads: ThreadPool | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.app = app
+        self.worker = worker
+        self.threads = threads
+        self.clock = clock
+
+    async def run(self, envelope: Envelope) -> Outcome:
+        now = self.clock()
+        hooks = self.app.hooks
+        if envelope.expires_at is not None and envelope.expires_at <= now:
+            hooks.emit("on_expired", envelope)
+            return Outcome("expired", envelope)
+        if envelope.run_at is not None and envelope.run_at > now:
+            return Outcome("early", envelope)  # the broker let it out early: never run it so
+        job = self.app.jobs.get(envelope.type)
+        if job is None:
+            return self.dead(envelope, "UnknownJobType", f"no job {envelope.type!r} is declared")
+        try:
+            job.signature.bind(*envelope.args, **envelope.kwargs)
+        except TypeError as exc:
+            return self.dead(envelope, "BadArguments", f"{envelope.type}{job.signature}: {exc}")
+        started = time.perf_counter()
+        try:
+            hooks.emit("before_process", envelope)
+            await self.call(job, envelope)
+        except Exception as exc:
+            return self.failed(envelope, exc)
+        duration = time.perf_counter() - started
+        hooks.emit("after_process", envelope, duration)
+        return Outcome("done", envelope, duration=duration)
+
+    async def call(self, job: Job[Any, Any], envelope: Envelope) -> None:
+        context = contextvars.copy_context()
+        context.run(_current.set, envelope)
+        if job.is_async:
+            coroutine = job.func(*envelope.args, **envelope.kwargs)
+            running: Any = asyncio.get_running_loop().create_task(coroutine, context=context)
+        else:
+            call = functools.partial(context.run, job.func, *envelope.args, **envelope.kwargs)
+            running = asyncio.get_running_loop().run_in_executor(self.threads, call)
+        if envelope.timeout is None:
+            await running
+            return
+        try:
+            await asyncio.wait_for(running, envelope.timeout)
+        except TimeoutError:
+            # An async run is cancelled; a thread cannot be, so a sync run is abandoned.
+            raise JobTimeout(
+                f"{envelope.type} ran longer than its timeout of {envelope.timeout:g} s"
+            ) from None
+
+    def failed(self, envelope: Envelope, exc: Exception) -> Outcome:
+        error = JobError.from_exception(exc, self.worker, now=self.clock())
+        failed = envelope.replace(last_error=error)
+        if envelope.retry.exhausted(envelope.attempt):
+            self.app.hooks.emit("on_failure", failed, error, None)
+            reason = f"failed {envelope.attempt} of {envelope.retry.max_attempts} attempts"
+            self.app.hooks.emit("on_dead", failed, reason)
+            return Outcome("dead", failed, reason)
+        delay = envelope.retry.delay(envelope.attempt)
+        self.app.hooks.emit("on_failure", failed, error, delay)
+        retry = failed.replace(
+            attempt=envelope.attempt + 1, run_at=error.failed_at + timedelta(seconds=delay)
+        )
+        return Outcome("retry", retry)
+
+    def dead(self, envelope: Envelope, error_type: str, message: str) -> Outcome:
+        """A job that no retry can help: dead-lettered at once."""
+        error = JobError(
+            type=f"pulsarjobs.{error_type}",
+            message=message,
+            traceback="",
+            failed_at=self.clock(),
+            worker=self.worker,
+        )
+        failed = envelope.replace(last_error=error)
+        self.app.hooks.emit("on_dead", failed, f"{error_type}: {message}")
+        return Outcome("dead", failed, f"{error_type}: {message}")

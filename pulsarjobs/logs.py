@@ -1,0 +1,74 @@
+"""Structured logs: one line per job event, as JSON or for a console."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+from pulsarjobs.envelope import Envelope, JobError
+from pulsarjobs.middleware import Middleware
+
+LogFormat = Literal["console", "json"]
+
+log = structlog.get_logger("pulsarjobs.jobs")
+
+
+def configure_logging(format: LogFormat = "console", level: str = "info") -> None:
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if format == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def fields(envelope: Envelope) -> dict[str, object]:
+    return {
+        "job_id": envelope.id,
+        "job_type": envelope.type,
+        "queue": envelope.queue,
+        "attempt": envelope.attempt,
+    }
+
+
+class LoggingMiddleware(Middleware):
+    """Writes the job events a person reads when something went wrong."""
+
+    def after_enqueue(self, envelope: Envelope) -> None:
+        log.debug(
+            "job enqueued",
+            **fields(envelope),
+            run_at=envelope.run_at and envelope.run_at.isoformat(),
+        )
+
+    def after_process(self, envelope: Envelope, duration: float) -> None:
+        log.info("job done", **fields(envelope), duration=round(duration, 4))
+
+    def on_failure(self, envelope: Envelope, error: JobError, retry_in: float | None) -> None:
+        log.warning(
+            "job failed",
+            **fields(envelope),
+            error=f"{error.type}: {error.message}",
+            retry_in=None if retry_in is None else round(retry_in, 3),
+        )
+
+    def on_dead(self, envelope: Envelope, reason: str) -> None:
+        log.error("job dead", **fields(envelope), reason=reason)
+
+    def on_expired(self, envelope: Envelope) -> None:
+        log.warning("job expired", **fields(envelope), expires_at=str(envelope.expires_at))

@@ -1,0 +1,357 @@
+"""The worker: fetch jobs from priority queues, run them, settle each with the broker.
+
+One thread per queue blocks in `receive` and hands messages to the event loop, holding at most
+`prefetch` of them at a time, so a busy worker does not hoard a queue's jobs. The loop picks the
+next job by priority whenever a slot of `concurrency` is free. A job is acknowledged only after
+whatever replaces it (its retry, its dead letter) is stored by the broker: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import socket
+import threading
+import uuid
+from collections import Counter, deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pulsar
+import structlog
+
+from pulsarjobs.app import App
+from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode, encode, pulsar_schema
+from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.execution import Executor, Outcome, utc_now
+from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, QueueTopics, check_queue_name, topics_for
+
+log = structlog.get_logger("pulsarjobs.worker")
+
+RECEIVE_POLL_MS = 200  # how soon a fetch thread notices a stop
+NACK_DELAY_MS = 100  # a handed-back job is redelivered at once
+CRASH_REDELIVERIES = 10  # deliveries without a verdict (worker crashes) before dead-lettering
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePlan:
+    """Which queues a worker serves and how it chooses between them."""
+
+    names: tuple[str, ...]
+    weights: tuple[int, ...]
+    strict: bool
+
+    @classmethod
+    def parse(cls, spec: str | Sequence[str]) -> QueuePlan:
+        """`critical,default,low`: strict order; `critical:6,default:3,low:1`: weighted."""
+        items = [item.strip() for item in (spec.split(",") if isinstance(spec, str) else spec)]
+        items = [item for item in items if item]
+        if not items:
+            raise ConfigurationError("give at least one queue, e.g. --queues default")
+        weighted = [":" in item for item in items]
+        if any(weighted) and not all(weighted):
+            raise ConfigurationError(
+                f"queues {','.join(items)!r}: give a weight to every queue or to none"
+            )
+        names, weights = [], []
+        for item in items:
+            name, _, weight = item.partition(":")
+            names.append(check_queue_name(name))
+            weights.append(parse_weight(item, weight) if weight else 1)
+        if len(set(names)) != len(names):
+            raise ConfigurationError(f"queues {','.join(items)!r}: a queue is named twice")
+        return cls(tuple(names), tuple(weights), strict=not any(weighted))
+
+
+def parse_weight(item: str, weight: str) -> int:
+    if not weight.isdigit() or int(weight) < 1:
+        raise ConfigurationError(f"queue {item!r}: the weight must be a whole number >= 1")
+    return int(weight)
+
+
+class Worker:
+    def __init__(
+        self,
+        app: App,
+        queues: str | Sequence[str] = "default",
+        *,
+        concurrency: int = 10,
+        prefetch: int | None = None,
+        shutdown_timeout: float = 25.0,
+        subscription: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigurationError(f"concurrency must be >= 1, got {concurrency}")
+        if subscription:  # this process serves one consumer group
+            app.settings = app.settings.with_changes(subscription=subscription)
+        self.app = app
+        self.plan = QueuePlan.parse(queues)
+        self.concurrency = concurrency
+        self.prefetch = prefetch or max(concurrency, 4)
+        self.shutdown_timeout = shutdown_timeout
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stats: Counter[str] = Counter()
+        self.topics = {queue: topics_for(app.settings, queue) for queue in self.plan.names}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._signals = 0
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT (a second one exits at once); SIGTSTP turns quiet."""
+        asyncio.run(self.run_async(handle_signals=True))
+
+    async def run_async(self, handle_signals: bool = False) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+        self._buffers: dict[str, deque[pulsar.Message]] = {q: deque() for q in self.plan.names}
+        self._room = {queue: threading.Semaphore(self.prefetch) for queue in self.plan.names}
+        self._fetching = threading.Event()
+        self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
+        self.executor = Executor(self.app, self.name, self._threads)
+        if handle_signals:
+            self._install_signal_handlers()
+        self._consumers = await asyncio.to_thread(self._subscribe_all)
+        fetchers = self._start_fetchers()
+        dispatcher = asyncio.create_task(self._dispatch())
+        log.info("worker started", worker=self.name, queues=list(self.plan.names),
+                 concurrency=self.concurrency, strict=self.plan.strict)  # fmt: skip
+        await self._stop_requested.wait()
+        await self._shutdown(fetchers, dispatcher)
+
+    def stop(self) -> None:
+        """Ask the worker to shut down gracefully; callable from any thread."""
+        if self._loop is not None and self._stop_requested is not None:
+            self._loop.call_soon_threadsafe(self._stop_requested.set)
+
+    def quiet(self) -> None:
+        """Stop fetching jobs, finish the running ones, keep running; callable from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._go_quiet)
+
+    def _install_signal_handlers(self) -> None:
+        assert self._loop is not None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(signum, self._on_stop_signal)
+        self._loop.add_signal_handler(signal.SIGTSTP, self._go_quiet)
+
+    def _on_stop_signal(self) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal: exiting now; unacked jobs go back to the queue")
+            os._exit(1)
+        log.info("stopping: finishing running jobs", grace_seconds=self.shutdown_timeout)
+        assert self._stop_requested is not None
+        self._stop_requested.set()
+
+    def _go_quiet(self) -> None:
+        if not self._fetching.is_set():
+            return
+        log.info("quiet: no new jobs will be fetched", worker=self.name)
+        self._fetching.clear()
+        self._hand_back_buffered()
+
+    # -- fetching ----------------------------------------------------------------------------
+
+    def _subscribe_all(self) -> dict[str, pulsar.Consumer]:
+        client = self.app.connection.client
+        consumers = {}
+        for queue, topics in self.topics.items():
+            keep_dead_letters(client, topics)
+            consumers[queue] = subscribe(client, topics, self.app.settings.subscription,
+                                         self.prefetch, self.name)  # fmt: skip
+        return consumers
+
+    def _start_fetchers(self) -> list[threading.Thread]:
+        self._fetching.set()
+        threads = [
+            threading.Thread(
+                target=self._fetch, args=(queue,), name=f"pulsarjobs-fetch-{queue}", daemon=True
+            )
+            for queue in self.plan.names
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _fetch(self, queue: str) -> None:
+        consumer, room, loop = self._consumers[queue], self._room[queue], self._loop
+        assert loop is not None
+        while self._fetching.is_set():
+            if not room.acquire(timeout=RECEIVE_POLL_MS / 1000):
+                continue
+            try:
+                message = consumer.receive(timeout_millis=RECEIVE_POLL_MS)
+            except pulsar.Timeout:
+                room.release()
+                continue
+            except Exception as exc:  # a closed consumer or a lost connection
+                room.release()
+                if self._fetching.is_set():
+                    log.warning("receive failed; retrying", queue=queue, error=str(exc))
+                    self._fetching.wait(1.0)
+                continue
+            loop.call_soon_threadsafe(self._arrive, queue, message)
+
+    def _arrive(self, queue: str, message: pulsar.Message) -> None:
+        self._buffers[queue].append(message)
+        self._wake.set()
+
+    def _pick(self) -> tuple[str, pulsar.Message] | None:
+        ready = [i for i, queue in enumerate(self.plan.names) if self._buffers[queue]]
+        if not ready:
+            return None
+        if self.plan.strict:
+            chosen = ready[0]
+        else:
+            chosen = random.choices(ready, weights=[self.plan.weights[i] for i in ready])[0]
+        queue = self.plan.names[chosen]
+        self._room[queue].release()
+        return queue, self._buffers[queue].popleft()
+
+    async def _dispatch(self) -> None:
+        while True:
+            await self._slots.acquire()
+            picked = self._pick()
+            while picked is None:
+                self._wake.clear()
+                await self._wake.wait()
+                picked = self._pick()
+            task = asyncio.create_task(self._handle(*picked))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    # -- settling ----------------------------------------------------------------------------
+
+    async def _handle(self, queue: str, message: pulsar.Message) -> None:
+        consumer = self._consumers[queue]
+        try:
+            outcome = await self._outcome(message)
+            await self._settle(self.topics[queue], message, outcome)
+            consumer.acknowledge(message)
+            self.stats[outcome.kind] += 1
+        except asyncio.CancelledError:
+            consumer.negative_acknowledge(message)  # shutdown ran out of time: hand it back
+            raise
+        except Exception:
+            log.exception("could not settle a job; it will be delivered again", queue=queue)
+            consumer.negative_acknowledge(message)
+        finally:
+            self._slots.release()
+
+    async def _outcome(self, message: pulsar.Message) -> Outcome:
+        try:
+            envelope = decode(message.data())
+        except EnvelopeError as exc:
+            return Outcome("dead", undecodable(message, exc), reason=f"Undecodable: {exc}")
+        return await self.executor.run(envelope)
+
+    async def _settle(self, topics: QueueTopics, message: pulsar.Message, outcome: Outcome) -> None:
+        """Store what replaces the message before it is acknowledged."""
+        if outcome.kind in ("retry", "early"):
+            await asyncio.wrap_future(self.app.publish_envelope(outcome.envelope, topics.retry))
+        elif outcome.kind == "dead":
+            data = message.data() if outcome.reason.startswith("Undecodable") else None
+            properties = dead_letter_properties(message, outcome)
+            published = self.app.connection.publish(
+                topics.dead, data if data is not None else encode(outcome.envelope),
+                properties=properties,
+            )  # fmt: skip
+            await asyncio.wrap_future(published)
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _hand_back_buffered(self) -> None:
+        for queue, buffer in self._buffers.items():
+            while buffer:
+                self._consumers[queue].negative_acknowledge(buffer.popleft())
+                self._room[queue].release()
+
+    async def _shutdown(
+        self, fetchers: list[threading.Thread], dispatcher: asyncio.Task[None]
+    ) -> None:
+        self._fetching.clear()
+        dispatcher.cancel()
+        for thread in fetchers:
+            await asyncio.to_thread(thread.join)
+        await asyncio.sleep(0)  # let messages the fetchers handed over land in the buffers
+        self._hand_back_buffered()
+        if self._running:
+            _, late = await asyncio.wait(set(self._running), timeout=self.shutdown_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning(
+                    "jobs did not finish within the grace period; handed back", count=len(late)
+                )
+                await asyncio.wait(late, timeout=5.0)
+        await asyncio.to_thread(self._close)
+        log.info("worker stopped", worker=self.name, **dict(self.stats))
+
+    def _close(self) -> None:
+        self.app.connection.flush()
+        for consumer in self._consumers.values():
+            with contextlib.suppress(Exception):
+                consumer.close()  # unacked jobs go back to other workers at once
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self.app.close()
+
+
+def subscribe(
+    client: pulsar.Client, topics: QueueTopics, subscription: str, prefetch: int, name: str
+) -> pulsar.Consumer:
+    """A Shared consumer of a queue and of its group's retry topic."""
+    return client.subscribe(
+        [topics.jobs, topics.retry],
+        subscription,
+        consumer_type=pulsar.ConsumerType.Shared,
+        schema=pulsar_schema(),
+        receiver_queue_size=prefetch,
+        consumer_name=name,
+        initial_position=pulsar.InitialPosition.Earliest,
+        negative_ack_redelivery_delay_ms=NACK_DELAY_MS,
+        batch_index_ack_enabled=True,
+        # The backstop for jobs that crash the worker itself: redelivered this often, dead.
+        dead_letter_policy=pulsar.ConsumerDeadLetterPolicy(
+            max_redeliver_count=CRASH_REDELIVERIES,
+            dead_letter_topic=topics.dead,
+            initial_subscription_name=DEAD_LETTER_SUBSCRIPTION,
+        ),
+    )
+
+
+def keep_dead_letters(client: pulsar.Client, topics: QueueTopics) -> None:
+    """A subscription on the dead-letter topic, so that its messages are kept until handled."""
+    client.subscribe(
+        topics.dead,
+        DEAD_LETTER_SUBSCRIPTION,
+        consumer_type=pulsar.ConsumerType.Shared,
+        initial_position=pulsar.InitialPosition.Earliest,
+    ).close()
+
+
+def undecodable(message: pulsar.Message, exc: EnvelopeError) -> Envelope:
+    """A stand-in envelope for a message that is no job: only its reason travels on."""
+    error = JobError("pulsarjobs.Undecodable", str(exc), "", utc_now(), "")
+    return Envelope(id=str(message.message_id()), type="", queue="", last_error=error)
+
+
+def dead_letter_properties(message: pulsar.Message, outcome: Outcome) -> dict[str, str]:
+    error = outcome.envelope.last_error
+    return {
+        "pulsarjobs-reason": outcome.reason,
+        "pulsarjobs-error": f"{error.type}: {error.message}"[:1000] if error else "",
+        "pulsarjobs-job-id": outcome.envelope.id,
+        "pulsarjobs-job-type": outcome.envelope.type,
+        "pulsarjobs-origin-topic": message.topic_name(),
+        "pulsarjobs-origin-message-id": str(message.message_id()),
+    }

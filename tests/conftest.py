@@ -1,0 +1,115 @@
+"""Every integration test runs against a real Apache Pulsar broker.
+
+Where the broker comes from, first match wins:
+1. PULSARJOBS_TEST_SERVICE_URL (and PULSARJOBS_TEST_ADMIN_URL): a broker you run;
+2. a Docker engine that answers: a Pulsar container, through testcontainers;
+3. the project's own launcher: a standalone on free ports in a temporary directory.
+A broker the fixture started is stopped when the run ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pulsarjobs.admin import Admin
+from pulsarjobs.broker import PULSAR_VERSION, LocalBroker
+from pulsarjobs.broker.launcher import free_port
+from pulsarjobs.errors import PulsarJobsError
+
+NAMESPACE = "public/pulsarjobs"
+
+
+@dataclass
+class BrokerUnderTest:
+    service_url: str
+    admin_url: str
+    local: LocalBroker | None = None
+
+    def restart(self) -> None:
+        """Stop and start the broker, keeping its data."""
+        if self.local is None:
+            pytest.skip("restarting needs a broker these tests started")
+        self.local.stop()
+        self.local.start()
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[BrokerUnderTest]:
+    if service_url := os.environ.get("PULSARJOBS_TEST_SERVICE_URL"):
+        admin_url = os.environ.get("PULSARJOBS_TEST_ADMIN_URL", "http://127.0.0.1:8080")
+        with Admin(admin_url) as admin:
+            admin.ensure_namespace(NAMESPACE)
+        yield BrokerUnderTest(service_url, admin_url)
+    elif docker_answers():
+        yield from container_broker()
+    else:
+        yield from launched_broker()
+
+
+def docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        done = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def launched_broker() -> Iterator[BrokerUnderTest]:
+    data_dir = Path(tempfile.mkdtemp(prefix="pulsarjobs-test-broker-"))
+    local = LocalBroker(
+        data_dir=data_dir,
+        broker_port=free_port(),
+        web_port=free_port(),
+        bookie_port=free_port(),
+    )
+    try:
+        local.start()
+    except PulsarJobsError as exc:
+        unavailable(f"could not start a local Pulsar: {exc}")
+    try:
+        yield BrokerUnderTest(local.service_url, local.admin_url, local)
+    finally:
+        local.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def container_broker() -> Iterator[BrokerUnderTest]:
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    container = (
+        DockerContainer(f"apachepulsar/pulsar:{PULSAR_VERSION}")
+        .with_exposed_ports(6650, 8080)
+        .with_env("PULSAR_PREFIX_delayedDeliveryTickTimeMillis", "50")
+        .with_env("PULSAR_PREFIX_isDelayedDeliveryDeliverAtTimeStrict", "true")
+        .with_env("PULSAR_PREFIX_brokerDeleteInactiveTopicsEnabled", "false")
+        .with_env("PULSAR_PREFIX_acknowledgmentAtBatchIndexLevelEnabled", "true")
+        .with_command(
+            "sh -c 'bin/apply-config-from-env.py conf/standalone.conf && "
+            "exec bin/pulsar standalone --no-functions-worker --no-stream-storage'"
+        )
+    )
+    with container:
+        wait_for_logs(container, "messaging service is ready", timeout=180)
+        host = container.get_container_host_ip()
+        admin_url = f"http://{host}:{container.get_exposed_port(8080)}"
+        with Admin(admin_url) as admin:
+            admin.ensure_namespace(NAMESPACE)
+        yield BrokerUnderTest(f"pulsar://{host}:{container.get_exposed_port(6650)}", admin_url)
+
+
+def unavailable(reason: str) -> None:
+    """No broker: a failure in CI, where one must always be had; a skip on a laptop."""
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
