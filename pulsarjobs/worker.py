@@ -28,11 +28,12 @@ from pulsarjobs.app import App
 from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode, encode, pulsar_schema
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor, Outcome, utc_now
+from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, QueueTopics, check_queue_name, topics_for
 
 log = structlog.get_logger("pulsarjobs.worker")
 
-RECEIVE_POLL_MS = 200  # how soon a fetch thread notices a stop
+RECEIVE_POLL_MS = 50  # how long a queue stays silent before it counts as empty
 NACK_DELAY_MS = 100  # a handed-back job is redelivered at once
 CRASH_REDELIVERIES = 10  # deliveries without a verdict (worker crashes) before dead-lettering
 
@@ -97,6 +98,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stats: Counter[str] = Counter()
         self.topics = {queue: topics_for(app.settings, queue) for queue in self.plan.names}
+        self._schemas = WriterSchemas(app.settings)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
         self._signals = 0
@@ -115,6 +117,8 @@ class Worker:
         self._running: set[asyncio.Task[None]] = set()
         self._buffers: dict[str, deque[pulsar.Message]] = {q: deque() for q in self.plan.names}
         self._room = {queue: threading.Semaphore(self.prefetch) for queue in self.plan.names}
+        # A queue is dry once the broker had nothing for it: only then may lower ones run.
+        self._dry = dict.fromkeys(self.plan.names, False)
         self._fetching = threading.Event()
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
         self.executor = Executor(self.app, self.name, self._threads)
@@ -193,9 +197,11 @@ class Worker:
                 message = consumer.receive(timeout_millis=RECEIVE_POLL_MS)
             except pulsar.Timeout:
                 room.release()
+                loop.call_soon_threadsafe(self._ran_dry, queue)
                 continue
             except Exception as exc:  # a closed consumer or a lost connection
                 room.release()
+                loop.call_soon_threadsafe(self._ran_dry, queue)
                 if self._fetching.is_set():
                     log.warning("receive failed; retrying", queue=queue, error=str(exc))
                     self._fetching.wait(1.0)
@@ -204,19 +210,36 @@ class Worker:
 
     def _arrive(self, queue: str, message: pulsar.Message) -> None:
         self._buffers[queue].append(message)
+        self._dry[queue] = False
         self._wake.set()
 
+    def _ran_dry(self, queue: str) -> None:
+        if not self._buffers[queue]:
+            self._dry[queue] = True
+            self._wake.set()
+
     def _pick(self) -> tuple[str, pulsar.Message] | None:
+        queue = self._pick_strict() if self.plan.strict else self._pick_weighted()
+        if queue is None:
+            return None
+        self._room[queue].release()
+        return queue, self._buffers[queue].popleft()
+
+    def _pick_strict(self) -> str | None:
+        """The first queue holding a job, unless a queue before it may still deliver one."""
+        for queue in self.plan.names:
+            if self._buffers[queue]:
+                return queue
+            if not self._dry[queue]:
+                return None
+        return None
+
+    def _pick_weighted(self) -> str | None:
         ready = [i for i, queue in enumerate(self.plan.names) if self._buffers[queue]]
         if not ready:
             return None
-        if self.plan.strict:
-            chosen = ready[0]
-        else:
-            chosen = random.choices(ready, weights=[self.plan.weights[i] for i in ready])[0]
-        queue = self.plan.names[chosen]
-        self._room[queue].release()
-        return queue, self._buffers[queue].popleft()
+        weights = [self.plan.weights[i] for i in ready]
+        return self.plan.names[random.choices(ready, weights=weights)[0]]
 
     async def _dispatch(self) -> None:
         while True:
@@ -250,10 +273,19 @@ class Worker:
 
     async def _outcome(self, message: pulsar.Message) -> Outcome:
         try:
-            envelope = decode(message.data())
+            envelope = decode(message.data(), await self._writer_schema(message))
         except EnvelopeError as exc:
-            return Outcome("dead", undecodable(message, exc), reason=f"Undecodable: {exc}")
+            stand_in, reason = undecodable(message, exc), f"Undecodable: {exc}"
+            self.app.hooks.emit("on_dead", stand_in, reason)
+            return Outcome("dead", stand_in, reason=reason)
         return await self.executor.run(envelope)
+
+    async def _writer_schema(self, message: pulsar.Message) -> str | None:
+        key = WriterSchemas.key(message.topic_name(), message.schema_version())
+        if key is None:
+            return None
+        found, schema = self._schemas.cached(key)
+        return schema if found else await asyncio.to_thread(self._schemas.fetch, key)
 
     async def _settle(self, topics: QueueTopics, message: pulsar.Message, outcome: Outcome) -> None:
         """Store what replaces the message before it is acknowledged."""

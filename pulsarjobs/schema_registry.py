@@ -1,0 +1,59 @@
+"""The schema each message was written with, from Pulsar's schema registry.
+
+A producer on a newer (or older) envelope schema registers its version on the topic; its
+messages name that version. Decoding needs the writer's schema, so the worker looks each
+(topic, version) up once over the admin API and keeps it.
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import quote
+
+import httpx
+import structlog
+
+from pulsarjobs.settings import Settings
+
+log = structlog.get_logger("pulsarjobs.schemas")
+
+Key = tuple[str, int]
+
+
+class WriterSchemas:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._known: dict[Key, str | None] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(topic: str, raw_version: str | bytes) -> Key | None:
+        """The registry key of a message; None for a message sent without a schema."""
+        if not raw_version:
+            return None
+        data = raw_version.encode("latin-1") if isinstance(raw_version, str) else raw_version
+        return topic, int.from_bytes(data, "big")
+
+    def cached(self, key: Key) -> tuple[bool, str | None]:
+        """(found, schema): the schema text is None where the registry could not say."""
+        if key in self._known:
+            return True, self._known[key]
+        return False, None
+
+    def fetch(self, key: Key) -> str | None:
+        """Look a version up (blocking); remembered, failures included, so it is asked once."""
+        topic, version = key
+        path = topic.removeprefix("persistent://")
+        url = f"{self.settings.admin_url}/admin/v2/schemas/{quote(path)}/schema/{version}"
+        headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
+        schema: str | None = None
+        try:
+            response = httpx.get(url, headers=headers, timeout=10.0)
+            response.raise_for_status()
+            schema = response.json().get("data")
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("cannot read a writer schema; decoding with ours", topic=topic,
+                        version=version, error=str(exc))  # fmt: skip
+        with self._lock:
+            self._known[key] = schema
+        return schema

@@ -1,0 +1,119 @@
+"""Jobs the integration tests run, in the test process or in worker subprocesses.
+
+Each run appends one JSON line to the file named by PULSARJOBS_TEST_RECORD (appends of a few
+hundred bytes are atomic), so a test can see what every worker process did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from typing import Any
+
+from pulsarjobs.app import App
+from pulsarjobs.execution import current_job
+from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.settings import Settings
+
+FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay=0.5, multiplier=2.0, jitter=0.0)
+_running = 0
+_running_lock = threading.Lock()
+
+
+def record(event: str, **fields: Any) -> None:
+    job = current_job()
+    line = {
+        "event": event,
+        "id": job.id,
+        "type": job.type,
+        "queue": job.queue,
+        "attempt": job.attempt,
+        "pid": os.getpid(),
+        "t": time.time(),
+        **fields,
+    }
+    path = os.environ["PULSARJOBS_TEST_RECORD"]
+    with open(path, "a") as out:
+        out.write(json.dumps(line) + "\n")
+
+
+def enter() -> int:
+    global _running
+    with _running_lock:
+        _running += 1
+        return _running
+
+
+def leave() -> None:
+    global _running
+    with _running_lock:
+        _running -= 1
+
+
+def make_app(settings: Settings) -> App:
+    app = App(settings)
+
+    for queue in ("critical", "default", "low"):
+
+        @app.job(name=f"{queue}_job", queue=queue)
+        def prioritized(n: int) -> None:
+            record("start")
+            time.sleep(0.002)
+
+    @app.job
+    def slow(n: int) -> None:
+        record("start")
+        time.sleep(0.05)
+        record("end")
+
+    @app.job(retry=FAST_RETRY)
+    def fails_twice() -> None:
+        record("start")
+        if current_job().attempt < 3:
+            raise RuntimeError(f"failure {current_job().attempt}")
+
+    @app.job(retry=FAST_RETRY)
+    def always_fails(reason: str) -> None:
+        record("start")
+        raise ValueError(reason)
+
+    @app.job(retry=RetryPolicy(max_attempts=4, initial_delay=2.0, jitter=0.0))
+    def fails_slowly() -> None:
+        record("start")
+        raise RuntimeError("still failing")
+
+    @app.job
+    def sync_overlap() -> None:
+        record("start", running=enter())
+        time.sleep(0.2)
+        leave()
+
+    @app.job
+    async def async_overlap() -> None:
+        record("start", running=enter())
+        await asyncio.sleep(0.2)
+        leave()
+
+    @app.job(timeout=0.2, retry=RetryPolicy(max_attempts=1))
+    async def too_slow_async() -> None:
+        record("start")
+        await asyncio.sleep(5)
+        record("end")
+
+    @app.job(timeout=0.2, retry=RetryPolicy(max_attempts=1))
+    def too_slow_sync() -> None:
+        record("start")
+        time.sleep(1)
+        record("end")
+
+    @app.job
+    def greet(name: str, punctuation: str = "!") -> None:
+        record("start", greeting=f"hello {name}{punctuation}")
+
+    return app
+
+
+app = make_app(Settings.from_env())

@@ -1,0 +1,101 @@
+"""What the pipeline tests share: a namespace each, workers in a thread or a process, records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pulsar
+
+from pulsarjobs.admin import Admin
+from pulsarjobs.app import App
+from pulsarjobs.settings import Settings
+from pulsarjobs.worker import Worker
+from tests.conftest import BrokerUnderTest
+
+
+def fresh_settings(broker: BrokerUnderTest) -> Settings:
+    """A namespace of its own, so that no test sees another's jobs."""
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    with Admin(broker.admin_url) as admin:
+        admin.ensure_namespace(f"public/{namespace}")
+    return Settings(service_url=broker.service_url, admin_url=broker.admin_url, namespace=namespace)
+
+
+def settings_env(settings: Settings, record: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PULSARJOBS_SERVICE_URL": settings.service_url,
+        "PULSARJOBS_ADMIN_URL": settings.admin_url,
+        "PULSARJOBS_NAMESPACE": settings.namespace,
+        "PULSARJOBS_TEST_RECORD": str(record),
+    }
+
+
+@contextmanager
+def worker_in_thread(app: App, queues: str = "default", **options: Any) -> Iterator[Worker]:
+    worker = Worker(app, queues, **options)
+    thread = threading.Thread(target=lambda: asyncio.run(worker.run_async()), daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        wait_until(lambda: worker._loop is not None, 30)
+        worker.stop()
+        thread.join(60)
+
+
+def start_worker_process(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`pulsarjobs worker` on the test jobs, logging to a file (a pipe nobody reads fills up)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pulsarjobs", "worker", "tests.apps.pipeline:app", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def started(path: Path, job_type: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in records(path) if r["event"] == "start" and job_type in (None, r["type"])]
+
+
+def read_topic(settings: Settings, topic: str, timeout_ms: int = 2_000) -> list[pulsar.Message]:
+    """Every message on a topic, from the start, without consuming it."""
+    client = pulsar.Client(
+        settings.service_url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn)
+    )
+    try:
+        reader = client.create_reader(topic, pulsar.MessageId.earliest)
+        messages = []
+        while True:
+            try:
+                messages.append(reader.read_next(timeout_millis=timeout_ms))
+            except pulsar.Timeout:
+                return messages
+    finally:
+        client.close()

@@ -1,0 +1,120 @@
+"""Workers as users run them: `pulsarjobs worker` processes, priorities, kill -9, SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pulsarjobs.app import App
+from tests.apps.pipeline import make_app
+from tests.conftest import BrokerUnderTest
+from tests.integration.helpers import (
+    fresh_settings,
+    settings_env,
+    start_worker_process,
+    started,
+    wait_until,
+)
+
+
+@pytest.fixture
+def app(broker: BrokerUnderTest) -> Iterator[App]:
+    created = make_app(fresh_settings(broker))
+    yield created
+    created.close()
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    return process.wait(timeout)
+
+
+def test_ten_thousand_jobs_over_three_priorities_two_processes_none_lost(
+    app: App, tmp_path: Path
+) -> None:
+    record = tmp_path / "record.jsonl"
+    counts = {"critical": 2_000, "default": 3_000, "low": 5_000}
+    calls = [app.jobs[f"{q}_job"].call(n) for q, count in counts.items() for n in range(count)]
+    enqueued = set(app.enqueue_many(calls))
+    assert len(enqueued) == 10_000
+    env = settings_env(app.settings, record)
+    log = tmp_path / "workers.log"
+    workers = start_worker_process(
+        env, log, "--queues", "critical,default,low", "--processes", "2", "--concurrency", "4"
+    )
+    try:
+        wait_until(lambda: len({r["id"] for r in started(record)}) == 10_000, 300, interval=1)
+    finally:
+        assert stop(workers) == 0, log.read_text()[-2000:]
+    runs = started(record)
+    assert {r["id"] for r in runs} == enqueued
+    print(f"ran {len(runs)} times for 10,000 jobs ({len(runs) - 10_000} duplicates)")
+    low_during_critical = low_jobs_started_while_critical_ran(runs)
+    print(f"low jobs started between a worker's first and last critical job: {low_during_critical}")
+    assert len({r["pid"] for r in runs}) == 2
+    for pid, count in low_during_critical.items():
+        # Only the few low jobs a worker held when it started may run before critical ones.
+        assert count <= 8, f"worker {pid} started {count} low jobs while critical ones waited"
+
+
+def low_jobs_started_while_critical_ran(runs: list[dict[str, object]]) -> dict[int, int]:
+    by_pid: dict[int, list[dict[str, object]]] = defaultdict(list)
+    for run in runs:
+        by_pid[run["pid"]].append(run)  # type: ignore[index]
+    result = {}
+    for pid, own in by_pid.items():
+        own.sort(key=lambda run: run["t"])  # type: ignore[arg-type,return-value]
+        critical = [i for i, run in enumerate(own) if run["queue"] == "critical"]
+        window = own[critical[0] : critical[-1] + 1] if critical else []
+        result[pid] = sum(1 for run in window if run["queue"] == "low")
+    return result
+
+
+def test_kill_9_of_a_worker_mid_run_loses_no_job(app: App, tmp_path: Path) -> None:
+    record = tmp_path / "record.jsonl"
+    enqueued = set(app.enqueue_many([app.jobs["slow"].call(n) for n in range(2_000)]))
+    env = settings_env(app.settings, record)
+    victim = start_worker_process(env, tmp_path / "victim.log", "--concurrency", "8")
+    survivor = start_worker_process(env, tmp_path / "survivor.log", "--concurrency", "8")
+    try:
+        wait_until(lambda: len(started(record)) >= 500, 120)
+        victim.kill()  # SIGKILL: no goodbye, its unacked jobs must come back
+        victim.wait(30)
+        finished = lambda: {r["id"] for r in ended(record)}  # noqa: E731
+        wait_until(lambda: finished() >= enqueued, 300, interval=1)
+    finally:
+        stop(survivor)
+        if victim.poll() is None:
+            victim.kill()
+    runs = Counter(r["id"] for r in ended(record))
+    ran_twice = sum(1 for count in runs.values() if count > 1)
+    print(f"kill -9 mid-run: {len(runs)} jobs completed, {ran_twice} of them ran twice")
+    assert set(runs) == enqueued
+
+
+def ended(record: Path) -> list[dict[str, object]]:
+    from tests.integration.helpers import records
+
+    return [r for r in records(record) if r["event"] == "end"]
+
+
+def test_sigterm_lets_running_jobs_finish_and_exits_cleanly(app: App, tmp_path: Path) -> None:
+    record = tmp_path / "record.jsonl"
+    env = settings_env(app.settings, record)
+    log = tmp_path / "worker.log"
+    worker = start_worker_process(env, log, "--concurrency", "4")
+    try:
+        app.enqueue_many([app.jobs["sync_overlap"].call() for _ in range(4)])
+        wait_until(lambda: len(started(record)) == 4, 60)
+    finally:
+        code = stop(worker)
+    assert code == 0
+    stderr = log.read_text()
+    assert "worker stopped" in stderr
+    assert "done=4" in stderr
