@@ -1,0 +1,1 @@
+"""Example jobs and the demo the README's run command shows."""
