@@ -12,15 +12,14 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
-
-import pulsar
 
 from pulsarjobs.connection import Connection
 from pulsarjobs.envelope import Envelope, JobArg, encode, new_id
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError
+from pulsarjobs.execution import Clock, utc_now
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
 from pulsarjobs.retry import RetryPolicy
@@ -105,7 +104,7 @@ class App:
         self.jobs: dict[str, Job[Any, Any]] = {}
         self.hooks = Hooks([LoggingMiddleware(), *middleware])
         self._connection: Connection | None = None
-        self._ready_queues: set[str] = set()
+        self.clock: Clock = utc_now  # when jobs are created and due; TestRunner's is virtual
 
     @property
     def connection(self) -> Connection:
@@ -162,7 +161,7 @@ class App:
         """The envelope a call is sent as; a job declared elsewhere goes to `default` unless
         the call names a queue."""
         declared = self.jobs.get(call.type)
-        now = datetime.now(UTC)
+        now = self.clock()
         run_at = due_time(now, in_, at)
         return Envelope(
             id=call.job_id or new_id(),
@@ -211,22 +210,14 @@ class App:
         return self.connection.publish(destination, encode(envelope), deliver_at=envelope.run_at)
 
     def _queue_topic(self, queue: str) -> str:
-        """The queue's topic, with the workers' subscription in place before the first job:
-        a topic nobody subscribes to does not keep its messages."""
+        """The queue's topic, with the workers' subscription in place before the first job."""
         topic = topics_for(self.settings, queue).jobs
-        if queue not in self._ready_queues:
-            try:
-                self.connection.client.subscribe(
-                    topic,
-                    self.settings.subscription,
-                    consumer_type=pulsar.ConsumerType.Shared,
-                    initial_position=pulsar.InitialPosition.Earliest,
-                ).close()
-            except Exception as exc:
-                raise BrokerUnavailable(
-                    f"Cannot prepare queue {queue!r} at {self.settings.service_url}: {exc}"
-                ) from exc
-            self._ready_queues.add(queue)
+        try:
+            self.connection.prepare_queue(topic, self.settings.subscription)
+        except Exception as exc:
+            raise BrokerUnavailable(
+                f"Cannot prepare queue {queue!r} at {self.settings.service_url}: {exc}"
+            ) from exc
         return topic
 
     def _publish(

@@ -28,6 +28,7 @@ class Connection:
         self._client: pulsar.Client | None = None
         self._owner_pid = 0
         self._producers: dict[str, pulsar.Producer] = {}
+        self._prepared_topics: set[str] = set()
         self._lock = threading.Lock()
 
     @property
@@ -53,6 +54,19 @@ class Connection:
             raise BrokerUnavailable(
                 f"Cannot use Pulsar at {self.settings.service_url}: {exc}"
             ) from exc
+
+    def prepare_queue(self, topic: str, subscription: str) -> None:
+        """Put the workers' subscription on a queue's topic before its first job: a topic
+        nobody subscribes to does not keep its messages."""
+        if topic in self._prepared_topics:
+            return
+        self.client.subscribe(
+            topic,
+            subscription,
+            consumer_type=pulsar.ConsumerType.Shared,
+            initial_position=pulsar.InitialPosition.Earliest,
+        ).close()
+        self._prepared_topics.add(topic)
 
     def producer(self, topic: str) -> pulsar.Producer:
         producer = self._producers.get(topic)

@@ -1,0 +1,240 @@
+"""Run jobs in memory, without a broker, in users' unit tests.
+
+`TestRunner` swaps an in-memory connection into an App: enqueued jobs are encoded as for Pulsar
+and kept in memory, then decoded and run by the worker's own `Executor`, so retries, dead
+letters, expiry and never-early behave as on the broker. Time is virtual: draining jumps the
+clock to the next due job instead of sleeping. Timeouts are still measured in real seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, NoReturn
+
+from pulsarjobs.app import App, Job
+from pulsarjobs.connection import Connection, too_large
+from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode
+from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.execution import Clock, Executor, Outcome, utc_now
+from pulsarjobs.middleware import Middleware
+from pulsarjobs.settings import Settings
+from pulsarjobs.topics import topics_for
+
+WORKER = "pulsarjobs.testing"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedMessage:
+    topic: str
+    data: bytes
+    due: datetime  # when the broker would deliver it
+    properties: Mapping[str, str]
+
+
+class InMemoryConnection(Connection):
+    """Stands in for the broker: keeps what is published, in order, until it is taken."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        super().__init__(settings)
+        self.clock = clock
+        self._published: list[PublishedMessage] = []
+        self._published_lock = threading.Lock()  # sync jobs enqueue from worker threads
+
+    @property
+    def client(self) -> NoReturn:
+        raise ConfigurationError(
+            "the in-memory connection has no Pulsar client: under TestRunner, run jobs with "
+            "runner.run_all() or runner.run_next(), not with a Worker"
+        )
+
+    def prepare_queue(self, topic: str, subscription: str) -> None:
+        """Nothing to prepare: no message is lost in memory."""
+
+    def publish(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        deliver_at: datetime | None = None,
+        properties: dict[str, str] | None = None,
+    ) -> Future[None]:
+        stored: Future[None] = Future()
+        if len(data) > self.settings.max_message_size:
+            stored.set_exception(too_large(topic, len(data), self.settings.max_message_size))
+            return stored
+        now = self.clock()
+        due = now if deliver_at is None else max(deliver_at, now)
+        with self._published_lock:
+            self._published.append(PublishedMessage(topic, data, due, properties or {}))
+        stored.set_result(None)
+        return stored
+
+    def take(self) -> list[PublishedMessage]:
+        """Every message published since the last take, oldest first."""
+        with self._published_lock:
+            taken, self._published = self._published, []
+        return taken
+
+
+@dataclass(order=True, frozen=True, slots=True)
+class _Pending:
+    due: datetime
+    sequence: int  # publish order breaks ties, as on a topic
+    envelope: Envelope = field(compare=False)
+
+
+class _RunCounter(Middleware):
+    """Counts runs that reach the handler, by job id and by job type."""
+
+    def __init__(self) -> None:
+        self.runs: Counter[str] = Counter()
+
+    def before_process(self, envelope: Envelope) -> None:
+        self.runs[envelope.id] += 1
+        self.runs[envelope.type] += 1
+
+
+class TestRunner:
+    """`with TestRunner(app) as runner:` enqueue jobs as usual, then `runner.run_all()`."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._now = utc_now()
+        self.connection = InMemoryConnection(app.settings, self._clock)
+        self.done: list[Envelope] = []
+        self.dead: list[Envelope] = []  # each with its last_error; the reason is in outcomes
+        self.expired: list[Envelope] = []
+        self.outcomes: list[Outcome] = []  # of every run, in order
+        self._queue: list[_Pending] = []
+        self._sequence = 0
+        self._counter = _RunCounter()
+        self._threads = ThreadPoolExecutor(thread_name_prefix="pulsarjobs-test-job")
+        self._executor = Executor(app, WORKER, self._threads, clock=self._clock)
+        self._loop = asyncio.Runner()
+
+    def __enter__(self) -> TestRunner:
+        self._previous = self.app.connection, self.app.clock
+        self.app.connection, self.app.clock = self.connection, self._clock
+        self.app.hooks.add(self._counter)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.app.connection, self.app.clock = self._previous
+        self.app.hooks.stack.remove(self._counter)
+        self._loop.close()
+        # A sync job that timed out cannot be stopped: leave its thread to finish alone.
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    # -- time ------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        """The virtual clock: when jobs are created, due, expired, and when runs fail."""
+        return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        if delta < timedelta(0):
+            raise ValueError(f"the clock only moves forward; got {delta}")
+        self._now += delta
+
+    def _clock(self) -> datetime:
+        return self._now
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> list[Envelope]:
+        """Jobs waiting to run, scheduled ones and retries included, the next due first."""
+        self._collect()
+        return [waiting.envelope for waiting in sorted(self._queue)]
+
+    def runs(self, job: str | Job[Any, Any]) -> int:
+        """How many times a job id, a job type or a declared job reached its handler."""
+        return self._counter.runs[job.name if isinstance(job, Job) else job]
+
+    def run_all(self, max_runs: int = 10_000, until: datetime | None = None) -> None:
+        """Run every job, retries included, moving the clock to each; with `until`, only the
+        jobs due by then, and the clock ends at `until`."""
+        self._loop.run(self.run_all_async(max_runs, until))
+
+    def run_next(self) -> Outcome | None:
+        """Run the next job that is due now, if any; the clock does not move."""
+        return self._loop.run(self.run_next_async())
+
+    async def run_all_async(self, max_runs: int = 10_000, until: datetime | None = None) -> None:
+        """`run_all` for tests that run in an event loop."""
+        runs = 0
+        while (head := self._due_head(until)) is not None:
+            if runs == max_runs:
+                raise RuntimeError(
+                    f"jobs are still pending after {max_runs} runs: does a job enqueue itself?"
+                )
+            self._now = max(self._now, head.due)
+            await self._run_head()
+            runs += 1
+        if until is not None:
+            self._now = max(self._now, until)
+
+    async def run_next_async(self) -> Outcome | None:
+        """`run_next` for tests that run in an event loop."""
+        return None if self._due_head(self._now) is None else await self._run_head()
+
+    def _due_head(self, horizon: datetime | None) -> _Pending | None:
+        """The next job to run, if it is due by `horizon` (None: whenever it is due)."""
+        self._collect()
+        if not self._queue or (horizon is not None and self._queue[0].due > horizon):
+            return None
+        return self._queue[0]
+
+    async def _run_head(self) -> Outcome:
+        outcome = await self._executor.run(heapq.heappop(self._queue).envelope)
+        await self._settle(outcome)
+        return outcome
+
+    async def _settle(self, outcome: Outcome) -> None:
+        """As the worker does: a retry or an early job goes back to the queue's retry topic."""
+        self.outcomes.append(outcome)
+        match outcome.kind:
+            case "retry" | "early":
+                retry_topic = topics_for(self.app.settings, outcome.envelope.queue).retry
+                await asyncio.wrap_future(self.app.publish_envelope(outcome.envelope, retry_topic))
+            case "done":
+                self.done.append(outcome.envelope)
+            case "dead":
+                self.dead.append(outcome.envelope)
+            case "expired":
+                self.expired.append(outcome.envelope)
+
+    def _collect(self) -> None:
+        """Decode what was published since the last look, as a worker receiving it would."""
+        for message in self.connection.take():
+            try:
+                envelope = decode(message.data)
+            except EnvelopeError as exc:
+                self._dead_on_arrival(exc)
+                continue
+            heapq.heappush(self._queue, _Pending(message.due, self._sequence, envelope))
+            self._sequence += 1
+
+    def _dead_on_arrival(self, exc: EnvelopeError) -> None:
+        error = JobError("pulsarjobs.Undecodable", str(exc), "", self._now, WORKER)
+        stand_in = Envelope(id="", type="", queue="", last_error=error)
+        reason = f"Undecodable: {exc}"
+        self.app.hooks.emit("on_dead", stand_in, reason)
+        self.outcomes.append(Outcome("dead", stand_in, reason))
+        self.dead.append(stand_in)

@@ -1,0 +1,287 @@
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from pulsarjobs.app import App, JobCall
+from pulsarjobs.envelope import ArgumentError
+from pulsarjobs.errors import ConfigurationError, PayloadTooLarge
+from pulsarjobs.execution import current_job, utc_now
+from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.settings import Settings
+from pulsarjobs.testing import TestRunner
+
+
+@pytest.fixture
+def app() -> App:
+    return App(Settings())
+
+
+@pytest.fixture
+def runner(app: App) -> Iterator[TestRunner]:
+    with TestRunner(app) as runner:
+        yield runner
+
+
+def test_an_enqueued_job_runs_once_with_its_args(app: App, runner: TestRunner) -> None:
+    greetings = []
+
+    @app.job
+    def greet(name: str, *, punctuation: str) -> None:
+        greetings.append(name + punctuation)
+
+    job_id = greet.enqueue("Ada", punctuation="!")
+    assert greetings == []
+    runner.run_all()
+    assert greetings == ["Ada!"]
+    assert [envelope.id for envelope in runner.done] == [job_id]
+    assert runner.runs(greet) == runner.runs(job_id) == 1
+    assert runner.pending == []
+
+
+def test_a_job_failing_twice_then_succeeding_runs_three_times(app: App, runner: TestRunner) -> None:
+    attempts = []
+
+    @app.job(retry=RetryPolicy(max_attempts=5, initial_delay=10, jitter=0))
+    def flaky() -> None:
+        attempts.append(current_job().attempt)
+        if len(attempts) < 3:
+            raise ConnectionError("try again")
+
+    started, real_start = runner.now, time.monotonic()
+    flaky.enqueue()
+    runner.run_all()
+    assert attempts == [1, 2, 3]
+    assert runner.runs(flaky) == 3
+    [done] = runner.done
+    assert done.attempt == 3
+    assert done.last_error is not None and done.last_error.type == "ConnectionError"
+    assert runner.now - started == timedelta(seconds=10 + 20)  # the backoff, in virtual time
+    assert time.monotonic() - real_start < 5
+
+
+def test_a_job_that_always_fails_ends_dead_after_max_attempts(app: App, runner: TestRunner) -> None:
+    @app.job(retry=RetryPolicy(max_attempts=3))
+    def broken() -> None:
+        raise ValueError("no such user")
+
+    broken.enqueue()
+    runner.run_all()
+    assert runner.runs(broken) == 3
+    [dead] = runner.dead
+    assert dead.attempt == 3
+    assert dead.last_error is not None
+    assert (dead.last_error.type, dead.last_error.message) == ("ValueError", "no such user")
+    assert runner.outcomes[-1].reason == "failed 3 of 3 attempts"
+    assert runner.done == runner.pending == []
+
+
+def test_an_unknown_job_type_is_dead_at_once(runner: TestRunner, app: App) -> None:
+    app.enqueue(JobCall("nobody_declared_me"))
+    runner.run_all()
+    [dead] = runner.dead
+    assert dead.last_error is not None and dead.last_error.type == "pulsarjobs.UnknownJobType"
+    assert [outcome.reason for outcome in runner.outcomes] == [
+        "UnknownJobType: no job 'nobody_declared_me' is declared"
+    ]
+
+
+def test_bad_arguments_are_dead_at_once(app: App, runner: TestRunner) -> None:
+    @app.job
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    app.enqueue(JobCall("add", args=(1, 2, 3)))
+    runner.run_all()
+    [dead] = runner.dead
+    assert dead.attempt == 1
+    assert runner.runs(add) == 0
+    assert runner.outcomes[-1].reason.startswith("BadArguments: add(a: int, b: int)")
+
+
+def test_a_scheduled_job_does_not_run_before_its_time(app: App, runner: TestRunner) -> None:
+    ran_at: list[datetime] = []
+
+    @app.job
+    def remind() -> None:
+        ran_at.append(runner.now)
+
+    due = runner.now + timedelta(hours=1)
+    app.enqueue(remind.call(), in_=timedelta(hours=1))
+    runner.run_all(until=due - timedelta(minutes=1))
+    assert ran_at == []
+    assert runner.now == due - timedelta(minutes=1)
+    assert runner.run_next() is None
+    assert len(runner.pending) == 1
+    runner.advance(timedelta(minutes=1))
+    assert runner.run_next() is not None
+    assert ran_at == [due]
+
+
+def test_jobs_enqueued_after_the_clock_moved_are_timed_in_virtual_time(
+    app: App, runner: TestRunner
+) -> None:
+    @app.job
+    def report() -> None: ...
+
+    runner.advance(timedelta(days=3))
+    call = report.call().with_options(expires_in=timedelta(minutes=5))
+    app.enqueue(call, in_=timedelta(minutes=10))
+    runner.run_all(until=runner.now + timedelta(minutes=9))
+    assert runner.runs(report) == 0
+    runner.run_all()
+    assert runner.runs(report) == 1
+    assert runner.expired == []
+
+
+def test_an_expired_job_is_dropped(app: App, runner: TestRunner) -> None:
+    @app.job
+    def flash_sale() -> None: ...
+
+    job_id = app.enqueue(flash_sale.call().with_options(expires_in=timedelta(minutes=5)))
+    runner.advance(timedelta(minutes=6))
+    runner.run_all()
+    assert [envelope.id for envelope in runner.expired] == [job_id]
+    assert runner.runs(flash_sale) == 0
+    assert runner.done == []
+
+
+def test_pending_is_ordered_by_due_time(app: App, runner: TestRunner) -> None:
+    @app.job
+    def noop() -> None: ...
+
+    in_two_hours = app.enqueue(noop.call(), in_=timedelta(hours=2))
+    in_one_hour = app.enqueue(noop.call(), in_=timedelta(hours=1))
+    right_away = noop.enqueue()
+    expected = [right_away, in_one_hour, in_two_hours]
+    assert [envelope.id for envelope in runner.pending] == expected
+    runner.run_all()
+    assert [envelope.id for envelope in runner.done] == expected
+
+
+def test_run_next_runs_one_due_job_at_a_time(app: App, runner: TestRunner) -> None:
+    @app.job(retry=RetryPolicy(initial_delay=5, jitter=0))
+    def fails_once() -> None:
+        if current_job().attempt == 1:
+            raise RuntimeError("first time")
+
+    fails_once.enqueue()
+    first = runner.run_next()
+    assert first is not None and first.kind == "retry"
+    assert runner.run_next() is None
+    assert [envelope.attempt for envelope in runner.pending] == [2]
+    runner.advance(timedelta(seconds=5))
+    second = runner.run_next()
+    assert second is not None and second.kind == "done"
+
+
+def test_async_and_sync_handlers_both_run(app: App, runner: TestRunner) -> None:
+    ran = []
+
+    @app.job
+    async def fetch(url: str) -> None:
+        await asyncio.sleep(0)
+        ran.append(("async", url, current_job().type))
+
+    @app.job
+    def store(key: str) -> None:
+        ran.append(("sync", key, current_job().type))
+
+    fetch.enqueue("https://example.org")
+    store.enqueue("k")
+    runner.run_all()
+    assert ran == [("async", "https://example.org", "fetch"), ("sync", "k", "store")]
+
+
+def test_the_async_drain_runs_in_the_tests_own_loop(app: App, runner: TestRunner) -> None:
+    @app.job
+    async def ping() -> None: ...
+
+    async def scenario() -> None:
+        await ping.enqueue_async()
+        await runner.run_all_async()
+
+    asyncio.run(scenario())
+    assert runner.runs(ping) == 1
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_run_longer_than_its_timeout_fails(app: App, runner: TestRunner, kind: str) -> None:
+    @app.job(timeout=0.05, max_attempts=1)
+    def slow_sync() -> None:
+        time.sleep(1)
+
+    @app.job(timeout=0.05, max_attempts=1)
+    async def slow_async() -> None:
+        await asyncio.sleep(1)
+
+    started = time.monotonic()
+    app.enqueue(JobCall(f"slow_{kind}"))
+    runner.run_all()
+    [dead] = runner.dead
+    assert dead.last_error is not None
+    assert dead.last_error.type == "pulsarjobs.errors.JobTimeout"
+    assert time.monotonic() - started < 0.9
+
+
+def test_enqueue_many_and_enqueue_async(app: App, runner: TestRunner) -> None:
+    sums = []
+
+    @app.job
+    def add(a: int, b: int) -> None:
+        sums.append(a + b)
+
+    many = app.enqueue_many([add.call(1, 2), add.call(3, 4)])
+    one = asyncio.run(add.enqueue_async(5, 6))
+    runner.run_all()
+    assert sums == [3, 7, 11]
+    assert [envelope.id for envelope in runner.done] == [*many, one]
+
+
+def test_enqueue_still_rejects_what_the_broker_would() -> None:
+    app = App(Settings(max_message_size=1000))
+
+    @app.job
+    def upload(data: object) -> None: ...
+
+    with TestRunner(app) as runner:
+        with pytest.raises(ArgumentError):
+            upload.enqueue({1, 2})
+        with pytest.raises(PayloadTooLarge):
+            upload.enqueue("x" * 2000)
+        assert runner.pending == []
+
+
+def test_a_job_that_keeps_enqueueing_itself_stops_the_drain(app: App, runner: TestRunner) -> None:
+    @app.job
+    def forever() -> None:
+        forever.enqueue()
+
+    forever.enqueue()
+    with pytest.raises(RuntimeError, match="still pending after 5 runs"):
+        runner.run_all(max_runs=5)
+    assert runner.runs(forever) == 5
+
+
+def test_an_undecodable_message_is_dead_not_a_crash(runner: TestRunner) -> None:
+    runner.connection.publish("persistent://public/pulsarjobs/default", b"\xff junk")
+    runner.run_all()
+    [dead] = runner.dead
+    assert dead.last_error is not None and dead.last_error.type == "pulsarjobs.Undecodable"
+
+
+def test_a_worker_cannot_use_the_in_memory_connection(runner: TestRunner) -> None:
+    with pytest.raises(ConfigurationError, match="no Pulsar client"):
+        _ = runner.connection.client
+
+
+def test_the_app_is_restored_after_the_block(app: App) -> None:
+    connection, hooks = app.connection, list(app.hooks.stack)
+    with TestRunner(app) as runner:
+        assert app.connection is runner.connection
+        assert app.clock() == runner.now
+    assert app.connection is connection
+    assert app.clock is utc_now
+    assert app.hooks.stack == hooks
