@@ -5,6 +5,7 @@ implementation and may change.
 """
 
 from pulsarjobs.app import App, Job, JobCall
+from pulsarjobs.cron import Schedule
 from pulsarjobs.envelope import ArgumentError, Envelope, EnvelopeError, JobError
 from pulsarjobs.errors import (
     BrokerError,
@@ -40,6 +41,7 @@ __all__ = [
     "PayloadTooLarge",
     "PulsarJobsError",
     "RetryPolicy",
+    "Schedule",
     "Settings",
     "Worker",
     "current_job",

@@ -1,13 +1,28 @@
-"""A small client for Pulsar's admin REST API (`/admin/v2`), over httpx."""
+"""A small client for Pulsar's admin REST API (`/admin/v2`), over httpx.
+
+Topics are named in full (`persistent://tenant/namespace/name`) everywhere in this module.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from pulsarjobs.errors import BrokerError, BrokerUnavailable
+from pulsarjobs.errors import BrokerError, BrokerUnavailable, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class Peeked:
+    """What the broker tells about one message without delivering it."""
+
+    message_id: str
+    published_at: datetime
+    deliver_at: datetime | None
 
 
 class Admin:
@@ -48,6 +63,85 @@ class Admin:
         check(response)
         return True
 
+    def message_ttl(self, namespace: str) -> int | None:
+        """The namespace's message TTL in seconds; None when it has none."""
+        ttl = self._call("GET", f"/admin/v2/namespaces/{namespace}/messageTTL")
+        return int(ttl) if ttl else None
+
+    def set_message_ttl(self, namespace: str, seconds: int) -> None:
+        self._call("POST", f"/admin/v2/namespaces/{namespace}/messageTTL", json=seconds)
+
+    # -- namespaces ----------------------------------------------------------------------------
+
+    def set_namespace_policy(self, namespace: str, policy: str, value: Any) -> None:
+        """One namespace policy, e.g. `retention`, `messageTTL`, `deduplication`."""
+        self._call("POST", f"/admin/v2/namespaces/{namespace}/{policy}", json=value)
+
+    # -- topics ------------------------------------------------------------------------------
+
+    def topics(self, namespace: str) -> list[str]:
+        """Non-partitioned topics and the partitions of partitioned ones."""
+        return list(self._call("GET", f"/admin/v2/persistent/{namespace}"))
+
+    def partitioned_topics(self, namespace: str) -> list[str]:
+        return list(self._call("GET", f"/admin/v2/persistent/{namespace}/partitioned"))
+
+    def partitions(self, topic: str) -> int:
+        """How many partitions a topic has; 0 for a non-partitioned (or missing) one."""
+        return int(self._call("GET", f"{topic_path(topic)}/partitions")["partitions"])
+
+    def create_topic(self, topic: str, partitions: int = 0) -> None:
+        if partitions > 0:
+            self._call("PUT", f"{topic_path(topic)}/partitions", json=partitions)
+        else:
+            self._call("PUT", topic_path(topic))
+
+    def delete_topic(self, topic: str, *, partitioned: bool, force: bool = False) -> None:
+        """Delete a topic; `force` also disconnects its producers and consumers."""
+        suffix = "/partitions" if partitioned else ""
+        self._call("DELETE", f"{topic_path(topic)}{suffix}", params={"force": str(force).lower()})
+
+    def stats(self, topic: str, *, partitioned: bool = False) -> dict[str, Any]:
+        """The broker's stats of a topic; raises NotFound for a topic that does not exist."""
+        suffix = "partitioned-stats" if partitioned else "stats"
+        return dict(self._call("GET", f"{topic_path(topic)}/{suffix}"))
+
+    def internal_stats(self, topic: str) -> dict[str, Any]:
+        """The managed ledger's view: cursors with their mark-delete positions and acked ranges."""
+        return dict(self._call("GET", f"{topic_path(topic)}/internalStats"))
+
+    def last_message_id(self, topic: str) -> tuple[int, int]:
+        """(ledger, entry) of the newest message; entry -1 when the topic is empty."""
+        found = self._call("GET", f"{topic_path(topic)}/lastMessageId")
+        return int(found["ledgerId"]), int(found["entryId"])
+
+    def peek(self, topic: str, subscription: str, position: int) -> Peeked | None:
+        """The `position`-th unacknowledged message (1-based) of a subscription, or None."""
+        path = (
+            f"{topic_path(topic)}/subscription/{quote(subscription, safe='')}/position/{position}"
+        )
+        response = self._request("GET", path)
+        if response.status_code == 404:
+            return None
+        check(response)
+        headers = response.headers
+        deliver_at = headers.get("X-Pulsar-deliver-at-time")
+        return Peeked(
+            message_id=headers.get("X-Pulsar-Message-ID", ""),
+            published_at=parse_time(headers["X-Pulsar-publish-time"]),
+            deliver_at=parse_time(deliver_at) if deliver_at else None,
+        )
+
+    def enable_deduplication(self, topic: str) -> None:
+        """Turn on de-duplication for one topic (a topic policy, applied asynchronously)."""
+        self._call("POST", f"{topic_path(topic)}/deduplicationEnabled", json=True)
+
+    def set_compaction_threshold(self, topic: str, size_bytes: int) -> None:
+        """Compact the topic whenever this many bytes are waiting for compaction."""
+        self._call("POST", f"{topic_path(topic)}/compactionThreshold", json=size_bytes)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
         check(response)
@@ -60,6 +154,20 @@ class Admin:
             raise BrokerUnavailable(f"No Pulsar admin API answers at {self.url} ({exc}).") from exc
 
 
+def topic_path(topic: str) -> str:
+    """`persistent://tenant/namespace/name` as the admin API's path to it."""
+    domain, separator, rest = topic.partition("://")
+    tenant, namespace, name = rest.split("/", 2) if separator else ("", "", "")
+    if not name:
+        raise BrokerError(f"{topic!r} is not a full topic name (persistent://tenant/ns/name)")
+    return f"/admin/v2/{domain}/{tenant}/{namespace}/{quote(name, safe='')}"
+
+
+def parse_time(text: str) -> datetime:
+    """The broker's ISO times, e.g. `2026-11-24T08:02:24.922Z`."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def check(response: httpx.Response) -> None:
     if response.is_success:
         return
@@ -67,6 +175,8 @@ def check(response: httpx.Response) -> None:
         reason = response.json().get("reason", response.text)
     except ValueError:
         reason = response.text
+    if response.status_code == 404:
+        raise NotFound(str(reason))
     raise BrokerError(
         f"{response.request.method} {response.request.url.path} failed: "
         f"{response.status_code} {reason}".strip()

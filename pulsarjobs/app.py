@@ -1,4 +1,4 @@
-"""The App: settings, the jobs it knows, and enqueueing them.
+"""The App: settings, the jobs it knows and their schedules, and enqueueing them.
 
 Declaring a job binds nothing to a broker; the connection opens on the first enqueue or when a
 worker starts. Sync and asyncio enqueue share one path: publish every message asynchronously,
@@ -15,10 +15,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from zoneinfo import ZoneInfo
 
 from pulsarjobs.connection import Connection
-from pulsarjobs.envelope import Envelope, JobArg, encode, new_id
-from pulsarjobs.errors import BrokerUnavailable, ConfigurationError
+from pulsarjobs.cron import DEFAULT_GRACE, MissedPolicy, Schedule, parse_schedule
+from pulsarjobs.envelope import ArgumentError, Envelope, JobArg, encode, new_id
+from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
 from pulsarjobs.execution import Clock, utc_now
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
@@ -102,6 +104,7 @@ class App:
     ) -> None:
         self.settings = settings or Settings.from_env(**setting_overrides)
         self.jobs: dict[str, Job[Any, Any]] = {}
+        self.schedules: dict[str, Schedule] = {}
         self.hooks = Hooks([LoggingMiddleware(), *middleware])
         self._connection: Connection | None = None
         self.clock: Clock = utc_now  # when jobs are created and due; TestRunner's is virtual
@@ -154,6 +157,106 @@ class App:
             return declared
 
         return declare(func) if func is not None else declare
+
+    def periodic(
+        self,
+        cron: str,
+        *,
+        tz: str | ZoneInfo = "UTC",
+        missed: MissedPolicy = "skip",
+        max_catch_up: int = 1000,
+        grace: timedelta = DEFAULT_GRACE,
+        args: tuple[JobArg, ...] = (),
+        kwargs: Mapping[str, JobArg] | None = None,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        max_attempts: int | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> JobDecorator:
+        """Declare a job enqueued at every tick of `cron`, with `args` and `kwargs`:
+        `@app.periodic("0 9 * * MON", tz="Europe/Berlin")`. `name` names the job and its
+        schedule; the other options are `job`'s."""
+        declare_job = self.job(
+            name=name, queue=queue, max_attempts=max_attempts, retry=retry, timeout=timeout
+        )
+
+        def declare(function: Callable[P, R]) -> Job[P, R]:
+            declared = declare_job(function)
+            try:
+                self.schedule(
+                    declared,
+                    cron,
+                    tz=tz,
+                    missed=missed,
+                    max_catch_up=max_catch_up,
+                    grace=grace,
+                    args=args,
+                    kwargs=kwargs,
+                )
+            except ConfigurationError:
+                del self.jobs[declared.name]  # declared whole or not at all
+                raise
+            return declared
+
+        return declare
+
+    def schedule(
+        self,
+        job: Job[Any, Any] | str,
+        cron: str,
+        *,
+        tz: str | ZoneInfo = "UTC",
+        missed: MissedPolicy = "skip",
+        max_catch_up: int = 1000,
+        grace: timedelta = DEFAULT_GRACE,
+        args: tuple[JobArg, ...] = (),
+        kwargs: Mapping[str, JobArg] | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+    ) -> Schedule:
+        """Enqueue a declared job at every tick of `cron`. A job may have several schedules,
+        each with its own `name` (default: the job's); `queue` overrides the job's."""
+        declared = self._declared(job)
+        schedule = parse_schedule(
+            name or declared.name,
+            cron,
+            job=declared.name,
+            tz=tz,
+            queue=queue,
+            args=args,
+            kwargs=kwargs,
+            missed=missed,
+            max_catch_up=max_catch_up,
+            grace=grace,
+        )
+        if schedule.name in self.schedules:
+            raise ConfigurationError(
+                f"a schedule named {schedule.name!r} is declared twice; give each a name="
+            )
+        self._check_schedule_call(declared, schedule)
+        self.schedules[schedule.name] = schedule
+        return schedule
+
+    def _declared(self, job: Job[Any, Any] | str) -> Job[Any, Any]:
+        name = job if isinstance(job, str) else job.name
+        if name not in self.jobs:
+            raise ConfigurationError(f"no job named {name!r} is declared in this app")
+        return self.jobs[name]
+
+    def _check_schedule_call(self, declared: Job[Any, Any], schedule: Schedule) -> None:
+        """Fail now rather than at the first tick: the arguments must fit and encode."""
+        try:
+            declared.signature.bind(*schedule.args, **schedule.kwargs)
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"schedule {schedule.name}: its args and kwargs do not fit "
+                f"{declared.name}{declared.signature}: {exc}"
+            ) from None
+        try:
+            encode(self.envelope(schedule.call(self.clock())))
+        except ArgumentError as exc:
+            raise ConfigurationError(f"schedule {schedule.name}: {exc}") from None
 
     def envelope(
         self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None
@@ -226,7 +329,22 @@ class App:
         envelopes = [
             self.hooks.before_enqueue(self.envelope(call, in_=in_, at=at)) for call in calls
         ]
+        for envelope in envelopes:
+            if envelope.run_at is not None:
+                self._check_ttl(envelope)
         return envelopes, [self.publish_envelope(envelope) for envelope in envelopes]
+
+    def _check_ttl(self, envelope: Envelope) -> None:
+        """Refuse a job the namespace's message TTL would delete before it is due."""
+        assert envelope.run_at is not None
+        ttl = self.connection.message_ttl()
+        delay = (envelope.run_at - envelope.created_at).total_seconds()
+        if ttl is not None and delay >= ttl:
+            raise EnqueueError(
+                f"{envelope.type} is due in {delay:.0f} s, but namespace "
+                f"{self.settings.full_namespace} deletes messages after {ttl:.0f} s (message "
+                "TTL): raise the TTL or schedule the job closer."
+            )
 
     def _enqueued(self, envelopes: list[Envelope]) -> list[str]:
         for envelope in envelopes:

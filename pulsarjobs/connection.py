@@ -8,27 +8,46 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
+import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
 import pulsar
+import structlog
 
+from pulsarjobs.admin import Admin
 from pulsarjobs.envelope import pulsar_schema
-from pulsarjobs.errors import BrokerUnavailable, EnqueueError, PayloadTooLarge
+from pulsarjobs.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    EnqueueError,
+    PayloadTooLarge,
+    PulsarJobsError,
+)
 from pulsarjobs.settings import Settings
 
 SEND_TIMEOUT_MS = 30_000
+TTL_RECHECK_SECONDS = 60.0
+
+log = structlog.get_logger("pulsarjobs.connection")
 
 
 class Connection:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, client_logger: Any = None) -> None:
+        """`client_logger`, a pulsar ConsoleLogger or FileLogger, takes the Pulsar client's own
+        log lines (default: warnings to the console)."""
         self.settings = settings
+        self._client_logger = client_logger
         self._client: pulsar.Client | None = None
         self._owner_pid = 0
         self._producers: dict[str, pulsar.Producer] = {}
         self._prepared_topics: set[str] = set()
+        self._ttl: float | None = None
+        self._ttl_checked_at = -TTL_RECHECK_SECONDS
         self._lock = threading.Lock()
 
     @property
@@ -48,12 +67,26 @@ class Connection:
                 authentication=pulsar.AuthenticationToken(token) if token else None,
                 operation_timeout_seconds=10,
                 connection_timeout_ms=5_000,
-                logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
+                logger=self._client_logger or pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
             )
         except Exception as exc:
             raise BrokerUnavailable(
                 f"Cannot use Pulsar at {self.settings.service_url}: {exc}"
             ) from exc
+
+    def message_ttl(self) -> float | None:
+        """The namespace's message TTL in seconds, asked at most once a minute; None when it
+        has none or the admin API cannot say (the broker's own default is no TTL)."""
+        now = time.monotonic()
+        if now - self._ttl_checked_at > TTL_RECHECK_SECONDS:
+            self._ttl_checked_at = now
+            try:
+                with Admin(self.settings.admin_url, token=self.settings.token) as admin:
+                    self._ttl = admin.message_ttl(self.settings.full_namespace)
+            except PulsarJobsError as exc:
+                log.warning("cannot read the namespace's message TTL", error=str(exc))
+                self._ttl = None
+        return self._ttl
 
     def prepare_queue(self, topic: str, subscription: str) -> None:
         """Put the workers' subscription on a queue's topic before its first job: a topic
@@ -131,6 +164,38 @@ class Connection:
             client, self._client, self._producers = self._client, None, {}
         if client is not None and self._owner_pid == os.getpid():
             client.close()
+
+
+def probe(service_url: str, timeout: float = 3.0) -> None:
+    """Fail at once, naming the URL, when nothing listens where the broker should: the client
+    itself would keep retrying for its whole operation timeout."""
+    scheme, _, hosts = service_url.partition("://")
+    default_port = 6651 if scheme == "pulsar+ssl" else 6650
+    failure: Exception | None = None
+    for address in hosts.strip("/").split(","):
+        host, colon, port = address.rpartition(":")
+        if not colon or host.endswith(":"):  # no port, or a bare IPv6 address
+            host, port = address, ""
+        try:
+            target = (host.strip("[]"), int(port) if port else default_port)
+            socket.create_connection(target, timeout=timeout).close()
+            return
+        except (OSError, ValueError) as exc:  # refused, unknown host, or a port that is no number
+            failure = exc
+    raise BrokerUnavailable(f"No Pulsar broker answers at {service_url} ({failure}).")
+
+
+@contextlib.contextmanager
+def client_errors(service_url: str, doing: str) -> Iterator[None]:
+    """Report a Pulsar client failure as a BrokerError that names the broker tried."""
+    try:
+        yield
+    except pulsar.Timeout as exc:
+        raise BrokerUnavailable(f"No answer from Pulsar at {service_url} while {doing}.") from exc
+    except (pulsar.ConnectError, pulsar.LookupError) as exc:
+        raise BrokerUnavailable(f"Cannot reach Pulsar at {service_url}: {exc}") from exc
+    except pulsar.PulsarException as exc:
+        raise BrokerError(f"Pulsar at {service_url} refused {doing}: {exc}") from exc
 
 
 def too_large(topic: str, size: int, limit: int) -> PayloadTooLarge:

@@ -17,6 +17,10 @@ class BrokerUnavailable(BrokerError):
     """No broker answers at the URL tried."""
 
 
+class NotFound(BrokerError):
+    """The broker has no such topic, subscription or namespace."""
+
+
 class EnqueueError(PulsarJobsError):
     """A job was not accepted by the broker; it was not enqueued."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -23,13 +24,35 @@ from pulsarjobs.logs import LogFormat, configure_logging
 log = structlog.get_logger("pulsarjobs.processes")
 
 
-def run_child(
-    app_reference: str, log_format: LogFormat, log_level: str, options: dict[str, Any]
-) -> None:
+def run_worker(app_reference: str, options: dict[str, Any], with_scheduler: bool = False) -> None:
+    """One worker process; with `with_scheduler`, it also competes to lead the schedules."""
+    from pulsarjobs.scheduler import Scheduler
     from pulsarjobs.worker import Worker
 
+    app = load_app(app_reference)
+    worker = Worker(app, **options)
+    if not with_scheduler:
+        worker.run()
+        return
+    scheduler = Scheduler(app)
+    leading = threading.Thread(target=scheduler.serve, name="pulsarjobs-scheduler", daemon=True)
+    leading.start()
+    try:
+        worker.run()
+    finally:
+        scheduler.stop()
+        leading.join(5)
+
+
+def run_child(
+    app_reference: str,
+    log_format: LogFormat,
+    log_level: str,
+    options: dict[str, Any],
+    with_scheduler: bool = False,
+) -> None:
     configure_logging(log_format, log_level)
-    Worker(load_app(app_reference), **options).run()
+    run_worker(app_reference, options, with_scheduler)
 
 
 def supervise(
@@ -38,9 +61,10 @@ def supervise(
     log_format: LogFormat,
     log_level: str,
     options: dict[str, Any],
+    with_scheduler: bool = False,
 ) -> int:
     context = multiprocessing.get_context("spawn")
-    arguments = (app_reference, log_format, log_level, options)
+    arguments = (app_reference, log_format, log_level, options, with_scheduler)
 
     def spawn() -> BaseProcess:
         child = context.Process(target=run_child, args=arguments, daemon=False)

@@ -20,6 +20,7 @@ class Settings:
     token: str | None = None
     subscription: str = "pulsarjobs"
     max_message_size: int = 5 * 1024 * 1024  # the broker's maxMessageSize
+    heartbeat_interval: float = 5.0  # seconds between a worker's heartbeats
 
     def __post_init__(self) -> None:
         if not self.service_url.startswith(("pulsar://", "pulsar+ssl://")):
@@ -29,6 +30,10 @@ class Settings:
         if not self.admin_url.startswith(("http://", "https://")):
             raise ConfigurationError(
                 f"admin_url {self.admin_url!r} must start with http:// or https://"
+            )
+        if self.heartbeat_interval <= 0:
+            raise ConfigurationError(
+                f"heartbeat_interval must be > 0 seconds, got {self.heartbeat_interval}"
             )
         for name in ("tenant", "namespace", "subscription"):
             value = getattr(self, name)
@@ -45,6 +50,8 @@ class Settings:
         values.update({key: value for key, value in overrides.items() if value is not None})
         if "max_message_size" in values:
             values["max_message_size"] = int(values["max_message_size"])
+        if "heartbeat_interval" in values:
+            values["heartbeat_interval"] = float(values["heartbeat_interval"])
         return cls(**values)
 
     def with_changes(self, **changes: Any) -> Settings:

@@ -58,6 +58,10 @@ class InMemoryConnection(Connection):
     def prepare_queue(self, topic: str, subscription: str) -> None:
         """Nothing to prepare: no message is lost in memory."""
 
+    def message_ttl(self) -> float | None:
+        """Memory keeps messages for ever."""
+        return None
+
     def publish(
         self,
         topic: str,

@@ -28,6 +28,8 @@ from pulsarjobs.app import App
 from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode, encode, pulsar_schema
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor, Outcome, utc_now
+from pulsarjobs.heartbeat import WorkerState
+from pulsarjobs.presence import Presence
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, QueueTopics, check_queue_name, topics_for
 
@@ -102,6 +104,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
         self._signals = 0
+        self.ready = threading.Event()  # set once subscribed and fetching
 
     # -- running -----------------------------------------------------------------------------
 
@@ -124,9 +127,15 @@ class Worker:
         self.executor = Executor(self.app, self.name, self._threads)
         if handle_signals:
             self._install_signal_handlers()
-        self._consumers = await asyncio.to_thread(self._subscribe_all)
+        consumers = await self._subscribe_until_ready()
+        if consumers is None:  # stopped before the broker could be reached
+            await asyncio.to_thread(self.app.close)
+            return
+        self._consumers = consumers
         fetchers = self._start_fetchers()
+        self.ready.set()
         dispatcher = asyncio.create_task(self._dispatch())
+        self._presence = await Presence.start(self)  # heartbeats out, quiet/stop commands in
         log.info("worker started", worker=self.name, queues=list(self.plan.names),
                  concurrency=self.concurrency, strict=self.plan.strict)  # fmt: skip
         await self._stop_requested.wait()
@@ -163,16 +172,45 @@ class Worker:
         log.info("quiet: no new jobs will be fetched", worker=self.name)
         self._fetching.clear()
         self._hand_back_buffered()
+        self._quieting = asyncio.ensure_future(self._release_prefetched())
+
+    async def _release_prefetched(self) -> None:
+        """Once the running jobs are settled, close the consumers: the jobs their client had
+        prefetched go back to the broker for other workers instead of waiting here."""
+        while self._running:
+            await asyncio.wait(set(self._running))
+        await asyncio.to_thread(self._close_consumers)
 
     # -- fetching ----------------------------------------------------------------------------
 
+    async def _subscribe_until_ready(self) -> dict[str, pulsar.Consumer] | None:
+        """Subscribe, retrying while the broker cannot be reached (it may be starting)."""
+        assert self._stop_requested is not None
+        delay = 1.0
+        while not self._stop_requested.is_set():
+            try:
+                return await asyncio.to_thread(self._subscribe_all)
+            except Exception as exc:
+                log.warning("cannot subscribe yet; retrying", error=str(exc), retry_in=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), delay)
+                delay = min(delay * 2, 30.0)
+        return None
+
     def _subscribe_all(self) -> dict[str, pulsar.Consumer]:
         client = self.app.connection.client
-        consumers = {}
-        for queue, topics in self.topics.items():
-            keep_dead_letters(client, topics)
-            consumers[queue] = subscribe(client, topics, self.app.settings.subscription,
-                                         self.prefetch, self.name)  # fmt: skip
+        consumers: dict[str, pulsar.Consumer] = {}
+        try:
+            for queue, topics in self.topics.items():
+                keep_dead_letters(client, topics)
+                consumers[queue] = subscribe(
+                    client, topics, self.app.settings.subscription, self.prefetch, self.name
+                )
+        except Exception:
+            for consumer in consumers.values():
+                with contextlib.suppress(Exception):
+                    consumer.close()
+            raise
         return consumers
 
     def _start_fetchers(self) -> list[threading.Thread]:
@@ -209,6 +247,9 @@ class Worker:
             loop.call_soon_threadsafe(self._arrive, queue, message)
 
     def _arrive(self, queue: str, message: pulsar.Message) -> None:
+        if not self._fetching.is_set():  # received just as the worker turned quiet or stopped
+            self._give_back(queue, message)
+            return
         self._buffers[queue].append(message)
         self._dry[queue] = False
         self._wake.set()
@@ -305,12 +346,18 @@ class Worker:
     def _hand_back_buffered(self) -> None:
         for queue, buffer in self._buffers.items():
             while buffer:
-                self._consumers[queue].negative_acknowledge(buffer.popleft())
-                self._room[queue].release()
+                self._give_back(queue, buffer.popleft())
+
+    def _give_back(self, queue: str, message: pulsar.Message) -> None:
+        """Not started: redelivered at once, to another worker if this one closes."""
+        with contextlib.suppress(Exception):  # a closed consumer gives it back anyway
+            self._consumers[queue].negative_acknowledge(message)
+        self._room[queue].release()
 
     async def _shutdown(
         self, fetchers: list[threading.Thread], dispatcher: asyncio.Task[None]
     ) -> None:
+        self._presence.beat_soon()  # operators see "stopping" at once
         self._fetching.clear()
         dispatcher.cancel()
         for thread in fetchers:
@@ -326,16 +373,34 @@ class Worker:
                     "jobs did not finish within the grace period; handed back", count=len(late)
                 )
                 await asyncio.wait(late, timeout=5.0)
+        await self._presence.stop()  # its last heartbeat says "stopped"
         await asyncio.to_thread(self._close)
         log.info("worker stopped", worker=self.name, **dict(self.stats))
 
+    # -- presence: what heartbeats report (see presence.py) ------------------------------------
+
+    @property
+    def state(self) -> WorkerState:
+        if self._stop_requested is not None and self._stop_requested.is_set():
+            return "stopping"
+        fetching = getattr(self, "_fetching", None)
+        return "running" if fetching is not None and fetching.is_set() else "quiet"
+
+    @property
+    def busy(self) -> int:
+        """Jobs running now."""
+        return len(getattr(self, "_running", ()))
+
     def _close(self) -> None:
         self.app.connection.flush()
-        for consumer in self._consumers.values():
-            with contextlib.suppress(Exception):
-                consumer.close()  # unacked jobs go back to other workers at once
+        self._close_consumers()
         self._threads.shutdown(wait=False, cancel_futures=True)
         self.app.close()
+
+    def _close_consumers(self) -> None:
+        for consumer in self._consumers.values():
+            with contextlib.suppress(Exception):  # closed already, when quiet
+                consumer.close()  # unacked jobs go back to other workers at once
 
 
 def subscribe(

@@ -2,13 +2,29 @@
 
 import typer
 
-from pulsarjobs.cli import broker
+from pulsarjobs.cli import broker, dlq, namespace, topics, workers
+from pulsarjobs.cli.context import connection_options
+from pulsarjobs.cli.enqueue import enqueue
+from pulsarjobs.cli.queues import queues
+from pulsarjobs.cli.scheduling import cron, scheduler
 from pulsarjobs.cli.worker import worker
+from pulsarjobs.logs import configure_logging
 
 app = typer.Typer(no_args_is_help=True, help="Background jobs on Apache Pulsar.")
+app.callback()(connection_options)
 app.add_typer(broker.app, name="broker")
 app.command()(worker)
+app.command()(scheduler)
+app.add_typer(cron, name="cron")
+# Operating: see docs/operations.md.
+app.command()(enqueue)
+app.command()(queues)
+app.add_typer(workers.app, name="workers")
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(topics.app, name="topics")
+app.add_typer(namespace.app, name="namespace")
 
 
 def main() -> None:
+    configure_logging("console", "warning")  # commands that run something set their own level
     app()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import functools
-from collections.abc import Callable
-from typing import NoReturn, ParamSpec, TypeVar
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,6 +19,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 errors = Console(stderr=True)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -33,3 +39,25 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             fail(str(exc))
 
     return run
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(jsonable(value), indent=2))
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, times and bytes as JSON values: bytes in base64, durations in seconds."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        return {field.name: jsonable(getattr(value, field.name)) for field in fields}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    return value

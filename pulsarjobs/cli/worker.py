@@ -7,10 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from pulsarjobs.cli.output import reports_errors
-from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
-from pulsarjobs.processes import supervise
-from pulsarjobs.worker import QueuePlan, Worker
+from pulsarjobs.processes import run_worker, supervise
+from pulsarjobs.worker import QueuePlan
 
 
 @reports_errors
@@ -42,6 +41,12 @@ def worker(
     shutdown_timeout: Annotated[
         float, typer.Option(help="Seconds running jobs get to finish on stop.")
     ] = 25.0,
+    with_scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler", help="Also run the app's periodic schedules (one leader among all)."
+        ),
+    ] = False,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -56,6 +61,7 @@ def worker(
         "subscription": subscription,
     }
     if processes > 1:
-        raise typer.Exit(supervise(app_reference, processes, fmt, log_level, options))
+        code = supervise(app_reference, processes, fmt, log_level, options, with_scheduler)
+        raise typer.Exit(code)
     configure_logging(fmt, log_level)
-    Worker(load_app(app_reference), **options).run()
+    run_worker(app_reference, options, with_scheduler)

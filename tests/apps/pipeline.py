@@ -109,6 +109,33 @@ def make_app(settings: Settings) -> App:
         time.sleep(1)
         record("end")
 
+    @app.periodic("* * * * * *", name="every_second", queue="ticks", missed="all")
+    def every_second() -> None:
+        record("start")
+
+    @app.job
+    async def hold(seconds: float) -> None:
+        record("start")
+        await asyncio.sleep(seconds)
+        record("end")
+
+    @app.job
+    def scheduled(n: int) -> None:
+        run_at = current_job().run_at
+        record("start", run_at=run_at.timestamp() if run_at else None)
+
+    for name in ("breaks", "also_breaks"):
+
+        @app.job(name=name, max_attempts=1)
+        def breaks(n: int, kind: str) -> None:
+            """Dies at once with a ValueError or a KeyError, by `kind`, until it is fixed: until
+            the file PULSARJOBS_TEST_FIX names exists."""
+            record("start", n=n)
+            fix = os.environ.get("PULSARJOBS_TEST_FIX")
+            if fix and os.path.exists(fix):
+                return
+            raise (ValueError if kind == "value" else KeyError)(f"broken {kind} {n}")
+
     @app.job
     def greet(name: str, punctuation: str = "!") -> None:
         record("start", greeting=f"hello {name}{punctuation}")

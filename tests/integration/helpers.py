@@ -53,6 +53,7 @@ def worker_in_thread(app: App, queues: str = "default", **options: Any) -> Itera
         wait_until(lambda: worker._loop is not None, 30)
         worker.stop()
         thread.join(60)
+        assert not thread.is_alive(), "the worker did not stop within 60 s"
 
 
 def start_worker_process(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -198,3 +198,28 @@ def json_lines(path: Path) -> list[dict[str, object]]:
 
 def duplicates(ids: list[str]) -> int:
     return sum(count - 1 for count in Counter(ids).values() if count > 1)
+
+
+def test_shutdown_hands_back_a_job_that_outlives_the_grace_period(app: App, record: Path) -> None:
+    job_id = app.jobs["hold"].enqueue(2.0)
+    with worker_in_thread(app, shutdown_timeout=0.3):
+        wait_until(lambda: len(started(record)) == 1, 30)
+    # The first worker gave up on it; the next one runs it to the end.
+    with worker_in_thread(app):
+        wait_until(lambda: any(r["event"] == "end" for r in json_lines(record)), 30)
+    runs = [(r["event"], r["id"]) for r in json_lines(record)]
+    assert runs == [("start", job_id), ("start", job_id), ("end", job_id)]
+
+
+def test_a_quiet_worker_finishes_its_job_and_fetches_no_more(app: App, record: Path) -> None:
+    first = app.jobs["hold"].enqueue(0.5)
+    with worker_in_thread(app) as worker:
+        wait_until(lambda: len(started(record)) == 1, 30)
+        worker.quiet()
+        second = app.jobs["greet"].enqueue("later")
+        wait_until(lambda: any(r["event"] == "end" for r in json_lines(record)), 30)
+        time.sleep(1.0)  # time enough to fetch, were it not quiet
+        assert [r["id"] for r in started(record)] == [first]
+    with worker_in_thread(app):
+        wait_until(lambda: len(started(record)) == 2, 30)
+    assert started(record)[-1]["id"] == second

@@ -1,0 +1,94 @@
+"""A subscription's backlog, read in order without consuming it.
+
+A reader starts at the subscription's mark-delete position (everything up to it is acknowledged)
+and skips the ranges acknowledged out of order after it, so what it yields is exactly what the
+subscription still holds, oldest first, up to the newest message when the scan began. Nothing is
+delivered to the subscription's consumers, and the scan never waits for messages to come.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pulsar
+
+from pulsarjobs.admin import Admin
+from pulsarjobs.connection import client_errors
+from pulsarjobs.errors import NotFound
+
+Position = tuple[int, int]  # (ledger, entry): the order of messages on a topic
+READ_TIMEOUT_MS = 5_000
+_RANGE = re.compile(r"\((-?\d+):(-?\d+)\.\.(-?\d+):(-?\d+)\]")
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """How far a subscription has acknowledged: all up to `mark_delete`, and the ranges in
+    `acked` ((after, through], as the broker prints them) beyond it."""
+
+    mark_delete: Position
+    acked: tuple[tuple[Position, Position], ...] = ()
+
+    @classmethod
+    def parse(cls, cursor_stats: dict[str, Any]) -> Cursor:
+        """From a cursor of the topic's internal stats."""
+        ledger, entry = cursor_stats["markDeletePosition"].split(":")
+        ranges = _RANGE.findall(cursor_stats.get("individuallyDeletedMessages", ""))
+        acked = tuple(((int(a), int(b)), (int(c), int(d))) for a, b, c, d in ranges)
+        return cls((int(ledger), int(entry)), acked)
+
+    def is_acked(self, position: Position) -> bool:
+        if position <= self.mark_delete:
+            return True
+        return any(after < position <= through for after, through in self.acked)
+
+
+def position_of(message_id: pulsar.MessageId) -> Position:
+    return message_id.ledger_id(), message_id.entry_id()
+
+
+def read_backlog(
+    admin: Admin, client: pulsar.Client, service_url: str, topic: str, subscription: str
+) -> Iterator[pulsar.Message]:
+    """The messages `subscription` has not acknowledged on `topic`, oldest first; nothing when
+    the topic or the subscription does not exist."""
+    try:
+        cursor_stats = admin.internal_stats(topic)["cursors"].get(subscription)
+        end = admin.last_message_id(topic)
+    except NotFound:
+        return
+    if cursor_stats is None:
+        return
+    cursor = Cursor.parse(cursor_stats)
+    if end <= cursor.mark_delete:
+        return
+    start = pulsar.MessageId(ledger_id=cursor.mark_delete[0], entry_id=cursor.mark_delete[1])
+    with client_errors(service_url, f"reading {topic}"):
+        reader = client.create_reader(topic, start)
+    try:
+        yield from _read_until(reader, cursor, end, service_url, topic)
+    finally:
+        reader.close()
+
+
+def _read_until(
+    reader: pulsar.Reader, cursor: Cursor, end: Position, service_url: str, topic: str
+) -> Iterator[pulsar.Message]:
+    while True:
+        with client_errors(service_url, f"reading {topic}"):
+            try:
+                message = reader.read_next(timeout_millis=READ_TIMEOUT_MS)
+            except pulsar.Timeout:
+                if reader.has_message_available():
+                    raise
+                return  # the end we were told of is not a message a reader sees
+        position = position_of(message.message_id())
+        if position > end:
+            return
+        if not cursor.is_acked(position):
+            yield message
+        if position == end:
+            return

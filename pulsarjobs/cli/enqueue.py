@@ -1,0 +1,82 @@
+"""`pulsarjobs enqueue TYPE`: enqueue a job by name, from a shell or a script."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from pulsarjobs.app import App, JobCall
+from pulsarjobs.cli.context import settings_of
+from pulsarjobs.cli.output import AsJson, print_json, reports_errors
+from pulsarjobs.connection import Connection, probe
+from pulsarjobs.durations import parse_duration, parse_instant
+from pulsarjobs.inspect import silent_logger
+from pulsarjobs.middleware import Hooks
+
+console = Console()
+
+
+@reports_errors
+def enqueue(
+    ctx: typer.Context,
+    job_type: Annotated[str, typer.Argument(metavar="TYPE", help="The job's name.")],
+    args: Annotated[str, typer.Option("--args", help="Positional arguments, a JSON list.")] = "[]",
+    kwargs: Annotated[
+        str, typer.Option("--kwargs", help="Keyword arguments, a JSON object.")
+    ] = "{}",
+    queue: Annotated[
+        str, typer.Option("--queue", "-q", help="The queue to put it on.")
+    ] = "default",
+    in_: Annotated[
+        str | None, typer.Option("--in", help="Run it in a while: 30s, 5m, 2h, 1d.")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option(help="Run it at an ISO time (local time without an offset).")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Enqueue one job; prints its id once the broker has stored it."""
+    call = JobCall(
+        job_type,
+        args=tuple(parse_json(args, list, "--args")),
+        kwargs=parse_json(kwargs, dict, "--kwargs"),
+        queue=queue,
+    )
+    delay, due = when(in_, at)
+    settings = settings_of(ctx)
+    probe(settings.service_url)
+    with App(settings) as app:
+        app.hooks = Hooks()  # no middleware: this command does not load your app
+        app.connection = Connection(settings, client_logger=silent_logger())
+        envelope = app.envelope(call, in_=delay, at=due)  # what will be sent, for the report
+        job_id = app.enqueue(call.with_options(job_id=envelope.id), in_=delay, at=due)
+    run_at = envelope.run_at
+    if as_json:
+        print_json({"id": job_id, "type": job_type, "queue": queue, "run_at": run_at})
+        return
+    timing = f"due {run_at.astimezone().isoformat(timespec='seconds')}" if run_at else "due now"
+    console.print(f"Enqueued {job_type} {job_id} on {queue}, {timing}.", highlight=False)
+
+
+def parse_json(text: str, kind: type, option: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint=option) from None
+    if not isinstance(value, kind):
+        expected = "a list, e.g. '[1, \"a\"]'" if kind is list else "an object, e.g. '{\"a\": 1}'"
+        raise typer.BadParameter(f"must be {expected}", param_hint=option)
+    return value
+
+
+def when(in_: str | None, at: str | None) -> tuple[timedelta | None, datetime | None]:
+    if in_ is not None and at is not None:
+        raise typer.BadParameter("give --in or --at, not both", param_hint="--in")
+    try:
+        return (parse_duration(in_) if in_ else None, parse_instant(at) if at else None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--in" if in_ else "--at") from None

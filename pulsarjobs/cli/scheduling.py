@@ -1,0 +1,86 @@
+"""`pulsarjobs scheduler APP` and `pulsarjobs cron list APP`: periodic jobs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, TypedDict
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pulsarjobs.cli.output import reports_errors
+from pulsarjobs.loading import load_app
+from pulsarjobs.logs import LogFormat, configure_logging
+from pulsarjobs.scheduler import Scheduler, last_ticks
+
+AppReference = Annotated[str, typer.Argument(metavar="APP", help="module:attribute of your App.")]
+
+
+class ScheduleRow(TypedDict):
+    schedule: str
+    cron: str
+    tz: str
+    job: str
+    missed: str
+    next: list[str]
+    last_tick: str | None
+
+
+cron = typer.Typer(no_args_is_help=True, help="Periodic jobs declared with @app.periodic.")
+
+
+@reports_errors
+def scheduler(
+    app_reference: AppReference,
+    log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Enqueue periodic jobs at their ticks. Run several for high availability: exactly one
+    enqueues each tick."""
+    fmt: LogFormat = "json" if log_format == "json" else "console"
+    configure_logging(fmt, log_level)
+    Scheduler(load_app(app_reference)).run()
+
+
+@cron.command("list")
+@reports_errors
+def list_schedules(
+    app_reference: AppReference,
+    runs: Annotated[int, typer.Option(min=1, help="How many next runs to show.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Each schedule with its next runs and the last tick a scheduler enqueued."""
+    app = load_app(app_reference)
+    last = last_ticks(app) if app.schedules else {}
+    now = app.clock()
+    rows: list[ScheduleRow] = []
+    for name, schedule in app.schedules.items():
+        upcoming, tick = [], now
+        for _ in range(runs):
+            tick = schedule.next_tick(tick)
+            upcoming.append(tick.astimezone(schedule.tz).isoformat())
+        rows.append(
+            ScheduleRow(
+                schedule=name,
+                cron=schedule.cron,
+                tz=str(schedule.tz),
+                job=schedule.job,
+                missed=schedule.missed,
+                next=upcoming,
+                last_tick=last.get(name, {}).get("tick"),
+            )
+        )
+    app.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Schedules")
+    for column in ("schedule", "cron", "tz", "job", "missed", "next runs", "last tick"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["schedule"], row["cron"], row["tz"], row["job"], row["missed"],
+            "\n".join(row["next"]), row["last_tick"] or "never",
+        )  # fmt: skip
+    Console().print(table)

@@ -1,0 +1,115 @@
+"""`pulsarjobs workers [quiet|stop ID]`: running workers, by their heartbeats, and commands to
+them. (`pulsarjobs worker` is the command that runs one.)"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pulsarjobs.cli.context import inspecting
+from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
+from pulsarjobs.cli.queues import age
+from pulsarjobs.connection import client_errors
+from pulsarjobs.control import Command, tell
+from pulsarjobs.inspect import WorkerStatus
+
+app = typer.Typer(help="Running workers: list them, make one quiet, stop one.")
+console = Console()
+
+WorkerId = Annotated[
+    str, typer.Argument(metavar="WORKER_ID", help="A worker id, or enough of its start.")
+]
+Wait = Annotated[
+    float,
+    typer.Option(min=0, help="Seconds to wait for the worker to confirm; 0: do not wait."),
+]
+STATE_STYLE = {"running": "green", "quiet": "yellow", "stopping": "yellow", "gone": "red"}
+
+
+@app.callback(invoke_without_command=True)
+@reports_errors
+def list_workers(
+    ctx: typer.Context,
+    show_all: Annotated[
+        bool, typer.Option("--all", "-a", help="Include workers that stopped.")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Workers by their latest heartbeat; one not heard from for 3 intervals is gone."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with inspecting(ctx) as inspector:
+        workers = inspector.workers(include_stopped=show_all)
+    if as_json:
+        print_json(workers)
+        return
+    table = Table(title="Workers")
+    for column in ("worker", "state", "queues", "busy", "processed", "failed", "memory", "seen"):
+        table.add_column(
+            column,
+            justify="right"
+            if column in ("busy", "processed", "failed", "memory", "seen")
+            else "left",
+        )
+    for worker in workers:
+        style = STATE_STYLE.get(worker.state, "dim")
+        table.add_row(
+            worker.worker,
+            f"[{style}]{worker.state}[/]",
+            ",".join(worker.queues),
+            f"{worker.busy}/{worker.concurrency}",
+            str(worker.processed),
+            str(worker.failed),
+            f"{worker.rss_bytes / 2**20:.0f} MB" if worker.rss_bytes else "-",
+            f"{age(worker.silent_seconds)} ago",
+        )
+    if not workers:
+        table.caption = "no workers running"
+    console.print(table)
+
+
+@app.command()
+@reports_errors
+def quiet(ctx: typer.Context, worker_id: WorkerId, wait: Wait = 15.0) -> None:
+    """Ask a worker to stop fetching jobs; it finishes its running ones and keeps running."""
+    command_worker(ctx, worker_id, "quiet", wait)
+
+
+@app.command()
+@reports_errors
+def stop(ctx: typer.Context, worker_id: WorkerId, wait: Wait = 15.0) -> None:
+    """Ask a worker to shut down gracefully, as SIGTERM would."""
+    command_worker(ctx, worker_id, "stop", wait)
+
+
+def command_worker(ctx: typer.Context, worker_id: str, command: Command, wait: float) -> None:
+    with inspecting(ctx) as inspector:
+        target = pick(inspector.workers(include_stopped=True), worker_id)
+        with client_errors(inspector.settings.service_url, f"telling {target.worker} to {command}"):
+            confirmed = tell(inspector.client, inspector.settings, target.worker, command, wait)
+    if not wait:
+        console.print(f"Sent {command} to {target.worker}.", highlight=False)
+    elif confirmed is None:
+        fail(f"Sent {command} to {target.worker}, but it did not confirm within {wait:g} s.")
+    else:
+        console.print(f"Worker {target.worker} is {confirmed.state}.", highlight=False)
+
+
+def pick(workers: list[WorkerStatus], worker_id: str) -> WorkerStatus:
+    """The one worker an id (or the start of one) names, if it can still take a command."""
+    exact = [worker for worker in workers if worker.worker == worker_id]
+    found = exact or [worker for worker in workers if worker.worker.startswith(worker_id)]
+    if not found:
+        fail(f"No worker {worker_id!r}; `pulsarjobs workers` lists them.")
+    if len(found) > 1:
+        names = ", ".join(worker.worker for worker in found)
+        fail(f"{worker_id!r} names several workers ({names}); give more of the id.")
+    target = found[0]
+    if target.state == "gone":
+        fail(f"Worker {target.worker} is gone: not heard from for {target.silent_seconds:.0f} s.")
+    if target.state == "stopped":
+        fail(f"Worker {target.worker} has stopped.")
+    return target

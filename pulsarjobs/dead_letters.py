@@ -1,0 +1,93 @@
+"""Dead letters as operators see them, and the filters that pick some of them.
+
+A dead letter is a message on a queue's dead-letter topic: the job's envelope with its last
+error, and properties saying why it died (see docs/concepts.md). A message that was no job at
+all keeps its original bytes. Pulsar's own dead-letter policy (the backstop for jobs that crash
+the worker) writes none of our properties; what it knows comes from the envelope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pulsar
+
+from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode
+from pulsarjobs.schema_registry import WriterSchemas
+
+CRASH_REASON = "redelivered too often without a verdict (did it crash the worker?)"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    job_id: str
+    job_type: str
+    reason: str
+    error: str  # "Type: message" of the last failure
+    dead_at: datetime  # when it reached the dead-letter topic
+    origin_topic: str
+    message_id: str  # its place on the dead-letter topic, "ledger:entry"
+    envelope: Envelope | None  # None when the message was no job envelope
+    raw: bytes | None = None  # the original bytes of a message that was no job envelope
+
+    @property
+    def attempts(self) -> int | None:
+        return self.envelope.attempt if self.envelope is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterFilter:
+    """Which dead letters a command is about; an empty filter takes them all."""
+
+    job_type: str | None = None
+    error: str | None = None  # a piece of the error or the reason, in any case
+    since: datetime | None = None  # dead-lettered at or after
+    since_text: str | None = None  # `since` as the user wrote it, e.g. "2h"
+
+    def matches(self, letter: DeadLetter) -> bool:
+        if self.job_type is not None and letter.job_type != self.job_type:
+            return False
+        if self.error is not None:
+            needle = self.error.lower()
+            if needle not in letter.error.lower() and needle not in letter.reason.lower():
+                return False
+        return self.since is None or letter.dead_at >= self.since
+
+    def identity(self) -> str:
+        """The filter as written: the same command run again has the same identity."""
+        return repr((self.job_type, self.error, self.since_text))
+
+
+def read_dead_letter(message: pulsar.Message, schemas: WriterSchemas) -> DeadLetter:
+    properties = message.properties()
+    message_id = message.message_id()
+    try:
+        envelope: Envelope | None = decode(message.data(), writer_schema(schemas, message))
+    except EnvelopeError:
+        envelope = None
+    error = envelope.last_error if envelope is not None else None
+    return DeadLetter(
+        job_id=properties.get("pulsarjobs-job-id") or (envelope.id if envelope else ""),
+        job_type=properties.get("pulsarjobs-job-type") or (envelope.type if envelope else ""),
+        reason=properties.get("pulsarjobs-reason", CRASH_REASON),
+        error=properties.get("pulsarjobs-error") or describe(error),
+        dead_at=datetime.fromtimestamp(message.publish_timestamp() / 1000, UTC),
+        origin_topic=properties.get("pulsarjobs-origin-topic") or properties.get("REAL_TOPIC", ""),
+        message_id=f"{message_id.ledger_id()}:{message_id.entry_id()}",
+        envelope=envelope,
+        raw=None if envelope is not None else message.data(),
+    )
+
+
+def describe(error: JobError | None) -> str:
+    return f"{error.type}: {error.message}" if error is not None else ""
+
+
+def writer_schema(schemas: WriterSchemas, message: pulsar.Message) -> str | None:
+    """The schema the message was written with, looked up once per topic and version."""
+    key = WriterSchemas.key(message.topic_name(), message.schema_version())
+    if key is None:
+        return None
+    found, schema = schemas.cached(key)
+    return schema if found else schemas.fetch(key)

@@ -1,0 +1,114 @@
+"""Heartbeats: what each worker tells about itself every few seconds.
+
+They go to the topic `pulsarjobs-workers` of the namespace, keyed by worker id. The topic is
+compacted, so a reader of its compacted view gets about one message per worker — its latest —
+however long workers have run. A worker not heard from for more than three of its own
+intervals is gone (killed, or cut off from the broker); its last heartbeat says what it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import pulsar
+
+from pulsarjobs.settings import Settings
+
+WORKERS_TOPIC = "pulsarjobs-workers"
+GONE_AFTER_BEATS = 3
+COMPACTION_THRESHOLD_BYTES = 1024 * 1024  # about 3,000 heartbeats between compactions
+READ_TIMEOUT_MS = 5_000
+
+WorkerState = Literal["running", "quiet", "stopping", "stopped"]
+SeenState = Literal["running", "quiet", "stopping", "stopped", "gone"]
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    worker: str
+    host: str
+    pid: int
+    group: str  # the consumer group (subscription) the worker serves
+    queues: tuple[str, ...]
+    concurrency: int
+    busy: int  # jobs running now
+    processed: int  # jobs settled since start: done, retried, dead or expired
+    failed: int  # runs that failed: retried or dead
+    rss_bytes: int | None
+    state: WorkerState
+    started_at: datetime
+    sent_at: datetime
+    interval: float  # seconds until the next heartbeat
+
+    def encode(self) -> bytes:
+        fields: dict[str, Any] = asdict(self)
+        fields["started_at"] = self.started_at.isoformat()
+        fields["sent_at"] = self.sent_at.isoformat()
+        return json.dumps(fields, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Heartbeat:
+        """Raises ValueError for a message that is no heartbeat."""
+        try:
+            fields = json.loads(data)
+            fields["queues"] = tuple(fields["queues"])
+            fields["started_at"] = datetime.fromisoformat(fields["started_at"])
+            fields["sent_at"] = datetime.fromisoformat(fields["sent_at"])
+            return cls(**fields)
+        except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a heartbeat: {exc}") from exc
+
+    def seen_at(self, now: datetime) -> SeenState:
+        """The state an operator should see: the reported one, unless the worker is gone."""
+        silent_for = now - self.sent_at
+        if self.state != "stopped" and silent_for > timedelta(
+            seconds=GONE_AFTER_BEATS * self.interval
+        ):
+            return "gone"
+        return self.state
+
+    def with_changes(self, **changes: Any) -> Heartbeat:
+        return replace(self, **changes)
+
+
+def workers_topic(settings: Settings) -> str:
+    return f"persistent://{settings.full_namespace}/{WORKERS_TOPIC}"
+
+
+def read_heartbeats(client: pulsar.Client, topic: str) -> dict[str, Heartbeat]:
+    """The latest heartbeat of every worker on the topic (a tombstone forgets a worker)."""
+    reader = client.create_reader(topic, pulsar.MessageId.earliest, is_read_compacted=True)
+    latest: dict[str, Heartbeat] = {}
+    try:
+        while reader.has_message_available():
+            message = reader.read_next(timeout_millis=READ_TIMEOUT_MS)
+            key, data = message.partition_key(), message.data()
+            if not data:
+                latest.pop(key, None)
+                continue
+            try:
+                latest[key] = Heartbeat.decode(data)
+            except ValueError:
+                continue  # not ours: someone else wrote to the topic
+    finally:
+        reader.close()
+    return latest
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory now (Linux), else its peak; None where neither is known."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if not peak:
+        return None
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere

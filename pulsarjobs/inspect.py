@@ -1,0 +1,363 @@
+"""The Inspector: what is on the broker, as operators ask about it — queues, topics, dead
+letters, workers — read over the admin REST API and with readers, never by consuming.
+
+Everything it returns is a frozen dataclass, so the CLI, `--json` and a future dashboard show
+the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import pulsar
+
+from pulsarjobs.admin import Admin
+from pulsarjobs.backlog import read_backlog
+from pulsarjobs.connection import Connection, client_errors, probe
+from pulsarjobs.control import CONTROL_TOPIC
+from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, read_dead_letter, writer_schema
+from pulsarjobs.envelope import EnvelopeError, decode
+from pulsarjobs.errors import NotFound
+from pulsarjobs.execution import utc_now
+from pulsarjobs.heartbeat import WORKERS_TOPIC, SeenState, read_heartbeats, workers_topic
+from pulsarjobs.schema_registry import WriterSchemas
+from pulsarjobs.settings import Settings
+from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, QUEUE_NAME, topics_for
+
+SCAN_LIMIT = 10_000  # messages read per topic to tell scheduled jobs from waiting ones
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue: str
+    waiting: int  # due, not yet handed to a worker
+    scheduled: int  # due later: enqueued with in_/at, or a retry waiting for its backoff
+    in_flight: int  # handed to a worker (running or held), not yet acknowledged
+    dead: int  # on the dead-letter topic, not replayed or purged
+    rate_in: float  # jobs enqueued per second (the broker's recent average)
+    rate_out: float  # jobs acknowledged per second, retries included
+    consumers: int  # worker processes reading the queue
+    oldest_seconds: float | None  # how long the oldest due job (waiting or running) has been due
+    exact: bool  # False when the backlog was too long to read whole: `scheduled` is then a floor
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str  # within the namespace
+    topic: str  # in full
+    partitions: int  # 0: not partitioned
+    kind: str  # queue, retries, dead letters, worker heartbeats, worker commands or topic
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionStats:
+    name: str
+    type: str
+    backlog: int
+    unacked: int
+    delayed: int
+    consumers: int
+    rate_out: float
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStats:
+    name: str
+    topic: str
+    partitions: int
+    producers: int
+    rate_in: float
+    rate_out: float
+    storage_bytes: int
+    backlog: int  # the largest backlog of its subscriptions
+    deduplication: str
+    subscriptions: tuple[SubscriptionStats, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    worker: str
+    state: SeenState
+    host: str
+    pid: int
+    group: str
+    queues: tuple[str, ...]
+    concurrency: int
+    busy: int
+    processed: int
+    failed: int
+    rss_bytes: int | None
+    started_at: datetime
+    last_seen: datetime
+    silent_seconds: float
+
+
+@dataclass
+class _Schedule:
+    """What a read of a backlog found."""
+
+    scheduled: int = 0
+    oldest_due: datetime | None = None
+    complete: bool = True
+
+
+class Inspector:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.admin = Admin(settings.admin_url, token=settings.token)
+        self._connection: Connection | None = None
+        self._schemas = WriterSchemas(settings)
+
+    def __enter__(self) -> Inspector:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.admin.close()
+        if self._connection is not None:
+            self._connection.close()
+
+    @property
+    def connection(self) -> Connection:
+        """The binary-protocol connection, opened on first use, its client's logs silenced."""
+        if self._connection is None:
+            probe(self.settings.service_url)
+            self._connection = Connection(self.settings, client_logger=silent_logger())
+        return self._connection
+
+    @property
+    def client(self) -> pulsar.Client:
+        return self.connection.client
+
+    # -- topics ------------------------------------------------------------------------------
+
+    def full_name(self, name: str) -> str:
+        """A topic named within the namespace, or in full."""
+        return name if "://" in name else f"persistent://{self.settings.full_namespace}/{name}"
+
+    def topics(self) -> list[TopicInfo]:
+        namespace = self.settings.full_namespace
+        partitioned = self.admin.partitioned_topics(namespace)
+        plain = [
+            topic
+            for topic in self.admin.topics(namespace)
+            if not any(topic.startswith(f"{parent}-partition-") for parent in partitioned)
+        ]
+        infos = [self._topic_info(topic, 0) for topic in plain]
+        infos += [self._topic_info(topic, self.admin.partitions(topic)) for topic in partitioned]
+        return sorted(infos, key=lambda info: info.name)
+
+    def _topic_info(self, topic: str, partitions: int) -> TopicInfo:
+        name = topic.rsplit("/", 1)[-1]
+        return TopicInfo(name, topic, partitions, topic_kind(name))
+
+    def topic_stats(self, name: str) -> TopicStats:
+        topic = self.full_name(name)
+        try:
+            partitions = self.admin.partitions(topic)
+            raw = self.admin.stats(topic, partitioned=partitions > 0)
+        except NotFound:
+            raise NotFound(f"There is no topic {topic}.") from None
+        subscriptions = tuple(
+            subscription_stats(sub_name, sub)
+            for sub_name, sub in sorted(raw.get("subscriptions", {}).items())
+        )
+        return TopicStats(
+            name=topic.rsplit("/", 1)[-1],
+            topic=topic,
+            partitions=partitions,
+            producers=len(raw.get("publishers", [])),
+            rate_in=float(raw.get("msgRateIn", 0.0)),
+            rate_out=float(raw.get("msgRateOut", 0.0)),
+            storage_bytes=int(raw.get("storageSize", 0)),
+            backlog=max((sub.backlog for sub in subscriptions), default=0),
+            deduplication=str(raw.get("deduplicationStatus", "unknown")),
+            subscriptions=subscriptions,
+        )
+
+    # -- queues ------------------------------------------------------------------------------
+
+    def queue_names(self) -> list[str]:
+        """Queues with a topic of their own, or only dead letters left."""
+        dead_suffix = f"-{self.settings.subscription}-DLQ"
+        names = set()
+        for topic in self.admin.topics(self.settings.full_namespace):
+            name = topic.rsplit("/", 1)[-1].removesuffix(dead_suffix)
+            if QUEUE_NAME.match(name):
+                names.add(name)
+        return sorted(names)
+
+    def queues(self) -> list[QueueStats]:
+        return [self.queue(name) for name in self.queue_names()]
+
+    def queue(self, name: str) -> QueueStats:
+        topics = topics_for(self.settings, name)
+        group = self.settings.subscription
+        jobs_topic, retry_topic = self._stats(topics.jobs), self._stats(topics.retry)
+        parts = [subscription_of(jobs_topic, group), subscription_of(retry_topic, group)]
+        backlog = sum(int(part.get("msgBacklog", 0)) for part in parts)
+        in_flight = sum(int(part.get("unackedMessages", 0)) for part in parts)
+        schedule = self._schedule([topics.jobs, topics.retry], backlog)
+        if not schedule.complete:  # the broker knows of those it has read ahead, at least
+            delayed = sum(int(part.get("msgDelayed", 0)) for part in parts)
+            schedule.scheduled = max(schedule.scheduled, delayed)
+        oldest = schedule.oldest_due
+        return QueueStats(
+            queue=name,
+            waiting=max(0, backlog - schedule.scheduled - in_flight),
+            scheduled=schedule.scheduled,
+            in_flight=in_flight,
+            dead=self.dead_count(name),
+            rate_in=float(jobs_topic.get("msgRateIn", 0.0)),
+            rate_out=sum(float(part.get("messageAckRate", 0.0)) for part in parts),
+            consumers=len(parts[0].get("consumers", [])),
+            oldest_seconds=(utc_now() - oldest).total_seconds() if oldest else None,
+            exact=schedule.complete,
+        )
+
+    def _schedule(self, topics: list[str], backlog: int) -> _Schedule:
+        """Read the backlogs: the broker counts delayed messages only once a consumer made it
+        read them, so with no worker running it would call every scheduled job waiting."""
+        schedule = _Schedule()
+        if backlog == 0:
+            return schedule
+        now = utc_now()
+        for topic in topics:
+            for read, message in enumerate(self._backlog(topic, self.settings.subscription)):
+                if read == SCAN_LIMIT:
+                    schedule.complete = False
+                    break
+                due = self._due_time(message)
+                if due > now:
+                    schedule.scheduled += 1
+                elif schedule.oldest_due is None or due < schedule.oldest_due:
+                    schedule.oldest_due = due
+        return schedule
+
+    def _due_time(self, message: pulsar.Message) -> datetime:
+        published = datetime.fromtimestamp(message.publish_timestamp() / 1000, tz=UTC)
+        try:
+            run_at = decode(message.data(), writer_schema(self._schemas, message)).run_at
+        except EnvelopeError:
+            return published  # not a job: it waits like one until a worker dead-letters it
+        return max(published, run_at) if run_at is not None else published
+
+    def _stats(self, topic: str) -> dict[str, Any]:
+        try:
+            return self.admin.stats(topic)
+        except NotFound:
+            return {}
+
+    def _backlog(self, topic: str, subscription: str) -> Iterator[pulsar.Message]:
+        return read_backlog(self.admin, self.client, self.settings.service_url, topic, subscription)
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    def dead_count(self, queue: str) -> int:
+        dead = self._stats(topics_for(self.settings, queue).dead)
+        return int(subscription_of(dead, DEAD_LETTER_SUBSCRIPTION).get("msgBacklog", 0))
+
+    def scan_dead_letters(self, queue: str) -> Iterator[tuple[pulsar.MessageId, DeadLetter]]:
+        """Every dead letter of a queue still held, oldest first, with its message id."""
+        topic = topics_for(self.settings, queue).dead
+        for message in self._backlog(topic, DEAD_LETTER_SUBSCRIPTION):
+            yield message.message_id(), read_dead_letter(message, self._schemas)
+
+    def dead_letters(
+        self, queue: str, matching: DeadLetterFilter | None = None, limit: int | None = None
+    ) -> list[DeadLetter]:
+        found: list[DeadLetter] = []
+        for _, letter in self.scan_dead_letters(queue):
+            if matching is None or matching.matches(letter):
+                found.append(letter)
+                if len(found) == limit:
+                    break
+        return found
+
+    def find_dead_letters(self, job_id: str, queue: str | None = None) -> list[DeadLetter]:
+        """The dead letters of a job, in one queue or in all (a replayed job can die again)."""
+        queues = [queue] if queue else self.queue_names()
+        return [
+            letter
+            for name in queues
+            for _, letter in self.scan_dead_letters(name)
+            if letter.job_id == job_id
+        ]
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def workers(self, include_stopped: bool = False) -> list[WorkerStatus]:
+        """Workers by their latest heartbeat; stopped ones only when asked for."""
+        topic = workers_topic(self.settings)
+        if not self._stats(topic):
+            return []  # no worker ever ran in this namespace
+        with client_errors(self.settings.service_url, "reading worker heartbeats"):
+            heartbeats = read_heartbeats(self.client, topic)
+        now = utc_now()
+        statuses = [
+            WorkerStatus(
+                worker=beat.worker,
+                state=beat.seen_at(now),
+                host=beat.host,
+                pid=beat.pid,
+                group=beat.group,
+                queues=beat.queues,
+                concurrency=beat.concurrency,
+                busy=beat.busy,
+                processed=beat.processed,
+                failed=beat.failed,
+                rss_bytes=beat.rss_bytes,
+                started_at=beat.started_at,
+                last_seen=beat.sent_at,
+                silent_seconds=max(0.0, (now - beat.sent_at).total_seconds()),
+            )
+            for beat in heartbeats.values()
+        ]
+        shown = [s for s in statuses if include_stopped or s.state != "stopped"]
+        return sorted(shown, key=lambda status: (status.state == "gone", status.worker))
+
+
+def subscription_of(stats: dict[str, Any], name: str) -> dict[str, Any]:
+    return dict(stats.get("subscriptions", {}).get(name, {}))
+
+
+def subscription_stats(name: str, raw: dict[str, Any]) -> SubscriptionStats:
+    return SubscriptionStats(
+        name=name,
+        type=str(raw.get("type", "")),
+        backlog=int(raw.get("msgBacklog", 0)),
+        unacked=int(raw.get("unackedMessages", 0)),
+        delayed=int(raw.get("msgDelayed", 0)),
+        consumers=len(raw.get("consumers", [])),
+        rate_out=float(raw.get("msgRateOut", 0.0)),
+    )
+
+
+def topic_kind(name: str) -> str:
+    if name == WORKERS_TOPIC:
+        return "worker heartbeats"
+    if name == CONTROL_TOPIC:
+        return "worker commands"
+    if name.endswith("-RETRY"):
+        return "retries"
+    if name.endswith("-DLQ"):
+        return "dead letters"
+    return "queue" if QUEUE_NAME.match(name) else "topic"
+
+
+def silent_logger() -> Any:
+    """A logger that drops the Pulsar client's lines: commands report failures themselves.
+    (A Python logger would do too, but the client may crash logging to it at exit.)"""
+    return pulsar.FileLogger(pulsar.LoggerLevel.Error, os.devnull)

@@ -1,0 +1,50 @@
+"""Heartbeats and commands as they travel, and how a worker's silence reads."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pulsarjobs.control import Order
+from pulsarjobs.heartbeat import Heartbeat, rss_bytes
+
+NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)
+
+
+def beat(state: str = "running", sent: datetime = NOW) -> Heartbeat:
+    return Heartbeat(
+        worker="host:42:abc123", host="host", pid=42, group="pulsarjobs", queues=("a", "b"),
+        concurrency=10, busy=3, processed=120, failed=4, rss_bytes=50_000_000,
+        state=state,  # type: ignore[arg-type]
+        started_at=NOW - timedelta(hours=1), sent_at=sent, interval=5.0,
+    )  # fmt: skip
+
+
+def test_a_heartbeat_comes_back_as_it_was_sent() -> None:
+    assert Heartbeat.decode(beat().encode()) == beat()
+
+
+def test_a_worker_silent_for_more_than_three_intervals_is_gone() -> None:
+    assert beat(sent=NOW - timedelta(seconds=15)).seen_at(NOW) == "running"
+    assert beat(sent=NOW - timedelta(seconds=16)).seen_at(NOW) == "gone"
+    assert beat("quiet", sent=NOW - timedelta(seconds=16)).seen_at(NOW) == "gone"
+    assert beat("stopped", sent=NOW - timedelta(days=1)).seen_at(NOW) == "stopped"
+
+
+@pytest.mark.parametrize("data", [b"", b"{}", b"not json", b'{"worker": 1}'])
+def test_what_is_no_heartbeat_is_refused(data: bytes) -> None:
+    with pytest.raises(ValueError, match="not a heartbeat"):
+        Heartbeat.decode(data)
+
+
+def test_an_order_comes_back_as_it_was_sent_and_unknown_commands_are_refused() -> None:
+    order = Order("host:42:abc123", "quiet", NOW)
+    assert Order.decode(order.encode()) == order
+    with pytest.raises(ValueError, match="unknown command"):
+        Order.decode(
+            b'{"worker": "w", "command": "explode", "sent_at": "2027-01-04T12:00:00+00:00"}'
+        )
+
+
+def test_the_memory_of_this_process_is_known() -> None:
+    memory = rss_bytes()
+    assert memory is not None and memory > 1_000_000
