@@ -5,8 +5,6 @@ Topics are named in full (`persistent://tenant/namespace/name`) everywhere in th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -14,15 +12,6 @@ from urllib.parse import quote
 import httpx
 
 from pulsarjobs.errors import BrokerError, BrokerUnavailable, NotFound
-
-
-@dataclass(frozen=True, slots=True)
-class Peeked:
-    """What the broker tells about one message without delivering it."""
-
-    message_id: str
-    published_at: datetime
-    deliver_at: datetime | None
 
 
 class Admin:
@@ -115,23 +104,6 @@ class Admin:
         found = self._call("GET", f"{topic_path(topic)}/lastMessageId")
         return int(found["ledgerId"]), int(found["entryId"])
 
-    def peek(self, topic: str, subscription: str, position: int) -> Peeked | None:
-        """The `position`-th unacknowledged message (1-based) of a subscription, or None."""
-        path = (
-            f"{topic_path(topic)}/subscription/{quote(subscription, safe='')}/position/{position}"
-        )
-        response = self._request("GET", path)
-        if response.status_code == 404:
-            return None
-        check(response)
-        headers = response.headers
-        deliver_at = headers.get("X-Pulsar-deliver-at-time")
-        return Peeked(
-            message_id=headers.get("X-Pulsar-Message-ID", ""),
-            published_at=parse_time(headers["X-Pulsar-publish-time"]),
-            deliver_at=parse_time(deliver_at) if deliver_at else None,
-        )
-
     def enable_deduplication(self, topic: str) -> None:
         """Turn on de-duplication for one topic (a topic policy, applied asynchronously)."""
         self._call("POST", f"{topic_path(topic)}/deduplicationEnabled", json=True)
@@ -161,11 +133,6 @@ def topic_path(topic: str) -> str:
     if not name:
         raise BrokerError(f"{topic!r} is not a full topic name (persistent://tenant/ns/name)")
     return f"/admin/v2/{domain}/{tenant}/{namespace}/{quote(name, safe='')}"
-
-
-def parse_time(text: str) -> datetime:
-    """The broker's ISO times, e.g. `2026-11-24T08:02:24.922Z`."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def check(response: httpx.Response) -> None:

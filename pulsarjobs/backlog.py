@@ -8,6 +8,7 @@ delivered to the subscription's consumers, and the scan never waits for messages
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +44,9 @@ class Cursor:
     def is_acked(self, position: Position) -> bool:
         if position <= self.mark_delete:
             return True
-        return any(after < position <= through for after, through in self.acked)
+        # The ranges are sorted and apart: only the last one starting before `position` counts.
+        index = bisect.bisect_left(self.acked, position, key=lambda acked: acked[0]) - 1
+        return index >= 0 and position <= self.acked[index][1]
 
 
 def position_of(message_id: pulsar.MessageId) -> Position:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -30,6 +30,7 @@ from pulsarjobs.settings import Settings
 from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, QUEUE_NAME, topics_for
 
 SCAN_LIMIT = 10_000  # messages read per topic to tell scheduled jobs from waiting ones
+FORGET_GONE_AFTER = timedelta(days=1)  # a crashed worker is news for a day, then history
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,8 +299,9 @@ class Inspector:
 
     # -- workers -----------------------------------------------------------------------------
 
-    def workers(self, include_stopped: bool = False) -> list[WorkerStatus]:
-        """Workers by their latest heartbeat; stopped ones only when asked for."""
+    def workers(self, everyone: bool = False) -> list[WorkerStatus]:
+        """Workers by their latest heartbeat; the stopped ones and those gone for long only
+        for `everyone`."""
         topic = workers_topic(self.settings)
         if not self._stats(topic):
             return []  # no worker ever ran in this namespace
@@ -325,8 +327,16 @@ class Inspector:
             )
             for beat in heartbeats.values()
         ]
-        shown = [s for s in statuses if include_stopped or s.state != "stopped"]
-        return sorted(shown, key=lambda status: (status.state == "gone", status.worker))
+        return sorted(
+            (status for status in statuses if everyone or is_current(status)),
+            key=lambda status: (status.state == "gone", status.worker),
+        )
+
+
+def is_current(status: WorkerStatus) -> bool:
+    if status.state == "stopped":
+        return False
+    return status.state != "gone" or status.silent_seconds < FORGET_GONE_AFTER.total_seconds()
 
 
 def subscription_of(stats: dict[str, Any], name: str) -> dict[str, Any]:

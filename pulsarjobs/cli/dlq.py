@@ -11,16 +11,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pulsarjobs import replay as moves
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import AsJson, fail, jsonable, print_json, reports_errors
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.durations import parse_since
 from pulsarjobs.execution import utc_now
 from pulsarjobs.inspect import Inspector
-from pulsarjobs.replay import Moved
-from pulsarjobs.replay import Progress as Advance
-from pulsarjobs.replay import purge as purge_letters
-from pulsarjobs.replay import replay as replay_letters
 
 app = typer.Typer(no_args_is_help=True, help="Dead letters: list, show, replay, purge.")
 console = Console()
@@ -144,7 +141,7 @@ def replay(
     again to finish, and no job is replayed twice."""
     matching = picking(job_type, error, since)
     with inspecting(ctx) as inspector, progress_bar(inspector, queue, "replaying") as advance:
-        moved = replay_letters(
+        moved = moves.replay(
             inspector, queue, matching, to_queue=to_queue, dry_run=dry_run, progress=advance
         )
     report(moved, "replayed", to_queue or queue, dry_run, as_json)
@@ -167,12 +164,12 @@ def purge(
     if not (yes or dry_run):
         typer.confirm(f"Delete the matching dead letters of {queue} for good?", abort=True)
     with inspecting(ctx) as inspector, progress_bar(inspector, queue, "purging") as advance:
-        moved = purge_letters(inspector, queue, matching, dry_run=dry_run, progress=advance)
+        moved = moves.purge(inspector, queue, matching, dry_run=dry_run, progress=advance)
     report(moved, "purged", queue, dry_run, as_json)
 
 
 @contextmanager
-def progress_bar(inspector: Inspector, queue: str, doing: str) -> Iterator[Advance]:
+def progress_bar(inspector: Inspector, queue: str, doing: str) -> Iterator[moves.Progress]:
     """A bar over the dead letters read (on stderr, so stdout keeps the result)."""
     columns = (
         TextColumn(f"{doing} {queue}"),
@@ -187,10 +184,10 @@ def progress_bar(inspector: Inspector, queue: str, doing: str) -> Iterator[Advan
         try:
             yield lambda read: bar.advance(task, read)
         except KeyboardInterrupt:
-            fail("Interrupted. Run the same command again to finish; no job is handled twice.", 130)
+            fail("Interrupted. Run the same command again to finish; no job is handled twice.")
 
 
-def report(moved: Moved, verb: str, queue: str, dry_run: bool, as_json: bool) -> None:
+def report(moved: moves.Moved, verb: str, queue: str, dry_run: bool, as_json: bool) -> None:
     if as_json:
         print_json({"dry_run": dry_run, **jsonable(moved)})
         return
@@ -208,5 +205,6 @@ def report(moved: Moved, verb: str, queue: str, dry_run: bool, as_json: bool) ->
         console.print(f"{done}.", highlight=False)
     if moved.skipped:
         console.print(
-            f"{moved.skipped} left in place: not job envelopes; purge them.", highlight=False
+            f"{moved.skipped} stay in the dead letters: no job inside (see dlq show).",
+            highlight=False,
         )

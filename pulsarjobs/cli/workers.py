@@ -34,7 +34,7 @@ STATE_STYLE = {"running": "green", "quiet": "yellow", "stopping": "yellow", "gon
 def list_workers(
     ctx: typer.Context,
     show_all: Annotated[
-        bool, typer.Option("--all", "-a", help="Include workers that stopped.")
+        bool, typer.Option("--all", "-a", help="Include stopped workers, and long gone ones.")
     ] = False,
     as_json: AsJson = False,
 ) -> None:
@@ -42,7 +42,7 @@ def list_workers(
     if ctx.invoked_subcommand is not None:
         return
     with inspecting(ctx) as inspector:
-        workers = inspector.workers(include_stopped=show_all)
+        workers = inspector.workers(everyone=show_all)
     if as_json:
         print_json(workers)
         return
@@ -87,7 +87,7 @@ def stop(ctx: typer.Context, worker_id: WorkerId, wait: Wait = 15.0) -> None:
 
 def command_worker(ctx: typer.Context, worker_id: str, command: Command, wait: float) -> None:
     with inspecting(ctx) as inspector:
-        target = pick(inspector.workers(include_stopped=True), worker_id)
+        target = pick(inspector.workers(everyone=True), worker_id)
         with client_errors(inspector.settings.service_url, f"telling {target.worker} to {command}"):
             confirmed = tell(inspector.client, inspector.settings, target.worker, command, wait)
     if not wait:

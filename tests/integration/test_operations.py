@@ -187,6 +187,30 @@ def test_a_replay_killed_half_way_and_run_again_replays_each_job_once(
     assert set(runs.values()) == {1}
 
 
+def test_purge_removes_only_what_it_picks_and_replay_can_pick_another_queue(
+    app: App, record: Path, fix: Path
+) -> None:
+    settings = app.settings
+    ids = kill_all(
+        app, [JobCall("breaks", args=(n, "value" if n % 2 else "key")) for n in range(4)]
+    )
+    purged = cli_json(settings, "dlq", "purge", "default", "--error", "KeyError", "--yes")
+    assert (purged["matched"], purged["moved"]) == (2, 2)
+    left = {letter["job_id"] for letter in cli_json(settings, "dlq", "list", "default")}
+    assert left == {ids[1], ids[3]}
+
+    moved = cli_json(settings, "dlq", "replay", "default", "--to-queue", "rescue")
+    assert moved["moved"] == 2
+    assert (queue_stats(settings, "rescue")["waiting"], dead_count(settings)) == (2, 0)
+    fix.touch()
+    record.write_text("")
+    with worker_in_thread(app, "rescue"):
+        wait_until(lambda: len(started(record)) == 2, 30)
+    assert sorted((run["id"], run["queue"]) for run in started(record)) == sorted(
+        [(ids[1], "rescue"), (ids[3], "rescue")]
+    )
+
+
 def test_queues_count_waiting_scheduled_and_dead_jobs(app: App) -> None:
     settings = app.settings
     for name in ("Ada", "Bob"):

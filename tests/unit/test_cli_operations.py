@@ -13,7 +13,7 @@ from pulsarjobs.cli.output import jsonable
 from pulsarjobs.cli.workers import pick
 from pulsarjobs.connection import probe
 from pulsarjobs.errors import BrokerUnavailable
-from pulsarjobs.inspect import WorkerStatus, topic_kind
+from pulsarjobs.inspect import WorkerStatus, is_current, topic_kind
 
 runner = CliRunner()
 NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)
@@ -53,11 +53,11 @@ def test_json_output_writes_times_durations_and_bytes_as_json_values() -> None:
     }  # fmt: skip
 
 
-def status(worker: str, state: str = "running") -> WorkerStatus:
+def status(worker: str, state: str = "running", silent: float = 30.0) -> WorkerStatus:
     return WorkerStatus(
         worker=worker, state=state, host="h", pid=1, group="g", queues=("default",),  # type: ignore[arg-type]
         concurrency=1, busy=0, processed=0, failed=0, rss_bytes=None, started_at=NOW,
-        last_seen=NOW, silent_seconds=30.0,
+        last_seen=NOW, silent_seconds=silent,
     )  # fmt: skip
 
 
@@ -69,6 +69,13 @@ def test_a_worker_is_named_by_its_id_or_enough_of_its_start() -> None:
         with pytest.raises(typer.Exit) as exited:
             pick(workers, ambiguous_missing_or_gone)
         assert exited.value.exit_code == 1
+
+
+def test_stopped_workers_and_those_gone_for_over_a_day_are_not_listed_by_default() -> None:
+    assert is_current(status("w", "running"))
+    assert is_current(status("w", "gone", silent=3600))
+    assert not is_current(status("w", "gone", silent=2 * 86400))
+    assert not is_current(status("w", "stopped", silent=1))
 
 
 def test_topics_say_what_they_are_for() -> None:
