@@ -16,7 +16,7 @@ import signal
 import socket
 import threading
 import uuid
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +38,11 @@ log = structlog.get_logger("pulsarjobs.worker")
 RECEIVE_POLL_MS = 50  # how long a queue stays silent before it counts as empty
 NACK_DELAY_MS = 100  # a handed-back job is redelivered at once
 CRASH_REDELIVERIES = 10  # deliveries without a verdict (worker crashes) before dead-lettering
+# Runs remembered as settled: the broker may deliver a message twice (at least once), and
+# a run this worker already settled needs no second execution.
+RECENTLY_SETTLED = 10_000
+
+Run = tuple[str, int]  # (job id, attempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stats: Counter[str] = Counter()
         self.topics = {queue: topics_for(app.settings, queue) for queue in self.plan.names}
+        self._settled: OrderedDict[Run, None] = OrderedDict()
         self._schemas = WriterSchemas(app.settings)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -299,10 +305,13 @@ class Worker:
     async def _handle(self, queue: str, message: pulsar.Message) -> None:
         consumer = self._consumers[queue]
         try:
-            outcome = await self._outcome(message)
-            await self._settle(self.topics[queue], message, outcome)
+            run, outcome = await self._outcome(message)
+            if outcome is not None:
+                await self._settle(self.topics[queue], message, outcome)
+                self.stats[outcome.kind] += 1
+                if run is not None and outcome.kind != "early":  # early: the same run comes back
+                    self._remember_settled(run)
             consumer.acknowledge(message)
-            self.stats[outcome.kind] += 1
         except asyncio.CancelledError:
             consumer.negative_acknowledge(message)  # shutdown ran out of time: hand it back
             raise
@@ -312,14 +321,26 @@ class Worker:
         finally:
             self._slots.release()
 
-    async def _outcome(self, message: pulsar.Message) -> Outcome:
+    async def _outcome(self, message: pulsar.Message) -> tuple[Run | None, Outcome | None]:
+        """The run a message carries and what became of it; no outcome for a second delivery
+        of a run this worker already settled."""
         try:
             envelope = decode(message.data(), await self._writer_schema(message))
         except EnvelopeError as exc:
             stand_in, reason = undecodable(message, exc), f"Undecodable: {exc}"
             self.app.hooks.emit("on_dead", stand_in, reason)
-            return Outcome("dead", stand_in, reason=reason)
-        return await self.executor.run(envelope)
+            return None, Outcome("dead", stand_in, reason=reason)
+        run = (envelope.id, envelope.attempt)
+        if run in self._settled:
+            self.stats["duplicate"] += 1
+            log.info("duplicate delivery skipped", job_id=envelope.id, attempt=envelope.attempt)
+            return run, None
+        return run, await self.executor.run(envelope)
+
+    def _remember_settled(self, run: Run) -> None:
+        self._settled[run] = None
+        if len(self._settled) > RECENTLY_SETTLED:
+            self._settled.popitem(last=False)
 
     async def _writer_schema(self, message: pulsar.Message) -> str | None:
         key = WriterSchemas.key(message.topic_name(), message.schema_version())

@@ -61,8 +61,12 @@ def queue_stats(settings: Settings, queue: str = "default") -> dict[str, Any]:
 
 def subscription_backlog(settings: Settings, topic: str, subscription: str) -> int:
     path = topic.removeprefix("persistent://")
-    stats = httpx.get(f"{settings.admin_url}/admin/v2/persistent/{path}/stats").json()
-    return int(stats["subscriptions"][subscription]["msgBacklog"])
+    response = httpx.get(f"{settings.admin_url}/admin/v2/persistent/{path}/stats")
+    if response.status_code == 404:
+        return 0  # not created yet
+    # A worker creates the topic, then its subscription: between the two there is none.
+    found = response.json()["subscriptions"].get(subscription, {})
+    return int(found.get("msgBacklog", 0))
 
 
 def dead_count(settings: Settings) -> int:

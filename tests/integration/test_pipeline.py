@@ -223,3 +223,13 @@ def test_a_quiet_worker_finishes_its_job_and_fetches_no_more(app: App, record: P
     with worker_in_thread(app):
         wait_until(lambda: len(started(record)) == 2, 30)
     assert started(record)[-1]["id"] == second
+
+
+def test_a_second_delivery_of_a_settled_run_is_skipped(app: App, record: Path) -> None:
+    envelope = Envelope(id=new_id(), type="greet", queue="default", args=("once",))
+    app.publish_envelope(envelope).result()
+    with worker_in_thread(app) as worker:
+        wait_until(lambda: worker.stats["done"] == 1, 30)
+        app.publish_envelope(envelope).result()  # as the broker may redeliver it
+        wait_until(lambda: worker.stats["duplicate"] == 1, 30)
+    assert [r["id"] for r in started(record)] == [envelope.id]
