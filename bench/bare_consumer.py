@@ -1,16 +1,21 @@
-"""The limit a worker is measured against: receive, decode the envelope, acknowledge."""
+"""The limit a worker is measured against: receive, decode the envelope, acknowledge.
+
+With `--record`, it also stamps each job's first argument (the send time) like the handlers of
+the latency benchmark do.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 
 import pulsar
 
+from bench.record import stamp
 from pulsarjobs.envelope import decode
 
 
-def main(topic: str, subscription: str) -> None:
+def main(topic: str, subscription: str, record: bool) -> None:
     client = pulsar.Client(
         os.environ["PULSARJOBS_SERVICE_URL"], logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn)
     )
@@ -23,11 +28,18 @@ def main(topic: str, subscription: str) -> None:
     try:
         while True:
             message = consumer.receive()
-            decode(message.data())
+            envelope = decode(message.data())
+            if record:
+                stamp(envelope.args[0])
             consumer.acknowledge(message)
     finally:
         client.close()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("topic")
+    parser.add_argument("subscription")
+    parser.add_argument("--record", action="store_true")
+    options = parser.parse_args()
+    main(options.topic, options.subscription, options.record)

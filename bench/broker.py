@@ -6,8 +6,9 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pulsarjobs.admin import Admin
@@ -16,20 +17,38 @@ from pulsarjobs.broker.launcher import free_port
 from pulsarjobs.settings import Settings
 
 
+@dataclass(frozen=True)
+class BenchBroker:
+    settings: Settings
+    pid: int | None  # of the broker's JVM when this run started it: its CPU is measured too
+
+
 @contextmanager
-def benchmark_settings() -> Iterator[Settings]:
-    """Settings on a namespace of its own, on a broker that serves for the whole run."""
+def benchmark_broker(broker_settings: Mapping[str, str] | None = None) -> Iterator[BenchBroker]:
+    """Settings on a namespace of its own, on a broker that serves for the whole run; a broker
+    this run starts gets `broker_settings` on top of the launcher's configuration."""
     if os.environ.get("PULSARJOBS_SERVICE_URL"):
-        yield fresh_namespace(Settings.from_env())
+        if broker_settings:
+            raise SystemExit("broker settings apply to a broker the run starts, not to yours")
+        yield BenchBroker(fresh_namespace(Settings.from_env()), None)
         return
     data_dir = Path(tempfile.mkdtemp(prefix="pulsarjobs-bench-"))
-    broker = LocalBroker(data_dir, free_port(), free_port(), free_port())
-    broker.start()
+    broker = LocalBroker(
+        data_dir, free_port(), free_port(), free_port(), settings=dict(broker_settings or {})
+    )
+    status = broker.start()
     try:
-        yield fresh_namespace(Settings(service_url=broker.service_url, admin_url=broker.admin_url))
+        settings = Settings(service_url=broker.service_url, admin_url=broker.admin_url)
+        yield BenchBroker(fresh_namespace(settings), status.pid)
     finally:
         broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def benchmark_settings() -> Iterator[Settings]:
+    with benchmark_broker() as broker:
+        yield broker.settings
 
 
 def fresh_namespace(settings: Settings) -> Settings:

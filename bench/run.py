@@ -1,0 +1,469 @@
+"""The benchmark: pulsarjobs against a bare pulsar-client loop, Celery and Dramatiq, in one run.
+
+    python -m bench.run --jobs 200000          # the full run (see docs/benchmarks.md)
+    python -m bench.run --jobs 5000 --repeat 1 # a quick look
+
+It starts a local Pulsar (unless PULSARJOBS_SERVICE_URL names one) and a Redis for the peers,
+then measures, each figure `--repeat` times with the systems interleaved (noise on a shared
+machine then hits them alike): enqueue rates, drain throughput with one and two worker
+processes, enqueue-to-start latency at a fixed rate, and the lateness of scheduled jobs. Every
+run and the medians go to a JSON file; a plot and a Markdown table are made from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench import record
+from bench.broker import BenchBroker, benchmark_broker
+from bench.environment import environment
+from bench.redis_server import RedisServer, missing, redis_server
+from bench.report import plot, table
+from bench.systems import (
+    PulsarjobsClient,
+    System,
+    Tuning,
+    peer_systems,
+    pulsar_systems,
+    worker_env,
+)
+from bench.workers import ROOT, WorkerFailed, Workers, watch_drain
+from pulsarjobs.logs import configure_logging
+
+PHASES = ("enqueue", "drain", "latency", "scheduled")
+WARM_UP_JOBS = 20
+SEND_TICK = 0.002  # the producer sends what is due every 2 ms
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add = parser.add_argument
+    add("--jobs", type=int, default=200_000, help="jobs per drain run")
+    add("--repeat", type=int, default=3, help="runs of every figure; medians are reported")
+    add("--concurrency", type=int, default=32, help="pulsarjobs: jobs at once per process")
+    add(
+        "--dramatiq-threads",
+        type=int,
+        default=None,
+        help="Dramatiq: threads per process (default: --concurrency, the same jobs in flight)",
+    )
+    add("--latency-seconds", type=float, default=10.0, help="length of each latency run")
+    add(
+        "--latency-rate",
+        type=float,
+        default=None,
+        help="base rate for the latency runs (default: pulsarjobs' measured drain rate)",
+    )
+    add(
+        "--loads",
+        default="5,50,80",
+        help="latency runs, in percent of the base rate (5%%: every system keeps up)",
+    )
+    add("--scheduled", type=int, default=10_000, help="scheduled jobs per lateness run")
+    add("--schedule-seconds", type=float, default=30.0, help="the span they are due over")
+    add("--without-peers", action="store_true", help="Pulsar systems only: no Redis, Celery...")
+    add("--systems", default=None, help="a subset, e.g. pj_async,celery (default: all)")
+    add(
+        "--broker-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for the broker this run starts, e.g. journalFlushWhenQueueEmpty=true",
+    )
+    add("--phases", default=",".join(PHASES), help="a subset of " + ",".join(PHASES))
+    add("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    add("--plot", type=Path, default=ROOT / "docs" / "benchmarks.png")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = parse_options(argv)
+    phases = [phase.strip() for phase in options.phases.split(",") if phase.strip()]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        raise SystemExit(f"unknown phases {sorted(unknown)}; choose from {', '.join(PHASES)}")
+    skipped = "--without-peers was given" if options.without_peers else None
+    if not skipped and (reason := missing()):
+        raise SystemExit(f"cannot run Celery and Dramatiq: {reason} (or pass --without-peers)")
+    configure_logging("console", "warning")  # pulsarjobs logs each enqueue at debug level
+    with ExitStack() as stack:
+        broker = stack.enter_context(benchmark_broker(broker_settings(options)))
+        redis = None if skipped else stack.enter_context(redis_server())
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pulsarjobs-bench-")))
+        bench = Bench(broker, redis, work, options)
+        stack.callback(bench.close)
+        results = bench.run(phases, skipped)
+    plot_written = plot(results, options.plot)
+    print(table(results))
+    print(f"\nfigures: {options.out}" + (f", plot: {options.plot}" if plot_written else ""))
+
+
+class Bench:
+    def __init__(
+        self,
+        broker: BenchBroker,
+        redis: RedisServer | None,
+        work: Path,
+        options: argparse.Namespace,
+    ) -> None:
+        self.settings = broker.settings
+        self.redis_url = redis.url if redis else None
+        self.work = work
+        self.options = options
+        tuning = Tuning(options.concurrency, options.dramatiq_threads or options.concurrency)
+        self.pulsar = PulsarjobsClient(self.settings)
+        self.systems = pulsar_systems(self.pulsar, tuning)
+        for system in self.systems:
+            system.server_pid = broker.pid
+        if redis:
+            self.systems += peer_systems(redis.url, tuning)
+            for system in self.systems[-2:]:
+                system.server_pid = redis.pid
+        if options.systems:
+            chosen = {name.strip() for name in options.systems.split(",")}
+            self.systems = [system for system in self.systems if system.name in chosen]
+        self.runs = 0
+        self.results: dict[str, Any] = {}
+
+    def close(self) -> None:
+        for client in {id(system.client): system.client for system in self.systems}.values():
+            client.close()
+
+    def run(self, phases: list[str], skipped: str | None) -> dict[str, Any]:
+        self.results = {
+            "environment": environment(self.settings, self.redis_url),
+            "options": options_record(self.options),
+            "systems": {system.name: system.label for system in self.systems},
+            "skipped": {"celery": skipped, "dramatiq": skipped} if skipped else {},
+            "errors": [],
+        }
+        drains: dict[str, dict[str, list[dict[str, float]]]] = {"1": {}, "2": {}}
+        enqueues: dict[str, dict[str, list[float]]] = {}
+        for repeat in range(self.options.repeat):
+            order = rotated(self.systems, repeat)
+            if "enqueue" in phases:
+                self.enqueue_round(order, enqueues)
+            if "drain" in phases:
+                for processes in ("1", "2"):
+                    self.drain_round(order, int(processes), drains[processes], enqueues)
+            self.results["drain"] = {p: summarise_runs(runs) for p, runs in drains.items() if runs}
+            self.results["enqueue"] = summarise_enqueues(enqueues)
+            self.results["ratios"] = ratios(drains)
+            self.save()
+        if "latency" in phases:
+            self.results["latency"] = self.latency_phase()
+            self.save()
+        if "scheduled" in phases and any(s.name == "pj_async" for s in self.systems):
+            runs = [self.scheduled_once() for _ in range(self.options.repeat)]
+            self.results["scheduled"] = {"runs": runs, "median": medians(runs)}
+            self.save()
+        self.results["environment"]["load_average_end"] = list(os.getloadavg())
+        self.save()
+        return self.results
+
+    def save(self) -> None:
+        out: Path = self.options.out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        temporary = out.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(self.results, indent=2) + "\n")
+        temporary.replace(out)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    @contextmanager
+    def workers(self, system: System, processes: int, latency: bool = False) -> Iterator[Any]:
+        """Started workers and the directory their handlers stamp into; killed afterwards."""
+        self.runs += 1
+        records = self.work / f"records-{self.runs}"
+        records.mkdir()
+        env = worker_env(self.settings, self.redis_url, str(records))
+        log = self.work / f"{self.runs}-{system.name}.log"
+        workers = Workers.start(system.worker_commands(processes, latency), env, log)
+        try:
+            yield workers, records
+        finally:
+            workers.kill()
+            system.client.reset()
+
+    def failed(self, what: str, error: Exception) -> None:
+        say(f"FAILED {what}: {error}")
+        self.results["errors"].append(f"{what}: {str(error)[:2000]}")
+
+    def enqueue_round(self, order: list[System], enqueues: dict[str, Any]) -> None:
+        count = max(100, min(2_000, self.options.jobs // 20))
+        done = set()
+        for system in order:
+            client = system.client
+            if client.library in done:
+                continue
+            done.add(client.library)
+            client.fresh_queue("single")
+            rate = client.single(system.noop_job, count)
+            client.reset()
+            enqueues.setdefault(client.library, {"single": [], "bulk": []})["single"].append(rate)
+            say(f"enqueue one by one  {client.library:10} {rate:9,.0f} jobs/s")
+
+    def drain_round(
+        self,
+        order: list[System],
+        processes: int,
+        drains: dict[str, list[dict[str, float]]],
+        enqueues: dict[str, Any],
+    ) -> None:
+        count = self.options.jobs
+        for system in order:
+            client = system.client
+            client.fresh_queue(system.name)
+            bulk = client.bulk(system.noop_job, count)
+            enqueues.setdefault(client.library, {"single": [], "bulk": []})["bulk"].append(bulk)
+            try:
+                with self.workers(system, processes) as (workers, _):
+                    figures = watch_drain(workers, client.pending, count, system.server_pid)
+            except WorkerFailed as error:
+                self.failed(f"drain {system.name} x{processes}", error)
+                continue
+            drains.setdefault(system.name, []).append(figures)
+            say(
+                f"drain x{processes} {system.name:10} {figures['jobs_per_s']:9,.0f} jobs/s  "
+                f"{figures['cpu_s_per_1000']:.3f} CPU s/1000  "
+                f"{figures['peak_rss_mb']:.0f} MB  (bulk enqueue {bulk:,.0f}/s)"
+            )
+
+    def latency_phase(self) -> dict[str, Any]:
+        base = self.options.latency_rate or self.results.get("drain", {}).get("1", {}).get(
+            "pj_async", {}
+        ).get("median", {}).get("jobs_per_s")
+        if not base:
+            raise SystemExit("latency runs need --latency-rate or the drain phase")
+        loads = [float(share) for share in self.options.loads.split(",")]
+        rates = {f"{share:g}%": share / 100 * base for share in loads}
+        runs: dict[str, dict[str, list[dict[str, float]]]] = {load: {} for load in rates}
+        systems = [s for s in self.systems if s.name != "pj_sync"]  # one pulsarjobs flavour
+        for repeat in range(self.options.repeat):
+            for system in rotated(systems, repeat):
+                try:
+                    measured = self.latency_once(system, rates)
+                except WorkerFailed as error:
+                    self.failed(f"latency {system.name}", error)
+                    continue
+                for load, figures in measured.items():
+                    runs[load].setdefault(system.name, []).append(figures)
+        return {
+            "rates": rates,
+            **{
+                load: {name: {"runs": r, "median": medians(r)} for name, r in by_system.items()}
+                for load, by_system in runs.items()
+            },
+        }
+
+    def latency_once(self, system: System, rates: dict[str, float]) -> dict[str, dict[str, float]]:
+        client = system.client
+        client.fresh_queue("latency")
+        with self.workers(system, 1, latency=True) as (workers, records):
+            self.offer(system, WARM_UP_JOBS, 0.0, workers, records)  # the worker is up
+            measured = {}
+            for load, rate in rates.items():
+                started_ns = time.time_ns()
+                total = max(1, round(rate * self.options.latency_seconds))
+                sent_rate = self.offer(system, total, rate, workers, records)
+                pairs = [(ref, start) for ref, start in record.read(records) if ref >= started_ns]
+                measured[load] = latency_figures(pairs, total, sent_rate)
+                say(
+                    f"latency {load} {system.name:10} p50 {measured[load]['p50_ms']:8.1f} ms  "
+                    f"p99 {measured[load]['p99_ms']:8.1f} ms  "
+                    f"p99.9 {measured[load]['p999_ms']:8.1f} ms  at {sent_rate:,.0f}/s"
+                )
+        return measured
+
+    def offer(
+        self, system: System, total: int, rate: float, workers: Workers, records: Path
+    ) -> float:
+        """Send `total` stamped jobs at `rate` (0: at once), then wait until all started."""
+        expected = record.count(records) + total
+        sent_rate = asyncio.run(produce(system, total, rate))
+        deadline = time.monotonic() + 60 + total / 100  # an overloaded system may lag far
+        while record.count(records) < expected:
+            workers.check_alive()
+            if time.monotonic() > deadline:
+                break  # reported as fewer jobs handled than sent
+            time.sleep(0.1)
+        return sent_rate
+
+    def scheduled_once(self) -> dict[str, float]:
+        system = next(s for s in self.systems if s.name == "pj_async")
+        count, span = self.options.scheduled, self.options.schedule_seconds
+        queue = self.pulsar.fresh_queue("scheduled")
+        with self.workers(system, 1) as (workers, records):
+            self.pulsar.app.enqueue(self.pulsar.call("scheduled_async", time.time_ns() // 10**6))
+            wait_for_records(records, 1, workers, 60)  # the worker is up
+            bulk = statistics.median(
+                self.results.get("enqueue", {}).get("pulsarjobs", {}).get("bulk", {}).get("runs")
+                or [2_000]
+            )
+            first_due_ms = time.time_ns() // 10**6 + round(1000 + 3000 * count / bulk)
+            due = [first_due_ms + round(i * span * 1000 / count) for i in range(count)]
+            asyncio.run(schedule_all(self.pulsar, queue, due))
+            enqueued_ms = time.time_ns() // 10**6
+            wait_for_records(records, 1 + count, workers, span + 120)
+        pairs = [pair for pair in record.read(records) if pair[0] >= first_due_ms * 10**6]
+        figures = lateness_figures(pairs, count)
+        figures["enqueued_before_first_due"] = float(enqueued_ms < first_due_ms)
+        say(
+            f"scheduled {count} over {span:.0f} s: lateness p50 {figures['p50_ms']:.1f} ms  "
+            f"p99 {figures['p99_ms']:.1f} ms  max {figures['max_ms']:.1f} ms  "
+            f"early {figures['early']:.0f}"
+        )
+        return figures
+
+
+# -- producing -------------------------------------------------------------------------------
+
+
+async def produce(system: System, total: int, rate: float) -> float:
+    """Send at a fixed rate: every tick, whatever is due by now (0: all at once). Each job is
+    stamped just before the call that sends it. Returns the rate achieved."""
+    sends: list[asyncio.Task[None]] = []
+    sent = 0
+    started = time.perf_counter()
+    while sent < total:
+        elapsed = time.perf_counter() - started
+        due = total if rate <= 0 else min(total, int(elapsed * rate) + 1)
+        if due > sent:
+            send = system.client.send_stamped(system.latency_job, due - sent)
+            sends.append(asyncio.create_task(send))  # acks are awaited while the next go out
+            sent = due
+        await asyncio.sleep(SEND_TICK)
+    await asyncio.gather(*sends)
+    return total / max(time.perf_counter() - started, 1e-9)
+
+
+async def schedule_all(client: PulsarjobsClient, queue: str, due_ms: list[int]) -> None:
+    await asyncio.gather(
+        *(
+            client.app.enqueue_async(
+                client.call("scheduled_async", ms), at=EPOCH + timedelta(milliseconds=ms)
+            )
+            for ms in due_ms
+        )
+    )
+
+
+def wait_for_records(records: Path, count: int, workers: Workers, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while record.count(records) < count and time.monotonic() < deadline:
+        workers.check_alive()
+        time.sleep(0.1)
+
+
+# -- figures ---------------------------------------------------------------------------------
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    """Nearest rank; 0 for no data."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
+
+
+def latency_figures(pairs: list[tuple[int, int]], sent: int, sent_rate: float) -> dict[str, float]:
+    latencies = sorted((start - ref) / 1e6 for ref, start in pairs)
+    last_sent = max((ref for ref, _ in pairs), default=0)
+    last_start = max((start for _, start in pairs), default=0)
+    return {
+        "p50_ms": percentile(latencies, 0.5),
+        "p99_ms": percentile(latencies, 0.99),
+        "p999_ms": percentile(latencies, 0.999),
+        "max_ms": latencies[-1] if latencies else 0.0,
+        "sent": float(sent),
+        "handled": float(len(latencies)),
+        "sent_per_s": sent_rate,
+        "tail_s": (last_start - last_sent) / 1e9,  # the backlog left when sending stopped
+    }
+
+
+def lateness_figures(pairs: list[tuple[int, int]], count: int) -> dict[str, float]:
+    lateness = sorted((start - due) / 1e6 for due, start in pairs)
+    return {
+        "jobs": float(count),
+        "handled": float(len(lateness)),
+        "p50_ms": percentile(lateness, 0.5),
+        "p99_ms": percentile(lateness, 0.99),
+        "max_ms": lateness[-1] if lateness else 0.0,
+        "early": float(sum(1 for value in lateness if value < 0)),
+    }
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    keys = runs[0].keys() if runs else ()
+    return {key: statistics.median(run[key] for run in runs) for key in keys}
+
+
+def summarise_runs(by_system: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    return {name: {"runs": runs, "median": medians(runs)} for name, runs in by_system.items()}
+
+
+def summarise_enqueues(enqueues: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    return {
+        library: {
+            kind: {"runs": rates, "median": statistics.median(rates) if rates else None}
+            for kind, rates in kinds.items()
+        }
+        for library, kinds in enqueues.items()
+    }
+
+
+def ratios(drains: dict[str, dict[str, list[dict[str, float]]]]) -> dict[str, Any]:
+    """pulsarjobs async over each other system: of the medians, and the median of the ratios
+    within each repeat (systems of one repeat ran side by side, so they saw the same noise)."""
+    found: dict[str, Any] = {}
+    for processes, runs in drains.items():
+        async_runs = [run["jobs_per_s"] for run in runs.get("pj_async", [])]
+        for other, key in (("bare", "raw"), ("celery", "celery"), ("dramatiq", "dramatiq")):
+            other_runs = [run["jobs_per_s"] for run in runs.get(other, [])]
+            if not async_runs or not other_runs:
+                continue
+            name = f"drain_vs_{key}" + ("" if processes == "1" else f"_{processes}_processes")
+            found[name] = statistics.median(async_runs) / statistics.median(other_runs)
+            paired = [a / b for a, b in zip(async_runs, other_runs, strict=False)]
+            found.setdefault("paired", {})[name] = statistics.median(paired)
+    return found
+
+
+def rotated(systems: list[System], repeat: int) -> list[System]:
+    shift = repeat % len(systems)
+    return systems[shift:] + systems[:shift]
+
+
+def broker_settings(options: argparse.Namespace) -> dict[str, str]:
+    pairs = [setting.partition("=") for setting in options.broker_setting]
+    if any(not key or not sep for key, sep, _ in pairs):
+        raise SystemExit("--broker-setting takes KEY=VALUE")
+    return {key: value for key, _, value in pairs}
+
+
+def options_record(options: argparse.Namespace) -> dict[str, Any]:
+    """The options, without the output paths (they name this machine's directories)."""
+    return {k: v for k, v in vars(options).items() if k not in ("out", "plot")}
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
