@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from pulsarjobs.broker.launcher import free_port
 from pulsarjobs.cli import app as cli_app
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import topics_for
-from tests.apps.pipeline import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     fresh_settings,
@@ -80,25 +78,11 @@ def waiting_count(settings: Settings) -> int:
 
 
 @pytest.fixture
-def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "record.jsonl"
-    monkeypatch.setenv("PULSARJOBS_TEST_RECORD", str(path))
-    return path
-
-
-@pytest.fixture
 def fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Touch it, and the `breaks` jobs stop failing."""
     path = tmp_path / "fixed"
     monkeypatch.setenv("PULSARJOBS_TEST_FIX", str(path))
     return path
-
-
-@pytest.fixture
-def app(broker: BrokerUnderTest) -> Iterator[App]:
-    created = make_app(fresh_settings(broker))
-    yield created
-    created.close()
 
 
 def kill_all(app: App, calls: list[JobCall]) -> list[str]:

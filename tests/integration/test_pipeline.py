@@ -6,7 +6,6 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,29 +17,13 @@ from pulsarjobs.envelope import ArgumentError, Envelope, decode, encode, new_id
 from pulsarjobs.errors import BrokerUnavailable, PayloadTooLarge
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import topics_for
-from tests.apps.pipeline import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
-    fresh_settings,
     read_topic,
     started,
     wait_until,
     worker_in_thread,
 )
-
-
-@pytest.fixture
-def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "record.jsonl"
-    monkeypatch.setenv("PULSARJOBS_TEST_RECORD", str(path))
-    return path
-
-
-@pytest.fixture
-def app(broker: BrokerUnderTest) -> Iterator[App]:
-    created = make_app(fresh_settings(broker))
-    yield created
-    created.close()
 
 
 def dead_letters(app: App, queue: str = "default") -> list[pulsar.Message]:

@@ -9,25 +9,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from pulsarjobs import App
 from pulsarjobs.envelope import Envelope, decode
 from pulsarjobs.topics import topics_for
-from tests.apps.pipeline import make_app
-from tests.conftest import BrokerUnderTest
-from tests.integration.helpers import fresh_settings, read_topic, settings_env, wait_until
-
-
-@pytest.fixture
-def app(broker: BrokerUnderTest) -> Iterator[App]:
-    created = make_app(fresh_settings(broker))
-    yield created
-    created.close()
+from tests.integration.helpers import read_topic, settings_env, wait_until
 
 
 def start_scheduler(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

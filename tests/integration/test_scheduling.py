@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,23 +11,8 @@ import pytest
 
 from pulsarjobs import App, EnqueueError
 from pulsarjobs.admin import Admin
-from tests.apps.pipeline import make_app
 from tests.conftest import BrokerUnderTest
-from tests.integration.helpers import fresh_settings, started, wait_until, worker_in_thread
-
-
-@pytest.fixture
-def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "record.jsonl"
-    monkeypatch.setenv("PULSARJOBS_TEST_RECORD", str(path))
-    return path
-
-
-@pytest.fixture
-def app(broker: BrokerUnderTest) -> Iterator[App]:
-    created = make_app(fresh_settings(broker))
-    yield created
-    created.close()
+from tests.integration.helpers import started, wait_until, worker_in_thread
 
 
 def schedule_spread(app: App, count: int, first: float, last: float) -> None:

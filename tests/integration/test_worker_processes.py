@@ -5,28 +5,15 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from pulsarjobs.app import App
-from tests.apps.pipeline import make_app
-from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
-    fresh_settings,
     settings_env,
     start_worker_process,
     started,
     wait_until,
 )
-
-
-@pytest.fixture
-def app(broker: BrokerUnderTest) -> Iterator[App]:
-    created = make_app(fresh_settings(broker))
-    yield created
-    created.close()
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
