@@ -1,12 +1,16 @@
 """Where a pulsarjobs worker spends its time per job: py-spy on one worker draining no-op jobs.
 
-    python -m bench.profile --jobs 50000 [--job noop_sync] [--gil]
+    python -m bench.profile --jobs 50000 [--job noop_sync] [--every-thread]
 
 Preloads the jobs, starts `pulsarjobs worker` (one process), samples it with py-spy from 10%
 to 90% drained, and prints, per thread, how busy it was (share of the sampling ticks in which
-py-spy found it running; with --gil, holding the GIL) and the functions seen most in its
-samples: by own time (the frame running) and by total time (anywhere on the stack; frames on
-every stack left out).
+it held the GIL) and the functions seen most in its samples: by own time (the frame running)
+and by total time (anywhere on the stack; frames on every stack left out). py-spy pauses the
+worker for each sample (without that, a third of the stacks come out torn), so it drains slower
+while sampled: read the shares, not the rate.
+
+--every-thread samples threads without the GIL too, but py-spy then counts some idle threads
+(the event loop's default executor, waiting for work) as busy.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=50_000)
     parser.add_argument("--job", default="noop_async", choices=("noop_async", "noop_sync"))
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
-    parser.add_argument("--gil", action="store_true", help="only threads holding the GIL")
+    parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument("--every-thread", action="store_true", help="not only the GIL holder")
     parser.add_argument("--top", type=int, default=25)
     options = parser.parse_args()
     if shutil.which("py-spy") is None and not Path(sys.executable).with_name("py-spy").exists():
@@ -85,7 +89,7 @@ def start_py_spy(pid: int, raw: Path, options: argparse.Namespace) -> subprocess
     executable = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     command = [executable, "record", "--pid", str(pid), "--format", "raw", "--output", str(raw),
                "--rate", str(options.rate), "--threads"]  # fmt: skip
-    command += ["--gil"] if options.gil else []
+    command += [] if options.every_thread else ["--gil"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

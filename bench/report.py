@@ -36,7 +36,8 @@ def drain_table(results: dict[str, Any]) -> str:
             continue
         lines = [
             f"| drain, {processes} worker process{'es' if processes != '1' else ''} | jobs/s "
-            "| worker CPU s / 1,000 jobs | broker CPU s / 1,000 jobs | peak RSS MB |",
+            "| worker CPU s / 1,000 jobs | broker (Pulsar, Redis) CPU s / 1,000 jobs "
+            "| peak RSS MB |",
             "|---|---:|---:|---:|---:|",
         ]
         for name, label in results["systems"].items():
@@ -78,8 +79,8 @@ def latency_table(results: dict[str, Any]) -> str:
             if not median:
                 continue
             lines.append(
-                f"| {label} | {load} | {median['sent_per_s']:,.0f} | {median['p50_ms']:.1f} "
-                f"| {median['p99_ms']:.1f} | {median['p999_ms']:.1f} | {median['max_ms']:.1f} "
+                f"| {label} | {load} | {median['sent_per_s']:,.0f} | {median['p50_ms']:,.1f} "
+                f"| {median['p99_ms']:,.1f} | {median['p999_ms']:,.1f} | {median['max_ms']:,.1f} "
                 f"| {median['tail_s']:.1f}{incomplete(median)} |"
             )
     return "\n".join(lines)
