@@ -56,6 +56,7 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--jobs", type=int, default=200_000, help="jobs per drain run")
     add("--repeat", type=int, default=3, help="runs of every figure; medians are reported")
     add("--concurrency", type=int, default=32, help="pulsarjobs: jobs at once per process")
+    add("--prefetch", type=int, default=None, help="pulsarjobs: jobs the client holds per queue")
     add(
         "--dramatiq-threads",
         type=int,
@@ -125,7 +126,11 @@ class Bench:
         self.redis_url = redis.url if redis else None
         self.work = work
         self.options = options
-        tuning = Tuning(options.concurrency, options.dramatiq_threads or options.concurrency)
+        tuning = Tuning(
+            options.concurrency,
+            options.dramatiq_threads or options.concurrency,
+            options.prefetch,
+        )
         self.pulsar = PulsarjobsClient(self.settings)
         self.systems = pulsar_systems(self.pulsar, tuning)
         for system in self.systems:

@@ -201,6 +201,7 @@ class System:
 class Tuning:
     concurrency: int  # pulsarjobs: jobs at once per process
     dramatiq_threads: int
+    prefetch: int | None = None  # pulsarjobs: jobs the client holds per queue (None: default)
 
 
 def pulsar_systems(client: PulsarjobsClient, tuning: Tuning) -> list[System]:
@@ -223,6 +224,7 @@ def pulsar_systems(client: PulsarjobsClient, tuning: Tuning) -> list[System]:
                 str(processes),
                 "--concurrency",
                 str(tuning.concurrency),
+                *(["--prefetch", str(tuning.prefetch)] if tuning.prefetch else []),
                 "--log-level",
                 "warning",
             ]

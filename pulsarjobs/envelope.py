@@ -302,6 +302,20 @@ def _error_to_record(error: JobError) -> dict[str, object]:
     }
 
 
+@functools.lru_cache(maxsize=256)
+def _retry_policy(
+    max_attempts: int, initial_delay_ms: int, max_delay_ms: int, multiplier: float, jitter: float
+) -> RetryPolicy:
+    """One immutable policy per distinct setting: most jobs of an app share a handful."""
+    return RetryPolicy(
+        max_attempts=max_attempts,
+        initial_delay=initial_delay_ms / 1000,
+        max_delay=max_delay_ms / 1000,
+        multiplier=multiplier,
+        jitter=jitter,
+    )
+
+
 def _from_record(record: dict[str, Any]) -> Envelope:
     retry = record["retry"]
     error = record["last_error"]
@@ -314,12 +328,12 @@ def _from_record(record: dict[str, Any]) -> Envelope:
         created_at=record["created_at"],
         run_at=record["run_at"],
         attempt=record["attempt"],
-        retry=RetryPolicy(
-            max_attempts=retry["max_attempts"],
-            initial_delay=retry["initial_delay_ms"] / 1000,
-            max_delay=retry["max_delay_ms"] / 1000,
-            multiplier=retry["multiplier"],
-            jitter=retry["jitter"],
+        retry=_retry_policy(
+            retry["max_attempts"],
+            retry["initial_delay_ms"],
+            retry["max_delay_ms"],
+            retry["multiplier"],
+            retry["jitter"],
         ),
         timeout=_seconds(record["timeout_ms"]),
         expires_at=record["expires_at"],

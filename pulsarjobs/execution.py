@@ -10,7 +10,7 @@ import asyncio
 import contextvars
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor as ThreadPool
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 Kind = Literal["done", "retry", "dead", "expired", "early"]
 Clock = Callable[[], datetime]
+Work = Coroutine[Any, Any, None] | functools.partial[None]  # an async run, or a sync call
 
 _current: contextvars.ContextVar[Envelope] = contextvars.ContextVar("pulsarjobs_current_job")
 
@@ -40,6 +41,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def bind(job: Job[Any, Any], envelope: Envelope) -> Work:
+    """The run with its arguments bound; TypeError when they do not fit the job's signature."""
+    if job.is_async:
+        # Calling an `async def` binds the arguments (TypeError here) but runs none of its body.
+        coroutine: Coroutine[Any, Any, None] = job.func(*envelope.args, **envelope.kwargs)
+        return coroutine
+    job.signature.bind(*envelope.args, **envelope.kwargs)
+    return functools.partial(job.func, *envelope.args, **envelope.kwargs)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of a run. `envelope` is what to publish next: the retry (attempt + 1, due
@@ -49,6 +60,30 @@ class Outcome:
     envelope: Envelope
     reason: str = ""
     duration: float = 0.0
+
+
+class InContext:
+    """Awaits a coroutine with each of its steps run in `context`, as a Task would, but
+    within the awaiting task: a Task per job costs a loop turn and its scheduling."""
+
+    __slots__ = ("context", "coroutine")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], context: contextvars.Context):
+        self.coroutine = coroutine
+        self.context = context
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        step: Callable[..., Any] = self.coroutine.send
+        argument: Any = None
+        while True:
+            try:
+                waiting_for = self.context.run(step, argument)
+            except StopIteration:
+                return
+            try:  # the task waits for what the job waits for, and hands back its outcome
+                argument, step = (yield waiting_for), self.coroutine.send
+            except BaseException as exc:  # cancellation too goes on to the job
+                argument, step = exc, self.coroutine.throw
 
 
 class Executor:
@@ -76,34 +111,43 @@ class Executor:
         if job is None:
             return self.dead(envelope, "UnknownJobType", f"no job {envelope.type!r} is declared")
         try:
-            job.signature.bind(*envelope.args, **envelope.kwargs)
+            work = bind(job, envelope)
         except TypeError as exc:
             return self.dead(envelope, "BadArguments", f"{envelope.type}{job.signature}: {exc}")
         started = time.perf_counter()
         try:
             hooks.emit("before_process", envelope)
-            await self.call(job, envelope)
+            await self.call(work, envelope)
         except Exception as exc:
             return self.failed(envelope, exc)
+        finally:
+            if not isinstance(work, functools.partial):
+                work.close()  # never awaited when before_process failed
         duration = time.perf_counter() - started
         hooks.emit("after_process", envelope, duration)
         return Outcome("done", envelope, duration=duration)
 
-    async def call(self, job: Job[Any, Any], envelope: Envelope) -> None:
-        context = contextvars.copy_context()
+    async def call(self, work: Work, envelope: Envelope) -> None:
+        """Run the job in its own context, in this task (async) or on the thread pool (sync),
+        within its timeout."""
+        context = contextvars.copy_context()  # what a job sets there stays with that job
         context.run(_current.set, envelope)
-        if job.is_async:
-            coroutine = job.func(*envelope.args, **envelope.kwargs)
-            running: Any = asyncio.get_running_loop().create_task(coroutine, context=context)
-        else:
-            call = functools.partial(context.run, job.func, *envelope.args, **envelope.kwargs)
+        running: Awaitable[None]
+        if isinstance(work, functools.partial):
+            call = functools.partial(context.run, work)
             running = asyncio.get_running_loop().run_in_executor(self.threads, call)
+        else:
+            running = InContext(work, context)
         if envelope.timeout is None:
             await running
             return
+        deadline = asyncio.timeout(envelope.timeout)
         try:
-            await asyncio.wait_for(running, envelope.timeout)
+            async with deadline:
+                await running
         except TimeoutError:
+            if not deadline.expired():
+                raise  # the job's own TimeoutError: an ordinary failure
             # An async run is cancelled; a thread cannot be, so a sync run is abandoned.
             raise JobTimeout(
                 f"{envelope.type} ran longer than its timeout of {envelope.timeout:g} s"

@@ -15,6 +15,14 @@ LogFormat = Literal["console", "json"]
 
 log = structlog.get_logger("pulsarjobs.jobs")
 
+# The level configure_logging set. A process that never called it (a service enqueueing jobs)
+# writes no per-job debug lines; and a worker at "warning" builds no fields for "job done".
+_threshold = logging.INFO
+
+
+def writes(level: int) -> bool:
+    return level >= _threshold
+
 
 def configure_logging(format: LogFormat = "console", level: str = "info") -> None:
     renderer: structlog.typing.Processor = (
@@ -22,6 +30,8 @@ def configure_logging(format: LogFormat = "console", level: str = "info") -> Non
         if format == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    global _threshold
+    _threshold = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -29,9 +39,7 @@ def configure_logging(format: LogFormat = "console", level: str = "info") -> Non
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(_threshold),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
@@ -50,6 +58,8 @@ class LoggingMiddleware(Middleware):
     """Writes the job events a person reads when something went wrong."""
 
     def after_enqueue(self, envelope: Envelope) -> None:
+        if not writes(logging.DEBUG):
+            return
         log.debug(
             "job enqueued",
             **fields(envelope),
@@ -57,6 +67,8 @@ class LoggingMiddleware(Middleware):
         )
 
     def after_process(self, envelope: Envelope, duration: float) -> None:
+        if not writes(logging.INFO):
+            return
         log.info("job done", **fields(envelope), duration=round(duration, 4))
 
     def on_failure(self, envelope: Envelope, error: JobError, retry_in: float | None) -> None:

@@ -7,7 +7,7 @@ errors stop that enqueue (it raises) or that run (it counts as a failed run).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -46,9 +46,15 @@ class Hooks:
 
     def __init__(self, middleware: Iterable[Middleware] = ()) -> None:
         self.stack = list(middleware)
+        self._listeners: dict[str, list[Callable[..., Any]]] = {}
 
     def add(self, middleware: Middleware) -> None:
         self.stack.append(middleware)
+        self._listeners.clear()
+
+    def remove(self, middleware: Middleware) -> None:
+        self.stack.remove(middleware)
+        self._listeners.clear()
 
     def before_enqueue(self, envelope: Envelope) -> Envelope:
         for middleware in self.stack:
@@ -56,12 +62,24 @@ class Hooks:
         return envelope
 
     def emit(self, hook: str, *args: Any) -> None:
-        for middleware in self.stack:
+        for listener in self.listeners(hook):
             try:
-                getattr(middleware, hook)(*args)
+                listener(*args)
             except Exception:
                 if hook in GUARDING_HOOKS:
                     raise
-                log.exception(
-                    "middleware hook failed", hook=hook, middleware=type(middleware).__name__
-                )
+                owner = type(getattr(listener, "__self__", listener)).__name__
+                log.exception("middleware hook failed", hook=hook, middleware=owner)
+
+    def listeners(self, hook: str) -> list[Callable[..., Any]]:
+        """The middleware that override `hook`: a hook nobody overrides costs nothing per job."""
+        found = self._listeners.get(hook)
+        if found is None:
+            inherited = getattr(Middleware, hook)
+            found = [
+                getattr(middleware, hook)
+                for middleware in self.stack
+                if getattr(type(middleware), hook, inherited) is not inherited
+            ]
+            self._listeners[hook] = found
+        return found

@@ -7,6 +7,7 @@ messages name that version. Decoding needs the writer's schema, so the worker lo
 
 from __future__ import annotations
 
+import functools
 import threading
 from urllib.parse import quote
 
@@ -27,6 +28,7 @@ class WriterSchemas:
         self._lock = threading.Lock()
 
     @staticmethod
+    @functools.lru_cache(maxsize=1024)  # asked for every message; topics and versions are few
     def key(topic: str, raw_version: str | bytes) -> Key | None:
         """The registry key of a message; None for a message sent without a schema."""
         if not raw_version:

@@ -139,7 +139,7 @@ class TestRunner:
         tb: TracebackType | None,
     ) -> None:
         self.app.connection, self.app.clock = self._previous
-        self.app.hooks.stack.remove(self._counter)
+        self.app.hooks.remove(self._counter)
         self._loop.close()
         # A sync job that timed out cannot be stopped: leave its thread to finish alone.
         self._threads.shutdown(wait=False, cancel_futures=True)

@@ -1,9 +1,11 @@
 """The worker: fetch jobs from priority queues, run them, settle each with the broker.
 
-One thread per queue blocks in `receive` and hands messages to the event loop, holding at most
-`prefetch` of them at a time, so a busy worker does not hoard a queue's jobs. The loop picks the
-next job by priority whenever a slot of `concurrency` is free. A job is acknowledged only after
-whatever replaces it (its retry, its dead letter) is stored by the broker: nothing is lost.
+`concurrency` runner tasks on one event loop each take the next job by priority and run it. The
+client library holds up to `prefetch` jobs per queue; while it has some, a runner takes them
+straight from it, as a bare receive loop would. When it runs out, a thread per queue waits in
+`receive` and hands the next job over (a doorbell for idle runners), and tells when a queue has
+stayed empty. A job is acknowledged only after whatever replaces it (its retry, its dead
+letter) is stored by the broker: nothing is lost.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import random
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
@@ -36,6 +39,8 @@ from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, QueueTopics, check_queue
 log = structlog.get_logger("pulsarjobs.worker")
 
 RECEIVE_POLL_MS = 50  # how long a queue stays silent before it counts as empty
+MIN_PREFETCH = 32  # the default prefetch is 4 x concurrency (Celery's rule), at least this
+RUNNER_TURN_S = 0.01  # a runner whose jobs never wait yields to the loop this often
 NACK_DELAY_MS = 100  # a handed-back job is redelivered at once
 CRASH_REDELIVERIES = 10  # deliveries without a verdict (worker crashes) before dead-lettering
 # Runs remembered as settled: the broker may deliver a message twice (at least once), and
@@ -100,7 +105,7 @@ class Worker:
         self.app = app
         self.plan = QueuePlan.parse(queues)
         self.concurrency = concurrency
-        self.prefetch = prefetch or max(concurrency, 4)
+        self.prefetch = prefetch or max(4 * concurrency, MIN_PREFETCH)
         self.shutdown_timeout = shutdown_timeout
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stats: Counter[str] = Counter()
@@ -121,13 +126,15 @@ class Worker:
     async def run_async(self, handle_signals: bool = False) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.concurrency)
-        self._running: set[asyncio.Task[None]] = set()
+        self._busy = 0
+        self._idle: deque[asyncio.Future[None]] = deque()  # runners waiting for a job
         self._buffers: dict[str, deque[pulsar.Message]] = {q: deque() for q in self.plan.names}
-        self._room = {queue: threading.Semaphore(self.prefetch) for queue in self.plan.names}
+        self._room = {queue: threading.Semaphore(1) for queue in self.plan.names}
+        # The client may hold more of a queue's jobs: taking one directly is worth a try.
+        self._flowing = dict.fromkeys(self.plan.names, False)
         # A queue is dry once the broker had nothing for it: only then may lower ones run.
         self._dry = dict.fromkeys(self.plan.names, False)
+        self._last_arrival = dict.fromkeys(self.plan.names, 0.0)
         self._fetching = threading.Event()
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
         self.executor = Executor(self.app, self.name, self._threads)
@@ -139,13 +146,13 @@ class Worker:
             return
         self._consumers = consumers
         fetchers = self._start_fetchers()
+        self._runners = [asyncio.create_task(self._run_jobs()) for _ in range(self.concurrency)]
         self.ready.set()
-        dispatcher = asyncio.create_task(self._dispatch())
         self._presence = await Presence.start(self)  # heartbeats out, quiet/stop commands in
         log.info("worker started", worker=self.name, queues=list(self.plan.names),
                  concurrency=self.concurrency, strict=self.plan.strict)  # fmt: skip
         await self._stop_requested.wait()
-        await self._shutdown(fetchers, dispatcher)
+        await self._shutdown(fetchers)
 
     def stop(self) -> None:
         """Ask the worker to shut down gracefully; callable from any thread."""
@@ -177,14 +184,14 @@ class Worker:
             return
         log.info("quiet: no new jobs will be fetched", worker=self.name)
         self._fetching.clear()
+        self._wake(len(self._idle))  # idle runners see that and end
         self._hand_back_buffered()
         self._quieting = asyncio.ensure_future(self._release_prefetched())
 
     async def _release_prefetched(self) -> None:
         """Once the running jobs are settled, close the consumers: the jobs their client had
         prefetched go back to the broker for other workers instead of waiting here."""
-        while self._running:
-            await asyncio.wait(set(self._running))
+        await asyncio.wait(self._runners)
         await asyncio.to_thread(self._close_consumers)
 
     # -- fetching ----------------------------------------------------------------------------
@@ -232,20 +239,22 @@ class Worker:
         return threads
 
     def _fetch(self, queue: str) -> None:
+        """Wait for the queue's next job while the client holds none, and hand it over."""
         consumer, room, loop = self._consumers[queue], self._room[queue], self._loop
         assert loop is not None
         while self._fetching.is_set():
             if not room.acquire(timeout=RECEIVE_POLL_MS / 1000):
                 continue
+            asked = time.monotonic()
             try:
                 message = consumer.receive(timeout_millis=RECEIVE_POLL_MS)
             except pulsar.Timeout:
                 room.release()
-                loop.call_soon_threadsafe(self._ran_dry, queue)
+                loop.call_soon_threadsafe(self._ran_dry, queue, asked)
                 continue
             except Exception as exc:  # a closed consumer or a lost connection
                 room.release()
-                loop.call_soon_threadsafe(self._ran_dry, queue)
+                loop.call_soon_threadsafe(self._ran_dry, queue, asked)
                 if self._fetching.is_set():
                     log.warning("receive failed; retrying", queue=queue, error=str(exc))
                     self._fetching.wait(1.0)
@@ -257,53 +266,90 @@ class Worker:
             self._give_back(queue, message)
             return
         self._buffers[queue].append(message)
+        self._flowing[queue] = True  # more may have come with it
         self._dry[queue] = False
-        self._wake.set()
+        self._last_arrival[queue] = time.monotonic()
+        self._wake(1)
 
-    def _ran_dry(self, queue: str) -> None:
-        if not self._buffers[queue]:
-            self._dry[queue] = True
-            self._wake.set()
+    def _ran_dry(self, queue: str, asked: float) -> None:
+        """Nothing came in `RECEIVE_POLL_MS` since `asked`, unless a runner took it directly."""
+        if self._buffers[queue] or self._last_arrival[queue] >= asked or self._dry[queue]:
+            return
+        self._dry[queue] = True
+        self._flowing[queue] = False
+        self._wake(len(self._idle))  # lower queues may run now
+
+    def _wake(self, count: int) -> None:
+        while count > 0 and self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
 
     def _pick(self) -> tuple[str, pulsar.Message] | None:
-        queue = self._pick_strict() if self.plan.strict else self._pick_weighted()
-        if queue is None:
+        if not self._fetching.is_set():
             return None
-        self._room[queue].release()
-        return queue, self._buffers[queue].popleft()
+        return self._pick_strict() if self.plan.strict else self._pick_weighted()
 
-    def _pick_strict(self) -> str | None:
-        """The first queue holding a job, unless a queue before it may still deliver one."""
+    def _pick_strict(self) -> tuple[str, pulsar.Message] | None:
+        """A job of the first queue holding one, unless a queue before it may still deliver."""
         for queue in self.plan.names:
-            if self._buffers[queue]:
-                return queue
+            message = self._take(queue)
+            if message is not None:
+                return queue, message
             if not self._dry[queue]:
                 return None
         return None
 
-    def _pick_weighted(self) -> str | None:
-        ready = [i for i, queue in enumerate(self.plan.names) if self._buffers[queue]]
-        if not ready:
-            return None
-        weights = [self.plan.weights[i] for i in ready]
-        return self.plan.names[random.choices(ready, weights=weights)[0]]
+    def _pick_weighted(self) -> tuple[str, pulsar.Message] | None:
+        names, weights = self.plan.names, self.plan.weights
+        ready = [i for i, queue in enumerate(names) if self._buffers[queue] or self._flowing[queue]]
+        while ready:
+            chosen = random.choices(ready, weights=[weights[i] for i in ready])[0]
+            message = self._take(names[chosen])
+            if message is not None:
+                return names[chosen], message
+            ready.remove(chosen)
+        return None
 
-    async def _dispatch(self) -> None:
-        while True:
-            await self._slots.acquire()
+    def _take(self, queue: str) -> pulsar.Message | None:
+        """The job handed over for `queue`, else one the client holds already, else None."""
+        buffer = self._buffers[queue]
+        if buffer:
+            self._room[queue].release()
+            return buffer.popleft()
+        if not self._flowing[queue]:
+            return None
+        try:
+            message = self._consumers[queue].receive(timeout_millis=0)  # never waits
+        except Exception:  # pulsar.Timeout: it holds none now; the fetch thread waits for more
+            self._flowing[queue] = False
+            return None
+        self._last_arrival[queue] = time.monotonic()
+        return message
+
+    async def _run_jobs(self) -> None:
+        """One runner: the next job, by priority, until the worker stops fetching."""
+        loop = asyncio.get_running_loop()
+        turn_ends = loop.time() + RUNNER_TURN_S
+        while self._fetching.is_set():
             picked = self._pick()
-            while picked is None:
-                self._wake.clear()
-                await self._wake.wait()
-                picked = self._pick()
-            task = asyncio.create_task(self._handle(*picked))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            if picked is None:
+                waiter = loop.create_future()
+                self._idle.append(waiter)
+                await waiter
+            else:
+                await self._handle(*picked)
+                if loop.time() < turn_ends:
+                    continue
+                await asyncio.sleep(0)  # jobs that never wait would starve heartbeats, signals
+            turn_ends = loop.time() + RUNNER_TURN_S
 
     # -- settling ----------------------------------------------------------------------------
 
     async def _handle(self, queue: str, message: pulsar.Message) -> None:
         consumer = self._consumers[queue]
+        self._busy += 1
         try:
             run, outcome = await self._outcome(message)
             if outcome is not None:
@@ -319,13 +365,19 @@ class Worker:
             log.exception("could not settle a job; it will be delivered again", queue=queue)
             consumer.negative_acknowledge(message)
         finally:
-            self._slots.release()
+            self._busy -= 1
 
     async def _outcome(self, message: pulsar.Message) -> tuple[Run | None, Outcome | None]:
         """The run a message carries and what became of it; no outcome for a second delivery
         of a run this worker already settled."""
+        writer_schema = None
+        key = WriterSchemas.key(message.topic_name(), message.schema_version())
+        if key is not None:
+            found, writer_schema = self._schemas.cached(key)
+            if not found:  # once per topic and version
+                writer_schema = await asyncio.to_thread(self._schemas.fetch, key)
         try:
-            envelope = decode(message.data(), await self._writer_schema(message))
+            envelope = decode(message.data(), writer_schema)
         except EnvelopeError as exc:
             stand_in, reason = undecodable(message, exc), f"Undecodable: {exc}"
             self.app.hooks.emit("on_dead", stand_in, reason)
@@ -341,13 +393,6 @@ class Worker:
         self._settled[run] = None
         if len(self._settled) > RECENTLY_SETTLED:
             self._settled.popitem(last=False)
-
-    async def _writer_schema(self, message: pulsar.Message) -> str | None:
-        key = WriterSchemas.key(message.topic_name(), message.schema_version())
-        if key is None:
-            return None
-        found, schema = self._schemas.cached(key)
-        return schema if found else await asyncio.to_thread(self._schemas.fetch, key)
 
     async def _settle(self, topics: QueueTopics, message: pulsar.Message, outcome: Outcome) -> None:
         """Store what replaces the message before it is acknowledged."""
@@ -375,20 +420,19 @@ class Worker:
             self._consumers[queue].negative_acknowledge(message)
         self._room[queue].release()
 
-    async def _shutdown(
-        self, fetchers: list[threading.Thread], dispatcher: asyncio.Task[None]
-    ) -> None:
+    async def _shutdown(self, fetchers: list[threading.Thread]) -> None:
         self._presence.beat_soon()  # operators see "stopping" at once
         self._fetching.clear()
-        dispatcher.cancel()
+        self._wake(len(self._idle))  # idle runners see that and end
         for thread in fetchers:
             await asyncio.to_thread(thread.join)
         await asyncio.sleep(0)  # let messages the fetchers handed over land in the buffers
         self._hand_back_buffered()
-        if self._running:
-            _, late = await asyncio.wait(set(self._running), timeout=self.shutdown_timeout)
-            for task in late:
-                task.cancel()
+        running = [runner for runner in self._runners if not runner.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=self.shutdown_timeout)
+            for runner in late:
+                runner.cancel()  # its job is handed back
             if late:
                 log.warning(
                     "jobs did not finish within the grace period; handed back", count=len(late)
@@ -410,7 +454,7 @@ class Worker:
     @property
     def busy(self) -> int:
         """Jobs running now."""
-        return len(getattr(self, "_running", ()))
+        return getattr(self, "_busy", 0)
 
     def _close(self) -> None:
         self.app.connection.flush()

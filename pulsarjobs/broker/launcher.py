@@ -28,6 +28,7 @@ from pulsarjobs.errors import BrokerError
 MAIN_CLASS = "org.apache.pulsar.PulsarStandaloneStarter"
 DEFAULT_NAMESPACES = ("public/pulsarjobs",)
 PORTS_FILE = "ports.json"
+LOOP_SIGNATURE = "was invalidated. state Valid"  # ResourceLockImpl, on every turn of the loop
 
 # What Pulsar's own launch script opens, so that the broker's metrics need no reflection hacks.
 ADD_OPENS = (
@@ -128,8 +129,17 @@ class LocalBroker:
         jars = classpath(self.version, say)
         self._write_config()
         say(f"starting Pulsar {self.version} on Java {jdk.version_text}")
+        log_offset = self._log_size()
         self._spawn(jdk, jars)
         self._wait_until_serving(say, timeout)
+        if registration_loop(self._log_since(log_offset)):
+            # A registration left by a broker that was killed can send Pulsar's bookie lock
+            # into an endless delete/re-create loop (a core at 100%, gigabytes of log). A
+            # clean stop removes the registration; the next start is a normal one.
+            say("the bookie registration is looping (left by an unclean stop); restarting once")
+            self.stop()
+            self._spawn(jdk, jars)
+            self._wait_until_serving(say, timeout)
         return self.status()
 
     def stop(self, timeout: float = 60.0) -> bool:
@@ -152,6 +162,20 @@ class LocalBroker:
             return self.log_file.read_text(errors="replace").splitlines()[-lines:]
         except OSError:
             return []
+
+    def _log_size(self) -> int:
+        try:
+            return self.log_file.stat().st_size
+        except OSError:
+            return 0
+
+    def _log_since(self, offset: int, limit: int = 4_000_000) -> str:
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(offset)
+                return log.read(limit).decode(errors="replace")
+        except OSError:
+            return ""
 
     def _recorded_pid(self) -> int | None:
         try:
@@ -262,6 +286,12 @@ def jvm_options(jdk: Jdk, heap: str) -> list[str]:
     if jdk.version[0] >= 24:
         options.append("--sun-misc-unsafe-memory-access=allow")
     return options
+
+
+def registration_loop(log: str, threshold: int = 50) -> bool:
+    """True when the log shows the bookie's registration lock invalidated over and over."""
+    lines = (line for line in log.splitlines() if LOOP_SIGNATURE in line)
+    return sum(1 for line in lines if "/ledgers/available/" in line) >= threshold
 
 
 def startup_failure(log: list[str]) -> str:

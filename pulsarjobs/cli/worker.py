@@ -36,7 +36,12 @@ def worker(
         typer.Option(help="Consumer group; groups each get every job. [default: pulsarjobs]"),
     ] = None,
     prefetch: Annotated[
-        int | None, typer.Option(min=1, help="Jobs held per queue beyond running ones.")
+        int | None,
+        typer.Option(
+            min=1,
+            help="Jobs the client holds per queue beyond running ones. "
+            "[default: 4 x concurrency, at least 32]",
+        ),
     ] = None,
     shutdown_timeout: Annotated[
         float, typer.Option(help="Seconds running jobs get to finish on stop.")

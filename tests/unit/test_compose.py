@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +35,23 @@ def test_configures_scheduled_jobs_like_the_launcher() -> None:
     env = load()["services"]["pulsar"]["environment"]
     assert env["PULSAR_PREFIX_isDelayedDeliveryDeliverAtTimeStrict"] == "true"
     assert env["PULSAR_PREFIX_brokerDeleteInactiveTopicsEnabled"] == "false"
+
+
+JOB_SETTINGS = (
+    "delayedDeliveryEnabled",
+    "delayedDeliveryTickTimeMillis",
+    "isDelayedDeliveryDeliverAtTimeStrict",
+    "brokerDeleteInactiveTopicsEnabled",
+    "acknowledgmentAtBatchIndexLevelEnabled",
+    "journalFlushWhenQueueEmpty",
+    "managedLedgerNewEntriesCheckDelayInMillis",
+)
+
+
+def test_sets_every_job_setting_to_the_launchers_value() -> None:
+    template = resources.files("pulsarjobs.broker") / "templates" / "standalone.conf"
+    lines = template.read_text().splitlines()
+    launcher = dict(line.split("=", 1) for line in lines if "=" in line and line[0] != "#")
+    env = load()["services"]["pulsar"]["environment"]
+    for key in JOB_SETTINGS:
+        assert env[f"PULSAR_PREFIX_{key}"] == launcher[key], key

@@ -1,4 +1,5 @@
 import asyncio
+import contextvars
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -224,6 +225,49 @@ def test_a_run_longer_than_its_timeout_fails(app: App, runner: TestRunner, kind:
     assert dead.last_error is not None
     assert dead.last_error.type == "pulsarjobs.errors.JobTimeout"
     assert time.monotonic() - started < 0.9
+
+
+def test_a_jobs_own_timeout_error_is_an_ordinary_failure(app: App, runner: TestRunner) -> None:
+    @app.job(timeout=5, max_attempts=1)
+    async def call_api() -> None:
+        raise TimeoutError("the API did not answer")
+
+    call_api.enqueue()
+    runner.run_all()
+    [dead] = runner.dead
+    assert dead.last_error is not None
+    assert (dead.last_error.type, dead.last_error.message) == (
+        "TimeoutError",
+        "the API did not answer",
+    )
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_context_a_job_sets_does_not_leak_into_the_next(
+    app: App, runner: TestRunner, kind: str
+) -> None:
+    user: contextvars.ContextVar[str] = contextvars.ContextVar("user", default="nobody")
+    seen = []
+
+    def record(name: str) -> None:
+        seen.append(user.get())
+        user.set(name)
+        seen.append(current_job().kwargs["name"])
+
+    @app.job
+    def sync_job(name: str) -> None:
+        record(name)
+
+    @app.job
+    async def async_job(name: str) -> None:
+        await asyncio.sleep(0)  # the job's steps all run in its own context
+        record(name)
+
+    for name in ("ada", "grace"):
+        app.enqueue(JobCall(f"{kind}_job", kwargs={"name": name}))
+    runner.run_all()
+    assert seen == ["nobody", "ada", "nobody", "grace"]
+    assert user.get() == "nobody"
 
 
 def test_enqueue_many_and_enqueue_async(app: App, runner: TestRunner) -> None:

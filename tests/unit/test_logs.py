@@ -1,0 +1,71 @@
+"""What pulsarjobs writes to the log, and what it keeps quiet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from pulsarjobs import logs
+from pulsarjobs.app import App
+from pulsarjobs.logs import configure_logging
+from pulsarjobs.settings import Settings
+from pulsarjobs.testing import TestRunner
+
+
+@pytest.fixture(autouse=True)
+def unconfigured_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts as a process that never configured logging (a logger caches its
+    configuration on first use, so the jobs logger is a new one too)."""
+    monkeypatch.setattr(logs, "_threshold", logs._threshold)
+    monkeypatch.setattr(logs, "log", structlog.get_logger("pulsarjobs.jobs"))
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
+
+def test_a_service_enqueueing_jobs_prints_no_line_per_job(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = App(Settings())
+    with TestRunner(app):
+
+        @app.job
+        def send(to: str) -> None: ...
+
+        for n in range(3):
+            send.enqueue(f"user-{n}")
+    captured = capsys.readouterr()
+    assert "job enqueued" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize(("level", "shown"), [("debug", True), ("info", False)])
+def test_enqueues_are_logged_at_debug_level(
+    capsys: pytest.CaptureFixture[str], level: str, shown: bool
+) -> None:
+    configure_logging("json", level)
+    app = App(Settings())
+    with TestRunner(app):
+
+        @app.job
+        def send(to: str) -> None: ...
+
+        send.enqueue("user-1")
+    assert ("job enqueued" in capsys.readouterr().err) is shown
+
+
+@pytest.mark.parametrize(("level", "shown"), [("info", True), ("warning", False)])
+def test_each_job_done_is_logged_at_info_level(
+    capsys: pytest.CaptureFixture[str], level: str, shown: bool
+) -> None:
+    configure_logging("json", level)
+    app = App(Settings())
+    with TestRunner(app) as runner:
+
+        @app.job
+        def send(to: str) -> None: ...
+
+        send.enqueue("user-1")
+        runner.run_all()
+    assert ('"job done"' in capsys.readouterr().err) is shown
