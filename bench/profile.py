@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=50_000)
     parser.add_argument("--job", default="noop_async", choices=("noop_async", "noop_sync"))
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--prefetch", type=int, default=1000, help="as in bench.run")
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--every-thread", action="store_true", help="not only the GIL holder")
     parser.add_argument("--top", type=int, default=25)
@@ -60,7 +61,8 @@ def profile(
 ) -> tuple[Counter[tuple[str, ...]], float]:
     """The stacks sampled, and for how many seconds."""
     client = PulsarjobsClient(settings)
-    system = next(s for s in pulsar_systems(client, Tuning(options.concurrency, 1)) if
+    tuning = Tuning(options.concurrency, 1, options.prefetch)
+    system = next(s for s in pulsar_systems(client, tuning) if
                   s.name == ("pj_async" if options.job == "noop_async" else "pj_sync"))  # fmt: skip
     client.fresh_queue("profile")
     client.bulk(options.job, options.jobs)

@@ -56,7 +56,13 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--jobs", type=int, default=200_000, help="jobs per drain run")
     add("--repeat", type=int, default=3, help="runs of every figure; medians are reported")
     add("--concurrency", type=int, default=32, help="pulsarjobs: jobs at once per process")
-    add("--prefetch", type=int, default=None, help="pulsarjobs: jobs the client holds per queue")
+    add(
+        "--prefetch",
+        type=int,
+        default=1000,
+        help="pulsarjobs: jobs a worker's client holds per queue; 1000 is its setting for many "
+        "short jobs (the worker's default is 4 x concurrency)",
+    )
     add(
         "--dramatiq-threads",
         type=int,
@@ -72,7 +78,7 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add(
         "--loads",
-        default="5,50,80",
+        default="5,20,50,80",
         help="latency runs, in percent of the base rate (5%%: every system keeps up)",
     )
     add("--scheduled", type=int, default=10_000, help="scheduled jobs per lateness run")

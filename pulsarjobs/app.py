@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 from zoneinfo import ZoneInfo
 
-from pulsarjobs.connection import Connection
+from pulsarjobs.connection import Acks, Connection
 from pulsarjobs.cron import DEFAULT_GRACE, MissedPolicy, Schedule, parse_schedule
 from pulsarjobs.envelope import ArgumentError, Envelope, JobArg, encode, new_id
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
@@ -295,16 +295,15 @@ class App:
         self, calls: Sequence[JobCall], *, in_: timedelta | None = None, at: datetime | None = None
     ) -> list[str]:
         """Enqueue jobs together: all are sent at once, then every broker ack is awaited."""
-        envelopes, acks = self._publish(calls, in_, at)
-        for ack in acks:
-            ack.result()
+        envelopes, stored = self._publish(calls, in_, at)
+        stored.result()
         return self._enqueued(envelopes)
 
     async def enqueue_many_async(
         self, calls: Sequence[JobCall], *, in_: timedelta | None = None, at: datetime | None = None
     ) -> list[str]:
-        envelopes, acks = self._publish(calls, in_, at)
-        await asyncio.gather(*(asyncio.wrap_future(ack) for ack in acks))
+        envelopes, stored = self._publish(calls, in_, at)
+        await asyncio.wrap_future(stored)
         return self._enqueued(envelopes)
 
     def publish_envelope(self, envelope: Envelope, topic: str | None = None) -> Future[None]:
@@ -325,14 +324,20 @@ class App:
 
     def _publish(
         self, calls: Sequence[JobCall], in_: timedelta | None, at: datetime | None
-    ) -> tuple[list[Envelope], list[Future[None]]]:
+    ) -> tuple[list[Envelope], Future[None]]:
         envelopes = [
             self.hooks.before_enqueue(self.envelope(call, in_=in_, at=at)) for call in calls
         ]
         for envelope in envelopes:
             if envelope.run_at is not None:
                 self._check_ttl(envelope)
-        return envelopes, [self.publish_envelope(envelope) for envelope in envelopes]
+        # Encode all, then send all: sends release the GIL to the client's threads, which run
+        # the broker acks; interleaved with encoding, each ack would wait for the GIL.
+        messages = [(self._queue_topic(env.queue), encode(env), env.run_at) for env in envelopes]
+        acks = Acks(len(messages))
+        for topic, data, due in messages:
+            self.connection.publish(topic, data, deliver_at=due, acks=acks)
+        return envelopes, acks.stored
 
     def _check_ttl(self, envelope: Envelope) -> None:
         """Refuse a job the namespace's message TTL would delete before it is due."""

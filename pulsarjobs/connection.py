@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,31 @@ SEND_TIMEOUT_MS = 30_000
 TTL_RECHECK_SECONDS = 60.0
 
 log = structlog.get_logger("pulsarjobs.connection")
+
+
+class Acks:
+    """The broker's acks for messages sent together: `stored` completes once every one came,
+    or fails with the first failure. One future per group, not one per message: a future and
+    its wake-up per message cost more than the send itself."""
+
+    def __init__(self, expected: int) -> None:
+        self.stored: Future[None] = Future()
+        self._left = expected
+        self._lock = threading.Lock()
+        if expected <= 0:
+            self.stored.set_result(None)
+
+    def ok(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            with contextlib.suppress(InvalidStateError):  # a failure came first
+                self.stored.set_result(None)
+
+    def failed(self, failure: Exception) -> None:
+        with contextlib.suppress(InvalidStateError):  # only the first failure is told
+            self.stored.set_exception(failure)
 
 
 class Connection:
@@ -135,24 +160,35 @@ class Connection:
         *,
         deliver_at: datetime | None = None,
         properties: dict[str, str] | None = None,
+        acks: Acks | None = None,
     ) -> Future[None]:
-        """Send one message; the future completes once the broker has stored it."""
-        done: Future[None] = Future()
+        """Send one message; the future completes once the broker has stored it. Messages
+        sent with one `acks` share its future: it completes once the broker has them all."""
+        acks = acks or Acks(1)
         if len(data) > self.settings.max_message_size:
-            done.set_exception(too_large(topic, len(data), self.settings.max_message_size))
-            return done
+            acks.failed(too_large(topic, len(data), self.settings.max_message_size))
+        else:
+            self._send(topic, data, deliver_at, properties, acks)
+        return acks.stored
 
+    def _send(
+        self,
+        topic: str,
+        data: bytes,
+        deliver_at: datetime | None,
+        properties: dict[str, str] | None,
+        acks: Acks,
+    ) -> None:
         def acked(result: Any, _message_id: Any) -> None:
             if result == pulsar.Result.Ok:
-                done.set_result(None)
+                acks.ok()
             else:
-                done.set_exception(send_failure(topic, result, len(data)))
+                acks.failed(send_failure(topic, result, len(data)))
 
         options: dict[str, Any] = {"properties": properties} if properties else {}
         if deliver_at is not None:
             options["deliver_at"] = int(deliver_at.timestamp() * 1000)
         self.producer(topic).send_async(data, acked, **options)
-        return done
 
     def flush(self) -> None:
         for producer in list(self._producers.values()):

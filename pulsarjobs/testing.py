@@ -13,14 +13,14 @@ import heapq
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, NoReturn
 
 from pulsarjobs.app import App, Job
-from pulsarjobs.connection import Connection, too_large
+from pulsarjobs.connection import Acks, Connection
 from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Clock, Executor, Outcome, utc_now
@@ -62,24 +62,19 @@ class InMemoryConnection(Connection):
         """Memory keeps messages for ever."""
         return None
 
-    def publish(
+    def _send(
         self,
         topic: str,
         data: bytes,
-        *,
-        deliver_at: datetime | None = None,
-        properties: dict[str, str] | None = None,
-    ) -> Future[None]:
-        stored: Future[None] = Future()
-        if len(data) > self.settings.max_message_size:
-            stored.set_exception(too_large(topic, len(data), self.settings.max_message_size))
-            return stored
+        deliver_at: datetime | None,
+        properties: dict[str, str] | None,
+        acks: Acks,
+    ) -> None:
         now = self.clock()
         due = now if deliver_at is None else max(deliver_at, now)
         with self._published_lock:
             self._published.append(PublishedMessage(topic, data, due, properties or {}))
-        stored.set_result(None)
-        return stored
+        acks.ok()
 
     def take(self) -> list[PublishedMessage]:
         """Every message published since the last take, oldest first."""
