@@ -40,6 +40,7 @@ log = structlog.get_logger("pulsarjobs.worker")
 
 RECEIVE_POLL_MS = 50  # how long a queue stays silent before it counts as empty
 MIN_PREFETCH = 32  # the default prefetch is 4 x concurrency (Celery's rule), at least this
+FLOWING_GAP_S = 0.001  # jobs arriving closer than this come in batches
 RUNNER_TURN_S = 0.01  # a runner whose jobs never wait yields to the loop this often
 NACK_DELAY_MS = 100  # a handed-back job is redelivered at once
 CRASH_REDELIVERIES = 10  # deliveries without a verdict (worker crashes) before dead-lettering
@@ -266,9 +267,12 @@ class Worker:
             self._give_back(queue, message)
             return
         self._buffers[queue].append(message)
-        self._flowing[queue] = True  # more may have come with it
+        now = time.monotonic()
+        # Jobs coming fast: more may wait in the client, worth taking directly. One by one:
+        # each comes with its own hand-over, and a look for more would find none (costly).
+        self._flowing[queue] = now - self._last_arrival[queue] < FLOWING_GAP_S
         self._dry[queue] = False
-        self._last_arrival[queue] = time.monotonic()
+        self._last_arrival[queue] = now
         self._wake(1)
 
     def _ran_dry(self, queue: str, asked: float) -> None:
