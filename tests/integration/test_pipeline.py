@@ -135,6 +135,13 @@ def test_enqueue_refuses_what_it_cannot_store(app: App) -> None:
         app.jobs["greet"].enqueue({1, 2})  # type: ignore[arg-type]
 
 
+def test_one_job_that_cannot_be_stored_fails_its_enqueue_many(app: App) -> None:
+    greet = app.jobs["greet"]
+    calls = [greet.call("first"), greet.call("x" * (6 * 1024 * 1024)), greet.call("last")]
+    with pytest.raises(PayloadTooLarge, match="larger than"):
+        app.enqueue_many(calls)
+
+
 def test_enqueue_to_an_unreachable_broker_raises_naming_the_url() -> None:
     down = App(Settings(service_url="pulsar://127.0.0.1:1", admin_url="http://127.0.0.1:1"))
     with pytest.raises(BrokerUnavailable, match=r"pulsar://127\.0\.0\.1:1"):
