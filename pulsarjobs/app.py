@@ -294,7 +294,8 @@ class App:
     def enqueue_many(
         self, calls: Sequence[JobCall], *, in_: timedelta | None = None, at: datetime | None = None
     ) -> list[str]:
-        """Enqueue jobs together: all are sent at once, then every broker ack is awaited."""
+        """Enqueue jobs together: all are encoded (none is sent if one cannot be), sent at once,
+        then every broker ack is awaited."""
         envelopes, stored = self._publish(calls, in_, at)
         stored.result()
         return self._enqueued(envelopes)
@@ -331,8 +332,8 @@ class App:
         for envelope in envelopes:
             if envelope.run_at is not None:
                 self._check_ttl(envelope)
-        # Encode all, then send all: sends release the GIL to the client's threads, which run
-        # the broker acks; interleaved with encoding, each ack would wait for the GIL.
+        # Encode all, then send: a job whose arguments cannot be encoded fails the whole call
+        # before any of its jobs is sent.
         messages = [(self._queue_topic(env.queue), encode(env), env.run_at) for env in envelopes]
         acks = Acks(len(messages))
         for topic, data, due in messages:

@@ -298,6 +298,17 @@ def test_enqueue_still_rejects_what_the_broker_would() -> None:
         assert runner.pending == []
 
 
+def test_enqueue_many_sends_none_when_one_job_cannot_be_encoded(
+    app: App, runner: TestRunner
+) -> None:
+    @app.job
+    def upload(data: object) -> None: ...
+
+    with pytest.raises(ArgumentError, match=r"args\[0\]"):
+        app.enqueue_many([upload.call("fine"), upload.call({1, 2}), upload.call("fine too")])
+    assert runner.pending == []
+
+
 def test_a_job_that_keeps_enqueueing_itself_stops_the_drain(app: App, runner: TestRunner) -> None:
     @app.job
     def forever() -> None:
