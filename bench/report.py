@@ -169,16 +169,15 @@ def plot_drain(axis: Any, results: dict[str, Any]) -> None:
             capsize=3,
             label=f"{processes} process{'es' if processes != '1' else ''}",
         )
-    axis.set_xticks(
-        range(len(names)),
-        [results["systems"][n] for n in names],
-        rotation=25,
-        ha="right",
-        fontsize=8,
-    )
+    label_systems(axis, results, names)
     axis.set_ylabel("jobs/s (median; bars: min-max)")
     axis.set_title("Drain throughput, no-op jobs")
     axis.legend(fontsize=8)
+
+
+def label_systems(axis: Any, results: dict[str, Any], names: list[str]) -> None:
+    labels = [results["systems"][name] for name in names]
+    axis.set_xticks(range(len(names)), labels, rotation=25, ha="right", fontsize=8)
 
 
 def plot_latency(axis: Any, results: dict[str, Any], load: str) -> None:
@@ -190,13 +189,7 @@ def plot_latency(axis: Any, results: dict[str, Any], load: str) -> None:
         positions = [i + (offset - 1) * width for i in range(len(names))]
         axis.bar(positions, values, width, label=label)
     axis.set_yscale("log")
-    axis.set_xticks(
-        range(len(names)),
-        [results["systems"][n] for n in names],
-        rotation=25,
-        ha="right",
-        fontsize=8,
-    )
+    label_systems(axis, results, names)
     axis.set_ylabel("enqueue → start, ms (log)")
     axis.set_title(f"Latency at {latency['rates'][load]:,.0f} jobs/s ({load} of pulsarjobs' drain)")
     axis.legend(fontsize=8)

@@ -5,31 +5,20 @@ Topics are named in full (`persistent://tenant/namespace/name`) everywhere in th
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from pulsarjobs.closing import Closing
 from pulsarjobs.errors import BrokerError, BrokerUnavailable, NotFound
 
 
-class Admin:
+class Admin(Closing):
     def __init__(self, admin_url: str, token: str | None = None, timeout: float = 10.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = admin_url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-
-    def __enter__(self) -> Admin:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self._http.close()

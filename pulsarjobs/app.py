@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from types import TracebackType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 from zoneinfo import ZoneInfo
 
+from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Acks, Connection
 from pulsarjobs.cron import DEFAULT_GRACE, MissedPolicy, Schedule, parse_schedule
 from pulsarjobs.envelope import ArgumentError, Envelope, JobArg, encode, new_id
@@ -94,7 +94,7 @@ class JobDecorator(Protocol):
     def __call__(self, func: Callable[P, R], /) -> Job[P, R]: ...
 
 
-class App:
+class App(Closing):
     def __init__(
         self,
         settings: Settings | None = None,
@@ -361,17 +361,6 @@ class App:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-    def __enter__(self) -> App:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def declared_timeout(declared: Job[Any, Any] | None) -> float | None:

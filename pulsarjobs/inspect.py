@@ -11,13 +11,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any
 
 import pulsar
 
 from pulsarjobs.admin import Admin
 from pulsarjobs.backlog import read_backlog
+from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Connection, client_errors, probe
 from pulsarjobs.control import CONTROL_TOPIC
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, read_dead_letter, writer_schema
@@ -107,23 +107,12 @@ class _Schedule:
     complete: bool = True
 
 
-class Inspector:
+class Inspector(Closing):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.admin = Admin(settings.admin_url, token=settings.token)
         self._connection: Connection | None = None
         self._schemas = WriterSchemas(settings)
-
-    def __enter__(self) -> Inspector:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self.admin.close()
