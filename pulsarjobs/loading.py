@@ -5,13 +5,16 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from pulsarjobs.app import App
 from pulsarjobs.errors import ConfigurationError
 
 
-def load_app(reference: str) -> App:
-    """`module:attribute`, or `module` holding an attribute named `app`."""
+def load_app(reference: str, settings: Mapping[str, Any] | None = None) -> App:
+    """`module:attribute`, or `module` holding an attribute named `app`; `settings` (e.g. the
+    command line's `--service-url`) replace those the app was made with."""
     module_name, _, attribute = reference.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` would: the user's project is importable
@@ -26,4 +29,6 @@ def load_app(reference: str) -> App:
         raise ConfigurationError(
             f"{reference!r} does not name a pulsarjobs App: write it as module:attribute"
         )
+    if settings:
+        app.settings = app.settings.with_changes(**settings)
     return app

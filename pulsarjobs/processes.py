@@ -24,12 +24,17 @@ from pulsarjobs.logs import LogFormat, configure_logging
 log = structlog.get_logger("pulsarjobs.processes")
 
 
-def run_worker(app_reference: str, options: dict[str, Any], with_scheduler: bool = False) -> None:
+def run_worker(
+    app_reference: str,
+    options: dict[str, Any],
+    with_scheduler: bool = False,
+    settings: dict[str, Any] | None = None,
+) -> None:
     """One worker process; with `with_scheduler`, it also competes to lead the schedules."""
     from pulsarjobs.scheduler import Scheduler
     from pulsarjobs.worker import Worker
 
-    app = load_app(app_reference)
+    app = load_app(app_reference, settings)
     worker = Worker(app, **options)
     if not with_scheduler:
         worker.run()
@@ -50,9 +55,10 @@ def run_child(
     log_level: str,
     options: dict[str, Any],
     with_scheduler: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     configure_logging(log_format, log_level)
-    run_worker(app_reference, options, with_scheduler)
+    run_worker(app_reference, options, with_scheduler, settings)
 
 
 def supervise(
@@ -62,9 +68,10 @@ def supervise(
     log_level: str,
     options: dict[str, Any],
     with_scheduler: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> int:
     context = multiprocessing.get_context("spawn")
-    arguments = (app_reference, log_format, log_level, options, with_scheduler)
+    arguments = (app_reference, log_format, log_level, options, with_scheduler, settings)
 
     def spawn() -> BaseProcess:
         child = context.Process(target=run_child, args=arguments, daemon=False)

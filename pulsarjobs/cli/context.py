@@ -72,3 +72,8 @@ def inspecting(ctx: typer.Context) -> Iterator[Inspector]:
     """An Inspector on the broker the command names."""
     with Inspector(settings_of(ctx)) as inspector:
         yield inspector
+
+
+def setting_overrides(ctx: typer.Context) -> dict[str, Any]:
+    """The connection options given before the command, for commands that load an app."""
+    return {key: value for key, value in (ctx.obj or {}).items() if value is not None}

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pulsarjobs.cli.context import setting_overrides
 from pulsarjobs.cli.output import reports_errors
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
@@ -32,6 +33,7 @@ cron = typer.Typer(no_args_is_help=True, help="Periodic jobs declared with @app.
 
 @reports_errors
 def scheduler(
+    ctx: typer.Context,
     app_reference: AppReference,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
@@ -40,18 +42,19 @@ def scheduler(
     enqueues each tick."""
     fmt: LogFormat = "json" if log_format == "json" else "console"
     configure_logging(fmt, log_level)
-    Scheduler(load_app(app_reference)).run()
+    Scheduler(load_app(app_reference, setting_overrides(ctx))).run()
 
 
 @cron.command("list")
 @reports_errors
 def list_schedules(
+    ctx: typer.Context,
     app_reference: AppReference,
     runs: Annotated[int, typer.Option(min=1, help="How many next runs to show.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Each schedule with its next runs and the last tick a scheduler enqueued."""
-    app = load_app(app_reference)
+    app = load_app(app_reference, setting_overrides(ctx))
     last = last_ticks(app) if app.schedules else {}
     now = app.clock()
     rows: list[ScheduleRow] = []

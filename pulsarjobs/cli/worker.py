@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from pulsarjobs.cli.context import setting_overrides
 from pulsarjobs.cli.output import reports_errors
 from pulsarjobs.logs import LogFormat, configure_logging
 from pulsarjobs.processes import run_worker, supervise
@@ -14,6 +15,7 @@ from pulsarjobs.worker import QueuePlan
 
 @reports_errors
 def worker(
+    ctx: typer.Context,
     app_reference: Annotated[
         str, typer.Argument(metavar="APP", help="module:attribute of your App.")
     ],
@@ -58,6 +60,7 @@ def worker(
     """Run jobs from the given queues until SIGTERM/SIGINT; SIGTSTP stops fetching (quiet)."""
     fmt: LogFormat = "json" if log_format == "json" else "console"
     QueuePlan.parse(queues)  # a bad queue list fails here, before any process starts
+    settings = setting_overrides(ctx)  # `pulsarjobs --service-url ... worker`
     options: dict[str, Any] = {
         "queues": queues,
         "concurrency": concurrency,
@@ -66,7 +69,9 @@ def worker(
         "subscription": subscription,
     }
     if processes > 1:
-        code = supervise(app_reference, processes, fmt, log_level, options, with_scheduler)
+        code = supervise(
+            app_reference, processes, fmt, log_level, options, with_scheduler, settings
+        )
         raise typer.Exit(code)
     configure_logging(fmt, log_level)
-    run_worker(app_reference, options, with_scheduler)
+    run_worker(app_reference, options, with_scheduler, settings)

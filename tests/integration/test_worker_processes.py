@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 from pulsarjobs.app import App
@@ -105,3 +108,27 @@ def test_sigterm_lets_running_jobs_finish_and_exits_cleanly(app: App, tmp_path: 
     stderr = log.read_text()
     assert "worker stopped" in stderr
     assert "done=4" in stderr
+
+
+def test_connection_options_before_the_command_reach_the_worker(app: App, tmp_path: Path) -> None:
+    record = tmp_path / "record.jsonl"
+    # No PULSARJOBS_* settings in the environment: the worker only knows the options.
+    env = {**without_settings(os.environ), "PULSARJOBS_TEST_RECORD": str(record)}
+    options = [
+        "--service-url", app.settings.service_url,
+        "--admin-url", app.settings.admin_url,
+        "--namespace", app.settings.namespace,
+    ]  # fmt: skip
+    command = [sys.executable, "-m", "pulsarjobs", *options, "worker", "tests.apps.pipeline:app"]
+    log = tmp_path / "worker.log"
+    with log.open("ab") as out:
+        worker = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        app.jobs["slow"].enqueue(1)
+        wait_until(lambda: len(ended(record)) == 1, 60)
+    finally:
+        stop(worker)
+
+
+def without_settings(environment: Mapping[str, str]) -> dict[str, str]:
+    return {key: value for key, value in environment.items() if not key.startswith("PULSARJOBS")}
