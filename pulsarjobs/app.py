@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 from zoneinfo import ZoneInfo
 
+from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Acks, Connection
 from pulsarjobs.cron import DEFAULT_GRACE, MissedPolicy, Schedule, parse_schedule
 from pulsarjobs.envelope import ArgumentError, Envelope, JobArg, encode, new_id
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
-from pulsarjobs.execution import Clock, utc_now
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
 from pulsarjobs.retry import RetryPolicy

@@ -15,7 +15,7 @@ from typing import Literal, get_args
 
 import pulsar
 
-from pulsarjobs.execution import utc_now
+from pulsarjobs.clock import utc_now
 from pulsarjobs.heartbeat import Heartbeat, WorkerState, workers_topic
 from pulsarjobs.settings import Settings
 

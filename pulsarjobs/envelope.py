@@ -14,7 +14,7 @@ import traceback
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -24,6 +24,7 @@ import _pulsar
 import fastavro
 import pulsar.schema
 
+from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.retry import RetryPolicy
 
@@ -57,10 +58,6 @@ class ArgumentError(EnvelopeError):
 def new_id() -> str:
     """A fresh job id: a random UUID as 32 hex digits."""
     return uuid.uuid4().hex
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _require_aware(name: str, value: datetime | None) -> None:
@@ -98,7 +95,7 @@ class JobError:
             type=_type_name(type(exc)),
             message=str(exc),
             traceback="".join(traceback.format_exception(exc))[-_TRACEBACK_LIMIT:],
-            failed_at=_utc_now() if now is None else now,
+            failed_at=utc_now() if now is None else now,
             worker=worker,
         )
 
@@ -115,7 +112,7 @@ class Envelope:
     queue: str
     args: tuple[JobArg, ...] = ()
     kwargs: Mapping[str, JobArg] = field(default_factory=dict)
-    created_at: datetime = field(default_factory=_utc_now)
+    created_at: datetime = field(default_factory=utc_now)
     run_at: datetime | None = None  # None: as soon as possible
     attempt: int = 1  # 1-based number of this run
     retry: RetryPolicy = _DEFAULT_RETRY

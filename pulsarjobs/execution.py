@@ -13,9 +13,10 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor as ThreadPool
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.envelope import Envelope, JobError
 from pulsarjobs.errors import JobTimeout
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from pulsarjobs.app import App, Job
 
 Kind = Literal["done", "retry", "dead", "expired", "early"]
-Clock = Callable[[], datetime]
 Work = Coroutine[Any, Any, None] | functools.partial[None]  # an async run, or a sync call
 
 _current: contextvars.ContextVar[Envelope] = contextvars.ContextVar("pulsarjobs_current_job")
@@ -35,10 +35,6 @@ def current_job() -> Envelope:
         return _current.get()
     except LookupError:
         raise RuntimeError("current_job() is only available inside a running job") from None
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def bind(job: Job[Any, Any], envelope: Envelope) -> Work:

@@ -17,13 +17,13 @@ import pulsar
 
 from pulsarjobs.admin import Admin
 from pulsarjobs.backlog import read_backlog
+from pulsarjobs.clock import utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Connection, client_errors, probe
 from pulsarjobs.control import CONTROL_TOPIC
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, read_dead_letter, writer_schema
 from pulsarjobs.envelope import EnvelopeError, decode
 from pulsarjobs.errors import NotFound
-from pulsarjobs.execution import utc_now
 from pulsarjobs.heartbeat import WORKERS_TOPIC, SeenState, read_heartbeats, workers_topic
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settings import Settings

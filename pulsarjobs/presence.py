@@ -20,9 +20,9 @@ import pulsar
 import structlog
 
 from pulsarjobs.admin import Admin
+from pulsarjobs.clock import utc_now
 from pulsarjobs.control import Order, control_topic
 from pulsarjobs.errors import PulsarJobsError
-from pulsarjobs.execution import utc_now
 from pulsarjobs.heartbeat import (
     COMPACTION_THRESHOLD_BYTES,
     Heartbeat,

@@ -30,11 +30,11 @@ from typing import Any
 
 import pulsar
 
+from pulsarjobs.clock import utc_now
 from pulsarjobs.connection import SEND_TIMEOUT_MS, client_errors
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, describe
 from pulsarjobs.envelope import Envelope, encode, pulsar_schema
 from pulsarjobs.errors import BrokerError, NotFound
-from pulsarjobs.execution import utc_now
 from pulsarjobs.inspect import Inspector, subscription_of
 from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, check_queue_name, topics_for
 

@@ -26,10 +26,10 @@ import structlog
 
 from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
+from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.cron import Schedule
 from pulsarjobs.envelope import encode, pulsar_schema
 from pulsarjobs.errors import BrokerError
-from pulsarjobs.execution import Clock, utc_now
 from pulsarjobs.topics import topics_for
 
 log = structlog.get_logger("pulsarjobs.scheduler")

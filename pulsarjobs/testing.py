@@ -20,10 +20,11 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from pulsarjobs.app import App, Job
+from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.connection import Acks, Connection
 from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.execution import Clock, Executor, Outcome, utc_now
+from pulsarjobs.execution import Executor, Outcome
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import topics_for

@@ -28,9 +28,10 @@ import pulsar
 import structlog
 
 from pulsarjobs.app import App
+from pulsarjobs.clock import utc_now
 from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode, encode, pulsar_schema
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.execution import Executor, Outcome, utc_now
+from pulsarjobs.execution import Executor, Outcome
 from pulsarjobs.heartbeat import WorkerState
 from pulsarjobs.presence import Presence
 from pulsarjobs.schema_registry import WriterSchemas

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from pulsarjobs.app import App, JobCall
+from pulsarjobs.clock import utc_now
 from pulsarjobs.envelope import ArgumentError
 from pulsarjobs.errors import ConfigurationError, PayloadTooLarge
-from pulsarjobs.execution import current_job, utc_now
+from pulsarjobs.execution import current_job
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
