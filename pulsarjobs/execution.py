@@ -1,12 +1,17 @@
 """Running one delivery of a job and deciding what becomes of it.
 
-The worker and the in-memory test runner both go through `Executor.run`, so retries, dead
+The worker and the in-memory test runner both go through the Executor, so retries, dead
 letters, expiry and never-early behave the same in users' unit tests as on the broker.
+
+A run's own hooks (`around_process`, `before_process`, `after_process`) run where the job runs
+and in its context: on the event loop for an async job, on the job's thread for a sync one. The
+verdict hooks (`on_failure`, `on_dead`, `on_expired`) run where the run is settled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import time
@@ -23,7 +28,8 @@ from pulsarjobs.errors import JobTimeout
 if TYPE_CHECKING:
     from pulsarjobs.app import App, Job
 
-Kind = Literal["done", "retry", "dead", "expired", "early"]
+# "undecodable": the message was no job at all; it is dead-lettered with its own bytes.
+Kind = Literal["done", "retry", "dead", "expired", "early", "undecodable"]
 Work = Coroutine[Any, Any, None] | functools.partial[None]  # an async run, or a sync call
 
 _current: contextvars.ContextVar[Envelope] = contextvars.ContextVar("pulsarjobs_current_job")
@@ -92,14 +98,66 @@ class Executor:
     ) -> None:
         self.app = app
         self.worker = worker
-        self.threads = threads
+        self.threads = threads  # where sync jobs run when not on a runner thread of their own
         self.clock = clock
 
     async def run(self, envelope: Envelope) -> Outcome:
+        """Run on the event loop: an async job here, a sync one on the thread pool."""
+        verdict = self.verdict_before(envelope)
+        if isinstance(verdict, Outcome):
+            return verdict
+        work, started = verdict, time.perf_counter()
+        context = job_context(envelope)
+        running: Awaitable[None]
+        if isinstance(work, functools.partial):
+            call = functools.partial(context.run, self._body, work, envelope)
+            running = asyncio.get_running_loop().run_in_executor(self.threads, call)
+        else:
+            running = InContext(self._body_async(work, envelope), context)
+        try:
+            await self._within_timeout(running, envelope)
+        except Exception as exc:
+            return self.failed(envelope, exc)
+        finally:
+            if not isinstance(work, functools.partial):
+                work.close()  # never awaited when a hook failed first
+        return Outcome("done", envelope, duration=time.perf_counter() - started)
+
+    def run_here(self, envelope: Envelope, loop: asyncio.AbstractEventLoop) -> Outcome:
+        """Run from a runner thread: a sync job on this very thread (no hand-over, unless it has
+        a timeout: a thread cannot be interrupted, so it runs on the pool and is abandoned
+        when late), an async one on the worker's event loop."""
+        job = self.app.jobs.get(envelope.type)
+        if job is not None and job.is_async:
+            return asyncio.run_coroutine_threadsafe(self.run(envelope), loop).result()
+        verdict = self.verdict_before(envelope)
+        if isinstance(verdict, Outcome):
+            return verdict
+        assert isinstance(verdict, functools.partial)
+        started = time.perf_counter()
+        context = job_context(envelope)
+        try:
+            if envelope.timeout is None:
+                context.run(self._body, verdict, envelope)
+            else:
+                assert self.threads is not None
+                running = self.threads.submit(context.run, self._body, verdict, envelope)
+                try:
+                    running.result(timeout=envelope.timeout)
+                except concurrent.futures.TimeoutError:
+                    if not running.done():
+                        raise timed_out(envelope) from None
+                    raise  # the job's own TimeoutError: an ordinary failure
+        except Exception as exc:
+            return self.failed(envelope, exc)
+        return Outcome("done", envelope, duration=time.perf_counter() - started)
+
+    def verdict_before(self, envelope: Envelope) -> Outcome | Work:
+        """What becomes of a job that must not run (expired, early, unknown, arguments that do
+        not fit), else its work, ready to run."""
         now = self.clock()
-        hooks = self.app.hooks
         if envelope.expires_at is not None and envelope.expires_at <= now:
-            hooks.emit("on_expired", envelope)
+            self.app.hooks.emit("on_expired", envelope)
             return Outcome("expired", envelope)
         if envelope.run_at is not None and envelope.run_at > now:
             return Outcome("early", envelope)  # the broker let it out early: never run it so
@@ -107,33 +165,27 @@ class Executor:
         if job is None:
             return self.dead(envelope, "UnknownJobType", f"no job {envelope.type!r} is declared")
         try:
-            work = bind(job, envelope)
+            return bind(job, envelope)
         except TypeError as exc:
             return self.dead(envelope, "BadArguments", f"{envelope.type}{job.signature}: {exc}")
-        started = time.perf_counter()
-        try:
-            hooks.emit("before_process", envelope)
-            await self.call(work, envelope)
-        except Exception as exc:
-            return self.failed(envelope, exc)
-        finally:
-            if not isinstance(work, functools.partial):
-                work.close()  # never awaited when before_process failed
-        duration = time.perf_counter() - started
-        hooks.emit("after_process", envelope, duration)
-        return Outcome("done", envelope, duration=duration)
 
-    async def call(self, work: Work, envelope: Envelope) -> None:
-        """Run the job in its own context, in this task (async) or on the thread pool (sync),
-        within its timeout."""
-        context = contextvars.copy_context()  # what a job sets there stays with that job
-        context.run(_current.set, envelope)
-        running: Awaitable[None]
-        if isinstance(work, functools.partial):
-            call = functools.partial(context.run, work)
-            running = asyncio.get_running_loop().run_in_executor(self.threads, call)
-        else:
-            running = InContext(work, context)
+    def _body(self, work: functools.partial[None], envelope: Envelope) -> None:
+        """A sync run with its hooks, in the job's context, on the thread that runs it."""
+        hooks, started = self.app.hooks, time.perf_counter()
+        with hooks.around_process(envelope):
+            hooks.emit("before_process", envelope)
+            work()
+        hooks.emit("after_process", envelope, time.perf_counter() - started)
+
+    async def _body_async(self, work: Coroutine[Any, Any, None], envelope: Envelope) -> None:
+        hooks, started = self.app.hooks, time.perf_counter()
+        with hooks.around_process(envelope):
+            hooks.emit("before_process", envelope)
+            await work
+        hooks.emit("after_process", envelope, time.perf_counter() - started)
+
+    @staticmethod
+    async def _within_timeout(running: Awaitable[None], envelope: Envelope) -> None:
         if envelope.timeout is None:
             await running
             return
@@ -145,9 +197,7 @@ class Executor:
             if not deadline.expired():
                 raise  # the job's own TimeoutError: an ordinary failure
             # An async run is cancelled; a thread cannot be, so a sync run is abandoned.
-            raise JobTimeout(
-                f"{envelope.type} ran longer than its timeout of {envelope.timeout:g} s"
-            ) from None
+            raise timed_out(envelope) from None
 
     def failed(self, envelope: Envelope, exc: Exception) -> Outcome:
         error = JobError.from_exception(exc, self.worker, now=self.clock())
@@ -176,3 +226,14 @@ class Executor:
         failed = envelope.replace(last_error=error)
         self.app.hooks.emit("on_dead", failed, f"{error_type}: {message}")
         return Outcome("dead", failed, f"{error_type}: {message}")
+
+
+def job_context(envelope: Envelope) -> contextvars.Context:
+    """A context of the job's own: what it (or a hook) sets there stays with that job."""
+    context = contextvars.copy_context()
+    context.run(_current.set, envelope)
+    return context
+
+
+def timed_out(envelope: Envelope) -> JobTimeout:
+    return JobTimeout(f"{envelope.type} ran longer than its timeout of {envelope.timeout:g} s")

@@ -1,22 +1,30 @@
-"""Hooks around enqueueing and processing jobs, emitted from one place.
+"""Hooks around enqueueing and processing jobs, and around a worker's life, emitted from one
+place.
 
 Subclass Middleware and override the hooks you need; pass instances to App(middleware=[...]).
-A hook that raises is logged and skipped, except `before_enqueue` and `before_process`, whose
-errors stop that enqueue (it raises) or that run (it counts as a failed run).
+A hook that raises is logged and skipped, except `before_enqueue`, `around_process` and
+`before_process`, whose errors stop that enqueue (it raises) or that run (it counts as a failed
+run). Which thread each hook runs on is said in docs/concepts.md ("Middleware").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from pulsarjobs.envelope import Envelope, JobError
 
+if TYPE_CHECKING:
+    from pulsarjobs.worker import Worker
+
 log = structlog.get_logger("pulsarjobs.middleware")
 
 GUARDING_HOOKS = frozenset({"before_enqueue", "before_process"})
+_NOTHING_AROUND = contextlib.nullcontext()
 
 
 class Middleware:
@@ -25,6 +33,12 @@ class Middleware:
         return envelope
 
     def after_enqueue(self, envelope: Envelope) -> None: ...
+
+    def around_process(self, envelope: Envelope) -> ContextManager[None]:
+        """A context manager that the run happens inside, hooks and job included: it sees the
+        job's exception, if any, and shares the job's thread and contextvars (a span, a
+        database session). Write it with `@contextlib.contextmanager`."""
+        return _NOTHING_AROUND
 
     def before_process(self, envelope: Envelope) -> None: ...
 
@@ -39,6 +53,12 @@ class Middleware:
 
     def on_expired(self, envelope: Envelope) -> None:
         """The job was dropped because it was past its `expires_at`."""
+
+    def on_worker_start(self, worker: Worker) -> None:
+        """The worker is subscribed and about to take jobs."""
+
+    def on_worker_stop(self, worker: Worker) -> None:
+        """The worker has settled or handed back its last job and is about to close."""
 
 
 class Hooks:
@@ -60,6 +80,16 @@ class Hooks:
         for middleware in self.stack:
             envelope = middleware.before_enqueue(envelope)
         return envelope
+
+    def around_process(self, envelope: Envelope) -> ContextManager[None]:
+        """Every middleware's `around_process`, the first outermost."""
+        arounds = self.listeners("around_process")
+        if not arounds:
+            return _NOTHING_AROUND
+        if len(arounds) == 1:
+            around: ContextManager[None] = arounds[0](envelope)
+            return around
+        return _nested(arounds, envelope)
 
     def emit(self, hook: str, *args: Any) -> None:
         for listener in self.listeners(hook):
@@ -83,3 +113,11 @@ class Hooks:
             ]
             self._listeners[hook] = found
         return found
+
+
+@contextlib.contextmanager
+def _nested(arounds: list[Callable[..., Any]], envelope: Envelope) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for around in arounds:
+            stack.enter_context(around(envelope))
+        yield

@@ -42,7 +42,7 @@ SEND_TIMEOUT_SECONDS = 5.0
 class Presence:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self.settings = worker.app.settings
+        self.settings = worker.settings  # the group it serves, not the app's default
         self.started_at = utc_now()
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
@@ -85,7 +85,6 @@ class Presence:
 
     def heartbeat(self, state: WorkerState | None = None) -> Heartbeat:
         worker, stats = self.worker, self.worker.stats
-        failed = stats["retry"] + stats["dead"]
         return Heartbeat(
             worker=worker.name,
             host=socket.gethostname(),
@@ -94,8 +93,8 @@ class Presence:
             queues=worker.plan.names,
             concurrency=worker.concurrency,
             busy=worker.busy,
-            processed=stats["done"] + failed + stats["expired"],
-            failed=failed,
+            processed=stats.processed,
+            failed=stats.failed,
             rss_bytes=rss_bytes(),
             state=state or worker.state,
             started_at=self.started_at,

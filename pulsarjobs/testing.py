@@ -22,12 +22,13 @@ from typing import Any, NoReturn
 from pulsarjobs.app import App, Job
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.connection import Acks, Connection
-from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode
+from pulsarjobs.envelope import Envelope
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor, Outcome
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import topics_for
+from pulsarjobs.settle import Delivery, Settler
+from pulsarjobs.topics import queue_of, topics_for
 
 WORKER = "pulsarjobs.testing"
 
@@ -89,6 +90,7 @@ class _Pending:
     due: datetime
     sequence: int  # publish order breaks ties, as on a topic
     envelope: Envelope = field(compare=False)
+    delivery: Delivery = field(compare=False)
 
 
 class _RunCounter(Middleware):
@@ -113,6 +115,7 @@ class TestRunner:
         self.connection = InMemoryConnection(app.settings, self._clock)
         self.done: list[Envelope] = []
         self.dead: list[Envelope] = []  # each with its last_error; the reason is in outcomes
+        self.dead_letters: list[PublishedMessage] = []  # as the worker writes them
         self.expired: list[Envelope] = []
         self.outcomes: list[Outcome] = []  # of every run, in order
         self._queue: list[_Pending] = []
@@ -120,6 +123,7 @@ class TestRunner:
         self._counter = _RunCounter()
         self._threads = ThreadPoolExecutor(thread_name_prefix="pulsarjobs-test-job")
         self._executor = Executor(app, WORKER, self._threads, clock=self._clock)
+        self._settler = Settler(app, lambda queue: topics_for(app.settings, queue), WORKER)
         self._loop = asyncio.Runner()
 
     def __enter__(self) -> TestRunner:
@@ -202,39 +206,43 @@ class TestRunner:
         return self._queue[0]
 
     async def _run_head(self) -> Outcome:
-        outcome = await self._executor.run(heapq.heappop(self._queue).envelope)
-        await self._settle(outcome)
+        pending = heapq.heappop(self._queue)
+        outcome = await self._executor.run(pending.envelope)
+        self._settle(pending.delivery, pending.envelope.queue, outcome)
         return outcome
 
-    async def _settle(self, outcome: Outcome) -> None:
-        """As the worker does: a retry or an early job goes back to the queue's retry topic."""
+    def _settle(self, delivery: Delivery, queue: str, outcome: Outcome) -> None:
+        """As the worker does: what replaces the job is published (a retry or an early job to
+        the group's retry topic, a dead letter to its dead-letter topic); memory stores it at
+        once."""
         self.outcomes.append(outcome)
+        stored = self._settler.store(queue, delivery, outcome)
+        if stored is not None:
+            stored.result()
         match outcome.kind:
-            case "retry" | "early":
-                retry_topic = topics_for(self.app.settings, outcome.envelope.queue).retry
-                await asyncio.wrap_future(self.app.publish_envelope(outcome.envelope, retry_topic))
             case "done":
                 self.done.append(outcome.envelope)
-            case "dead":
+            case "dead" | "undecodable":
                 self.dead.append(outcome.envelope)
             case "expired":
                 self.expired.append(outcome.envelope)
 
     def _collect(self) -> None:
         """Decode what was published since the last look, as a worker receiving it would."""
-        for message in self.connection.take():
-            try:
-                envelope = decode(message.data)
-            except EnvelopeError as exc:
-                self._dead_on_arrival(exc)
-                continue
-            heapq.heappush(self._queue, _Pending(message.due, self._sequence, envelope))
-            self._sequence += 1
+        while messages := self.connection.take():  # settling on arrival publishes too
+            self._collect_some(messages)
 
-    def _dead_on_arrival(self, exc: EnvelopeError) -> None:
-        error = JobError("pulsarjobs.Undecodable", str(exc), "", self._now, WORKER)
-        stand_in = Envelope(id="", type="", queue="", last_error=error)
-        reason = f"Undecodable: {exc}"
-        self.app.hooks.emit("on_dead", stand_in, reason)
-        self.outcomes.append(Outcome("dead", stand_in, reason))
-        self.dead.append(stand_in)
+    def _collect_some(self, messages: list[PublishedMessage]) -> None:
+        for message in messages:
+            if message.topic.endswith("-DLQ"):
+                self.dead_letters.append(message)
+                continue
+            self._sequence += 1
+            delivery = Delivery(message.topic, f"memory:{self._sequence}", message.data)
+            queue = queue_of(self.app.settings, message.topic)
+            decoded = self._settler.decode(delivery, None)
+            if isinstance(decoded, Outcome):  # no job at all: dead on arrival
+                self._settle(delivery, queue, decoded)
+                continue
+            pending = _Pending(message.due, self._sequence, decoded, delivery)
+            heapq.heappush(self._queue, pending)

@@ -39,3 +39,9 @@ def topics_for(settings: Settings, queue: str) -> QueueTopics:
     base = f"persistent://{settings.full_namespace}/{check_queue_name(queue)}"
     group = f"{base}-{settings.subscription}"
     return QueueTopics(queue=queue, jobs=base, retry=f"{group}-RETRY", dead=f"{group}-DLQ")
+
+
+def queue_of(settings: Settings, topic: str) -> str:
+    """The queue a job topic or a group's retry topic belongs to."""
+    name = topic.rsplit("/", 1)[-1]
+    return name.removesuffix(f"-{settings.subscription}-RETRY")

@@ -50,7 +50,6 @@ def worker_in_thread(app: App, queues: str = "default", **options: Any) -> Itera
     try:
         yield worker
     finally:
-        wait_until(lambda: worker._loop is not None, 30)
         worker.stop()
         thread.join(60)
         assert not thread.is_alive(), "the worker did not stop within 60 s"

@@ -1,0 +1,52 @@
+"""What a worker counts while it runs: read by its heartbeats and its last log line."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+
+from pulsarjobs.execution import Kind
+
+
+@dataclass
+class WorkerStats:
+    done: int = 0
+    retried: int = 0
+    dead: int = 0  # failed for good, or no job at all (undecodable)
+    expired: int = 0
+    early: int = 0  # delivered before their time and put back
+    duplicates: int = 0  # second broker deliveries of a message already settled
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, kind: Kind) -> None:
+        """One more run settled as `kind`; runner threads count concurrently."""
+        name = _COUNTER[kind]
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def count_duplicate(self) -> None:
+        with self._lock:
+            self.duplicates += 1
+
+    @property
+    def failed(self) -> int:
+        """Runs that failed: retried or dead."""
+        return self.retried + self.dead
+
+    @property
+    def processed(self) -> int:
+        """Jobs settled: done, retried, dead or expired."""
+        return self.done + self.failed + self.expired
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+_COUNTER: dict[Kind, str] = {
+    "done": "done",
+    "retry": "retried",
+    "dead": "dead",
+    "undecodable": "dead",
+    "expired": "expired",
+    "early": "early",
+}

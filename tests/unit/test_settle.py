@@ -1,0 +1,47 @@
+"""Settling decides what replaces a message; a second delivery is known by its message id."""
+
+from __future__ import annotations
+
+from pulsarjobs import App
+from pulsarjobs.envelope import Envelope, encode
+from pulsarjobs.execution import Outcome
+from pulsarjobs.settle import Delivery, Settler
+from pulsarjobs.testing import TestRunner
+from pulsarjobs.topics import topics_for
+
+
+def test_only_the_same_message_counts_as_a_second_delivery() -> None:
+    app = App()
+    settler = Settler(app, lambda queue: topics_for(app.settings, queue), "w")
+    data = encode(Envelope(id="job-1", type="greet", queue="default"))
+    first = Delivery("persistent://public/pulsarjobs/default", "10:1:-1", data)
+    settler.remember(first)
+    assert settler.seen(Delivery(first.topic, "10:1:-1", data))  # the broker's redelivery
+    assert not settler.seen(Delivery(first.topic, "10:2:-1", data))  # the same id, enqueued again
+
+
+def test_a_dead_job_is_published_with_its_reason_before_it_is_acked() -> None:
+    app = App()
+
+    @app.job(max_attempts=1)
+    def fails() -> None:
+        raise ValueError("no")
+
+    with TestRunner(app) as runner:
+        fails.enqueue()
+        runner.run_all()
+        [letter] = runner.dead_letters
+    assert letter.topic == topics_for(app.settings, "default").dead
+    assert letter.properties["pulsarjobs-reason"] == "failed 1 of 1 attempts"
+    assert letter.properties["pulsarjobs-error"] == "ValueError: no"
+
+
+def test_an_undecodable_message_keeps_its_bytes_in_the_dead_letter() -> None:
+    with TestRunner(App()) as runner:
+        runner.connection.publish("persistent://public/pulsarjobs/default", b"\xff junk")
+        runner.run_all()
+        [letter] = runner.dead_letters
+        [outcome] = runner.outcomes
+    assert letter.data == b"\xff junk"
+    assert isinstance(outcome, Outcome) and outcome.kind == "undecodable"
+    assert letter.properties["pulsarjobs-reason"].startswith("Undecodable")
