@@ -21,8 +21,10 @@ from typing import Protocol
 import pulsar
 import structlog
 
-from pulsarjobs.envelope import pulsar_schema
+from pulsarjobs.envelope import Envelope, pulsar_schema
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.execution import Outcome
+from pulsarjobs.settle import Delivery
 from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, QueueTopics, check_queue_name
 
 log = structlog.get_logger("pulsarjobs.feed")
@@ -32,8 +34,29 @@ BATCH_WAIT_MS = 1  # how long a batch waits for more jobs once one came
 NACK_DELAY_MS = 100  # a handed-back job is redelivered at once
 CRASH_REDELIVERIES = 10  # deliveries without a verdict (worker crashes) before dead-lettering
 
-# Rung by a fetch thread with the number of jobs that arrived; 0: a queue ran dry, look again.
+# The runners a ready job waits for: the event loop's tasks, or runner threads.
+Lane = int
+LOOP_LANE, THREAD_LANE = 0, 1
+LANES = (LOOP_LANE, THREAD_LANE)
+
+# Rung by a fetch thread with the number of a lane's jobs that arrived; 0: look again (a queue
+# ran dry, so lower queues may run).
 Doorbell = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class Ready:
+    """A fetched job, decoded, waiting for a runner: `job` is its envelope, or the outcome of
+    a message that must not run (no job at all)."""
+
+    message: pulsar.Message
+    delivery: Delivery
+    job: Envelope | Outcome
+
+
+# Turns a fetched message into a ready job and its lane; None when it needs no run (a second
+# delivery of a message already settled, acknowledged by the intake).
+Intake = Callable[["QueueFeed", pulsar.Message], "tuple[Lane, Ready] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +106,21 @@ class Receiver(Protocol):
 
 
 class QueueFeed:
-    def __init__(self, queue: str, consumer: Receiver, room: int, doorbell: Doorbell) -> None:
+    def __init__(
+        self,
+        queue: str,
+        consumer: Receiver,
+        room: int,
+        intake: Intake,
+        doorbell: Callable[[Lane, int], None],
+    ) -> None:
         self.queue = queue
         self.consumer = consumer
         self.dry = False  # the broker had nothing for it lately: lower queues may run
-        self._ready: deque[pulsar.Message] = deque()
+        self._ready: tuple[deque[Ready], ...] = tuple(deque() for _ in LANES)
         self._room = room  # the thread fetches more only while fewer than this are ready
         self._has_room = threading.Event()
+        self._intake = intake
         self._doorbell = doorbell
         self._stopped = threading.Event()
         self._thread = threading.Thread(
@@ -107,19 +138,23 @@ class QueueFeed:
             self._thread.join()
         self.give_back_ready()
 
-    def take(self) -> pulsar.Message | None:
-        """The next ready job, if any; callable from any thread."""
+    def take(self, lane: Lane) -> Ready | None:
+        """The lane's next ready job, if any; callable from any thread."""
         try:
-            message = self._ready.popleft()
+            ready = self._ready[lane].popleft()
         except IndexError:
             return None
-        if not self._has_room.is_set() and len(self._ready) <= self._room // 2:
+        if not self._has_room.is_set() and self.waiting <= self._room // 2:
             self._has_room.set()
-        return message
+        return ready
 
     @property
-    def has_jobs(self) -> bool:
-        return bool(self._ready)
+    def waiting(self) -> int:
+        """Jobs fetched and ready, for any runner."""
+        return sum(len(ready) for ready in self._ready)
+
+    def has_jobs(self, lane: Lane) -> bool:
+        return bool(self._ready[lane])
 
     def give_back(self, message: pulsar.Message) -> None:
         """Not started: redelivered at once, to another worker if this one closes."""
@@ -127,8 +162,9 @@ class QueueFeed:
             self.consumer.negative_acknowledge(message)
 
     def give_back_ready(self) -> None:
-        while (message := self.take()) is not None:
-            self.give_back(message)
+        for lane in LANES:
+            while (ready := self.take(lane)) is not None:
+                self.give_back(ready.message)
 
     def close(self) -> None:
         """Unacknowledged jobs, the prefetched ones included, go back to other workers."""
@@ -137,9 +173,9 @@ class QueueFeed:
 
     def _fetch_forever(self) -> None:
         while not self._stopped.is_set():
-            if len(self._ready) >= self._room:
+            if self.waiting >= self._room:
                 self._has_room.clear()
-                if len(self._ready) >= self._room:  # a take may have made room meanwhile
+                if self.waiting >= self._room:  # a take may have made room meanwhile
                     self._has_room.wait(RECEIVE_POLL_MS / 1000)
                 continue
             self._fetch_some()
@@ -158,7 +194,7 @@ class QueueFeed:
                 self._stopped.wait(1.0)
             return
         self._arrive([first])
-        while not self._stopped.is_set() and len(self._ready) < self._room:
+        while not self._stopped.is_set() and self.waiting < self._room:
             try:
                 batch = self.consumer.batch_receive()
             except Exception:  # closing: the next receive says so
@@ -168,32 +204,53 @@ class QueueFeed:
             self._arrive(batch)
 
     def _arrive(self, messages: Sequence[pulsar.Message]) -> None:
+        """Decode what came (here, a batch at a time, not in the runners) and file each job in
+        its lane; then ring the lanes that got some."""
         if self._stopped.is_set():  # came just as the worker turned quiet or stopped
             for message in messages:
                 self.give_back(message)
             return
-        self._ready.extend(messages)
+        arrived = [0 for _ in LANES]
+        for message in messages:
+            try:
+                taken = self._intake(self, message)
+            except Exception:
+                log.exception("cannot take a job in; handing it back", queue=self.queue)
+                self.give_back(message)
+                continue
+            if taken is not None:
+                lane, ready = taken
+                self._ready[lane].append(ready)
+                arrived[lane] += 1
         self.dry = False
-        self._doorbell(len(messages))
+        for lane, count in enumerate(arrived):
+            if count:
+                self._doorbell(lane, count)
 
     def _ran_dry(self) -> None:
-        if not self._ready and not self.dry:
+        if not self.waiting and not self.dry:
             self.dry = True
-            self._doorbell(0)  # lower queues may run now
+            for lane in LANES:
+                self._doorbell(lane, 0)  # lower queues may run now
 
 
 class Feed:
     """Every queue a worker serves, and the choice of the next job between them."""
 
-    def __init__(self, plan: QueuePlan, consumers: Mapping[str, Receiver], room: int) -> None:
+    def __init__(
+        self, plan: QueuePlan, consumers: Mapping[str, Receiver], room: int, intake: Intake
+    ) -> None:
         self.plan = plan
-        self.queues = tuple(QueueFeed(q, consumers[q], room, self._ring) for q in plan.names)
+        self.queues = tuple(
+            QueueFeed(name, consumers[name], room, intake, self._ring) for name in plan.names
+        )
         self.open = False  # while open, runners take jobs
-        self.doorbell: Doorbell = lambda _arrived: None  # the runners put theirs here
+        # Each lane's runners put their doorbell here.
+        self.doorbells: list[Doorbell] = [lambda _arrived: None for _ in LANES]
         self._only = self.queues[0] if len(self.queues) == 1 else None
 
-    def _ring(self, arrived: int) -> None:
-        self.doorbell(arrived)
+    def _ring(self, lane: Lane, arrived: int) -> None:
+        self.doorbells[lane](arrived)
 
     def start(self) -> None:
         self.open = True
@@ -210,33 +267,35 @@ class Feed:
         for queue in self.queues:
             queue.close()
 
-    def pick(self) -> tuple[QueueFeed, pulsar.Message] | None:
+    def pick(self, lane: Lane) -> tuple[QueueFeed, Ready] | None:
+        """The next job for a lane's runner, by the plan's priorities."""
         if not self.open:
             return None
         if self._only is not None:
-            message = self._only.take()
-            return None if message is None else (self._only, message)
-        return self._pick_strict() if self.plan.strict else self._pick_weighted()
+            ready = self._only.take(lane)
+            return None if ready is None else (self._only, ready)
+        return self._pick_strict(lane) if self.plan.strict else self._pick_weighted(lane)
 
-    def _pick_strict(self) -> tuple[QueueFeed, pulsar.Message] | None:
-        """A job of the first queue holding one, unless a queue before it may still deliver."""
+    def _pick_strict(self, lane: Lane) -> tuple[QueueFeed, Ready] | None:
+        """A job of the first queue holding one, unless a queue before it may still deliver
+        one: it holds none at all yet and is not dry."""
         for queue in self.queues:
-            message = queue.take()
-            if message is not None:
-                return queue, message
-            if not queue.dry:
+            ready = queue.take(lane)
+            if ready is not None:
+                return queue, ready
+            if not queue.dry and not queue.waiting:
                 return None
         return None
 
-    def _pick_weighted(self) -> tuple[QueueFeed, pulsar.Message] | None:
+    def _pick_weighted(self, lane: Lane) -> tuple[QueueFeed, Ready] | None:
         weights = self.plan.weights
-        ready = [i for i, queue in enumerate(self.queues) if queue.has_jobs]
-        while ready:
-            chosen = random.choices(ready, weights=[weights[i] for i in ready])[0]
-            message = self.queues[chosen].take()
-            if message is not None:
-                return self.queues[chosen], message
-            ready.remove(chosen)
+        holding = [i for i, queue in enumerate(self.queues) if queue.has_jobs(lane)]
+        while holding:
+            chosen = random.choices(holding, weights=[weights[i] for i in holding])[0]
+            ready = self.queues[chosen].take(lane)
+            if ready is not None:
+                return self.queues[chosen], ready
+            holding.remove(chosen)
         return None
 
 

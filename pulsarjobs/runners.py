@@ -1,10 +1,10 @@
-"""Runners: take the next job from the feed, run it, settle it with the broker.
+"""Runners: take the next job of their lane from the feed, run it, settle it with the broker.
 
-An app whose jobs are all `async def` runs them on `concurrency` tasks of the worker's event
-loop. An app with any plain `def` job runs `concurrency` runner threads instead: a sync job
-then runs on the thread that took it, as a bare receive loop would, with no hand-over to a
-pool and back (an async job taken by a runner thread runs on the event loop while its thread
-waits). Either way a job is acknowledged only once what replaces it is stored.
+`async def` jobs run on `concurrency` tasks of the worker's event loop; plain `def` jobs on
+`concurrency` runner threads, each running a job on the thread that took it, as a bare receive
+loop would — no hand-over to a pool and back. A worker starts the runners its app's jobs need
+(intake.py files each job in its lane). Either way a job is acknowledged only once what
+replaces it is stored.
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ import time
 from collections import deque
 from typing import Any
 
-import pulsar
 import structlog
 
-from pulsarjobs.envelope import Envelope
 from pulsarjobs.execution import Executor, Outcome
-from pulsarjobs.feed import Feed, QueueFeed
-from pulsarjobs.schema_registry import WriterSchemas
-from pulsarjobs.settle import Delivery, Settler, delivery_of
+from pulsarjobs.feed import LOOP_LANE, THREAD_LANE, Feed, Lane, QueueFeed, Ready
+from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
 
 log = structlog.get_logger("pulsarjobs.runners")
@@ -34,12 +31,14 @@ IDLE_WAIT_S = 0.5  # an idle runner thread looks again this often, rung or not
 class Runners:
     """What both kinds share: the parts a job goes through, and the count of running jobs."""
 
+    lane: Lane
+    kind: str  # as the worker's first log line says it
+
     def __init__(
         self,
         feed: Feed,
         settler: Settler,
         executor: Executor,
-        schemas: WriterSchemas,
         stats: WorkerStats,
         concurrency: int,
         loop: asyncio.AbstractEventLoop,
@@ -48,7 +47,6 @@ class Runners:
         self.feed = feed
         self.settler = settler
         self.executor = executor
-        self.schemas = schemas
         self.stats = stats
         self.concurrency = concurrency
         self.busy = 0  # jobs running now
@@ -66,40 +64,16 @@ class Runners:
         return how many there were."""
         raise NotImplementedError
 
-    def first_delivery(self, queue: QueueFeed, message: pulsar.Message) -> Delivery | None:
-        """The delivery to run; None for a second delivery of a settled message (acked)."""
-        delivery = delivery_of(message)
-        if not self.settler.seen(delivery):
-            return delivery
-        self.stats.count_duplicate()
-        log.info("second delivery of a settled message skipped", message_id=delivery.message_id)
-        queue.consumer.acknowledge(message)
-        return None
-
-    def schema_known(self, message: pulsar.Message) -> bool:
-        key = WriterSchemas.key(message.topic_name(), message.schema_version())
-        return key is None or self.schemas.cached(key)[0]
-
-    def decode(self, delivery: Delivery, message: pulsar.Message) -> Envelope | Outcome:
-        """The job, decoded with its writer's schema: looked up (blocking) once per topic and
-        version."""
-        key = WriterSchemas.key(delivery.topic, message.schema_version())
-        schema = None
-        if key is not None:
-            found, schema = self.schemas.cached(key)
-            if not found:
-                schema = self.schemas.fetch(key)
-        return self.settler.decode(delivery, schema)
-
-    def settled(
-        self, queue: QueueFeed, message: pulsar.Message, delivery: Delivery, outcome: Outcome
-    ) -> None:
+    def settled(self, queue: QueueFeed, ready: Ready, outcome: Outcome) -> None:
         self.stats.count(outcome.kind)
-        self.settler.remember(delivery)
-        queue.consumer.acknowledge(message)
+        self.settler.remember(ready.delivery)
+        queue.consumer.acknowledge(ready.message)
 
 
 class LoopRunners(Runners):
+    lane = LOOP_LANE
+    kind = "event loop"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._idle: deque[asyncio.Future[None]] = deque()  # runners waiting for a job
@@ -107,7 +81,7 @@ class LoopRunners(Runners):
 
     def start(self) -> None:
         """On the loop: start the tasks, and have the feed ring for them."""
-        self.feed.doorbell = self._ring
+        self.feed.doorbells[self.lane] = self._ring
         self._tasks = [self.loop.create_task(self._run_jobs()) for _ in range(self.concurrency)]
 
     def wake_all(self) -> None:
@@ -144,11 +118,11 @@ class LoopRunners(Runners):
         loop, feed = self.loop, self.feed
         turn_ends = loop.time() + RUNNER_TURN_S
         while feed.open:
-            picked = feed.pick()
+            picked = feed.pick(self.lane)
             if picked is None:
                 waiter = loop.create_future()
                 self._idle.append(waiter)
-                picked = feed.pick()  # a job that came just before we queued up rang nobody
+                picked = feed.pick(self.lane)  # one that came before we queued up rang nobody
                 if picked is None:
                     await waiter
                     turn_ends = loop.time() + RUNNER_TURN_S
@@ -159,37 +133,35 @@ class LoopRunners(Runners):
                 await asyncio.sleep(0)  # jobs that never wait would starve heartbeats, signals
                 turn_ends = loop.time() + RUNNER_TURN_S
 
-    async def _handle(self, queue: QueueFeed, message: pulsar.Message) -> None:
+    async def _handle(self, queue: QueueFeed, ready: Ready) -> None:
         self.busy += 1
         try:
-            delivery = self.first_delivery(queue, message)
-            if delivery is None:
-                return
-            if self.schema_known(message):
-                decoded = self.decode(delivery, message)
-            else:
-                decoded = await asyncio.to_thread(self.decode, delivery, message)
-            outcome = decoded if isinstance(decoded, Outcome) else await self.executor.run(decoded)
-            stored = self.settler.store(queue.queue, delivery, outcome)
+            job = ready.job
+            outcome = job if isinstance(job, Outcome) else await self.executor.run(job)
+            stored = self.settler.store(queue.queue, ready.delivery, outcome)
             if stored is not None:
                 await asyncio.wrap_future(stored)
-            self.settled(queue, message, delivery, outcome)
+            self.settled(queue, ready, outcome)
         except asyncio.CancelledError:
-            queue.give_back(message)  # shutdown ran out of time: hand it back
+            queue.give_back(ready.message)  # shutdown ran out of time: hand it back
             raise
         except Exception:
             log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
-            queue.give_back(message)
+            queue.give_back(ready.message)
         finally:
             self.busy -= 1
 
 
 class ThreadRunners(Runners):
+    lane = THREAD_LANE
+    kind = "threads"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._bell = threading.Condition()  # rung when jobs arrive or a queue runs dry
+        self._idle = 0  # runners waiting for the bell
         self._lock = threading.Lock()  # guards busy and running
-        self._running: dict[int, tuple[QueueFeed, pulsar.Message]] = {}  # by thread
+        self._running: dict[int, tuple[QueueFeed, Ready]] = {}  # by thread
         self._abandoned = False  # past the grace period: late runs are no longer settled
         self._threads = [
             threading.Thread(target=self._run_jobs, name=f"pulsarjobs-runner-{i}", daemon=True)
@@ -197,7 +169,7 @@ class ThreadRunners(Runners):
         ]
 
     def start(self) -> None:
-        self.feed.doorbell = self._ring
+        self.feed.doorbells[self.lane] = self._ring
         for thread in self._threads:
             thread.start()
 
@@ -211,11 +183,13 @@ class ThreadRunners(Runners):
         with self._lock:
             self._abandoned = True
             late = list(self._running.values())
-        for queue, message in late:
-            queue.give_back(message)
+        for queue, ready in late:
+            queue.give_back(ready.message)
         return len(late)
 
     def _ring(self, arrived: int) -> None:
+        if not self._idle:  # a runner counts itself idle before it looks: no ring is lost
+            return
         with self._bell:
             if arrived:
                 self._bell.notify(arrived)
@@ -223,40 +197,36 @@ class ThreadRunners(Runners):
                 self._bell.notify_all()
 
     def _run_jobs(self) -> None:
-        feed, bell = self.feed, self._bell
+        feed, bell, lane = self.feed, self._bell, self.lane
         while feed.open:
-            picked = feed.pick()
+            picked = feed.pick(lane)
             if picked is None:
-                with bell:  # look again under the bell's lock: a ring cannot slip between
-                    picked = feed.pick()
+                with bell:
+                    self._idle += 1
+                    picked = feed.pick(lane)  # under the bell's lock: a ring cannot slip by
                     if picked is None and feed.open:
                         bell.wait(IDLE_WAIT_S)
+                    self._idle -= 1
                 if picked is None:
                     continue
             self._handle(*picked)
 
-    def _handle(self, queue: QueueFeed, message: pulsar.Message) -> None:
+    def _handle(self, queue: QueueFeed, ready: Ready) -> None:
         me = threading.get_ident()
         with self._lock:
             self.busy += 1
-            self._running[me] = (queue, message)
+            self._running[me] = (queue, ready)
         try:
-            delivery = self.first_delivery(queue, message)
-            if delivery is None:
-                return
-            decoded = self.decode(delivery, message)
-            if isinstance(decoded, Outcome):
-                outcome = decoded
-            else:
-                outcome = self.executor.run_here(decoded, self.loop)
-            stored = self.settler.store(queue.queue, delivery, outcome)
+            job = ready.job
+            outcome = job if isinstance(job, Outcome) else self.executor.run_here(job, self.loop)
+            stored = self.settler.store(queue.queue, ready.delivery, outcome)
             if stored is not None:
                 stored.result()
             if not self._abandoned:
-                self.settled(queue, message, delivery, outcome)
+                self.settled(queue, ready, outcome)
         except Exception:
             log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
-            queue.give_back(message)
+            queue.give_back(ready.message)
         finally:
             with self._lock:
                 self.busy -= 1
@@ -267,3 +237,6 @@ def join_all(threads: list[threading.Thread], timeout: float) -> None:
     ends = time.monotonic() + timeout
     for thread in threads:
         thread.join(max(0.0, ends - time.monotonic()))
+
+
+RUNNERS: dict[Lane, type[Runners]] = {LOOP_LANE: LoopRunners, THREAD_LANE: ThreadRunners}

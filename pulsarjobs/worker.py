@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulsar
 import structlog
@@ -26,8 +26,9 @@ from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor
 from pulsarjobs.feed import Feed, QueuePlan, keep_dead_letters, subscribe
 from pulsarjobs.heartbeat import WorkerState
+from pulsarjobs.intake import Intake, lanes_for
 from pulsarjobs.presence import Presence
-from pulsarjobs.runners import LoopRunners, Runners, ThreadRunners
+from pulsarjobs.runners import RUNNERS, Runners
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
@@ -47,7 +48,7 @@ class _Running:
     loop: asyncio.AbstractEventLoop
     stop_requested: asyncio.Event
     feed: Feed | None = None
-    runners: Runners | None = None
+    runners: list[Runners] = field(default_factory=list)
     threads: ThreadPoolExecutor | None = None
     presence: Presence | None = None
     quieting: asyncio.Future[None] | None = None
@@ -78,8 +79,6 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stats = WorkerStats()
         self.topics = {queue: topics_for(self.settings, queue) for queue in self.plan.names}
-        # Sync jobs run on runner threads of their own; an all-async app on the event loop.
-        self.runs_on_threads = any(not job.is_async for job in app.jobs.values())
         self.ready = threading.Event()  # set once subscribed and fetching
         self._stop_asked = threading.Event()  # stop() may come before the loop runs
         self._signals = 0
@@ -106,26 +105,24 @@ class Worker:
         self.ready.set()
         log.info("worker started", worker=self.name, queues=list(self.plan.names),
                  concurrency=self.concurrency, strict=self.plan.strict,
-                 runners="threads" if self.runs_on_threads else "event loop")  # fmt: skip
+                 runners=self._runner_kinds())  # fmt: skip
         running.presence = await Presence.start(self)  # heartbeats out, commands in
         await running.stop_requested.wait()
         await self._shutdown(running)
 
     def _start(self, running: _Running, consumers: dict[str, pulsar.Consumer]) -> None:
         running.threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
-        running.feed = Feed(self.plan, consumers, room=self.concurrency)
-        kind = ThreadRunners if self.runs_on_threads else LoopRunners
-        running.runners = kind(
-            running.feed,
-            Settler(self.app, self.topics.__getitem__, self.name),
-            Executor(self.app, self.name, running.threads),
-            WriterSchemas(self.settings),
-            self.stats,
-            self.concurrency,
-            running.loop,
-        )
-        running.feed.start()  # open before the runners start: they end once it closes
-        running.runners.start()  # each looks before it waits: no ring before this is missed
+        settler = Settler(self.app, self.topics.__getitem__, self.name)
+        intake = Intake(self.app, settler, WriterSchemas(self.settings), self.stats)
+        feed = running.feed = Feed(self.plan, consumers, self.concurrency, intake)
+        executor = Executor(self.app, self.name, running.threads)
+        running.runners = [
+            RUNNERS[lane](feed, settler, executor, self.stats, self.concurrency, running.loop)
+            for lane in lanes_for(self.app)
+        ]
+        feed.start()  # open before the runners start: they end once it closes
+        for runners in running.runners:
+            runners.start()  # each looks before it waits: no ring before this is missed
 
     def stop(self) -> None:
         """Ask the worker to shut down gracefully; callable from any thread."""
@@ -161,17 +158,29 @@ class Worker:
     async def _release_prefetched(self, running: _Running) -> None:
         """Once the running jobs are settled, close the consumers: the jobs their client had
         prefetched go back to the broker for other workers instead of waiting here."""
-        assert running.feed is not None and running.runners is not None
+        assert running.feed is not None
         await self._stop_taking(running)
-        await running.runners.finish(timeout=float("inf"))
+        await self._finish_running(running, timeout=float("inf"))
         await asyncio.to_thread(running.feed.close)
 
     async def _stop_taking(self, running: _Running) -> None:
         """Close the feed (what it fetched goes back) and let idle runners end."""
-        assert running.feed is not None and running.runners is not None
+        assert running.feed is not None
         running.feed.open = False  # runners take no more from now on
-        running.runners.wake_all()
+        for runners in running.runners:
+            runners.wake_all()
         await asyncio.to_thread(running.feed.stop)
+
+    @staticmethod
+    async def _finish_running(running: _Running, timeout: float) -> int:
+        """Wait for every runner's jobs at once; how many were handed back, being late."""
+        late = await asyncio.gather(*(runners.finish(timeout) for runners in running.runners))
+        return sum(late)
+
+    def _runner_kinds(self) -> str:
+        running = self._running
+        kinds = [runners.kind for runners in running.runners] if running else []
+        return " and ".join(kinds)
 
     # -- subscribing -------------------------------------------------------------------------
 
@@ -210,12 +219,12 @@ class Worker:
     # -- stopping ----------------------------------------------------------------------------
 
     async def _shutdown(self, running: _Running) -> None:
-        assert running.feed is not None and running.runners is not None
+        assert running.feed is not None
         if running.presence is not None:
             running.presence.beat_soon()  # operators see "stopping" at once
         if running.feed.open:
             await self._stop_taking(running)
-        late = await running.runners.finish(self.shutdown_timeout)
+        late = await self._finish_running(running, self.shutdown_timeout)
         if late:
             log.warning("jobs did not finish within the grace period; handed back", count=late)
         self.app.hooks.emit("on_worker_stop", self)
@@ -245,4 +254,4 @@ class Worker:
     def busy(self) -> int:
         """Jobs running now."""
         running = self._running
-        return running.runners.busy if running is not None and running.runners else 0
+        return sum(runners.busy for runners in running.runners) if running is not None else 0
