@@ -1,16 +1,19 @@
 """One Pulsar client per process, its producers, and publishing that reports the broker's ack.
 
 The client is created on first use, never at import, and again after a fork: the Pulsar client
-is not fork-safe.
+is not fork-safe. Clients still open when the interpreter exits are flushed and closed then: the
+C++ client, destroyed later with the interpreter while its threads run, can abort the process.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future, InvalidStateError
 from datetime import datetime
@@ -74,6 +77,7 @@ class Connection:
         self._ttl: float | None = None
         self._ttl_checked_at = -TTL_RECHECK_SECONDS
         self._lock = threading.Lock()
+        _open_connections.add(self)
 
     @property
     def client(self) -> pulsar.Client:
@@ -196,10 +200,30 @@ class Connection:
                 producer.flush()
 
     def close(self) -> None:
+        """Wait for the broker's acks of messages on their way (a closing producer fails them),
+        then close the client. A client a parent process made is only dropped."""
         with self._lock:
-            client, self._client, self._producers = self._client, None, {}
-        if client is not None and self._owner_pid == os.getpid():
+            client, producers = self._client, list(self._producers.values())
+            self._client, self._producers = None, {}
+        if client is None or self._owner_pid != os.getpid():
+            return
+        for producer in producers:
+            with contextlib.suppress(Exception):  # a failed producer has nothing to flush
+                producer.flush()
+        with contextlib.suppress(pulsar.AlreadyClosed):  # its owner closed it directly
             client.close()
+
+
+# Closed at exit while the interpreter and the client's threads still run: the C++ client's own
+# teardown comes after the interpreter's, too late to stop its threads cleanly.
+_open_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for connection in list(_open_connections):
+        with contextlib.suppress(Exception):  # exiting goes on whatever one close does
+            connection.close()
 
 
 def probe(service_url: str, timeout: float = 3.0) -> None:
