@@ -22,6 +22,7 @@ from typing import Any
 import pulsar
 import structlog
 
+from pulsarjobs import client_log
 from pulsarjobs.admin import Admin
 from pulsarjobs.envelope import pulsar_schema
 from pulsarjobs.errors import (
@@ -67,7 +68,8 @@ class Acks:
 class Connection:
     def __init__(self, settings: Settings, client_logger: Any = None) -> None:
         """`client_logger`, a pulsar ConsoleLogger or FileLogger, takes the Pulsar client's own
-        log lines (default: warnings to the console)."""
+        log lines (default: pulsarjobs' logs, see client_log). The first client of a process
+        decides for all: the C++ client keeps one logger per process."""
         self.settings = settings
         self._client_logger = client_logger
         self._client: pulsar.Client | None = None
@@ -96,7 +98,7 @@ class Connection:
                 authentication=pulsar.AuthenticationToken(token) if token else None,
                 operation_timeout_seconds=10,
                 connection_timeout_ms=5_000,
-                logger=self._client_logger or pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
+                logger=self._client_logger or client_log.sink(),
             )
         except Exception as exc:
             raise BrokerUnavailable(
@@ -215,7 +217,8 @@ class Connection:
 
 
 # Closed at exit while the interpreter and the client's threads still run: the C++ client's own
-# teardown comes after the interpreter's, too late to stop its threads cleanly.
+# teardown comes after the interpreter's, too late to stop its threads cleanly. Its last lines go
+# to client_log's pipe, whose reader is a daemon thread, alive until the interpreter finalizes.
 _open_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
 
 
