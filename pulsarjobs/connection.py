@@ -1,16 +1,19 @@
 """One Pulsar client per process, its producers, and publishing that reports the broker's ack.
 
 The client is created on first use, never at import, and again after a fork: the Pulsar client
-is not fork-safe.
+is not fork-safe. Clients still open when the interpreter exits are flushed and closed then: the
+C++ client, destroyed later with the interpreter while its threads run, can abort the process.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future, InvalidStateError
 from datetime import datetime
@@ -19,6 +22,7 @@ from typing import Any
 import pulsar
 import structlog
 
+from pulsarjobs import client_log
 from pulsarjobs.admin import Admin
 from pulsarjobs.envelope import pulsar_schema
 from pulsarjobs.errors import (
@@ -64,7 +68,8 @@ class Acks:
 class Connection:
     def __init__(self, settings: Settings, client_logger: Any = None) -> None:
         """`client_logger`, a pulsar ConsoleLogger or FileLogger, takes the Pulsar client's own
-        log lines (default: warnings to the console)."""
+        log lines (default: pulsarjobs' logs, see client_log). The first client of a process
+        decides for all: the C++ client keeps one logger per process."""
         self.settings = settings
         self._client_logger = client_logger
         self._client: pulsar.Client | None = None
@@ -74,6 +79,7 @@ class Connection:
         self._ttl: float | None = None
         self._ttl_checked_at = -TTL_RECHECK_SECONDS
         self._lock = threading.Lock()
+        _open_connections.add(self)
 
     @property
     def client(self) -> pulsar.Client:
@@ -92,7 +98,7 @@ class Connection:
                 authentication=pulsar.AuthenticationToken(token) if token else None,
                 operation_timeout_seconds=10,
                 connection_timeout_ms=5_000,
-                logger=self._client_logger or pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
+                logger=self._client_logger or client_log.sink(),
             )
         except Exception as exc:
             raise BrokerUnavailable(
@@ -196,10 +202,31 @@ class Connection:
                 producer.flush()
 
     def close(self) -> None:
+        """Wait for the broker's acks of messages on their way (a closing producer fails them),
+        then close the client. A client a parent process made is only dropped."""
         with self._lock:
-            client, self._client, self._producers = self._client, None, {}
-        if client is not None and self._owner_pid == os.getpid():
+            client, producers = self._client, list(self._producers.values())
+            self._client, self._producers = None, {}
+        if client is None or self._owner_pid != os.getpid():
+            return
+        for producer in producers:
+            with contextlib.suppress(Exception):  # a failed producer has nothing to flush
+                producer.flush()
+        with contextlib.suppress(pulsar.AlreadyClosed):  # its owner closed it directly
             client.close()
+
+
+# Closed at exit while the interpreter and the client's threads still run: the C++ client's own
+# teardown comes after the interpreter's, too late to stop its threads cleanly. Its last lines go
+# to client_log's pipe, whose reader is a daemon thread, alive until the interpreter finalizes.
+_open_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for connection in list(_open_connections):
+        with contextlib.suppress(Exception):  # exiting goes on whatever one close does
+            connection.close()
 
 
 def probe(service_url: str, timeout: float = 3.0) -> None:
