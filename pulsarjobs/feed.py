@@ -267,6 +267,10 @@ class Feed:
         for queue in self.queues:
             queue.close()
 
+    def has_jobs(self, lane: Lane) -> bool:
+        """Whether jobs of a lane wait ready in any queue."""
+        return any(queue.has_jobs(lane) for queue in self.queues)
+
     def pick(self, lane: Lane) -> tuple[QueueFeed, Ready] | None:
         """The next job for a lane's runner, by the plan's priorities."""
         if not self.open:

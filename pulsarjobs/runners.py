@@ -160,6 +160,7 @@ class ThreadRunners(Runners):
         super().__init__(*args, **kwargs)
         self._bell = threading.Condition()  # rung when jobs arrive or a queue runs dry
         self._idle = 0  # runners waiting for the bell
+        self._waking = False  # one was rung and has not looked yet
         self._lock = threading.Lock()  # guards busy and running
         self._running: dict[int, tuple[QueueFeed, Ready]] = {}  # by thread
         self._abandoned = False  # past the grace period: late runs are no longer settled
@@ -188,13 +189,22 @@ class ThreadRunners(Runners):
         return len(late)
 
     def _ring(self, arrived: int) -> None:
-        if not self._idle:  # a runner counts itself idle before it looks: no ring is lost
+        if arrived:
+            self._wake_one()
+        elif self._idle:  # a queue ran dry: every idle runner looks at the lower queues
+            with self._bell:
+                self._bell.notify_all()
+
+    def _wake_one(self) -> None:
+        """Wake one idle runner, unless one is on its way already. A runner that takes a job
+        wakes the next while more wait: long jobs spread over every thread, while short ones
+        stay with the threads awake — a wake-up costs more than a no-op job."""
+        if not self._idle or self._waking:  # counted idle before it looks: no ring is lost
             return
         with self._bell:
-            if arrived:
-                self._bell.notify(arrived)
-            else:
-                self._bell.notify_all()
+            if self._idle and not self._waking:
+                self._waking = True
+                self._bell.notify()
 
     def _run_jobs(self) -> None:
         feed, bell, lane = self.feed, self._bell, self.lane
@@ -206,9 +216,12 @@ class ThreadRunners(Runners):
                     picked = feed.pick(lane)  # under the bell's lock: a ring cannot slip by
                     if picked is None and feed.open:
                         bell.wait(IDLE_WAIT_S)
+                        self._waking = False
                     self._idle -= 1
                 if picked is None:
                     continue
+            if feed.has_jobs(lane):
+                self._wake_one()
             self._handle(*picked)
 
     def _handle(self, queue: QueueFeed, ready: Ready) -> None:
