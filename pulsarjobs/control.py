@@ -16,10 +16,9 @@ from typing import Literal, get_args
 import pulsar
 
 from pulsarjobs.clock import utc_now
-from pulsarjobs.heartbeat import Heartbeat, WorkerState, workers_topic
+from pulsarjobs.heartbeat import Heartbeat, WorkerState
 from pulsarjobs.settings import Settings
-
-CONTROL_TOPIC = "pulsarjobs-control"
+from pulsarjobs.topics import control_topic, workers_topic
 
 Command = Literal["quiet", "stop"]
 COMMANDS: tuple[Command, ...] = get_args(Command)
@@ -54,10 +53,6 @@ class Order:
             return cls(fields["worker"], command, datetime.fromisoformat(fields["sent_at"]))
         except (TypeError, KeyError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a worker command: {exc}") from exc
-
-
-def control_topic(settings: Settings) -> str:
-    return f"persistent://{settings.full_namespace}/{CONTROL_TOPIC}"
 
 
 def tell(

@@ -18,9 +18,6 @@ from typing import Any, Literal
 
 import pulsar
 
-from pulsarjobs.settings import Settings
-
-WORKERS_TOPIC = "pulsarjobs-workers"
 GONE_AFTER_BEATS = 3
 COMPACTION_THRESHOLD_BYTES = 1024 * 1024  # about 3,000 heartbeats between compactions
 READ_TIMEOUT_MS = 5_000
@@ -75,10 +72,6 @@ class Heartbeat:
 
     def with_changes(self, **changes: Any) -> Heartbeat:
         return replace(self, **changes)
-
-
-def workers_topic(settings: Settings) -> str:
-    return f"persistent://{settings.full_namespace}/{WORKERS_TOPIC}"
 
 
 def read_heartbeats(client: pulsar.Client, topic: str) -> dict[str, Heartbeat]:

@@ -20,14 +20,21 @@ from pulsarjobs.backlog import read_backlog
 from pulsarjobs.clock import utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Connection, client_errors, probe
-from pulsarjobs.control import CONTROL_TOPIC
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, read_dead_letter, writer_schema
 from pulsarjobs.envelope import EnvelopeError, decode
 from pulsarjobs.errors import NotFound
-from pulsarjobs.heartbeat import WORKERS_TOPIC, SeenState, read_heartbeats, workers_topic
+from pulsarjobs.heartbeat import SeenState, read_heartbeats
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, QUEUE_NAME, topics_for
+from pulsarjobs.topics import (
+    CONTROL_TOPIC,
+    DEAD_LETTER_SUBSCRIPTION,
+    QUEUE_NAME,
+    WORKERS_TOPIC,
+    full_topic_name,
+    topics_for,
+    workers_topic,
+)
 
 SCAN_LIMIT = 10_000  # messages read per topic to tell scheduled jobs from waiting ones
 FORGET_GONE_AFTER = timedelta(days=1)  # a crashed worker is news for a day, then history
@@ -135,7 +142,7 @@ class Inspector(Closing):
 
     def full_name(self, name: str) -> str:
         """A topic named within the namespace, or in full."""
-        return name if "://" in name else f"persistent://{self.settings.full_namespace}/{name}"
+        return full_topic_name(self.settings, name)
 
     def topics(self) -> list[TopicInfo]:
         namespace = self.settings.full_namespace

@@ -21,15 +21,15 @@ import structlog
 
 from pulsarjobs.admin import Admin
 from pulsarjobs.clock import utc_now
-from pulsarjobs.control import Order, control_topic
+from pulsarjobs.control import Order
 from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.heartbeat import (
     COMPACTION_THRESHOLD_BYTES,
     Heartbeat,
     WorkerState,
     rss_bytes,
-    workers_topic,
 )
+from pulsarjobs.topics import control_topic, workers_topic
 
 if TYPE_CHECKING:
     from pulsarjobs.worker import Worker

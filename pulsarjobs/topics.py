@@ -17,6 +17,12 @@ from pulsarjobs.settings import Settings
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 DEAD_LETTER_SUBSCRIPTION = "pulsarjobs-dead-letters"
 
+# The namespace's own topics, beside the queues'.
+WORKERS_TOPIC = "pulsarjobs-workers"  # compacted: each worker's latest heartbeat
+CONTROL_TOPIC = "pulsarjobs-control"  # commands to running workers
+SCHEDULER_LEADER_TOPIC = "pulsarjobs-scheduler-leader"  # its exclusive producer is the leader
+SCHEDULER_TICKS_TOPIC = "pulsarjobs-scheduler-ticks"  # compacted: the last tick of each schedule
+
 
 @dataclass(frozen=True, slots=True)
 class QueueTopics:
@@ -35,7 +41,33 @@ def check_queue_name(queue: str) -> str:
     return queue
 
 
+def namespace_topic(settings: Settings, name: str) -> str:
+    """The full name of the topic `name` in the settings' namespace."""
+    return f"persistent://{settings.full_namespace}/{name}"
+
+
+def full_topic_name(settings: Settings, name: str) -> str:
+    """A topic named within the namespace, or in full."""
+    return name if "://" in name else namespace_topic(settings, name)
+
+
+def workers_topic(settings: Settings) -> str:
+    return namespace_topic(settings, WORKERS_TOPIC)
+
+
+def control_topic(settings: Settings) -> str:
+    return namespace_topic(settings, CONTROL_TOPIC)
+
+
+def scheduler_leader_topic(settings: Settings) -> str:
+    return namespace_topic(settings, SCHEDULER_LEADER_TOPIC)
+
+
+def scheduler_ticks_topic(settings: Settings) -> str:
+    return namespace_topic(settings, SCHEDULER_TICKS_TOPIC)
+
+
 def topics_for(settings: Settings, queue: str) -> QueueTopics:
-    base = f"persistent://{settings.full_namespace}/{check_queue_name(queue)}"
+    base = namespace_topic(settings, check_queue_name(queue))
     group = f"{base}-{settings.subscription}"
     return QueueTopics(queue=queue, jobs=base, retry=f"{group}-RETRY", dead=f"{group}-DLQ")
