@@ -31,7 +31,7 @@ class Heartbeat:
     worker: str
     host: str
     pid: int
-    group: str  # the consumer group (subscription) the worker serves
+    subscription: str  # the subscription the worker serves
     queues: tuple[str, ...]
     concurrency: int
     busy: int  # jobs running now
@@ -54,6 +54,8 @@ class Heartbeat:
         """Raises ValueError for a message that is no heartbeat."""
         try:
             fields = json.loads(data)
+            if "group" in fields:  # sent by workers of earlier versions
+                fields.setdefault("subscription", fields.pop("group"))
             fields["queues"] = tuple(fields["queues"])
             fields["started_at"] = datetime.fromisoformat(fields["started_at"])
             fields["sent_at"] = datetime.fromisoformat(fields["sent_at"])

@@ -93,7 +93,7 @@ class WorkerStatus:
     state: SeenState
     host: str
     pid: int
-    group: str
+    subscription: str
     queues: tuple[str, ...]
     concurrency: int
     busy: int
@@ -201,9 +201,9 @@ class Inspector(Closing):
 
     def queue(self, name: str) -> QueueStats:
         topics = topics_for(self.settings, name)
-        group = self.settings.subscription
         jobs_topic, retry_topic = self._stats(topics.jobs), self._stats(topics.retry)
-        parts = [subscription_of(jobs_topic, group), subscription_of(retry_topic, group)]
+        subscription = self.settings.subscription
+        parts = [subscription_of(stats, subscription) for stats in (jobs_topic, retry_topic)]
         backlog = sum(int(part.get("msgBacklog", 0)) for part in parts)
         in_flight = sum(int(part.get("unackedMessages", 0)) for part in parts)
         schedule = self._schedule([topics.jobs, topics.retry], backlog)
@@ -310,7 +310,7 @@ class Inspector(Closing):
                 state=beat.seen_at(now),
                 host=beat.host,
                 pid=beat.pid,
-                group=beat.group,
+                subscription=beat.subscription,
                 queues=beat.queues,
                 concurrency=beat.concurrency,
                 busy=beat.busy,

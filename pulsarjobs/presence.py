@@ -90,7 +90,7 @@ class Presence:
             worker=worker.name,
             host=socket.gethostname(),
             pid=os.getpid(),
-            group=self.settings.subscription,
+            subscription=self.settings.subscription,
             queues=worker.plan.names,
             concurrency=worker.concurrency,
             busy=worker.busy,

@@ -1,9 +1,9 @@
 """Queue names to topic names.
 
-A queue is one topic that producers write jobs to. Each consumer group (subscription) that reads
-it has two topics of its own, named as Pulsar names its retry and dead-letter topics: retries are
-re-published to `<queue>-<group>-RETRY`, so that another group reading the same queue does not
-run them again, and jobs whose retries ran out land in `<queue>-<group>-DLQ`.
+A queue is one topic that producers write jobs to. Each subscription that reads it has two
+topics of its own, named as Pulsar names its retry and dead-letter topics: retries are
+re-published to `<queue>-<subscription>-RETRY`, so that another subscription reading the same
+queue does not run them again, and jobs whose retries ran out land in `<queue>-<subscription>-DLQ`.
 """
 
 from __future__ import annotations
@@ -69,5 +69,5 @@ def scheduler_ticks_topic(settings: Settings) -> str:
 
 def topics_for(settings: Settings, queue: str) -> QueueTopics:
     base = namespace_topic(settings, check_queue_name(queue))
-    group = f"{base}-{settings.subscription}"
-    return QueueTopics(queue=queue, jobs=base, retry=f"{group}-RETRY", dead=f"{group}-DLQ")
+    own = f"{base}-{settings.subscription}"  # the subscription's own topics
+    return QueueTopics(queue=queue, jobs=base, retry=f"{own}-RETRY", dead=f"{own}-DLQ")

@@ -67,7 +67,7 @@ def test_bad_settings_say_what_is_wrong(field: str, value: str, message: str) ->
         Settings(**{field: value})  # type: ignore[arg-type]
 
 
-def test_each_consumer_group_has_its_own_retry_and_dead_letter_topics() -> None:
+def test_each_subscription_has_its_own_retry_and_dead_letter_topics() -> None:
     topics = topics_for(Settings(subscription="billing"), "emails")
     assert topics.jobs == "persistent://public/pulsarjobs/emails"
     assert topics.retry == "persistent://public/pulsarjobs/emails-billing-RETRY"

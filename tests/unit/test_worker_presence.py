@@ -1,5 +1,6 @@
 """Heartbeats and commands as they travel, and how a worker's silence reads."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,7 @@ NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)
 
 def beat(state: str = "running", sent: datetime = NOW) -> Heartbeat:
     return Heartbeat(
-        worker="host:42:abc123", host="host", pid=42, group="pulsarjobs", queues=("a", "b"),
+        worker="host:42:abc123", host="host", pid=42, subscription="pulsarjobs", queues=("a", "b"),
         concurrency=10, busy=3, processed=120, failed=4, rss_bytes=50_000_000,
         state=state,  # type: ignore[arg-type]
         started_at=NOW - timedelta(hours=1), sent_at=sent, interval=5.0,
@@ -28,6 +29,12 @@ def test_a_worker_silent_for_more_than_three_intervals_is_gone() -> None:
     assert beat(sent=NOW - timedelta(seconds=16)).seen_at(NOW) == "gone"
     assert beat("quiet", sent=NOW - timedelta(seconds=16)).seen_at(NOW) == "gone"
     assert beat("stopped", sent=NOW - timedelta(days=1)).seen_at(NOW) == "stopped"
+
+
+def test_a_heartbeat_of_an_earlier_version_names_its_subscription_group() -> None:
+    fields = json.loads(beat().encode())
+    fields["group"] = fields.pop("subscription")
+    assert Heartbeat.decode(json.dumps(fields).encode()) == beat()
 
 
 @pytest.mark.parametrize("data", [b"", b"{}", b"not json", b'{"worker": 1}'])
