@@ -29,8 +29,8 @@ CONFIRMED_BY: dict[Command, set[WorkerState]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Order:
-    """One command to one worker."""
+class CommandMessage:
+    """One command to one worker, as it travels on the control topic."""
 
     worker: str
     command: Command
@@ -43,8 +43,8 @@ class Order:
         ).encode()
 
     @classmethod
-    def decode(cls, data: bytes) -> Order:
-        """Raises ValueError for a message that is no order."""
+    def decode(cls, data: bytes) -> CommandMessage:
+        """Raises ValueError for a message that is no worker command."""
         try:
             fields = json.loads(data)
             command = fields["command"]
@@ -65,7 +65,8 @@ def tell(
     try:
         producer = client.create_producer(control_topic(settings), batching_enabled=False)
         try:
-            producer.send(Order(worker, command, utc_now()).encode(), partition_key=worker)
+            message = CommandMessage(worker, command, utc_now())
+            producer.send(message.encode(), partition_key=worker)
         finally:
             producer.close()
         return None if beats is None else confirmation(beats, worker, command, wait)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pulsarjobs.control import Order
+from pulsarjobs.control import CommandMessage
 from pulsarjobs.heartbeat import Heartbeat, rss_bytes
 
 NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)
@@ -43,11 +43,11 @@ def test_what_is_no_heartbeat_is_refused(data: bytes) -> None:
         Heartbeat.decode(data)
 
 
-def test_an_order_comes_back_as_it_was_sent_and_unknown_commands_are_refused() -> None:
-    order = Order("host:42:abc123", "quiet", NOW)
-    assert Order.decode(order.encode()) == order
+def test_a_command_comes_back_as_it_was_sent_and_unknown_commands_are_refused() -> None:
+    message = CommandMessage("host:42:abc123", "quiet", NOW)
+    assert CommandMessage.decode(message.encode()) == message
     with pytest.raises(ValueError, match="unknown command"):
-        Order.decode(
+        CommandMessage.decode(
             b'{"worker": "w", "command": "explode", "sent_at": "2027-01-04T12:00:00+00:00"}'
         )
 
