@@ -29,6 +29,7 @@ from pulsarjobs.heartbeat import (
     WorkerState,
     rss_bytes,
 )
+from pulsarjobs.stats import WorkerStats
 from pulsarjobs.topics import control_topic, workers_topic
 
 if TYPE_CHECKING:
@@ -84,8 +85,7 @@ class Presence:
         await asyncio.to_thread(self._close)
 
     def heartbeat(self, state: WorkerState | None = None) -> Heartbeat:
-        worker, stats = self.worker, self.worker.stats
-        failed = stats["retry"] + stats["dead"]
+        worker, stats = self.worker, WorkerStats.of(self.worker.stats)
         return Heartbeat(
             worker=worker.name,
             host=socket.gethostname(),
@@ -94,8 +94,8 @@ class Presence:
             queues=worker.plan.names,
             concurrency=worker.concurrency,
             busy=worker.busy,
-            processed=stats["done"] + failed + stats["expired"],
-            failed=failed,
+            processed=stats.processed,
+            failed=stats.failed,
             rss_bytes=rss_bytes(),
             state=state or worker.state,
             started_at=self.started_at,

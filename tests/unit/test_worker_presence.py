@@ -1,12 +1,14 @@
 """Heartbeats and commands as they travel, and how a worker's silence reads."""
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pulsarjobs.control import CommandMessage
 from pulsarjobs.heartbeat import Heartbeat, rss_bytes
+from pulsarjobs.stats import WorkerStats
 
 NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)
 
@@ -55,3 +57,15 @@ def test_a_command_comes_back_as_it_was_sent_and_unknown_commands_are_refused() 
 def test_the_memory_of_this_process_is_known() -> None:
     memory = rss_bytes()
     assert memory is not None and memory > 1_000_000
+
+
+def test_worker_stats_count_processed_and_failed_runs() -> None:
+    stats = WorkerStats(done=5, retried=2, dead=1, expired=1, early=3, duplicates=4)
+    assert (stats.processed, stats.failed) == (9, 3)
+
+
+def test_worker_stats_read_counts_by_outcome_kind() -> None:
+    counts = Counter({"done": 5, "retry": 2, "dead": 1, "duplicate": 4})
+    assert WorkerStats.of(counts) == WorkerStats(done=5, retried=2, dead=1, duplicates=4)
+    stats = WorkerStats(done=1)
+    assert WorkerStats.of(stats) is stats
