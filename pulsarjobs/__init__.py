@@ -1,11 +1,12 @@
 """pulsarjobs: background jobs on Apache Pulsar.
 
-Everything a user needs is importable from here; modules prefixed with nothing else are the
-implementation and may change.
+Everything a user needs is importable from here, and `pulsarjobs.testing` for tests; the other
+modules are the implementation and may change.
 """
 
 from pulsarjobs.app import App, Job, JobCall
 from pulsarjobs.cron import Schedule
+from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.envelope import ArgumentError, Envelope, EnvelopeError, JobError
 from pulsarjobs.errors import (
     BrokerError,
@@ -13,10 +14,19 @@ from pulsarjobs.errors import (
     ConfigurationError,
     EnqueueError,
     JobTimeout,
+    NotFound,
     PayloadTooLarge,
     PulsarJobsError,
 )
-from pulsarjobs.execution import current_job
+from pulsarjobs.execution import Outcome, current_job
+from pulsarjobs.inspect import (
+    Inspector,
+    QueueStats,
+    SubscriptionStats,
+    TopicInfo,
+    TopicStats,
+    WorkerStatus,
+)
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
@@ -30,19 +40,29 @@ __all__ = [
     "BrokerError",
     "BrokerUnavailable",
     "ConfigurationError",
+    "DeadLetter",
+    "DeadLetterFilter",
     "EnqueueError",
     "Envelope",
     "EnvelopeError",
+    "Inspector",
     "Job",
     "JobCall",
     "JobError",
     "JobTimeout",
     "Middleware",
+    "NotFound",
+    "Outcome",
     "PayloadTooLarge",
     "PulsarJobsError",
+    "QueueStats",
     "RetryPolicy",
     "Schedule",
     "Settings",
+    "SubscriptionStats",
+    "TopicInfo",
+    "TopicStats",
     "Worker",
+    "WorkerStatus",
     "current_job",
 ]

@@ -19,7 +19,15 @@ from zoneinfo import ZoneInfo
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Acks, Connection
-from pulsarjobs.cron import DEFAULT_GRACE, MissedPolicy, Schedule, parse_schedule
+from pulsarjobs.cron import (
+    DEFAULT_GRACE,
+    DEFAULT_MAX_CATCH_UP,
+    DEFAULT_MISSED,
+    DEFAULT_TZ,
+    MissedPolicy,
+    Schedule,
+    parse_schedule,
+)
 from pulsarjobs.envelope import ArgumentError, Envelope, JobArg, encode, new_id
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
 from pulsarjobs.logs import LoggingMiddleware
@@ -162,9 +170,9 @@ class App(Closing):
         self,
         cron: str,
         *,
-        tz: str | ZoneInfo = "UTC",
-        missed: MissedPolicy = "skip",
-        max_catch_up: int = 1000,
+        tz: str | ZoneInfo = DEFAULT_TZ,
+        missed: MissedPolicy = DEFAULT_MISSED,
+        max_catch_up: int = DEFAULT_MAX_CATCH_UP,
         grace: timedelta = DEFAULT_GRACE,
         args: tuple[JobArg, ...] = (),
         kwargs: Mapping[str, JobArg] | None = None,
@@ -206,9 +214,9 @@ class App(Closing):
         job: Job[Any, Any] | str,
         cron: str,
         *,
-        tz: str | ZoneInfo = "UTC",
-        missed: MissedPolicy = "skip",
-        max_catch_up: int = 1000,
+        tz: str | ZoneInfo = DEFAULT_TZ,
+        missed: MissedPolicy = DEFAULT_MISSED,
+        max_catch_up: int = DEFAULT_MAX_CATCH_UP,
         grace: timedelta = DEFAULT_GRACE,
         args: tuple[JobArg, ...] = (),
         kwargs: Mapping[str, JobArg] | None = None,

@@ -16,10 +16,9 @@ from typing import Literal, get_args
 import pulsar
 
 from pulsarjobs.clock import utc_now
-from pulsarjobs.heartbeat import Heartbeat, WorkerState, workers_topic
+from pulsarjobs.heartbeat import Heartbeat, WorkerState
 from pulsarjobs.settings import Settings
-
-CONTROL_TOPIC = "pulsarjobs-control"
+from pulsarjobs.topics import control_topic, workers_topic
 
 Command = Literal["quiet", "stop"]
 COMMANDS: tuple[Command, ...] = get_args(Command)
@@ -30,8 +29,8 @@ CONFIRMED_BY: dict[Command, set[WorkerState]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Order:
-    """One command to one worker."""
+class CommandMessage:
+    """One command to one worker, as it travels on the control topic."""
 
     worker: str
     command: Command
@@ -44,8 +43,8 @@ class Order:
         ).encode()
 
     @classmethod
-    def decode(cls, data: bytes) -> Order:
-        """Raises ValueError for a message that is no order."""
+    def decode(cls, data: bytes) -> CommandMessage:
+        """Raises ValueError for a message that is no worker command."""
         try:
             fields = json.loads(data)
             command = fields["command"]
@@ -54,10 +53,6 @@ class Order:
             return cls(fields["worker"], command, datetime.fromisoformat(fields["sent_at"]))
         except (TypeError, KeyError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a worker command: {exc}") from exc
-
-
-def control_topic(settings: Settings) -> str:
-    return f"persistent://{settings.full_namespace}/{CONTROL_TOPIC}"
 
 
 def tell(
@@ -70,7 +65,8 @@ def tell(
     try:
         producer = client.create_producer(control_topic(settings), batching_enabled=False)
         try:
-            producer.send(Order(worker, command, utc_now()).encode(), partition_key=worker)
+            message = CommandMessage(worker, command, utc_now())
+            producer.send(message.encode(), partition_key=worker)
         finally:
             producer.close()
         return None if beats is None else confirmation(beats, worker, command, wait)

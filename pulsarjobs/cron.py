@@ -43,7 +43,11 @@ MissedPolicy = Literal["skip", "once", "all"]
 """What to do with ticks that passed while no scheduler ran: none, the latest, or all of them."""
 
 MISSED_POLICIES: tuple[MissedPolicy, ...] = get_args(MissedPolicy)
-DEFAULT_GRACE = timedelta(minutes=1)
+# A schedule's defaults, here only: App.periodic and App.schedule take them from here.
+DEFAULT_TZ = "UTC"
+DEFAULT_MISSED: MissedPolicy = "skip"
+DEFAULT_MAX_CATCH_UP = 1000  # the most ticks "all" enqueues after downtime
+DEFAULT_GRACE = timedelta(minutes=1)  # a tick reached this late is late, not missed
 SCHEDULE_META = "pulsarjobs-schedule"
 TICK_META = "pulsarjobs-tick"
 
@@ -76,9 +80,9 @@ class Schedule:
     queue: str | None = None  # None: the job's declared queue
     args: tuple[JobArg, ...] = ()
     kwargs: Mapping[str, JobArg] = field(default_factory=dict)
-    missed: MissedPolicy = "skip"
-    max_catch_up: int = 1000  # the most ticks "all" enqueues after downtime
-    grace: timedelta = DEFAULT_GRACE  # a tick reached this late is late, not missed
+    missed: MissedPolicy = DEFAULT_MISSED
+    max_catch_up: int = DEFAULT_MAX_CATCH_UP
+    grace: timedelta = DEFAULT_GRACE
 
     def __post_init__(self) -> None:
         _check_cron_line(self.cron, self.name)
@@ -187,12 +191,12 @@ def parse_schedule(
     cron: str,
     *,
     job: str,
-    tz: str | ZoneInfo = "UTC",
+    tz: str | ZoneInfo = DEFAULT_TZ,
     queue: str | None = None,
     args: tuple[JobArg, ...] = (),
     kwargs: Mapping[str, JobArg] | None = None,
-    missed: MissedPolicy = "skip",
-    max_catch_up: int = 1000,
+    missed: MissedPolicy = DEFAULT_MISSED,
+    max_catch_up: int = DEFAULT_MAX_CATCH_UP,
     grace: timedelta = DEFAULT_GRACE,
 ) -> Schedule:
     """A checked Schedule; a bad line, zone or policy raises ConfigurationError naming it."""

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pulsar
 
-from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode
+from pulsarjobs.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.schema_registry import WriterSchemas
 
 CRASH_REASON = "redelivered too often without a verdict (did it crash the worker?)"
@@ -71,17 +71,13 @@ def read_dead_letter(message: pulsar.Message, schemas: WriterSchemas) -> DeadLet
         job_id=properties.get("pulsarjobs-job-id") or (envelope.id if envelope else ""),
         job_type=properties.get("pulsarjobs-job-type") or (envelope.type if envelope else ""),
         reason=properties.get("pulsarjobs-reason", CRASH_REASON),
-        error=properties.get("pulsarjobs-error") or describe(error),
+        error=properties.get("pulsarjobs-error") or (error.summary if error else ""),
         dead_at=datetime.fromtimestamp(message.publish_timestamp() / 1000, UTC),
         origin_topic=properties.get("pulsarjobs-origin-topic") or properties.get("REAL_TOPIC", ""),
         message_id=f"{message_id.ledger_id()}:{message_id.entry_id()}",
         envelope=envelope,
         raw=None if envelope is not None else message.data(),
     )
-
-
-def describe(error: JobError | None) -> str:
-    return f"{error.type}: {error.message}" if error is not None else ""
 
 
 def writer_schema(schemas: WriterSchemas, message: pulsar.Message) -> str | None:

@@ -99,6 +99,11 @@ class JobError:
             worker=worker,
         )
 
+    @property
+    def summary(self) -> str:
+        """`Type: message`, as logs and dead letters show the error."""
+        return f"{self.type}: {self.message}"
+
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
@@ -285,17 +290,7 @@ def _to_record(env: Envelope) -> dict[str, object]:
         "timeout_ms": _millis(env.timeout),
         "expires_at": env.expires_at,
         "meta": env.meta,
-        "last_error": None if error is None else _error_to_record(error),
-    }
-
-
-def _error_to_record(error: JobError) -> dict[str, object]:
-    return {
-        "type": error.type,
-        "message": error.message,
-        "traceback": error.traceback,
-        "failed_at": error.failed_at,
-        "worker": error.worker,
+        "last_error": None if error is None else dataclasses.asdict(error),  # same fields
     }
 
 

@@ -1,8 +1,8 @@
 """The feed: jobs from the broker, ready for the worker's runners, by priority.
 
-Each queue has a `QueueFeed`: its Shared consumer (the queue's topic and the group's retry
-topic), the client library's prefetch buffer behind it, and a thread that moves jobs from that
-buffer to a small ready list — in batches while they flow, so that runners take them without a
+Each queue has a `QueueFeed`: its Shared consumer (the queue's topic and the subscription's
+retry topic), the client library's prefetch buffer behind it, and a thread that moves jobs from
+that buffer to a small ready list — in batches while they flow, so that runners take them without a
 thread hand-over each. The thread rings the runners' doorbell when jobs arrive, and when the
 queue has stayed empty long enough to count as dry. `Feed` picks the next job across queues:
 in strict order (a lower queue runs only while every queue before it is dry) or by weight.
@@ -307,7 +307,7 @@ def subscribe(
     client: pulsar.Client, topics: QueueTopics, subscription: str, prefetch: int, batch: int,
     name: str,
 ) -> pulsar.Consumer:  # fmt: skip
-    """A Shared consumer of a queue and of its group's retry topic."""
+    """A Shared consumer of a queue and of its subscription's retry topic."""
     return client.subscribe(
         [topics.jobs, topics.retry],
         subscription,

@@ -18,9 +18,6 @@ from typing import Any, Literal
 
 import pulsar
 
-from pulsarjobs.settings import Settings
-
-WORKERS_TOPIC = "pulsarjobs-workers"
 GONE_AFTER_BEATS = 3
 COMPACTION_THRESHOLD_BYTES = 1024 * 1024  # about 3,000 heartbeats between compactions
 READ_TIMEOUT_MS = 5_000
@@ -34,7 +31,7 @@ class Heartbeat:
     worker: str
     host: str
     pid: int
-    group: str  # the consumer group (subscription) the worker serves
+    subscription: str  # the subscription the worker serves
     queues: tuple[str, ...]
     concurrency: int
     busy: int  # jobs running now
@@ -57,6 +54,8 @@ class Heartbeat:
         """Raises ValueError for a message that is no heartbeat."""
         try:
             fields = json.loads(data)
+            if "group" in fields:  # sent by workers of earlier versions
+                fields.setdefault("subscription", fields.pop("group"))
             fields["queues"] = tuple(fields["queues"])
             fields["started_at"] = datetime.fromisoformat(fields["started_at"])
             fields["sent_at"] = datetime.fromisoformat(fields["sent_at"])
@@ -75,10 +74,6 @@ class Heartbeat:
 
     def with_changes(self, **changes: Any) -> Heartbeat:
         return replace(self, **changes)
-
-
-def workers_topic(settings: Settings) -> str:
-    return f"persistent://{settings.full_namespace}/{WORKERS_TOPIC}"
 
 
 def read_heartbeats(client: pulsar.Client, topic: str) -> dict[str, Heartbeat]:

@@ -20,14 +20,21 @@ from pulsarjobs.backlog import read_backlog
 from pulsarjobs.clock import utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Connection, client_errors, probe
-from pulsarjobs.control import CONTROL_TOPIC
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, read_dead_letter, writer_schema
 from pulsarjobs.envelope import EnvelopeError, decode
 from pulsarjobs.errors import NotFound
-from pulsarjobs.heartbeat import WORKERS_TOPIC, SeenState, read_heartbeats, workers_topic
+from pulsarjobs.heartbeat import SeenState, read_heartbeats
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, QUEUE_NAME, topics_for
+from pulsarjobs.topics import (
+    CONTROL_TOPIC,
+    DEAD_LETTER_SUBSCRIPTION,
+    QUEUE_NAME,
+    WORKERS_TOPIC,
+    full_topic_name,
+    topics_for,
+    workers_topic,
+)
 
 SCAN_LIMIT = 10_000  # messages read per topic to tell scheduled jobs from waiting ones
 FORGET_GONE_AFTER = timedelta(days=1)  # a crashed worker is news for a day, then history
@@ -86,7 +93,7 @@ class WorkerStatus:
     state: SeenState
     host: str
     pid: int
-    group: str
+    subscription: str
     queues: tuple[str, ...]
     concurrency: int
     busy: int
@@ -135,7 +142,7 @@ class Inspector(Closing):
 
     def full_name(self, name: str) -> str:
         """A topic named within the namespace, or in full."""
-        return name if "://" in name else f"persistent://{self.settings.full_namespace}/{name}"
+        return full_topic_name(self.settings, name)
 
     def topics(self) -> list[TopicInfo]:
         namespace = self.settings.full_namespace
@@ -194,9 +201,9 @@ class Inspector(Closing):
 
     def queue(self, name: str) -> QueueStats:
         topics = topics_for(self.settings, name)
-        group = self.settings.subscription
         jobs_topic, retry_topic = self._stats(topics.jobs), self._stats(topics.retry)
-        parts = [subscription_of(jobs_topic, group), subscription_of(retry_topic, group)]
+        subscription = self.settings.subscription
+        parts = [subscription_of(stats, subscription) for stats in (jobs_topic, retry_topic)]
         backlog = sum(int(part.get("msgBacklog", 0)) for part in parts)
         in_flight = sum(int(part.get("unackedMessages", 0)) for part in parts)
         schedule = self._schedule([topics.jobs, topics.retry], backlog)
@@ -303,7 +310,7 @@ class Inspector(Closing):
                 state=beat.seen_at(now),
                 host=beat.host,
                 pid=beat.pid,
-                group=beat.group,
+                subscription=beat.subscription,
                 queues=beat.queues,
                 concurrency=beat.concurrency,
                 busy=beat.busy,

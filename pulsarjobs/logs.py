@@ -75,7 +75,7 @@ class LoggingMiddleware(Middleware):
         log.warning(
             "job failed",
             **fields(envelope),
-            error=f"{error.type}: {error.message}",
+            error=error.summary,
             retry_in=None if retry_in is None else round(retry_in, 3),
         )
 

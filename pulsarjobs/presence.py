@@ -21,15 +21,15 @@ import structlog
 
 from pulsarjobs.admin import Admin
 from pulsarjobs.clock import utc_now
-from pulsarjobs.control import Order, control_topic
+from pulsarjobs.control import CommandMessage
 from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.heartbeat import (
     COMPACTION_THRESHOLD_BYTES,
     Heartbeat,
     WorkerState,
     rss_bytes,
-    workers_topic,
 )
+from pulsarjobs.topics import control_topic, workers_topic
 
 if TYPE_CHECKING:
     from pulsarjobs.worker import Worker
@@ -89,7 +89,7 @@ class Presence:
             worker=worker.name,
             host=socket.gethostname(),
             pid=os.getpid(),
-            group=self.settings.subscription,
+            subscription=self.settings.subscription,
             queues=worker.plan.names,
             concurrency=worker.concurrency,
             busy=worker.busy,
@@ -110,7 +110,7 @@ class Presence:
         self._producer = client.create_producer(topic, batching_enabled=False)
         keep_compacted(self.settings.admin_url, self.settings.token, topic)  # once it exists
         self._reader = client.create_reader(
-            control_topic(self.settings), pulsar.MessageId.latest, reader_listener=self._on_order
+            control_topic(self.settings), pulsar.MessageId.latest, reader_listener=self._on_command
         )
 
     async def _beat_forever(self) -> None:
@@ -143,15 +143,15 @@ class Presence:
         )
         await asyncio.wait_for(stored, SEND_TIMEOUT_SECONDS)
 
-    def _on_order(self, _reader: pulsar.Reader, message: pulsar.Message) -> None:
+    def _on_command(self, _reader: pulsar.Reader, message: pulsar.Message) -> None:
         try:
-            order = Order.decode(message.data())
+            command = CommandMessage.decode(message.data())
         except ValueError:
             return
-        if order.worker != self.worker.name:
+        if command.worker != self.worker.name:
             return
-        log.info("command received", command=order.command, worker=self.worker.name)
-        if order.command == "quiet":
+        log.info("command received", command=command.command, worker=self.worker.name)
+        if command.command == "quiet":
             self.worker.quiet()
         else:
             self.worker.stop()

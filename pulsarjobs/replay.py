@@ -32,7 +32,7 @@ import pulsar
 
 from pulsarjobs.clock import utc_now
 from pulsarjobs.connection import SEND_TIMEOUT_MS, client_errors
-from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, describe
+from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.envelope import Envelope, encode, pulsar_schema
 from pulsarjobs.errors import BrokerError, NotFound
 from pulsarjobs.inspect import Inspector, subscription_of
@@ -120,7 +120,7 @@ def back_to_work(envelope: Envelope, queue: str, now: datetime) -> Envelope:
     replayed stay in `meta`, for the handler and the logs."""
     meta = {**envelope.meta, "pulsarjobs-replayed-at": now.isoformat()}
     if envelope.last_error is not None:
-        meta["pulsarjobs-replayed-error"] = describe(envelope.last_error)[:1000]
+        meta["pulsarjobs-replayed-error"] = envelope.last_error.summary[:1000]
     return envelope.replace(queue=queue, attempt=1, run_at=None, last_error=None, meta=meta)
 
 

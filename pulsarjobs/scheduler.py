@@ -30,12 +30,10 @@ from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.cron import Schedule
 from pulsarjobs.envelope import encode, pulsar_schema
 from pulsarjobs.errors import BrokerError
-from pulsarjobs.topics import topics_for
+from pulsarjobs.topics import scheduler_leader_topic, scheduler_ticks_topic, topics_for
 
 log = structlog.get_logger("pulsarjobs.scheduler")
 
-LEADER_TOPIC = "pulsarjobs-scheduler-leader"
-TICKS_TOPIC = "pulsarjobs-scheduler-ticks"  # compacted: the last tick of each schedule
 SCHEDULER_META = "pulsarjobs-scheduler"
 RETRY_SECONDS = 2.0
 
@@ -55,9 +53,8 @@ class Scheduler:
         self.clock = clock
         self.stopping = threading.Event()
         self.leading = threading.Event()
-        namespace = app.settings.full_namespace
-        self.leader_topic = f"persistent://{namespace}/{LEADER_TOPIC}"
-        self.ticks_topic = f"persistent://{namespace}/{TICKS_TOPIC}"
+        self.leader_topic = scheduler_leader_topic(app.settings)
+        self.ticks_topic = scheduler_ticks_topic(app.settings)
 
     def run(self) -> None:
         """Serve until SIGTERM or SIGINT."""
@@ -171,9 +168,8 @@ def wait_for_deduplication(admin: Admin, topic: str, stopping: threading.Event) 
 
 def last_ticks(app: App) -> dict[str, dict[str, str]]:
     """The last tick each schedule enqueued, as the scheduler recorded it."""
-    topic = f"persistent://{app.settings.full_namespace}/{TICKS_TOPIC}"
     reader = app.connection.client.create_reader(
-        topic, pulsar.MessageId.earliest, is_read_compacted=True
+        scheduler_ticks_topic(app.settings), pulsar.MessageId.earliest, is_read_compacted=True
     )
     found: dict[str, dict[str, str]] = {}
     try:

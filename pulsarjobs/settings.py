@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import types
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from pulsarjobs.errors import ConfigurationError
 
 ENV_PREFIX = "PULSARJOBS_"
+TYPE_NAMES = {int: "an integer", float: "a number", str: "a string"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +44,20 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
-        """Defaults, then PULSARJOBS_<FIELD> variables, then the given overrides."""
+        """Defaults, then PULSARJOBS_<FIELD> variables, then the given overrides; text is
+        converted to the type of its field."""
+        hints = get_type_hints(cls)
         values: dict[str, Any] = {}
         for field in fields(cls):
-            if (value := os.environ.get(ENV_PREFIX + field.name.upper())) is not None:
-                values[field.name] = value
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        if "max_message_size" in values:
-            values["max_message_size"] = int(values["max_message_size"])
-        if "heartbeat_interval" in values:
-            values["heartbeat_interval"] = float(values["heartbeat_interval"])
+            variable = ENV_PREFIX + field.name.upper()
+            if (text := os.environ.get(variable)) is not None:
+                values[field.name] = parse_setting(text, hints[field.name], variable)
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if isinstance(value, str) and name in hints:  # as from a command line
+                value = parse_setting(value, hints[name], name)
+            values[name] = value
         return cls(**values)
 
     def with_changes(self, **changes: Any) -> Settings:
@@ -60,6 +66,21 @@ class Settings:
     @property
     def full_namespace(self) -> str:
         return f"{self.tenant}/{self.namespace}"
+
+
+def parse_setting(text: str, kind: Any, source: str) -> Any:
+    """`text` as a value of the type `kind` (int, float, str, or one of them or None); a
+    ConfigurationError names `source` (the variable or argument) when it is not one."""
+    if isinstance(kind, types.UnionType):  # `X | None`: an empty value means none
+        if text == "":
+            return None
+        (kind,) = (arg for arg in get_args(kind) if arg is not type(None))
+    if kind not in TYPE_NAMES:
+        raise TypeError(f"settings of type {kind!r} cannot be read from text")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigurationError(f"{source} must be {TYPE_NAMES[kind]}, got {text!r}") from None
 
 
 def external_service_url() -> str | None:

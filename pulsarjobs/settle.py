@@ -1,6 +1,6 @@
 """Settling a delivery with the broker: what replaces a message, stored before it is acked.
 
-A retry or an early job is re-published to the group's retry topic, due at its time; a dead
+A retry or an early job is re-published to the subscription's retry topic, due at its time; a dead
 job goes to the dead-letter topic with properties saying why; a message that is no job keeps
 its own bytes there. Only once the broker has stored the replacement is the original
 acknowledged: nothing is lost. The worker's runners and the in-memory TestRunner both settle
@@ -89,7 +89,7 @@ def dead_letter_properties(delivery: Delivery, outcome: Outcome) -> dict[str, st
     error = outcome.envelope.last_error
     return {
         "pulsarjobs-reason": outcome.reason,
-        "pulsarjobs-error": f"{error.type}: {error.message}"[:1000] if error else "",
+        "pulsarjobs-error": error.summary[:1000] if error else "",
         "pulsarjobs-job-id": outcome.envelope.id,
         "pulsarjobs-job-type": outcome.envelope.type,
         "pulsarjobs-origin-topic": delivery.topic,

@@ -1,4 +1,4 @@
-"""What a worker counts while it runs: read by its heartbeats and its last log line."""
+"""What a worker has done since it started, as its heartbeats and its last log line report."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pulsarjobs.execution import Kind
 
 @dataclass
 class WorkerStats:
-    done: int = 0
-    retried: int = 0
-    dead: int = 0  # failed for good, or no job at all (undecodable)
-    expired: int = 0
-    early: int = 0  # delivered before their time and put back
-    duplicates: int = 0  # second broker deliveries of a message already settled
+    done: int = 0  # ran and succeeded
+    retried: int = 0  # failed, published again to run later
+    dead: int = 0  # failed for the last time, could not run at all, or no job (undecodable)
+    expired: int = 0  # not run: past their expires_at
+    early: int = 0  # delivered before their run_at, put back
+    duplicates: int = 0  # delivered again after they were settled, acknowledged unrun
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, kind: Kind) -> None:

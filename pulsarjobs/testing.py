@@ -28,7 +28,7 @@ from pulsarjobs.execution import Executor, Outcome
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.settings import Settings
 from pulsarjobs.settle import Delivery, Settler
-from pulsarjobs.topics import queue_of, topics_for
+from pulsarjobs.topics import is_dead_letter_topic, queue_of, topics_for
 
 WORKER = "pulsarjobs.testing"
 
@@ -213,7 +213,7 @@ class TestRunner:
 
     def _settle(self, delivery: Delivery, queue: str, outcome: Outcome) -> None:
         """As the worker does: what replaces the job is published (a retry or an early job to
-        the group's retry topic, a dead letter to its dead-letter topic); memory stores it at
+        the subscription's retry topic, a dead letter to its dead-letter topic); memory stores it at
         once."""
         self.outcomes.append(outcome)
         stored = self._settler.store(queue, delivery, outcome)
@@ -234,7 +234,7 @@ class TestRunner:
 
     def _collect_some(self, messages: list[PublishedMessage]) -> None:
         for message in messages:
-            if message.topic.endswith("-DLQ"):
+            if is_dead_letter_topic(message.topic):
                 self.dead_letters.append(message)
                 continue
             self._sequence += 1

@@ -1,9 +1,9 @@
 """Queue names to topic names.
 
-A queue is one topic that producers write jobs to. Each consumer group (subscription) that reads
-it has two topics of its own, named as Pulsar names its retry and dead-letter topics: retries are
-re-published to `<queue>-<group>-RETRY`, so that another group reading the same queue does not
-run them again, and jobs whose retries ran out land in `<queue>-<group>-DLQ`.
+A queue is one topic that producers write jobs to. Each subscription that reads it has two
+topics of its own, named as Pulsar names its retry and dead-letter topics: retries are
+re-published to `<queue>-<subscription>-RETRY`, so that another subscription reading the same
+queue does not run them again, and jobs whose retries ran out land in `<queue>-<subscription>-DLQ`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ from pulsarjobs.settings import Settings
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 DEAD_LETTER_SUBSCRIPTION = "pulsarjobs-dead-letters"
+
+# The namespace's own topics, beside the queues'.
+WORKERS_TOPIC = "pulsarjobs-workers"  # compacted: each worker's latest heartbeat
+CONTROL_TOPIC = "pulsarjobs-control"  # commands to running workers
+SCHEDULER_LEADER_TOPIC = "pulsarjobs-scheduler-leader"  # its exclusive producer is the leader
+SCHEDULER_TICKS_TOPIC = "pulsarjobs-scheduler-ticks"  # compacted: the last tick of each schedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +41,43 @@ def check_queue_name(queue: str) -> str:
     return queue
 
 
+def namespace_topic(settings: Settings, name: str) -> str:
+    """The full name of the topic `name` in the settings' namespace."""
+    return f"persistent://{settings.full_namespace}/{name}"
+
+
+def full_topic_name(settings: Settings, name: str) -> str:
+    """A topic named within the namespace, or in full."""
+    return name if "://" in name else namespace_topic(settings, name)
+
+
+def workers_topic(settings: Settings) -> str:
+    return namespace_topic(settings, WORKERS_TOPIC)
+
+
+def control_topic(settings: Settings) -> str:
+    return namespace_topic(settings, CONTROL_TOPIC)
+
+
+def scheduler_leader_topic(settings: Settings) -> str:
+    return namespace_topic(settings, SCHEDULER_LEADER_TOPIC)
+
+
+def scheduler_ticks_topic(settings: Settings) -> str:
+    return namespace_topic(settings, SCHEDULER_TICKS_TOPIC)
+
+
 def topics_for(settings: Settings, queue: str) -> QueueTopics:
-    base = f"persistent://{settings.full_namespace}/{check_queue_name(queue)}"
-    group = f"{base}-{settings.subscription}"
-    return QueueTopics(queue=queue, jobs=base, retry=f"{group}-RETRY", dead=f"{group}-DLQ")
+    base = namespace_topic(settings, check_queue_name(queue))
+    own = f"{base}-{settings.subscription}"  # the subscription's own topics
+    return QueueTopics(queue=queue, jobs=base, retry=f"{own}-RETRY", dead=f"{own}-DLQ")
 
 
 def queue_of(settings: Settings, topic: str) -> str:
-    """The queue a job topic or a group's retry topic belongs to."""
+    """The queue a job topic or a subscription's retry topic belongs to."""
     name = topic.rsplit("/", 1)[-1]
     return name.removesuffix(f"-{settings.subscription}-RETRY")
+
+
+def is_dead_letter_topic(topic: str) -> bool:
+    return topic.endswith("-DLQ")

@@ -69,7 +69,7 @@ class Worker:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be >= 1, got {concurrency}")
         self.app = app
-        # The group this worker serves; the app's own settings stay as they are.
+        # The subscription this worker serves; the app's own settings stay as they are.
         self.settings = app.settings.with_changes(subscription=subscription or
                                                   app.settings.subscription)  # fmt: skip
         self.plan = QueuePlan.parse(queues)

@@ -52,7 +52,7 @@ def start(
         with console.status("starting Pulsar") as status:
             broker.start(progress=lambda text: status.update(text))
         console.print(f"Pulsar {broker.version} started in {time.monotonic() - began:.1f} s.")
-    describe(broker)
+    print_broker_status(broker)
 
 
 @app.command()
@@ -72,7 +72,7 @@ def status(data_dir: DataDir = None) -> None:
     broker = LocalBroker.at(data_dir)
     current = broker.status()
     if current.state == "running":
-        describe(broker)
+        print_broker_status(broker)
     elif current.state == "stale":
         console.print(f"stale: {broker.pid_file} names a process that is gone; `start` cleans it.")
         raise typer.Exit(1)
@@ -108,7 +108,7 @@ def fetch() -> None:
     console.print(f"Pulsar {PULSAR_VERSION} cached in {time.monotonic() - began:.0f} s.")
 
 
-def describe(broker: LocalBroker) -> None:
+def print_broker_status(broker: LocalBroker) -> None:
     current = broker.status()
     typer.echo(f"running (pid {current.pid})")
     typer.echo(f"service URL: {current.service_url}")

@@ -39,10 +39,10 @@ def connection_options(
     namespace: Annotated[
         str | None, typer.Option(help="(env PULSARJOBS_NAMESPACE)", show_default=False)
     ] = None,
-    group: Annotated[
+    subscription: Annotated[
         str | None,
         typer.Option(
-            help="Consumer group whose queues to look at. (env PULSARJOBS_SUBSCRIPTION)",
+            help="Subscription whose queues to look at. (env PULSARJOBS_SUBSCRIPTION)",
             show_default=False,
         ),
     ] = None,
@@ -54,7 +54,7 @@ def connection_options(
         "token": token,
         "tenant": tenant,
         "namespace": namespace,
-        "subscription": group,
+        "subscription": subscription,
     }
     ctx.obj = overrides
 

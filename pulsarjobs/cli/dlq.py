@@ -95,10 +95,10 @@ def show(
         print_json(letters)
         return
     for letter in letters:
-        describe(letter)
+        print_dead_letter(letter)
 
 
-def describe(letter: DeadLetter) -> None:
+def print_dead_letter(letter: DeadLetter) -> None:
     envelope = letter.envelope
     lines = [
         ("job", f"{letter.job_id} ({letter.job_type or 'unknown type'})"),

@@ -54,11 +54,11 @@ def create(
         namespace = inspector.settings.full_namespace
         created = set_up_namespace(inspector.admin, namespace, policies)
     console.print(f"{'Created' if created else 'Updated'} {namespace}:", highlight=False)
-    console.print(f"  retention        {describe(policies.retention, 'none')}", highlight=False)
-    console.print(f"  message TTL      {describe(policies.ttl, 'none')}", highlight=False)
+    console.print(f"  retention        {duration_text(policies.retention)}", highlight=False)
+    console.print(f"  message TTL      {duration_text(policies.ttl)}", highlight=False)
     console.print(f"  de-duplication   {'on' if dedup else 'off'}", highlight=False)
     console.print("  idle topics      kept", highlight=False)
 
 
-def describe(duration: timedelta | None, otherwise: str) -> str:
-    return str(duration) if duration else otherwise
+def duration_text(duration: timedelta | None) -> str:
+    return str(duration) if duration else "none"

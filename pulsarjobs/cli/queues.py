@@ -61,7 +61,8 @@ def watch_queues(inspector: Inspector, interval: float) -> None:
 
 def queue_table(inspector: Inspector) -> Table:
     settings = inspector.settings
-    table = Table(title=f"Queues of {settings.full_namespace}, group {settings.subscription}")
+    title = f"Queues of {settings.full_namespace}, subscription {settings.subscription}"
+    table = Table(title=title)
     for column in COLUMNS:
         table.add_column(column, justify="left" if column == "queue" else "right")
     for queue in inspector.queues():

@@ -35,7 +35,9 @@ def worker(
     ] = 1,
     subscription: Annotated[
         str | None,
-        typer.Option(help="Consumer group; groups each get every job. [default: pulsarjobs]"),
+        typer.Option(
+            help="Subscription to serve; subscriptions each get every job. [default: pulsarjobs]"
+        ),
     ] = None,
     prefetch: Annotated[
         int | None,

@@ -55,7 +55,7 @@ def test_json_output_writes_times_durations_and_bytes_as_json_values() -> None:
 
 def status(worker: str, state: str = "running", silent: float = 30.0) -> WorkerStatus:
     return WorkerStatus(
-        worker=worker, state=state, host="h", pid=1, group="g", queues=("default",),  # type: ignore[arg-type]
+        worker=worker, state=state, host="h", pid=1, subscription="g", queues=("default",),  # type: ignore[arg-type]
         concurrency=1, busy=0, processed=0, failed=0, rss_bytes=None, started_at=NOW,
         last_seen=NOW, silent_seconds=silent,
     )  # fmt: skip

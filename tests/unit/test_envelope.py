@@ -281,6 +281,7 @@ def test_job_error_from_exception_describes_the_failure() -> None:
     assert error.traceback.startswith("Traceback (most recent call last):")
     assert "fail_deeply" in error.traceback
     assert error.traceback.endswith("KeyError: 'missing'\n")
+    assert error.summary == "KeyError: 'missing'"
 
 
 def test_job_error_names_non_builtin_types_with_their_module() -> None:
