@@ -2,10 +2,11 @@
 
 Each queue has a `QueueFeed`: its Shared consumer (the queue's topic and the subscription's
 retry topic), the client library's prefetch buffer behind it, and a thread that moves jobs from
-that buffer to a small ready list — in batches while they flow, so that runners take them without a
-thread hand-over each. The thread rings the runners' doorbell when jobs arrive, and when the
-queue has stayed empty long enough to count as dry. `Feed` picks the next job across queues:
-in strict order (a lower queue runs only while every queue before it is dry) or by weight.
+that buffer to a small ready list — in batches while they flow, decoding them on the way (see
+intake.py) and filing each in the lane of the runners that run its kind (async or sync). The
+thread rings a lane's doorbell when jobs arrive, and every lane's when the queue has stayed
+empty long enough to count as dry. `Feed` picks a lane's next job across queues: in strict
+order (a lower queue runs only while every queue before it is dry) or by weight.
 """
 
 from __future__ import annotations
