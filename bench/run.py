@@ -86,6 +86,12 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--scheduled", type=int, default=10_000, help="scheduled jobs per lateness run")
     add("--schedule-seconds", type=float, default=30.0, help="the span they are due over")
     add(
+        "--scheduled-repeat",
+        type=int,
+        default=None,
+        help="runs of the scheduled phase (default: --repeat); 1 saves minutes per run",
+    )
+    add(
         "--scheduled-systems",
         default="pj_async",
         help="systems whose lateness is measured: pj_async, and bare for the broker's own",
@@ -358,7 +364,8 @@ class Bench:
         chosen = {name.strip() for name in self.options.scheduled_systems.split(",")}
         systems = [s for s in self.systems if s.name in chosen and s.name in ("bare", "pj_async")]
         runs: dict[str, list[dict[str, float]]] = {}
-        for repeat in range(self.options.repeat):
+        repeats = self.options.scheduled_repeat or self.options.repeat
+        for repeat in range(repeats):
             for system in rotated(systems, repeat):
                 try:
                     figures = self.scheduled_once(system)
@@ -517,18 +524,28 @@ def summarise_enqueues(enqueues: dict[str, dict[str, list[float]]]) -> dict[str,
 
 def ratios(drains: dict[str, dict[str, list[dict[str, float]]]]) -> dict[str, Any]:
     """pulsarjobs async over each other system: of the medians, and the median of the ratios
-    within each repeat (systems of one repeat ran side by side, so they saw the same noise)."""
+    within each repeat (systems of one repeat ran side by side, so they saw the same noise).
+    Also pulsarjobs sync over the bare client, and each pulsarjobs flavour's two processes
+    over its one (`pj_sync_vs_raw`, `pj_async_2_vs_1_processes`, ...)."""
     found: dict[str, Any] = {}
-    for processes, runs in drains.items():
-        async_runs = [run["jobs_per_s"] for run in runs.get("pj_async", [])]
+
+    def add(name: str, ups: list[float], downs: list[float]) -> None:
+        if not ups or not downs:
+            return
+        found[name] = statistics.median(ups) / statistics.median(downs)
+        paired = [a / b for a, b in zip(ups, downs, strict=False)]
+        found.setdefault("paired", {})[name] = statistics.median(paired)
+
+    def rates(processes: str, system: str) -> list[float]:
+        return [run["jobs_per_s"] for run in drains.get(processes, {}).get(system, [])]
+
+    for processes in drains:
+        suffix = "" if processes == "1" else f"_{processes}_processes"
         for other, key in (("bare", "raw"), ("celery", "celery"), ("dramatiq", "dramatiq")):
-            other_runs = [run["jobs_per_s"] for run in runs.get(other, [])]
-            if not async_runs or not other_runs:
-                continue
-            name = f"drain_vs_{key}" + ("" if processes == "1" else f"_{processes}_processes")
-            found[name] = statistics.median(async_runs) / statistics.median(other_runs)
-            paired = [a / b for a, b in zip(async_runs, other_runs, strict=False)]
-            found.setdefault("paired", {})[name] = statistics.median(paired)
+            add(f"drain_vs_{key}{suffix}", rates(processes, "pj_async"), rates(processes, other))
+        add(f"pj_sync_vs_raw{suffix}", rates(processes, "pj_sync"), rates(processes, "bare"))
+    for system in ("bare", "pj_async", "pj_sync"):
+        add(f"{system}_2_vs_1_processes", rates("2", system), rates("1", system))
     return found
 
 
