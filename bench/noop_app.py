@@ -22,5 +22,5 @@ async def latency_async(sent_ns: int) -> None:
 
 
 @app.job
-async def scheduled_async(run_at_ms: int) -> None:
-    stamp(run_at_ms * 1_000_000)
+async def scheduled_async(run_at_ns: int) -> None:
+    stamp(run_at_ns)

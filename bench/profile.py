@@ -1,16 +1,19 @@
 """Where a pulsarjobs worker spends its time per job: py-spy on one worker draining no-op jobs.
 
-    python -m bench.profile --jobs 50000 [--job noop_sync] [--every-thread]
+    python -m bench.profile --jobs 50000 [--job noop_sync] [--processes 2] [--idle]
 
-Preloads the jobs, starts `pulsarjobs worker` (one process), samples it with py-spy from 10%
-to 90% drained, and prints, per thread, how busy it was (share of the sampling ticks in which
-it held the GIL) and the functions seen most in its samples: by own time (the frame running)
-and by total time (anywhere on the stack; frames on every stack left out). py-spy pauses the
-worker for each sample (without that, a third of the stacks come out torn), so it drains slower
-while sampled: read the shares, not the rate.
+Preloads the jobs, starts `pulsarjobs worker` (one process, or `--processes N` under their
+supervisor: the first worker process is sampled, the others drain beside it unsampled), samples
+it with py-spy from 10% to 90% drained, and prints, per thread, how busy it was (share of the
+sampling ticks in which it held the GIL) and the functions seen most in its samples: by own
+time (the frame running) and by total time (anywhere on the stack; frames on every stack left
+out). py-spy pauses the worker for each sample (without that, a third of the stacks come out
+torn), so it drains slower while sampled: read the shares, not the rate.
 
 --every-thread samples threads without the GIL too, but py-spy then counts some idle threads
-(the event loop's default executor, waiting for work) as busy.
+(the event loop's default executor, waiting for work) as busy. --idle samples every thread at
+every tick, idle or not: "own time" then says where each thread waits (e.g. in `receive`, in a
+lock's `acquire`, in the event loop's `select`), and "busy" is 100% for every thread.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--prefetch", type=int, default=1000, help="as in bench.run")
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes; one sampled")
     parser.add_argument("--every-thread", action="store_true", help="not only the GIL holder")
+    parser.add_argument("--idle", action="store_true", help="every thread, idle ones too")
     parser.add_argument("--top", type=int, default=25)
     options = parser.parse_args()
     if shutil.which("py-spy") is None and not Path(sys.executable).with_name("py-spy").exists():
@@ -67,14 +72,14 @@ def profile(
     client.fresh_queue("profile")
     client.bulk(options.job, options.jobs)
     env = worker_env(settings, None, str(work))
-    workers = Workers.start(system.worker_commands(1), env, work / "worker.log")
+    workers = Workers.start(system.worker_commands(options.processes), env, work / "worker.log")
     raw = work / "stacks.txt"
     try:
         # Start sampling at about 10% drained, like the drain figures, and stop at 90%.
         while client.pending() > 0.9 * options.jobs:
             workers.check_alive()
             time.sleep(0.02)
-        spy = start_py_spy(workers.processes[0].pid, raw, options)
+        spy = start_py_spy(sampled_pid(workers, options.processes), raw, options)
         started = time.perf_counter()
         figures = watch_drain(workers, client.pending, options.jobs)
         spy.send_signal(signal.SIGINT)
@@ -87,11 +92,36 @@ def profile(
     return read_stacks(raw), seconds
 
 
+def sampled_pid(workers: Workers, processes: int) -> int:
+    """The worker process itself, or under a supervisor the first of its worker processes
+    (multiprocessing's spawned children, not its resource tracker)."""
+    if processes == 1:
+        return workers.processes[0].pid
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        children = [pid for pid in workers.pids() if b"spawn_main" in command_line(pid)]
+        if len(children) >= processes:
+            return min(children)
+        workers.check_alive()
+        time.sleep(0.1)
+    raise SystemExit(f"the supervisor did not start {processes} worker processes in 60 s")
+
+
+def command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def start_py_spy(pid: int, raw: Path, options: argparse.Namespace) -> subprocess.Popen[bytes]:
     executable = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     command = [executable, "record", "--pid", str(pid), "--format", "raw", "--output", str(raw),
                "--rate", str(options.rate), "--threads"]  # fmt: skip
-    command += [] if options.every_thread else ["--gil"]
+    if options.idle:
+        command.append("--idle")
+    elif not options.every_thread:
+        command.append("--gil")
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

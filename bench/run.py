@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -45,6 +46,7 @@ from pulsarjobs.logs import configure_logging
 PHASES = ("enqueue", "drain", "latency", "scheduled")
 WARM_UP_JOBS = 20
 SEND_TICK = 0.002  # the producer sends what is due every 2 ms
+SCHEDULE_WINDOW = 500  # scheduled enqueue calls in flight at once (500 was fastest)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -83,6 +85,30 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add("--scheduled", type=int, default=10_000, help="scheduled jobs per lateness run")
     add("--schedule-seconds", type=float, default=30.0, help="the span they are due over")
+    add(
+        "--scheduled-repeat",
+        type=int,
+        default=None,
+        help="runs of the scheduled phase (default: --repeat); 1 saves minutes per run",
+    )
+    add(
+        "--scheduled-systems",
+        default="pj_async",
+        help="systems whose lateness is measured: pj_async, and bare for the broker's own",
+    )
+    add(
+        "--scheduled-log-level",
+        default="info",
+        help="the pulsarjobs worker's log level in the scheduled runs: info, as shipped, writes "
+        "a line per job (the drain and latency runs log at warning)",
+    )
+    add(
+        "--warm-up-jobs",
+        type=int,
+        default=20_000,
+        help="a bare drain of this many jobs (at most --jobs) before the first measured one, "
+        "unrecorded: the broker's JVM is warm for every system (0: none)",
+    )
     add("--without-peers", action="store_true", help="Pulsar systems only: no Redis, Celery...")
     add("--systems", default=None, help="a subset, e.g. pj_async,celery (default: all)")
     add(
@@ -165,6 +191,8 @@ class Bench:
         }
         drains: dict[str, dict[str, list[dict[str, float]]]] = {"1": {}, "2": {}}
         enqueues: dict[str, dict[str, list[float]]] = {}
+        if "drain" in phases and self.options.warm_up_jobs > 0:
+            self.warm_up(min(self.options.warm_up_jobs, self.options.jobs))
         for repeat in range(self.options.repeat):
             order = rotated(self.systems, repeat)
             if "enqueue" in phases:
@@ -179,10 +207,8 @@ class Bench:
         if "latency" in phases:
             self.results["latency"] = self.latency_phase()
             self.save()
-        if "scheduled" in phases and any(s.name == "pj_async" for s in self.systems):
-            runs = [self.scheduled_once() for _ in range(self.options.repeat)]
-            self.results["scheduled"] = {"runs": runs, "median": medians(runs)}
-            self.save()
+        if "scheduled" in phases:
+            self.scheduled_phase()
         self.results["environment"]["load_average_end"] = list(os.getloadavg())
         self.save()
         return self.results
@@ -197,14 +223,17 @@ class Bench:
     # -- runs ------------------------------------------------------------------------------
 
     @contextmanager
-    def workers(self, system: System, processes: int, latency: bool = False) -> Iterator[Any]:
+    def workers(
+        self, system: System, processes: int, latency: bool = False, log_level: str = "warning"
+    ) -> Iterator[Any]:
         """Started workers and the directory their handlers stamp into; killed afterwards."""
         self.runs += 1
         records = self.work / f"records-{self.runs}"
         records.mkdir()
         env = worker_env(self.settings, self.redis_url, str(records))
         log = self.work / f"{self.runs}-{system.name}.log"
-        workers = Workers.start(system.worker_commands(processes, latency), env, log)
+        commands = system.worker_commands(processes, latency, log_level)
+        workers = Workers.start(commands, env, log)
         try:
             yield workers, records
         finally:
@@ -228,6 +257,20 @@ class Bench:
             client.reset()
             enqueues.setdefault(client.library, {"single": [], "bulk": []})["single"].append(rate)
             say(f"enqueue one by one  {client.library:10} {rate:9,.0f} jobs/s")
+
+    def warm_up(self, count: int) -> None:
+        """A bare drain nobody records: the broker's JIT compiles its dispatch path before
+        the first measured run (the first drain after start-up was up to 3x slower)."""
+        bare = next(s for s in pulsar_systems(self.pulsar, Tuning(1, 1)) if s.name == "bare")
+        self.pulsar.fresh_queue("warm_up")
+        self.pulsar.bulk(bare.noop_job, count)
+        try:
+            with self.workers(bare, 1) as (workers, _):
+                figures = watch_drain(workers, self.pulsar.pending, count)
+        except WorkerFailed as error:
+            self.failed("warm-up drain", error)
+            return
+        say(f"warm-up drain (not recorded): {figures['jobs_per_s']:,.0f} jobs/s")
 
     def drain_round(
         self,
@@ -315,29 +358,62 @@ class Bench:
             time.sleep(0.1)
         return sent_rate
 
-    def scheduled_once(self) -> dict[str, float]:
-        system = next(s for s in self.systems if s.name == "pj_async")
+    def scheduled_phase(self) -> None:
+        """Lateness of scheduled jobs: pulsarjobs' worker, and with `--scheduled-systems
+        bare,pj_async` the bare client on the same broker (what the broker alone adds)."""
+        chosen = {name.strip() for name in self.options.scheduled_systems.split(",")}
+        systems = [s for s in self.systems if s.name in chosen and s.name in ("bare", "pj_async")]
+        runs: dict[str, list[dict[str, float]]] = {}
+        repeats = self.options.scheduled_repeat or self.options.repeat
+        for repeat in range(repeats):
+            for system in rotated(systems, repeat):
+                try:
+                    figures = self.scheduled_once(system)
+                except WorkerFailed as error:
+                    self.failed(f"scheduled {system.name}", error)
+                    continue
+                runs.setdefault(system.name, []).append(figures)
+            scheduled: dict[str, Any] = {}
+            for name, measured in runs.items():
+                summary = {"runs": measured, "median": medians(measured)}
+                if name == "pj_async":  # the figure the targets name, where it always was
+                    scheduled.update(summary)
+                else:
+                    scheduled[name] = summary
+            self.results["scheduled"] = scheduled
+            self.save()
+
+    def scheduled_once(self, system: System) -> dict[str, float]:
         count, span = self.options.scheduled, self.options.schedule_seconds
-        queue = self.pulsar.fresh_queue("scheduled")
-        with self.workers(system, 1) as (workers, records):
-            self.pulsar.app.enqueue(self.pulsar.call("scheduled_async", time.time_ns() // 10**6))
-            wait_for_records(records, 1, workers, 60)  # the worker is up
-            bulk = statistics.median(
-                self.results.get("enqueue", {}).get("pulsarjobs", {}).get("bulk", {}).get("runs")
-                or [2_000]
-            )
-            first_due_ms = time.time_ns() // 10**6 + round(1000 + 3000 * count / bulk)
+        queue = self.pulsar.fresh_queue(f"scheduled_{system.name}")
+        level = self.options.scheduled_log_level
+        with self.workers(system, 1, latency=True, log_level=level) as (workers, records):
+            # Warm-up and calibration: jobs spaced as the scheduled ones and sent the same way,
+            # but due already; the rate they go out at sets how far ahead the first is due.
+            now_ms = time.time_ns() // 10**6
+            calibration = max(100, min(5_000, count // 20))
+            past = [now_ms - round(i * span * 1000 / count) for i in range(calibration, 0, -1)]
+            started = time.perf_counter()
+            asyncio.run(schedule_all(self.pulsar, queue, past))
+            rate = calibration / max(time.perf_counter() - started, 1e-6)
+            wait_for_records(records, calibration, workers, 60)  # the worker is up
+            lead_ms = round(3000 + 1300 * count / rate)  # all enqueued before the first is due
+            first_due_ms = time.time_ns() // 10**6 + lead_ms
             due = [first_due_ms + round(i * span * 1000 / count) for i in range(count)]
             asyncio.run(schedule_all(self.pulsar, queue, due))
             enqueued_ms = time.time_ns() // 10**6
-            wait_for_records(records, 1 + count, workers, span + 120)
+            if enqueued_ms >= first_due_ms:
+                say(f"scheduled {system.name}: enqueueing took longer than the {lead_ms} ms lead")
+            wait_for_records(records, calibration + count, workers, span + 120)
         pairs = [pair for pair in record.read(records) if pair[0] >= first_due_ms * 10**6]
         figures = lateness_figures(pairs, count)
         figures["enqueued_before_first_due"] = float(enqueued_ms < first_due_ms)
+        figures["enqueue_per_s"] = count / max((enqueued_ms - first_due_ms + lead_ms) / 1000, 1e-3)
         say(
-            f"scheduled {count} over {span:.0f} s: lateness p50 {figures['p50_ms']:.1f} ms  "
-            f"p99 {figures['p99_ms']:.1f} ms  max {figures['max_ms']:.1f} ms  "
-            f"early {figures['early']:.0f}"
+            f"scheduled {system.name:8} {count} over {span:.0f} s: lateness "
+            f"p50 {figures['p50_ms']:.1f} ms  p99 {figures['p99_ms']:.1f} ms  "
+            f"p99.9 {figures['p999_ms']:.1f} ms  max {figures['max_ms']:.1f} ms  "
+            f"early {figures['early']:.0f}  (enqueued at {figures['enqueue_per_s']:,.0f}/s)"
         )
         return figures
 
@@ -364,14 +440,21 @@ async def produce(system: System, total: int, rate: float) -> float:
 
 
 async def schedule_all(client: PulsarjobsClient, queue: str, due_ms: list[int]) -> None:
-    await asyncio.gather(
-        *(
-            client.app.enqueue_async(
-                client.call("scheduled_async", ms), at=EPOCH + timedelta(milliseconds=ms)
+    """In due order, the jobs due at one millisecond in one `enqueue_many_async(calls, at=...)`
+    (200,000 over 60 s: three or four a call), `SCHEDULE_WINDOW` calls in flight at a time
+    (gathering them all at once held every coroutine and future in memory together). Each job's
+    argument is its due time in ns: the bare client stamps it as it is."""
+    groups = [(ms, len(list(same))) for ms, same in itertools.groupby(sorted(due_ms))]
+    for first in range(0, len(groups), SCHEDULE_WINDOW):
+        await asyncio.gather(
+            *(
+                client.app.enqueue_many_async(
+                    [client.call("scheduled_async", ms * 10**6)] * size,
+                    at=EPOCH + timedelta(milliseconds=ms),
+                )
+                for ms, size in groups[first : first + SCHEDULE_WINDOW]
             )
-            for ms in due_ms
         )
-    )
 
 
 def wait_for_records(records: Path, count: int, workers: Workers, timeout: float) -> None:
@@ -414,6 +497,7 @@ def lateness_figures(pairs: list[tuple[int, int]], count: int) -> dict[str, floa
         "handled": float(len(lateness)),
         "p50_ms": percentile(lateness, 0.5),
         "p99_ms": percentile(lateness, 0.99),
+        "p999_ms": percentile(lateness, 0.999),
         "max_ms": lateness[-1] if lateness else 0.0,
         "early": float(sum(1 for value in lateness if value < 0)),
     }
@@ -440,18 +524,28 @@ def summarise_enqueues(enqueues: dict[str, dict[str, list[float]]]) -> dict[str,
 
 def ratios(drains: dict[str, dict[str, list[dict[str, float]]]]) -> dict[str, Any]:
     """pulsarjobs async over each other system: of the medians, and the median of the ratios
-    within each repeat (systems of one repeat ran side by side, so they saw the same noise)."""
+    within each repeat (systems of one repeat ran side by side, so they saw the same noise).
+    Also pulsarjobs sync over the bare client, and each pulsarjobs flavour's two processes
+    over its one (`pj_sync_vs_raw`, `pj_async_2_vs_1_processes`, ...)."""
     found: dict[str, Any] = {}
-    for processes, runs in drains.items():
-        async_runs = [run["jobs_per_s"] for run in runs.get("pj_async", [])]
+
+    def add(name: str, ups: list[float], downs: list[float]) -> None:
+        if not ups or not downs:
+            return
+        found[name] = statistics.median(ups) / statistics.median(downs)
+        paired = [a / b for a, b in zip(ups, downs, strict=False)]
+        found.setdefault("paired", {})[name] = statistics.median(paired)
+
+    def rates(processes: str, system: str) -> list[float]:
+        return [run["jobs_per_s"] for run in drains.get(processes, {}).get(system, [])]
+
+    for processes in drains:
+        suffix = "" if processes == "1" else f"_{processes}_processes"
         for other, key in (("bare", "raw"), ("celery", "celery"), ("dramatiq", "dramatiq")):
-            other_runs = [run["jobs_per_s"] for run in runs.get(other, [])]
-            if not async_runs or not other_runs:
-                continue
-            name = f"drain_vs_{key}" + ("" if processes == "1" else f"_{processes}_processes")
-            found[name] = statistics.median(async_runs) / statistics.median(other_runs)
-            paired = [a / b for a, b in zip(async_runs, other_runs, strict=False)]
-            found.setdefault("paired", {})[name] = statistics.median(paired)
+            add(f"drain_vs_{key}{suffix}", rates(processes, "pj_async"), rates(processes, other))
+        add(f"pj_sync_vs_raw{suffix}", rates(processes, "pj_sync"), rates(processes, "bare"))
+    for system in ("bare", "pj_async", "pj_sync"):
+        add(f"{system}_2_vs_1_processes", rates("2", system), rates("1", system))
     return found
 
 

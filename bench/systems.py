@@ -178,7 +178,8 @@ class DramatiqClient:
 
 
 Client = PulsarjobsClient | CeleryClient | DramatiqClient
-Commands = Callable[[Any, int, bool], list[list[str]]]
+# (system, processes, latency run?, pulsarjobs' log level) -> the worker command lines
+Commands = Callable[[Any, int, bool, str], list[list[str]]]
 
 
 @dataclass
@@ -190,11 +191,14 @@ class System:
     client: Client
     noop_job: str  # the job drained
     latency_job: str  # the job that stamps its send time
-    commands: Commands  # (system, processes, latency run?) -> the worker command lines
+    commands: Commands
     server_pid: int | None = None  # the broker's or Redis' process, when this run started it
 
-    def worker_commands(self, processes: int, latency: bool = False) -> list[list[str]]:
-        return self.commands(self, processes, latency)
+    def worker_commands(
+        self, processes: int, latency: bool = False, log_level: str = "warning"
+    ) -> list[list[str]]:
+        """`latency`: handlers stamp their start; `log_level` is the pulsarjobs worker's."""
+        return self.commands(self, processes, latency, log_level)
 
 
 @dataclass
@@ -205,12 +209,12 @@ class Tuning:
 
 
 def pulsar_systems(client: PulsarjobsClient, tuning: Tuning) -> list[System]:
-    def bare(system: System, processes: int, latency: bool) -> list[list[str]]:
+    def bare(system: System, processes: int, latency: bool, log_level: str) -> list[list[str]]:
         topic = topics_for(client.settings, client.queue).jobs
         command = [PYTHON, "-m", "bench.bare_consumer", topic, client.settings.subscription]
         return [command + (["--record"] if latency else [])] * processes
 
-    def worker(system: System, processes: int, latency: bool) -> list[list[str]]:
+    def worker(system: System, processes: int, latency: bool, log_level: str) -> list[list[str]]:
         return [
             [
                 PYTHON,
@@ -226,7 +230,7 @@ def pulsar_systems(client: PulsarjobsClient, tuning: Tuning) -> list[System]:
                 str(tuning.concurrency),
                 *(["--prefetch", str(tuning.prefetch)] if tuning.prefetch else []),
                 "--log-level",
-                "warning",
+                log_level,
             ]
         ]
 
@@ -238,7 +242,7 @@ def pulsar_systems(client: PulsarjobsClient, tuning: Tuning) -> list[System]:
 
 
 def peer_systems(redis_url: str, tuning: Tuning) -> list[System]:
-    def celery(system: System, processes: int, latency: bool) -> list[list[str]]:
+    def celery(system: System, processes: int, latency: bool, log_level: str) -> list[list[str]]:
         return [
             [
                 PYTHON,
@@ -259,7 +263,7 @@ def peer_systems(redis_url: str, tuning: Tuning) -> list[System]:
             ]
         ]
 
-    def dramatiq(system: System, processes: int, latency: bool) -> list[list[str]]:
+    def dramatiq(system: System, processes: int, latency: bool, log_level: str) -> list[list[str]]:
         return [
             [
                 PYTHON,
