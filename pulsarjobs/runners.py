@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from pulsarjobs.execution import Executor, Outcome
-from pulsarjobs.feed import LOOP_LANE, THREAD_LANE, Feed, Lane, QueueFeed, Ready
+from pulsarjobs.feed import LANES, LOOP_LANE, THREAD_LANE, Doorbell, Feed, Lane, QueueFeed, Ready
 from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
 
@@ -26,6 +26,36 @@ log = structlog.get_logger("pulsarjobs.runners")
 
 RUNNER_TURN_S = 0.01  # a loop runner whose jobs never wait yields to the loop this often
 IDLE_WAIT_S = 0.5  # an idle runner thread looks again this often, rung or not
+
+
+class Slots:
+    """At most `limit` jobs at once across the loop's runners and the runner threads, for an
+    app with both kinds of job: `--concurrency` counts all of them."""
+
+    def __init__(self, limit: int, doorbells: list[Doorbell]) -> None:
+        self._free = limit
+        self._lock = threading.Lock()
+        self._starved = [False for _ in LANES]  # a runner of the lane waits for a slot
+        self._doorbells = doorbells  # the feed's: rung for a lane when a slot frees up
+
+    def take(self, lane: Lane) -> bool:
+        with self._lock:
+            if self._free:
+                self._free -= 1
+                return True
+            self._starved[lane] = True
+            return False
+
+    def give(self) -> None:
+        with self._lock:
+            self._free += 1
+            if True not in self._starved:  # the common case: nobody waits for a slot
+                return
+            starved = [lane for lane in LANES if self._starved[lane]]
+            for lane in starved:
+                self._starved[lane] = False
+        for lane in starved:  # only a lane that waits for a slot: idle runners stay asleep
+            self._doorbells[lane](1)
 
 
 class Runners:
@@ -42,8 +72,10 @@ class Runners:
         stats: WorkerStats,
         concurrency: int,
         loop: asyncio.AbstractEventLoop,
+        slots: Slots | None = None,
     ) -> None:
         self.loop = loop
+        self.slots = slots
         self.feed = feed
         self.settler = settler
         self.executor = executor
@@ -63,6 +95,21 @@ class Runners:
         """Wait up to `timeout` for the running jobs to settle; hand back the late ones and
         return how many there were."""
         raise NotImplementedError
+
+    def next_job(self) -> tuple[QueueFeed, Ready] | None:
+        """The lane's next job, with a slot for it where the runners share slots."""
+        if self.slots is None:
+            return self.feed.pick(self.lane)
+        if not self.slots.take(self.lane):
+            return None
+        picked = self.feed.pick(self.lane)
+        if picked is None:
+            self.slots.give()
+        return picked
+
+    def done_with_job(self) -> None:
+        if self.slots is not None:
+            self.slots.give()
 
     def settled(self, queue: QueueFeed, ready: Ready, outcome: Outcome) -> None:
         self.stats.count(outcome.kind)
@@ -118,17 +165,18 @@ class LoopRunners(Runners):
         loop, feed = self.loop, self.feed
         turn_ends = loop.time() + RUNNER_TURN_S
         while feed.open:
-            picked = feed.pick(self.lane)
+            picked = self.next_job()
             if picked is None:
                 waiter = loop.create_future()
                 self._idle.append(waiter)
-                picked = feed.pick(self.lane)  # one that came before we queued up rang nobody
+                picked = self.next_job()  # one that came before we queued up rang nobody
                 if picked is None:
                     await waiter
                     turn_ends = loop.time() + RUNNER_TURN_S
                     continue
                 self._idle.remove(waiter)
             await self._handle(*picked)
+            self.done_with_job()
             if loop.time() >= turn_ends:
                 await asyncio.sleep(0)  # jobs that never wait would starve heartbeats, signals
                 turn_ends = loop.time() + RUNNER_TURN_S
@@ -209,11 +257,11 @@ class ThreadRunners(Runners):
     def _run_jobs(self) -> None:
         feed, bell, lane = self.feed, self._bell, self.lane
         while feed.open:
-            picked = feed.pick(lane)
+            picked = self.next_job()
             if picked is None:
                 with bell:
                     self._idle += 1
-                    picked = feed.pick(lane)  # under the bell's lock: a ring cannot slip by
+                    picked = self.next_job()  # under the bell's lock: a ring cannot slip by
                     if picked is None and feed.open:
                         bell.wait(IDLE_WAIT_S)
                         self._waking = False
@@ -223,6 +271,7 @@ class ThreadRunners(Runners):
             if feed.has_jobs(lane):
                 self._wake_one()
             self._handle(*picked)
+            self.done_with_job()
 
     def _handle(self, queue: QueueFeed, ready: Ready) -> None:
         me = threading.get_ident()

@@ -28,7 +28,7 @@ from pulsarjobs.feed import Feed, QueuePlan, keep_dead_letters, subscribe
 from pulsarjobs.heartbeat import WorkerState
 from pulsarjobs.intake import Intake, lanes_for
 from pulsarjobs.presence import Presence
-from pulsarjobs.runners import RUNNERS, Runners
+from pulsarjobs.runners import RUNNERS, Runners, Slots
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
@@ -116,9 +116,14 @@ class Worker:
         intake = Intake(self.app, settler, WriterSchemas(self.settings), self.stats)
         feed = running.feed = Feed(self.plan, consumers, self.concurrency, intake)
         executor = Executor(self.app, self.name, running.threads)
+        lanes = lanes_for(self.app)
+        # Both kinds of runner: `concurrency` counts the jobs of both.
+        slots = Slots(self.concurrency, feed.doorbells) if len(lanes) > 1 else None
         running.runners = [
-            RUNNERS[lane](feed, settler, executor, self.stats, self.concurrency, running.loop)
-            for lane in lanes_for(self.app)
+            RUNNERS[lane](
+                feed, settler, executor, self.stats, self.concurrency, running.loop, slots
+            )
+            for lane in lanes
         ]
         feed.start()  # open before the runners start: they end once it closes
         for runners in running.runners:
