@@ -75,6 +75,9 @@ class Worker:
         self.plan = QueuePlan.parse(queues)
         self.concurrency = concurrency
         self.prefetch = prefetch or max(4 * concurrency, MIN_PREFETCH)
+        # Jobs moved from the client to the runners at a time: enough that runners do not run
+        # dry while the fetch thread waits for its turn, few enough not to hoard.
+        self.ready_room = max(concurrency, self.prefetch // 4)
         self.shutdown_timeout = shutdown_timeout
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stats = WorkerStats()
@@ -114,7 +117,7 @@ class Worker:
         running.threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
         settler = Settler(self.app, self.topics.__getitem__, self.name)
         intake = Intake(self.app, settler, WriterSchemas(self.settings), self.stats)
-        feed = running.feed = Feed(self.plan, consumers, self.concurrency, intake)
+        feed = running.feed = Feed(self.plan, consumers, self.ready_room, intake)
         executor = Executor(self.app, self.name, running.threads)
         lanes = lanes_for(self.app)
         # Both kinds of runner: `concurrency` counts the jobs of both.
@@ -212,7 +215,7 @@ class Worker:
                 keep_dead_letters(client, topics)
                 consumers[queue] = subscribe(
                     client, topics, self.settings.subscription, self.prefetch,
-                    self.concurrency, self.name,
+                    self.ready_room, self.name,
                 )  # fmt: skip
         except Exception:
             for consumer in consumers.values():
