@@ -307,7 +307,7 @@ class Bench:
         loads = [float(share) for share in self.options.loads.split(",")]
         rates = {f"{share:g}%": share / 100 * base for share in loads}
         runs: dict[str, dict[str, list[dict[str, float]]]] = {load: {} for load in rates}
-        systems = [s for s in self.systems if s.name != "pj_sync"]  # one pulsarjobs flavour
+        systems = [s for s in self.systems if not s.name.startswith("pj_sync")]  # one flavour
         for repeat in range(self.options.repeat):
             for system in rotated(systems, repeat):
                 try:
@@ -544,7 +544,9 @@ def ratios(drains: dict[str, dict[str, list[dict[str, float]]]]) -> dict[str, An
         for other, key in (("bare", "raw"), ("celery", "celery"), ("dramatiq", "dramatiq")):
             add(f"drain_vs_{key}{suffix}", rates(processes, "pj_async"), rates(processes, other))
         add(f"pj_sync_vs_raw{suffix}", rates(processes, "pj_sync"), rates(processes, "bare"))
-    for system in ("bare", "pj_async", "pj_sync"):
+        add(f"pj_sync_mixed_vs_raw{suffix}", rates(processes, "pj_sync_mixed"),
+            rates(processes, "bare"))  # fmt: skip
+    for system in ("bare", "pj_async", "pj_sync", "pj_sync_mixed"):
         add(f"{system}_2_vs_1_processes", rates("2", system), rates("1", system))
     return found
 

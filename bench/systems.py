@@ -214,14 +214,22 @@ def pulsar_systems(client: PulsarjobsClient, tuning: Tuning) -> list[System]:
         command = [PYTHON, "-m", "bench.bare_consumer", topic, client.settings.subscription]
         return [command + (["--record"] if latency else [])] * processes
 
-    def worker(system: System, processes: int, latency: bool, log_level: str) -> list[list[str]]:
+    def worker_of(app: str) -> Commands:
+        def worker(
+            system: System, processes: int, latency: bool, log_level: str
+        ) -> list[list[str]]:
+            return worker_command(app, processes, log_level)
+
+        return worker
+
+    def worker_command(app: str, processes: int, log_level: str) -> list[list[str]]:
         return [
             [
                 PYTHON,
                 "-m",
                 "pulsarjobs",
                 "worker",
-                "bench.noop_app:app",
+                app,
                 "--queues",
                 client.queue,
                 "--processes",
@@ -234,10 +242,21 @@ def pulsar_systems(client: PulsarjobsClient, tuning: Tuning) -> list[System]:
             ]
         ]
 
+    mixed, sync_only = worker_of("bench.noop_app:app"), worker_of("bench.sync_app:app")
     return [
         System("bare", "bare pulsar-client", client, "noop_async", "latency_async", bare),
-        System("pj_async", "pulsarjobs async", client, "noop_async", "latency_async", worker),
-        System("pj_sync", "pulsarjobs sync", client, "noop_sync", "latency_async", worker),
+        System("pj_async", "pulsarjobs async", client, "noop_async", "latency_async", mixed),
+        # An app of plain def jobs: runner threads take the jobs in themselves.
+        System("pj_sync", "pulsarjobs sync", client, "noop_sync", "latency_async", sync_only),
+        # Sync jobs of an app that has async ones too: they come through the event loop.
+        System(
+            "pj_sync_mixed",
+            "pulsarjobs sync (mixed app)",
+            client,
+            "noop_sync",
+            "latency_async",
+            mixed,
+        ),
     ]
 
 

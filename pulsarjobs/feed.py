@@ -1,12 +1,14 @@
 """The feed: jobs from the broker, ready for the worker's runners, by priority.
 
 Each queue has a `QueueFeed`: its Shared consumer (the queue's topic and the subscription's
-retry topic), the client library's prefetch buffer behind it, and a thread that moves jobs from
-that buffer to a small ready list — in batches while they flow, decoding them on the way (see
-intake.py) and filing each in the lane of the runners that run its kind (async or sync). The
-thread rings a lane's doorbell when jobs arrive, and every lane's when the queue has stayed
-empty long enough to count as dry. `Feed` picks a lane's next job across queues: in strict
-order (a lower queue runs only while every queue before it is dry) or by weight.
+retry topic), the client library's prefetch buffer behind it, and a thread that moves messages
+from that buffer to a small ready list — in batches while they flow, so that runners take them
+without a thread hand-over each. The thread does as little Python work as it can (the runners
+decode): every client call releases the GIL, and a second thread busy in Python would make the
+runners wait for it at each acknowledgement. It rings the runners' doorbell when jobs arrive,
+and when the queue has stayed empty long enough to count as dry. `Feed` picks the next job
+across queues: in strict order (a lower queue runs only while every queue before it is dry) or
+by weight.
 """
 
 from __future__ import annotations
@@ -22,10 +24,8 @@ from typing import Protocol
 import pulsar
 import structlog
 
-from pulsarjobs.envelope import Envelope, pulsar_schema
+from pulsarjobs.envelope import pulsar_schema
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.execution import Outcome
-from pulsarjobs.settle import Delivery
 from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, QueueTopics, check_queue_name
 
 log = structlog.get_logger("pulsarjobs.feed")
@@ -35,29 +35,8 @@ BATCH_WAIT_MS = 1  # how long a batch waits for more jobs once one came
 NACK_DELAY_MS = 100  # a handed-back job is redelivered at once
 CRASH_REDELIVERIES = 10  # deliveries without a verdict (worker crashes) before dead-lettering
 
-# The runners a ready job waits for: the event loop's tasks, or runner threads.
-Lane = int
-LOOP_LANE, THREAD_LANE = 0, 1
-LANES = (LOOP_LANE, THREAD_LANE)
-
-# Rung by a fetch thread with the number of a lane's jobs that arrived; 0: look again (a queue
-# ran dry, so lower queues may run).
+# Rung by a fetch thread with the number of jobs that arrived; 0: a queue ran dry, look again.
 Doorbell = Callable[[int], None]
-
-
-@dataclass(slots=True)
-class Ready:
-    """A fetched job, decoded, waiting for a runner: `job` is its envelope, or the outcome of
-    a message that must not run (no job at all)."""
-
-    message: pulsar.Message
-    delivery: Delivery
-    job: Envelope | Outcome
-
-
-# Turns a fetched message into a ready job and its lane; None when it needs no run (a second
-# delivery of a message already settled, acknowledged by the intake).
-Intake = Callable[["QueueFeed", pulsar.Message], "tuple[Lane, Ready] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,21 +86,13 @@ class Receiver(Protocol):
 
 
 class QueueFeed:
-    def __init__(
-        self,
-        queue: str,
-        consumer: Receiver,
-        room: int,
-        intake: Intake,
-        doorbell: Callable[[Lane, int], None],
-    ) -> None:
+    def __init__(self, queue: str, consumer: Receiver, room: int, doorbell: Doorbell) -> None:
         self.queue = queue
         self.consumer = consumer
         self.dry = False  # the broker had nothing for it lately: lower queues may run
-        self._ready: tuple[deque[Ready], ...] = tuple(deque() for _ in LANES)
+        self._ready: deque[pulsar.Message] = deque()
         self._room = room  # the thread fetches more only while fewer than this are ready
         self._has_room = threading.Event()
-        self._intake = intake
         self._doorbell = doorbell
         self._stopped = threading.Event()
         self._thread = threading.Thread(
@@ -139,23 +110,20 @@ class QueueFeed:
             self._thread.join()
         self.give_back_ready()
 
-    def take(self, lane: Lane) -> Ready | None:
-        """The lane's next ready job, if any; callable from any thread."""
+    def take(self) -> pulsar.Message | None:
+        """The next ready job, if any; callable from any thread."""
         try:
-            ready = self._ready[lane].popleft()
+            message = self._ready.popleft()
         except IndexError:
             return None
-        if not self._has_room.is_set() and self.waiting <= self._room // 2:
+        if not self._has_room.is_set() and len(self._ready) <= self._room // 2:
             self._has_room.set()
-        return ready
+        return message
 
     @property
     def waiting(self) -> int:
-        """Jobs fetched and ready, for any runner."""
-        return sum(len(ready) for ready in self._ready)
-
-    def has_jobs(self, lane: Lane) -> bool:
-        return bool(self._ready[lane])
+        """Jobs fetched and ready for a runner."""
+        return len(self._ready)
 
     def give_back(self, message: pulsar.Message) -> None:
         """Not started: redelivered at once, to another worker if this one closes."""
@@ -163,9 +131,8 @@ class QueueFeed:
             self.consumer.negative_acknowledge(message)
 
     def give_back_ready(self) -> None:
-        for lane in LANES:
-            while (ready := self.take(lane)) is not None:
-                self.give_back(ready.message)
+        while (message := self.take()) is not None:
+            self.give_back(message)
 
     def close(self) -> None:
         """Unacknowledged jobs, the prefetched ones included, go back to other workers."""
@@ -205,53 +172,32 @@ class QueueFeed:
             self._arrive(batch)
 
     def _arrive(self, messages: Sequence[pulsar.Message]) -> None:
-        """Decode what came (here, a batch at a time, not in the runners) and file each job in
-        its lane; then ring the lanes that got some."""
         if self._stopped.is_set():  # came just as the worker turned quiet or stopped
             for message in messages:
                 self.give_back(message)
             return
-        arrived = [0 for _ in LANES]
-        for message in messages:
-            try:
-                taken = self._intake(self, message)
-            except Exception:
-                log.exception("cannot take a job in; handing it back", queue=self.queue)
-                self.give_back(message)
-                continue
-            if taken is not None:
-                lane, ready = taken
-                self._ready[lane].append(ready)
-                arrived[lane] += 1
+        self._ready.extend(messages)
         self.dry = False
-        for lane, count in enumerate(arrived):
-            if count:
-                self._doorbell(lane, count)
+        self._doorbell(len(messages))
 
     def _ran_dry(self) -> None:
-        if not self.waiting and not self.dry:
+        if not self._ready and not self.dry:
             self.dry = True
-            for lane in LANES:
-                self._doorbell(lane, 0)  # lower queues may run now
+            self._doorbell(0)  # lower queues may run now
 
 
 class Feed:
     """Every queue a worker serves, and the choice of the next job between them."""
 
-    def __init__(
-        self, plan: QueuePlan, consumers: Mapping[str, Receiver], room: int, intake: Intake
-    ) -> None:
+    def __init__(self, plan: QueuePlan, consumers: Mapping[str, Receiver], room: int) -> None:
         self.plan = plan
-        self.queues = tuple(
-            QueueFeed(name, consumers[name], room, intake, self._ring) for name in plan.names
-        )
+        self.queues = tuple(QueueFeed(q, consumers[q], room, self._ring) for q in plan.names)
         self.open = False  # while open, runners take jobs
-        # Each lane's runners put their doorbell here.
-        self.doorbells: list[Doorbell] = [lambda _arrived: None for _ in LANES]
+        self.doorbell: Doorbell = lambda _arrived: None  # the runners put theirs here
         self._only = self.queues[0] if len(self.queues) == 1 else None
 
-    def _ring(self, lane: Lane, arrived: int) -> None:
-        self.doorbells[lane](arrived)
+    def _ring(self, arrived: int) -> None:
+        self.doorbell(arrived)
 
     def start(self) -> None:
         self.open = True
@@ -268,38 +214,35 @@ class Feed:
         for queue in self.queues:
             queue.close()
 
-    def has_jobs(self, lane: Lane) -> bool:
-        """Whether jobs of a lane wait ready in any queue."""
-        return any(queue.has_jobs(lane) for queue in self.queues)
+    def has_jobs(self) -> bool:
+        return any(queue.waiting for queue in self.queues)
 
-    def pick(self, lane: Lane) -> tuple[QueueFeed, Ready] | None:
-        """The next job for a lane's runner, by the plan's priorities."""
+    def pick(self) -> tuple[QueueFeed, pulsar.Message] | None:
         if not self.open:
             return None
         if self._only is not None:
-            ready = self._only.take(lane)
-            return None if ready is None else (self._only, ready)
-        return self._pick_strict(lane) if self.plan.strict else self._pick_weighted(lane)
+            message = self._only.take()
+            return None if message is None else (self._only, message)
+        return self._pick_strict() if self.plan.strict else self._pick_weighted()
 
-    def _pick_strict(self, lane: Lane) -> tuple[QueueFeed, Ready] | None:
-        """A job of the first queue holding one, unless a queue before it may still deliver
-        one: it holds none at all yet and is not dry."""
+    def _pick_strict(self) -> tuple[QueueFeed, pulsar.Message] | None:
+        """A job of the first queue holding one, unless a queue before it may still deliver."""
         for queue in self.queues:
-            ready = queue.take(lane)
-            if ready is not None:
-                return queue, ready
-            if not queue.dry and not queue.waiting:
+            message = queue.take()
+            if message is not None:
+                return queue, message
+            if not queue.dry:
                 return None
         return None
 
-    def _pick_weighted(self, lane: Lane) -> tuple[QueueFeed, Ready] | None:
+    def _pick_weighted(self) -> tuple[QueueFeed, pulsar.Message] | None:
         weights = self.plan.weights
-        holding = [i for i, queue in enumerate(self.queues) if queue.has_jobs(lane)]
+        holding = [i for i, queue in enumerate(self.queues) if queue.waiting]
         while holding:
             chosen = random.choices(holding, weights=[weights[i] for i in holding])[0]
-            ready = self.queues[chosen].take(lane)
-            if ready is not None:
-                return self.queues[chosen], ready
+            message = self.queues[chosen].take()
+            if message is not None:
+                return self.queues[chosen], message
             holding.remove(chosen)
         return None
 

@@ -1,10 +1,12 @@
-"""Runners: take the next job of their lane from the feed, run it, settle it with the broker.
+"""Runners: take the next job from the feed, run it, settle it with the broker.
 
 `async def` jobs run on `concurrency` tasks of the worker's event loop; plain `def` jobs on
-`concurrency` runner threads, each running a job on the thread that took it, as a bare receive
-loop would — no hand-over to a pool and back. A worker starts the runners its app's jobs need
-(intake.py files each job in its lane). Either way a job is acknowledged only once what
-replaces it is stored.
+`concurrency` runner threads, each job on the thread that took it, as a bare receive loop would
+run it — no hand-over to a pool and back. An all-sync app's runner threads take jobs from the
+feed themselves. In an app with async jobs the loop's runners take every job in (a second
+Python thread decoding beside the loop would make it wait at every acknowledgement) and hand a
+sync one, with its slot, to the runner threads. A job is acknowledged only once what replaces
+it is stored.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+import pulsar
 import structlog
 
 from pulsarjobs.execution import Executor, Outcome
-from pulsarjobs.feed import LANES, LOOP_LANE, THREAD_LANE, Doorbell, Feed, Lane, QueueFeed, Ready
+from pulsarjobs.feed import Feed, QueueFeed
+from pulsarjobs.intake import Intake, Ready
 from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
 
@@ -29,44 +34,41 @@ IDLE_WAIT_S = 0.5  # an idle runner thread looks again this often, rung or not
 
 
 class Slots:
-    """At most `limit` jobs at once across the loop's runners and the runner threads, for an
-    app with both kinds of job: `--concurrency` counts all of them."""
+    """At most `limit` jobs at once in an app with both kinds of job: `--concurrency` counts
+    all of them. The loop's runners take a slot before they take a job; a sync job's slot goes
+    with it to the runner threads, which give it back."""
 
-    def __init__(self, limit: int, doorbells: list[Doorbell]) -> None:
+    def __init__(self, limit: int) -> None:
         self._free = limit
         self._lock = threading.Lock()
-        self._starved = [False for _ in LANES]  # a runner of the lane waits for a slot
-        self._doorbells = doorbells  # the feed's: rung for a lane when a slot frees up
+        self._starved = False  # a loop runner waits for a slot
+        self.on_free: Callable[[], None] = lambda: None  # rings the loop's runners
 
-    def take(self, lane: Lane) -> bool:
+    def take(self) -> bool:
         with self._lock:
             if self._free:
                 self._free -= 1
                 return True
-            self._starved[lane] = True
+            self._starved = True
             return False
 
     def give(self) -> None:
         with self._lock:
             self._free += 1
-            if True not in self._starved:  # the common case: nobody waits for a slot
-                return
-            starved = [lane for lane in LANES if self._starved[lane]]
-            for lane in starved:
-                self._starved[lane] = False
-        for lane in starved:  # only a lane that waits for a slot: idle runners stay asleep
-            self._doorbells[lane](1)
+            starved, self._starved = self._starved, False
+        if starved:  # only then: idle runners waiting for jobs stay asleep
+            self.on_free()
 
 
 class Runners:
     """What both kinds share: the parts a job goes through, and the count of running jobs."""
 
-    lane: Lane
     kind: str  # as the worker's first log line says it
 
     def __init__(
         self,
         feed: Feed,
+        intake: Intake,
         settler: Settler,
         executor: Executor,
         stats: WorkerStats,
@@ -74,17 +76,17 @@ class Runners:
         loop: asyncio.AbstractEventLoop,
         slots: Slots | None = None,
     ) -> None:
-        self.loop = loop
-        self.slots = slots
         self.feed = feed
+        self.intake = intake
         self.settler = settler
         self.executor = executor
         self.stats = stats
         self.concurrency = concurrency
+        self.loop = loop
+        self.slots = slots
         self.busy = 0  # jobs running now
 
     def start(self) -> None:
-        """Start taking jobs; the feed rings this kind's doorbell."""
         raise NotImplementedError
 
     def wake_all(self) -> None:
@@ -96,48 +98,31 @@ class Runners:
         return how many there were."""
         raise NotImplementedError
 
-    def next_job(self) -> tuple[QueueFeed, Ready] | None:
-        """The lane's next job, with a slot for it where the runners share slots."""
-        if self.slots is None:
-            return self.feed.pick(self.lane)
-        if not self.slots.take(self.lane):
-            return None
-        picked = self.feed.pick(self.lane)
-        if picked is None:
-            self.slots.give()
-        return picked
-
-    def done_with_job(self) -> None:
-        if self.slots is not None:
-            self.slots.give()
-
-    def settled(self, queue: QueueFeed, ready: Ready, outcome: Outcome) -> None:
+    def settled(self, ready: Ready, outcome: Outcome) -> None:
         self.stats.count(outcome.kind)
         self.settler.remember(ready.delivery)
-        queue.consumer.acknowledge(ready.message)
+        ready.queue.consumer.acknowledge(ready.message)
 
 
 class LoopRunners(Runners):
-    lane = LOOP_LANE
     kind = "event loop"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, threads: ThreadRunners | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.threads = threads  # where sync jobs go, in an app with both kinds
         self._idle: deque[asyncio.Future[None]] = deque()  # runners waiting for a job
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        """On the loop: start the tasks, and have the feed ring for them."""
-        self.feed.doorbells[self.lane] = self._ring
+        self.feed.doorbell = self._ring
+        if self.slots is not None:
+            self.slots.on_free = lambda: self._ring(1)
         self._tasks = [self.loop.create_task(self._run_jobs()) for _ in range(self.concurrency)]
 
     def wake_all(self) -> None:
-        """On the loop: idle runners look again (and end, once the feed is closed)."""
         self._wake(0)
 
     async def finish(self, timeout: float) -> int:
-        """Wait for the running jobs; those still running after `timeout` are cancelled and
-        handed back. Returns how many were."""
         running = [task for task in self._tasks if not task.done()]
         if not running:
             return 0
@@ -160,57 +145,81 @@ class LoopRunners(Runners):
                 waiter.set_result(None)
                 count -= 1
 
+    def _next(self) -> tuple[QueueFeed, pulsar.Message] | None:
+        """The next job, with a slot for it where slots are shared."""
+        if self.slots is None:
+            return self.feed.pick()
+        if not self.slots.take():
+            return None
+        picked = self.feed.pick()
+        if picked is None:
+            self.slots.give()
+        return picked
+
     async def _run_jobs(self) -> None:
         """One runner: the next job, by priority, until the feed closes."""
         loop, feed = self.loop, self.feed
         turn_ends = loop.time() + RUNNER_TURN_S
         while feed.open:
-            picked = self.next_job()
+            picked = self._next()
             if picked is None:
                 waiter = loop.create_future()
                 self._idle.append(waiter)
-                picked = self.next_job()  # one that came before we queued up rang nobody
+                picked = self._next()  # a job that came just before we queued up rang nobody
                 if picked is None:
                     await waiter
                     turn_ends = loop.time() + RUNNER_TURN_S
                     continue
                 self._idle.remove(waiter)
             await self._handle(*picked)
-            self.done_with_job()
             if loop.time() >= turn_ends:
                 await asyncio.sleep(0)  # jobs that never wait would starve heartbeats, signals
                 turn_ends = loop.time() + RUNNER_TURN_S
 
-    async def _handle(self, queue: QueueFeed, ready: Ready) -> None:
+    async def _handle(self, queue: QueueFeed, message: pulsar.Message) -> None:
+        handed_over = False
         self.busy += 1
         try:
+            if self.intake.schema_known(message):
+                ready = self.intake(queue, message)
+            else:
+                ready = await asyncio.to_thread(self.intake, queue, message)
+            if ready is None:
+                return
+            if self.threads is not None and self.intake.runs_on_threads(ready):
+                self.threads.hand_over(ready)  # with its slot
+                handed_over = True
+                return
             job = ready.job
             outcome = job if isinstance(job, Outcome) else await self.executor.run(job)
             stored = self.settler.store(queue.queue, ready.delivery, outcome)
             if stored is not None:
                 await asyncio.wrap_future(stored)
-            self.settled(queue, ready, outcome)
+            self.settled(ready, outcome)
         except asyncio.CancelledError:
-            queue.give_back(ready.message)  # shutdown ran out of time: hand it back
+            queue.give_back(message)  # shutdown ran out of time: hand it back
             raise
         except Exception:
             log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
-            queue.give_back(ready.message)
+            queue.give_back(message)
         finally:
             self.busy -= 1
+            if self.slots is not None and not handed_over:
+                self.slots.give()
 
 
 class ThreadRunners(Runners):
-    lane = THREAD_LANE
     kind = "threads"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, from_loop: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.from_loop = from_loop  # jobs come from the loop's runners, not from the feed
+        self._handed: deque[Ready] = deque()  # sync jobs the loop's runners took in
         self._bell = threading.Condition()  # rung when jobs arrive or a queue runs dry
         self._idle = 0  # runners waiting for the bell
         self._waking = False  # one was rung and has not looked yet
         self._lock = threading.Lock()  # guards busy and running
-        self._running: dict[int, tuple[QueueFeed, Ready]] = {}  # by thread
+        self._running: dict[int, Ready] = {}  # by thread
         self._abandoned = False  # past the grace period: late runs are no longer settled
         self._threads = [
             threading.Thread(target=self._run_jobs, name=f"pulsarjobs-runner-{i}", daemon=True)
@@ -218,9 +227,15 @@ class ThreadRunners(Runners):
         ]
 
     def start(self) -> None:
-        self.feed.doorbells[self.lane] = self._ring
+        if not self.from_loop:
+            self.feed.doorbell = self._ring
         for thread in self._threads:
             thread.start()
+
+    def hand_over(self, ready: Ready) -> None:
+        """A sync job for these threads; callable from the loop."""
+        self._handed.append(ready)
+        self._wake_one()
 
     def wake_all(self) -> None:
         self._ring(0)
@@ -232,8 +247,9 @@ class ThreadRunners(Runners):
         with self._lock:
             self._abandoned = True
             late = list(self._running.values())
-        for queue, ready in late:
-            queue.give_back(ready.message)
+        for ready in late + list(self._handed):
+            ready.queue.give_back(ready.message)
+        self._handed.clear()
         return len(late)
 
     def _ring(self, arrived: int) -> None:
@@ -254,51 +270,63 @@ class ThreadRunners(Runners):
                 self._waking = True
                 self._bell.notify()
 
+    def _more_waiting(self) -> bool:
+        return bool(self._handed) if self.from_loop else self.feed.has_jobs()
+
+    def _next(self) -> Ready | None:
+        if self.from_loop:
+            try:
+                return self._handed.popleft()
+            except IndexError:
+                return None
+        while (picked := self.feed.pick()) is not None:
+            ready = self.intake(*picked)
+            if ready is not None:  # None: a second delivery, skipped
+                return ready
+        return None
+
     def _run_jobs(self) -> None:
-        feed, bell, lane = self.feed, self._bell, self.lane
+        feed, bell = self.feed, self._bell
         while feed.open:
-            picked = self.next_job()
-            if picked is None:
+            ready = self._next()
+            if ready is None:
                 with bell:
                     self._idle += 1
-                    picked = self.next_job()  # under the bell's lock: a ring cannot slip by
-                    if picked is None and feed.open:
+                    if not self._more_waiting() and feed.open:  # a ring cannot slip by
                         bell.wait(IDLE_WAIT_S)
                         self._waking = False
                     self._idle -= 1
-                if picked is None:
-                    continue
-            if feed.has_jobs(lane):
+                continue
+            if self._more_waiting():
                 self._wake_one()
-            self._handle(*picked)
-            self.done_with_job()
+            self._handle(ready)
 
-    def _handle(self, queue: QueueFeed, ready: Ready) -> None:
+    def _handle(self, ready: Ready) -> None:
         me = threading.get_ident()
         with self._lock:
             self.busy += 1
-            self._running[me] = (queue, ready)
+            self._running[me] = ready
         try:
             job = ready.job
             outcome = job if isinstance(job, Outcome) else self.executor.run_here(job, self.loop)
-            stored = self.settler.store(queue.queue, ready.delivery, outcome)
+            stored = self.settler.store(ready.queue.queue, ready.delivery, outcome)
             if stored is not None:
                 stored.result()
             if not self._abandoned:
-                self.settled(queue, ready, outcome)
+                self.settled(ready, outcome)
         except Exception:
-            log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
-            queue.give_back(ready.message)
+            log.exception("could not settle a job; it will be delivered again",
+                          queue=ready.queue.queue)  # fmt: skip
+            ready.queue.give_back(ready.message)
         finally:
             with self._lock:
                 self.busy -= 1
                 del self._running[me]
+            if self.from_loop and self.slots is not None:
+                self.slots.give()
 
 
 def join_all(threads: list[threading.Thread], timeout: float) -> None:
     ends = time.monotonic() + timeout
     for thread in threads:
         thread.join(max(0.0, ends - time.monotonic()))
-
-
-RUNNERS: dict[Lane, type[Runners]] = {LOOP_LANE: LoopRunners, THREAD_LANE: ThreadRunners}

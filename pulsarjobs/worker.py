@@ -26,9 +26,9 @@ from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor
 from pulsarjobs.feed import Feed, QueuePlan, keep_dead_letters, subscribe
 from pulsarjobs.heartbeat import WorkerState
-from pulsarjobs.intake import Intake, lanes_for
+from pulsarjobs.intake import Intake, kinds_of_jobs
 from pulsarjobs.presence import Presence
-from pulsarjobs.runners import RUNNERS, Runners, Slots
+from pulsarjobs.runners import LoopRunners, Runners, Slots, ThreadRunners
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
@@ -117,17 +117,17 @@ class Worker:
         running.threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
         settler = Settler(self.app, self.topics.__getitem__, self.name)
         intake = Intake(self.app, settler, WriterSchemas(self.settings), self.stats)
-        feed = running.feed = Feed(self.plan, consumers, self.ready_room, intake)
+        feed = running.feed = Feed(self.plan, consumers, self.ready_room)
         executor = Executor(self.app, self.name, running.threads)
-        lanes = lanes_for(self.app)
-        # Both kinds of runner: `concurrency` counts the jobs of both.
-        slots = Slots(self.concurrency, feed.doorbells) if len(lanes) > 1 else None
-        running.runners = [
-            RUNNERS[lane](
-                feed, settler, executor, self.stats, self.concurrency, running.loop, slots
-            )
-            for lane in lanes
-        ]
+        parts = (feed, intake, settler, executor, self.stats, self.concurrency, running.loop)
+        any_async, any_sync = kinds_of_jobs(self.app)
+        if not any_async:
+            running.runners = [ThreadRunners(*parts)]
+        else:  # both kinds: `concurrency` counts the jobs of both
+            slots = Slots(self.concurrency) if any_sync else None
+            threads = ThreadRunners(*parts, slots, from_loop=True) if any_sync else None
+            loop_runners = LoopRunners(*parts, slots, threads=threads)
+            running.runners = [loop_runners] + ([threads] if threads else [])
         feed.start()  # open before the runners start: they end once it closes
         for runners in running.runners:
             runners.start()  # each looks before it waits: no ring before this is missed

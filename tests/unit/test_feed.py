@@ -12,9 +12,7 @@ from typing import Any
 import pulsar
 import pytest
 
-from pulsarjobs.envelope import Envelope
-from pulsarjobs.feed import BATCH_WAIT_MS, LOOP_LANE, THREAD_LANE, Feed, QueueFeed, QueuePlan, Ready
-from pulsarjobs.settle import Delivery
+from pulsarjobs.feed import BATCH_WAIT_MS, Feed, QueuePlan
 
 
 class FakeConsumer:
@@ -46,14 +44,6 @@ class FakeConsumer:
     def close(self) -> None: ...
 
 
-def intake(_queue: QueueFeed, message: Any) -> tuple[int, Ready]:
-    """Files a message in the loop's lane, or the threads' when its name says "sync"."""
-    lane = THREAD_LANE if "sync" in message else LOOP_LANE
-    return lane, Ready(
-        message, Delivery("topic", message, b""), Envelope(id=message, type="t", queue="q")
-    )
-
-
 def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -62,13 +52,13 @@ def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 def started_feed(spec: str, consumers: dict[str, FakeConsumer], room: int = 4) -> Feed:
-    feed = Feed(QueuePlan.parse(spec), consumers, room, intake)
+    feed = Feed(QueuePlan.parse(spec), consumers, room)
     feed.start()
     return feed
 
 
 def picked_queue(feed: Feed) -> str | None:
-    picked = feed.pick(LOOP_LANE)
+    picked = feed.pick()
     return None if picked is None else picked[0].queue
 
 
@@ -86,13 +76,13 @@ def test_strict_order_takes_the_first_queue_that_holds_a_job() -> None:
 
 def test_a_lower_queue_waits_until_every_queue_before_it_is_dry() -> None:
     consumers = {"critical": FakeConsumer(), "low": FakeConsumer(["l1"])}
-    feed = Feed(QueuePlan.parse("critical,low"), consumers, 4, intake)
+    feed = Feed(QueuePlan.parse("critical,low"), consumers, 4)
     critical, low = feed.queues
     feed.start()
     try:
         until(lambda: low.waiting > 0)
         if not critical.dry:  # the broker may still deliver a critical job: the low one waits
-            assert feed.pick(LOOP_LANE) is None
+            assert feed.pick() is None
         until(lambda: critical.dry)  # nothing came for one receive poll
         assert picked_queue(feed) == "low"
     finally:
@@ -119,7 +109,7 @@ def test_at_most_about_room_jobs_wait_ready_the_rest_stay_with_the_client() -> N
         time.sleep(0.1)
         assert feed.queues[0].waiting < 8 + 4  # one batch past the room at most
         assert len(consumer.held) > 80
-        taken = [feed.pick(LOOP_LANE) for _ in range(6)]
+        taken = [feed.pick() for _ in range(6)]
         assert all(taken)
         until(lambda: feed.queues[0].waiting >= 8)  # room made: it fetches again
     finally:
@@ -130,30 +120,30 @@ def test_stopping_hands_back_every_job_fetched_and_not_taken() -> None:
     consumer = FakeConsumer([f"m{i}" for i in range(5)])
     feed = started_feed("default", {"default": consumer}, room=10)
     until(lambda: feed.queues[0].waiting == 5)
-    picked = feed.pick(LOOP_LANE)
+    picked = feed.pick()
     assert picked is not None
     feed.stop()
     assert sorted(consumer.given_back) == ["m1", "m2", "m3", "m4"]
-    assert feed.pick(LOOP_LANE) is None  # a closed feed gives no job
+    assert feed.pick() is None  # a closed feed gives no job
 
 
 def test_the_doorbell_tells_arrivals_and_a_queue_running_dry() -> None:
     rings: list[int] = []
     rung = threading.Event()
     consumer = FakeConsumer(["m1", "m2", "m3"])
-    feed = Feed(QueuePlan.parse("default"), {"default": consumer}, 10, intake)
+    feed = Feed(QueuePlan.parse("default"), {"default": consumer}, 10)
 
     def doorbell(arrived: int) -> None:
         rings.append(arrived)
         if arrived == 0:
             rung.set()
 
-    feed.doorbells[LOOP_LANE] = doorbell
+    feed.doorbell = doorbell
     feed.start()
     try:
         until(lambda: sum(rings) == 3)  # jobs told as they came
         assert not rung.wait(0.2)  # jobs wait ready: the queue is not dry
-        while feed.pick(LOOP_LANE) is not None:
+        while feed.pick() is not None:
             pass
         assert rung.wait(5)  # nothing more came: "dry"
     finally:
@@ -163,29 +153,5 @@ def test_the_doorbell_tells_arrivals_and_a_queue_running_dry() -> None:
 @pytest.mark.parametrize("spec", ["default", "critical,default,low", "a:1,b:2"])
 def test_a_feed_that_was_never_started_gives_nothing(spec: str) -> None:
     plan = QueuePlan.parse(spec)
-    feed = Feed(plan, {name: FakeConsumer(["x"]) for name in plan.names}, 4, intake)
-    assert feed.pick(LOOP_LANE) is None
-
-
-def test_each_kind_of_runner_gets_only_the_jobs_of_its_lane() -> None:
-    consumer = FakeConsumer(["a1", "sync1", "a2", "sync2"])
-    feed = started_feed("default", {"default": consumer}, room=10)
-    try:
-        until(lambda: feed.queues[0].waiting == 4)
-        taken = {lane: [] for lane in (LOOP_LANE, THREAD_LANE)}
-        for lane in taken:
-            while (picked := feed.pick(lane)) is not None:
-                taken[lane].append(picked[1].message)
-        assert taken == {LOOP_LANE: ["a1", "a2"], THREAD_LANE: ["sync1", "sync2"]}
-    finally:
-        feed.stop()
-
-
-def test_a_strict_lower_queue_runs_when_the_queue_before_holds_only_other_kinds_of_jobs() -> None:
-    consumers = {"critical": FakeConsumer(["sync-c1"]), "low": FakeConsumer(["l1"])}
-    feed = started_feed("critical,low", consumers)
-    try:
-        until(lambda: all(queue.waiting for queue in feed.queues))
-        assert picked_queue(feed) == "low"  # critical's job is for the runner threads
-    finally:
-        feed.stop()
+    feed = Feed(plan, {name: FakeConsumer(["x"]) for name in plan.names}, 4)
+    assert feed.pick() is None

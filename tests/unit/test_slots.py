@@ -1,17 +1,16 @@
 """Slots keep `--concurrency` a limit on all of a worker's jobs when it runs both kinds."""
 
-from pulsarjobs.feed import LOOP_LANE, THREAD_LANE
 from pulsarjobs.runners import Slots
 
 
-def test_no_more_jobs_than_slots_and_a_freed_slot_rings_the_lane_that_waits_for_one() -> None:
-    rings: list[tuple[int, int]] = []
-    doorbells = [lambda n: rings.append((LOOP_LANE, n)), lambda n: rings.append((THREAD_LANE, n))]
-    slots = Slots(2, doorbells)
-    assert slots.take(LOOP_LANE) and slots.take(THREAD_LANE)
-    assert not slots.take(THREAD_LANE)  # both in use: the thread lane waits
+def test_no_more_jobs_than_slots_and_a_freed_slot_rings_only_a_runner_that_waits_for_one() -> None:
+    rings: list[str] = []
+    slots = Slots(2)
+    slots.on_free = lambda: rings.append("loop")
+    assert slots.take() and slots.take()
+    assert not slots.take()  # both in use: a loop runner waits
     slots.give()
-    assert rings == [(THREAD_LANE, 1)]  # only the lane that asked; the loop's idle runners sleep on
-    assert slots.take(THREAD_LANE)
+    assert rings == ["loop"]
+    assert slots.take()
     slots.give()
-    assert rings == [(THREAD_LANE, 1)]  # nobody waited this time: no ring
+    assert rings == ["loop"]  # nobody waited this time: idle runners are not rung
