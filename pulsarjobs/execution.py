@@ -123,13 +123,10 @@ class Executor:
                 work.close()  # never awaited when a hook failed first
         return Outcome("done", envelope, duration=time.perf_counter() - started)
 
-    def run_here(self, envelope: Envelope, loop: asyncio.AbstractEventLoop) -> Outcome:
-        """Run from a runner thread: a sync job on this very thread (no hand-over, unless it has
-        a timeout: a thread cannot be interrupted, so it runs on the pool and is abandoned
-        when late), an async one on the worker's event loop."""
-        job = self.app.jobs.get(envelope.type)
-        if job is not None and job.is_async:
-            return asyncio.run_coroutine_threadsafe(self.run(envelope), loop).result()
+    def run_here(self, envelope: Envelope) -> Outcome:
+        """Run a sync job on this very thread, a runner thread: no hand-over, unless it has a
+        timeout (a thread cannot be interrupted, so it runs on the pool and is abandoned when
+        late)."""
         verdict = self.verdict_before(envelope)
         if isinstance(verdict, Outcome):
             return verdict

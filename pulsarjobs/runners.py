@@ -308,7 +308,7 @@ class ThreadRunners(Runners):
             self._running[me] = ready
         try:
             job = ready.job
-            outcome = job if isinstance(job, Outcome) else self.executor.run_here(job, self.loop)
+            outcome = job if isinstance(job, Outcome) else self.executor.run_here(job)
             stored = self.settler.store(ready.queue.queue, ready.delivery, outcome)
             if stored is not None:
                 stored.result()
