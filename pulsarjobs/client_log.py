@@ -21,6 +21,7 @@ exception. Its errors are therefore our warnings.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -31,6 +32,8 @@ from typing import Any
 
 import pulsar
 import structlog
+
+from pulsarjobs.logs import writes
 
 log = structlog.get_logger("pulsarjobs.client")
 
@@ -58,7 +61,8 @@ class ClientLog:
     def handle(self, line: str) -> None:
         parsed = LINE.match(line.rstrip("\n"))
         if parsed is None:  # a continuation of a multi-line message
-            log.debug(line.rstrip("\n"), source="pulsar-client")
+            if writes(logging.DEBUG):
+                log.debug(line.rstrip("\n"), source="pulsar-client")
             return
         level, source, message = parsed["level"], parsed["source"], parsed["message"]
         peer = PEER.search(message)
@@ -69,7 +73,7 @@ class ClientLog:
             self._serves(address(peer["remote"]))
         elif level in ("WARN", "ERROR") and not self._down_since:
             self._tell(source, message)
-        else:  # routine lines, and an outage's consequences once the outage was told
+        elif writes(logging.DEBUG):  # routine lines, and an outage's consequences once told
             log.debug(message, source=source, client_level=level)
 
     def _failed(self, broker: str, error: str) -> None:

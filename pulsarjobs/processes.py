@@ -2,7 +2,9 @@
 
 Each child builds its own App and Pulsar client after it starts (the client is not fork-safe).
 The supervisor forwards SIGTERM, SIGINT and SIGTSTP, and restarts a child that dies while the
-group is not stopping, so a crashed process does not shrink the pool.
+group is not stopping, so a crashed process does not shrink the pool — at once the first time,
+then with a growing delay while processes keep dying young (a job that kills its process would
+otherwise have them restart in a tight loop).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
@@ -22,6 +25,26 @@ from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
 
 log = structlog.get_logger("pulsarjobs.processes")
+
+RESTART_FIRST_DELAY_S = 0.5  # after the second death in a row; it doubles from there
+RESTART_MAX_DELAY_S = 30.0
+HEALTHY_AFTER_S = 60.0  # a process that lived this long resets the delay
+
+
+@dataclass
+class Restarts:
+    """How long one process slot waits before it starts a process again."""
+
+    deaths_in_a_row: int = 0
+
+    def delay_after(self, lived_seconds: float) -> float:
+        if lived_seconds >= HEALTHY_AFTER_S:
+            self.deaths_in_a_row = 0
+        self.deaths_in_a_row += 1
+        if self.deaths_in_a_row == 1:
+            return 0.0
+        growth: float = RESTART_FIRST_DELAY_S * 2.0 ** (self.deaths_in_a_row - 2)
+        return min(RESTART_MAX_DELAY_S, growth)
 
 
 def run_worker(
@@ -79,6 +102,9 @@ def supervise(
         return child
 
     children = [spawn() for _ in range(processes)]
+    started_at = [time.monotonic()] * processes
+    restarts = [Restarts() for _ in range(processes)]
+    restart_at: list[float | None] = [None] * processes
     stopping = False
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -92,11 +118,16 @@ def supervise(
         signal.signal(signum, forward)
     log.info("supervising worker processes", processes=processes)
     while any(child.is_alive() for child in children) or not stopping:
+        now = time.monotonic()
         for index, child in enumerate(children):
-            if not child.is_alive() and not stopping:
-                log.warning(
-                    "worker process died; starting another", pid=child.pid, exitcode=child.exitcode
-                )
-                children[index] = spawn()
+            if stopping or child.is_alive():
+                continue
+            if restart_at[index] is None:
+                delay = restarts[index].delay_after(now - started_at[index])
+                restart_at[index] = now + delay
+                log.warning("worker process died; starting another", pid=child.pid,
+                            exitcode=child.exitcode, start_in=delay)  # fmt: skip
+            if now >= (restart_at[index] or now):
+                children[index], started_at[index], restart_at[index] = spawn(), now, None
         time.sleep(0.2)
     return max((child.exitcode or 0) for child in children)
