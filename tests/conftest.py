@@ -64,8 +64,10 @@ def docker_answers() -> bool:
     return done.returncode == 0
 
 
-def launched_broker() -> Iterator[BrokerUnderTest]:
-    data_dir = Path(tempfile.mkdtemp(prefix="pulsarjobs-test-broker-"))
+def launched_broker(data_dir: Path | None = None) -> Iterator[BrokerUnderTest]:
+    """A standalone from the launcher on free ports, in `data_dir` (default: a new temporary
+    directory), stopped and removed at the end."""
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="pulsarjobs-test-broker-"))
     local = LocalBroker(
         data_dir=data_dir,
         broker_port=free_port(),

@@ -4,7 +4,6 @@ outage is one warning, then one line when the broker is back."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,10 +13,7 @@ from typing import Any
 
 import pytest
 
-from pulsarjobs.broker import LocalBroker
-from pulsarjobs.broker.launcher import free_port
-from pulsarjobs.errors import PulsarJobsError
-from tests.conftest import BrokerUnderTest, unavailable
+from tests.conftest import BrokerUnderTest, launched_broker
 from tests.integration.helpers import fresh_settings, settings_env, wait_until
 
 pytestmark = pytest.mark.broker
@@ -26,19 +22,7 @@ pytestmark = pytest.mark.broker
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[BrokerUnderTest]:
     """A broker of this test's own, to restart without disturbing the session's."""
-    data_dir = tmp_path / "broker"
-    local = LocalBroker(
-        data_dir=data_dir, broker_port=free_port(), web_port=free_port(), bookie_port=free_port()
-    )
-    try:
-        local.start()
-    except PulsarJobsError as exc:
-        unavailable(f"could not start a local Pulsar: {exc}")
-    try:
-        yield BrokerUnderTest(local.service_url, local.admin_url, local)
-    finally:
-        local.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    yield from launched_broker(tmp_path / "broker")
 
 
 def json_lines(*paths: Path) -> list[dict[str, Any]]:
