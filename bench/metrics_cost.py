@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,18 +23,17 @@ from typing import Any
 
 
 def per_job_us(number: int) -> dict[str, float]:
-    from pulsarjobs.app import App
-    from pulsarjobs.envelope import Envelope
-    from pulsarjobs.execution import Outcome
-    from pulsarjobs.metrics import WorkerMetrics
+    from pulsarjobs import App, Envelope, Outcome, Worker, WorkerMetrics
+    from pulsarjobs.metrics import MULTIPROCESS_DIR
 
     app = App()
 
     @app.job
     def noop() -> None: ...
 
-    metrics = WorkerMetrics(port=None)
-    metrics._jobs = app.jobs  # as start() sets it, without serving or copying gauges
+    in_group = MULTIPROCESS_DIR in os.environ
+    metrics = WorkerMetrics(port=None if in_group else free_port())
+    metrics.start(Worker(app, metrics=metrics))  # serves, or copies gauges; never subscribes
     envelope = Envelope(id="j", type="noop", queue="default")
     outcome = Outcome("done", envelope, duration=0.0004)
     off: Any = None
@@ -51,12 +51,22 @@ def per_job_us(number: int) -> dict[str, float]:
     def best(call: Any) -> float:
         return min(timeit.repeat(call, number=number, repeat=5)) / number * 1e6
 
-    return {
-        "started": best(lambda: metrics.started(envelope)),
-        "settled": best(lambda: metrics.settled("default", outcome)),
-        "per job, on": best(with_metrics),
-        "per job, off": best(without_metrics),
-    }
+    try:
+        return {
+            "started": best(lambda: metrics.started(envelope)),
+            "settled": best(lambda: metrics.settled("default", outcome)),
+            "per job, on": best(with_metrics),
+            "per job, off": best(without_metrics),
+        }
+    finally:
+        metrics.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def main() -> None:
