@@ -203,10 +203,14 @@ class GroupMetrics:
     def start(self) -> None:
         """Call before the children start: they find the directory in their environment."""
         self.directory = tempfile.mkdtemp(prefix="pulsarjobs-metrics-")
-        os.environ[MULTIPROCESS_DIR] = self.directory
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=self.directory)  # type: ignore[no-untyped-call]
-        self._server = serve(self.port, registry)
+        try:
+            self._server = serve(self.port, registry)
+        except ConfigurationError:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
+        os.environ[MULTIPROCESS_DIR] = self.directory
 
     def process_died(self, pid: int) -> None:
         """Its gauges go; its counters stay in the sums, as a host's totals should."""
