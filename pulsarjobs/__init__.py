@@ -27,7 +27,9 @@ from pulsarjobs.inspect import (
     TopicStats,
     WorkerStatus,
 )
+from pulsarjobs.metrics import WorkerMetrics
 from pulsarjobs.middleware import Middleware
+from pulsarjobs.queue_metrics import QueueCollector
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.worker import Worker
@@ -55,6 +57,7 @@ __all__ = [
     "Outcome",
     "PayloadTooLarge",
     "PulsarJobsError",
+    "QueueCollector",
     "QueueStats",
     "RetryPolicy",
     "Schedule",
@@ -63,6 +66,7 @@ __all__ = [
     "TopicInfo",
     "TopicStats",
     "Worker",
+    "WorkerMetrics",
     "WorkerStatus",
     "current_job",
 ]

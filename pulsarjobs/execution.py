@@ -61,7 +61,7 @@ class Outcome:
     kind: Kind
     envelope: Envelope
     reason: str = ""
-    duration: float = 0.0
+    duration: float | None = None  # seconds it ran, failed runs too; None: it did not run
 
 
 class InContext:
@@ -95,17 +95,21 @@ class Executor:
         worker: str,
         threads: ThreadPool | None = None,
         clock: Clock = utc_now,
+        on_start: Callable[[Envelope], None] | None = None,
     ) -> None:
         self.app = app
         self.worker = worker
         self.threads = threads  # where sync jobs run when not on a runner thread of their own
         self.clock = clock
+        self.on_start = on_start  # told of each job about to run (metrics), if anyone asks
 
     async def run(self, envelope: Envelope) -> Outcome:
         """Run on the event loop: an async job here, a sync one on the thread pool."""
         verdict = self.verdict_before(envelope)
         if isinstance(verdict, Outcome):
             return verdict
+        if self.on_start is not None:
+            self.on_start(envelope)
         work, started = verdict, time.perf_counter()
         context = job_context(envelope)
         running: Awaitable[None]
@@ -117,7 +121,7 @@ class Executor:
         try:
             await self._within_timeout(running, envelope)
         except Exception as exc:
-            return self.failed(envelope, exc)
+            return self.failed(envelope, exc, time.perf_counter() - started)
         finally:
             if not isinstance(work, functools.partial):
                 work.close()  # never awaited when a hook failed first
@@ -131,6 +135,8 @@ class Executor:
         if isinstance(verdict, Outcome):
             return verdict
         assert isinstance(verdict, functools.partial)
+        if self.on_start is not None:
+            self.on_start(envelope)
         started = time.perf_counter()
         context = job_context(envelope)
         try:
@@ -146,7 +152,7 @@ class Executor:
                         raise timed_out(envelope) from None
                     raise  # the job's own TimeoutError: an ordinary failure
         except Exception as exc:
-            return self.failed(envelope, exc)
+            return self.failed(envelope, exc, time.perf_counter() - started)
         return Outcome("done", envelope, duration=time.perf_counter() - started)
 
     def verdict_before(self, envelope: Envelope) -> Outcome | Work:
@@ -196,20 +202,20 @@ class Executor:
             # An async run is cancelled; a thread cannot be, so a sync run is abandoned.
             raise timed_out(envelope) from None
 
-    def failed(self, envelope: Envelope, exc: Exception) -> Outcome:
+    def failed(self, envelope: Envelope, exc: Exception, duration: float) -> Outcome:
         error = JobError.from_exception(exc, self.worker, now=self.clock())
         failed = envelope.replace(last_error=error)
         if envelope.retry.exhausted(envelope.attempt):
             self.app.hooks.emit("on_failure", failed, error, None)
             reason = f"failed {envelope.attempt} of {envelope.retry.max_attempts} attempts"
             self.app.hooks.emit("on_dead", failed, reason)
-            return Outcome("dead", failed, reason)
+            return Outcome("dead", failed, reason, duration)
         delay = envelope.retry.delay(envelope.attempt)
         self.app.hooks.emit("on_failure", failed, error, delay)
         retry = failed.replace(
             attempt=envelope.attempt + 1, run_at=error.failed_at + timedelta(seconds=delay)
         )
-        return Outcome("retry", retry)
+        return Outcome("retry", retry, duration=duration)
 
     def dead(self, envelope: Envelope, error_type: str, message: str) -> Outcome:
         """A job that no retry can help: dead-lettered at once."""
