@@ -67,7 +67,7 @@ def cancel(connection: Connection, job_id: str, *, by: str | None = None) -> Can
     if not job_id:
         raise ValueError("give the id of the job to cancel")
     mark = Cancel(job_id, utc_now(), by or marks.who())
-    marks.put(connection, cancelled_topic(connection.settings), job_id, mark.encode())
+    connection.put_mark(cancelled_topic(connection.settings), job_id, mark.encode())
     return mark
 
 

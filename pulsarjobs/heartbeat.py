@@ -51,7 +51,7 @@ class Heartbeat:
     queues: tuple[str, ...]
     concurrency: int
     busy: int  # jobs running now
-    processed: int  # jobs settled since start: done, retried, dead or expired
+    processed: int  # jobs settled since start: done, retried, dead, expired or cancelled
     failed: int  # runs that failed: retried or dead
     rss_bytes: int | None
     state: WorkerState

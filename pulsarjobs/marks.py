@@ -6,7 +6,8 @@ tombstone) removes it. Marks must last for months and across broker restarts, bu
 no subscription holds may lose its messages, and the broker deletes inactive topics. So each
 marks topic gets a durable subscription that never acknowledges (as dead-letter topics get an
 initial one), which keeps every mark stored, and the broker is asked to compact the topic, so
-that reading it reads about one message per key however many marks were ever set.
+that reading it reads about one message per key however many marks were ever set
+(`Connection.keep_marks`; `Connection.put_mark` stores one).
 
 Workers follow a marks topic with a TableView: created, it has read every mark; then its
 listener is told of each new one, on the client's listener thread.
@@ -21,37 +22,17 @@ from collections.abc import Callable
 import pulsar
 
 from pulsarjobs.connection import Connection, client_errors
-from pulsarjobs.presence import keep_compacted
-
-KEEPER_SUBSCRIPTION = "pulsarjobs-keep"  # never acknowledges: what keeps marks stored
 
 READ_TIMEOUT_MS = 5_000
+
 OnMark = Callable[[str, bytes], None]  # key, value; an empty value: the mark was removed
-
-
-def put(connection: Connection, topic: str, key: str, value: bytes) -> None:
-    """Store a mark (an empty value removes it); returns once the broker has stored it."""
-    settings = connection.settings
-    with client_errors(settings.service_url, f"writing to {topic}"):
-        keep(connection, topic)
-        producer = connection.client.create_producer(topic, batching_enabled=False)
-        try:
-            producer.send(value, partition_key=key)
-        finally:
-            producer.close()
-
-
-def keep(connection: Connection, topic: str) -> None:
-    """Make the topic keep its marks: the never-acknowledging subscription, and compaction."""
-    connection.prepare_queue(topic, KEEPER_SUBSCRIPTION)  # a subscription, once per connection
-    keep_compacted(connection.settings.admin_url, connection.settings.token, topic)
 
 
 def read(connection: Connection, topic: str) -> dict[str, bytes]:
     """Every mark on the topic now, by key."""
     marks: dict[str, bytes] = {}
     with client_errors(connection.settings.service_url, f"reading {topic}"):
-        connection.prepare_queue(topic, KEEPER_SUBSCRIPTION)
+        connection.keep_marks(topic)
         reader = connection.client.create_reader(
             topic, pulsar.MessageId.earliest, is_read_compacted=True
         )
@@ -67,7 +48,7 @@ def read(connection: Connection, topic: str) -> dict[str, bytes]:
 def follow(connection: Connection, topic: str, on_mark: OnMark) -> pulsar.TableView:
     """Tell `on_mark` of every mark now (before returning) and of each one set later, until
     the returned view is closed."""
-    keep(connection, topic)
+    connection.keep_marks(topic)
     table = connection.client.create_table_view(topic)
     table.for_each_and_listen(on_mark)
     return table

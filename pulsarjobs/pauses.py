@@ -47,12 +47,12 @@ class Pause:
 def pause(connection: Connection, queue: str, *, by: str | None = None) -> None:
     """Pause `queue` for every worker; returns once the broker has stored the pause."""
     mark = Pause(check_queue_name(queue), utc_now(), by or marks.who())
-    marks.put(connection, paused_topic(connection.settings), queue, mark.encode())
+    connection.put_mark(paused_topic(connection.settings), queue, mark.encode())
 
 
 def resume(connection: Connection, queue: str) -> None:
     """Let workers take `queue`'s jobs again; returns once the broker has stored it."""
-    marks.put(connection, paused_topic(connection.settings), check_queue_name(queue), b"")
+    connection.put_mark(paused_topic(connection.settings), check_queue_name(queue), b"")
 
 
 def paused_queues(connection: Connection) -> dict[str, Pause]:

@@ -100,6 +100,7 @@ class Presence:
             started_at=self.started_at,
             sent_at=utc_now(),
             interval=self.settings.heartbeat_interval,
+            running=worker.running_jobs,
         )
 
     # -- inside ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pulsarjobs.settings import Settings
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 DEAD_LETTER_SUBSCRIPTION = "pulsarjobs-dead-letters"
+KEEPER_SUBSCRIPTION = "pulsarjobs-keep"  # on marks topics; never acknowledges: keeps marks stored
 
 # The namespace's own topics, beside the queues'.
 WORKERS_TOPIC = "pulsarjobs-workers"  # compacted: each worker's latest heartbeat
