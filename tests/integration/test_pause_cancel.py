@@ -11,6 +11,7 @@ import pytest
 from pulsarjobs import App, Inspector, JobCall, NotFound, run_now
 from pulsarjobs.topics import topics_for
 from tests.integration.helpers import read_topic, records, started, wait_until, worker_in_thread
+from tests.integration.test_operations import cli, cli_json
 
 QUIET_SECONDS = 3.0  # how long a job that must not run is watched not running
 
@@ -143,3 +144,31 @@ def test_heartbeats_list_the_jobs_a_worker_runs_now(app: App, record: Path) -> N
             assert (status.running[0].type, status.running[0].queue) == ("hold", "default")
         app.cancel(job_id)
         wait_until(lambda: worker.busy == 0, timeout=15)
+
+
+def test_queues_are_paused_resumed_and_jobs_cancelled_from_the_command_line(
+    app: App, record: Path
+) -> None:
+    settings = app.settings
+    assert cli(settings, "queues", "pause", "default").exit_code == 0
+    doomed = app.enqueue(JobCall("greet", ("Ada",)))
+    kept = app.enqueue(JobCall("greet", ("Bob",)))
+    (default,) = cli_json(settings, "queues")
+    assert (default["queue"], default["paused"], default["waiting"]) == ("default", True, 2)
+    assert "default (paused)" in cli(settings, "queues").stdout
+
+    cancelled = cli(settings, "jobs", "cancel", doomed)
+    assert cancelled.exit_code == 0 and f"Job {doomed} is cancelled." in cancelled.stdout
+    with worker_in_thread(app, "default") as worker:
+        assert worker.ready.wait(30)
+        assert cli(settings, "queues", "resume", "default").exit_code == 0
+        wait_until(lambda: worker.stats.cancelled == 1 and worker.stats.done == 1, timeout=30)
+    assert [r["id"] for r in started(record)] == [kept]
+    (default,) = cli_json(settings, "queues")
+    assert (default["paused"], default["waiting"]) == (False, 0)
+
+
+def test_pausing_a_queue_with_a_bad_name_says_so_in_one_line(app: App) -> None:
+    result = cli(app.settings, "queues", "pause", "no/such")
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith("error: queue name 'no/such' must start")
