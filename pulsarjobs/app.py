@@ -378,7 +378,7 @@ class App(Closing):
 
     def cancel(self, job_id: str) -> None:
         """Cancel a job: it does not start, or stops (its result discarded); once stored."""
-        cancels.cancel(self.connection, job_id)
+        cancels.cancel(self.connection, job_id, at=self.clock())
 
     def close(self) -> None:
         if self._connection is not None:

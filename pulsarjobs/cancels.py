@@ -56,17 +56,20 @@ class Cancel:
             fields = json.loads(data)
             at = datetime.fromisoformat(fields["cancelled_at"])
             if at.utcoffset() is None:
-                raise ValueError("cancelled_at has no time zone")
+                raise ValueError("not a cancel: cancelled_at has no time zone")
             return cls(fields["job_id"], at, fields["by"])
         except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a cancel: {exc}") from exc
 
 
-def cancel(connection: Connection, job_id: str, *, by: str | None = None) -> Cancel:
-    """Cancel every job with this id created until now; returns once the broker has stored it."""
+def cancel(
+    connection: Connection, job_id: str, *, by: str | None = None, at: datetime | None = None
+) -> Cancel:
+    """Cancel every job with this id created until now (or `at`); returns once the broker has
+    stored it."""
     if not job_id:
         raise ValueError("give the id of the job to cancel")
-    mark = Cancel(job_id, utc_now(), by or marks.who())
+    mark = Cancel(job_id, at or utc_now(), by or marks.who())
     connection.put_mark(cancelled_topic(connection.settings), job_id, mark.encode())
     return mark
 
