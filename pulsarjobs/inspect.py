@@ -203,8 +203,9 @@ class Inspector(Closing):
         return sorted(names)
 
     def queues(self) -> list[QueueStats]:
-        paused = self.paused_queues()
-        return [self.queue(name, paused=name in paused) for name in self.queue_names()]
+        names = self.queue_names()
+        paused = self.paused_queues() if names else {}
+        return [self.queue(name, paused=name in paused) for name in names]
 
     def paused_queues(self) -> dict[str, Pause]:
         return paused_queues(self.connection)
