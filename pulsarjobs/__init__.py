@@ -5,6 +5,7 @@ modules are the implementation and may change.
 """
 
 from pulsarjobs.app import App, Job, JobCall
+from pulsarjobs.cancels import Cancel, run_now
 from pulsarjobs.cron import Schedule
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.envelope import ArgumentError, Envelope, EnvelopeError, JobError
@@ -19,6 +20,7 @@ from pulsarjobs.errors import (
     PulsarJobsError,
 )
 from pulsarjobs.execution import Outcome, current_job
+from pulsarjobs.heartbeat import RunningJob
 from pulsarjobs.inspect import (
     Inspector,
     QueueStats,
@@ -29,6 +31,7 @@ from pulsarjobs.inspect import (
 )
 from pulsarjobs.metrics import WorkerMetrics
 from pulsarjobs.middleware import Middleware
+from pulsarjobs.pauses import Pause
 from pulsarjobs.queue_metrics import QueueCollector
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
@@ -41,6 +44,7 @@ __all__ = [
     "ArgumentError",
     "BrokerError",
     "BrokerUnavailable",
+    "Cancel",
     "ConfigurationError",
     "DeadLetter",
     "DeadLetterFilter",
@@ -55,11 +59,13 @@ __all__ = [
     "Middleware",
     "NotFound",
     "Outcome",
+    "Pause",
     "PayloadTooLarge",
     "PulsarJobsError",
     "QueueCollector",
     "QueueStats",
     "RetryPolicy",
+    "RunningJob",
     "Schedule",
     "Settings",
     "SubscriptionStats",
@@ -69,4 +75,5 @@ __all__ = [
     "WorkerMetrics",
     "WorkerStatus",
     "current_job",
+    "run_now",
 ]

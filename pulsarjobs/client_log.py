@@ -45,6 +45,8 @@ PEER = re.compile(r"\[(?P<local>\S+) -> (?P<remote>\S+)\]")
 CONNECT_FAILED = ("Failed to establish connection to", "was not established in")
 # The broker serves again: it registered a producer or consumer of ours.
 SERVES = ("Created producer on broker", "Created consumer on broker")
+# Warnings that only say we closed something ourselves (a TableView's reader, at its close).
+CLOSED_BY_US = ("was interrupted: AlreadyClosed",)
 # A repeated client warning from one place in its code is told at most once per interval.
 REPEAT_INTERVAL = 60.0
 
@@ -71,7 +73,11 @@ class ClientLog:
             self._failed(address(peer["remote"]), reason)
         elif peer and contains(message, SERVES):
             self._serves(address(peer["remote"]))
-        elif level in ("WARN", "ERROR") and not self._down_since:
+        elif (
+            level in ("WARN", "ERROR")
+            and not self._down_since
+            and not contains(message, CLOSED_BY_US)
+        ):
             self._tell(source, message)
         elif writes(logging.DEBUG):  # routine lines, and an outage's consequences once told
             log.debug(message, source=source, client_level=level)

@@ -25,7 +25,8 @@ from pulsarjobs.app import App
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor
 from pulsarjobs.feed import Feed, QueuePlan, keep_dead_letters, subscribe
-from pulsarjobs.heartbeat import WorkerState
+from pulsarjobs.following import Following
+from pulsarjobs.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
 from pulsarjobs.intake import Intake, kinds_of_jobs
 from pulsarjobs.metrics import WorkerMetrics
 from pulsarjobs.presence import Presence
@@ -49,6 +50,8 @@ class _Running:
     loop: asyncio.AbstractEventLoop
     stop_requested: asyncio.Event
     feed: Feed | None = None
+    executor: Executor | None = None
+    following: Following | None = None  # paused queues and cancelled jobs
     runners: list[Runners] = field(default_factory=list)
     threads: ThreadPoolExecutor | None = None
     presence: Presence | None = None
@@ -115,7 +118,12 @@ class Worker:
         if consumers is None:  # stopped before the broker could be reached
             await asyncio.to_thread(self.app.close)
             return
-        self._start(running, consumers)
+        self._build(running, consumers)
+        assert running.feed is not None and running.executor is not None
+        running.following = await asyncio.to_thread(
+            Following.start, self.app.connection, running.feed, running.executor.running
+        )
+        self._start(running)
         self.app.hooks.emit("on_worker_start", self)
         self.ready.set()
         log.info("worker started", worker=self.name, queues=list(self.plan.names),
@@ -125,7 +133,7 @@ class Worker:
         await running.stop_requested.wait()
         await self._shutdown(running)
 
-    def _start(self, running: _Running, consumers: dict[str, pulsar.Consumer]) -> None:
+    def _build(self, running: _Running, consumers: dict[str, pulsar.Consumer]) -> None:
         running.threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
         settler = Settler(self.app, self.topics.__getitem__, self.name)
         intake = Intake(self.app, settler, WriterSchemas(self.settings), self.stats)
@@ -133,6 +141,7 @@ class Worker:
         metrics = self.metrics
         on_start = metrics.started if metrics is not None else None
         executor = Executor(self.app, self.name, running.threads, on_start=on_start)
+        running.executor = executor
         parts = (feed, intake, settler, executor, self.stats, self.concurrency, running.loop)
         any_async, any_sync = kinds_of_jobs(self.app)
         if not any_async:
@@ -142,7 +151,10 @@ class Worker:
             threads = ThreadRunners(*parts, slots, metrics, from_loop=True) if any_sync else None
             loop_runners = LoopRunners(*parts, slots, metrics, threads=threads)
             running.runners = [loop_runners] + ([threads] if threads else [])
-        feed.start()  # open before the runners start: they end once it closes
+
+    def _start(self, running: _Running) -> None:
+        assert running.feed is not None
+        running.feed.start()  # open before the runners start: they end once it closes
         for runners in running.runners:
             runners.start()  # each looks before it waits: no ring before this is missed
 
@@ -260,6 +272,8 @@ class Worker:
         self.app.connection.flush()
         running.feed.close()  # unacked jobs go back to other workers at once
         running.threads.shutdown(wait=False, cancel_futures=True)
+        if running.following is not None:
+            running.following.stop()
         self.app.close()
 
     # -- presence: what heartbeats report (see presence.py) ------------------------------------
@@ -283,3 +297,19 @@ class Worker:
         running = self._running
         queues = running.feed.queues if running is not None and running.feed else ()
         return next((q.waiting for q in queues if q.queue == queue), 0)
+
+    @property
+    def paused(self) -> frozenset[str]:
+        """The queues it serves whose jobs it does not take now: they are paused."""
+        feed = self._running.feed if self._running is not None else None
+        return (
+            frozenset(queue.queue for queue in feed.queues if queue.paused) if feed else frozenset()
+        )
+
+    @property
+    def running_jobs(self) -> tuple[RunningJob, ...]:
+        """The longest-running jobs, the longest first, as many as a heartbeat lists."""
+        running = self._running
+        if running is None or running.executor is None:
+            return ()
+        return running.executor.running.listed(RUNNING_SHOWN)
