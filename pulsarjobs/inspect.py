@@ -8,7 +8,7 @@ the same numbers.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,12 +16,12 @@ from typing import Any
 import pulsar
 
 from pulsarjobs.admin import Admin
-from pulsarjobs.backlog import read_backlog
+from pulsarjobs.backlog import Position, read_backlog
 from pulsarjobs.clock import utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Connection, client_errors, probe
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, read_dead_letter, writer_schema
-from pulsarjobs.envelope import EnvelopeError, decode
+from pulsarjobs.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.errors import NotFound
 from pulsarjobs.heartbeat import SeenState, read_heartbeats
 from pulsarjobs.schema_registry import WriterSchemas
@@ -119,7 +119,7 @@ class Inspector(Closing):
         self.settings = settings
         self.admin = Admin(settings.admin_url, token=settings.token)
         self._connection: Connection | None = None
-        self._schemas = WriterSchemas(settings)
+        self.schemas = WriterSchemas(settings)  # writer schemas, looked up once each
 
     def close(self) -> None:
         self.admin.close()
@@ -196,17 +196,18 @@ class Inspector(Closing):
                 names.add(name)
         return sorted(names)
 
-    def queues(self) -> list[QueueStats]:
-        return [self.queue(name) for name in self.queue_names()]
+    def queues(self, scan_limit: int = SCAN_LIMIT) -> list[QueueStats]:
+        return [self.queue(name, scan_limit) for name in self.queue_names()]
 
-    def queue(self, name: str) -> QueueStats:
+    def queue(self, name: str, scan_limit: int = SCAN_LIMIT) -> QueueStats:
+        """`scan_limit`: messages read per topic to tell scheduled jobs from waiting ones."""
         topics = topics_for(self.settings, name)
         jobs_topic, retry_topic = self._stats(topics.jobs), self._stats(topics.retry)
         subscription = self.settings.subscription
         parts = [subscription_of(stats, subscription) for stats in (jobs_topic, retry_topic)]
         backlog = sum(int(part.get("msgBacklog", 0)) for part in parts)
         in_flight = sum(int(part.get("unackedMessages", 0)) for part in parts)
-        schedule = self._schedule([topics.jobs, topics.retry], backlog)
+        schedule = self._schedule([topics.jobs, topics.retry], backlog, scan_limit)
         if not schedule.complete:  # the broker knows of those it has read ahead, at least
             delayed = sum(int(part.get("msgDelayed", 0)) for part in parts)
             schedule.scheduled = max(schedule.scheduled, delayed)
@@ -224,7 +225,7 @@ class Inspector(Closing):
             exact=schedule.complete,
         )
 
-    def _schedule(self, topics: list[str], backlog: int) -> _Schedule:
+    def _schedule(self, topics: list[str], backlog: int, scan_limit: int) -> _Schedule:
         """Read the backlogs: the broker counts delayed messages only once a consumer made it
         read them, so with no worker running it would call every scheduled job waiting."""
         schedule = _Schedule()
@@ -233,23 +234,22 @@ class Inspector(Closing):
         now = utc_now()
         for topic in topics:
             for read, message in enumerate(self._backlog(topic, self.settings.subscription)):
-                if read == SCAN_LIMIT:
+                if read == scan_limit:
                     schedule.complete = False
                     break
-                due = self._due_time(message)
+                due = due_time(message, self.envelope_of(message))
                 if due > now:
                     schedule.scheduled += 1
                 elif schedule.oldest_due is None or due < schedule.oldest_due:
                     schedule.oldest_due = due
         return schedule
 
-    def _due_time(self, message: pulsar.Message) -> datetime:
-        published = datetime.fromtimestamp(message.publish_timestamp() / 1000, tz=UTC)
+    def envelope_of(self, message: pulsar.Message) -> Envelope | None:
+        """The job a message holds; None for a message that is no job envelope."""
         try:
-            run_at = decode(message.data(), writer_schema(self._schemas, message)).run_at
+            return decode(message.data(), writer_schema(self.schemas, message))
         except EnvelopeError:
-            return published  # not a job: it waits like one until a worker dead-letters it
-        return max(published, run_at) if run_at is not None else published
+            return None
 
     def _stats(self, topic: str) -> dict[str, Any]:
         try:
@@ -257,8 +257,12 @@ class Inspector(Closing):
         except NotFound:
             return {}
 
-    def _backlog(self, topic: str, subscription: str) -> Iterator[pulsar.Message]:
-        return read_backlog(self.admin, self.client, self.settings.service_url, topic, subscription)
+    def _backlog(
+        self, topic: str, subscription: str, after: Position | None = None
+    ) -> Generator[pulsar.Message]:
+        return read_backlog(
+            self.admin, self.client, self.settings.service_url, topic, subscription, after
+        )
 
     # -- dead letters ------------------------------------------------------------------------
 
@@ -266,11 +270,14 @@ class Inspector(Closing):
         dead = self._stats(topics_for(self.settings, queue).dead)
         return int(subscription_of(dead, DEAD_LETTER_SUBSCRIPTION).get("msgBacklog", 0))
 
-    def scan_dead_letters(self, queue: str) -> Iterator[tuple[pulsar.MessageId, DeadLetter]]:
-        """Every dead letter of a queue still held, oldest first, with its message id."""
+    def scan_dead_letters(
+        self, queue: str, after: Position | None = None
+    ) -> Generator[tuple[pulsar.MessageId, DeadLetter]]:
+        """Every dead letter of a queue still held (after the position `after`), oldest first,
+        with its message id."""
         topic = topics_for(self.settings, queue).dead
-        for message in self._backlog(topic, DEAD_LETTER_SUBSCRIPTION):
-            yield message.message_id(), read_dead_letter(message, self._schemas)
+        for message in self._backlog(topic, DEAD_LETTER_SUBSCRIPTION, after):
+            yield message.message_id(), read_dead_letter(message, self.schemas)
 
     def dead_letters(
         self, queue: str, matching: DeadLetterFilter | None = None, limit: int | None = None
@@ -361,6 +368,14 @@ def topic_kind(name: str) -> str:
     if name.endswith("-DLQ"):
         return "dead letters"
     return "queue" if QUEUE_NAME.match(name) else "topic"
+
+
+def due_time(message: pulsar.Message, envelope: Envelope | None) -> datetime:
+    """When a job is due: at its `run_at`, or once published. A message that is no job waits
+    like one until a worker dead-letters it."""
+    published = datetime.fromtimestamp(message.publish_timestamp() / 1000, tz=UTC)
+    run_at = envelope.run_at if envelope is not None else None
+    return max(published, run_at) if run_at is not None else published
 
 
 def silent_logger() -> Any:
