@@ -34,7 +34,7 @@ from pulsarjobs.inspect import Inspector, due_time, subscription_of
 from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, topics_for
 
 PAGE_SIZES = (25, 50, 100)
-SCAN_PER_PAGE = 10_000  # messages a page reads at most before it says where to go on
+SCAN_PER_PAGE = 5_000  # messages a page reads at most before it says where to go on
 
 Where = Literal["jobs", "retry", "dead"]  # a queue's topic: its jobs, its retries, its dead
 WHERE: tuple[Where, ...] = ("jobs", "retry", "dead")
@@ -57,14 +57,11 @@ class JobMessage:
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     items: tuple[T, ...]
+    matched: int  # of the messages read, those the page lists
     scanned: int  # messages this page read
     held: int  # messages the subscription holds on the topic, read or not
     after: str | None  # the cursor this page started after; None: the first page
     next_after: str | None  # the cursor of the next page; None: this page read to the end
-
-    @property
-    def matched(self) -> int:
-        return len(self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +168,10 @@ class Browser:
             return topics.dead, DEAD_LETTER_SUBSCRIPTION
         return (topics.jobs if where == "jobs" else topics.retry), self.settings.subscription
 
+    def held(self, queue: str, where: Where) -> int:
+        """How many messages the subscription holds on one of the queue's topics."""
+        return self._held(*self._topic(queue, where))
+
     def _held(self, topic: str, subscription: str) -> int:
         try:
             stats = self.inspector.admin.stats(topic)
@@ -202,4 +203,4 @@ def _page(
             next_after = position_text(position)
             break
     start = position_text(after) if after is not None else None
-    return Page(tuple(items), scanned, held, start, next_after)
+    return Page(tuple(items), len(items), scanned, held, start, next_after)

@@ -8,6 +8,7 @@ the same numbers.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -119,6 +120,7 @@ class Inspector(Closing):
         self.settings = settings
         self.admin = Admin(settings.admin_url, token=settings.token)
         self._connection: Connection | None = None
+        self._opening = threading.Lock()  # a dashboard reads from several threads
         self.schemas = WriterSchemas(settings)  # writer schemas, looked up once each
 
     def close(self) -> None:
@@ -129,10 +131,11 @@ class Inspector(Closing):
     @property
     def connection(self) -> Connection:
         """The binary-protocol connection, opened on first use, its client's logs silenced."""
-        if self._connection is None:
-            probe(self.settings.service_url)
-            self._connection = Connection(self.settings, client_logger=silent_logger())
-        return self._connection
+        with self._opening:
+            if self._connection is None:
+                probe(self.settings.service_url)
+                self._connection = Connection(self.settings, client_logger=silent_logger())
+            return self._connection
 
     @property
     def client(self) -> pulsar.Client:
