@@ -5,6 +5,7 @@ modules are the implementation and may change.
 """
 
 from pulsarjobs.app import App, Job, JobCall
+from pulsarjobs.cancels import Cancel, run_now
 from pulsarjobs.cron import Schedule
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.envelope import ArgumentError, Envelope, EnvelopeError, JobError
@@ -19,6 +20,7 @@ from pulsarjobs.errors import (
     PulsarJobsError,
 )
 from pulsarjobs.execution import Outcome, current_job
+from pulsarjobs.heartbeat import RunningJob
 from pulsarjobs.inspect import (
     Inspector,
     QueueStats,
@@ -28,6 +30,7 @@ from pulsarjobs.inspect import (
     WorkerStatus,
 )
 from pulsarjobs.middleware import Middleware
+from pulsarjobs.pauses import Pause
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.worker import Worker
@@ -39,6 +42,7 @@ __all__ = [
     "ArgumentError",
     "BrokerError",
     "BrokerUnavailable",
+    "Cancel",
     "ConfigurationError",
     "DeadLetter",
     "DeadLetterFilter",
@@ -53,10 +57,12 @@ __all__ = [
     "Middleware",
     "NotFound",
     "Outcome",
+    "Pause",
     "PayloadTooLarge",
     "PulsarJobsError",
     "QueueStats",
     "RetryPolicy",
+    "RunningJob",
     "Schedule",
     "Settings",
     "SubscriptionStats",
@@ -65,4 +71,5 @@ __all__ = [
     "Worker",
     "WorkerStatus",
     "current_job",
+    "run_now",
 ]

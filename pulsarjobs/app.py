@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 from zoneinfo import ZoneInfo
 
+from pulsarjobs import cancels, pauses
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Acks, Connection
@@ -283,7 +284,9 @@ class App(Closing):
             created_at=now,
             run_at=run_at,
             retry=call.retry or (declared.retry if declared else RetryPolicy()),
-            timeout=call.timeout if call.timeout is not None else declared_timeout(declared),
+            timeout=call.timeout
+            if call.timeout is not None
+            else getattr(declared, "timeout", None),
             expires_at=(run_at or now) + call.expires_in if call.expires_in else None,
             meta=call.meta,
         )
@@ -365,14 +368,22 @@ class App(Closing):
             self.hooks.emit("after_enqueue", envelope)
         return [envelope.id for envelope in envelopes]
 
+    def pause(self, queue: str) -> None:
+        """Stop every worker taking `queue`'s jobs (they stay stored); returns once stored."""
+        pauses.pause(self.connection, queue)
+
+    def resume(self, queue: str) -> None:
+        """Let workers take `queue`'s jobs again; returns once stored."""
+        pauses.resume(self.connection, queue)
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a job: it does not start, or stops (its result discarded); once stored."""
+        cancels.cancel(self.connection, job_id, at=self.clock())
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-
-def declared_timeout(declared: Job[Any, Any] | None) -> float | None:
-    return declared.timeout if declared is not None else None
 
 
 def due_time(now: datetime, in_: timedelta | None, at: datetime | None) -> datetime | None:

@@ -45,6 +45,8 @@ PEER = re.compile(r"\[(?P<local>\S+) -> (?P<remote>\S+)\]")
 CONNECT_FAILED = ("Failed to establish connection to", "was not established in")
 # The broker serves again: it registered a producer or consumer of ours.
 SERVES = ("Created producer on broker", "Created consumer on broker")
+# Warnings that only say we closed something ourselves (a TableView's reader, at its close).
+CLOSED_BY_US = ("was interrupted: AlreadyClosed",)
 # A repeated client warning from one place in its code is told at most once per interval.
 REPEAT_INTERVAL = 60.0
 
@@ -71,7 +73,11 @@ class ClientLog:
             self._failed(address(peer["remote"]), reason)
         elif peer and contains(message, SERVES):
             self._serves(address(peer["remote"]))
-        elif level in ("WARN", "ERROR") and not self._down_since:
+        elif (
+            level in ("WARN", "ERROR")
+            and not self._down_since
+            and not contains(message, CLOSED_BY_US)
+        ):
             self._tell(source, message)
         elif writes(logging.DEBUG):  # routine lines, and an outage's consequences once told
             log.debug(message, source=source, client_level=level)
@@ -167,3 +173,9 @@ def read_lines(read_end: int) -> None:
                 client_log.handle(line)
             except Exception:  # a line we cannot tell must not end the telling of the next ones
                 continue
+
+
+def silent_logger() -> Any:
+    """A logger that drops the Pulsar client's lines: commands report failures themselves.
+    (A Python logger would do too, but the client may crash logging to it at exit.)"""
+    return pulsar.FileLogger(pulsar.LoggerLevel.Error, os.devnull)

@@ -32,7 +32,9 @@ from pulsarjobs.errors import (
     PayloadTooLarge,
     PulsarJobsError,
 )
+from pulsarjobs.presence import keep_compacted
 from pulsarjobs.settings import Settings
+from pulsarjobs.topics import KEEPER_SUBSCRIPTION
 
 SEND_TIMEOUT_MS = 30_000
 TTL_RECHECK_SECONDS = 60.0
@@ -131,6 +133,26 @@ class Connection:
             initial_position=pulsar.InitialPosition.Earliest,
         ).close()
         self._prepared_topics.add(topic)
+
+    def put_mark(self, topic: str, key: str, value: bytes) -> None:
+        """Store a mark on a marks topic (see marks.py); an empty value removes the mark.
+        Returns once the broker has stored it."""
+        with client_errors(self.settings.service_url, f"writing to {topic}"):
+            self.keep_marks(topic)
+            producer = self.client.create_producer(topic, batching_enabled=False)
+            try:
+                producer.send(value, partition_key=key)
+            finally:
+                producer.close()
+
+    def keep_marks(self, topic: str) -> None:
+        """Make a marks topic keep its marks for good: a subscription that never acknowledges
+        (a topic nobody subscribes to may lose its messages, and inactive topics are deleted),
+        and compaction, so that reading it reads one message per key."""
+        if topic in self._prepared_topics:
+            return
+        self.prepare_queue(topic, KEEPER_SUBSCRIPTION)
+        keep_compacted(self.settings.admin_url, self.settings.token, topic)
 
     def producer(self, topic: str) -> pulsar.Producer:
         producer = self._producers.get(topic)

@@ -21,16 +21,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+import structlog
+
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.envelope import Envelope, JobError
 from pulsarjobs.errors import JobTimeout
+from pulsarjobs.running import Run, RunningJobs
 
 if TYPE_CHECKING:
     from pulsarjobs.app import App, Job
 
 # "undecodable": the message was no job at all; it is dead-lettered with its own bytes.
-Kind = Literal["done", "retry", "dead", "expired", "early", "undecodable"]
+# "cancelled": the user cancelled the job (cancels.py); it is acknowledged, not run or not kept.
+Kind = Literal["done", "retry", "dead", "expired", "early", "undecodable", "cancelled"]
 Work = Coroutine[Any, Any, None] | functools.partial[None]  # an async run, or a sync call
+
+log = structlog.get_logger("pulsarjobs.execution")
 
 _current: contextvars.ContextVar[Envelope] = contextvars.ContextVar("pulsarjobs_current_job")
 
@@ -100,6 +106,7 @@ class Executor:
         self.worker = worker
         self.threads = threads  # where sync jobs run when not on a runner thread of their own
         self.clock = clock
+        self.running = RunningJobs()  # what runs now, and the cancelled job ids
 
     async def run(self, envelope: Envelope) -> Outcome:
         """Run on the event loop: an async job here, a sync one on the thread pool."""
@@ -112,15 +119,27 @@ class Executor:
         if isinstance(work, functools.partial):
             call = functools.partial(context.run, self._body, work, envelope)
             running = asyncio.get_running_loop().run_in_executor(self.threads, call)
+            run = self.running.now[envelope.id] = Run(envelope, started, None)
         else:
             running = InContext(self._body_async(work, envelope), context)
+            run = self.running.now[envelope.id] = Run(envelope, started, asyncio.current_task())
         try:
             await self._within_timeout(running, envelope)
+        except asyncio.CancelledError:
+            if not (run.interrupted and uncancel(run) == 0):
+                raise  # not (only) its cancel: the worker is shutting down
+            return self.cancelled(envelope)
         except Exception as exc:
-            return self.failed(envelope, exc)
+            if not run.cancelled:
+                return self.failed(envelope, exc)
         finally:
+            self.running.now.pop(envelope.id, None)
             if not isinstance(work, functools.partial):
                 work.close()  # never awaited when a hook failed first
+        if run.cancelled:
+            if run.interrupted:
+                uncancel(run)  # the job caught the cancellation and ended anyway
+            return self.cancelled(envelope)
         return Outcome("done", envelope, duration=time.perf_counter() - started)
 
     def run_here(self, envelope: Envelope) -> Outcome:
@@ -133,6 +152,7 @@ class Executor:
         assert isinstance(verdict, functools.partial)
         started = time.perf_counter()
         context = job_context(envelope)
+        run = self.running.now[envelope.id] = Run(envelope, started, None)
         try:
             if envelope.timeout is None:
                 context.run(self._body, verdict, envelope)
@@ -146,12 +166,20 @@ class Executor:
                         raise timed_out(envelope) from None
                     raise  # the job's own TimeoutError: an ordinary failure
         except Exception as exc:
-            return self.failed(envelope, exc)
+            if not run.cancelled:
+                return self.failed(envelope, exc)
+        finally:
+            self.running.now.pop(envelope.id, None)
+        if run.cancelled:  # while it ran: a thread cannot be stopped, its result is discarded
+            return self.cancelled(envelope)
         return Outcome("done", envelope, duration=time.perf_counter() - started)
 
     def verdict_before(self, envelope: Envelope) -> Outcome | Work:
         """What becomes of a job that must not run (expired, early, unknown, arguments that do
         not fit), else its work, ready to run."""
+        cancelled = self.running.cancelled
+        if cancelled and (at := cancelled.get(envelope.id)) and envelope.created_at <= at:
+            return self.cancelled(envelope)
         now = self.clock()
         if envelope.expires_at is not None and envelope.expires_at <= now:
             self.app.hooks.emit("on_expired", envelope)
@@ -211,6 +239,11 @@ class Executor:
         )
         return Outcome("retry", retry)
 
+    @staticmethod
+    def cancelled(envelope: Envelope) -> Outcome:
+        log.info("job cancelled", job_id=envelope.id, job_type=envelope.type, queue=envelope.queue)
+        return Outcome("cancelled", envelope, "cancelled")
+
     def dead(self, envelope: Envelope, error_type: str, message: str) -> Outcome:
         """A job that no retry can help: dead-lettered at once."""
         error = JobError(
@@ -223,6 +256,12 @@ class Executor:
         failed = envelope.replace(last_error=error)
         self.app.hooks.emit("on_dead", failed, f"{error_type}: {message}")
         return Outcome("dead", failed, f"{error_type}: {message}")
+
+
+def uncancel(run: Run) -> int:
+    """Take back the cancellation of the run's task; how many others are still pending."""
+    assert run.task is not None
+    return run.task.uncancel()
 
 
 def job_context(envelope: Envelope) -> contextvars.Context:

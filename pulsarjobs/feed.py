@@ -90,6 +90,7 @@ class QueueFeed:
         self.queue = queue
         self.consumer = consumer
         self.dry = False  # the broker had nothing for it lately: lower queues may run
+        self.paused = False  # paused for all workers (pauses.py): not fetched, not taken
         self._ready: deque[pulsar.Message] = deque()
         self._room = room  # the thread fetches more only while fewer than this are ready
         self._has_room = threading.Event()
@@ -141,6 +142,9 @@ class QueueFeed:
 
     def _fetch_forever(self) -> None:
         while not self._stopped.is_set():
+            if self.paused:  # what was fetched stays here, held, not run
+                self._stopped.wait(RECEIVE_POLL_MS / 1000)
+                continue
             if self.waiting >= self._room:
                 self._has_room.clear()
                 if self.waiting >= self._room:  # a take may have made room meanwhile
@@ -215,19 +219,31 @@ class Feed:
             queue.close()
 
     def has_jobs(self) -> bool:
-        return any(queue.waiting for queue in self.queues)
+        return any(queue.waiting and not queue.paused for queue in self.queues)
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        """Stop or restart taking a queue's jobs; callable from any thread."""
+        for queue_feed in self.queues:
+            if queue_feed.queue == queue and queue_feed.paused != paused:
+                queue_feed.paused = paused
+                self._ring(0)  # runners look again: at lower queues, or at this one again
 
     def pick(self) -> tuple[QueueFeed, pulsar.Message] | None:
         if not self.open:
             return None
         if self._only is not None:
+            if self._only.paused:
+                return None
             message = self._only.take()
             return None if message is None else (self._only, message)
         return self._pick_strict() if self.plan.strict else self._pick_weighted()
 
     def _pick_strict(self) -> tuple[QueueFeed, pulsar.Message] | None:
-        """A job of the first queue holding one, unless a queue before it may still deliver."""
+        """A job of the first queue holding one, unless a queue before it may still deliver (a
+        paused queue counts as dry)."""
         for queue in self.queues:
+            if queue.paused:
+                continue
             message = queue.take()
             if message is not None:
                 return queue, message
@@ -237,7 +253,7 @@ class Feed:
 
     def _pick_weighted(self) -> tuple[QueueFeed, pulsar.Message] | None:
         weights = self.plan.weights
-        holding = [i for i, queue in enumerate(self.queues) if queue.waiting]
+        holding = [i for i, queue in enumerate(self.queues) if queue.waiting and not queue.paused]
         while holding:
             chosen = random.choices(holding, weights=[weights[i] for i in holding])[0]
             message = self.queues[chosen].take()

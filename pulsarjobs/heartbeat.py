@@ -21,9 +21,25 @@ import pulsar
 GONE_AFTER_BEATS = 3
 COMPACTION_THRESHOLD_BYTES = 1024 * 1024  # about 3,000 heartbeats between compactions
 READ_TIMEOUT_MS = 5_000
+RUNNING_SHOWN = 100  # running jobs a heartbeat lists at most; `busy` counts them all
 
 WorkerState = Literal["running", "quiet", "stopping", "stopped"]
 SeenState = Literal["running", "quiet", "stopping", "stopped", "gone"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A job a worker runs now."""
+
+    job_id: str
+    type: str
+    queue: str
+    started_at: datetime
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> RunningJob:
+        started_at = datetime.fromisoformat(fields["started_at"])
+        return cls(fields["job_id"], fields["type"], fields["queue"], started_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,18 +51,21 @@ class Heartbeat:
     queues: tuple[str, ...]
     concurrency: int
     busy: int  # jobs running now
-    processed: int  # jobs settled since start: done, retried, dead or expired
+    processed: int  # jobs settled since start: done, retried, dead, expired or cancelled
     failed: int  # runs that failed: retried or dead
     rss_bytes: int | None
     state: WorkerState
     started_at: datetime
     sent_at: datetime
     interval: float  # seconds until the next heartbeat
+    running: tuple[RunningJob, ...] = ()  # the longest running first, RUNNING_SHOWN at most
 
     def encode(self) -> bytes:
         fields: dict[str, Any] = asdict(self)
         fields["started_at"] = self.started_at.isoformat()
         fields["sent_at"] = self.sent_at.isoformat()
+        for job in fields["running"]:
+            job["started_at"] = job["started_at"].isoformat()
         return json.dumps(fields, separators=(",", ":")).encode()
 
     @classmethod
@@ -59,6 +78,7 @@ class Heartbeat:
             fields["queues"] = tuple(fields["queues"])
             fields["started_at"] = datetime.fromisoformat(fields["started_at"])
             fields["sent_at"] = datetime.fromisoformat(fields["sent_at"])
+            fields["running"] = tuple(map(RunningJob.from_fields, fields.get("running", ())))
             return cls(**fields)
         except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a heartbeat: {exc}") from exc

@@ -7,7 +7,6 @@ the same numbers.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -18,18 +17,22 @@ import pulsar
 
 from pulsarjobs.admin import Admin
 from pulsarjobs.backlog import Position, read_backlog
+from pulsarjobs.client_log import silent_logger
 from pulsarjobs.clock import utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Connection, client_errors, probe
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, read_dead_letter, writer_schema
 from pulsarjobs.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.errors import NotFound
-from pulsarjobs.heartbeat import SeenState, read_heartbeats
+from pulsarjobs.heartbeat import RunningJob, SeenState, read_heartbeats
+from pulsarjobs.pauses import Pause, paused_queues
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import (
+    CANCELLED_TOPIC,
     CONTROL_TOPIC,
     DEAD_LETTER_SUBSCRIPTION,
+    PAUSED_TOPIC,
     QUEUE_NAME,
     WORKERS_TOPIC,
     full_topic_name,
@@ -53,6 +56,7 @@ class QueueStats:
     consumers: int  # worker processes reading the queue
     oldest_seconds: float | None  # how long the oldest due job (waiting or running) has been due
     exact: bool  # False when the backlog was too long to read whole: `scheduled` is then a floor
+    paused: bool = False  # workers take none of its jobs until it is resumed
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,8 @@ class TopicInfo:
     name: str  # within the namespace
     topic: str  # in full
     partitions: int  # 0: not partitioned
-    kind: str  # queue, retries, dead letters, worker heartbeats, worker commands or topic
+    kind: str  # queue, retries, dead letters, worker heartbeats, worker commands, paused queues,
+    # cancelled jobs or topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +102,14 @@ class WorkerStatus:
     subscription: str
     queues: tuple[str, ...]
     concurrency: int
-    busy: int
+    busy: int  # jobs running now
     processed: int
     failed: int
     rss_bytes: int | None
     started_at: datetime
     last_seen: datetime
     silent_seconds: float
+    running: tuple[RunningJob, ...] = ()  # the longest running first, at most 100 (`busy`: all)
 
 
 @dataclass
@@ -200,10 +206,17 @@ class Inspector(Closing):
         return sorted(names)
 
     def queues(self, scan_limit: int = SCAN_LIMIT) -> list[QueueStats]:
-        return [self.queue(name, scan_limit) for name in self.queue_names()]
+        paused = self.paused_queues()
+        return [self.queue(name, scan_limit, paused=name in paused) for name in self.queue_names()]
 
-    def queue(self, name: str, scan_limit: int = SCAN_LIMIT) -> QueueStats:
-        """`scan_limit`: messages read per topic to tell scheduled jobs from waiting ones."""
+    def paused_queues(self) -> dict[str, Pause]:
+        return paused_queues(self.connection)
+
+    def queue(
+        self, name: str, scan_limit: int = SCAN_LIMIT, *, paused: bool | None = None
+    ) -> QueueStats:
+        """A queue's stats, reading up to `scan_limit` messages per topic to tell scheduled jobs
+        from waiting ones; `paused` when the caller knows it already."""
         topics = topics_for(self.settings, name)
         jobs_topic, retry_topic = self._stats(topics.jobs), self._stats(topics.retry)
         subscription = self.settings.subscription
@@ -226,6 +239,7 @@ class Inspector(Closing):
             consumers=len(parts[0].get("consumers", [])),
             oldest_seconds=(utc_now() - oldest).total_seconds() if oldest else None,
             exact=schedule.complete,
+            paused=name in self.paused_queues() if paused is None else paused,
         )
 
     def _schedule(self, topics: list[str], backlog: int, scan_limit: int) -> _Schedule:
@@ -330,6 +344,7 @@ class Inspector(Closing):
                 started_at=beat.started_at,
                 last_seen=beat.sent_at,
                 silent_seconds=max(0.0, (now - beat.sent_at).total_seconds()),
+                running=beat.running,
             )
             for beat in heartbeats.values()
         ]
@@ -366,6 +381,8 @@ def topic_kind(name: str) -> str:
         return "worker heartbeats"
     if name == CONTROL_TOPIC:
         return "worker commands"
+    if name in (PAUSED_TOPIC, CANCELLED_TOPIC):
+        return "paused queues" if name == PAUSED_TOPIC else "cancelled jobs"
     if name.endswith("-RETRY"):
         return "retries"
     if name.endswith("-DLQ"):
@@ -379,9 +396,3 @@ def due_time(message: pulsar.Message, envelope: Envelope | None) -> datetime:
     published = datetime.fromtimestamp(message.publish_timestamp() / 1000, tz=UTC)
     run_at = envelope.run_at if envelope is not None else None
     return max(published, run_at) if run_at is not None else published
-
-
-def silent_logger() -> Any:
-    """A logger that drops the Pulsar client's lines: commands report failures themselves.
-    (A Python logger would do too, but the client may crash logging to it at exit.)"""
-    return pulsar.FileLogger(pulsar.LoggerLevel.Error, os.devnull)

@@ -100,6 +100,7 @@ class Presence:
             started_at=self.started_at,
             sent_at=utc_now(),
             interval=self.settings.heartbeat_interval,
+            running=worker.running_jobs,
         )
 
     # -- inside ------------------------------------------------------------------------------
@@ -165,10 +166,11 @@ class Presence:
 
 
 def keep_compacted(admin_url: str, token: str | None, topic: str) -> None:
-    """Ask the broker to compact the heartbeat topic; without it, reading the workers' state
-    would read every heartbeat ever sent. Best effort: the admin API may be out of reach."""
+    """Ask the broker to compact a keyed topic (heartbeats, marks); without it, reading the
+    latest value of each key would read every message ever sent. Best effort: the admin API
+    may be out of reach."""
     try:
         with Admin(admin_url, token=token, timeout=5.0) as admin:
             admin.set_compaction_threshold(topic, COMPACTION_THRESHOLD_BYTES)
     except PulsarJobsError as exc:
-        log.warning("cannot set compaction on the heartbeat topic", topic=topic, error=str(exc))
+        log.warning("cannot set compaction on a topic", topic=topic, error=str(exc))

@@ -61,7 +61,7 @@ class Settler:
 
     def store(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
         """Publish what replaces the message; the future completes once the broker has it.
-        None when nothing replaces it (done, expired)."""
+        None when nothing replaces it (done, expired, cancelled)."""
         topics = self.topics(queue)
         match outcome.kind:
             case "retry" | "early":

@@ -16,6 +16,7 @@ class WorkerStats:
     expired: int = 0  # not run: past their expires_at
     early: int = 0  # delivered before their run_at, put back
     duplicates: int = 0  # delivered again after they were settled, acknowledged unrun
+    cancelled: int = 0  # cancelled by a user: acknowledged unrun, or their run's result discarded
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, kind: Kind) -> None:
@@ -35,8 +36,8 @@ class WorkerStats:
 
     @property
     def processed(self) -> int:
-        """Jobs settled: done, retried, dead or expired."""
-        return self.done + self.failed + self.expired
+        """Jobs settled: done, retried, dead, expired or cancelled."""
+        return self.done + self.failed + self.expired + self.cancelled
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
@@ -49,4 +50,5 @@ _COUNTER: dict[Kind, str] = {
     "undecodable": "dead",
     "expired": "expired",
     "early": "early",
+    "cancelled": "cancelled",
 }

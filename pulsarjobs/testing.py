@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from pulsarjobs.app import App, Job
+from pulsarjobs.cancels import Cancel
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.connection import Acks, Connection
 from pulsarjobs.envelope import Envelope
@@ -28,7 +29,7 @@ from pulsarjobs.execution import Executor, Outcome
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.settings import Settings
 from pulsarjobs.settle import Delivery, Settler
-from pulsarjobs.topics import is_dead_letter_topic, queue_of, topics_for
+from pulsarjobs.topics import cancelled_topic, is_dead_letter_topic, queue_of, topics_for
 
 WORKER = "pulsarjobs.testing"
 
@@ -49,6 +50,7 @@ class InMemoryConnection(Connection):
         self.clock = clock
         self._published: list[PublishedMessage] = []
         self._published_lock = threading.Lock()  # sync jobs enqueue from worker threads
+        self.marks: dict[str, dict[str, bytes]] = {}  # by topic, then key (see marks.py)
 
     @property
     def client(self) -> NoReturn:
@@ -63,6 +65,15 @@ class InMemoryConnection(Connection):
     def message_ttl(self) -> float | None:
         """Memory keeps messages for ever."""
         return None
+
+    def put_mark(self, topic: str, key: str, value: bytes) -> None:
+        """Kept in memory, as the broker keeps marks; an empty value removes the mark."""
+        with self._published_lock:
+            marks = self.marks.setdefault(topic, {})
+            if value:
+                marks[key] = value
+            else:
+                marks.pop(key, None)
 
     def _send(
         self,
@@ -117,6 +128,7 @@ class TestRunner:
         self.dead: list[Envelope] = []  # each with its last_error; the reason is in outcomes
         self.dead_letters: list[PublishedMessage] = []  # as the worker writes them
         self.expired: list[Envelope] = []
+        self.cancelled: list[Envelope] = []  # by `app.cancel`: not run, or their result discarded
         self.outcomes: list[Outcome] = []  # of every run, in order
         self._queue: list[_Pending] = []
         self._sequence = 0
@@ -207,6 +219,7 @@ class TestRunner:
 
     async def _run_head(self) -> Outcome:
         pending = heapq.heappop(self._queue)
+        self._follow_cancels()
         outcome = await self._executor.run(pending.envelope)
         self._settle(pending.delivery, pending.envelope.queue, outcome)
         return outcome
@@ -226,6 +239,14 @@ class TestRunner:
                 self.dead.append(outcome.envelope)
             case "expired":
                 self.expired.append(outcome.envelope)
+            case "cancelled":
+                self.cancelled.append(outcome.envelope)
+
+    def _follow_cancels(self) -> None:
+        """What `app.cancel` stored, as a worker follows it."""
+        marks = self.connection.marks.get(cancelled_topic(self.app.settings), {})
+        cancelled = {job_id: Cancel.decode(mark).cancelled_at for job_id, mark in marks.items()}
+        self._executor.running.cancelled = cancelled
 
     def _collect(self) -> None:
         """Decode what was published since the last look, as a worker receiving it would."""

@@ -16,12 +16,15 @@ from pulsarjobs.settings import Settings
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 DEAD_LETTER_SUBSCRIPTION = "pulsarjobs-dead-letters"
+KEEPER_SUBSCRIPTION = "pulsarjobs-keep"  # on marks topics; never acknowledges: keeps marks stored
 
 # The namespace's own topics, beside the queues'.
 WORKERS_TOPIC = "pulsarjobs-workers"  # compacted: each worker's latest heartbeat
 CONTROL_TOPIC = "pulsarjobs-control"  # commands to running workers
 SCHEDULER_LEADER_TOPIC = "pulsarjobs-scheduler-leader"  # its exclusive producer is the leader
 SCHEDULER_TICKS_TOPIC = "pulsarjobs-scheduler-ticks"  # compacted: the last tick of each schedule
+PAUSED_TOPIC = "pulsarjobs-paused"  # compacted marks: the paused queues
+CANCELLED_TOPIC = "pulsarjobs-cancelled"  # compacted marks: the cancelled job ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,14 @@ def scheduler_leader_topic(settings: Settings) -> str:
 
 def scheduler_ticks_topic(settings: Settings) -> str:
     return namespace_topic(settings, SCHEDULER_TICKS_TOPIC)
+
+
+def paused_topic(settings: Settings) -> str:
+    return namespace_topic(settings, PAUSED_TOPIC)
+
+
+def cancelled_topic(settings: Settings) -> str:
+    return namespace_topic(settings, CANCELLED_TOPIC)
 
 
 def topics_for(settings: Settings, queue: str) -> QueueTopics:

@@ -25,7 +25,8 @@ from pulsarjobs.app import App
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor
 from pulsarjobs.feed import Feed, QueuePlan, keep_dead_letters, subscribe
-from pulsarjobs.heartbeat import WorkerState
+from pulsarjobs.following import Following
+from pulsarjobs.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
 from pulsarjobs.intake import Intake, kinds_of_jobs
 from pulsarjobs.presence import Presence
 from pulsarjobs.runners import LoopRunners, Runners, Slots, ThreadRunners
@@ -48,6 +49,8 @@ class _Running:
     loop: asyncio.AbstractEventLoop
     stop_requested: asyncio.Event
     feed: Feed | None = None
+    executor: Executor | None = None
+    following: Following | None = None  # paused queues and cancelled jobs
     runners: list[Runners] = field(default_factory=list)
     threads: ThreadPoolExecutor | None = None
     presence: Presence | None = None
@@ -103,7 +106,12 @@ class Worker:
         if consumers is None:  # stopped before the broker could be reached
             await asyncio.to_thread(self.app.close)
             return
-        self._start(running, consumers)
+        self._build(running, consumers)
+        assert running.feed is not None and running.executor is not None
+        running.following = await asyncio.to_thread(
+            Following.start, self.app.connection, running.feed, running.executor.running
+        )
+        self._start(running)
         self.app.hooks.emit("on_worker_start", self)
         self.ready.set()
         log.info("worker started", worker=self.name, queues=list(self.plan.names),
@@ -113,12 +121,12 @@ class Worker:
         await running.stop_requested.wait()
         await self._shutdown(running)
 
-    def _start(self, running: _Running, consumers: dict[str, pulsar.Consumer]) -> None:
+    def _build(self, running: _Running, consumers: dict[str, pulsar.Consumer]) -> None:
         running.threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
         settler = Settler(self.app, self.topics.__getitem__, self.name)
         intake = Intake(self.app, settler, WriterSchemas(self.settings), self.stats)
         feed = running.feed = Feed(self.plan, consumers, self.ready_room)
-        executor = Executor(self.app, self.name, running.threads)
+        executor = running.executor = Executor(self.app, self.name, running.threads)
         parts = (feed, intake, settler, executor, self.stats, self.concurrency, running.loop)
         any_async, any_sync = kinds_of_jobs(self.app)
         if not any_async:
@@ -128,7 +136,10 @@ class Worker:
             threads = ThreadRunners(*parts, slots, from_loop=True) if any_sync else None
             loop_runners = LoopRunners(*parts, slots, threads=threads)
             running.runners = [loop_runners] + ([threads] if threads else [])
-        feed.start()  # open before the runners start: they end once it closes
+
+    def _start(self, running: _Running) -> None:
+        assert running.feed is not None
+        running.feed.start()  # open before the runners start: they end once it closes
         for runners in running.runners:
             runners.start()  # each looks before it waits: no ring before this is missed
 
@@ -246,6 +257,8 @@ class Worker:
         self.app.connection.flush()
         running.feed.close()  # unacked jobs go back to other workers at once
         running.threads.shutdown(wait=False, cancel_futures=True)
+        if running.following is not None:
+            running.following.stop()
         self.app.close()
 
     # -- presence: what heartbeats report (see presence.py) ------------------------------------
@@ -263,3 +276,19 @@ class Worker:
         """Jobs running now."""
         running = self._running
         return sum(runners.busy for runners in running.runners) if running is not None else 0
+
+    @property
+    def paused(self) -> frozenset[str]:
+        """The queues it serves whose jobs it does not take now: they are paused."""
+        feed = self._running.feed if self._running is not None else None
+        return (
+            frozenset(queue.queue for queue in feed.queues if queue.paused) if feed else frozenset()
+        )
+
+    @property
+    def running_jobs(self) -> tuple[RunningJob, ...]:
+        """The longest-running jobs, the longest first, as many as a heartbeat lists."""
+        running = self._running
+        if running is None or running.executor is None:
+            return ()
+        return running.executor.running.listed(RUNNING_SHOWN)

@@ -2,11 +2,10 @@
 
 import typer
 
-from pulsarjobs.cli import broker, dlq, namespace, topics, workers
+from pulsarjobs.cli import broker, dlq, jobs, namespace, queues, topics, workers
 from pulsarjobs.cli.context import connection_options
 from pulsarjobs.cli.dashboard import dashboard
 from pulsarjobs.cli.enqueue import enqueue
-from pulsarjobs.cli.queues import queues
 from pulsarjobs.cli.scheduling import cron, scheduler
 from pulsarjobs.cli.worker import worker
 from pulsarjobs.logs import configure_logging
@@ -19,7 +18,8 @@ app.command()(scheduler)
 app.add_typer(cron, name="cron")
 # Operating: see docs/operations.md.
 app.command()(enqueue)
-app.command()(queues)
+app.add_typer(queues.app, name="queues")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(workers.app, name="workers")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(topics.app, name="topics")

@@ -1,4 +1,5 @@
-"""`pulsarjobs queues [--watch]`: every queue's jobs, by state."""
+"""`pulsarjobs queues [--watch] | pause Q | resume Q`: every queue's jobs, by state; pausing and
+resuming a queue for every worker."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from rich.table import Table
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import AsJson, print_json, reports_errors
 from pulsarjobs.inspect import Inspector, QueueStats
+from pulsarjobs.pauses import pause, resume
 
+app = typer.Typer(help="Queues: their jobs by state; pause and resume one.")
 console = Console()
+Queue = Annotated[str, typer.Argument(help="The queue's name.")]
 COLUMNS = (
     "queue",
     "waiting",
@@ -28,6 +32,7 @@ COLUMNS = (
 )
 
 
+@app.callback(invoke_without_command=True)
 @reports_errors
 def queues(
     ctx: typer.Context,
@@ -38,6 +43,8 @@ def queues(
     as_json: AsJson = False,
 ) -> None:
     """Jobs waiting, scheduled, in flight and dead, per queue, with rates and workers."""
+    if ctx.invoked_subcommand is not None:
+        return
     if watch and as_json:
         raise typer.BadParameter("--watch shows a table; leave out --json", param_hint="--watch")
     with inspecting(ctx) as inspector:
@@ -47,6 +54,24 @@ def queues(
             watch_queues(inspector, interval)
         else:
             console.print(queue_table(inspector))
+
+
+@app.command("pause")
+@reports_errors
+def pause_queue(ctx: typer.Context, queue: Queue) -> None:
+    """Stop every worker taking the queue's jobs; they stay stored until it is resumed."""
+    with inspecting(ctx) as inspector:
+        pause(inspector.connection, queue)
+    console.print(f"Queue {queue} is paused: workers take none of its jobs.", highlight=False)
+
+
+@app.command("resume")
+@reports_errors
+def resume_queue(ctx: typer.Context, queue: Queue) -> None:
+    """Let workers take the queue's jobs again."""
+    with inspecting(ctx) as inspector:
+        resume(inspector.connection, queue)
+    console.print(f"Queue {queue} is resumed.", highlight=False)
 
 
 def watch_queues(inspector: Inspector, interval: float) -> None:
@@ -75,7 +100,7 @@ def queue_table(inspector: Inspector) -> Table:
 def row(queue: QueueStats) -> tuple[str, ...]:
     scheduled = f"{queue.scheduled}" if queue.exact else f"≥{queue.scheduled}"
     return (
-        queue.queue,
+        f"{queue.queue} [yellow](paused)[/]" if queue.paused else queue.queue,
         str(queue.waiting),
         scheduled,
         str(queue.in_flight),

@@ -119,6 +119,13 @@ def make_app(settings: Settings) -> App:
         await asyncio.sleep(seconds)
         record("end")
 
+    @app.job(retry=FAST_RETRY)
+    def hold_sync_then_fail(seconds: float) -> None:
+        record("start")
+        time.sleep(seconds)
+        record("end")
+        raise RuntimeError("failed after holding")
+
     @app.job
     def scheduled(n: int) -> None:
         run_at = current_job().run_at

@@ -59,13 +59,13 @@ def test_the_memory_of_this_process_is_known() -> None:
 
 
 def test_worker_stats_count_processed_and_failed_runs() -> None:
-    stats = WorkerStats(done=5, retried=2, dead=1, expired=1, early=3, duplicates=4)
-    assert (stats.processed, stats.failed) == (9, 3)
+    stats = WorkerStats(done=5, retried=2, dead=1, expired=1, early=3, duplicates=4, cancelled=2)
+    assert (stats.processed, stats.failed) == (11, 3)
 
 
 def test_worker_stats_count_each_outcome_kind_under_its_name() -> None:
     stats = WorkerStats()
-    for kind in ("done", "retry", "dead", "undecodable", "expired", "early"):
+    for kind in ("done", "retry", "dead", "undecodable", "expired", "early", "cancelled"):
         stats.count(kind)
     stats.count_duplicate()
     assert stats.as_dict() == {
@@ -75,4 +75,5 @@ def test_worker_stats_count_each_outcome_kind_under_its_name() -> None:
         "expired": 1,
         "early": 1,
         "duplicates": 1,
+        "cancelled": 1,
     }

@@ -1,0 +1,73 @@
+"""The jobs a worker runs now, and the cancelled job ids it knows of.
+
+The Executor adds a run here when it starts and removes it when it ends (one dict insert and one
+removal per job). A cancel mark (cancels.py) arrives on the Pulsar client's listener thread: it is
+remembered for the deliveries to come and, when the job runs now, stops it — an async run's
+task is cancelled on its event loop, while a sync run cannot be stopped and is only marked, so
+that its result is discarded. Heartbeats list the longest-running jobs from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from datetime import datetime, timedelta
+
+from pulsarjobs.clock import utc_now
+from pulsarjobs.envelope import Envelope
+from pulsarjobs.heartbeat import RunningJob
+
+
+class Run:
+    """One job running now."""
+
+    __slots__ = ("cancelled", "envelope", "interrupted", "started", "task")
+
+    def __init__(self, envelope: Envelope, started: float, task: asyncio.Task[None] | None):
+        self.envelope = envelope
+        self.started = started  # time.perf_counter() when it started
+        self.task = task  # the task an async run runs in; None for a sync run
+        self.cancelled = False  # its cancel came while it ran: its outcome is `cancelled`
+        self.interrupted = False  # its task was cancelled for it
+
+
+class RunningJobs:
+    def __init__(self) -> None:
+        self.now: dict[str, Run] = {}  # by job id
+        self.cancelled: dict[str, datetime] = {}  # job id -> cancelled at
+
+    def cancel(self, job_id: str, at: datetime) -> None:
+        """A job was cancelled at `at`: its copies created until then must not run, and one
+        running now stops. Callable from any thread."""
+        self.cancelled[job_id] = at
+        run = self.now.get(job_id)
+        if run is None or run.envelope.created_at > at:
+            return
+        run.cancelled = True
+        if run.task is not None:
+            run.task.get_loop().call_soon_threadsafe(self._interrupt, run)
+
+    def forget(self, job_id: str) -> None:
+        self.cancelled.pop(job_id, None)
+
+    def _interrupt(self, run: Run) -> None:
+        """On the run's loop: cancel its task, unless the run has ended meanwhile (the task
+        then runs other jobs)."""
+        if self.now.get(run.envelope.id) is run and run.task is not None and not run.interrupted:
+            run.interrupted = True
+            run.task.cancel()
+
+    def listed(self, limit: int) -> tuple[RunningJob, ...]:
+        """The `limit` longest-running jobs, the longest first."""
+        runs = heapq.nsmallest(limit, list(self.now.values()), key=lambda run: run.started)
+        wall, clock = utc_now(), time.perf_counter()
+        return tuple(
+            RunningJob(
+                job_id=run.envelope.id,
+                type=run.envelope.type,
+                queue=run.envelope.queue,
+                started_at=wall - timedelta(seconds=clock - run.started),
+            )
+            for run in runs
+        )
