@@ -1,5 +1,6 @@
 """What the dashboard's buttons do, each through the same code as the command line: replay and
-delete dead letters (replay.py, in a background task), quiet and stop workers (control.tell).
+delete dead letters (replay.py, in a background task), quiet and stop workers (control.tell),
+pause and resume queues (pauses.py), cancel a job or run it now (cancels.py).
 Every one is a POST, also under /api/ (answering JSON there, and redirecting a browser
 elsewhere), and works from a plain HTML form: htmx only enhances."""
 
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from pulsarjobs import cancels, pauses
 from pulsarjobs.connection import client_errors
 from pulsarjobs.control import COMMANDS, Command, tell
 from pulsarjobs.dashboard.auth import COOKIE, safe_next
@@ -43,6 +45,9 @@ def routes() -> list[Route]:
         found += [
             Route(f"{prefix}/dead/{{action}}", dead_letters, methods=["POST"]),
             Route(f"{prefix}/workers/{{command}}", command_worker, methods=["POST"]),
+            Route(f"{prefix}/queues/{{switch}}", switch_queue, methods=["POST"]),
+            Route(f"{prefix}/jobs/cancel", cancel_job, methods=["POST"]),
+            Route(f"{prefix}/jobs/run-now", run_job_now, methods=["POST"]),
         ]
     return found
 
@@ -145,6 +150,53 @@ def tell_worker(request: Request, worker: str, command: Command) -> str | None:
     with client_errors(dash.settings.service_url, f"telling {worker} to {command}"):
         beat = tell(inspector.client, dash.settings, worker, command, CONFIRM_SECONDS)
     return beat.state if beat is not None else None
+
+
+# -- queues and jobs ---------------------------------------------------------------------------
+
+
+async def switch_queue(request: Request) -> Response:
+    switch = request.path_params["switch"]
+    if switch not in ("pause", "resume"):
+        raise NotFound(f"No queue action {switch!r}: use pause or resume.")
+    form = await request.form()
+    queue = queue_param(str(form.get("queue") or ""))
+    dash = dashboard_of(request)
+    change = pauses.pause if switch == "pause" else pauses.resume
+    await run_in_threadpool(change, dash.inspector.connection, queue)
+    dash.snapshots.forget()  # the next page shows the change
+    done = "paused: workers take none of its jobs" if switch == "pause" else "resumed"
+    body = {"queue": queue, "paused": switch == "pause"}
+    return answer(request, body, back(form, "/queues"), f"Queue {queue} is {done}.")
+
+
+async def cancel_job(request: Request) -> Response:
+    form = await request.form()
+    job_id = str(form.get("job_id") or "").strip()
+    if not job_id:
+        raise BadRequest("Say which job to cancel: job_id=ID.")
+    connection = dashboard_of(request).inspector.connection
+    mark = await run_in_threadpool(cancels.cancel, connection, job_id)
+    body = {"job_id": job_id, "cancelled_at": mark.cancelled_at.isoformat()}
+    notice = f"Job {job_id} is cancelled: it will not run (a running one stops or is discarded)."
+    return answer(request, body, back(form, "/scheduled"), notice)
+
+
+async def run_job_now(request: Request) -> Response:
+    form = await request.form()
+    queue = queue_param(str(form.get("queue") or ""))
+    position = str(form.get("position") or "")
+    parse_position_param(position)
+    dash = dashboard_of(request)
+    job_id = await run_in_threadpool(cancels.run_now, dash.inspector, queue, position)
+    dash.snapshots.forget()
+    notice = f"Job {job_id} runs now: a copy is enqueued, due now; the waiting one is cancelled."
+    return answer(request, {"job_id": job_id}, back(form, "/scheduled"), notice)
+
+
+def back(form: FormData, default: str) -> str:
+    """The page the form came from, when it says (`back`), to return to."""
+    return safe_next(str(form.get("back") or default))
 
 
 # -- logging in --------------------------------------------------------------------------------

@@ -85,6 +85,11 @@ class Snapshots:
                 )
             return self._latest
 
+    def forget(self) -> None:
+        """After a change: the next page reads afresh."""
+        with self._lock:
+            self._latest = None
+
     def _read(self, inspector: Inspector) -> Snapshot:
         queues = tuple(inspector.queues(self.scan))
         retrying = {queue.queue: self.browser.held(queue.queue, "retry") for queue in queues}

@@ -3,12 +3,14 @@ same context is the page's JSON under /api/ (pages.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import Request
 
 from pulsarjobs.backlog import Position, parse_position
-from pulsarjobs.browse import PAGE_SIZES, WHERE, Where
+from pulsarjobs.browse import PAGE_SIZES, WHERE, JobMessage, Where
+from pulsarjobs.cancels import cancelled_jobs
 from pulsarjobs.clock import utc_now
 from pulsarjobs.dashboard.samples import Point
 from pulsarjobs.dashboard.snapshot import Snapshot
@@ -64,7 +66,13 @@ def scheduled(request: Request, dash: Dashboard) -> Context:
     name = chosen_queue(request, snapshot, {q.queue: q.scheduled for q in snapshot.queues})
     size = page_size(request)
     page = dash.browser.scheduled(name, cursor(request), size) if name else None
-    return {"queue": name, "queues": queue_names(snapshot), "size": size, "page": page}
+    return {
+        "queue": name,
+        "queues": queue_names(snapshot),
+        "size": size,
+        "page": page,
+        "cancelled": cancelled_among(dash, page.items if page else ()),
+    }
 
 
 def retries(request: Request, dash: Dashboard) -> Context:
@@ -72,7 +80,13 @@ def retries(request: Request, dash: Dashboard) -> Context:
     name = chosen_queue(request, snapshot, snapshot.retrying)
     size = page_size(request)
     page = dash.browser.retries(name, cursor(request), size) if name else None
-    return {"queue": name, "queues": queue_names(snapshot), "size": size, "page": page}
+    return {
+        "queue": name,
+        "queues": queue_names(snapshot),
+        "size": size,
+        "page": page,
+        "cancelled": cancelled_among(dash, page.items if page else ()),
+    }
 
 
 def dead(request: Request, dash: Dashboard) -> Context:
@@ -119,7 +133,7 @@ def job(request: Request, dash: Dashboard) -> Context:
     found = dash.browser.message(name, where, position)
     if found is None:
         raise NotFound(f"No message at {request.path_params['position']} on {where} of {name}.")
-    return {"found": found}
+    return {"found": found, "cancelled": cancelled_among(dash, [found.job] if found.job else [])}
 
 
 def task(request: Request, dash: Dashboard) -> Context:
@@ -127,6 +141,19 @@ def task(request: Request, dash: Dashboard) -> Context:
     if found is None:
         raise NotFound("No such task: the dashboard forgets them when it restarts.")
     return {"task": found}
+
+
+def cancelled_among(dash: Dashboard, jobs: Iterable[JobMessage]) -> list[str]:
+    """The ids of those jobs a cancel covers: made at or before it (as workers judge)."""
+    envelopes = [job.envelope for job in jobs if job.envelope is not None]
+    if not envelopes:
+        return []
+    marks = cancelled_jobs(dash.inspector.connection)
+    return sorted(
+        envelope.id
+        for envelope in envelopes
+        if envelope.id in marks and envelope.created_at <= marks[envelope.id].cancelled_at
+    )
 
 
 # -- parameters --------------------------------------------------------------------------------
