@@ -30,7 +30,7 @@ from starlette.types import ASGIApp
 
 TOKEN_VARIABLE = "PULSARJOBS_DASHBOARD_TOKEN"
 COOKIE = "pulsarjobs_dashboard"
-OPEN_PATHS = ("/static/", "/login")  # reachable without the token
+OPEN_PATHS = ("/static/", "/login", "/logout")  # reachable without the token
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -40,6 +40,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",  # the first URL carries the token
     "Cache-Control": "no-store",
 }
+
+FOREIGN = "Refused: this request did not come from the dashboard's own pages."
 
 Proof = Literal["cookie", "bearer"]
 
@@ -116,19 +118,20 @@ class Guard(BaseHTTPMiddleware):
     async def _guard(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         path = request.url.path
         proof = self.secret.proof(request)
-        if request.method not in ("GET", "HEAD") and not from_own_pages(request, proof):
-            return refused(request, 403, "Refused: this request did not come from the dashboard.")
+        changes = request.method not in ("GET", "HEAD")
+        foreign = changes and not from_own_pages(request, proof)
         if path.startswith(OPEN_PATHS):
-            return await call_next(request)
-        if "token" in request.query_params and request.method in ("GET", "HEAD"):
+            return refused(request, 403, FOREIGN) if foreign else await call_next(request)
+        if "token" in request.query_params and not changes:
             return self._log_in_from_url(request)
         if proof is None:
-            if path.startswith("/api/") or request.method not in ("GET", "HEAD"):
+            if path.startswith("/api/") or changes:
                 return refused(request, 401, "Log in: this dashboard needs its token.")
             here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            query = urlencode({"next": here})
-            return RedirectResponse(f"/login?{query}", status_code=303)
-        if self.read_only and request.method not in ("GET", "HEAD") and path != "/logout":
+            return RedirectResponse(f"/login?{urlencode({'next': here})}", status_code=303)
+        if foreign:
+            return refused(request, 403, FOREIGN)
+        if self.read_only and changes:
             return refused(request, 403, "Refused: this dashboard is read-only.")
         return await call_next(request)
 
