@@ -1,16 +1,20 @@
 """A subscription's backlog, read in order without consuming it.
 
-A reader starts at the subscription's mark-delete position (everything up to it is acknowledged)
-and skips the ranges acknowledged out of order after it, so what it yields is exactly what the
-subscription still holds, oldest first, up to the newest message when the scan began. Nothing is
-delivered to the subscription's consumers, and the scan never waits for messages to come.
+A reader starts at the subscription's mark-delete position (everything up to it is acknowledged),
+or later at a position the caller names (the next page of a listing), and skips the ranges
+acknowledged out of order after it, so what it yields is exactly what the subscription still
+holds, oldest first, up to the newest message when the scan began. Nothing is delivered to the
+subscription's consumers, and the scan never waits for messages to come.
+
+A message is addressed by its position, "ledger:entry" (`parse_position`, `position_text`); one
+message is read by its position with a reader that starts there (`read_at`).
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +27,7 @@ from pulsarjobs.errors import NotFound
 Position = tuple[int, int]  # (ledger, entry): the order of messages on a topic
 READ_TIMEOUT_MS = 5_000
 _RANGE = re.compile(r"\((-?\d+):(-?\d+)\.\.(-?\d+):(-?\d+)\]")
+_POSITION = re.compile(r"(\d+):(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,22 +58,48 @@ def position_of(message_id: pulsar.MessageId) -> Position:
     return message_id.ledger_id(), message_id.entry_id()
 
 
-def read_backlog(
-    admin: Admin, client: pulsar.Client, service_url: str, topic: str, subscription: str
-) -> Iterator[pulsar.Message]:
-    """The messages `subscription` has not acknowledged on `topic`, oldest first; nothing when
-    the topic or the subscription does not exist."""
+def position_text(position: Position) -> str:
+    return f"{position[0]}:{position[1]}"
+
+
+def parse_position(text: str) -> Position:
+    """ "ledger:entry", as `position_text` writes it; ValueError for anything else."""
+    match = _POSITION.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a message position; write it as ledger:entry, e.g. 12:0")
+    return int(match[1]), int(match[2])
+
+
+def subscription_cursor(admin: Admin, topic: str, subscription: str) -> Cursor | None:
+    """How far `subscription` has acknowledged `topic`; None when either does not exist."""
     try:
         cursor_stats = admin.internal_stats(topic)["cursors"].get(subscription)
+    except NotFound:
+        return None
+    return Cursor.parse(cursor_stats) if cursor_stats is not None else None
+
+
+def read_backlog(
+    admin: Admin,
+    client: pulsar.Client,
+    service_url: str,
+    topic: str,
+    subscription: str,
+    after: Position | None = None,
+) -> Generator[pulsar.Message]:
+    """The messages `subscription` has not acknowledged on `topic` (after the position `after`),
+    oldest first; nothing when the topic or the subscription does not exist."""
+    cursor = subscription_cursor(admin, topic, subscription)
+    if cursor is None:
+        return
+    try:
         end = admin.last_message_id(topic)
     except NotFound:
         return
-    if cursor_stats is None:
+    begin = max(cursor.mark_delete, after) if after is not None else cursor.mark_delete
+    if end <= begin:
         return
-    cursor = Cursor.parse(cursor_stats)
-    if end <= cursor.mark_delete:
-        return
-    start = pulsar.MessageId(ledger_id=cursor.mark_delete[0], entry_id=cursor.mark_delete[1])
+    start = pulsar.MessageId(ledger_id=begin[0], entry_id=begin[1])
     with client_errors(service_url, f"reading {topic}"):
         reader = client.create_reader(topic, start)
     try:
@@ -95,3 +126,25 @@ def _read_until(
             yield message
         if position == end:
             return
+
+
+def read_at(
+    admin: Admin, client: pulsar.Client, service_url: str, topic: str, position: Position
+) -> pulsar.Message | None:
+    """The message at `position` on `topic`; None when there is none (any more), or no topic
+    (which a reader would create)."""
+    try:
+        if admin.last_message_id(topic) < position:
+            return None
+    except NotFound:
+        return None
+    start = pulsar.MessageId(ledger_id=position[0], entry_id=position[1])
+    with client_errors(service_url, f"reading {topic}"):
+        reader = client.create_reader(topic, start, start_message_id_inclusive=True)
+        try:
+            message = reader.read_next(timeout_millis=READ_TIMEOUT_MS)
+        except pulsar.Timeout:
+            return None
+        finally:
+            reader.close()
+    return message if position_of(message.message_id()) == position else None

@@ -173,3 +173,9 @@ def read_lines(read_end: int) -> None:
                 client_log.handle(line)
             except Exception:  # a line we cannot tell must not end the telling of the next ones
                 continue
+
+
+def silent_logger() -> Any:
+    """A logger that drops the Pulsar client's lines: commands report failures themselves.
+    (A Python logger would do too, but the client may crash logging to it at exit.)"""
+    return pulsar.FileLogger(pulsar.LoggerLevel.Error, os.devnull)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pulsar
 
+from pulsarjobs.backlog import Position, parse_position
 from pulsarjobs.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.schema_registry import WriterSchemas
 
@@ -44,8 +45,14 @@ class DeadLetterFilter:
     error: str | None = None  # a piece of the error or the reason, in any case
     since: datetime | None = None  # dead-lettered at or after
     since_text: str | None = None  # `since` as the user wrote it, e.g. "2h"
+    message_ids: frozenset[str] | None = None  # only these, by position ("ledger:entry")
+    job_ids: frozenset[str] | None = None  # only dead letters of these jobs
 
     def matches(self, letter: DeadLetter) -> bool:
+        if self.message_ids is not None and letter.message_id not in self.message_ids:
+            return False
+        if self.job_ids is not None and letter.job_id not in self.job_ids:
+            return False
         if self.job_type is not None and letter.job_type != self.job_type:
             return False
         if self.error is not None:
@@ -55,8 +62,24 @@ class DeadLetterFilter:
         return self.since is None or letter.dead_at >= self.since
 
     def identity(self) -> str:
-        """The filter as written: the same command run again has the same identity."""
-        return repr((self.job_type, self.error, self.since_text))
+        """The filter as written: the same command run again has the same identity. (Without
+        ids it reads as it did before they existed: an interrupted replay resumes.)"""
+        written: tuple[object, ...] = (self.job_type, self.error, self.since_text)
+        if self.message_ids is not None or self.job_ids is not None:
+            written += (_sorted(self.message_ids), _sorted(self.job_ids))
+        return repr(written)
+
+    def span(self) -> tuple[Position, Position] | None:
+        """The first and last positions that can match, when the filter names them: a scan
+        needs to read no further."""
+        if self.message_ids is None:
+            return None
+        positions = sorted(parse_position(text) for text in self.message_ids)
+        return (positions[0], positions[-1]) if positions else None
+
+
+def _sorted(ids: frozenset[str] | None) -> list[str] | None:
+    return None if ids is None else sorted(ids)
 
 
 def read_dead_letter(message: pulsar.Message, schemas: WriterSchemas) -> DeadLetter:

@@ -7,8 +7,8 @@ the same numbers.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,12 +16,13 @@ from typing import Any
 import pulsar
 
 from pulsarjobs.admin import Admin
-from pulsarjobs.backlog import read_backlog
+from pulsarjobs.backlog import Position, read_backlog
+from pulsarjobs.client_log import silent_logger
 from pulsarjobs.clock import utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Connection, client_errors, probe
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, read_dead_letter, writer_schema
-from pulsarjobs.envelope import EnvelopeError, decode
+from pulsarjobs.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.errors import NotFound
 from pulsarjobs.heartbeat import RunningJob, SeenState, read_heartbeats
 from pulsarjobs.pauses import Pause, paused_queues
@@ -125,7 +126,8 @@ class Inspector(Closing):
         self.settings = settings
         self.admin = Admin(settings.admin_url, token=settings.token)
         self._connection: Connection | None = None
-        self._schemas = WriterSchemas(settings)
+        self._opening = threading.Lock()  # a dashboard reads from several threads
+        self.schemas = WriterSchemas(settings)  # writer schemas, looked up once each
 
     def close(self) -> None:
         self.admin.close()
@@ -135,10 +137,11 @@ class Inspector(Closing):
     @property
     def connection(self) -> Connection:
         """The binary-protocol connection, opened on first use, its client's logs silenced."""
-        if self._connection is None:
-            probe(self.settings.service_url)
-            self._connection = Connection(self.settings, client_logger=silent_logger())
-        return self._connection
+        with self._opening:
+            if self._connection is None:
+                probe(self.settings.service_url)
+                self._connection = Connection(self.settings, client_logger=silent_logger())
+            return self._connection
 
     @property
     def client(self) -> pulsar.Client:
@@ -202,23 +205,26 @@ class Inspector(Closing):
                 names.add(name)
         return sorted(names)
 
-    def queues(self) -> list[QueueStats]:
+    def queues(self, scan_limit: int = SCAN_LIMIT) -> list[QueueStats]:
         names = self.queue_names()
         paused = self.paused_queues() if names else {}
-        return [self.queue(name, paused=name in paused) for name in names]
+        return [self.queue(name, scan_limit, paused=name in paused) for name in names]
 
     def paused_queues(self) -> dict[str, Pause]:
         return paused_queues(self.connection)
 
-    def queue(self, name: str, *, paused: bool | None = None) -> QueueStats:
-        """A queue's stats; `paused` when the caller knows it already."""
+    def queue(
+        self, name: str, scan_limit: int = SCAN_LIMIT, *, paused: bool | None = None
+    ) -> QueueStats:
+        """A queue's stats, reading up to `scan_limit` messages per topic to tell scheduled jobs
+        from waiting ones; `paused` when the caller knows it already."""
         topics = topics_for(self.settings, name)
         jobs_topic, retry_topic = self._stats(topics.jobs), self._stats(topics.retry)
         subscription = self.settings.subscription
         parts = [subscription_of(stats, subscription) for stats in (jobs_topic, retry_topic)]
         backlog = sum(int(part.get("msgBacklog", 0)) for part in parts)
         in_flight = sum(int(part.get("unackedMessages", 0)) for part in parts)
-        schedule = self._schedule([topics.jobs, topics.retry], backlog)
+        schedule = self._schedule([topics.jobs, topics.retry], backlog, scan_limit)
         if not schedule.complete:  # the broker knows of those it has read ahead, at least
             delayed = sum(int(part.get("msgDelayed", 0)) for part in parts)
             schedule.scheduled = max(schedule.scheduled, delayed)
@@ -237,7 +243,7 @@ class Inspector(Closing):
             paused=name in self.paused_queues() if paused is None else paused,
         )
 
-    def _schedule(self, topics: list[str], backlog: int) -> _Schedule:
+    def _schedule(self, topics: list[str], backlog: int, scan_limit: int) -> _Schedule:
         """Read the backlogs: the broker counts delayed messages only once a consumer made it
         read them, so with no worker running it would call every scheduled job waiting."""
         schedule = _Schedule()
@@ -246,23 +252,22 @@ class Inspector(Closing):
         now = utc_now()
         for topic in topics:
             for read, message in enumerate(self._backlog(topic, self.settings.subscription)):
-                if read == SCAN_LIMIT:
+                if read == scan_limit:
                     schedule.complete = False
                     break
-                due = self._due_time(message)
+                due = due_time(message, self.envelope_of(message))
                 if due > now:
                     schedule.scheduled += 1
                 elif schedule.oldest_due is None or due < schedule.oldest_due:
                     schedule.oldest_due = due
         return schedule
 
-    def _due_time(self, message: pulsar.Message) -> datetime:
-        published = datetime.fromtimestamp(message.publish_timestamp() / 1000, tz=UTC)
+    def envelope_of(self, message: pulsar.Message) -> Envelope | None:
+        """The job a message holds; None for a message that is no job envelope."""
         try:
-            run_at = decode(message.data(), writer_schema(self._schemas, message)).run_at
+            return decode(message.data(), writer_schema(self.schemas, message))
         except EnvelopeError:
-            return published  # not a job: it waits like one until a worker dead-letters it
-        return max(published, run_at) if run_at is not None else published
+            return None
 
     def _stats(self, topic: str) -> dict[str, Any]:
         try:
@@ -270,8 +275,12 @@ class Inspector(Closing):
         except NotFound:
             return {}
 
-    def _backlog(self, topic: str, subscription: str) -> Iterator[pulsar.Message]:
-        return read_backlog(self.admin, self.client, self.settings.service_url, topic, subscription)
+    def _backlog(
+        self, topic: str, subscription: str, after: Position | None = None
+    ) -> Generator[pulsar.Message]:
+        return read_backlog(
+            self.admin, self.client, self.settings.service_url, topic, subscription, after
+        )
 
     # -- dead letters ------------------------------------------------------------------------
 
@@ -279,11 +288,14 @@ class Inspector(Closing):
         dead = self._stats(topics_for(self.settings, queue).dead)
         return int(subscription_of(dead, DEAD_LETTER_SUBSCRIPTION).get("msgBacklog", 0))
 
-    def scan_dead_letters(self, queue: str) -> Iterator[tuple[pulsar.MessageId, DeadLetter]]:
-        """Every dead letter of a queue still held, oldest first, with its message id."""
+    def scan_dead_letters(
+        self, queue: str, after: Position | None = None
+    ) -> Generator[tuple[pulsar.MessageId, DeadLetter]]:
+        """Every dead letter of a queue still held (after the position `after`), oldest first,
+        with its message id."""
         topic = topics_for(self.settings, queue).dead
-        for message in self._backlog(topic, DEAD_LETTER_SUBSCRIPTION):
-            yield message.message_id(), read_dead_letter(message, self._schemas)
+        for message in self._backlog(topic, DEAD_LETTER_SUBSCRIPTION, after):
+            yield message.message_id(), read_dead_letter(message, self.schemas)
 
     def dead_letters(
         self, queue: str, matching: DeadLetterFilter | None = None, limit: int | None = None
@@ -379,7 +391,9 @@ def topic_kind(name: str) -> str:
     return "queue" if QUEUE_NAME.match(name) else "topic"
 
 
-def silent_logger() -> Any:
-    """A logger that drops the Pulsar client's lines: commands report failures themselves.
-    (A Python logger would do too, but the client may crash logging to it at exit.)"""
-    return pulsar.FileLogger(pulsar.LoggerLevel.Error, os.devnull)
+def due_time(message: pulsar.Message, envelope: Envelope | None) -> datetime:
+    """When a job is due: at its `run_at`, or once published. A message that is no job waits
+    like one until a worker dead-letters it."""
+    published = datetime.fromtimestamp(message.publish_timestamp() / 1000, tz=UTC)
+    run_at = envelope.run_at if envelope is not None else None
+    return max(published, run_at) if run_at is not None else published

@@ -30,6 +30,7 @@ from typing import Any
 
 import pulsar
 
+from pulsarjobs.backlog import position_of
 from pulsarjobs.clock import utc_now
 from pulsarjobs.connection import SEND_TIMEOUT_MS, client_errors
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
@@ -182,7 +183,11 @@ def _picked(
     tally: _Tally,
     progress: Progress | None,
 ) -> Iterator[tuple[pulsar.MessageId, DeadLetter]]:
-    for message_id, letter in inspector.scan_dead_letters(queue):
+    span = matching.span()  # a filter by positions reads only from the first to the last
+    after = (span[0][0], span[0][1] - 1) if span else None
+    for message_id, letter in inspector.scan_dead_letters(queue, after):
+        if span and position_of(message_id) > span[1]:
+            break
         if progress is not None:
             progress(1)
         if matching.matches(letter):

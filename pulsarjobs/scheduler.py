@@ -30,6 +30,7 @@ from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.cron import Schedule
 from pulsarjobs.envelope import encode, pulsar_schema
 from pulsarjobs.errors import BrokerError
+from pulsarjobs.settings import Settings
 from pulsarjobs.topics import scheduler_leader_topic, scheduler_ticks_topic, topics_for
 
 log = structlog.get_logger("pulsarjobs.scheduler")
@@ -166,18 +167,17 @@ def wait_for_deduplication(admin: Admin, topic: str, stopping: threading.Event) 
     raise BrokerError(f"de-duplication did not become active on {topic}")
 
 
-def last_ticks(app: App) -> dict[str, dict[str, str]]:
-    """The last tick each schedule enqueued, as the scheduler recorded it."""
-    reader = app.connection.client.create_reader(
-        scheduler_ticks_topic(app.settings), pulsar.MessageId.earliest, is_read_compacted=True
+def last_ticks(client: pulsar.Client, settings: Settings) -> dict[str, dict[str, str]]:
+    """The last tick each schedule enqueued, as the scheduler recorded it: its tick, job id and
+    scheduler, by schedule name."""
+    reader = client.create_reader(
+        scheduler_ticks_topic(settings), pulsar.MessageId.earliest, is_read_compacted=True
     )
     found: dict[str, dict[str, str]] = {}
     try:
-        while True:
-            try:
-                message = reader.read_next(timeout_millis=500)
-            except pulsar.Timeout:
-                return found
+        while reader.has_message_available():
+            message = reader.read_next(timeout_millis=5_000)
             found[message.partition_key()] = json.loads(message.data())
     finally:
         reader.close()
+    return found

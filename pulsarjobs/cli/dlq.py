@@ -13,11 +13,12 @@ from rich.table import Table
 
 from pulsarjobs import replay as moves
 from pulsarjobs.cli.context import inspecting
-from pulsarjobs.cli.output import AsJson, fail, jsonable, print_json, reports_errors
+from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
 from pulsarjobs.clock import utc_now
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.durations import parse_since
 from pulsarjobs.inspect import Inspector
+from pulsarjobs.jsonable import jsonable
 
 app = typer.Typer(no_args_is_help=True, help="Dead letters: list, show, replay, purge.")
 console = Console()

@@ -4,6 +4,7 @@ import typer
 
 from pulsarjobs.cli import broker, dlq, jobs, namespace, queues, topics, workers
 from pulsarjobs.cli.context import connection_options
+from pulsarjobs.cli.dashboard import dashboard
 from pulsarjobs.cli.enqueue import enqueue
 from pulsarjobs.cli.scheduling import cron, scheduler
 from pulsarjobs.cli.worker import worker
@@ -23,6 +24,7 @@ app.add_typer(workers.app, name="workers")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(topics.app, name="topics")
 app.add_typer(namespace.app, name="namespace")
+app.command()(dashboard)
 
 
 def main() -> None:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import functools
 import json
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
 from pulsarjobs.errors import PulsarJobsError
+from pulsarjobs.jsonable import jsonable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,21 +41,3 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(jsonable(value), indent=2))
-
-
-def jsonable(value: Any) -> Any:
-    """Dataclasses, times and bytes as JSON values: bytes in base64, durations in seconds."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = dataclasses.fields(value)
-        return {field.name: jsonable(getattr(value, field.name)) for field in fields}
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, Mapping):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    return value

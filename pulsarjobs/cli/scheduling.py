@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, TypedDict
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from pulsarjobs.cli.context import setting_overrides
-from pulsarjobs.cli.output import reports_errors
+from pulsarjobs.cli.output import print_json, reports_errors
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
 from pulsarjobs.scheduler import Scheduler, last_ticks
+from pulsarjobs.schedules import schedule_statuses
 
 AppReference = Annotated[str, typer.Argument(metavar="APP", help="module:attribute of your App.")]
-
-
-class ScheduleRow(TypedDict):
-    schedule: str
-    cron: str
-    tz: str
-    job: str
-    missed: str
-    next: list[str]
-    last_tick: str | None
 
 
 cron = typer.Typer(no_args_is_help=True, help="Periodic jobs declared with @app.periodic.")
@@ -55,35 +45,20 @@ def list_schedules(
 ) -> None:
     """Each schedule with its next runs and the last tick a scheduler enqueued."""
     app = load_app(app_reference, setting_overrides(ctx))
-    last = last_ticks(app) if app.schedules else {}
-    now = app.clock()
-    rows: list[ScheduleRow] = []
-    for name, schedule in app.schedules.items():
-        upcoming, tick = [], now
-        for _ in range(runs):
-            tick = schedule.next_tick(tick)
-            upcoming.append(tick.astimezone(schedule.tz).isoformat())
-        rows.append(
-            ScheduleRow(
-                schedule=name,
-                cron=schedule.cron,
-                tz=str(schedule.tz),
-                job=schedule.job,
-                missed=schedule.missed,
-                next=upcoming,
-                last_tick=last.get(name, {}).get("tick"),
-            )
-        )
-    app.close()
+    try:
+        last = last_ticks(app.connection.client, app.settings) if app.schedules else {}
+        statuses = schedule_statuses(app, runs, last)
+    finally:
+        app.close()
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        print_json(statuses)
         return
     table = Table(title="Schedules")
     for column in ("schedule", "cron", "tz", "job", "missed", "next runs", "last tick"):
         table.add_column(column)
-    for row in rows:
+    for status in statuses:
         table.add_row(
-            row["schedule"], row["cron"], row["tz"], row["job"], row["missed"],
-            "\n".join(row["next"]), row["last_tick"] or "never",
+            status.schedule, status.cron, status.tz, status.job, status.missed,
+            "\n".join(status.next), status.last_tick or "never",
         )  # fmt: skip
     Console().print(table)

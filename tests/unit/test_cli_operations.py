@@ -9,11 +9,11 @@ import typer
 from typer.testing import CliRunner
 
 from pulsarjobs.cli import app
-from pulsarjobs.cli.output import jsonable
 from pulsarjobs.cli.workers import pick
 from pulsarjobs.connection import probe
 from pulsarjobs.errors import BrokerUnavailable
 from pulsarjobs.inspect import WorkerStatus, is_current, topic_kind
+from pulsarjobs.jsonable import jsonable
 
 runner = CliRunner()
 NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)

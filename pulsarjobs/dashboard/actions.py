@@ -1,0 +1,223 @@
+"""What the dashboard's buttons do, each through the same code as the command line: replay and
+delete dead letters (replay.py, in a background task), quiet and stop workers (control.tell),
+pause and resume queues (pauses.py), cancel a job or run it now (cancels.py).
+Every one is a POST, also under /api/ (answering JSON there, and redirecting a browser
+elsewhere), and works from a plain HTML form: htmx only enhances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from pulsarjobs import cancels, pauses
+from pulsarjobs.connection import client_errors
+from pulsarjobs.control import COMMANDS, Command, tell
+from pulsarjobs.dashboard.auth import COOKIE, safe_next
+from pulsarjobs.dashboard.pages import render, with_notice
+from pulsarjobs.dashboard.state import dashboard_of
+from pulsarjobs.dashboard.tasks import Action, Busy
+from pulsarjobs.dashboard.views import (
+    BadRequest,
+    dead_letter_filter,
+    parse_position_param,
+    queue_param,
+)
+from pulsarjobs.dead_letters import DeadLetterFilter
+from pulsarjobs.errors import NotFound
+
+CONFIRM_SECONDS = 5.0  # how long a worker command waits for the worker to confirm
+ACTIONS: dict[str, Action] = {"replay": "replay", "delete": "delete"}
+WORKER_COMMANDS: dict[str, Command] = {command: command for command in COMMANDS}
+
+
+def routes() -> list[Route]:
+    found = [
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", log_in, methods=["POST"]),
+        Route("/logout", log_out, methods=["POST"]),
+    ]
+    for prefix in ("", "/api"):
+        found += [
+            Route(f"{prefix}/dead/{{action}}", dead_letters, methods=["POST"]),
+            Route(f"{prefix}/workers/{{command}}", command_worker, methods=["POST"]),
+            Route(f"{prefix}/queues/{{switch}}", switch_queue, methods=["POST"]),
+            Route(f"{prefix}/jobs/cancel", cancel_job, methods=["POST"]),
+            Route(f"{prefix}/jobs/run-now", run_job_now, methods=["POST"]),
+        ]
+    return found
+
+
+def answer(
+    request: Request, body: dict[str, Any], to: str, notice: str, status: int = 200
+) -> Response:
+    """JSON for the API; for a browser, the next page with a notice."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse(body, status_code=status)
+    return with_notice(RedirectResponse(to, status_code=303), notice)
+
+
+# -- dead letters ------------------------------------------------------------------------------
+
+
+async def dead_letters(request: Request) -> Response:
+    action = ACTIONS.get(request.path_params["action"])
+    if action is None:
+        raise NotFound(f"No action {request.path_params['action']!r}: use replay or delete.")
+    form = await request.form()
+    queue = queue_param(str(form.get("queue") or ""))
+    matching, picks = picked(form)
+    dash = dashboard_of(request)
+    total = await run_in_threadpool(dash.inspector.dead_count, queue)
+    try:
+        task = dash.tasks.start(action, queue, matching, picks, total)
+    except Busy as exc:
+        return answer(request, {"error": str(exc)}, f"/dead?queue={queue}", str(exc), 409)
+    body = {"task": task.id, "url": f"/api/tasks/{task.id}"}
+    return answer(request, body, f"/tasks/{task.id}", f"Started: {action} {picks}.", 202)
+
+
+def picked(form: FormData) -> tuple[DeadLetterFilter, str]:
+    """The dead letters a form names, and how to say which: one (`one`), those selected
+    (`scope=selected`, `ids`), some jobs (`job_id`), or all that match the filters
+    (`scope=matching`, `type`, `error`, `since`)."""
+    if one := form.get("one"):
+        parse_position_param(str(one))
+        return DeadLetterFilter(message_ids=frozenset([str(one)])), f"dead letter {one}"
+    if job_ids := [str(job_id) for job_id in form.getlist("job_id") if job_id]:
+        return DeadLetterFilter(
+            job_ids=frozenset(job_ids)
+        ), f"the dead letters of {len(job_ids)} job(s)"
+    scope = form.get("scope")
+    if scope == "selected":
+        ids = [str(position) for position in form.getlist("ids")]
+        if not ids:
+            raise BadRequest("No dead letter is selected: tick some first.")
+        for position in ids:
+            parse_position_param(position)
+        return DeadLetterFilter(message_ids=frozenset(ids)), f"{len(ids)} selected dead letter(s)"
+    if scope == "matching":
+        matching = dead_letter_filter(form)
+        return matching, "all dead letters" + filter_words(matching)
+    raise BadRequest("Say which dead letters: one=POSITION, job_id=ID, scope=selected or matching.")
+
+
+def filter_words(matching: DeadLetterFilter) -> str:
+    words = [
+        f"{label} {value!r}"
+        for label, value in (
+            ("of type", matching.job_type),
+            ("with error", matching.error),
+            ("since", matching.since_text),
+        )
+        if value
+    ]
+    return (" " + ", ".join(words)) if words else ""
+
+
+# -- workers -----------------------------------------------------------------------------------
+
+
+async def command_worker(request: Request) -> Response:
+    command = WORKER_COMMANDS.get(request.path_params["command"])
+    if command is None:
+        raise NotFound(f"No worker command: use {' or '.join(COMMANDS)}.")
+    form = await request.form()
+    worker = str(form.get("worker") or "")
+    state = await run_in_threadpool(tell_worker, request, worker, command)
+    body = {"worker": worker, "command": command, "confirmed": state is not None, "state": state}
+    if state is None:
+        notice = f"Sent {command} to {worker}; it has not confirmed within {CONFIRM_SECONDS:g} s."
+    else:
+        notice = f"Worker {worker} is {state}."
+    return answer(request, body, "/workers", notice)
+
+
+def tell_worker(request: Request, worker: str, command: Command) -> str | None:
+    """The state the worker confirms, or None when it did not in time."""
+    dash = dashboard_of(request)
+    inspector = dash.inspector
+    known = {status.worker: status for status in inspector.workers(everyone=True)}
+    target = known.get(worker)
+    if target is None:
+        raise NotFound(f"No worker {worker!r}.")
+    if target.state in ("gone", "stopped"):
+        raise BadRequest(f"Worker {worker} is {target.state}: it takes no command.")
+    with client_errors(dash.settings.service_url, f"telling {worker} to {command}"):
+        beat = tell(inspector.client, dash.settings, worker, command, CONFIRM_SECONDS)
+    return beat.state if beat is not None else None
+
+
+# -- queues and jobs ---------------------------------------------------------------------------
+
+
+async def switch_queue(request: Request) -> Response:
+    switch = request.path_params["switch"]
+    if switch not in ("pause", "resume"):
+        raise NotFound(f"No queue action {switch!r}: use pause or resume.")
+    form = await request.form()
+    queue = queue_param(str(form.get("queue") or ""))
+    dash = dashboard_of(request)
+    change = pauses.pause if switch == "pause" else pauses.resume
+    await run_in_threadpool(change, dash.inspector.connection, queue)
+    dash.snapshots.forget()  # the next page shows the change
+    done = "paused: workers take none of its jobs" if switch == "pause" else "resumed"
+    body = {"queue": queue, "paused": switch == "pause"}
+    return answer(request, body, back(form, "/queues"), f"Queue {queue} is {done}.")
+
+
+async def cancel_job(request: Request) -> Response:
+    form = await request.form()
+    job_id = str(form.get("job_id") or "").strip()
+    if not job_id:
+        raise BadRequest("Say which job to cancel: job_id=ID.")
+    connection = dashboard_of(request).inspector.connection
+    mark = await run_in_threadpool(cancels.cancel, connection, job_id)
+    body = {"job_id": job_id, "cancelled_at": mark.cancelled_at.isoformat()}
+    notice = f"Job {job_id} is cancelled: it will not run (a running one stops or is discarded)."
+    return answer(request, body, back(form, "/scheduled"), notice)
+
+
+async def run_job_now(request: Request) -> Response:
+    form = await request.form()
+    queue = queue_param(str(form.get("queue") or ""))
+    position = str(form.get("position") or "")
+    parse_position_param(position)
+    dash = dashboard_of(request)
+    job_id = await run_in_threadpool(cancels.run_now, dash.inspector, queue, position)
+    dash.snapshots.forget()
+    notice = f"Job {job_id} runs now: a copy is enqueued, due now; the waiting one is cancelled."
+    return answer(request, {"job_id": job_id}, back(form, "/scheduled"), notice)
+
+
+def back(form: FormData, default: str) -> str:
+    """The page the form came from, when it says (`back`), to return to."""
+    return safe_next(str(form.get("back") or default))
+
+
+# -- logging in --------------------------------------------------------------------------------
+
+
+def login_page(request: Request) -> Response:
+    context = {"next": safe_next(request.query_params.get("next")), "failed": False}
+    context["failed"] = request.query_params.get("failed") == "1"
+    return render(request, "login", context, tab="login")
+
+
+async def log_in(request: Request) -> Response:
+    form = await request.form()
+    dash = dashboard_of(request)
+    target = safe_next(str(form.get("next") or "/"))
+    if not dash.secret.accepts(str(form.get("token") or "")):
+        return render(request, "login", {"next": target, "failed": True}, "login", 401)
+    return dash.secret.log_in(RedirectResponse(target, status_code=303))
+
+
+def log_out(request: Request) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response

@@ -1,0 +1,46 @@
+"""The dashboard as an ASGI app: pages, their JSON, actions, static files, the guard in front."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from pulsarjobs.app import App
+from pulsarjobs.dashboard import actions, pages
+from pulsarjobs.dashboard.auth import Guard, Secret
+from pulsarjobs.dashboard.state import Dashboard
+from pulsarjobs.errors import PulsarJobsError
+from pulsarjobs.settings import Settings
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(
+    settings: Settings, secret: Secret, *, read_only: bool = False, app: App | None = None
+) -> Starlette:
+    """The dashboard on the broker `settings` name; `app`, when given, shows its schedules."""
+    dashboard = Dashboard.open(settings, secret, read_only, app)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        dashboard.close()
+
+    web = Starlette(
+        routes=[
+            *actions.routes(),
+            *pages.routes(),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ],
+        middleware=[Middleware(Guard, secret=secret, read_only=read_only)],
+        exception_handlers={PulsarJobsError: pages.error_response},
+        lifespan=lifespan,
+    )
+    web.state.dashboard = dashboard
+    return web

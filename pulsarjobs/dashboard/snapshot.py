@@ -1,0 +1,96 @@
+"""What Home and Queues show, read once per poll interval however many pages ask.
+
+`Inspector.queue()` reads up to 10,000 messages per topic to tell scheduled jobs from waiting
+ones: about 0.7 s per queue with a deep backlog on a small machine, for every poll of every open
+tab. The dashboard reads at most SUMMARY_SCAN messages per topic instead (under 0.15 s), marks
+counts it could not make exact ("≥ scheduled", "≤ waiting"), and shares one snapshot between all
+requests for `max_age` seconds: requests that come while one is being read wait for it rather
+than read again. The Scheduled page reads further, a page at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from pulsarjobs.browse import Browser
+from pulsarjobs.clock import utc_now
+from pulsarjobs.dashboard.samples import Samples, take_sample
+from pulsarjobs.inspect import Inspector, QueueStats, WorkerStatus
+
+SUMMARY_SCAN = 1_000  # messages read per topic to tell scheduled jobs from waiting ones
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    processed: int  # by the workers running now, since they started
+    failed: int
+    busy: int  # jobs running now
+    concurrency: int
+    waiting: int
+    scheduled: int
+    retrying: int  # jobs on the retry topics (counted in waiting or scheduled too)
+    dead: int
+    exact: bool  # False: some queue's backlog was too long to read whole
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken_at: datetime
+    queues: tuple[QueueStats, ...]
+    retrying: dict[str, int]  # queue -> jobs on its retry topic
+    workers: tuple[WorkerStatus, ...]
+    scan_limit: int
+
+    @property
+    def totals(self) -> Totals:
+        queues, workers = self.queues, self.workers
+        return Totals(
+            processed=sum(worker.processed for worker in workers),
+            failed=sum(worker.failed for worker in workers),
+            busy=sum(worker.busy for worker in workers),
+            concurrency=sum(worker.concurrency for worker in workers),
+            waiting=sum(queue.waiting for queue in queues),
+            scheduled=sum(queue.scheduled for queue in queues),
+            retrying=sum(self.retrying.values()),
+            dead=sum(queue.dead for queue in queues),
+            exact=all(queue.exact for queue in queues),
+        )
+
+    def workers_of(self, queue: str) -> int:
+        return sum(1 for worker in self.workers if queue in worker.queues)
+
+
+class Snapshots:
+    def __init__(
+        self, browser: Browser, samples: Samples, max_age: float, scan: int = SUMMARY_SCAN
+    ) -> None:
+        self.browser = browser
+        self.samples = samples
+        self.max_age = max_age
+        self.scan = scan
+        self._latest: Snapshot | None = None
+        self._read_at = 0.0  # monotonic
+        self._lock = threading.Lock()
+
+    def latest(self) -> Snapshot:
+        with self._lock:
+            if self._latest is None or time.monotonic() - self._read_at >= self.max_age:
+                self._latest = self._read(self.browser.inspector)
+                self._read_at = time.monotonic()
+                self.samples.add(
+                    take_sample(self._latest.taken_at, self._latest.queues, self._latest.workers)
+                )
+            return self._latest
+
+    def forget(self) -> None:
+        """After a change: the next page reads afresh."""
+        with self._lock:
+            self._latest = None
+
+    def _read(self, inspector: Inspector) -> Snapshot:
+        queues = tuple(inspector.queues(self.scan))
+        retrying = {queue.queue: self.browser.held(queue.queue, "retry") for queue in queues}
+        return Snapshot(utc_now(), queues, retrying, tuple(inspector.workers()), self.scan)

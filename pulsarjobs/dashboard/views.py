@@ -1,0 +1,230 @@
+"""What each page shows, read into a context: the HTML page renders it with its template, and the
+same context is the page's JSON under /api/ (pages.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.requests import Request
+
+from pulsarjobs.backlog import Position, parse_position
+from pulsarjobs.browse import PAGE_SIZES, WHERE, JobMessage, Where
+from pulsarjobs.cancels import cancelled_jobs
+from pulsarjobs.clock import utc_now
+from pulsarjobs.dashboard.samples import Point
+from pulsarjobs.dashboard.snapshot import Snapshot
+from pulsarjobs.dashboard.state import Dashboard
+from pulsarjobs.dead_letters import DeadLetterFilter
+from pulsarjobs.durations import parse_since
+from pulsarjobs.errors import NotFound, PulsarJobsError
+from pulsarjobs.schedules import recorded_ticks, schedule_statuses, scheduler_leader
+from pulsarjobs.topics import check_queue_name
+
+Context = dict[str, Any]
+NEXT_RUNS = 3
+
+
+class BadRequest(PulsarJobsError):
+    """A parameter of the request is wrong; the message says which and how."""
+
+
+def home(request: Request, dash: Dashboard) -> Context:
+    snapshot = dash.snapshots.latest()
+    return {
+        "totals": snapshot.totals,
+        "taken_at": snapshot.taken_at,
+        "scan_limit": snapshot.scan_limit,
+        "series": series(dash.samples.points()),
+    }
+
+
+def queues(request: Request, dash: Dashboard) -> Context:
+    snapshot = dash.snapshots.latest()
+    return {
+        "queues": snapshot.queues,
+        "retrying": snapshot.retrying,
+        "taken_at": snapshot.taken_at,
+        "scan_limit": snapshot.scan_limit,
+    }
+
+
+def queue(request: Request, dash: Dashboard) -> Context:
+    name = queue_param(request.path_params["queue"])
+    size = page_size(request)
+    stats = [stats for stats in dash.snapshots.latest().queues if stats.queue == name]
+    return {
+        "queue": name,
+        "stats": stats[0] if stats else None,
+        "size": size,
+        "page": dash.browser.waiting(name, cursor(request), size),
+    }
+
+
+def scheduled(request: Request, dash: Dashboard) -> Context:
+    snapshot = dash.snapshots.latest()
+    name = chosen_queue(request, snapshot, {q.queue: q.scheduled for q in snapshot.queues})
+    size = page_size(request)
+    page = dash.browser.scheduled(name, cursor(request), size) if name else None
+    return {
+        "queue": name,
+        "queues": queue_names(snapshot),
+        "size": size,
+        "page": page,
+        "cancelled": cancelled_among(dash, page.items if page else ()),
+    }
+
+
+def retries(request: Request, dash: Dashboard) -> Context:
+    snapshot = dash.snapshots.latest()
+    name = chosen_queue(request, snapshot, snapshot.retrying)
+    size = page_size(request)
+    page = dash.browser.retries(name, cursor(request), size) if name else None
+    return {
+        "queue": name,
+        "queues": queue_names(snapshot),
+        "size": size,
+        "page": page,
+        "cancelled": cancelled_among(dash, page.items if page else ()),
+    }
+
+
+def dead(request: Request, dash: Dashboard) -> Context:
+    snapshot = dash.snapshots.latest()
+    name = chosen_queue(request, snapshot, {q.queue: q.dead for q in snapshot.queues})
+    size = page_size(request)
+    matching = dead_letter_filter(request.query_params)
+    page = dash.browser.dead(name, matching, cursor(request), size) if name else None
+    return {
+        "queue": name,
+        "queues": queue_names(snapshot),
+        "filter": {
+            "type": matching.job_type,
+            "error": matching.error,
+            "since": matching.since_text,
+        },
+        "size": size,
+        "page": page,
+        "tasks": [task for task in dash.tasks.recent() if task.queue == name],
+    }
+
+
+def workers(request: Request, dash: Dashboard) -> Context:
+    everyone = request.query_params.get("all") == "1"
+    return {"workers": dash.inspector.workers(everyone=everyone), "all": everyone}
+
+
+def cron(request: Request, dash: Dashboard) -> Context:
+    inspector = dash.inspector
+    ticks = recorded_ticks(inspector.admin, inspector.client, dash.settings)
+    app = dash.app
+    return {
+        "schedules": schedule_statuses(app, NEXT_RUNS, ticks) if app is not None else None,
+        "last_ticks": ticks,
+        "leader": scheduler_leader(inspector.admin, dash.settings),
+        "now": utc_now(),
+    }
+
+
+def job(request: Request, dash: Dashboard) -> Context:
+    name = queue_param(request.path_params["queue"])
+    where = where_param(request.path_params["where"])
+    position = parse_position_param(request.path_params["position"])
+    found = dash.browser.message(name, where, position)
+    if found is None:
+        raise NotFound(f"No message at {request.path_params['position']} on {where} of {name}.")
+    return {"found": found, "cancelled": cancelled_among(dash, [found.job] if found.job else [])}
+
+
+def task(request: Request, dash: Dashboard) -> Context:
+    found = dash.tasks.get(request.path_params["task"])
+    if found is None:
+        raise NotFound("No such task: the dashboard forgets them when it restarts.")
+    return {"task": found}
+
+
+def cancelled_among(dash: Dashboard, jobs: Iterable[JobMessage]) -> list[str]:
+    """The ids of those jobs a cancel covers: made at or before it (as workers judge)."""
+    envelopes = [job.envelope for job in jobs if job.envelope is not None]
+    if not envelopes:
+        return []
+    marks = cancelled_jobs(dash.inspector.connection)
+    return sorted(
+        envelope.id
+        for envelope in envelopes
+        if envelope.id in marks and envelope.created_at <= marks[envelope.id].cancelled_at
+    )
+
+
+# -- parameters --------------------------------------------------------------------------------
+
+
+def queue_param(name: str) -> str:
+    try:
+        return check_queue_name(name)
+    except PulsarJobsError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def parse_position_param(text: str) -> Position:
+    try:
+        return parse_position(text)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def cursor(request: Request) -> Position | None:
+    text = request.query_params.get("after")
+    return parse_position_param(text) if text else None
+
+
+def page_size(request: Request) -> int:
+    text = request.query_params.get("size") or str(PAGE_SIZES[0])
+    if not text.isdigit() or int(text) not in PAGE_SIZES:
+        raise BadRequest(f"size must be one of {', '.join(map(str, PAGE_SIZES))}, not {text!r}")
+    return int(text)
+
+
+def chosen_queue(request: Request, snapshot: Snapshot, counts: dict[str, int]) -> str | None:
+    """The queue asked for; else the first with something to show; else the first."""
+    asked = request.query_params.get("queue")
+    if asked:
+        return queue_param(asked)
+    names = queue_names(snapshot)
+    return next((name for name in names if counts.get(name)), names[0] if names else None)
+
+
+def queue_names(snapshot: Snapshot) -> list[str]:
+    return [stats.queue for stats in snapshot.queues]
+
+
+def dead_letter_filter(params: Any) -> DeadLetterFilter:
+    """The filters of the Dead page (and its actions), as `pulsarjobs dlq` takes them."""
+    job_type = params.get("type") or None
+    error = params.get("error") or None
+    since = params.get("since") or None
+    try:
+        cutoff = parse_since(since, utc_now()) if since else None
+    except ValueError as exc:
+        raise BadRequest(f"since: {exc}") from None
+    return DeadLetterFilter(job_type=job_type, error=error, since=cutoff, since_text=since)
+
+
+def where_param(text: str) -> Where:
+    for where in WHERE:
+        if where == text:
+            return where
+    raise BadRequest(f"where must be one of {', '.join(WHERE)}, not {text!r}")
+
+
+def series(points: list[Point]) -> dict[str, list[float]]:
+    """The charts' data by column, as uPlot takes it."""
+    return {
+        "at": [point.at for point in points],
+        "processed": [round(point.processed_per_second, 3) for point in points],
+        "failed": [round(point.failed_per_second, 3) for point in points],
+        "waiting": [point.waiting for point in points],
+        "scheduled": [point.scheduled for point in points],
+        "in_flight": [point.in_flight for point in points],
+        "dead": [point.dead for point in points],
+    }

@@ -1,0 +1,235 @@
+"""The dashboard against a real broker: its pages and JSON tell what the Inspector tells, its pages
+of jobs and dead letters page through everything once, and its buttons act as the CLI does."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pulsarjobs.app import App, JobCall
+from pulsarjobs.browse import Browser
+from pulsarjobs.dashboard import Secret, create_app
+from pulsarjobs.inspect import Inspector
+from pulsarjobs.jsonable import jsonable
+from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.settings import Settings
+from tests.apps.pipeline import make_app
+from tests.conftest import BrokerUnderTest
+from tests.integration.helpers import fresh_settings, started, wait_until, worker_in_thread
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*httpx2")  # Starlette would rather have httpx2
+    from starlette.testclient import TestClient
+
+TOKEN = "test-dashboard-token"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+HOUR_BACKOFF = RetryPolicy(max_attempts=3, initial_delay=3600, jitter=0.0)
+
+
+@pytest.fixture
+def fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Touch it, and the `breaks` jobs stop failing."""
+    path = tmp_path / "fixed"
+    monkeypatch.setenv("PULSARJOBS_TEST_FIX", str(path))
+    return path
+
+
+@contextmanager
+def dashboard(settings: Settings, *, read_only: bool = False) -> Iterator[TestClient]:
+    web = create_app(settings, Secret(TOKEN), read_only=read_only)
+    with TestClient(web, base_url="http://127.0.0.1:7420") as client:
+        yield client
+
+
+@pytest.fixture
+def client(app: App) -> Iterator[TestClient]:
+    with dashboard(app.settings) as found:
+        yield found
+
+
+def api(client: TestClient, path: str) -> Any:
+    response = client.get(f"/api{path}", headers=BEARER)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def post(client: TestClient, path: str, data: dict[str, Any]) -> Any:
+    response = client.post(f"/api{path}", data=data, headers=BEARER)
+    assert response.status_code in (200, 202), response.text
+    return response.json()
+
+
+def finished(client: TestClient, task_id: str) -> dict[str, Any]:
+    wait_until(lambda: api(client, f"/tasks/{task_id}")["task"]["state"] != "running", 60)
+    task: dict[str, Any] = api(client, f"/tasks/{task_id}")["task"]
+    assert task["state"] == "done", task
+    return task
+
+
+def dead_held(settings: Settings) -> int:
+    with Inspector(settings) as inspector:
+        return inspector.dead_count("default")
+
+
+def kill(app: App, kinds: list[str]) -> list[str]:
+    """`breaks` jobs that die at their first run, one per kind (value or key); their ids once
+    all are dead letters."""
+    ids = app.enqueue_many([JobCall("breaks", args=(n, kind)) for n, kind in enumerate(kinds)])
+    with worker_in_thread(app, concurrency=10):
+        wait_until(lambda: dead_held(app.settings) == len(kinds), 120)
+    return ids
+
+
+def test_pages_tell_what_the_inspector_tells_and_page_through_every_job_once(
+    app: App, client: TestClient, record: Path
+) -> None:
+    settings = app.settings
+    dead_ids = kill(app, ["value", "key", "value", "key", "key"])
+    failing = app.enqueue(JobCall("always_fails", args=("for an hour",), retry=HOUR_BACKOFF))
+    with worker_in_thread(app), Inspector(settings) as inspector:
+        wait_until(lambda: Browser(inspector).held("default", "retry") == 1, 60)
+    waiting = app.enqueue_many([JobCall("greet", args=(f"n{n}",)) for n in range(60)])
+    later = app.enqueue_many([JobCall("greet", args=("later",))] * 2, in_=timedelta(hours=1))
+
+    with Inspector(settings) as inspector:
+        expected = jsonable(inspector.queues())
+    (default,) = [
+        queue for queue in api(client, "/queues")["queues"] if queue["queue"] == "default"
+    ]
+    (inspected,) = [queue for queue in expected if queue["queue"] == "default"]
+    fields = ("waiting", "scheduled", "in_flight", "dead", "exact", "paused", "consumers")
+    assert {f: default[f] for f in fields} == {f: inspected[f] for f in fields}
+    assert (default["waiting"], default["scheduled"], default["dead"]) == (60, 3, 5)
+    totals = api(client, "/home")["totals"]
+    assert (totals["waiting"], totals["scheduled"], totals["retrying"], totals["dead"]) == (
+        60,
+        3,
+        1,
+        5,
+    )
+
+    seen: list[str] = []
+    after = ""
+    while True:
+        page = api(client, f"/queues/default?size=25&after={after}")["page"]
+        seen += [job["envelope"]["id"] for job in page["items"]]
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    assert sorted(seen) == sorted(waiting)  # each once: 25 + 25 + 10, scheduled ones left out
+    html = client.get("/queues/default?size=50", headers=BEARER).text
+    assert html.count('data-testid="job-row"') == 50
+
+    scheduled = api(client, "/scheduled?queue=default")["page"]
+    assert [job["envelope"]["id"] for job in scheduled["items"]] == later
+    assert (scheduled["matched"], scheduled["scanned"], scheduled["held"]) == (2, 62, 62)
+    (retry,) = api(client, "/retries?queue=default")["page"]["items"]
+    assert (retry["envelope"]["id"], retry["envelope"]["attempt"]) == (failing, 2)
+    assert retry["envelope"]["last_error"]["message"] == "for an hour"
+
+    key_errors = api(client, "/dead?queue=default&error=keyerror")["page"]
+    assert sorted(letter["job_id"] for letter in key_errors["items"]) == sorted(
+        [dead_ids[1], dead_ids[3], dead_ids[4]]
+    )
+    assert (key_errors["matched"], key_errors["scanned"], key_errors["held"]) == (3, 5, 5)
+    html = client.get("/dead?queue=default&type=breaks&error=ValueError", headers=BEARER).text
+    assert html.count('data-testid="dead-row"') == 2
+    assert re.search(r'data-testid="scanned">5<', html)
+
+    letter = key_errors["items"][0]
+    job_page = client.get(f"/jobs/default/dead/{letter['message_id']}", headers=BEARER)
+    assert "KeyError" in job_page.text and "Traceback" in job_page.text
+    for path in ("/", "/queues", "/scheduled", "/retries", "/dead", "/workers", "/cron"):
+        assert client.get(path, headers=BEARER).status_code == 200, path
+
+
+def test_dead_letters_are_replayed_one_and_deleted_selected_from_the_dashboard(
+    app: App, client: TestClient, record: Path, fix: Path
+) -> None:
+    ids = kill(app, ["value", "key", "value", "key"])
+    letters = api(client, "/dead?queue=default")["page"]["items"]
+    position = {letter["job_id"]: letter["message_id"] for letter in letters}
+
+    replayed = post(client, "/dead/replay", {"queue": "default", "one": position[ids[0]]})
+    task = finished(client, replayed["task"])
+    assert (task["result"]["matched"], task["result"]["moved"]) == (1, 1)
+    left = {letter["job_id"] for letter in api(client, "/dead?queue=default")["page"]["items"]}
+    assert left == set(ids[1:])
+    record.write_text("")
+    fix.touch()
+    with worker_in_thread(app):
+        wait_until(lambda: len(started(record)) == 1, 60)
+    assert started(record)[0]["id"] == ids[0]
+
+    client.get(f"/?token={TOKEN}")  # a browser: the cookie, and forms posted from its pages
+    selected = [position[ids[1]], position[ids[3]]]
+    response = client.post(
+        "/dead/delete",
+        data={"queue": "default", "scope": "selected", "ids": selected},
+        headers=SAME_ORIGIN,
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    task_id = response.headers["location"].rsplit("/", 1)[-1]
+    assert finished(client, task_id)["result"]["moved"] == 2
+    left = {letter["job_id"] for letter in api(client, "/dead?queue=default")["page"]["items"]}
+    assert left == {ids[2]}
+    page = client.get(f"/tasks/{task_id}")
+    assert 'data-testid="task-result">2 matched · 2 deleted' in page.text
+
+
+def test_quiet_from_the_dashboard_makes_a_worker_stop_fetching(
+    broker: BrokerUnderTest, record: Path
+) -> None:
+    settings = fresh_settings(broker).with_changes(heartbeat_interval=1.0)
+    app = make_app(settings)
+    try:
+        with worker_in_thread(app) as worker, dashboard(settings) as client:
+            wait_until(lambda: len(api(client, "/workers")["workers"]) == 1, 60)
+            (listed,) = api(client, "/workers")["workers"]
+            assert (listed["worker"], listed["state"]) == (worker.name, "running")
+            told = post(client, "/workers/quiet", {"worker": worker.name})
+            assert (told["confirmed"], told["state"]) == (True, "quiet")
+            assert api(client, "/workers")["workers"][0]["state"] == "quiet"
+            html = client.get("/workers", headers=BEARER).text
+            assert 'data-testid="worker-state">quiet<' in html
+    finally:
+        app.close()
+
+
+def test_a_queue_is_paused_and_resumed_and_a_scheduled_job_run_now(
+    app: App, client: TestClient, record: Path
+) -> None:
+    job_id = app.enqueue(JobCall("greet", args=("later",)), in_=timedelta(hours=1))
+    post(client, "/queues/pause", {"queue": "default"})
+    assert [q["paused"] for q in api(client, "/queues")["queues"]] == [True]
+    post(client, "/queues/resume", {"queue": "default"})
+    assert [q["paused"] for q in api(client, "/queues")["queues"]] == [False]
+
+    (job,) = api(client, "/scheduled?queue=default")["page"]["items"]
+    ran = post(client, "/jobs/run-now", {"queue": "default", "position": job["position"]})
+    assert ran["job_id"] == job_id
+    assert api(client, "/scheduled?queue=default")["cancelled"] == [job_id]
+    with worker_in_thread(app):
+        wait_until(lambda: len(started(record)) == 1, 60)
+    assert started(record)[0]["id"] == job_id
+
+
+def test_a_read_only_dashboard_shows_no_button_and_refuses_every_change(
+    app: App, record: Path
+) -> None:
+    kill(app, ["value"])
+    with dashboard(app.settings, read_only=True) as client:
+        html = client.get("/dead?queue=default", headers=BEARER).text
+        assert 'data-testid="dead-row"' in html and "Replay" not in html
+        refused = client.post("/api/dead/replay", data={"queue": "default"}, headers=BEARER)
+        assert refused.status_code == 403
+    assert dead_held(app.settings) == 1
