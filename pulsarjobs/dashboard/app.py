@@ -6,15 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pulsarjobs.app import App
 from pulsarjobs.dashboard import actions, pages
 from pulsarjobs.dashboard.auth import Guard, Secret
-from pulsarjobs.dashboard.state import Dashboard
+from pulsarjobs.dashboard.state import Dashboard, dashboard_of
 from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.settings import Settings
 
@@ -36,6 +39,7 @@ def create_app(
         routes=[
             *actions.routes(),
             *pages.routes(),
+            Route("/metrics", metrics),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[Middleware(Guard, secret=secret, read_only=read_only)],
@@ -44,3 +48,9 @@ def create_app(
     )
     web.state.dashboard = dashboard
     return web
+
+
+def metrics(request: Request) -> Response:
+    """Prometheus' scrape: per-queue gauges from the broker (workers serve their own)."""
+    body = generate_latest(dashboard_of(request).metrics)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp
 TOKEN_VARIABLE = "PULSARJOBS_DASHBOARD_TOKEN"
 COOKIE = "pulsarjobs_dashboard"
 OPEN_PATHS = ("/static/", "/login", "/logout")  # reachable without the token
+MACHINE_PATHS = ("/api/", "/metrics")  # asked by programs: refused, never sent to log in
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -125,7 +126,7 @@ class Guard(BaseHTTPMiddleware):
         if "token" in request.query_params and not changes:
             return self._log_in_from_url(request)
         if proof is None:
-            if path.startswith("/api/") or changes:
+            if path.startswith(MACHINE_PATHS) or changes:
                 return refused(request, 401, "Log in: this dashboard needs its token.")
             here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?{urlencode({'next': here})}", status_code=303)

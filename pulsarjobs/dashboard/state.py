@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 
 from pulsarjobs.app import App
@@ -13,6 +14,7 @@ from pulsarjobs.dashboard.samples import Samples
 from pulsarjobs.dashboard.snapshot import Snapshots
 from pulsarjobs.dashboard.tasks import Tasks
 from pulsarjobs.inspect import Inspector
+from pulsarjobs.queue_metrics import QueueCollector
 from pulsarjobs.settings import Settings
 
 POLL_SECONDS = 3.0  # how often live parts of the pages refresh
@@ -29,6 +31,7 @@ class Dashboard:
     samples: Samples
     snapshots: Snapshots
     tasks: Tasks
+    metrics: CollectorRegistry  # what /metrics serves: the queues' gauges, read when scraped
 
     @classmethod
     def open(
@@ -37,6 +40,8 @@ class Dashboard:
         inspector = Inspector(settings)
         browser = Browser(inspector)
         samples = Samples()
+        metrics = CollectorRegistry()
+        metrics.register(QueueCollector(inspector))
         return cls(
             settings=settings,
             inspector=inspector,
@@ -47,6 +52,7 @@ class Dashboard:
             samples=samples,
             snapshots=Snapshots(browser, samples, max_age=POLL_SECONDS - 0.5),
             tasks=Tasks(settings),
+            metrics=metrics,
         )
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pulsarjobs.app import App, JobCall
 from pulsarjobs.browse import Browser
@@ -79,6 +80,18 @@ def dead_held(settings: Settings) -> int:
         return inspector.dead_count("default")
 
 
+def scraped(client: TestClient, queue: str) -> dict[str, float]:
+    """What a Prometheus scrape of /metrics says of a queue's waiting, scheduled and dead jobs."""
+    text = client.get("/metrics", headers=BEARER).text
+    wanted = {f"pulsarjobs_queue_{state}": state for state in ("waiting", "scheduled", "dead")}
+    return {
+        wanted[sample.name]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in wanted and sample.labels.get("queue") == queue
+    }
+
+
 def kill(app: App, kinds: list[str]) -> list[str]:
     """`breaks` jobs that die at their first run, one per kind (value or key); their ids once
     all are dead letters."""
@@ -115,6 +128,9 @@ def test_pages_tell_what_the_inspector_tells_and_page_through_every_job_once(
         1,
         5,
     )
+
+    assert scraped(client, "default") == {"waiting": 60, "scheduled": 3, "dead": 5}
+    assert client.get("/metrics").status_code == 401  # a scraper without the token
 
     seen: list[str] = []
     after = ""
