@@ -104,9 +104,9 @@ class Browser:
     ) -> Page[DeadLetter]:
         """Dead letters picked by `matching`, oldest first."""
         held = self.inspector.dead_count(queue)
-        with closing(self.inspector.scan_dead_letters(queue, after)) as scan:
+        with closing(self.inspector.scan_dead_letters(queue, matching, after)) as scan:
             found = ((position_of(message_id), letter) for message_id, letter in scan)
-            return _page(found, matching.matches, size, held, after)
+            return _page(found, size, held, after)
 
     def message(self, queue: str, where: Where, position: Position) -> FoundMessage | None:
         """The message at `position` on one of the queue's topics; None when there is none."""
@@ -148,7 +148,7 @@ class Browser:
                 (position_of(message.message_id()), self._job(queue, where, message))
                 for message in messages
             )
-            return _page(found, keep, size, held, after)
+            return _page(((at, job if keep(job) else None) for at, job in found), size, held, after)
 
     def _job(self, queue: str, where: Where, message: pulsar.Message) -> JobMessage:
         envelope = self.inspector.envelope_of(message)
@@ -185,19 +185,16 @@ def is_retry(job: JobMessage) -> bool:
 
 
 def _page(
-    found: Iterable[tuple[Position, T]],
-    keep: Callable[[T], bool],
-    size: int,
-    held: int,
-    after: Position | None,
+    found: Iterable[tuple[Position, T | None]], size: int, held: int, after: Position | None
 ) -> Page[T]:
-    """Read until `size` items are kept or SCAN_PER_PAGE messages are read."""
+    """Read until `size` items are kept (None: read, not kept) or SCAN_PER_PAGE messages are
+    read."""
     items: list[T] = []
     scanned = 0
     next_after: str | None = None
     for position, item in found:
         scanned += 1
-        if keep(item):
+        if item is not None:
             items.append(item)
         if len(items) == size or scanned == SCAN_PER_PAGE:
             next_after = position_text(position)

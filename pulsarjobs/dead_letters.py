@@ -8,7 +8,7 @@ the worker) writes none of our properties; what it knows comes from the envelope
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pulsar
@@ -83,23 +83,55 @@ def _sorted(ids: frozenset[str] | None) -> list[str] | None:
 
 
 def read_dead_letter(message: pulsar.Message, schemas: WriterSchemas) -> DeadLetter:
+    head, _ = _head(message)
+    return _completed(head, message, schemas)
+
+
+def pick_dead_letter(
+    message: pulsar.Message, schemas: WriterSchemas, matching: DeadLetterFilter
+) -> DeadLetter | None:
+    """The dead letter when `matching` picks it, else None. A worker's dead letter says all a
+    filter asks in its properties, so its job is decoded only once picked: decoding is most of
+    what a search over many dead letters costs."""
+    head, told = _head(message)
+    if told and not matching.matches(head):
+        return None
+    letter = _completed(head, message, schemas)
+    return letter if matching.matches(letter) else None
+
+
+def _head(message: pulsar.Message) -> tuple[DeadLetter, bool]:
+    """What the message's properties say, without its job; True when they say all a filter
+    asks (a worker wrote them)."""
     properties = message.properties()
     message_id = message.message_id()
-    try:
-        envelope: Envelope | None = decode(message.data(), writer_schema(schemas, message))
-    except EnvelopeError:
-        envelope = None
-    error = envelope.last_error if envelope is not None else None
-    return DeadLetter(
-        job_id=properties.get("pulsarjobs-job-id") or (envelope.id if envelope else ""),
-        job_type=properties.get("pulsarjobs-job-type") or (envelope.type if envelope else ""),
+    head = DeadLetter(
+        job_id=properties.get("pulsarjobs-job-id", ""),
+        job_type=properties.get("pulsarjobs-job-type", ""),
         reason=properties.get("pulsarjobs-reason", CRASH_REASON),
-        error=properties.get("pulsarjobs-error") or (error.summary if error else ""),
+        error=properties.get("pulsarjobs-error", ""),
         dead_at=datetime.fromtimestamp(message.publish_timestamp() / 1000, UTC),
         origin_topic=properties.get("pulsarjobs-origin-topic") or properties.get("REAL_TOPIC", ""),
         message_id=f"{message_id.ledger_id()}:{message_id.entry_id()}",
+        envelope=None,
+    )
+    told = "pulsarjobs-reason" in properties and bool(head.job_id and head.job_type)
+    return head, told
+
+
+def _completed(head: DeadLetter, message: pulsar.Message, schemas: WriterSchemas) -> DeadLetter:
+    """The dead letter with its job, and what the job tells that the properties did not."""
+    try:
+        envelope = decode(message.data(), writer_schema(schemas, message))
+    except EnvelopeError:
+        return replace(head, raw=message.data())
+    error = envelope.last_error
+    return replace(
+        head,
+        job_id=head.job_id or envelope.id,
+        job_type=head.job_type or envelope.type,
+        error=head.error or (error.summary if error else ""),
         envelope=envelope,
-        raw=None if envelope is not None else message.data(),
     )
 
 

@@ -21,7 +21,7 @@ from pulsarjobs.client_log import silent_logger
 from pulsarjobs.clock import utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Connection, client_errors, probe
-from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, read_dead_letter, writer_schema
+from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, pick_dead_letter, writer_schema
 from pulsarjobs.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.errors import NotFound
 from pulsarjobs.heartbeat import RunningJob, SeenState, read_heartbeats
@@ -40,6 +40,7 @@ from pulsarjobs.topics import (
     workers_topic,
 )
 
+ALL = DeadLetterFilter()  # picks every dead letter
 SCAN_LIMIT = 10_000  # messages read per topic to tell scheduled jobs from waiting ones
 FORGET_GONE_AFTER = timedelta(days=1)  # a crashed worker is news for a day, then history
 
@@ -289,20 +290,20 @@ class Inspector(Closing):
         return int(subscription_of(dead, DEAD_LETTER_SUBSCRIPTION).get("msgBacklog", 0))
 
     def scan_dead_letters(
-        self, queue: str, after: Position | None = None
-    ) -> Generator[tuple[pulsar.MessageId, DeadLetter]]:
+        self, queue: str, matching: DeadLetterFilter = ALL, after: Position | None = None
+    ) -> Generator[tuple[pulsar.MessageId, DeadLetter | None]]:
         """Every dead letter of a queue still held (after the position `after`), oldest first,
-        with its message id."""
+        with its message id: the letter when `matching` picks it, else None."""
         topic = topics_for(self.settings, queue).dead
         for message in self._backlog(topic, DEAD_LETTER_SUBSCRIPTION, after):
-            yield message.message_id(), read_dead_letter(message, self.schemas)
+            yield message.message_id(), pick_dead_letter(message, self.schemas, matching)
 
     def dead_letters(
-        self, queue: str, matching: DeadLetterFilter | None = None, limit: int | None = None
+        self, queue: str, matching: DeadLetterFilter = ALL, limit: int | None = None
     ) -> list[DeadLetter]:
         found: list[DeadLetter] = []
-        for _, letter in self.scan_dead_letters(queue):
-            if matching is None or matching.matches(letter):
+        for _, letter in self.scan_dead_letters(queue, matching):
+            if letter is not None:
                 found.append(letter)
                 if len(found) == limit:
                     break
@@ -311,12 +312,8 @@ class Inspector(Closing):
     def find_dead_letters(self, job_id: str, queue: str | None = None) -> list[DeadLetter]:
         """The dead letters of a job, in one queue or in all (a replayed job can die again)."""
         queues = [queue] if queue else self.queue_names()
-        return [
-            letter
-            for name in queues
-            for _, letter in self.scan_dead_letters(name)
-            if letter.job_id == job_id
-        ]
+        of_job = DeadLetterFilter(job_ids=frozenset({job_id}))
+        return [letter for name in queues for letter in self.dead_letters(name, of_job)]
 
     # -- workers -----------------------------------------------------------------------------
 

@@ -185,12 +185,12 @@ def _picked(
 ) -> Iterator[tuple[pulsar.MessageId, DeadLetter]]:
     span = matching.span()  # a filter by positions reads only from the first to the last
     after = (span[0][0], span[0][1] - 1) if span else None
-    for message_id, letter in inspector.scan_dead_letters(queue, after):
+    for message_id, letter in inspector.scan_dead_letters(queue, matching, after):
         if span and position_of(message_id) > span[1]:
             break
         if progress is not None:
             progress(1)
-        if matching.matches(letter):
+        if letter is not None:
             tally.matched += 1
             yield message_id, letter
 
