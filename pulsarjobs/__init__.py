@@ -29,8 +29,10 @@ from pulsarjobs.inspect import (
     TopicStats,
     WorkerStatus,
 )
+from pulsarjobs.metrics import WorkerMetrics
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.pauses import Pause
+from pulsarjobs.queue_metrics import QueueCollector
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.worker import Worker
@@ -60,6 +62,7 @@ __all__ = [
     "Pause",
     "PayloadTooLarge",
     "PulsarJobsError",
+    "QueueCollector",
     "QueueStats",
     "RetryPolicy",
     "RunningJob",
@@ -69,6 +72,7 @@ __all__ = [
     "TopicInfo",
     "TopicStats",
     "Worker",
+    "WorkerMetrics",
     "WorkerStatus",
     "current_job",
     "run_now",

@@ -67,7 +67,7 @@ class Outcome:
     kind: Kind
     envelope: Envelope
     reason: str = ""
-    duration: float = 0.0
+    duration: float | None = None  # seconds it ran, failed runs too; None: it did not run
 
 
 class InContext:
@@ -101,11 +101,13 @@ class Executor:
         worker: str,
         threads: ThreadPool | None = None,
         clock: Clock = utc_now,
+        on_start: Callable[[Envelope], None] | None = None,
     ) -> None:
         self.app = app
         self.worker = worker
         self.threads = threads  # where sync jobs run when not on a runner thread of their own
         self.clock = clock
+        self.on_start = on_start  # told of each job about to run (metrics), if anyone asks
         self.running = RunningJobs()  # what runs now, and the cancelled job ids
 
     async def run(self, envelope: Envelope) -> Outcome:
@@ -113,6 +115,8 @@ class Executor:
         verdict = self.verdict_before(envelope)
         if isinstance(verdict, Outcome):
             return verdict
+        if self.on_start is not None:
+            self.on_start(envelope)
         work, started = verdict, time.perf_counter()
         context = job_context(envelope)
         running: Awaitable[None]
@@ -131,7 +135,7 @@ class Executor:
             return self.cancelled(envelope)
         except Exception as exc:
             if not run.cancelled:
-                return self.failed(envelope, exc)
+                return self.failed(envelope, exc, time.perf_counter() - started)
         finally:
             self.running.now.pop(envelope.id, None)
             if not isinstance(work, functools.partial):
@@ -150,6 +154,8 @@ class Executor:
         if isinstance(verdict, Outcome):
             return verdict
         assert isinstance(verdict, functools.partial)
+        if self.on_start is not None:
+            self.on_start(envelope)
         started = time.perf_counter()
         context = job_context(envelope)
         run = self.running.now[envelope.id] = Run(envelope, started, None)
@@ -167,7 +173,7 @@ class Executor:
                     raise  # the job's own TimeoutError: an ordinary failure
         except Exception as exc:
             if not run.cancelled:
-                return self.failed(envelope, exc)
+                return self.failed(envelope, exc, time.perf_counter() - started)
         finally:
             self.running.now.pop(envelope.id, None)
         if run.cancelled:  # while it ran: a thread cannot be stopped, its result is discarded
@@ -224,20 +230,20 @@ class Executor:
             # An async run is cancelled; a thread cannot be, so a sync run is abandoned.
             raise timed_out(envelope) from None
 
-    def failed(self, envelope: Envelope, exc: Exception) -> Outcome:
+    def failed(self, envelope: Envelope, exc: Exception, duration: float) -> Outcome:
         error = JobError.from_exception(exc, self.worker, now=self.clock())
         failed = envelope.replace(last_error=error)
         if envelope.retry.exhausted(envelope.attempt):
             self.app.hooks.emit("on_failure", failed, error, None)
             reason = f"failed {envelope.attempt} of {envelope.retry.max_attempts} attempts"
             self.app.hooks.emit("on_dead", failed, reason)
-            return Outcome("dead", failed, reason)
+            return Outcome("dead", failed, reason, duration)
         delay = envelope.retry.delay(envelope.attempt)
         self.app.hooks.emit("on_failure", failed, error, delay)
         retry = failed.replace(
             attempt=envelope.attempt + 1, run_at=error.failed_at + timedelta(seconds=delay)
         )
-        return Outcome("retry", retry)
+        return Outcome("retry", retry, duration=duration)
 
     @staticmethod
     def cancelled(envelope: Envelope) -> Outcome:

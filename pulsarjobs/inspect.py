@@ -206,8 +206,9 @@ class Inspector(Closing):
         return sorted(names)
 
     def queues(self, scan_limit: int = SCAN_LIMIT) -> list[QueueStats]:
-        paused = self.paused_queues()
-        return [self.queue(name, scan_limit, paused=name in paused) for name in self.queue_names()]
+        names = self.queue_names()
+        paused = self.paused_queues() if names else {}
+        return [self.queue(name, scan_limit, paused=name in paused) for name in names]
 
     def paused_queues(self) -> dict[str, Pause]:
         return paused_queues(self.connection)

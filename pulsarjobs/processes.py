@@ -4,7 +4,8 @@ Each child builds its own App and Pulsar client after it starts (the client is n
 The supervisor forwards SIGTERM, SIGINT and SIGTSTP, and restarts a child that dies while the
 group is not stopping, so a crashed process does not shrink the pool — at once the first time,
 then with a growing delay while processes keep dying young (a job that kills its process would
-otherwise have them restart in a tight loop).
+otherwise have them restart in a tight loop). With `--metrics-port`, the supervisor serves the
+metrics of all its children on that one port (see metrics.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import structlog
 
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
+from pulsarjobs.metrics import GroupMetrics, WorkerMetrics
 
 log = structlog.get_logger("pulsarjobs.processes")
 
@@ -52,13 +54,17 @@ def run_worker(
     options: dict[str, Any],
     with_scheduler: bool = False,
     settings: dict[str, Any] | None = None,
+    metrics_port: int | None = None,
+    in_group: bool = False,
 ) -> None:
-    """One worker process; with `with_scheduler`, it also competes to lead the schedules."""
+    """One worker process; with `with_scheduler`, it also competes to lead the schedules. With
+    `metrics_port`, it serves its metrics there, or, `in_group`, leaves that to its supervisor."""
     from pulsarjobs.scheduler import Scheduler
     from pulsarjobs.worker import Worker
 
     app = load_app(app_reference, settings)
-    worker = Worker(app, **options)
+    metrics = None if metrics_port is None else WorkerMetrics(None if in_group else metrics_port)
+    worker = Worker(app, **options, metrics=metrics)
     if not with_scheduler:
         worker.run()
         return
@@ -79,9 +85,10 @@ def run_child(
     options: dict[str, Any],
     with_scheduler: bool = False,
     settings: dict[str, Any] | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     configure_logging(log_format, log_level)
-    run_worker(app_reference, options, with_scheduler, settings)
+    run_worker(app_reference, options, with_scheduler, settings, metrics_port, in_group=True)
 
 
 def supervise(
@@ -92,9 +99,23 @@ def supervise(
     options: dict[str, Any],
     with_scheduler: bool = False,
     settings: dict[str, Any] | None = None,
+    metrics_port: int | None = None,
 ) -> int:
+    arguments = (app_reference, log_format, log_level, options, with_scheduler, settings,
+                 metrics_port)  # fmt: skip
+    metrics = GroupMetrics(metrics_port) if metrics_port is not None else None
+    if metrics is not None:
+        metrics.start()  # before the children: they inherit where to write
+    try:
+        return run_children(processes, arguments, metrics)
+    finally:
+        if metrics is not None:
+            metrics.stop()
+
+
+def run_children(processes: int, arguments: tuple[Any, ...], metrics: GroupMetrics | None) -> int:
+    """Start the children, restart the ones that die, until a stop signal and they all end."""
     context = multiprocessing.get_context("spawn")
-    arguments = (app_reference, log_format, log_level, options, with_scheduler, settings)
 
     def spawn() -> BaseProcess:
         child = context.Process(target=run_child, args=arguments, daemon=False)
@@ -123,6 +144,8 @@ def supervise(
             if stopping or child.is_alive():
                 continue
             if restart_at[index] is None:
+                if metrics is not None and child.pid is not None:
+                    metrics.process_died(child.pid)
                 delay = restarts[index].delay_after(now - started_at[index])
                 restart_at[index] = now + delay
                 log.warning("worker process died; starting another", pid=child.pid,

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulsar
 import structlog
@@ -26,6 +26,9 @@ from pulsarjobs.feed import Feed, QueueFeed
 from pulsarjobs.intake import Intake, Ready
 from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
+
+if TYPE_CHECKING:
+    from pulsarjobs.metrics import WorkerMetrics
 
 log = structlog.get_logger("pulsarjobs.runners")
 
@@ -75,6 +78,7 @@ class Runners:
         concurrency: int,
         loop: asyncio.AbstractEventLoop,
         slots: Slots | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.feed = feed
         self.intake = intake
@@ -84,6 +88,7 @@ class Runners:
         self.concurrency = concurrency
         self.loop = loop
         self.slots = slots
+        self.metrics = metrics  # None unless the worker serves metrics
         self.busy = 0  # jobs running now
 
     def start(self) -> None:
@@ -100,6 +105,8 @@ class Runners:
 
     def settled(self, ready: Ready, outcome: Outcome) -> None:
         self.stats.count(outcome.kind)
+        if self.metrics is not None:
+            self.metrics.settled(ready.queue.queue, outcome)
         self.settler.remember(ready.delivery)
         ready.queue.consumer.acknowledge(ready.message)
 

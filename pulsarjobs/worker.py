@@ -28,6 +28,7 @@ from pulsarjobs.feed import Feed, QueuePlan, keep_dead_letters, subscribe
 from pulsarjobs.following import Following
 from pulsarjobs.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
 from pulsarjobs.intake import Intake, kinds_of_jobs
+from pulsarjobs.metrics import WorkerMetrics
 from pulsarjobs.presence import Presence
 from pulsarjobs.runners import LoopRunners, Runners, Slots, ThreadRunners
 from pulsarjobs.schema_registry import WriterSchemas
@@ -68,6 +69,7 @@ class Worker:
         shutdown_timeout: float = 25.0,
         subscription: str | None = None,
         name: str | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be >= 1, got {concurrency}")
@@ -84,6 +86,7 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stats = WorkerStats()
+        self.metrics = metrics  # None: no metrics, and nothing paid for them per job
         self.topics = {queue: topics_for(self.settings, queue) for queue in self.plan.names}
         self.ready = threading.Event()  # set once subscribed and fetching
         self._stop_asked = threading.Event()  # stop() may come before the loop runs
@@ -97,6 +100,15 @@ class Worker:
         asyncio.run(self.run_async(handle_signals=True))
 
     async def run_async(self, handle_signals: bool = False) -> None:
+        if self.metrics is not None:
+            self.metrics.start(self)  # a port in use fails here, before the broker is asked
+        try:
+            await self._run(handle_signals)
+        finally:
+            if self.metrics is not None:
+                self.metrics.stop()
+
+    async def _run(self, handle_signals: bool) -> None:
         running = self._running = _Running(asyncio.get_running_loop(), asyncio.Event())
         if self._stop_asked.is_set():
             running.stop_requested.set()
@@ -126,15 +138,18 @@ class Worker:
         settler = Settler(self.app, self.topics.__getitem__, self.name)
         intake = Intake(self.app, settler, WriterSchemas(self.settings), self.stats)
         feed = running.feed = Feed(self.plan, consumers, self.ready_room)
-        executor = running.executor = Executor(self.app, self.name, running.threads)
+        metrics = self.metrics
+        on_start = metrics.started if metrics is not None else None
+        executor = Executor(self.app, self.name, running.threads, on_start=on_start)
+        running.executor = executor
         parts = (feed, intake, settler, executor, self.stats, self.concurrency, running.loop)
         any_async, any_sync = kinds_of_jobs(self.app)
         if not any_async:
-            running.runners = [ThreadRunners(*parts)]
+            running.runners = [ThreadRunners(*parts, metrics=metrics)]
         else:  # both kinds: `concurrency` counts the jobs of both
             slots = Slots(self.concurrency) if any_sync else None
-            threads = ThreadRunners(*parts, slots, from_loop=True) if any_sync else None
-            loop_runners = LoopRunners(*parts, slots, threads=threads)
+            threads = ThreadRunners(*parts, slots, metrics, from_loop=True) if any_sync else None
+            loop_runners = LoopRunners(*parts, slots, metrics, threads=threads)
             running.runners = [loop_runners] + ([threads] if threads else [])
 
     def _start(self, running: _Running) -> None:
@@ -276,6 +291,12 @@ class Worker:
         """Jobs running now."""
         running = self._running
         return sum(runners.busy for runners in running.runners) if running is not None else 0
+
+    def prefetched(self, queue: str) -> int:
+        """Jobs of a queue fetched and ready for a runner."""
+        running = self._running
+        queues = running.feed.queues if running is not None and running.feed else ()
+        return next((q.waiting for q in queues if q.queue == queue), 0)
 
     @property
     def paused(self) -> frozenset[str]:

@@ -27,6 +27,15 @@ from pulsarjobs.errors import PulsarJobsError
 NAMESPACE = "public/pulsarjobs"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--screenshots",
+        metavar="DIR",
+        default=None,
+        help="save the dashboard tests' page pictures here (docs/images for the docs)",
+    )
+
+
 @dataclass
 class BrokerUnderTest:
     service_url: str

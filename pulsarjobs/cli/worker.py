@@ -56,6 +56,16 @@ def worker(
             "--scheduler", help="Also run the app's periodic schedules (one leader among all)."
         ),
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="PULSARJOBS_METRICS_PORT",
+            help="Serve Prometheus metrics on this port (one port for all --processes).",
+            show_default=False,
+        ),
+    ] = None,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -72,8 +82,9 @@ def worker(
     }
     if processes > 1:
         code = supervise(
-            app_reference, processes, fmt, log_level, options, with_scheduler, settings
-        )
+            app_reference, processes, fmt, log_level, options, with_scheduler, settings,
+            metrics_port,
+        )  # fmt: skip
         raise typer.Exit(code)
     configure_logging(fmt, log_level)
-    run_worker(app_reference, options, with_scheduler, settings)
+    run_worker(app_reference, options, with_scheduler, settings, metrics_port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,21 @@ def test_worker_with_an_app_that_does_not_exist_says_so_in_one_line() -> None:
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1
     assert "cannot import 'no_such_module'" in done.stderr
+
+
+def test_worker_whose_metrics_port_is_taken_says_so_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for processes in ("1", "2"):  # a worker's port, or its supervisor's
+            done = run("-m", "pulsarjobs", "worker", "tests.apps.pipeline:app",
+                       "--metrics-port", port, "--processes", processes)  # fmt: skip
+            assert done.returncode == 1
+            assert done.stderr.strip().splitlines() == [
+                f"error: cannot serve metrics on port {port}: Address already in use; "
+                "choose another with --metrics-port"
+            ]
 
 
 def test_the_demo_runs_every_example_job_to_its_end(broker: BrokerUnderTest) -> None:

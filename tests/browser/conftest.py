@@ -1,0 +1,75 @@
+"""A real headless Chromium for the dashboard's end-to-end tests.
+
+Debian's `chromium` (installed by scripts/bootstrap when it runs as root), driven by Playwright
+with `executable_path`: Playwright's own browser downloads are never used. Without a browser the
+tests fail under CI=true and skip elsewhere, saying why.
+
+`pytest --screenshots DIR` saves a picture of each page the tests visit into DIR (docs/images
+holds the ones docs/dashboard.md shows); without it, pictures go to the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.conftest import unavailable
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+
+
+def chromium_path() -> str | None:
+    if explicit := os.environ.get("PULSARJOBS_CHROMIUM"):
+        return explicit
+    return next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = chromium_path()
+    if executable is None:
+        unavailable("no Chromium: install Debian's chromium (scripts/bootstrap does, as root)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("Playwright is not installed: run scripts/bootstrap")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    opened = context.new_page()
+    opened.set_default_timeout(20_000)
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """`screenshot(page, "home")`: a full-page picture, into --screenshots DIR when given."""
+    chosen = request.config.getoption("--screenshots")
+    folder = Path(chosen) if chosen else tmp_path
+
+    def take(page: Page, name: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"dashboard-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
