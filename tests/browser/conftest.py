@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import unavailable
+from tests.browser.shop import Shop, open_shop
+from tests.conftest import BrokerUnderTest, unavailable
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -73,3 +74,10 @@ def screenshot(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         return path
 
     return take
+
+
+@pytest.fixture(scope="session")
+def shop(broker: BrokerUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    """A namespace with jobs in every state, two workers, a scheduler and a dashboard on it."""
+    with open_shop(broker, tmp_path_factory.mktemp("shop")) as opened:
+        yield opened
