@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pulsarjobs.app import App, Job
 
 # "undecodable": the message was no job at all; it is dead-lettered with its own bytes.
-# "cancelled": the user cancelled the job (cancels.py); it is acknowledged, not run or not kept.
+# "cancelled": the user cancelled the job (cancels.py): acknowledged unrun, or its result discarded.
 Kind = Literal["done", "retry", "dead", "expired", "early", "undecodable", "cancelled"]
 Work = Coroutine[Any, Any, None] | functools.partial[None]  # an async run, or a sync call
 
@@ -120,13 +120,13 @@ class Executor:
         work, started = verdict, time.perf_counter()
         context = job_context(envelope)
         running: Awaitable[None]
+        task = None if isinstance(work, functools.partial) else asyncio.current_task()
+        run = self.running.now[envelope.id] = Run(envelope, started, task)  # before it starts
         if isinstance(work, functools.partial):
             call = functools.partial(context.run, self._body, work, envelope)
             running = asyncio.get_running_loop().run_in_executor(self.threads, call)
-            run = self.running.now[envelope.id] = Run(envelope, started, None)
         else:
             running = InContext(self._body_async(work, envelope), context)
-            run = self.running.now[envelope.id] = Run(envelope, started, asyncio.current_task())
         try:
             await self._within_timeout(running, envelope)
         except asyncio.CancelledError:

@@ -174,6 +174,11 @@ def size_text(count: int | None) -> str:
     return f"{size:.1f} GB"
 
 
+def number(count: int) -> str:
+    """1,000,000: readable at a glance."""
+    return f"{count:,}"
+
+
 def query(params: dict[str, Any]) -> str:
     """A query string of the parameters that have a value."""
     return urlencode({key: value for key, value in params.items() if value})
@@ -183,4 +188,6 @@ def as_json(value: Any) -> str:
     return json.dumps(jsonable(value), ensure_ascii=False)
 
 
-templates.env.filters.update(iso=iso, ago=ago, span=span, size=size_text, json=as_json, query=query)
+templates.env.filters.update(
+    iso=iso, ago=ago, span=span, size=size_text, json=as_json, query=query, num=number
+)

@@ -11,7 +11,7 @@
       width: target.clientWidth || 600,
       height: 220,
       scales: { x: { time: true } },
-      axes: [{}, { size: 60 }],
+      axes: [{}, { size: 70 }],
       series: [{}].concat(series.map((name) => ({
         label: name.replace("_", " "), stroke: colors[name], width: 2, points: { show: false },
       }))),
