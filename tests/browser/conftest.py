@@ -84,7 +84,7 @@ def screenshot(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return take
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # its processes end with the browser tests, not the session
 def shop(broker: BrokerUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """A namespace with jobs in every state, two workers, a scheduler and a dashboard on it."""
     with open_shop(broker, tmp_path_factory.mktemp("shop")) as opened:
