@@ -67,10 +67,6 @@ class Shop:
         return Inspector(self.settings)
 
 
-def queues_arg(queues: tuple[str, ...]) -> str:
-    return ",".join(queues)
-
-
 @contextmanager
 def open_shop(broker: BrokerUnderTest, folder: Path) -> Iterator[Shop]:
     settings = fresh_settings(broker)
@@ -87,8 +83,8 @@ def open_shop(broker: BrokerUnderTest, folder: Path) -> Iterator[Shop]:
         logs = {name: folder / f"{name}-worker.log" for name in ("first", "second")}
         for name, concurrency, queues in (("first", 4, FIRST_QUEUES), ("second", 2, SECOND_QUEUES)):
             args = worker_args(concurrency, queues)
-            run(stack, start_worker_process(env, logs[name], *args, app=APP))
-        run(stack, start_pulsarjobs(env, folder / "scheduler.log", "scheduler", APP))
+            stopped_at_exit(stack, start_worker_process(env, logs[name], *args, app=APP))
+        stopped_at_exit(stack, start_pulsarjobs(env, folder / "scheduler.log", "scheduler", APP))
         dashboard = stack.enter_context(dashboard_process(env, folder / "dashboard.log", APP))
         inspector = stack.enter_context(Inspector(settings))
         workers = settled(inspector, record, traffic(app, dashboard, inspector))
@@ -109,12 +105,11 @@ def open_shop(broker: BrokerUnderTest, folder: Path) -> Iterator[Shop]:
 
 
 def worker_args(concurrency: int, queues: tuple[str, ...]) -> tuple[str, ...]:
-    return ("--queues", queues_arg(queues), "--concurrency", str(concurrency))
+    return ("--queues", ",".join(queues), "--concurrency", str(concurrency))
 
 
-def run(stack: ExitStack, process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+def stopped_at_exit(stack: ExitStack, process: subprocess.Popen[bytes]) -> None:
     stack.callback(stop_process, process, 60)
-    return process
 
 
 def enqueue_every_state(app: App) -> dict[str, Any]:
