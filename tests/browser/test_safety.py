@@ -93,6 +93,8 @@ def read_only(shop: Shop, tmp_path: Path) -> Iterator[Served]:
 def test_a_read_only_dashboard_shows_no_button_and_refuses_every_change(
     page: Page, shop: Shop, read_only: Served
 ) -> None:
+    log_in(page, shop.dashboard, "/queues")
+    assert page.locator(ACTIONS).count() > 0  # the buttons the read-only one must not show
     log_in(page, read_only, "/")
     assert text(page, "read-only") == "read-only"
     for path in (
