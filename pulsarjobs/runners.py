@@ -12,6 +12,7 @@ it is stored.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections import deque
@@ -334,6 +335,8 @@ class ThreadRunners(Runners):
 
 
 def join_all(threads: list[threading.Thread], timeout: float) -> None:
+    """Join the threads within `timeout` seconds in all; `math.inf`: however long they take
+    (Thread.join takes None for that, and raises OverflowError for inf)."""
     ends = time.monotonic() + timeout
     for thread in threads:
-        thread.join(max(0.0, ends - time.monotonic()))
+        thread.join(None if math.isinf(timeout) else max(0.0, ends - time.monotonic()))

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import unavailable
+from tests.browser.shop import Shop, open_shop
+from tests.conftest import BrokerUnderTest, unavailable
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
+PICTURE_MIN_HEIGHT = 360  # px; a picture is as tall as its page's content, at least this
 
 
 def chromium_path() -> str | None:
@@ -69,7 +71,21 @@ def screenshot(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     def take(page: Page, name: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"dashboard-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        viewport = page.viewport_size
+        assert viewport is not None
+        # A short window: the picture ends where the page does, with no blank screen below.
+        page.set_viewport_size({"width": viewport["width"], "height": PICTURE_MIN_HEIGHT})
+        try:
+            page.screenshot(path=str(path), full_page=True)
+        finally:
+            page.set_viewport_size(viewport)
         return path
 
     return take
+
+
+@pytest.fixture(scope="package")  # its processes end with the browser tests, not the session
+def shop(broker: BrokerUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    """A namespace with jobs in every state, two workers, a scheduler and a dashboard on it."""
+    with open_shop(broker, tmp_path_factory.mktemp("shop")) as opened:
+        yield opened

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -55,15 +56,30 @@ def worker_in_thread(app: App, queues: str = "default", **options: Any) -> Itera
         assert not thread.is_alive(), "the worker did not stop within 60 s"
 
 
-def start_worker_process(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
-    """`pulsarjobs worker` on the test jobs, logging to a file (a pipe nobody reads fills up)."""
+def start_worker_process(
+    env: dict[str, str], log: Path, *args: str, app: str = "tests.apps.pipeline:app"
+) -> subprocess.Popen[bytes]:
+    """`pulsarjobs worker` on the test jobs of `app`."""
+    return start_pulsarjobs(env, log, "worker", app, *args)
+
+
+def start_pulsarjobs(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A `pulsarjobs` command as a user runs it, logging to a file (a pipe nobody reads fills
+    up)."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "pulsarjobs", "worker", "tests.apps.pipeline:app", *args],
+            [sys.executable, "-m", "pulsarjobs", *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    """SIGTERM (a graceful stop) and its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    return process.wait(timeout)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -15,14 +14,9 @@ from tests.integration.helpers import (
     settings_env,
     start_worker_process,
     started,
+    stop_process,
     wait_until,
 )
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    return process.wait(timeout)
 
 
 def test_ten_thousand_jobs_over_three_priorities_two_processes_none_lost(
@@ -41,7 +35,7 @@ def test_ten_thousand_jobs_over_three_priorities_two_processes_none_lost(
     try:
         wait_until(lambda: len({r["id"] for r in started(record)}) == 10_000, 300, interval=1)
     finally:
-        assert stop(workers) == 0, log.read_text()[-2000:]
+        assert stop_process(workers) == 0, log.read_text()[-2000:]
     runs = started(record)
     assert {r["id"] for r in runs} == enqueued
     print(f"ran {len(runs)} times for 10,000 jobs ({len(runs) - 10_000} duplicates)")
@@ -79,7 +73,7 @@ def test_kill_9_of_a_worker_mid_run_loses_no_job(app: App, tmp_path: Path) -> No
         finished = lambda: {r["id"] for r in ended(record)}  # noqa: E731
         wait_until(lambda: finished() >= enqueued, 300, interval=1)
     finally:
-        stop(survivor)
+        stop_process(survivor)
         if victim.poll() is None:
             victim.kill()
     runs = Counter(r["id"] for r in ended(record))
@@ -103,7 +97,7 @@ def test_sigterm_lets_running_jobs_finish_and_exits_cleanly(app: App, tmp_path: 
         app.enqueue_many([app.jobs["sync_overlap"].call() for _ in range(4)])
         wait_until(lambda: len(started(record)) == 4, 60)
     finally:
-        code = stop(worker)
+        code = stop_process(worker)
     assert code == 0
     stderr = log.read_text()
     assert "worker stopped" in stderr
@@ -127,7 +121,7 @@ def test_connection_options_before_the_command_reach_the_worker(app: App, tmp_pa
         app.jobs["slow"].enqueue(1)
         wait_until(lambda: len(ended(record)) == 1, 60)
     finally:
-        stop(worker)
+        stop_process(worker)
 
 
 def without_settings(environment: Mapping[str, str]) -> dict[str, str]:

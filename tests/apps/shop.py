@@ -1,0 +1,66 @@
+"""A small shop's jobs on four queues, for the dashboard's browser tests and the pictures of it in
+the docs: names, arguments and errors as a user's would read.
+
+Each run appends a line to the file PULSARJOBS_TEST_RECORD names (tests/apps/pipeline.py's
+`record`). `charge_card` always fails and retries in an hour; `sync_inventory` dies at its first
+failure until the file PULSARJOBS_TEST_FIX names exists; `render_video` runs for as long as asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from pulsarjobs.app import App
+from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.settings import Settings
+from tests.apps.pipeline import record
+
+HOURLY_RETRY = RetryPolicy(max_attempts=5, initial_delay=3600, jitter=0.0)
+
+
+def make_app(settings: Settings) -> App:
+    app = App(settings)
+
+    @app.job(queue="emails")
+    def send_receipt(order_id: str, address: str) -> None:
+        record("start")
+
+    @app.job(queue="images")
+    def resize_image(path: str, width: int) -> None:
+        record("start")
+
+    @app.job(queue="images")
+    async def render_video(video_id: str, seconds: float) -> None:
+        record("start")
+        await asyncio.sleep(seconds)
+        record("end")
+
+    @app.job(queue="billing", retry=HOURLY_RETRY)
+    def charge_card(order_id: str, cents: int) -> None:
+        record("start")
+        raise ConnectionError("payment gateway timed out after 30 s")
+
+    @app.job(queue="billing", max_attempts=1)
+    def sync_inventory(sku: str, warehouse: str) -> None:
+        record("start")
+        fix = os.environ.get("PULSARJOBS_TEST_FIX")
+        if not (fix and os.path.exists(fix)):
+            raise ValueError(f"unknown SKU {sku} in warehouse {warehouse}")
+
+    @app.job(queue="reports")
+    def build_report(name: str, day: str) -> None:
+        record("start")
+
+    @app.periodic("0 3 * * *", name="nightly_sales_report", queue="reports", missed="skip")
+    def nightly_sales_report() -> None:
+        record("start")
+
+    @app.periodic("0 */6 * * *", name="refresh_exchange_rates", queue="billing", missed="skip")
+    def refresh_exchange_rates() -> None:
+        record("start")
+
+    return app
+
+
+app = make_app(Settings.from_env())
