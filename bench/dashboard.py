@@ -34,6 +34,7 @@ from pulsarjobs.app import JobCall
 from pulsarjobs.broker.launcher import free_port
 from pulsarjobs.clock import utc_now
 from pulsarjobs.connection import Acks
+from pulsarjobs.dashboard.state import POLL_SECONDS
 from pulsarjobs.envelope import JobError, encode
 from pulsarjobs.execution import Outcome
 from pulsarjobs.feed import keep_dead_letters
@@ -42,7 +43,9 @@ from pulsarjobs.settle import Delivery, dead_letter_properties
 from pulsarjobs.topics import topics_for
 
 QUEUE = "default"
+SEARCHED = "TimeoutError"  # the error of one dead letter in a hundred
 CHUNK = 5_000  # jobs per enqueue_many call
+FRESH_AFTER_S = POLL_SECONDS  # pages share one broker reading for a little less than this
 RESULTS = Path(__file__).parent / "results" / "dashboard.json"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +92,7 @@ def fill_dead(app: App, count: int) -> float:
 
 
 def dead_letter(app: App, n: int) -> tuple[bytes, dict[str, str]]:
-    kind = "TimeoutError" if n % 100 == 0 else "ValueError"
+    kind = SEARCHED if n % 100 == 0 else "ValueError"
     error = JobError(kind, f"report {n} failed", "Traceback (most recent call last): ...",
                      utc_now(), "bench")  # fmt: skip
     call = JobCall("build_report", args=(n,), queue=QUEUE)
@@ -119,6 +122,7 @@ def time_pages(base: str, token: str, pages: dict[str, str], repeat: int) -> dic
         for name, path in pages.items():
             seconds = []
             for _ in range(repeat):
+                time.sleep(FRESH_AFTER_S)  # past the dashboard's shared reading: a fresh one
                 started = time.perf_counter()
                 response = http.get(path)
                 seconds.append(time.perf_counter() - started)
@@ -137,7 +141,7 @@ def wait_for(http: httpx.Client, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if http.get("/api/overview").status_code == 200:
+            if http.get("/api/home").status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -152,11 +156,36 @@ def say(line: str, end: str = "\n") -> None:
 PAGES = {
     "home": "/",
     "queues": "/queues",
+    "queue_first_page": f"/queues/{QUEUE}",
     "dead_first_page": f"/dead?queue={QUEUE}",
-    "dead_search": f"/dead?queue={QUEUE}&error=TimeoutError",
-    "api_overview": "/api/overview",
-    "api_dead_search": f"/api/dead?queue={QUEUE}&error=TimeoutError",
+    "dead_filtered_first_page": f"/dead?queue={QUEUE}&error={SEARCHED}",
+    "api_home": "/api/home",
 }
+
+
+def search_dead(base: str, token: str, repeat: int) -> dict[str, Any]:
+    """A Dead search by error text over every dead letter: its pages followed to the end."""
+    headers = {"Authorization": f"Bearer {token}"}
+    runs = []
+    with httpx.Client(base_url=base, headers=headers, timeout=300) as http:
+        for _ in range(repeat):
+            started, after, matched, scanned, pages = time.perf_counter(), "", 0, 0, 0
+            while True:
+                path = f"/api/dead?queue={QUEUE}&error={SEARCHED}&size=100&after={after}"
+                page = http.get(path).raise_for_status().json()["page"]
+                matched, scanned, pages = (
+                    matched + page["matched"],
+                    scanned + page["scanned"],
+                    pages + 1,
+                )
+                if page["next_after"] is None:
+                    break
+                after = page["next_after"]
+            runs.append({"seconds": round(time.perf_counter() - started, 2), "matched": matched,
+                         "scanned": scanned, "pages": pages})  # fmt: skip
+            say(f"  dead search: {runs[-1]}")
+    return {"error_text": SEARCHED, "runs": runs,
+            "median_s": statistics.median(run["seconds"] for run in runs)}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -170,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         port, token = free_port(), secrets.token_urlsafe(16)
         dashboard = start_dashboard(settings, port, token)
         try:
-            timings = time_pages(f"http://127.0.0.1:{port}", token, PAGES, options.repeat)
+            base = f"http://127.0.0.1:{port}"
+            timings = time_pages(base, token, PAGES, options.repeat)
+            search = search_dead(base, token, max(1, options.repeat // 2))
         finally:
             dashboard.terminate()
             dashboard.wait(30)
@@ -180,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "dead": options.dead,
             "fill_seconds": {key: round(value, 1) for key, value in fill.items()},
             "pages": timings,
+            "dead_search": search,
         }
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(json.dumps(result, indent=2) + "\n")
