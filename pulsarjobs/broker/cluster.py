@@ -1,0 +1,393 @@
+"""A local Apache Pulsar cluster on one machine: ZooKeeper, three bookies and two brokers.
+
+Each node is its own JVM from the same cached jars as the standalone, with its config, data,
+pid file and log under one data directory. Entries are written to two bookies out of three
+(ensemble, write and ack quorum 2), so one bookie may die; a killed broker's topics move to the
+other broker once its metadata session expires (`session_timeout_ms`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pulsarjobs.admin import Admin
+from pulsarjobs.broker.jars import PULSAR_VERSION, classpath
+from pulsarjobs.broker.java import Jdk, find_jdk
+from pulsarjobs.broker.launcher import DEFAULT_NAMESPACES, LOG_CONFIG, probe, write_log_config
+from pulsarjobs.broker.process import (
+    JavaProcess,
+    free_port,
+    java_command,
+    port_in_use,
+    startup_failure,
+)
+from pulsarjobs.broker.templates import render
+from pulsarjobs.errors import BrokerError
+
+CLUSTER_NAME = "pulsarjobs"
+BOOKIES = 3
+BROKERS = 2
+# Long enough to ride out a GC pause on a busy laptop, short enough that a killed broker's
+# queues come back within about 15 s (Pulsar's default is 30 s).
+DEFAULT_SESSION_TIMEOUT_MS = 10_000
+PORTS_FILE = "ports.json"
+INITIALISED = "metadata-initialised"
+
+ZOOKEEPER_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+BOOKIE_MAIN = "org.apache.bookkeeper.server.Main"
+BROKER_MAIN = "org.apache.pulsar.PulsarBrokerStarter"
+METADATA_SETUP_MAIN = "org.apache.pulsar.PulsarClusterMetadataSetup"
+# What bin/pulsar sets, so that bookies and brokers' BookKeeper clients find Pulsar's metadata.
+METADATA_DRIVERS = {
+    "bookkeeper.metadata.bookie.drivers": (
+        "org.apache.pulsar.metadata.bookkeeper.PulsarMetadataBookieDriver"
+    ),
+    "bookkeeper.metadata.client.drivers": (
+        "org.apache.pulsar.metadata.bookkeeper.PulsarMetadataClientDriver"
+    ),
+}
+
+Role = Literal["zookeeper", "bookie", "broker"]
+ClusterState = Literal["running", "degraded", "stopped"]
+Progress = Callable[[str], None]
+
+
+def default_data_dir() -> Path:
+    if explicit := os.environ.get("PULSARJOBS_CLUSTER_DIR"):
+        return Path(explicit)
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "pulsarjobs" / "cluster"
+
+
+@dataclass(frozen=True)
+class ClusterPorts:
+    zookeeper: int = 2181
+    bookies: tuple[int, ...] = (3181, 3182, 3183)
+    brokers: tuple[int, ...] = (6650, 6651)
+    web: tuple[int, ...] = (8080, 8081)
+
+    @classmethod
+    def starting_at(cls, base: int) -> ClusterPorts:
+        """Eight consecutive ports: ZooKeeper, the bookies, the brokers, their web ports."""
+        ports = list(range(base, base + 1 + BOOKIES + 2 * BROKERS))
+        return cls(
+            zookeeper=ports[0],
+            bookies=tuple(ports[1 : 1 + BOOKIES]),
+            brokers=tuple(ports[1 + BOOKIES : 1 + BOOKIES + BROKERS]),
+            web=tuple(ports[1 + BOOKIES + BROKERS :]),
+        )
+
+    @classmethod
+    def free(cls) -> ClusterPorts:
+        """Ports nothing listens on now (for tests)."""
+        return cls(
+            zookeeper=free_port(),
+            bookies=tuple(free_port() for _ in range(BOOKIES)),
+            brokers=tuple(free_port() for _ in range(BROKERS)),
+            web=tuple(free_port() for _ in range(BROKERS)),
+        )
+
+
+@dataclass
+class Node:
+    name: str
+    role: Role
+    port: int  # answers once the node serves: ZooKeeper's client port, the bookie's, the web port
+    process: JavaProcess
+    heap: str
+    direct_memory: str
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    state: str
+    pid: int | None
+    port: int
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    state: ClusterState
+    nodes: list[NodeStatus]
+    service_url: str
+    admin_url: str
+
+
+@dataclass
+class LocalCluster:
+    data_dir: Path = field(default_factory=default_data_dir)
+    ports: ClusterPorts = field(default_factory=ClusterPorts)
+    version: str = PULSAR_VERSION
+    session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS
+    namespaces: Sequence[str] = DEFAULT_NAMESPACES
+    nodes: dict[str, Node] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        def node(name: str, role: Role, port: int, main: str, heap: str, direct: str) -> Node:
+            process = JavaProcess(
+                main,
+                conf_file=self.data_dir / "conf" / f"{name}.conf",
+                pid_file=self.data_dir / "run" / f"{name}.pid",
+                log_file=self.data_dir / "logs" / f"{name}.log",
+            )
+            return Node(name, role, port, process, heap, direct)
+
+        # Small heaps: about 1.5 GB for the whole cluster.
+        zookeeper = self.ports.zookeeper
+        members = [node("zookeeper", "zookeeper", zookeeper, ZOOKEEPER_MAIN, "128m", "64m")]
+        members += [
+            node(f"bookie-{n}", "bookie", port, BOOKIE_MAIN, "192m", "256m")
+            for n, port in enumerate(self.ports.bookies, 1)
+        ]
+        members += [
+            node(f"broker-{n}", "broker", port, BROKER_MAIN, "384m", "256m")
+            for n, port in enumerate(self.ports.web, 1)
+        ]
+        self.nodes = {member.name: member for member in members}
+
+    @classmethod
+    def at(cls, data_dir: Path | None = None, ports: ClusterPorts | None = None) -> LocalCluster:
+        """The cluster of a data directory, on the ports it was first started with unless given."""
+        data_dir = data_dir or default_data_dir()
+        if ports is None:
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                saved = json.loads((data_dir / PORTS_FILE).read_text())
+                ports = ClusterPorts(
+                    saved["zookeeper"], *(tuple(saved[k]) for k in ("bookies", "brokers", "web"))
+                )
+        return cls(data_dir=data_dir, ports=ports or ClusterPorts())
+
+    @property
+    def service_url(self) -> str:
+        """Every broker: the client fails over to another one when the one it uses dies."""
+        return "pulsar://" + ",".join(f"127.0.0.1:{port}" for port in self.ports.brokers)
+
+    @property
+    def admin_url(self) -> str:
+        return self.admin_urls[0]
+
+    @property
+    def admin_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.ports.web]
+
+    def role(self, role: Role) -> list[Node]:
+        return [node for node in self.nodes.values() if node.role == role]
+
+    def node_serving(self, broker_url: str) -> Node:
+        """The broker node behind a broker URL (as a topic lookup returns it)."""
+        for node, port in zip(self.role("broker"), self.ports.brokers, strict=True):
+            if broker_url.rstrip("/").endswith(f":{port}"):
+                return node
+        raise BrokerError(f"No broker of this cluster serves {broker_url}.")
+
+    def status(self) -> ClusterStatus:
+        nodes = [
+            NodeStatus(node.name, node.process.state(), node.process.pid, node.port)
+            for node in self.nodes.values()
+        ]
+        running = sum(1 for node in nodes if node.state == "running")
+        state: ClusterState = (
+            "running" if running == len(nodes) else "degraded" if running else "stopped"
+        )
+        return ClusterStatus(state, nodes, self.service_url, self.admin_url)
+
+    def start(self, progress: Progress | None = None, timeout: float = 240.0) -> ClusterStatus:
+        """Start every node that does not run, in order, and wait until the cluster serves."""
+        say = progress or (lambda _: None)
+        jdk = find_jdk()
+        jars = classpath(self.version, say)
+        self._check_ports_free()
+        self._write_configs()
+        say(f"starting a Pulsar {self.version} cluster on Java {jdk.version_text}")
+        deadline = time.monotonic() + timeout
+        self.start_node("zookeeper", jdk=jdk, jars=jars, deadline=deadline, say=say)
+        if not (self.data_dir / INITIALISED).exists():
+            self._initialise_metadata(jdk, jars)
+        for group in ("bookie", "broker"):
+            waiting = [node for node in self.role(group) if node.process.state() != "running"]
+            for node in waiting:
+                self._spawn(node, jdk, jars)
+            for node in waiting:
+                self._wait_until_serving(node, jdk, jars, deadline, say)
+        with Admin(self.admin_url, timeout=10.0) as admin:
+            for namespace in self.namespaces:
+                admin.ensure_namespace(namespace)
+        say("checking that a message goes through")
+        probe(self.service_url, f"persistent://{self.namespaces[0]}/pulsarjobs-probe")
+        return self.status()
+
+    def start_node(
+        self,
+        name: str,
+        *,
+        jdk: Jdk | None = None,
+        jars: str | None = None,
+        deadline: float | None = None,
+        say: Progress | None = None,
+    ) -> None:
+        """Start one node (a killed broker or bookie, say) and wait until it serves."""
+        node = self.nodes[name]
+        if node.process.state() == "running":
+            return
+        jdk = jdk or find_jdk()
+        jars = jars or classpath(self.version)
+        self._spawn(node, jdk, jars)
+        deadline = deadline or time.monotonic() + 180.0
+        self._wait_until_serving(node, jdk, jars, deadline, say or (lambda _: None))
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Stop every node, brokers first; True when any was running."""
+        stopped = False
+        with ThreadPoolExecutor(max_workers=BOOKIES) as pool:
+            for group in ("broker", "bookie", "zookeeper"):
+                nodes = self.role(group)
+                results = pool.map(lambda node: node.process.stop(timeout), nodes)
+                stopped = any(list(results)) or stopped
+        return stopped
+
+    def kill(self, name: str) -> bool:
+        """kill -9 one node, as a crash would."""
+        return self.nodes[name].process.kill()
+
+    def log_tail(self, name: str, lines: int = 50) -> list[str]:
+        return self.nodes[name].process.log_tail(lines)
+
+    def _check_ports_free(self) -> None:
+        for node in self.nodes.values():
+            ports = [node.port]
+            if node.role == "broker":
+                ports.append(self.ports.brokers[self.role("broker").index(node)])
+            busy = [port for port in ports if port_in_use(port)]
+            if busy and node.process.state() != "running":
+                raise BrokerError(
+                    f"Port {busy[0]} on 127.0.0.1, wanted by {node.name}, is in use by another "
+                    "process: stop it, or choose other ports with --ports-from."
+                )
+
+    def _write_configs(self) -> None:
+        conf = self.data_dir / "conf"
+        conf.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "run").mkdir(exist_ok=True)
+        write_log_config(conf)
+        zookeeper = self.nodes["zookeeper"]
+        zookeeper.process.conf_file.write_text(
+            render(
+                "zoo.cfg",
+                data_dir=str(self.data_dir / "zookeeper"),
+                client_port=str(self.ports.zookeeper),
+            )
+        )
+        for node in self.role("bookie"):
+            text = render(
+                "bookie.conf",
+                bookie_port=str(node.port),
+                zookeeper_port=str(self.ports.zookeeper),
+                data_dir=str(self.data_dir / node.name),
+            )
+            node.process.conf_file.write_text(text + "\n" + render("jobs-bookie.conf"))
+        for node, port in zip(self.role("broker"), self.ports.brokers, strict=True):
+            text = render(
+                "cluster-broker.conf",
+                cluster_name=CLUSTER_NAME,
+                broker_port=str(port),
+                web_port=str(node.port),
+                zookeeper_port=str(self.ports.zookeeper),
+                session_timeout_ms=str(self.session_timeout_ms),
+            )
+            node.process.conf_file.write_text(text + "\n" + render("jobs-broker.conf"))
+        (self.data_dir / PORTS_FILE).write_text(json.dumps(asdict(self.ports)))
+
+    def _command(self, node: Node, jdk: Jdk, jars: str) -> list[str]:
+        conf = str(node.process.conf_file)
+        arguments = {
+            "zookeeper": [conf],
+            "bookie": ["--conf", conf],
+            "broker": ["--broker-conf", conf],
+        }[node.role]
+        return java_command(
+            jdk,
+            jars,
+            node.process.main_class,
+            arguments,
+            heap=node.heap,
+            direct_memory=node.direct_memory,
+            log_config=self.data_dir / "conf" / LOG_CONFIG,
+            properties=METADATA_DRIVERS | {"zookeeper.admin.enableServer": "false"},
+        )
+
+    def _spawn(self, node: Node, jdk: Jdk, jars: str) -> None:
+        node.process.spawn(self._command(node, jdk, jars), cwd=self.data_dir)
+
+    def _initialise_metadata(self, jdk: Jdk, jars: str) -> None:
+        """Write the cluster's record and BookKeeper's layout into ZooKeeper, once."""
+        zookeeper = f"zk:127.0.0.1:{self.ports.zookeeper}"
+        arguments = [
+            "--cluster", CLUSTER_NAME,
+            "--metadata-store", zookeeper,
+            "--configuration-metadata-store", zookeeper,
+            "--web-service-url", self.admin_url,
+            "--broker-service-url", self.service_url,
+        ]  # fmt: skip
+        log_file = self.data_dir / "logs" / "metadata-setup.log"
+        command = java_command(
+            jdk,
+            jars,
+            METADATA_SETUP_MAIN,
+            arguments,
+            heap="256m",
+            direct_memory="64m",
+            log_config=self.data_dir / "conf" / LOG_CONFIG,
+            properties=METADATA_DRIVERS,
+        )
+        with log_file.open("ab") as log:
+            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if done.returncode != 0:
+            failure = startup_failure(log_file.read_text(errors="replace").splitlines()[-400:])
+            raise BrokerError(
+                f"Initialising the cluster's metadata failed: {failure} (full log: {log_file})."
+            )
+        (self.data_dir / INITIALISED).touch()
+
+    def _wait_until_serving(
+        self, node: Node, jdk: Jdk, jars: str, deadline: float, say: Progress
+    ) -> None:
+        started = time.monotonic()
+        log_offset = node.process.log_size()
+        while not self._serves(node):
+            if node.process.exited():
+                log = node.process.log_since(log_offset)
+                if node.role == "broker" and "LockBusyException" in log:
+                    # Its previous self was killed and its registration lives until the
+                    # metadata session expires: try again until it does.
+                    say(f"{node.name} waits for its previous session to expire")
+                    time.sleep(1.0)
+                    log_offset = node.process.log_size()
+                    self._spawn(node, jdk, jars)
+                    continue
+                raise BrokerError(
+                    f"{node.name} exited while starting: "
+                    f"{startup_failure(log.splitlines()[-400:])} "
+                    f"(full log: {node.process.log_file})."
+                )
+            if time.monotonic() > deadline:
+                raise BrokerError(
+                    f"{node.name} did not serve in time (see {node.process.log_file})."
+                )
+            say(f"waiting for {node.name} ({time.monotonic() - started:.0f} s)")
+            time.sleep(0.25)
+
+    def _serves(self, node: Node) -> bool:
+        if node.role != "broker":
+            return port_in_use(node.port)
+        with Admin(f"http://127.0.0.1:{node.port}", timeout=5.0) as admin:
+            return admin.healthy()
