@@ -17,14 +17,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pulsarjobs.admin import Admin
 from pulsarjobs.broker.jars import PULSAR_VERSION, classpath
 from pulsarjobs.broker.java import Jdk, find_jdk
 from pulsarjobs.broker.launcher import DEFAULT_NAMESPACES, LOG_CONFIG, probe, write_log_config
+from pulsarjobs.broker.node import METADATA_DRIVERS, Node, Role
 from pulsarjobs.broker.process import (
-    JavaProcess,
     free_port,
     java_command,
     port_in_use,
@@ -39,24 +39,11 @@ BROKERS = 2
 # Long enough to ride out a GC pause on a busy laptop, short enough that a killed broker's
 # queues come back within about 15 s (Pulsar's default is 30 s).
 DEFAULT_SESSION_TIMEOUT_MS = 10_000
-PORTS_FILE = "ports.json"
+SAVED_FILE = "cluster.json"  # the ports and session timeout of the last start
 INITIALISED = "metadata-initialised"
 
-ZOOKEEPER_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
-BOOKIE_MAIN = "org.apache.bookkeeper.server.Main"
-BROKER_MAIN = "org.apache.pulsar.PulsarBrokerStarter"
 METADATA_SETUP_MAIN = "org.apache.pulsar.PulsarClusterMetadataSetup"
-# What bin/pulsar sets, so that bookies and brokers' BookKeeper clients find Pulsar's metadata.
-METADATA_DRIVERS = {
-    "bookkeeper.metadata.bookie.drivers": (
-        "org.apache.pulsar.metadata.bookkeeper.PulsarMetadataBookieDriver"
-    ),
-    "bookkeeper.metadata.client.drivers": (
-        "org.apache.pulsar.metadata.bookkeeper.PulsarMetadataClientDriver"
-    ),
-}
 
-Role = Literal["zookeeper", "bookie", "broker"]
 ClusterState = Literal["running", "degraded", "stopped"]
 Progress = Callable[[str], None]
 
@@ -87,6 +74,15 @@ class ClusterPorts:
         )
 
     @classmethod
+    def from_json(cls, saved: dict[str, Any]) -> ClusterPorts:
+        return cls(
+            zookeeper=int(saved["zookeeper"]),
+            bookies=tuple(saved["bookies"]),
+            brokers=tuple(saved["brokers"]),
+            web=tuple(saved["web"]),
+        )
+
+    @classmethod
     def free(cls) -> ClusterPorts:
         """Ports nothing listens on now (for tests)."""
         return cls(
@@ -95,16 +91,6 @@ class ClusterPorts:
             brokers=tuple(free_port() for _ in range(BROKERS)),
             web=tuple(free_port() for _ in range(BROKERS)),
         )
-
-
-@dataclass
-class Node:
-    name: str
-    role: Role
-    port: int  # answers once the node serves: ZooKeeper's client port, the bookie's, the web port
-    process: JavaProcess
-    heap: str
-    direct_memory: str
 
 
 @dataclass(frozen=True)
@@ -133,39 +119,38 @@ class LocalCluster:
     nodes: dict[str, Node] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        def node(name: str, role: Role, port: int, main: str, heap: str, direct: str) -> Node:
-            process = JavaProcess(
-                main,
-                conf_file=self.data_dir / "conf" / f"{name}.conf",
-                pid_file=self.data_dir / "run" / f"{name}.pid",
-                log_file=self.data_dir / "logs" / f"{name}.log",
-            )
-            return Node(name, role, port, process, heap, direct)
-
-        # Small heaps: about 1.5 GB for the whole cluster.
-        zookeeper = self.ports.zookeeper
-        members = [node("zookeeper", "zookeeper", zookeeper, ZOOKEEPER_MAIN, "128m", "64m")]
+        members = [Node.of("zookeeper", "zookeeper", self.data_dir, self.ports.zookeeper)]
         members += [
-            node(f"bookie-{n}", "bookie", port, BOOKIE_MAIN, "192m", "256m")
+            Node.of(f"bookie-{n}", "bookie", self.data_dir, port)
             for n, port in enumerate(self.ports.bookies, 1)
         ]
         members += [
-            node(f"broker-{n}", "broker", port, BROKER_MAIN, "384m", "256m")
-            for n, port in enumerate(self.ports.web, 1)
+            Node.of(f"broker-{n}", "broker", self.data_dir, web, service_port=port)
+            for n, (port, web) in enumerate(zip(self.ports.brokers, self.ports.web, strict=True), 1)
         ]
         self.nodes = {member.name: member for member in members}
 
     @classmethod
-    def at(cls, data_dir: Path | None = None, ports: ClusterPorts | None = None) -> LocalCluster:
-        """The cluster of a data directory, on the ports it was first started with unless given."""
+    def at(
+        cls,
+        data_dir: Path | None = None,
+        ports: ClusterPorts | None = None,
+        session_timeout_ms: int | None = None,
+    ) -> LocalCluster:
+        """The cluster of a data directory, with the ports and session timeout it was last
+        started with unless given."""
         data_dir = data_dir or default_data_dir()
-        if ports is None:
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                saved = json.loads((data_dir / PORTS_FILE).read_text())
-                ports = ClusterPorts(
-                    saved["zookeeper"], *(tuple(saved[k]) for k in ("bookies", "brokers", "web"))
-                )
-        return cls(data_dir=data_dir, ports=ports or ClusterPorts())
+        saved: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            saved = json.loads((data_dir / SAVED_FILE).read_text())
+        if ports is None and "ports" in saved:
+            ports = ClusterPorts.from_json(saved["ports"])
+        return cls(
+            data_dir=data_dir,
+            ports=ports or ClusterPorts(),
+            session_timeout_ms=session_timeout_ms
+            or saved.get("session_timeout_ms", DEFAULT_SESSION_TIMEOUT_MS),
+        )
 
     @property
     def service_url(self) -> str:
@@ -185,8 +170,8 @@ class LocalCluster:
 
     def node_serving(self, broker_url: str) -> Node:
         """The broker node behind a broker URL (as a topic lookup returns it)."""
-        for node, port in zip(self.role("broker"), self.ports.brokers, strict=True):
-            if broker_url.rstrip("/").endswith(f":{port}"):
+        for node in self.role("broker"):
+            if broker_url.rstrip("/").endswith(f":{node.service_port}"):
                 return node
         raise BrokerError(f"No broker of this cluster serves {broker_url}.")
 
@@ -264,9 +249,7 @@ class LocalCluster:
 
     def _check_ports_free(self) -> None:
         for node in self.nodes.values():
-            ports = [node.port]
-            if node.role == "broker":
-                ports.append(self.ports.brokers[self.role("broker").index(node)])
+            ports = [node.port] + ([node.service_port] if node.service_port else [])
             busy = [port for port in ports if port_in_use(port)]
             if busy and node.process.state() != "running":
                 raise BrokerError(
@@ -295,38 +278,22 @@ class LocalCluster:
                 data_dir=str(self.data_dir / node.name),
             )
             node.process.conf_file.write_text(text + "\n" + render("jobs-bookie.conf"))
-        for node, port in zip(self.role("broker"), self.ports.brokers, strict=True):
+        for node in self.role("broker"):
             text = render(
                 "cluster-broker.conf",
                 cluster_name=CLUSTER_NAME,
-                broker_port=str(port),
+                broker_port=str(node.service_port),
                 web_port=str(node.port),
                 zookeeper_port=str(self.ports.zookeeper),
                 session_timeout_ms=str(self.session_timeout_ms),
             )
             node.process.conf_file.write_text(text + "\n" + render("jobs-broker.conf"))
-        (self.data_dir / PORTS_FILE).write_text(json.dumps(asdict(self.ports)))
-
-    def _command(self, node: Node, jdk: Jdk, jars: str) -> list[str]:
-        conf = str(node.process.conf_file)
-        arguments = {
-            "zookeeper": [conf],
-            "bookie": ["--conf", conf],
-            "broker": ["--broker-conf", conf],
-        }[node.role]
-        return java_command(
-            jdk,
-            jars,
-            node.process.main_class,
-            arguments,
-            heap=node.heap,
-            direct_memory=node.direct_memory,
-            log_config=self.data_dir / "conf" / LOG_CONFIG,
-            properties=METADATA_DRIVERS | {"zookeeper.admin.enableServer": "false"},
-        )
+        saved = {"ports": asdict(self.ports), "session_timeout_ms": self.session_timeout_ms}
+        (self.data_dir / SAVED_FILE).write_text(json.dumps(saved))
 
     def _spawn(self, node: Node, jdk: Jdk, jars: str) -> None:
-        node.process.spawn(self._command(node, jdk, jars), cwd=self.data_dir)
+        command = node.command(jdk, jars, log_config=self.data_dir / "conf" / LOG_CONFIG)
+        node.process.spawn(command, cwd=self.data_dir)
 
     def _initialise_metadata(self, jdk: Jdk, jars: str) -> None:
         """Write the cluster's record and BookKeeper's layout into ZooKeeper, once."""
@@ -363,7 +330,7 @@ class LocalCluster:
     ) -> None:
         started = time.monotonic()
         log_offset = node.process.log_size()
-        while not self._serves(node):
+        while not node.serves():
             if node.process.exited():
                 log = node.process.log_since(log_offset)
                 if node.role == "broker" and "LockBusyException" in log:
@@ -385,9 +352,3 @@ class LocalCluster:
                 )
             say(f"waiting for {node.name} ({time.monotonic() - started:.0f} s)")
             time.sleep(0.25)
-
-    def _serves(self, node: Node) -> bool:
-        if node.role != "broker":
-            return port_in_use(node.port)
-        with Admin(f"http://127.0.0.1:{node.port}", timeout=5.0) as admin:
-            return admin.healthy()

@@ -1,0 +1,34 @@
+"""A real Pulsar cluster for the failure tests: ZooKeeper, three bookies and two brokers, started
+by the project's launcher on free ports in a temporary directory and stopped at the end.
+
+Run them alone with `pytest -m cluster`. They use small sizes by default; with
+PULSARJOBS_TEST_CLUSTER_FULL=1 they use the sizes of the published measurements (docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pulsarjobs.broker.cluster import ClusterPorts, LocalCluster
+from pulsarjobs.errors import PulsarJobsError
+from tests.conftest import unavailable
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    data_dir = Path(tempfile.mkdtemp(prefix="pulsarjobs-test-cluster-"))
+    local = LocalCluster(data_dir=data_dir, ports=ClusterPorts.free())
+    try:
+        try:
+            local.start()
+        except PulsarJobsError as exc:
+            unavailable(f"could not start a local Pulsar cluster: {exc}")
+        yield local
+    finally:
+        local.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
