@@ -89,7 +89,10 @@ class Outcome:
     def report(self, name: str) -> str:
         runs = Counter(start["id"] for start in self.starts)
         duplicates = sum(count - 1 for count in runs.values())
-        after = sorted(s["t"] for s in self.starts if s["t"] >= self.killed_at)
+        # Gaps between runs of jobs due now (delayed ones come due in steps, with gaps of
+        # their own) from the kill on.
+        now = [s["t"] for s in self.starts if s["id"] not in self.delayed]
+        after = sorted(t for t in now if t >= self.killed_at)
         points = [self.killed_at, *after]
         gap = max(range(len(points) - 1), key=lambda i: points[i + 1] - points[i])
         return (
