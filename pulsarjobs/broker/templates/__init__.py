@@ -12,7 +12,8 @@ def render(name: str, **values: str) -> str:
 
 
 def properties(name: str) -> dict[str, str]:
-    """The KEY=VALUE lines of a template without placeholders."""
-    lines = render(name).splitlines()
+    """The KEY=VALUE lines of a template (placeholders left as they are)."""
+    text = resources.files(__package__).joinpath(name).read_text()
+    lines = Template(text).safe_substitute().splitlines()
     pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
     return {key.strip(): value.strip() for key, value in pairs}
