@@ -195,6 +195,16 @@ class LocalCluster:
         self._write_configs()
         say(f"starting a Pulsar {self.version} cluster on Java {jdk.version_text}")
         deadline = time.monotonic() + timeout
+        fresh = self.status().state == "stopped"
+        try:
+            self._start_nodes(jdk, jars, deadline, say)
+        except BaseException:
+            if fresh:  # leave nothing half-started behind
+                self.stop()
+            raise
+        return self.status()
+
+    def _start_nodes(self, jdk: Jdk, jars: str, deadline: float, say: Progress) -> None:
         self.start_node("zookeeper", jdk=jdk, jars=jars, deadline=deadline, say=say)
         if not (self.data_dir / INITIALISED).exists():
             self._initialise_metadata(jdk, jars)
@@ -209,7 +219,6 @@ class LocalCluster:
                 admin.ensure_namespace(namespace)
         say("checking that a message goes through")
         probe(self.service_url, f"persistent://{self.namespaces[0]}/pulsarjobs-probe")
-        return self.status()
 
     def start_node(
         self,
