@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pulsarjobs.admin import Admin
 from pulsarjobs.broker import LocalBroker
-from pulsarjobs.broker.launcher import free_port
+from pulsarjobs.broker.process import free_port
 from pulsarjobs.settings import Settings
 
 

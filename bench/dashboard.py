@@ -31,7 +31,7 @@ from bench.broker import benchmark_broker
 from bench.environment import environment
 from pulsarjobs import App
 from pulsarjobs.app import JobCall
-from pulsarjobs.broker.launcher import free_port
+from pulsarjobs.broker.process import free_port
 from pulsarjobs.clock import utc_now
 from pulsarjobs.connection import Acks
 from pulsarjobs.dashboard.state import POLL_SECONDS

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulsarjobs.broker.launcher import free_port
+from pulsarjobs.broker.process import free_port
 
 INSTALL_HINT = "install it with `apt-get install -y redis-server` (Debian/Ubuntu)"
 PEER_PACKAGES = ("celery", "dramatiq", "redis")

@@ -16,9 +16,20 @@ from pulsarjobs.errors import BrokerError, BrokerUnavailable, NotFound
 
 class Admin(Closing):
     def __init__(self, admin_url: str, token: str | None = None, timeout: float = 10.0) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = admin_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+        def authenticate(request: httpx.Request) -> None:
+            # On every request, the redirects included: httpx drops the header of a redirect
+            # to another origin, and a cluster's broker redirects to the topic's owner.
+            if token:
+                request.headers["Authorization"] = f"Bearer {token}"
+
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=timeout,
+            follow_redirects=True,
+            event_hooks={"request": [authenticate]},
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -87,6 +98,11 @@ class Admin(Closing):
     def internal_stats(self, topic: str) -> dict[str, Any]:
         """The managed ledger's view: cursors with their mark-delete positions and acked ranges."""
         return dict(self._call("GET", f"{topic_path(topic)}/internalStats"))
+
+    def owner(self, topic: str) -> str:
+        """The service URL of the broker that serves a topic (assigning one if none does)."""
+        path = topic_path(topic).replace("/admin/v2/", "/lookup/v2/topic/", 1)
+        return str(self._call("GET", path)["brokerUrl"])
 
     def last_message_id(self, topic: str) -> tuple[int, int]:
         """(ledger, entry) of the newest message; entry -1 when the topic is empty."""

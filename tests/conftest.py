@@ -21,7 +21,7 @@ import pytest
 
 from pulsarjobs.admin import Admin
 from pulsarjobs.broker import PULSAR_VERSION, LocalBroker
-from pulsarjobs.broker.launcher import free_port
+from pulsarjobs.broker.process import free_port
 from pulsarjobs.errors import PulsarJobsError
 
 NAMESPACE = "public/pulsarjobs"

@@ -2,7 +2,7 @@
 
 import typer
 
-from pulsarjobs.cli import broker, dlq, jobs, namespace, queues, topics, workers
+from pulsarjobs.cli import broker, cluster, dlq, jobs, namespace, queues, topics, workers
 from pulsarjobs.cli.context import connection_options
 from pulsarjobs.cli.dashboard import dashboard
 from pulsarjobs.cli.enqueue import enqueue
@@ -13,6 +13,7 @@ from pulsarjobs.logs import configure_logging
 app = typer.Typer(no_args_is_help=True, help="Background jobs on Apache Pulsar.")
 app.callback()(connection_options)
 app.add_typer(broker.app, name="broker")
+app.add_typer(cluster.app, name="cluster")
 app.command()(worker)
 app.command()(scheduler)
 app.add_typer(cron, name="cron")

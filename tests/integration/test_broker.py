@@ -12,7 +12,7 @@ from pathlib import Path
 import pulsar
 import pytest
 
-from pulsarjobs.broker.launcher import free_port, process_alive
+from pulsarjobs.broker.process import free_port, process_alive
 from tests.conftest import BrokerUnderTest
 
 

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from pulsarjobs.app import App, JobCall
-from pulsarjobs.broker.launcher import free_port
+from pulsarjobs.broker.process import free_port
 from pulsarjobs.cli import app as cli_app
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import topics_for
