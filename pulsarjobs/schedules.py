@@ -4,6 +4,7 @@ scheduler leads. Read for `pulsarjobs cron list` and the dashboard."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import pulsar
 
@@ -33,7 +34,7 @@ class Leader:
     producer, as the broker sees its connection."""
 
     address: str
-    connected_since: str
+    connected_since: datetime | None  # None when the broker does not say
     client_version: str
 
 
@@ -83,7 +84,19 @@ def scheduler_leader(admin: Admin, settings: Settings) -> Leader | None:
     for publisher in stats.get("publishers", []):
         return Leader(
             address=str(publisher.get("address", "")),
-            connected_since=str(publisher.get("connectedSince", "")),
+            connected_since=broker_time(publisher.get("connectedSince")),
             client_version=str(publisher.get("clientVersion", "")),
         )
     return None
+
+
+def broker_time(text: object) -> datetime | None:
+    """A time in the broker's stats ("2026-01-04T09:00:00.123456789Z": nanoseconds, which
+    Python does not read, are cut to microseconds)."""
+    if not isinstance(text, str) or not text:
+        return None
+    whole, dot, fraction = text.removesuffix("Z").partition(".")
+    try:
+        return datetime.fromisoformat(f"{whole}{dot}{fraction[:6]}+00:00")
+    except ValueError:
+        return None

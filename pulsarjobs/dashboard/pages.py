@@ -74,7 +74,9 @@ def routes() -> list[Route]:
 def html_endpoint(page: Page) -> Callable[[Request], Response]:
     def endpoint(request: Request) -> Response:
         dash = dashboard_of(request)
-        return render(request, page.name, page.view(request, dash), tab=page.tab or page.name)
+        context = page.view(request, dash)
+        tab = context.get("tab") or page.tab or page.name  # a page may say where it belongs
+        return render(request, page.name, context, tab=tab)
 
     return endpoint
 

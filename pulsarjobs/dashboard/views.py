@@ -133,7 +133,11 @@ def job(request: Request, dash: Dashboard) -> Context:
     found = dash.browser.message(name, where, position)
     if found is None:
         raise NotFound(f"No message at {request.path_params['position']} on {where} of {name}.")
-    return {"found": found, "cancelled": cancelled_among(dash, [found.job] if found.job else [])}
+    cancelled = cancelled_among(dash, [found.job] if found.job else [])
+    return {"found": found, "cancelled": cancelled, "tab": TAB_OF[where]}
+
+
+TAB_OF: dict[Where, str] = {"jobs": "queues", "retry": "retries", "dead": "dead"}  # a job's page
 
 
 def task(request: Request, dash: Dashboard) -> Context:

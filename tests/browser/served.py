@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from pulsarjobs.broker.launcher import free_port
+from pulsarjobs.broker.process import free_port
 from pulsarjobs.dashboard.auth import TOKEN_VARIABLE
 from tests.integration.helpers import start_pulsarjobs, stop_process, wait_until
 
