@@ -55,11 +55,13 @@ def worker_in_thread(app: App, queues: str = "default", **options: Any) -> Itera
         assert not thread.is_alive(), "the worker did not stop within 60 s"
 
 
-def start_worker_process(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+def start_worker_process(
+    env: dict[str, str], log: Path, *args: str, app: str = "tests.apps.pipeline:app"
+) -> subprocess.Popen[bytes]:
     """`pulsarjobs worker` on the test jobs, logging to a file (a pipe nobody reads fills up)."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "pulsarjobs", "worker", "tests.apps.pipeline:app", *args],
+            [sys.executable, "-m", "pulsarjobs", "worker", app, *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
