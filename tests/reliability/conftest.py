@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pulsarjobs import App, Settings
+from pulsarjobs import App, JobCall, Settings
 from pulsarjobs.topics import topics_for
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, read_topic, settings_env, start_worker_process
@@ -49,6 +49,16 @@ class Scenario:
         env = settings_env(self.settings, self.directory / "unused.jsonl")
         env[DIRECTORY_VARIABLE] = str(self.recorder.directory)
         return env
+
+    def enqueue(self, calls: list[JobCall], batch: int = 1_000) -> list[str]:
+        """Enqueue in groups of `batch` (1: one by one), each recorded once its enqueue
+        returned."""
+        ids: list[str] = []
+        for start in range(0, len(calls), batch):
+            stored = self.app.enqueue_many(calls[start : start + batch])
+            self.recorder.enqueued(stored)
+            ids.extend(stored)
+        return ids
 
     def start_worker(self, *args: str) -> subprocess.Popen[bytes]:
         log = self.directory / f"worker-{len(self.workers)}.log"
