@@ -12,6 +12,8 @@ import time
 from pulsarjobs import App, Settings, current_job
 from tests.reliability.recorder import Recorder
 
+FIX_VARIABLE = "PULSARJOBS_RELIABILITY_FIX"  # a file: once it exists, broken jobs work
+
 
 @functools.cache
 def recorder() -> Recorder:
@@ -40,6 +42,14 @@ def make_app(settings: Settings) -> App:
     @app.job
     def counts(n: int) -> None:
         record_run(time.time())
+
+    @app.job(max_attempts=1)
+    def fails_until_fixed(n: int) -> None:
+        """Fails, and is dead-lettered at once, until the file FIX_VARIABLE names exists."""
+        started = time.time()
+        if not os.path.exists(os.environ[FIX_VARIABLE]):
+            raise RuntimeError(f"broken {n}")
+        record_run(started)
 
     return app
 

@@ -18,7 +18,7 @@ from pulsarjobs.topics import topics_for
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, read_topic, settings_env, start_worker_process
 from tests.reliability import report
-from tests.reliability.app import make_app
+from tests.reliability.app import FIX_VARIABLE, make_app
 from tests.reliability.recorder import DIRECTORY_VARIABLE, Recorder, read_record
 
 APP = "tests.reliability.app:app"
@@ -48,7 +48,13 @@ class Scenario:
     def env(self) -> dict[str, str]:
         env = settings_env(self.settings, self.directory / "unused.jsonl")
         env[DIRECTORY_VARIABLE] = str(self.recorder.directory)
+        env[FIX_VARIABLE] = str(self.fix)
         return env
+
+    @property
+    def fix(self) -> Path:
+        """Create this file to make the broken jobs work."""
+        return self.directory / "fixed"
 
     def enqueue(self, calls: list[JobCall], batch: int = 1_000) -> list[str]:
         """Enqueue in groups of `batch` (1: one by one), each recorded once its enqueue
