@@ -256,13 +256,6 @@ class App(Closing):
     def _check_schedule_call(self, declared: Job[Any, Any], schedule: Schedule) -> None:
         """Fail now rather than at the first tick: the arguments must fit and encode."""
         try:
-            declared.signature.bind(*schedule.args, **schedule.kwargs)
-        except TypeError as exc:
-            raise ConfigurationError(
-                f"schedule {schedule.name}: its args and kwargs do not fit "
-                f"{declared.name}{declared.signature}: {exc}"
-            ) from None
-        try:
             encode(self.envelope(schedule.call(self.clock())))
         except ArgumentError as exc:
             raise ConfigurationError(f"schedule {schedule.name}: {exc}") from None
@@ -273,6 +266,12 @@ class App(Closing):
         """The envelope a call is sent as; a job declared elsewhere goes to `default` unless
         the call names a queue."""
         declared = self.jobs.get(call.type)
+        if declared is not None:  # fail here, at the caller, rather than in a worker later
+            try:
+                declared.signature.bind(*call.args, **call.kwargs)
+            except TypeError as exc:
+                raise ArgumentError(f"its args and kwargs do not fit {call.type}"
+                                    f"{declared.signature}: {exc}") from None  # fmt: skip
         now = self.clock()
         run_at = due_time(now, in_, at)
         return Envelope(

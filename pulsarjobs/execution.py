@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor as ThreadPool
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import structlog
 
 from pulsarjobs.clock import Clock, utc_now
+from pulsarjobs.crashes import CRASHES_BEFORE_DEAD, DEFER_SECONDS, Crashes, CrashGuard
 from pulsarjobs.envelope import Envelope, JobError
 from pulsarjobs.errors import JobTimeout
 from pulsarjobs.running import Run, RunningJobs
@@ -33,7 +35,8 @@ if TYPE_CHECKING:
 
 # "undecodable": the message was no job at all; it is dead-lettered with its own bytes.
 # "cancelled": the user cancelled the job (cancels.py): acknowledged unrun, or its result discarded.
-Kind = Literal["done", "retry", "dead", "expired", "early", "undecodable", "cancelled"]
+# "deferred": it was running when its worker process died (crashes.py): put back to run later.
+Kind = Literal["done", "retry", "dead", "expired", "early", "undecodable", "cancelled", "deferred"]
 Work = Coroutine[Any, Any, None] | functools.partial[None]  # an async run, or a sync call
 
 log = structlog.get_logger("pulsarjobs.execution")
@@ -102,13 +105,15 @@ class Executor:
         threads: ThreadPool | None = None,
         clock: Clock = utc_now,
         on_start: Callable[[Envelope], None] | None = None,
+        crashes: CrashGuard | None = None,
     ) -> None:
         self.app = app
         self.worker = worker
         self.threads = threads  # where sync jobs run when not on a runner thread of their own
         self.clock = clock
         self.on_start = on_start  # told of each job about to run (metrics), if anyone asks
-        self.running = RunningJobs()  # what runs now, and the cancelled job ids
+        self.running = RunningJobs(crashes)  # what runs now, and the cancelled job ids
+        self.crashes = crashes  # in a group of processes: jobs that were running in dead ones
 
     async def run(self, envelope: Envelope) -> Outcome:
         """Run on the event loop: an async job here, a sync one on the thread pool."""
@@ -121,7 +126,8 @@ class Executor:
         context = job_context(envelope)
         running: Awaitable[None]
         task = None if isinstance(work, functools.partial) else asyncio.current_task()
-        run = self.running.now[envelope.id] = Run(envelope, started, task)  # before it starts
+        run = Run(envelope, started, task)
+        self.running.start(run)  # before it starts
         if isinstance(work, functools.partial):
             call = functools.partial(context.run, self._body, work, envelope)
             running = asyncio.get_running_loop().run_in_executor(self.threads, call)
@@ -137,7 +143,7 @@ class Executor:
             if not run.cancelled:
                 return self.failed(envelope, exc, time.perf_counter() - started)
         finally:
-            self.running.now.pop(envelope.id, None)
+            self.running.end(run)
             if not isinstance(work, functools.partial):
                 work.close()  # never awaited when a hook failed first
         if run.cancelled:
@@ -158,7 +164,8 @@ class Executor:
             self.on_start(envelope)
         started = time.perf_counter()
         context = job_context(envelope)
-        run = self.running.now[envelope.id] = Run(envelope, started, None)
+        run = Run(envelope, started, None)
+        self.running.start(run)
         try:
             if envelope.timeout is None:
                 context.run(self._body, verdict, envelope)
@@ -175,7 +182,7 @@ class Executor:
             if not run.cancelled:
                 return self.failed(envelope, exc, time.perf_counter() - started)
         finally:
-            self.running.now.pop(envelope.id, None)
+            self.running.end(run)
         if run.cancelled:  # while it ran: a thread cannot be stopped, its result is discarded
             return self.cancelled(envelope)
         return Outcome("done", envelope, duration=time.perf_counter() - started)
@@ -192,6 +199,10 @@ class Executor:
             return Outcome("expired", envelope)
         if envelope.run_at is not None and envelope.run_at > now:
             return Outcome("early", envelope)  # the broker let it out early: never run it so
+        if self.crashes is not None and (crashes := self.crashes.of(envelope.id)) is not None:
+            after_crash = self.after_crashes(envelope, crashes)
+            if after_crash is not None:
+                return after_crash
         job = self.app.jobs.get(envelope.type)
         if job is None:
             return self.dead(envelope, "UnknownJobType", f"no job {envelope.type!r} is declared")
@@ -244,6 +255,26 @@ class Executor:
             attempt=envelope.attempt + 1, run_at=error.failed_at + timedelta(seconds=delay)
         )
         return Outcome("retry", retry, duration=duration)
+
+    def after_crashes(self, envelope: Envelope, crashes: Crashes) -> Outcome | None:
+        """What becomes of a job that was running when worker processes died: dead once it
+        was there CRASHES_BEFORE_DEAD times; put back once after each death, to run beside
+        other jobs next time; else (None) it runs."""
+        count, last_death = crashes
+        if count >= CRASHES_BEFORE_DEAD:
+            reason = f"killed its worker process {count} times"
+            error = JobError("pulsarjobs.KilledWorker", reason, "", self.clock(), self.worker)
+            dead = envelope.replace(last_error=error)
+            self.app.hooks.emit("on_dead", dead, reason)
+            return Outcome("dead", dead, reason)
+        if envelope.run_at is not None and envelope.run_at.timestamp() > last_death:
+            return None  # put back since its last crash already
+        delay = random.uniform(*DEFER_SECONDS)
+        log.warning("job was running when its worker process died; it runs again later",
+                    job_id=envelope.id, job_type=envelope.type, deaths=count,
+                    dead_after=CRASHES_BEFORE_DEAD, run_in=round(delay, 1))  # fmt: skip
+        later = envelope.replace(run_at=self.clock() + timedelta(seconds=delay))
+        return Outcome("deferred", later, f"was running when its process died ({count})")
 
     @staticmethod
     def cancelled(envelope: Envelope) -> Outcome:

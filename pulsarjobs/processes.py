@@ -4,13 +4,15 @@ Each child builds its own App and Pulsar client after it starts (the client is n
 The supervisor forwards SIGTERM, SIGINT and SIGTSTP, and restarts a child that dies while the
 group is not stopping, so a crashed process does not shrink the pool — at once the first time,
 then with a growing delay while processes keep dying young (a job that kills its process would
-otherwise have them restart in a tight loop). With `--metrics-port`, the supervisor serves the
-metrics of all its children on that one port (see metrics.py).
+otherwise have them restart in a tight loop), and counts a crash for each job the dead child
+was running, in a crash ledger that ends such a job (crashes.py). With `--metrics-port`, the
+supervisor serves the metrics of all its children on that one port (see metrics.py).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -22,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from pulsarjobs.crashes import CrashLedger
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
 from pulsarjobs.metrics import GroupMetrics, WorkerMetrics
@@ -56,15 +59,17 @@ def run_worker(
     settings: dict[str, Any] | None = None,
     metrics_port: int | None = None,
     in_group: bool = False,
+    crash_ledger: str | None = None,
 ) -> None:
     """One worker process; with `with_scheduler`, it also competes to lead the schedules. With
-    `metrics_port`, it serves its metrics there, or, `in_group`, leaves that to its supervisor."""
+    `metrics_port`, it serves its metrics there, or, `in_group`, leaves that to its supervisor.
+    `crash_ledger`: the directory where its supervisor learns what it runs (crashes.py)."""
     from pulsarjobs.scheduler import Scheduler
     from pulsarjobs.worker import Worker
 
     app = load_app(app_reference, settings)
     metrics = None if metrics_port is None else WorkerMetrics(None if in_group else metrics_port)
-    worker = Worker(app, **options, metrics=metrics)
+    worker = Worker(app, **options, metrics=metrics, crash_ledger=crash_ledger)
     if not with_scheduler:
         worker.run()
         return
@@ -86,9 +91,11 @@ def run_child(
     with_scheduler: bool = False,
     settings: dict[str, Any] | None = None,
     metrics_port: int | None = None,
+    crash_ledger: str | None = None,
 ) -> None:
     configure_logging(log_format, log_level)
-    run_worker(app_reference, options, with_scheduler, settings, metrics_port, in_group=True)
+    run_worker(app_reference, options, with_scheduler, settings, metrics_port, in_group=True,
+               crash_ledger=crash_ledger)  # fmt: skip
 
 
 def supervise(
@@ -101,19 +108,23 @@ def supervise(
     settings: dict[str, Any] | None = None,
     metrics_port: int | None = None,
 ) -> int:
+    crashes = CrashLedger()
     arguments = (app_reference, log_format, log_level, options, with_scheduler, settings,
-                 metrics_port)  # fmt: skip
+                 metrics_port, crashes.directory)  # fmt: skip
     metrics = GroupMetrics(metrics_port) if metrics_port is not None else None
-    if metrics is not None:
-        metrics.start()  # before the children: they inherit where to write
     try:
-        return run_children(processes, arguments, metrics)
+        if metrics is not None:
+            metrics.start()  # before the children: they inherit where to write
+        return run_children(processes, arguments, metrics, crashes)
     finally:
         if metrics is not None:
             metrics.stop()
+        crashes.close()
 
 
-def run_children(processes: int, arguments: tuple[Any, ...], metrics: GroupMetrics | None) -> int:
+def run_children(
+    processes: int, arguments: tuple[Any, ...], metrics: GroupMetrics | None, crashes: CrashLedger
+) -> int:
     """Start the children, restart the ones that die, until a stop signal and they all end."""
     context = multiprocessing.get_context("spawn")
 
@@ -144,13 +155,17 @@ def run_children(processes: int, arguments: tuple[Any, ...], metrics: GroupMetri
             if stopping or child.is_alive():
                 continue
             if restart_at[index] is None:
+                running = crashes.process_died(child.pid) if child.pid is not None else []
                 if metrics is not None and child.pid is not None:
                     metrics.process_died(child.pid)
                 delay = restarts[index].delay_after(now - started_at[index])
                 restart_at[index] = now + delay
                 log.warning("worker process died; starting another", pid=child.pid,
-                            exitcode=child.exitcode, start_in=delay)  # fmt: skip
+                            exitcode=child.exitcode, start_in=delay,
+                            jobs_running=running)  # fmt: skip
             if now >= (restart_at[index] or now):
                 children[index], started_at[index], restart_at[index] = spawn(), now, None
-        time.sleep(0.2)
+        # Back at once when a child dies: its jobs' crashes count before they run elsewhere.
+        alive = [child.sentinel for child in children if child.is_alive()]
+        multiprocessing.connection.wait(alive, timeout=0.2)
     return max((child.exitcode or 0) for child in children)

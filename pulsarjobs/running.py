@@ -1,10 +1,11 @@
 """The jobs a worker runs now, and the cancelled job ids it knows of.
 
-The Executor adds a run here when it starts and removes it when it ends (one dict insert and one
-removal per job). A cancel mark (cancels.py) arrives on the Pulsar client's listener thread: it is
-remembered for the deliveries to come and, when the job runs now, stops it — an async run's
-task is cancelled on its event loop, while a sync run cannot be stopped and is only marked, so
-that its result is discarded. Heartbeats list the longest-running jobs from here.
+The Executor adds a run here when it starts and removes it when it ends (one dict insert and
+one removal per job; in a group of processes also a slot of the crash ledger, crashes.py). A
+cancel mark (cancels.py) arrives on the Pulsar client's listener thread: it is remembered for
+the deliveries to come and, when the job runs now, stops it — an async run's task is cancelled
+on its event loop, while a sync run cannot be stopped and is only marked, so that its result is
+discarded. Heartbeats list the longest-running jobs from here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from datetime import datetime, timedelta
 
 from pulsarjobs.clock import utc_now
+from pulsarjobs.crashes import CrashGuard
 from pulsarjobs.envelope import Envelope
 from pulsarjobs.heartbeat import RunningJob
 
@@ -22,7 +24,7 @@ from pulsarjobs.heartbeat import RunningJob
 class Run:
     """One job running now."""
 
-    __slots__ = ("cancelled", "envelope", "interrupted", "started", "task")
+    __slots__ = ("cancelled", "envelope", "interrupted", "slot", "started", "task")
 
     def __init__(self, envelope: Envelope, started: float, task: asyncio.Task[None] | None):
         self.envelope = envelope
@@ -30,12 +32,25 @@ class Run:
         self.task = task  # the task an async run runs in; None for a sync run
         self.cancelled = False  # its cancel came while it ran: its outcome is `cancelled`
         self.interrupted = False  # its task was cancelled for it
+        self.slot = -1  # where the crash ledger holds its id, if anywhere
 
 
 class RunningJobs:
-    def __init__(self) -> None:
+    def __init__(self, crashes: CrashGuard | None = None) -> None:
         self.now: dict[str, Run] = {}  # by job id
         self.cancelled: dict[str, datetime] = {}  # job id -> cancelled at
+        self.crashes = crashes  # in a group of processes: what runs, for the supervisor
+
+    def start(self, run: Run) -> None:
+        """A run starts: registered before its job's code runs (a cancel cannot slip by)."""
+        self.now[run.envelope.id] = run
+        if self.crashes is not None:
+            run.slot = self.crashes.started(run.envelope.id)
+
+    def end(self, run: Run) -> None:
+        if self.crashes is not None:
+            self.crashes.ended(run.slot)
+        self.now.pop(run.envelope.id, None)
 
     def cancel(self, job_id: str, at: datetime) -> None:
         """A job was cancelled at `at`: its copies created until then must not run, and one

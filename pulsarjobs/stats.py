@@ -17,6 +17,7 @@ class WorkerStats:
     early: int = 0  # delivered before their run_at, put back
     duplicates: int = 0  # delivered again after they were settled, acknowledged unrun
     cancelled: int = 0  # cancelled by a user: acknowledged unrun, or their run's result discarded
+    deferred: int = 0  # were running when their process died: put back to run a little later
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, kind: Kind) -> None:
@@ -51,4 +52,5 @@ _COUNTER: dict[Kind, str] = {
     "expired": "expired",
     "early": "early",
     "cancelled": "cancelled",
+    "deferred": "deferred",
 }

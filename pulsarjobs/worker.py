@@ -22,6 +22,7 @@ import pulsar
 import structlog
 
 from pulsarjobs.app import App
+from pulsarjobs.crashes import CrashGuard
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor
 from pulsarjobs.feed import Feed, QueuePlan, keep_dead_letters, subscribe
@@ -55,6 +56,7 @@ class _Running:
     runners: list[Runners] = field(default_factory=list)
     threads: ThreadPoolExecutor | None = None
     presence: Presence | None = None
+    crashes: CrashGuard | None = None  # in a group of processes: the supervisor's crash ledger
     quieting: asyncio.Future[None] | None = None
 
 
@@ -70,6 +72,7 @@ class Worker:
         subscription: str | None = None,
         name: str | None = None,
         metrics: WorkerMetrics | None = None,
+        crash_ledger: str | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be >= 1, got {concurrency}")
@@ -87,6 +90,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stats = WorkerStats()
         self.metrics = metrics  # None: no metrics, and nothing paid for them per job
+        self.crash_ledger = crash_ledger  # the directory of its supervisor's ledger, if any
         self.topics = {queue: topics_for(self.settings, queue) for queue in self.plan.names}
         self.ready = threading.Event()  # set once subscribed and fetching
         self._stop_asked = threading.Event()  # stop() may come before the loop runs
@@ -140,7 +144,12 @@ class Worker:
         feed = running.feed = Feed(self.plan, consumers, self.ready_room)
         metrics = self.metrics
         on_start = metrics.started if metrics is not None else None
-        executor = Executor(self.app, self.name, running.threads, on_start=on_start)
+        if self.crash_ledger is not None:
+            running.crashes = CrashGuard(self.crash_ledger, self.concurrency)
+            running.crashes.start()
+        executor = Executor(
+            self.app, self.name, running.threads, on_start=on_start, crashes=running.crashes
+        )
         running.executor = executor
         parts = (feed, intake, settler, executor, self.stats, self.concurrency, running.loop)
         any_async, any_sync = kinds_of_jobs(self.app)
@@ -274,6 +283,8 @@ class Worker:
         running.threads.shutdown(wait=False, cancel_futures=True)
         if running.following is not None:
             running.following.stop()
+        if running.crashes is not None:
+            running.crashes.stop()
         self.app.close()
 
     # -- presence: what heartbeats report (see presence.py) ------------------------------------

@@ -34,6 +34,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="save the dashboard tests' page pictures here (docs/images for the docs)",
     )
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="reliability scenarios at full size (also: PULSARJOBS_RELIABILITY_LONG=1)",
+    )
 
 
 @dataclass

@@ -97,7 +97,8 @@ def test_poison_messages_are_dead_lettered_with_reasons_and_good_jobs_run(
     raw.send(os.urandom(64))
     raw.send(json.dumps({"type": "greet", "args": ["json"]}).encode())
     app.enqueue(JobCall("no_such_job"))
-    app.enqueue(JobCall("greet", args=(1, 2, 3, 4)))
+    misfit = app.envelope(app.jobs["greet"].call("x")).replace(args=(1, 2, 3, 4))
+    app.publish_envelope(misfit).result()  # as a producer that declares `greet` otherwise would
     app.jobs["greet"].enqueue("after")
     with worker_in_thread(app) as worker:
         wait_until(lambda: len(dead_letters(app)) == 4 and len(started(record)) == 2, 30)

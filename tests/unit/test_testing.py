@@ -95,7 +95,10 @@ def test_bad_arguments_are_dead_at_once(app: App, runner: TestRunner) -> None:
     def add(a: int, b: int) -> int:
         return a + b
 
-    app.enqueue(JobCall("add", args=(1, 2, 3)))
+    with pytest.raises(ArgumentError, match=r"do not fit add\(a: int, b: int\)"):
+        app.enqueue(JobCall("add", args=(1, 2, 3)))  # refused where it is enqueued
+    misfit = app.envelope(add.call(1, 2)).replace(args=(1, 2, 3))
+    app.publish_envelope(misfit)  # as a producer that declares `add` otherwise would
     runner.run_all()
     [dead] = runner.dead
     assert dead.attempt == 1

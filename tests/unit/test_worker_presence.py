@@ -65,7 +65,16 @@ def test_worker_stats_count_processed_and_failed_runs() -> None:
 
 def test_worker_stats_count_each_outcome_kind_under_its_name() -> None:
     stats = WorkerStats()
-    for kind in ("done", "retry", "dead", "undecodable", "expired", "early", "cancelled"):
+    for kind in (
+        "done",
+        "retry",
+        "dead",
+        "undecodable",
+        "expired",
+        "early",
+        "cancelled",
+        "deferred",
+    ):
         stats.count(kind)
     stats.count_duplicate()
     assert stats.as_dict() == {
@@ -76,4 +85,5 @@ def test_worker_stats_count_each_outcome_kind_under_its_name() -> None:
         "early": 1,
         "duplicates": 1,
         "cancelled": 1,
+        "deferred": 1,
     }

@@ -1,0 +1,133 @@
+"""What the reliability scenarios share: their size, a namespace and a record each, worker
+processes on the scenario's jobs, the dead letters, and the summary table of the session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pulsarjobs import App, JobCall, Settings
+from pulsarjobs.topics import topics_for
+from tests.conftest import BrokerUnderTest
+from tests.integration.helpers import fresh_settings, read_topic, settings_env, start_worker_process
+from tests.reliability import report
+from tests.reliability.app import FIX_VARIABLE, make_app
+from tests.reliability.recorder import DIRECTORY_VARIABLE, Recorder, read_record
+
+APP = "tests.reliability.app:app"
+
+
+@dataclass
+class Scenario:
+    """One scenario's namespace, app, record and worker processes."""
+
+    name: str
+    long: bool
+    settings: Settings
+    app: App
+    directory: Path  # the record and the workers' logs
+    recorder: Recorder
+    started: float = field(default_factory=time.monotonic)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def size(self) -> str:
+        return "long" if self.long else "short"
+
+    def sized(self, short: int, long: int) -> int:
+        return long if self.long else short
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = settings_env(self.settings, self.directory / "unused.jsonl")
+        env[DIRECTORY_VARIABLE] = str(self.recorder.directory)
+        env[FIX_VARIABLE] = str(self.fix)
+        return env
+
+    @property
+    def fix(self) -> Path:
+        """Create this file to make the broken jobs work."""
+        return self.directory / "fixed"
+
+    def enqueue(self, calls: list[JobCall], batch: int = 1_000) -> list[str]:
+        """Enqueue in groups of `batch` (1: one by one), each recorded once its enqueue
+        returned."""
+        ids: list[str] = []
+        for start in range(0, len(calls), batch):
+            stored = self.app.enqueue_many(calls[start : start + batch])
+            self.recorder.enqueued(stored)
+            ids.extend(stored)
+        return ids
+
+    def start_worker(self, *args: str) -> subprocess.Popen[bytes]:
+        log = self.directory / f"worker-{len(self.workers)}.log"
+        process = start_worker_process(self.env, log, "--log-level", "warning", *args, app=APP)
+        self.workers.append(process)
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text()[-3000:] for p in sorted(self.directory.glob("*.log")))
+
+    def dead_letters(self, queue: str = "default") -> dict[str, str]:
+        """The reason of each dead letter, by job id."""
+        messages = read_topic(self.settings, topics_for(self.settings, queue).dead)
+        properties = [message.properties() for message in messages]
+        return {p.get("pulsarjobs-job-id", ""): p.get("pulsarjobs-reason", "") for p in properties}
+
+    def completed(self) -> set[str]:
+        return {run.job_id for run in read_record(self.recorder.directory)[1]}
+
+    def check(self, dead_letters: dict[str, str] | None = None) -> report.Report:
+        enqueued, runs = read_record(self.recorder.directory)
+        letters = self.dead_letters() if dead_letters is None else dead_letters
+        seconds = time.monotonic() - self.started
+        return report.check(self.name, self.size, enqueued, runs, letters, seconds)
+
+    def stop_workers(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.workers:
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def long_run(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--long")) or bool(
+        os.environ.get("PULSARJOBS_RELIABILITY_LONG")
+    )
+
+
+@pytest.fixture
+def scenario(
+    request: pytest.FixtureRequest, broker: BrokerUnderTest, tmp_path: Path, long_run: bool
+) -> Iterator[Scenario]:
+    records = tmp_path / "record"
+    records.mkdir()
+    settings = fresh_settings(broker)
+    app = make_app(settings)
+    name = request.node.name.removeprefix("test_")
+    created = Scenario(name, long_run, settings, app, tmp_path, Recorder(records))
+    try:
+        yield created
+    finally:
+        created.stop_workers()
+        app.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if report.REPORTS:
+        terminalreporter.section("reliability")
+        for made in report.REPORTS:
+            terminalreporter.write_line(made.line())

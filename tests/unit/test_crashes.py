@@ -1,0 +1,110 @@
+"""The crash ledger without a broker: a killed process's running jobs are counted, and what
+becomes of a job with crashes before it runs again."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import time
+from datetime import timedelta
+
+import pytest
+
+from pulsarjobs import App, Settings
+from pulsarjobs.clock import utc_now
+from pulsarjobs.crashes import CRASHES_BEFORE_DEAD, CrashGuard, CrashLedger, ledger_key
+from pulsarjobs.envelope import Envelope
+from pulsarjobs.execution import Executor
+
+LONG_ID = "x" * 300
+
+
+def run_then_die(directory: str) -> None:
+    guard = CrashGuard(directory, slots=4)
+    guard.start()
+    guard.ended(guard.started("finished"))
+    guard.started("job-1")
+    guard.started(LONG_ID)
+    os._exit(1)  # killed mid-run: nothing is cleaned up
+
+
+def crash_once(ledger: CrashLedger) -> list[str]:
+    child = multiprocessing.get_context("fork").Process(
+        target=run_then_die, args=(ledger.directory,)
+    )
+    child.start()
+    child.join(30)
+    assert child.exitcode == 1 and child.pid is not None
+    return ledger.process_died(child.pid)
+
+
+def test_the_jobs_a_killed_process_was_running_are_counted_and_its_siblings_learn_it() -> None:
+    ledger = CrashLedger()
+    sibling = CrashGuard(ledger.directory, slots=4)
+    sibling.start()
+    try:
+        assert sorted(crash_once(ledger)) == sorted(["job-1", ledger_key(LONG_ID)])
+        crash_once(ledger)
+        deadline = time.monotonic() + 10
+        while sibling.of("job-1") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        crashes = sibling.of("job-1")
+        assert crashes is not None and crashes[0] == 2
+        assert abs(crashes[1] - time.time()) < 10
+        assert sibling.of(LONG_ID) == crashes
+        assert sibling.of("finished") is None  # its run ended before the death
+        assert CrashGuard(ledger.directory, slots=1).of("job-1") is None  # loaded on start only
+    finally:
+        sibling.stop()
+        ledger.close()
+
+
+def test_a_process_that_died_before_running_anything_counts_nothing() -> None:
+    ledger = CrashLedger()
+    try:
+        assert ledger.process_died(999_999_999) == []
+    finally:
+        ledger.close()
+
+
+@pytest.fixture
+def executor() -> Executor:
+    app = App(Settings())
+
+    @app.job
+    def fine() -> None:
+        pass
+
+    ledger = CrashLedger()
+    guard = CrashGuard(ledger.directory, slots=2)
+    ledger.close()  # the counts are set by hand below
+    return Executor(app, "w", crashes=guard)
+
+
+def outcome_with(executor: Executor, deaths: int, deferred: bool = False) -> tuple[str, str]:
+    assert executor.crashes is not None
+    last_death = time.time() - 60
+    executor.crashes.counts = {"j": (deaths, last_death)}
+    run_at = utc_now() - timedelta(seconds=30) if deferred else None
+    envelope = Envelope(id="j", type="fine", queue="default", created_at=utc_now(), run_at=run_at)
+    outcome = asyncio.run(executor.run(envelope))
+    if outcome.kind == "deferred":
+        assert outcome.envelope.run_at is not None
+        assert 0.5 < (outcome.envelope.run_at - utc_now()).total_seconds() < 6
+        assert outcome.envelope.attempt == envelope.attempt  # a death uses up no attempt
+    return outcome.kind, outcome.reason
+
+
+def test_a_job_that_was_running_in_a_dead_process_runs_again_later_once(
+    executor: Executor,
+) -> None:
+    assert outcome_with(executor, 1)[0] == "deferred"
+    assert outcome_with(executor, CRASHES_BEFORE_DEAD - 1, deferred=True) == ("done", "")
+
+
+def test_a_job_that_killed_its_process_often_enough_is_dead_lettered_with_the_reason(
+    executor: Executor,
+) -> None:
+    kind, reason = outcome_with(executor, CRASHES_BEFORE_DEAD, deferred=True)
+    assert (kind, reason) == ("dead", f"killed its worker process {CRASHES_BEFORE_DEAD} times")
