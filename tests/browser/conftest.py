@@ -34,8 +34,10 @@ def chromium_path() -> str | None:
     return next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module: Playwright's sync API keeps an event loop running in this thread while it
+    is open, and tests after these call asyncio.run()."""
     executable = chromium_path()
     if executable is None:
         unavailable("no Chromium: install Debian's chromium (scripts/bootstrap does, as root)")
