@@ -54,6 +54,7 @@ class Scheduler:
         self.clock = clock
         self.stopping = threading.Event()
         self.leading = threading.Event()
+        self._enqueueing = threading.Lock()  # held while a tick's job and record are written
         self.leader_topic = scheduler_leader_topic(app.settings)
         self.ticks_topic = scheduler_ticks_topic(app.settings)
 
@@ -74,7 +75,11 @@ class Scheduler:
         log.info("scheduler stopped", scheduler=self.name)
 
     def stop(self) -> None:
+        """Stop leading. A tick being enqueued is finished first, so that closing the app next
+        cannot store its job without its record (`cron list` would then lag a tick behind)."""
         self.stopping.set()
+        with self._enqueueing:
+            pass
 
     def serve(self) -> None:
         """Wait for leadership, lead until it is lost, again, until stopped."""
@@ -152,10 +157,11 @@ class Scheduler:
         call = schedule.call(tick)
         call = call.with_options(meta={**call.meta, SCHEDULER_META: self.name})
         envelope = self.app.hooks.before_enqueue(self.app.envelope(call))
-        publisher.send(encode(envelope), sequence_id=tick_sequence(tick))
-        self.app.hooks.emit("after_enqueue", envelope)
         record = {"tick": tick.isoformat(), "job_id": envelope.id, "scheduler": self.name}
-        ticks.send(json.dumps(record).encode(), partition_key=schedule.name)
+        with self._enqueueing:
+            publisher.send(encode(envelope), sequence_id=tick_sequence(tick))
+            ticks.send(json.dumps(record).encode(), partition_key=schedule.name)
+        self.app.hooks.emit("after_enqueue", envelope)
         log.info("tick enqueued", schedule=schedule.name, tick=tick.isoformat(), job_id=envelope.id)
 
 
