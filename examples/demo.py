@@ -78,6 +78,7 @@ def report(jobs: dict[str, str], journal: Journal) -> None:
     console.print(table)
     dead = topics_for(app.settings, "default").dead
     console.print(f"Dead letters are kept on {dead}.")
+    console.print("See them, replay them: .venv/bin/pulsarjobs dashboard (a web page on :7420)")
     console.print("The broker keeps running; stop it with: .venv/bin/pulsarjobs broker stop")
     if not journal.settled >= set(jobs):
         raise SystemExit(1)
