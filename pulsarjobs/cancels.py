@@ -16,17 +16,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import pulsar
-
 from pulsarjobs import marks
-from pulsarjobs.backlog import Cursor, position_of
+from pulsarjobs.backlog import Position, parse_position, read_at, subscription_cursor
 from pulsarjobs.clock import utc_now
 from pulsarjobs.connection import Connection, client_errors
-from pulsarjobs.dead_letters import writer_schema
-from pulsarjobs.envelope import Envelope, EnvelopeError, decode, encode
+from pulsarjobs.envelope import Envelope, encode
 from pulsarjobs.errors import NotFound
 from pulsarjobs.inspect import Inspector
-from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.topics import cancelled_topic, topics_for
 
 READ_TIMEOUT_MS = 5_000
@@ -91,7 +87,7 @@ def run_now(inspector: Inspector, queue: str, message_id: str) -> str:
     the original never does. `message_id` is the message's "ledger:entry" on the queue's topic
     or on the subscription's retry topic. Returns the job id; raises NotFound when the message
     is no longer waiting (it ran already, or was never there)."""
-    position = parse_message_id(message_id)
+    position = parse_position(message_id)
     topics = topics_for(inspector.settings, queue)
     for topic in (topics.jobs, topics.retry):
         envelope = _waiting_job(inspector, topic, position)
@@ -117,38 +113,11 @@ def run_now(inspector: Inspector, queue: str, message_id: str) -> str:
     return envelope.id
 
 
-def parse_message_id(message_id: str) -> tuple[int, int]:
-    """(ledger, entry) of a "ledger:entry" message id."""
-    ledger, colon, entry = message_id.strip().partition(":")
-    try:
-        if not colon:
-            raise ValueError
-        return int(ledger), int(entry)
-    except ValueError:
-        raise ValueError(f"{message_id!r} is no message id: give it as ledger:entry") from None
-
-
-def _waiting_job(inspector: Inspector, topic: str, position: tuple[int, int]) -> Envelope | None:
+def _waiting_job(inspector: Inspector, topic: str, position: Position) -> Envelope | None:
     """The job at `position` on `topic`, if the subscription has not acknowledged it."""
-    try:
-        cursors = inspector.admin.internal_stats(topic)["cursors"]
-    except NotFound:
+    settings = inspector.settings
+    cursor = subscription_cursor(inspector.admin, topic, settings.subscription)
+    if cursor is None or cursor.is_acked(position):
         return None
-    cursor = cursors.get(inspector.settings.subscription)
-    if cursor is None or Cursor.parse(cursor).is_acked(position):
-        return None
-    start = pulsar.MessageId(ledger_id=position[0], entry_id=position[1])
-    with client_errors(inspector.settings.service_url, f"reading {topic}"):
-        reader = inspector.client.create_reader(topic, start, start_message_id_inclusive=True)
-        try:
-            message = reader.read_next(timeout_millis=READ_TIMEOUT_MS)
-        except pulsar.Timeout:
-            return None
-        finally:
-            reader.close()
-    if position_of(message.message_id()) != position:
-        return None  # no such message here: the reader started at the next one
-    try:
-        return decode(message.data(), writer_schema(WriterSchemas(inspector.settings), message))
-    except EnvelopeError:
-        return None
+    message = read_at(inspector.admin, inspector.client, settings.service_url, topic, position)
+    return inspector.envelope_of(message) if message is not None else None

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pulsarjobs import App, JobCall, current_job
-from pulsarjobs.cancels import Cancel, parse_message_id
+from pulsarjobs.backlog import parse_position
+from pulsarjobs.cancels import Cancel
 from pulsarjobs.clock import utc_now
 from pulsarjobs.envelope import Envelope
 from pulsarjobs.execution import Executor
@@ -44,10 +45,10 @@ def test_a_cancel_without_a_time_zone_is_refused() -> None:
 
 
 def test_message_ids_are_read_as_ledger_and_entry() -> None:
-    assert parse_message_id(" 12:3 ") == (12, 3)
+    assert parse_position(" 12:3 ") == (12, 3)
     for bad in ("12", "a:b", ""):
         with pytest.raises(ValueError, match="ledger:entry"):
-            parse_message_id(bad)
+            parse_position(bad)
 
 
 def heartbeat(**changes: object) -> Heartbeat:
