@@ -3,13 +3,13 @@ same context is the page's JSON under /api/ (pages.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.requests import Request
 
 from pulsarjobs.backlog import Position, parse_position
-from pulsarjobs.browse import PAGE_SIZES, WHERE, JobMessage, Where
+from pulsarjobs.browse import PAGE_SIZES, WHERE, JobMessage, Page, Where
 from pulsarjobs.cancels import cancelled_jobs
 from pulsarjobs.clock import utc_now
 from pulsarjobs.dashboard.samples import Point
@@ -63,23 +63,26 @@ def queue(request: Request, dash: Dashboard) -> Context:
 
 def scheduled(request: Request, dash: Dashboard) -> Context:
     snapshot = dash.snapshots.latest()
-    name = chosen_queue(request, snapshot, {q.queue: q.scheduled for q in snapshot.queues})
-    size = page_size(request)
-    page = dash.browser.scheduled(name, cursor(request), size) if name else None
-    return {
-        "queue": name,
-        "queues": queue_names(snapshot),
-        "size": size,
-        "page": page,
-        "cancelled": cancelled_among(dash, page.items if page else ()),
-    }
+    counts = {q.queue: q.scheduled for q in snapshot.queues}
+    return jobs_due_later(request, dash, snapshot, counts, dash.browser.scheduled)
 
 
 def retries(request: Request, dash: Dashboard) -> Context:
     snapshot = dash.snapshots.latest()
-    name = chosen_queue(request, snapshot, snapshot.retrying)
+    return jobs_due_later(request, dash, snapshot, snapshot.retrying, dash.browser.retries)
+
+
+def jobs_due_later(
+    request: Request,
+    dash: Dashboard,
+    snapshot: Snapshot,
+    counts: dict[str, int],
+    read: Callable[[str, Position | None, int], Page[JobMessage]],
+) -> Context:
+    """The Scheduled or the Retries page: a queue's jobs due later, which one may cancel."""
+    name = chosen_queue(request, snapshot, counts)
     size = page_size(request)
-    page = dash.browser.retries(name, cursor(request), size) if name else None
+    page = read(name, cursor(request), size) if name else None
     return {
         "queue": name,
         "queues": queue_names(snapshot),
