@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import pulsar
 
 from pulsarjobs import marks
-from pulsarjobs.backlog import Cursor, position_of
+from pulsarjobs.backlog import Cursor, partition_holding, position_of
 from pulsarjobs.clock import utc_now
 from pulsarjobs.connection import Connection, client_errors
 from pulsarjobs.dead_letters import writer_schema
@@ -94,7 +94,8 @@ def run_now(inspector: Inspector, queue: str, message_id: str) -> str:
     position = parse_message_id(message_id)
     topics = topics_for(inspector.settings, queue)
     for topic in (topics.jobs, topics.retry):
-        envelope = _waiting_job(inspector, topic, position)
+        holder = partition_holding(inspector.admin, topic, position)
+        envelope = _waiting_job(inspector, holder, position) if holder else None
         if envelope is not None:
             break
     else:
