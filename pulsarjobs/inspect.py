@@ -29,13 +29,10 @@ from pulsarjobs.pauses import Pause, paused_queues
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import (
-    CANCELLED_TOPIC,
-    CONTROL_TOPIC,
     DEAD_LETTER_SUBSCRIPTION,
-    PAUSED_TOPIC,
     QUEUE_NAME,
-    WORKERS_TOPIC,
     full_topic_name,
+    topic_kind,
     topics_for,
     without_partition,
     workers_topic,
@@ -382,20 +379,6 @@ def subscription_stats(name: str, raw: dict[str, Any]) -> SubscriptionStats:
         consumers=consumer_count(raw),
         rate_out=float(raw.get("msgRateOut", 0.0)),
     )
-
-
-def topic_kind(name: str) -> str:
-    if name == WORKERS_TOPIC:
-        return "worker heartbeats"
-    if name == CONTROL_TOPIC:
-        return "worker commands"
-    if name in (PAUSED_TOPIC, CANCELLED_TOPIC):
-        return "paused queues" if name == PAUSED_TOPIC else "cancelled jobs"
-    if name.endswith("-RETRY"):
-        return "retries"
-    if name.endswith("-DLQ"):
-        return "dead letters"
-    return "queue" if QUEUE_NAME.match(name) else "topic"
 
 
 def due_time(message: pulsar.Message, envelope: Envelope | None) -> datetime:

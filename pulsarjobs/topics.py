@@ -108,3 +108,18 @@ def without_partition(topic: str) -> str:
 
 def is_dead_letter_topic(topic: str) -> bool:
     return topic.endswith("-DLQ")
+
+
+def topic_kind(name: str) -> str:
+    """What a topic of the namespace is for, by its name within the namespace."""
+    if name == WORKERS_TOPIC:
+        return "worker heartbeats"
+    if name == CONTROL_TOPIC:
+        return "worker commands"
+    if name in (PAUSED_TOPIC, CANCELLED_TOPIC):
+        return "paused queues" if name == PAUSED_TOPIC else "cancelled jobs"
+    if name.endswith("-RETRY"):
+        return "retries"
+    if name.endswith("-DLQ"):
+        return "dead letters"
+    return "queue" if QUEUE_NAME.match(name) else "topic"

@@ -3,6 +3,9 @@ topic, the inspector, the dashboard, replay, run now, strict priority and schedu
 
 from __future__ import annotations
 
+import itertools
+import os
+import signal
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,13 +20,22 @@ from pulsarjobs.browse import Browser
 from pulsarjobs.cancels import run_now
 from pulsarjobs.dashboard import Secret, create_app
 from pulsarjobs.dead_letters import DeadLetterFilter
+from pulsarjobs.envelope import Envelope, decode
 from pulsarjobs.feed import CRASH_REDELIVERIES, subscribe
 from pulsarjobs.inspect import Inspector
 from pulsarjobs.replay import replay
-from pulsarjobs.topics import topics_for
-from tests.integration.helpers import read_topic, started, wait_until, worker_in_thread
+from pulsarjobs.topics import partition_topic, topics_for
+from tests.integration.helpers import (
+    read_topic,
+    settings_env,
+    started,
+    stop_process,
+    wait_until,
+    worker_in_thread,
+)
 from tests.integration.test_dashboard import BEARER, TOKEN
 from tests.integration.test_operations import cli_json
+from tests.integration.test_scheduler import start_scheduler
 
 PARTITIONS = 4
 
@@ -196,3 +208,40 @@ def test_scheduled_jobs_on_a_partitioned_queue_never_start_early(app: App, recor
         wait_until(lambda: len(started(record)) == 40, 60)
     early = [run for run in started(record) if run["t"] < run["run_at"]]
     assert early == []
+
+
+def test_a_schedule_on_a_partitioned_queue_enqueues_each_tick_once_through_a_kill_9(
+    app: App, tmp_path: Path
+) -> None:
+    """The cron producer de-duplicates by sequence id, which the broker tracks per partition:
+    a schedule's ticks all go to one partition, so a new leader's repeat is dropped."""
+    topic = partitioned(app, "ticks")
+    env = settings_env(app.settings, tmp_path / "record.jsonl")
+    schedulers = [start_scheduler(env, tmp_path / f"scheduler-{n}.log") for n in range(2)]
+
+    def ticks() -> dict[int, list[Envelope]]:
+        return {
+            n: [decode(m.data()) for m in read_topic(app.settings, partition_topic(topic, n))]
+            for n in range(PARTITIONS)
+        }
+
+    def enqueued() -> list[Envelope]:
+        return [envelope for found in ticks().values() for envelope in found]
+
+    try:
+        wait_until(lambda: len(enqueued()) >= 5, 60, interval=0.5)
+        leader = int(enqueued()[-1].meta["pulsarjobs-scheduler"].rsplit(":", 1)[1])
+        os.kill(leader, signal.SIGKILL)
+        count = len(enqueued())
+        wait_until(lambda: len(enqueued()) >= count + 10, 90, interval=0.5)
+    finally:
+        for process in schedulers:
+            stop_process(process, 30)
+    every_second = [e for e in enqueued() if e.type == "every_second"]
+    per_id = Counter(envelope.id for envelope in every_second)
+    assert [job_id for job_id, runs in per_id.items() if runs > 1] == []
+    moments = sorted(e.meta["pulsarjobs-tick"] for e in every_second)
+    seconds = [datetime.fromisoformat(m.replace("Z", "+00:00")) for m in moments]
+    assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(seconds))
+    holding = [n for n, found in ticks().items() if any(e.type == "every_second" for e in found)]
+    assert len(holding) == 1, holding
