@@ -221,7 +221,7 @@ def test_a_schedule_on_a_partitioned_queue_enqueues_each_tick_once_through_a_kil
 
     def ticks() -> dict[int, list[Envelope]]:
         return {
-            n: [decode(m.data()) for m in read_topic(app.settings, partition_topic(topic, n))]
+            n: [decode(m.data()) for m in read_topic(app.settings, partition_topic(topic, n), 300)]
             for n in range(PARTITIONS)
         }
 
