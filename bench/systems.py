@@ -39,9 +39,12 @@ class PulsarjobsClient:
         self.admin = Admin(settings.admin_url, token=settings.token)
         self.queue = ""
 
-    def fresh_queue(self, prefix: str) -> str:
+    def fresh_queue(self, prefix: str, partitions: int = 0) -> str:
+        """A new queue, on a topic of `partitions` partitions (0: not partitioned)."""
         self.queue = f"{prefix}_{next(_queue_numbers)}"
         topic = topics_for(self.settings, self.queue).jobs
+        if partitions:
+            self.admin.create_topic(topic, partitions)
         # Subscription and producer first, so that their one-off set-up is not timed.
         self.app.connection.prepare_queue(topic, self.settings.subscription)
         self.app.connection.producer(topic)
@@ -69,7 +72,7 @@ class PulsarjobsClient:
         await self.app.enqueue_many_async([self.call(job, time.time_ns()) for _ in range(count)])
 
     def pending(self) -> int:
-        stats = self.admin.stats(topics_for(self.settings, self.queue).jobs)
+        stats = self.admin.summed_stats(topics_for(self.settings, self.queue).jobs)
         return int(stats["subscriptions"][self.settings.subscription]["msgBacklog"])
 
     def reset(self) -> None:

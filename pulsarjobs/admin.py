@@ -12,6 +12,7 @@ import httpx
 
 from pulsarjobs.closing import Closing
 from pulsarjobs.errors import BrokerError, BrokerUnavailable, NotFound
+from pulsarjobs.topics import partition_topic
 
 
 class Admin(Closing):
@@ -77,7 +78,15 @@ class Admin(Closing):
 
     def partitions(self, topic: str) -> int:
         """How many partitions a topic has; 0 for a non-partitioned (or missing) one."""
-        return int(self._call("GET", f"{topic_path(topic)}/partitions")["partitions"])
+        try:
+            return int(self._call("GET", f"{topic_path(topic)}/partitions")["partitions"])
+        except NotFound:  # a topic not yet created: not partitioned
+            return 0
+
+    def parts(self, topic: str) -> list[str]:
+        """The topics that hold a topic's messages: its partitions, or itself."""
+        count = self.partitions(topic)
+        return [partition_topic(topic, index) for index in range(count)] if count else [topic]
 
     def create_topic(self, topic: str, partitions: int = 0) -> None:
         if partitions > 0:
@@ -94,6 +103,20 @@ class Admin(Closing):
         """The broker's stats of a topic; raises NotFound for a topic that does not exist."""
         suffix = "partitioned-stats" if partitioned else "stats"
         return dict(self._call("GET", f"{topic_path(topic)}/{suffix}"))
+
+    def summed_stats(self, topic: str) -> dict[str, Any]:
+        """A topic's stats, partitioned or not: a partitioned topic's sum its partitions' (and
+        list each consumer once per partition it reads). Raises NotFound as `stats` does."""
+        return self.stats(topic, partitioned=self.partitions(topic) > 0)
+
+    def deduplicating(self, topic: str) -> bool:
+        """Whether de-duplication is active on the topic, on each partition of a partitioned
+        one (a policy reaches the broker asynchronously)."""
+        try:
+            parts = [self.stats(part) for part in self.parts(topic)]
+        except NotFound:
+            return False
+        return all(part.get("deduplicationStatus") == "Enabled" for part in parts)
 
     def internal_stats(self, topic: str) -> dict[str, Any]:
         """The managed ledger's view: cursors with their mark-delete positions and acked ranges."""

@@ -8,11 +8,16 @@ subscription's consumers, and the scan never waits for messages to come.
 
 A message is addressed by its position, "ledger:entry" (`parse_position`, `position_text`); one
 message is read by its position with a reader that starts there (`read_at`).
+
+A partitioned topic is read partition by partition, merged in the order of positions: ledger ids
+are unique across a cluster, so a position names one message of one partition, and "after a
+position" means the same on every partition (`partition_holding` finds a position's partition).
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import re
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -88,7 +93,28 @@ def read_backlog(
     after: Position | None = None,
 ) -> Generator[pulsar.Message]:
     """The messages `subscription` has not acknowledged on `topic` (after the position `after`),
-    oldest first; nothing when the topic or the subscription does not exist."""
+    oldest first (on a partitioned topic: in the order of positions, each partition oldest
+    first); nothing when the topic or the subscription does not exist."""
+    parts = admin.parts(topic)
+    if len(parts) == 1:
+        yield from _read_part(admin, client, service_url, topic, subscription, after)
+        return
+    reads = [_read_part(admin, client, service_url, part, subscription, after) for part in parts]
+    try:
+        yield from heapq.merge(*reads, key=lambda message: position_of(message.message_id()))
+    finally:
+        for read in reads:
+            read.close()
+
+
+def _read_part(
+    admin: Admin,
+    client: pulsar.Client,
+    service_url: str,
+    topic: str,
+    subscription: str,
+    after: Position | None,
+) -> Generator[pulsar.Message]:
     cursor = subscription_cursor(admin, topic, subscription)
     if cursor is None:
         return
@@ -148,3 +174,19 @@ def read_at(
         finally:
             reader.close()
     return message if position_of(message.message_id()) == position else None
+
+
+def partition_holding(admin: Admin, topic: str, position: Position) -> str | None:
+    """The topic that holds `position`: the topic itself, or the partition of a partitioned
+    one whose ledgers include the position's; None when no partition does."""
+    parts = admin.parts(topic)
+    if len(parts) == 1:
+        return topic
+    for part in parts:
+        try:
+            ledgers = admin.internal_stats(part).get("ledgers", [])
+        except NotFound:
+            continue
+        if any(int(ledger["ledgerId"]) == position[0] for ledger in ledgers):
+            return part
+    return None

@@ -5,7 +5,8 @@ readers): looking never takes a job from a worker, never acknowledges, never cre
 A page starts after a cursor, a message position "ledger:entry" (the first page at what the
 subscription has acknowledged), and reads at most `scan` messages, so that a filter matching
 little still answers quickly. It tells how many messages it read, how many the subscription holds
-in all, and where the next page starts: never a silent cap.
+in all, and where the next page starts: never a silent cap. A partitioned queue is read in the
+order of positions over all its partitions (see backlog.py), so one cursor pages through them all.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pulsar
 
 from pulsarjobs.backlog import (
     Position,
+    partition_holding,
     position_of,
     position_text,
     read_at,
@@ -112,6 +114,7 @@ class Browser:
         """The message at `position` on one of the queue's topics; None when there is none."""
         topic, subscription = self._topic(queue, where)
         inspector = self.inspector
+        topic = partition_holding(inspector.admin, topic, position) or topic
         cursor = subscription_cursor(inspector.admin, topic, subscription)
         if cursor is None:
             return None
@@ -174,7 +177,7 @@ class Browser:
 
     def _held(self, topic: str, subscription: str) -> int:
         try:
-            stats = self.inspector.admin.stats(topic)
+            stats = self.inspector.admin.summed_stats(topic)
         except NotFound:
             return 0
         return int(subscription_of(stats, subscription).get("msgBacklog", 0))

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pulsarjobs import marks
-from pulsarjobs.backlog import Position, parse_position, read_at, subscription_cursor
+from pulsarjobs.backlog import (
+    Position,
+    parse_position,
+    partition_holding,
+    read_at,
+    subscription_cursor,
+)
 from pulsarjobs.clock import utc_now
 from pulsarjobs.connection import Connection, client_errors
 from pulsarjobs.envelope import Envelope, encode
@@ -25,7 +31,6 @@ from pulsarjobs.errors import NotFound
 from pulsarjobs.inspect import Inspector
 from pulsarjobs.topics import cancelled_topic, topics_for
 
-READ_TIMEOUT_MS = 5_000
 RUN_NOW_META = "pulsarjobs-run-now-at"
 
 
@@ -90,7 +95,8 @@ def run_now(inspector: Inspector, queue: str, message_id: str) -> str:
     position = parse_position(message_id)
     topics = topics_for(inspector.settings, queue)
     for topic in (topics.jobs, topics.retry):
-        envelope = _waiting_job(inspector, topic, position)
+        holder = partition_holding(inspector.admin, topic, position)
+        envelope = _waiting_job(inspector, holder, position) if holder else None
         if envelope is not None:
             break
     else:

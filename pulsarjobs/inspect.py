@@ -29,14 +29,12 @@ from pulsarjobs.pauses import Pause, paused_queues
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import (
-    CANCELLED_TOPIC,
-    CONTROL_TOPIC,
     DEAD_LETTER_SUBSCRIPTION,
-    PAUSED_TOPIC,
     QUEUE_NAME,
-    WORKERS_TOPIC,
     full_topic_name,
+    topic_kind,
     topics_for,
+    without_partition,
     workers_topic,
 )
 
@@ -199,9 +197,10 @@ class Inspector(Closing):
     def queue_names(self) -> list[str]:
         """Queues with a topic of their own, or only dead letters left."""
         dead_suffix = f"-{self.settings.subscription}-DLQ"
+        namespace = self.settings.full_namespace
         names = set()
-        for topic in self.admin.topics(self.settings.full_namespace):
-            name = topic.rsplit("/", 1)[-1].removesuffix(dead_suffix)
+        for topic in self.admin.topics(namespace) + self.admin.partitioned_topics(namespace):
+            name = without_partition(topic.rsplit("/", 1)[-1]).removesuffix(dead_suffix)
             if QUEUE_NAME.match(name):
                 names.add(name)
         return sorted(names)
@@ -238,7 +237,7 @@ class Inspector(Closing):
             dead=self.dead_count(name),
             rate_in=float(jobs_topic.get("msgRateIn", 0.0)),
             rate_out=sum(float(part.get("messageAckRate", 0.0)) for part in parts),
-            consumers=len(parts[0].get("consumers", [])),
+            consumers=consumer_count(parts[0]),
             oldest_seconds=(utc_now() - oldest).total_seconds() if oldest else None,
             exact=schedule.complete,
             paused=name in self.paused_queues() if paused is None else paused,
@@ -271,8 +270,9 @@ class Inspector(Closing):
             return None
 
     def _stats(self, topic: str) -> dict[str, Any]:
+        """A topic's stats, the partitions of a partitioned one summed; {} for no topic."""
         try:
-            return self.admin.stats(topic)
+            return self.admin.summed_stats(topic)
         except NotFound:
             return {}
 
@@ -362,6 +362,13 @@ def subscription_of(stats: dict[str, Any], name: str) -> dict[str, Any]:
     return dict(stats.get("subscriptions", {}).get(name, {}))
 
 
+def consumer_count(subscription: dict[str, Any]) -> int:
+    """Consumers of a subscription, each once: a partitioned topic's stats list a consumer once
+    per partition it reads (a worker names its consumer)."""
+    consumers = subscription.get("consumers", [])
+    return len({consumer.get("consumerName") or id(consumer) for consumer in consumers})
+
+
 def subscription_stats(name: str, raw: dict[str, Any]) -> SubscriptionStats:
     return SubscriptionStats(
         name=name,
@@ -369,23 +376,9 @@ def subscription_stats(name: str, raw: dict[str, Any]) -> SubscriptionStats:
         backlog=int(raw.get("msgBacklog", 0)),
         unacked=int(raw.get("unackedMessages", 0)),
         delayed=int(raw.get("msgDelayed", 0)),
-        consumers=len(raw.get("consumers", [])),
+        consumers=consumer_count(raw),
         rate_out=float(raw.get("msgRateOut", 0.0)),
     )
-
-
-def topic_kind(name: str) -> str:
-    if name == WORKERS_TOPIC:
-        return "worker heartbeats"
-    if name == CONTROL_TOPIC:
-        return "worker commands"
-    if name in (PAUSED_TOPIC, CANCELLED_TOPIC):
-        return "paused queues" if name == PAUSED_TOPIC else "cancelled jobs"
-    if name.endswith("-RETRY"):
-        return "retries"
-    if name.endswith("-DLQ"):
-        return "dead letters"
-    return "queue" if QUEUE_NAME.match(name) else "topic"
 
 
 def due_time(message: pulsar.Message, envelope: Envelope | None) -> datetime:

@@ -212,6 +212,7 @@ class _Sender:
         self.acker = acker
         self.tally = tally
         self.already = producer.last_sequence_id()  # stored by an interrupted run
+        self.key = producer.producer_name()
         self.pending: deque[tuple[Future[None], pulsar.MessageId]] = deque()
 
     @classmethod
@@ -258,7 +259,9 @@ class _Sender:
             else:
                 stored.set_exception(BrokerError(f"the broker refused a replayed job: {result}"))
 
-        self.producer.send_async(data, acked, sequence_id=sequence)
+        # One partition of a partitioned queue for all copies (the key names it): the broker
+        # de-duplicates per partition, and keeps order, which `already` counts on, only there.
+        self.producer.send_async(data, acked, sequence_id=sequence, partition_key=self.key)
         self.pending.append((stored, message_id))
         # Acknowledge as copies are stored; wait only when the window is full.
         while self.pending and (self.pending[0][0].done() or len(self.pending) >= WINDOW):
@@ -289,11 +292,11 @@ class _Sender:
 def _deduplicate(inspector: Inspector, topic: str) -> None:
     """Turn de-duplication on for the topic and wait until the broker applies it."""
     admin = inspector.admin
-    if admin.stats(topic).get("deduplicationStatus") == "Enabled":
+    if admin.deduplicating(topic):
         return
     admin.enable_deduplication(topic)
     deadline = time.monotonic() + DEDUP_WAIT_SECONDS
-    while admin.stats(topic).get("deduplicationStatus") != "Enabled":
+    while not admin.deduplicating(topic):
         if time.monotonic() > deadline:
             raise BrokerError(
                 f"The broker did not turn de-duplication on for {topic} within "

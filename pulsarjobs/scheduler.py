@@ -159,7 +159,11 @@ class Scheduler:
         envelope = self.app.hooks.before_enqueue(self.app.envelope(call))
         record = {"tick": tick.isoformat(), "job_id": envelope.id, "scheduler": self.name}
         with self._enqueueing:
-            publisher.send(encode(envelope), sequence_id=tick_sequence(tick))
+            # The key keeps a schedule's ticks on one partition of a partitioned queue: the
+            # broker de-duplicates a sequence per partition.
+            publisher.send(
+                encode(envelope), sequence_id=tick_sequence(tick), partition_key=schedule.name
+            )
             ticks.send(json.dumps(record).encode(), partition_key=schedule.name)
         self.app.hooks.emit("after_enqueue", envelope)
         log.info("tick enqueued", schedule=schedule.name, tick=tick.isoformat(), job_id=envelope.id)
@@ -168,7 +172,7 @@ class Scheduler:
 def wait_for_deduplication(admin: Admin, topic: str, stopping: threading.Event) -> None:
     """A topic policy reaches the broker asynchronously; ticks must not go out before it."""
     for _ in range(100):
-        if admin.stats(topic).get("deduplicationStatus") == "Enabled" or stopping.wait(0.1):
+        if admin.deduplicating(topic) or stopping.wait(0.1):
             return
     raise BrokerError(f"de-duplication did not become active on {topic}")
 

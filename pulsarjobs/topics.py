@@ -4,6 +4,10 @@ A queue is one topic that producers write jobs to. Each subscription that reads 
 topics of its own, named as Pulsar names its retry and dead-letter topics: retries are
 re-published to `<queue>-<subscription>-RETRY`, so that another subscription reading the same
 queue does not run them again, and jobs whose retries ran out land in `<queue>-<subscription>-DLQ`.
+
+A queue's topic may be partitioned (`pulsarjobs topics create Q --partitions N`): its messages
+are then on `<queue>-partition-<i>`. Its retry and dead-letter topics stay one topic each, so a
+queue has one place for its dead letters (the client would name one per partition otherwise).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.settings import Settings
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
+PARTITION = re.compile(r"-partition-\d+$")  # how Pulsar names the partitions of a topic
 DEAD_LETTER_SUBSCRIPTION = "pulsarjobs-dead-letters"
 KEEPER_SUBSCRIPTION = "pulsarjobs-keep"  # on marks topics; never acknowledges: keeps marks stored
 
@@ -85,10 +90,36 @@ def topics_for(settings: Settings, queue: str) -> QueueTopics:
 
 
 def queue_of(settings: Settings, topic: str) -> str:
-    """The queue a job topic or a subscription's retry topic belongs to."""
-    name = topic.rsplit("/", 1)[-1]
+    """The queue a job topic (or one of its partitions) or a subscription's retry topic
+    belongs to."""
+    name = without_partition(topic.rsplit("/", 1)[-1])
     return name.removesuffix(f"-{settings.subscription}-RETRY")
+
+
+def partition_topic(topic: str, index: int) -> str:
+    """The topic of one partition of a partitioned topic."""
+    return f"{topic}-partition-{index}"
+
+
+def without_partition(topic: str) -> str:
+    """The partitioned topic a partition belongs to; any other topic as it is."""
+    return PARTITION.sub("", topic)
 
 
 def is_dead_letter_topic(topic: str) -> bool:
     return topic.endswith("-DLQ")
+
+
+def topic_kind(name: str) -> str:
+    """What a topic of the namespace is for, by its name within the namespace."""
+    if name == WORKERS_TOPIC:
+        return "worker heartbeats"
+    if name == CONTROL_TOPIC:
+        return "worker commands"
+    if name in (PAUSED_TOPIC, CANCELLED_TOPIC):
+        return "paused queues" if name == PAUSED_TOPIC else "cancelled jobs"
+    if name.endswith("-RETRY"):
+        return "retries"
+    if name.endswith("-DLQ"):
+        return "dead letters"
+    return "queue" if QUEUE_NAME.match(name) else "topic"

@@ -22,6 +22,14 @@ def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Touch it, and the `breaks` jobs stop failing."""
+    path = tmp_path / "fixed"
+    monkeypatch.setenv("PULSARJOBS_TEST_FIX", str(path))
+    return path
+
+
+@pytest.fixture
 def app(broker: BrokerUnderTest) -> Iterator[App]:
     """The test jobs' app on a namespace of its own."""
     created = make_app(fresh_settings(broker))

@@ -35,14 +35,6 @@ SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 HOUR_BACKOFF = RetryPolicy(max_attempts=3, initial_delay=3600, jitter=0.0)
 
 
-@pytest.fixture
-def fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Touch it, and the `breaks` jobs stop failing."""
-    path = tmp_path / "fixed"
-    monkeypatch.setenv("PULSARJOBS_TEST_FIX", str(path))
-    return path
-
-
 @contextmanager
 def dashboard(settings: Settings, *, read_only: bool = False) -> Iterator[TestClient]:
     web = create_app(settings, Secret(TOKEN), read_only=read_only)

@@ -77,14 +77,6 @@ def waiting_count(settings: Settings) -> int:
     return subscription_backlog(settings, topics_for(settings, "default").jobs, "pulsarjobs")
 
 
-@pytest.fixture
-def fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Touch it, and the `breaks` jobs stop failing."""
-    path = tmp_path / "fixed"
-    monkeypatch.setenv("PULSARJOBS_TEST_FIX", str(path))
-    return path
-
-
 def kill_all(app: App, calls: list[JobCall]) -> list[str]:
     """Enqueue jobs that die at their first run; return once all are dead letters."""
     ids = app.enqueue_many(calls)

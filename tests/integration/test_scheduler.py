@@ -15,7 +15,7 @@ from pathlib import Path
 from pulsarjobs import App
 from pulsarjobs.envelope import Envelope, decode
 from pulsarjobs.topics import topics_for
-from tests.integration.helpers import read_topic, settings_env, wait_until
+from tests.integration.helpers import read_topic, settings_env, stop_process, wait_until
 
 
 def start_scheduler(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -55,10 +55,7 @@ def test_three_schedulers_enqueue_each_tick_exactly_once_through_two_kill_9s(
         time.sleep(max(0.0, began + 60 - time.monotonic()))
     finally:
         for process in schedulers:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in schedulers:
-            process.wait(30)
+            stop_process(process, 30)
     assert len(set(killed)) == 2, "each kill must have hit the leader of the moment"
     envelopes = ticks_enqueued(app)
     per_id = Counter(envelope.id for envelope in envelopes)
