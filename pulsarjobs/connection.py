@@ -188,15 +188,17 @@ class Connection:
         *,
         deliver_at: datetime | None = None,
         properties: dict[str, str] | None = None,
+        key: str | None = None,
         acks: Acks | None = None,
     ) -> Future[None]:
-        """Send one message; the future completes once the broker has stored it. Messages
-        sent with one `acks` share its future: it completes once the broker has them all."""
+        """Send one message (with a message `key`, if given); the future completes once the
+        broker has stored it. Messages sent with one `acks` share its future: it completes once
+        the broker has them all."""
         acks = acks or Acks(1)
         if len(data) > self.settings.max_message_size:
             acks.failed(too_large(topic, len(data), self.settings.max_message_size))
         else:
-            self._send(topic, data, deliver_at, properties, acks)
+            self._send(topic, data, deliver_at, properties, key, acks)
         return acks.stored
 
     def _send(
@@ -205,6 +207,7 @@ class Connection:
         data: bytes,
         deliver_at: datetime | None,
         properties: dict[str, str] | None,
+        key: str | None,
         acks: Acks,
     ) -> None:
         def acked(result: Any, _message_id: Any) -> None:
@@ -216,6 +219,8 @@ class Connection:
         options: dict[str, Any] = {"properties": properties} if properties else {}
         if deliver_at is not None:
             options["deliver_at"] = int(deliver_at.timestamp() * 1000)
+        if key is not None:
+            options["partition_key"] = key
         self.producer(topic).send_async(data, acked, **options)
 
     def flush(self) -> None:

@@ -29,7 +29,11 @@ from pulsarjobs.errors import JobTimeout
 from pulsarjobs.running import Run, RunningJobs
 
 if TYPE_CHECKING:
-    from pulsarjobs.app import App, Job
+    import pulsar
+
+    from pulsarjobs.app import App
+    from pulsarjobs.jobs import Job
+    from pulsarjobs.limits import Slots
 
 # "undecodable": the message was no job at all; it is dead-lettered with its own bytes.
 # "cancelled": the user cancelled the job (cancels.py): acknowledged unrun, or its result discarded.
@@ -109,12 +113,16 @@ class Executor:
         self.clock = clock
         self.on_start = on_start  # told of each job about to run (metrics), if anyone asks
         self.running = RunningJobs()  # what runs now, and the cancelled job ids
+        self.slots: Slots | None = None  # concurrency limits (limits.py), in a worker
 
     async def run(self, envelope: Envelope) -> Outcome:
         """Run on the event loop: an async job here, a sync one on the thread pool."""
         verdict = self.verdict_before(envelope)
         if isinstance(verdict, Outcome):
             return verdict
+        slot = None
+        if envelope.limit_key is not None and self.slots is not None:
+            slot = await self.slots.take_async(envelope)  # waits its turn, unacknowledged
         if self.on_start is not None:
             self.on_start(envelope)
         work, started = verdict, time.perf_counter()
@@ -140,6 +148,8 @@ class Executor:
             self.running.now.pop(envelope.id, None)
             if not isinstance(work, functools.partial):
                 work.close()  # never awaited when a hook failed first
+            if slot is not None:
+                self.give_slot(envelope, slot)
         if run.cancelled:
             if run.interrupted:
                 uncancel(run)  # the job caught the cancellation and ended anyway
@@ -154,6 +164,9 @@ class Executor:
         if isinstance(verdict, Outcome):
             return verdict
         assert isinstance(verdict, functools.partial)
+        slot = None
+        if envelope.limit_key is not None and self.slots is not None:
+            slot = self.slots.take(envelope)  # waits its turn, unacknowledged
         if self.on_start is not None:
             self.on_start(envelope)
         started = time.perf_counter()
@@ -176,9 +189,18 @@ class Executor:
                 return self.failed(envelope, exc, time.perf_counter() - started)
         finally:
             self.running.now.pop(envelope.id, None)
+            if slot is not None:
+                self.give_slot(envelope, slot)
         if run.cancelled:  # while it ran: a thread cannot be stopped, its result is discarded
             return self.cancelled(envelope)
         return Outcome("done", envelope, duration=time.perf_counter() - started)
+
+    def give_slot(self, envelope: Envelope, slot: pulsar.Message) -> None:
+        assert self.slots is not None
+        try:
+            self.slots.give(envelope, slot)
+        except Exception as exc:  # a closed consumer gave it back already
+            log.warning("could not give back a slot", limit_key=envelope.limit_key, error=str(exc))
 
     def verdict_before(self, envelope: Envelope) -> Outcome | Work:
         """What becomes of a job that must not run (expired, early, unknown, arguments that do

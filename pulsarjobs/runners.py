@@ -29,6 +29,7 @@ from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
 
 if TYPE_CHECKING:
+    from pulsarjobs.flow import WorkerFlow
     from pulsarjobs.metrics import WorkerMetrics
 
 log = structlog.get_logger("pulsarjobs.runners")
@@ -90,6 +91,7 @@ class Runners:
         self.loop = loop
         self.slots = slots
         self.metrics = metrics  # None unless the worker serves metrics
+        self.flow: WorkerFlow | None = None  # unique keys to give back, in a worker
         self.busy = 0  # jobs running now
 
     def start(self) -> None:
@@ -110,6 +112,8 @@ class Runners:
             self.metrics.settled(ready.queue.queue, outcome)
         self.settler.remember(ready.delivery)
         ready.queue.consumer.acknowledge(ready.message)
+        if outcome.envelope.unique_key is not None and self.flow is not None:
+            self.flow.settled(outcome)
 
 
 class LoopRunners(Runners):

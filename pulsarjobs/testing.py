@@ -19,13 +19,14 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, NoReturn
 
-from pulsarjobs.app import App, Job
+from pulsarjobs.app import App
 from pulsarjobs.cancels import Cancel
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.connection import Acks, Connection
 from pulsarjobs.envelope import Envelope
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor, Outcome
+from pulsarjobs.jobs import Job
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.settings import Settings
 from pulsarjobs.settle import Delivery, Settler
@@ -81,6 +82,7 @@ class InMemoryConnection(Connection):
         data: bytes,
         deliver_at: datetime | None,
         properties: dict[str, str] | None,
+        key: str | None,
         acks: Acks,
     ) -> None:
         now = self.clock()

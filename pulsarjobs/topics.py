@@ -8,6 +8,7 @@ queue does not run them again, and jobs whose retries ran out land in `<queue>-<
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -25,6 +26,9 @@ SCHEDULER_LEADER_TOPIC = "pulsarjobs-scheduler-leader"  # its exclusive producer
 SCHEDULER_TICKS_TOPIC = "pulsarjobs-scheduler-ticks"  # compacted: the last tick of each schedule
 PAUSED_TOPIC = "pulsarjobs-paused"  # compacted marks: the paused queues
 CANCELLED_TOPIC = "pulsarjobs-cancelled"  # compacted marks: the cancelled job ids
+UNIQUE_TOPIC = "pulsarjobs-unique"  # compacted marks: the held unique keys
+LIMITS_TOPIC = "pulsarjobs-limits"  # compacted marks: the concurrency limits, by limit key
+SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots, one a message
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,7 @@ class QueueTopics:
     jobs: str
     retry: str
     dead: str
+    ordered: str  # ordered jobs (order_key), on a Key_Shared subscription of their own
 
 
 def check_queue_name(queue: str) -> str:
@@ -78,16 +83,31 @@ def cancelled_topic(settings: Settings) -> str:
     return namespace_topic(settings, CANCELLED_TOPIC)
 
 
+def unique_topic(settings: Settings) -> str:
+    return namespace_topic(settings, UNIQUE_TOPIC)
+
+
+def limits_topic(settings: Settings) -> str:
+    return namespace_topic(settings, LIMITS_TOPIC)
+
+
+def slots_topic(settings: Settings, limit_key: str) -> str:
+    digest = hashlib.sha256(limit_key.encode()).hexdigest()[:32]
+    return namespace_topic(settings, f"{SLOTS_PREFIX}{digest}")
+
+
 def topics_for(settings: Settings, queue: str) -> QueueTopics:
     base = namespace_topic(settings, check_queue_name(queue))
     own = f"{base}-{settings.subscription}"  # the subscription's own topics
-    return QueueTopics(queue=queue, jobs=base, retry=f"{own}-RETRY", dead=f"{own}-DLQ")
+    return QueueTopics(
+        queue=queue, jobs=base, retry=f"{own}-RETRY", dead=f"{own}-DLQ", ordered=f"{base}-ordered"
+    )
 
 
 def queue_of(settings: Settings, topic: str) -> str:
     """The queue a job topic or a subscription's retry topic belongs to."""
     name = topic.rsplit("/", 1)[-1]
-    return name.removesuffix(f"-{settings.subscription}-RETRY")
+    return name.removesuffix(f"-{settings.subscription}-RETRY").removesuffix("-ordered")
 
 
 def is_dead_letter_topic(topic: str) -> bool:

@@ -25,6 +25,7 @@ from pulsarjobs.app import App
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor
 from pulsarjobs.feed import Feed, QueuePlan, keep_dead_letters, subscribe
+from pulsarjobs.flow import WorkerFlow
 from pulsarjobs.following import Following
 from pulsarjobs.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
 from pulsarjobs.intake import Intake, kinds_of_jobs
@@ -52,6 +53,7 @@ class _Running:
     feed: Feed | None = None
     executor: Executor | None = None
     following: Following | None = None  # paused queues and cancelled jobs
+    flow: WorkerFlow | None = None  # unique keys and concurrency slots
     runners: list[Runners] = field(default_factory=list)
     threads: ThreadPoolExecutor | None = None
     presence: Presence | None = None
@@ -142,6 +144,8 @@ class Worker:
         on_start = metrics.started if metrics is not None else None
         executor = Executor(self.app, self.name, running.threads, on_start=on_start)
         running.executor = executor
+        flow = running.flow = WorkerFlow(self.app, self.name, self.concurrency)
+        executor.slots = flow.slots
         parts = (feed, intake, settler, executor, self.stats, self.concurrency, running.loop)
         any_async, any_sync = kinds_of_jobs(self.app)
         if not any_async:
@@ -151,6 +155,8 @@ class Worker:
             threads = ThreadRunners(*parts, slots, metrics, from_loop=True) if any_sync else None
             loop_runners = LoopRunners(*parts, slots, metrics, threads=threads)
             running.runners = [loop_runners] + ([threads] if threads else [])
+        for runners in running.runners:
+            runners.flow = flow
 
     def _start(self, running: _Running) -> None:
         assert running.feed is not None
@@ -274,6 +280,8 @@ class Worker:
         running.threads.shutdown(wait=False, cancel_futures=True)
         if running.following is not None:
             running.following.stop()
+        if running.flow is not None:
+            running.flow.stop()
         self.app.close()
 
     # -- presence: what heartbeats report (see presence.py) ------------------------------------

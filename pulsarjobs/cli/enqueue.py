@@ -9,12 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from pulsarjobs.app import App, JobCall
+from pulsarjobs.app import App
 from pulsarjobs.cli.context import settings_of
 from pulsarjobs.cli.output import AsJson, print_json, reports_errors
 from pulsarjobs.client_log import silent_logger
 from pulsarjobs.connection import Connection, probe
 from pulsarjobs.durations import parse_duration, parse_instant
+from pulsarjobs.jobs import JobCall
 from pulsarjobs.middleware import Hooks
 
 console = Console()
