@@ -294,9 +294,10 @@ class App(Closing):
         """The topic of the envelope's queue (its ordered jobs have one of their own), with the
         workers' subscription in place before the first job."""
         topics = topics_for(self.settings, envelope.queue)
-        topic = topics.jobs if envelope.order_key is None else topics.ordered
+        ordered = envelope.order_key is not None
+        topic = topics.ordered if ordered else topics.jobs
         try:
-            self.connection.prepare_queue(topic, self.settings.subscription)
+            self.connection.prepare_queue(topic, self.settings.subscription, key_shared=ordered)
         except Exception as exc:
             raise BrokerUnavailable(
                 f"Cannot prepare queue {envelope.queue!r} at {self.settings.service_url}: {exc}"

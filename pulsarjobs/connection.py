@@ -121,15 +121,18 @@ class Connection:
                 self._ttl = None
         return self._ttl
 
-    def prepare_queue(self, topic: str, subscription: str) -> None:
+    def prepare_queue(self, topic: str, subscription: str, key_shared: bool = False) -> None:
         """Put the workers' subscription on a queue's topic before its first job: a topic
-        nobody subscribes to does not keep its messages."""
+        nobody subscribes to does not keep its messages. `key_shared`: of the type workers
+        read it with (the broker refuses another type while they are connected)."""
         if topic in self._prepared_topics:
             return
         self.client.subscribe(
             topic,
             subscription,
-            consumer_type=pulsar.ConsumerType.Shared,
+            consumer_type=pulsar.ConsumerType.KeyShared
+            if key_shared
+            else pulsar.ConsumerType.Shared,
             initial_position=pulsar.InitialPosition.Earliest,
         ).close()
         self._prepared_topics.add(topic)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor as ThreadPool
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -123,6 +123,10 @@ class Executor:
         slot = None
         if envelope.limit_key is not None and self.slots is not None:
             slot = await self.slots.take_async(envelope)  # waits its turn, unacknowledged
+            if slot is not None and (called_off := self._waited(envelope, slot)) is not None:
+                if not isinstance(verdict, functools.partial):
+                    verdict.close()
+                return called_off
         if self.on_start is not None:
             self.on_start(envelope)
         work, started = verdict, time.perf_counter()
@@ -167,6 +171,8 @@ class Executor:
         slot = None
         if envelope.limit_key is not None and self.slots is not None:
             slot = self.slots.take(envelope)  # waits its turn, unacknowledged
+            if slot is not None and (called_off := self._waited(envelope, slot)) is not None:
+                return called_off
         if self.on_start is not None:
             self.on_start(envelope)
         started = time.perf_counter()
@@ -195,6 +201,14 @@ class Executor:
             return self.cancelled(envelope)
         return Outcome("done", envelope, duration=time.perf_counter() - started)
 
+    def _waited(self, envelope: Envelope, slot: pulsar.Message) -> Outcome | None:
+        """Once a slot came: the job's outcome if it was cancelled or expired meanwhile (its
+        slot then goes back at once)."""
+        called_off = self.called_off(envelope, self.clock())
+        if called_off is not None:
+            self.give_slot(envelope, slot)
+        return called_off
+
     def give_slot(self, envelope: Envelope, slot: pulsar.Message) -> None:
         assert self.slots is not None
         try:
@@ -205,13 +219,10 @@ class Executor:
     def verdict_before(self, envelope: Envelope) -> Outcome | Work:
         """What becomes of a job that must not run (expired, early, unknown, arguments that do
         not fit), else its work, ready to run."""
-        cancelled = self.running.cancelled
-        if cancelled and (at := cancelled.get(envelope.id)) and envelope.created_at <= at:
-            return self.cancelled(envelope)
         now = self.clock()
-        if envelope.expires_at is not None and envelope.expires_at <= now:
-            self.app.hooks.emit("on_expired", envelope)
-            return Outcome("expired", envelope)
+        called_off = self.called_off(envelope, now)
+        if called_off is not None:
+            return called_off
         if envelope.run_at is not None and envelope.run_at > now:
             return Outcome("early", envelope)  # the broker let it out early: never run it so
         job = self.app.jobs.get(envelope.type)
@@ -221,6 +232,17 @@ class Executor:
             return bind(job, envelope)
         except TypeError as exc:
             return self.dead(envelope, "BadArguments", f"{envelope.type}{job.signature}: {exc}")
+
+    def called_off(self, envelope: Envelope, now: datetime) -> Outcome | None:
+        """Cancelled or expired: a job that was to run must not (checked again once a limited
+        job got its slot)."""
+        cancelled = self.running.cancelled
+        if cancelled and (at := cancelled.get(envelope.id)) and envelope.created_at <= at:
+            return self.cancelled(envelope)
+        if envelope.expires_at is not None and envelope.expires_at <= now:
+            self.app.hooks.emit("on_expired", envelope)
+            return Outcome("expired", envelope)
+        return None
 
     def _body(self, work: functools.partial[None], envelope: Envelope) -> None:
         """A sync run with its hooks, in the job's context, on the thread that runs it."""

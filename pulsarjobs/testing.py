@@ -60,7 +60,7 @@ class InMemoryConnection(Connection):
             "runner.run_all() or runner.run_next(), not with a Worker"
         )
 
-    def prepare_queue(self, topic: str, subscription: str) -> None:
+    def prepare_queue(self, topic: str, subscription: str, key_shared: bool = False) -> None:
         """Nothing to prepare: no message is lost in memory."""
 
     def message_ttl(self) -> float | None:

@@ -139,7 +139,9 @@ class Worker:
         running.threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
         settler = Settler(self.app, self.topics.__getitem__, self.name)
         intake = Intake(self.app, settler, WriterSchemas(self.settings), self.stats)
-        feed = running.feed = Feed(self.plan, consumers, self.ready_room)
+        plain = {queue: consumers[queue] for queue in self.plan.names}
+        ordered = {queue: consumers[f"{queue}-ordered"] for queue in self.plan.names}
+        feed = running.feed = Feed(self.plan, plain, self.ready_room, ordered)
         metrics = self.metrics
         on_start = metrics.started if metrics is not None else None
         executor = Executor(self.app, self.name, running.threads, on_start=on_start)
@@ -245,10 +247,11 @@ class Worker:
         try:
             for queue, topics in self.topics.items():
                 keep_dead_letters(client, topics)
-                consumers[queue] = subscribe(
-                    client, topics, self.settings.subscription, self.prefetch,
-                    self.ready_room, self.name,
-                )  # fmt: skip
+                for ordered, name in ((False, queue), (True, f"{queue}-ordered")):
+                    consumers[name] = subscribe(
+                        client, topics, self.settings.subscription, self.prefetch,
+                        self.ready_room, self.name, ordered,
+                    )  # fmt: skip
         except Exception:
             for consumer in consumers.values():
                 with contextlib.suppress(Exception):
