@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 from zoneinfo import ZoneInfo
 
-from pulsarjobs import cancels, pauses
+from pulsarjobs import cancels, pauses, rates
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Acks, Connection
@@ -363,6 +363,10 @@ class App(Closing):
     def resume(self, queue: str) -> None:
         """Let workers take `queue`'s jobs again; returns once stored."""
         pauses.resume(self.connection, queue)
+
+    def set_rate_limit(self, queue: str, per_second: int | None) -> None:
+        """At most `per_second` of the queue's jobs start a second, cluster-wide; None: no limit."""
+        rates.set_rate_limit(self.connection, check_queue_name(queue), per_second)
 
     def cancel(self, job_id: str) -> None:
         """Cancel a job: it does not start, or stops (its result discarded); once stored."""

@@ -26,16 +26,14 @@ from pulsarjobs.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.errors import NotFound
 from pulsarjobs.heartbeat import RunningJob, SeenState, read_heartbeats
 from pulsarjobs.pauses import Pause, paused_queues
+from pulsarjobs.rates import rate_limit
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import (
-    CANCELLED_TOPIC,
-    CONTROL_TOPIC,
     DEAD_LETTER_SUBSCRIPTION,
-    PAUSED_TOPIC,
     QUEUE_NAME,
-    WORKERS_TOPIC,
     full_topic_name,
+    topic_kind,
     topics_for,
     workers_topic,
 )
@@ -58,6 +56,7 @@ class QueueStats:
     oldest_seconds: float | None  # how long the oldest due job (waiting or running) has been due
     exact: bool  # False when the backlog was too long to read whole: `scheduled` is then a floor
     paused: bool = False  # workers take none of its jobs until it is resumed
+    rate_limit: int | None = None  # at most this many start a second (rates.py); None: no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +64,7 @@ class TopicInfo:
     name: str  # within the namespace
     topic: str  # in full
     partitions: int  # 0: not partitioned
-    kind: str  # queue, retries, dead letters, worker heartbeats, worker commands, paused queues,
-    # cancelled jobs or topic
+    kind: str  # what it holds, as topics.topic_kind says
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +218,9 @@ class Inspector(Closing):
         """A queue's stats, reading up to `scan_limit` messages per topic to tell scheduled jobs
         from waiting ones; `paused` when the caller knows it already."""
         topics = topics_for(self.settings, name)
-        jobs_topic, retry_topic = self._stats(topics.jobs), self._stats(topics.retry)
+        every = [self._stats(topic) for topic in (topics.jobs, topics.retry, topics.ordered)]
         subscription = self.settings.subscription
-        parts = [subscription_of(stats, subscription) for stats in (jobs_topic, retry_topic)]
+        parts = [subscription_of(stats, subscription) for stats in every]
         backlog = sum(int(part.get("msgBacklog", 0)) for part in parts)
         in_flight = sum(int(part.get("unackedMessages", 0)) for part in parts)
         schedule = self._schedule([topics.jobs, topics.retry], backlog, scan_limit)
@@ -236,12 +234,13 @@ class Inspector(Closing):
             scheduled=schedule.scheduled,
             in_flight=in_flight,
             dead=self.dead_count(name),
-            rate_in=float(jobs_topic.get("msgRateIn", 0.0)),
+            rate_in=sum(float(stats.get("msgRateIn", 0.0)) for stats in every),
             rate_out=sum(float(part.get("messageAckRate", 0.0)) for part in parts),
             consumers=len(parts[0].get("consumers", [])),
             oldest_seconds=(utc_now() - oldest).total_seconds() if oldest else None,
             exact=schedule.complete,
             paused=name in self.paused_queues() if paused is None else paused,
+            rate_limit=rate_limit(self.admin, topics),
         )
 
     def _schedule(self, topics: list[str], backlog: int, scan_limit: int) -> _Schedule:
@@ -372,20 +371,6 @@ def subscription_stats(name: str, raw: dict[str, Any]) -> SubscriptionStats:
         consumers=len(raw.get("consumers", [])),
         rate_out=float(raw.get("msgRateOut", 0.0)),
     )
-
-
-def topic_kind(name: str) -> str:
-    if name == WORKERS_TOPIC:
-        return "worker heartbeats"
-    if name == CONTROL_TOPIC:
-        return "worker commands"
-    if name in (PAUSED_TOPIC, CANCELLED_TOPIC):
-        return "paused queues" if name == PAUSED_TOPIC else "cancelled jobs"
-    if name.endswith("-RETRY"):
-        return "retries"
-    if name.endswith("-DLQ"):
-        return "dead letters"
-    return "queue" if QUEUE_NAME.match(name) else "topic"
 
 
 def due_time(message: pulsar.Message, envelope: Envelope | None) -> datetime:

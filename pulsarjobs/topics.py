@@ -31,6 +31,20 @@ LIMITS_TOPIC = "pulsarjobs-limits"  # compacted marks: the concurrency limits, b
 SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots, one a message
 
 
+# What the namespace's own topics hold, and those of a queue, by the end of their names.
+KINDS = {
+    WORKERS_TOPIC: "worker heartbeats",
+    CONTROL_TOPIC: "worker commands",
+    SCHEDULER_LEADER_TOPIC: "scheduler leader",
+    SCHEDULER_TICKS_TOPIC: "scheduler ticks",
+    PAUSED_TOPIC: "paused queues",
+    CANCELLED_TOPIC: "cancelled jobs",
+    UNIQUE_TOPIC: "unique keys",
+    LIMITS_TOPIC: "concurrency limits",
+}
+SUFFIX_KINDS = (("-RETRY", "retries"), ("-DLQ", "dead letters"), ("-ordered", "ordered jobs"))
+
+
 @dataclass(frozen=True, slots=True)
 class QueueTopics:
     queue: str
@@ -108,6 +122,16 @@ def queue_of(settings: Settings, topic: str) -> str:
     """The queue a job topic or a subscription's retry topic belongs to."""
     name = topic.rsplit("/", 1)[-1]
     return name.removesuffix(f"-{settings.subscription}-RETRY").removesuffix("-ordered")
+
+
+def topic_kind(name: str) -> str:
+    """What a topic of the namespace holds, by its name within it."""
+    if name in KINDS:
+        return KINDS[name]
+    if name.startswith(SLOTS_PREFIX):
+        return "concurrency slots"
+    kind = next((kind for suffix, kind in SUFFIX_KINDS if name.endswith(suffix)), None)
+    return kind or ("queue" if QUEUE_NAME.match(name) else "topic")
 
 
 def is_dead_letter_topic(topic: str) -> bool:

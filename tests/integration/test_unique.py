@@ -24,6 +24,7 @@ from tests.integration.helpers import (
     wait_until,
     worker_in_thread,
 )
+from tests.integration.test_operations import cli, cli_json
 
 KEYS = 100
 PROCESSES = 8
@@ -87,3 +88,20 @@ def test_a_duplicate_says_so_and_the_key_is_free_once_the_job_ran(
     assert sorted(r["id"] for r in started(record)) == sorted([first, other])
     again = unique_job.enqueue(7)
     assert again not in (first, other)  # settled: the key was given back
+
+
+def test_pulsarjobs_flow_shows_held_keys_and_limits_and_sets_a_rate(flow_app: App) -> None:
+    held = flow_app.jobs["unique_job"].enqueue(1)
+    result = cli(flow_app.settings, "flow", "rate", "rated", "50")
+    assert result.exit_code == 0, result.output
+    assert "starts at most 50 jobs a second" in result.output
+    report = cli_json(flow_app.settings, "flow")
+    assert report["rate_limits"] == {"rated": 50}
+    assert [hold["job_id"] for hold in report["unique_keys"]] == [held]
+    assert report["unique_held"] == 1
+    queues = {q["queue"]: q for q in cli_json(flow_app.settings, "queues")}
+    assert queues["rated"]["rate_limit"] == 50
+    assert cli(flow_app.settings, "flow", "rate", "rated", "off").exit_code == 0
+    assert cli_json(flow_app.settings, "flow")["rate_limits"] == {}
+    bad = cli(flow_app.settings, "flow", "rate", "rated", "fast")
+    assert bad.exit_code == 2 and "whole number" in bad.output

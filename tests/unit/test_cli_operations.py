@@ -12,8 +12,9 @@ from pulsarjobs.cli import app
 from pulsarjobs.cli.workers import pick
 from pulsarjobs.connection import probe
 from pulsarjobs.errors import BrokerUnavailable
-from pulsarjobs.inspect import WorkerStatus, is_current, topic_kind
+from pulsarjobs.inspect import WorkerStatus, is_current
 from pulsarjobs.jsonable import jsonable
+from pulsarjobs.topics import topic_kind
 
 runner = CliRunner()
 NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)
