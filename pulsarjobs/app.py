@@ -77,6 +77,10 @@ class App(Closing):
             self._unique_keys = UniqueKeys(self.connection, self.clock)
         return self._unique_keys
 
+    @unique_keys.setter
+    def unique_keys(self, unique_keys: UniqueKeys | None) -> None:
+        self._unique_keys = unique_keys
+
     @overload
     def job(self, func: Callable[P, R]) -> Job[P, R]: ...
 

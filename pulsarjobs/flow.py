@@ -16,10 +16,9 @@ from pulsarjobs.app import App
 from pulsarjobs.envelope import Envelope
 from pulsarjobs.execution import Outcome
 from pulsarjobs.limits import Slots
+from pulsarjobs.unique import KEEPS_ITS_KEY
 
 log = structlog.get_logger("pulsarjobs.flow")
-
-KEEPS_ITS_KEY = ("retry", "early")  # the job is still to run: its unique key stays held
 
 
 class WorkerFlow:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pulsarjobs.connection import Connection
 from pulsarjobs.inspect import Inspector
 from pulsarjobs.limits import limits
 from pulsarjobs.rates import rate_limit
@@ -22,16 +23,20 @@ class FlowReport:
     unique_held: int  # how many keys are held in all
 
 
-def flow_report(inspector: Inspector) -> FlowReport:
+def flow_report(
+    connection: Connection, unique_keys: UniqueKeys, rate_limits: dict[str, int]
+) -> FlowReport:
+    """With the queues' rate limits as the caller read them; `unique_keys` reads on from where
+    it last stopped."""
+    held = unique_keys.held()
+    return FlowReport(rate_limits, limits(connection), held[:KEYS_SHOWN], len(held))
+
+
+def rate_limits(inspector: Inspector) -> dict[str, int]:
+    """Every queue's rate limit, by queue, where one is set."""
     settings = inspector.settings
-    rates = {
+    return {
         queue: limit
         for queue in inspector.queue_names()
         if (limit := rate_limit(inspector.admin, topics_for(settings, queue))) is not None
     }
-    unique = UniqueKeys(inspector.connection)
-    try:
-        held = unique.held()
-    finally:
-        unique.close()
-    return FlowReport(rates, limits(inspector.connection), held[:KEYS_SHOWN], len(held))

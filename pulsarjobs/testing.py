@@ -9,10 +9,11 @@ clock to the next due job instead of sleeping. Timeouts are still measured in re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ from pulsarjobs.middleware import Middleware
 from pulsarjobs.settings import Settings
 from pulsarjobs.settle import Delivery, Settler
 from pulsarjobs.topics import cancelled_topic, is_dead_letter_topic, queue_of, topics_for
+from pulsarjobs.unique import KEEPS_ITS_KEY, UniqueKeys
 
 WORKER = "pulsarjobs.testing"
 
@@ -98,6 +100,25 @@ class InMemoryConnection(Connection):
         return taken
 
 
+class InMemoryUniqueKeys(UniqueKeys):
+    """The held unique keys in memory: one lock for all, nothing to read."""
+
+    def __init__(self, connection: InMemoryConnection, clock: Clock) -> None:
+        super().__init__(connection, clock)
+        self._memory_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[Callable[[bytes], None]]:
+        with self._memory_lock:
+            yield lambda data: self._apply(key, data)
+
+    def _catch_up(self) -> None:
+        """Memory has it all."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 @dataclass(order=True, frozen=True, slots=True)
 class _Pending:
     due: datetime
@@ -141,8 +162,9 @@ class TestRunner:
         self._loop = asyncio.Runner()
 
     def __enter__(self) -> TestRunner:
-        self._previous = self.app.connection, self.app.clock
+        self._previous = self.app.connection, self.app.clock, self.app.unique_keys
         self.app.connection, self.app.clock = self.connection, self._clock
+        self.app.unique_keys = InMemoryUniqueKeys(self.connection, self._clock)
         self.app.hooks.add(self._counter)
         return self
 
@@ -152,7 +174,7 @@ class TestRunner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.app.connection, self.app.clock = self._previous
+        self.app.connection, self.app.clock, self.app.unique_keys = self._previous
         self.app.hooks.remove(self._counter)
         self._loop.close()
         # A sync job that timed out cannot be stopped: leave its thread to finish alone.
@@ -234,6 +256,9 @@ class TestRunner:
         stored = self._settler.store(queue, delivery, outcome)
         if stored is not None:
             stored.result()
+        envelope = outcome.envelope
+        if envelope.unique_key is not None and outcome.kind not in KEEPS_ITS_KEY:
+            self.app.unique_keys.release(envelope.unique_key, envelope.id)
         match outcome.kind:
             case "done":
                 self.done.append(outcome.envelope)

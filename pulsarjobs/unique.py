@@ -12,10 +12,11 @@ clock of the enqueueing process). The exact guarantee is in docs/flow-control.md
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ log = structlog.get_logger("pulsarjobs.unique")
 DEFAULT_UNIQUE_FOR = timedelta(days=1)  # a key given per call, of a job declared without one
 READ_TIMEOUT_MS = 5_000
 LOCK_SCOPE = "unique"
+KEEPS_ITS_KEY = ("retry", "early")  # outcomes of a job still to run: its key stays held
 
 
 class DuplicateJob(EnqueueError):
@@ -114,24 +116,24 @@ class UniqueKeys:
         key = envelope.unique_key
         assert key is not None
         hold = Hold(key, envelope.id, envelope.type, envelope.queue, envelope.created_at + hold_for)
-        with key_lock(self.connection, self.topic, LOCK_SCOPE, key) as producer:
+        with self._locked(key) as write:
             held = self.holder(key)
             if held is not None:
                 return held.job_id
-            producer.send(hold.encode(), partition_key=key)
+            write(hold.encode())
             try:
                 send(envelope).result()
             except BaseException:
-                producer.send(b"", partition_key=key)  # not sent: the key is free again
+                write(b"")  # not sent: the key is free again
                 raise
         return envelope.id
 
     def release(self, key: str, job_id: str) -> None:
         """The job settled: its key is free, unless another job holds it by now."""
-        with key_lock(self.connection, self.topic, LOCK_SCOPE, key) as producer:
+        with self._locked(key) as write:
             held = self.holder(key)
             if held is not None and held.job_id == job_id:
-                producer.send(b"", partition_key=key)
+                write(b"")
 
     def holder(self, key: str) -> Hold | None:
         """The live hold of `key` as stored now (reads what others wrote since the last look)."""
@@ -153,6 +155,12 @@ class UniqueKeys:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[Callable[[bytes], None]]:
+        """Hold the key's lock; yields what stores a value of the key (b"": removes it)."""
+        with key_lock(self.connection, self.topic, LOCK_SCOPE, key) as producer:
+            yield lambda data: producer.send(data, partition_key=key)
 
     def _catch_up(self) -> None:
         """Read to the end of the topic: `has_message_available` asks the broker when it has

@@ -11,8 +11,9 @@ from rich.table import Table
 
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import AsJson, print_json, reports_errors
-from pulsarjobs.flow_report import FlowReport, flow_report
+from pulsarjobs.flow_report import FlowReport, flow_report, rate_limits
 from pulsarjobs.rates import set_rate_limit
+from pulsarjobs.unique import UniqueKeys
 
 app = typer.Typer(help="Flow control: rate limits, concurrency limits, unique keys held.")
 console = Console()
@@ -25,7 +26,11 @@ def flow(ctx: typer.Context, as_json: AsJson = False) -> None:
     if ctx.invoked_subcommand is not None:
         return
     with inspecting(ctx) as inspector:
-        report = flow_report(inspector)
+        unique_keys = UniqueKeys(inspector.connection)
+        try:
+            report = flow_report(inspector.connection, unique_keys, rate_limits(inspector))
+        finally:
+            unique_keys.close()
     if as_json:
         print_json(report)
     else:

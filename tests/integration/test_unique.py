@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs.app import App
+from pulsarjobs.limits import make_slots
 from pulsarjobs.unique import DuplicateJob
 from tests.apps.flow import make_app
 from tests.conftest import BrokerUnderTest
@@ -24,6 +25,7 @@ from tests.integration.helpers import (
     wait_until,
     worker_in_thread,
 )
+from tests.integration.test_dashboard import BEARER, api, dashboard
 from tests.integration.test_operations import cli, cli_json
 
 KEYS = 100
@@ -105,3 +107,16 @@ def test_pulsarjobs_flow_shows_held_keys_and_limits_and_sets_a_rate(flow_app: Ap
     assert cli_json(flow_app.settings, "flow")["rate_limits"] == {}
     bad = cli(flow_app.settings, "flow", "rate", "rated", "fast")
     assert bad.exit_code == 2 and "whole number" in bad.output
+
+
+def test_the_dashboard_shows_held_keys_limits_and_rates(flow_app: App) -> None:
+    held = flow_app.jobs["unique_job"].enqueue(2)
+    flow_app.set_rate_limit("rated", 30)
+    make_slots(flow_app.connection, "limited", 3)
+    with dashboard(flow_app.settings) as client:
+        page = api(client, "/queues")
+        html = client.get("/queues", headers=BEARER).text
+    assert [hold["job_id"] for hold in page["flow"]["unique_keys"]] == [held]
+    assert page["flow"]["concurrency_limits"] == {"limited": 3}
+    assert {q["queue"]: q["rate_limit"] for q in page["queues"]}["rated"] == 30
+    assert held in html and 'data-testid="unique-keys"' in html
