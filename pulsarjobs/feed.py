@@ -223,7 +223,10 @@ class Feed:
         self.open = False  # while open, runners take jobs
         self.doorbell: Doorbell = lambda _arrived: None  # the runners put theirs here
         self._only = self.queues[0] if len(self.queues) == 1 else None
-        self._only_ordered = self.ordered[0] if self._only and self.ordered else None
+        # One queue: its ordered jobs ready, looked at before each pick (an emptiness check).
+        self._only_ordered: deque[pulsar.Message] = deque()
+        if self._only is not None and self.ordered:
+            self._only_ordered = self.ordered[0]._ready
         self._ordered_first = False  # plain and ordered jobs of a queue take turns
 
     @property
@@ -267,8 +270,7 @@ class Feed:
         if only is not None:
             if only.paused:
                 return None
-            ordered = self._only_ordered
-            if ordered is not None and ordered.waiting:
+            if self._only_ordered:
                 return self._take(0)
             message = only.take()
             return None if message is None else (only, message)
