@@ -3,10 +3,11 @@ limits by queue, concurrency limits by key, and the unique keys held now."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pulsarjobs.connection import Connection
-from pulsarjobs.inspect import Inspector
+from pulsarjobs.inspect import Inspector, WorkerStatus
 from pulsarjobs.limits import limits
 from pulsarjobs.rates import rate_limit
 from pulsarjobs.topics import topics_for
@@ -21,15 +22,20 @@ class FlowReport:
     concurrency_limits: dict[str, int]  # limit key -> jobs at once
     unique_keys: list[Hold]  # the first KEYS_SHOWN held
     unique_held: int  # how many keys are held in all
+    held_by_limit: int  # jobs waiting for a concurrency slot, in all workers
 
 
 def flow_report(
-    connection: Connection, unique_keys: UniqueKeys, rate_limits: dict[str, int]
+    connection: Connection,
+    unique_keys: UniqueKeys,
+    rate_limits: dict[str, int],
+    workers: Iterable[WorkerStatus],
 ) -> FlowReport:
-    """With the queues' rate limits as the caller read them; `unique_keys` reads on from where
-    it last stopped."""
+    """With the queues' rate limits and the workers as the caller read them; `unique_keys`
+    reads on from where it last stopped."""
     held = unique_keys.held()
-    return FlowReport(rate_limits, limits(connection), held[:KEYS_SHOWN], len(held))
+    waiting = sum(worker.held_by_limit for worker in workers)
+    return FlowReport(rate_limits, limits(connection), held[:KEYS_SHOWN], len(held), waiting)
 
 
 def rate_limits(inspector: Inspector) -> dict[str, int]:

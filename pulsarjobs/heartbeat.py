@@ -59,6 +59,7 @@ class Heartbeat:
     sent_at: datetime
     interval: float  # seconds until the next heartbeat
     running: tuple[RunningJob, ...] = ()  # the longest running first, RUNNING_SHOWN at most
+    held_by_limit: int = 0  # jobs waiting for a concurrency slot (limits.py)
 
     def encode(self) -> bytes:
         fields: dict[str, Any] = asdict(self)

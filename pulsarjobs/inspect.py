@@ -109,6 +109,7 @@ class WorkerStatus:
     last_seen: datetime
     silent_seconds: float
     running: tuple[RunningJob, ...] = ()  # the longest running first, at most 100 (`busy`: all)
+    held_by_limit: int = 0  # jobs waiting for a concurrency slot
 
 
 @dataclass
@@ -342,6 +343,7 @@ class Inspector(Closing):
                 last_seen=beat.sent_at,
                 silent_seconds=max(0.0, (now - beat.sent_at).total_seconds()),
                 running=beat.running,
+                held_by_limit=beat.held_by_limit,
             )
             for beat in heartbeats.values()
         ]

@@ -50,6 +50,7 @@ class Slots:
         self.worker = worker
         self._consumers: dict[str, tuple[pulsar.Consumer, int]] = {}  # limit key -> and limit
         self._lock = threading.Lock()
+        self.waiting = 0  # jobs waiting for a slot now
         # Where async runners wait for a slot: a receive blocks a thread.
         self._waiting = ThreadPoolExecutor(concurrency, thread_name_prefix="pulsarjobs-slot")
 
@@ -64,11 +65,17 @@ class Slots:
         if key is None or limit is None:
             return None
         consumer = self._consumer(key, limit)
-        while True:
-            slot = consumer.receive()
-            if int(slot.data() or b"0") < limit:
-                return slot
-            consumer.acknowledge(slot)  # the limit was lowered: one slot less
+        with self._lock:
+            self.waiting += 1
+        try:
+            while True:
+                slot = consumer.receive()
+                if int(slot.data() or b"0") < limit:
+                    return slot
+                consumer.acknowledge(slot)  # the limit was lowered: one slot less
+        finally:
+            with self._lock:
+                self.waiting -= 1
 
     async def take_async(self, envelope: Envelope) -> pulsar.Message | None:
         return await asyncio.get_running_loop().run_in_executor(self._waiting, self.take, envelope)

@@ -318,6 +318,12 @@ class Worker:
         )
 
     @property
+    def held_by_limit(self) -> int:
+        """Jobs waiting for a concurrency slot."""
+        running = self._running
+        return running.flow.slots.waiting if running is not None and running.flow else 0
+
+    @property
     def running_jobs(self) -> tuple[RunningJob, ...]:
         """The longest-running jobs, the longest first, as many as a heartbeat lists."""
         running = self._running

@@ -28,7 +28,9 @@ def flow(ctx: typer.Context, as_json: AsJson = False) -> None:
     with inspecting(ctx) as inspector:
         unique_keys = UniqueKeys(inspector.connection)
         try:
-            report = flow_report(inspector.connection, unique_keys, rate_limits(inspector))
+            report = flow_report(
+                inspector.connection, unique_keys, rate_limits(inspector), inspector.workers()
+            )
         finally:
             unique_keys.close()
     if as_json:
@@ -68,6 +70,8 @@ def show(report: FlowReport) -> None:
         limits.add_row("concurrency", key, f"{at_once} at once")
     if not limits.row_count:
         limits.caption = "no limits"
+    elif report.held_by_limit:
+        limits.caption = f"{report.held_by_limit} jobs wait for a concurrency slot"
     console.print(limits)
     held = Table(title=f"Unique keys held: {report.unique_held}")
     for column in ("key", "job", "type", "queue", "until"):

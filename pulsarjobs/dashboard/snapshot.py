@@ -98,6 +98,6 @@ class Snapshots:
         queues = tuple(inspector.queues(self.scan))
         retrying = {queue.queue: self.browser.held(queue.queue, "retry") for queue in queues}
         rates = {queue.queue: queue.rate_limit for queue in queues if queue.rate_limit}
-        flow = flow_report(inspector.connection, self.unique_keys, rates)
         workers = tuple(inspector.workers())
+        flow = flow_report(inspector.connection, self.unique_keys, rates, workers)
         return Snapshot(utc_now(), queues, retrying, workers, self.scan, flow)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pulsarjobs.app import App
+from pulsarjobs.inspect import Inspector
 from pulsarjobs.limits import limits
 from tests.apps.flow import make_app
 from tests.conftest import BrokerUnderTest
@@ -23,7 +24,7 @@ from tests.integration.helpers import (
     wait_until,
 )
 
-JOBS = 60
+JOBS = 150  # 10 s of work at the limit: long enough for heartbeats
 LIMIT = 3  # as tests/apps/flow.py declares `limited`
 
 
@@ -47,6 +48,9 @@ def test_limit_of_three_over_four_workers_holds_across_a_kill_9(
     victim = workers[0]
     enqueued = set(flow_app.enqueue_many([flow_app.jobs["limited"].call(n) for n in range(JOBS)]))
     try:
+        with Inspector(flow_app.settings) as inspector:  # workers tell of jobs over the limit
+            waiting = lambda: sum(w.held_by_limit for w in inspector.workers())  # noqa: E731
+            wait_until(lambda: waiting() > 0, 60, interval=0.5)
         wait_until(lambda: any(r["pid"] == victim.pid for r in started(record)), 120)
         victim.kill()  # SIGKILL, probably holding a slot: the broker must hand it back
         victim.wait(30)
