@@ -13,11 +13,13 @@ import pytest
 
 from pulsarjobs.app import App
 from pulsarjobs.limits import make_slots
+from pulsarjobs.topics import topics_for
 from pulsarjobs.unique import DuplicateJob
 from tests.apps.flow import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     fresh_settings,
+    read_topic,
     settings_env,
     start_worker_process,
     started,
@@ -120,3 +122,19 @@ def test_the_dashboard_shows_held_keys_limits_and_rates(flow_app: App) -> None:
     assert page["flow"]["concurrency_limits"] == {"limited": 3}
     assert {q["queue"]: q["rate_limit"] for q in page["queues"]}["rated"] == 30
     assert held in html and 'data-testid="unique-keys"' in html
+
+
+def test_enqueue_from_the_command_line_with_a_unique_and_an_order_key(flow_app: App) -> None:
+    settings = flow_app.settings
+    first = cli_json(settings, "enqueue", "unique_job", "--args", "[5]", "--unique-key", "k5")
+    again = cli_json(settings, "enqueue", "unique_job", "--args", "[6]", "--unique-key", "k5")
+    assert (first["duplicate"], again["duplicate"]) == (False, True)
+    assert again["id"] == first["id"]
+    said = cli(settings, "enqueue", "unique_job", "--args", "[7]", "--unique-key", "k5")
+    assert f"Not enqueued: job {first['id']} holds key 'k5'" in said.output
+    ordered = cli_json(
+        settings, "enqueue", "ordered_step", "--args", "[1, 0]", "--order-key", "account-1"
+    )
+    assert not ordered["duplicate"]
+    (message,) = read_topic(settings, topics_for(settings, "default").ordered)
+    assert message.partition_key() == "account-1"  # on the ordered jobs' topic, keyed
