@@ -95,6 +95,7 @@ class App(Closing):
         timeout: float | None = None,
         unique_for: timedelta | None = None,
         concurrency_limit: int | None = None,
+        rate_limit: int | None = None,
     ) -> JobDecorator: ...
 
     def job(
@@ -108,11 +109,12 @@ class App(Closing):
         timeout: float | None = None,
         unique_for: timedelta | None = None,
         concurrency_limit: int | None = None,
+        rate_limit: int | None = None,
     ) -> Any:
         """Declare a job: `@app.job` or `@app.job(queue="critical", max_attempts=5, timeout=30)`.
-        `unique_for` and `concurrency_limit`: see docs/flow-control.md."""
+        `unique_for`, `concurrency_limit`, `rate_limit`: see docs/flow-control.md."""
         policy = retry or RetryPolicy()
-        flow = FlowOptions(unique_for, concurrency_limit)
+        flow = FlowOptions(unique_for, concurrency_limit, rate_limit)
         if max_attempts is not None:
             policy = replace(policy, max_attempts=max_attempts)
 
@@ -254,7 +256,7 @@ class App(Closing):
             unique_key=call.unique_key
             or (default_key(call.type, call.args, call.kwargs) if flow.unique_for else None),
             order_key=call.order_key,
-            limit_key=call.limit_key or (call.type if flow.concurrency_limit else None),
+            limit_key=call.limit_key or (call.type if flow.limited else None),
         )
 
     def enqueue(

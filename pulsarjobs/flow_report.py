@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pulsarjobs.connection import Connection
 from pulsarjobs.inspect import Inspector, WorkerStatus
-from pulsarjobs.limits import limits
+from pulsarjobs.limits import RATE_PREFIX, limits
 from pulsarjobs.rates import rate_limit
 from pulsarjobs.topics import topics_for
 from pulsarjobs.unique import Hold, UniqueKeys
@@ -20,6 +20,7 @@ KEYS_SHOWN = 100  # unique keys listed, the soonest to expire first
 class FlowReport:
     rate_limits: dict[str, int]  # queue -> starts a second
     concurrency_limits: dict[str, int]  # limit key -> jobs at once
+    key_rate_limits: dict[str, int]  # limit key (a job type, or a call's limit_key) -> starts/s
     unique_keys: list[Hold]  # the first KEYS_SHOWN held
     unique_held: int  # how many keys are held in all
     held_by_limit: int  # jobs waiting for a concurrency slot, in all workers
@@ -35,7 +36,12 @@ def flow_report(
     reads on from where it last stopped."""
     held = unique_keys.held()
     waiting = sum(worker.held_by_limit for worker in workers)
-    return FlowReport(rate_limits, limits(connection), held[:KEYS_SHOWN], len(held), waiting)
+    marked = limits(connection)
+    concurrency = {key: n for key, n in marked.items() if not key.startswith(RATE_PREFIX)}
+    rates = {
+        key.removeprefix(RATE_PREFIX): n for key, n in marked.items() if key not in concurrency
+    }
+    return FlowReport(rate_limits, concurrency, rates, held[:KEYS_SHOWN], len(held), waiting)
 
 
 def rate_limits(inspector: Inspector) -> dict[str, int]:

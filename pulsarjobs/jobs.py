@@ -52,14 +52,18 @@ class FlowOptions:
 
     unique_for: timedelta | None = None  # enqueues of one key make one job while it is held
     concurrency_limit: int | None = None  # at most this many run at once, cluster-wide
+    rate_limit: int | None = None  # at most this many start a second, cluster-wide
+
+    @property
+    def limited(self) -> bool:
+        return self.concurrency_limit is not None or self.rate_limit is not None
 
     def __post_init__(self) -> None:
         if self.unique_for is not None and self.unique_for <= timedelta(0):
             raise ConfigurationError(f"unique_for must be positive, got {self.unique_for}")
-        if self.concurrency_limit is not None and self.concurrency_limit < 1:
-            raise ConfigurationError(
-                f"concurrency_limit must be >= 1, got {self.concurrency_limit}"
-            )
+        for name in ("concurrency_limit", "rate_limit"):
+            if (value := getattr(self, name)) is not None and value < 1:
+                raise ConfigurationError(f"{name} must be >= 1, got {value}")
 
 
 class Job(Generic[P, R]):

@@ -12,6 +12,10 @@ The first worker to need a limit makes its slots, under the key's lock (keylocks
 the limit as a mark on `pulsarjobs-limits` for operators to see. A slot's message holds its
 number: a slot numbered at or past the limit is dropped when taken, so a lowered limit takes
 effect as the extra slots come round, and a raised one at the next worker that needs it.
+
+A rate limit (N starts a second of a limit key) is N start tokens made the same way (the slots
+of `rate:<key>`): a job takes one before it starts and gives it back at once, to come round again
+one second later. At most N jobs of the key start within any second, cluster-wide.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ log = structlog.get_logger("pulsarjobs.limits")
 
 SLOTS_SUBSCRIPTION = "pulsarjobs-slots"
 GIVE_BACK_DELAY_MS = 10  # a slot given back is handed out again after this (plus the client's tick)
+RATE_PREFIX = "rate:"  # a rate limit's start tokens are the slots of this key + the limit key
+TOKEN_HOLD_MS = 1_000  # a start holds its token this long: N tokens, at most N starts a second
 LOCK_SCOPE = "limit"
 
 
@@ -54,17 +60,20 @@ class Slots:
         # Where async runners wait for a slot: a receive blocks a thread.
         self._waiting = ThreadPoolExecutor(concurrency, thread_name_prefix="pulsarjobs-slot")
 
-    def limit_of(self, envelope: Envelope) -> int | None:
-        """The declared limit of the job's type; None: it runs unlimited."""
-        job = self.app.jobs.get(envelope.type)
-        return job.flow.concurrency_limit if job is not None else None
-
     def take(self, envelope: Envelope) -> pulsar.Message | None:
-        """Wait for a slot of the job's limit key (blocks); None when the job has no limit."""
-        key, limit = envelope.limit_key, self.limit_of(envelope)
-        if key is None or limit is None:
+        """Wait for a start token, if the job's type has a rate limit, then for a slot, if it
+        has a concurrency limit (blocks); the slot, or None."""
+        job, key = self.app.jobs.get(envelope.type), envelope.limit_key
+        if job is None or key is None:
             return None
-        consumer = self._consumer(key, limit)
+        rate, limit = job.flow.rate_limit, job.flow.concurrency_limit
+        if rate is not None:
+            token = self._wait_for(RATE_PREFIX + key, rate, TOKEN_HOLD_MS)
+            self._consumers[RATE_PREFIX + key][0].negative_acknowledge(token)  # back in 1 s
+        return None if limit is None else self._wait_for(key, limit, GIVE_BACK_DELAY_MS)
+
+    def _wait_for(self, key: str, limit: int, hold_ms: int) -> pulsar.Message:
+        consumer = self._consumer(key, limit, hold_ms)
         with self._lock:
             self.waiting += 1
         try:
@@ -95,7 +104,7 @@ class Slots:
                 consumer.close()
         self._waiting.shutdown(wait=False, cancel_futures=True)
 
-    def _consumer(self, key: str, limit: int) -> pulsar.Consumer:
+    def _consumer(self, key: str, limit: int, hold_ms: int) -> pulsar.Consumer:
         known = self._consumers.get(key)
         if known is not None and known[1] == limit:
             return known[0]
@@ -108,7 +117,7 @@ class Slots:
                     SLOTS_SUBSCRIPTION,
                     consumer_type=pulsar.ConsumerType.Shared,
                     receiver_queue_size=0,  # no prefetch: a slot goes only to who waits for one
-                    negative_ack_redelivery_delay_ms=GIVE_BACK_DELAY_MS,
+                    negative_ack_redelivery_delay_ms=hold_ms,
                     consumer_name=self.worker,
                     initial_position=pulsar.InitialPosition.Earliest,
                 )

@@ -66,6 +66,8 @@ def show(report: FlowReport) -> None:
         limits.add_column(column)
     for queue, per_second in sorted(report.rate_limits.items()):
         limits.add_row("rate", f"queue {queue}", f"{per_second}/s")
+    for key, per_second in sorted(report.key_rate_limits.items()):
+        limits.add_row("rate", key, f"{per_second}/s")
     for key, at_once in sorted(report.concurrency_limits.items()):
         limits.add_row("concurrency", key, f"{at_once} at once")
     if not limits.row_count:

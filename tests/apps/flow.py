@@ -40,6 +40,10 @@ def make_app(settings: Settings) -> App:
         time.sleep(0.2)
         record("end", n=n)
 
+    @app.job(rate_limit=20)
+    def rate_limited(n: int) -> None:
+        record("start", n=n)
+
     @app.job(queue="rated")
     def rated(n: int) -> None:
         record("start", n=n)

@@ -33,15 +33,21 @@ def test_limit_key_defaults_to_the_type_of_a_limited_job_only() -> None:
     @app.job(concurrency_limit=2)
     def limited() -> None: ...
 
+    @app.job(rate_limit=5)
+    def paced() -> None: ...
+
     @app.job
     def free() -> None: ...
 
+    assert app.envelope(paced.call()).limit_key == "paced"
     assert app.envelope(limited.call()).limit_key == "limited"
     assert app.envelope(limited.call().with_options(limit_key="partner:7")).limit_key == "partner:7"
     assert app.envelope(free.call()).limit_key is None
 
 
-@pytest.mark.parametrize("options", [{"unique_for": timedelta(0)}, {"concurrency_limit": 0}])
+@pytest.mark.parametrize(
+    "options", [{"unique_for": timedelta(0)}, {"concurrency_limit": 0}, {"rate_limit": 0}]
+)
 def test_bad_flow_options_are_refused_when_declared(options: dict[str, object]) -> None:
     app = App(Settings())
     with pytest.raises(ConfigurationError):
