@@ -4,7 +4,7 @@ Everything a user needs is importable from here, and `pulsarjobs.testing` for te
 modules are the implementation and may change.
 """
 
-from pulsarjobs.app import App, Job, JobCall
+from pulsarjobs.app import App
 from pulsarjobs.cancels import Cancel, run_now
 from pulsarjobs.cron import Schedule
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
@@ -29,12 +29,14 @@ from pulsarjobs.inspect import (
     TopicStats,
     WorkerStatus,
 )
+from pulsarjobs.jobs import Job, JobCall
 from pulsarjobs.metrics import WorkerMetrics
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.pauses import Pause
 from pulsarjobs.queue_metrics import QueueCollector
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
+from pulsarjobs.unique import DuplicateJob
 from pulsarjobs.worker import Worker
 
 __version__ = "0.1.0"
@@ -48,6 +50,7 @@ __all__ = [
     "ConfigurationError",
     "DeadLetter",
     "DeadLetterFilter",
+    "DuplicateJob",
     "EnqueueError",
     "Envelope",
     "EnvelopeError",

@@ -140,6 +140,27 @@ class Admin(Closing):
         """Compact the topic whenever this many bytes are waiting for compaction."""
         self._call("POST", f"{topic_path(topic)}/compactionThreshold", json=size_bytes)
 
+    def set_dispatch_rate(self, topic: str, per_second: int | None) -> None:
+        """Let each subscription of the topic take at most `per_second` messages a second
+        (a topic policy, applied within moments); None removes the limit."""
+        path = f"{topic_path(topic)}/subscriptionDispatchRate"
+        if per_second is None:
+            self._call("DELETE", path)
+            return
+        rate = {
+            "dispatchThrottlingRateInMsg": per_second,
+            "dispatchThrottlingRateInByte": -1,
+            "ratePeriodInSecond": 1,
+            "relativeToPublishRate": False,
+        }
+        self._call("POST", path, json=rate)
+
+    def dispatch_rate(self, topic: str) -> int | None:
+        """The topic's own subscription dispatch rate in messages a second; None: none set."""
+        found = self._call("GET", f"{topic_path(topic)}/subscriptionDispatchRate")
+        rate = int(found.get("dispatchThrottlingRateInMsg", -1)) if found else -1
+        return rate if rate > 0 else None
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -8,15 +8,14 @@ then wait for the broker's acks, blocking or awaiting.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 from zoneinfo import ZoneInfo
 
-from pulsarjobs import cancels, pauses
+from pulsarjobs import cancels, pauses, rates
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Acks, Connection
@@ -31,76 +30,18 @@ from pulsarjobs.cron import (
 )
 from pulsarjobs.envelope import ArgumentError, Envelope, JobArg, encode, new_id
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
+from pulsarjobs.jobs import FlowOptions, Job, JobCall, JobDecorator
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import check_queue_name, topics_for
+from pulsarjobs.unique import DuplicateJob, UniqueKeys, default_key, hold_for
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_QUEUE = "default"
-
-
-@dataclass(frozen=True, slots=True)
-class JobCall:
-    """A job ready to enqueue: its type, arguments and per-call options."""
-
-    type: str
-    args: tuple[JobArg, ...] = ()
-    kwargs: Mapping[str, JobArg] = field(default_factory=dict)
-    queue: str | None = None  # None: the job's declared queue
-    job_id: str | None = None  # None: a fresh id; give one to make enqueue idempotent downstream
-    retry: RetryPolicy | None = None
-    timeout: float | None = None
-    expires_in: timedelta | None = None
-    meta: Mapping[str, str] = field(default_factory=dict)
-
-    def with_options(self, **options: Any) -> JobCall:
-        return replace(self, **options)
-
-
-class Job(Generic[P, R]):
-    """A declared job: call it to run it here, `.enqueue(...)` to have a worker run it."""
-
-    def __init__(
-        self,
-        app: App,
-        func: Callable[P, R],
-        name: str,
-        queue: str,
-        retry: RetryPolicy,
-        timeout: float | None,
-    ) -> None:
-        self.app = app
-        self.func = func
-        self.name = name
-        self.queue = check_queue_name(queue)
-        self.retry = retry
-        self.timeout = timeout
-        self.is_async = inspect.iscoroutinefunction(func)
-        self.signature = inspect.signature(func)
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.func(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<Job {self.name} queue={self.queue}>"
-
-    def call(self, *args: P.args, **kwargs: P.kwargs) -> JobCall:
-        return JobCall(self.name, args=tuple(args), kwargs=dict(kwargs))  # type: ignore[arg-type]
-
-    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> str:
-        """Enqueue to run as soon as a worker is free; returns the job id once the broker has it."""
-        return self.app.enqueue(self.call(*args, **kwargs))
-
-    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> str:
-        return await self.app.enqueue_async(self.call(*args, **kwargs))
-
-
-class JobDecorator(Protocol):
-    def __call__(self, func: Callable[P, R], /) -> Job[P, R]: ...
 
 
 class App(Closing):
@@ -116,6 +57,7 @@ class App(Closing):
         self.schedules: dict[str, Schedule] = {}
         self.hooks = Hooks([LoggingMiddleware(), *middleware])
         self._connection: Connection | None = None
+        self._unique_keys: UniqueKeys | None = None
         self.clock: Clock = utc_now  # when jobs are created and due; TestRunner's is virtual
 
     @property
@@ -127,6 +69,17 @@ class App(Closing):
     @connection.setter
     def connection(self, connection: Connection) -> None:
         self._connection = connection
+
+    @property
+    def unique_keys(self) -> UniqueKeys:
+        """The held unique keys (unique.py), read once a unique job is enqueued or settled."""
+        if self._unique_keys is None:
+            self._unique_keys = UniqueKeys(self.connection, self.clock)
+        return self._unique_keys
+
+    @unique_keys.setter
+    def unique_keys(self, unique_keys: UniqueKeys | None) -> None:
+        self._unique_keys = unique_keys
 
     @overload
     def job(self, func: Callable[P, R]) -> Job[P, R]: ...
@@ -140,6 +93,9 @@ class App(Closing):
         max_attempts: int | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
+        unique_for: timedelta | None = None,
+        concurrency_limit: int | None = None,
+        rate_limit: int | None = None,
     ) -> JobDecorator: ...
 
     def job(
@@ -151,9 +107,14 @@ class App(Closing):
         max_attempts: int | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
+        unique_for: timedelta | None = None,
+        concurrency_limit: int | None = None,
+        rate_limit: int | None = None,
     ) -> Any:
-        """Declare a job: `@app.job` or `@app.job(queue="critical", max_attempts=5, timeout=30)`."""
+        """Declare a job: `@app.job` or `@app.job(queue="critical", max_attempts=5, timeout=30)`.
+        `unique_for`, `concurrency_limit`, `rate_limit`: see docs/flow-control.md."""
         policy = retry or RetryPolicy()
+        flow = FlowOptions(unique_for, concurrency_limit, rate_limit)
         if max_attempts is not None:
             policy = replace(policy, max_attempts=max_attempts)
 
@@ -161,7 +122,7 @@ class App(Closing):
             job_name = name or function.__name__
             if job_name in self.jobs:
                 raise ConfigurationError(f"a job named {job_name!r} is declared twice")
-            declared = Job(self, function, job_name, queue, policy, timeout)
+            declared = Job(self, function, job_name, queue, policy, timeout, flow)
             self.jobs[job_name] = declared
             return declared
 
@@ -272,8 +233,11 @@ class App(Closing):
             except TypeError as exc:
                 raise ArgumentError(f"its args and kwargs do not fit {call.type}"
                                     f"{declared.signature}: {exc}") from None  # fmt: skip
+        flow = declared.flow if declared else FlowOptions()
         now = self.clock()
         run_at = due_time(now, in_, at)
+        if call.order_key is not None and run_at is not None:
+            raise ValueError("an ordered job runs in enqueue order: it cannot be scheduled")
         return Envelope(
             id=call.job_id or new_id(),
             type=call.type,
@@ -288,6 +252,10 @@ class App(Closing):
             else getattr(declared, "timeout", None),
             expires_at=(run_at or now) + call.expires_in if call.expires_in else None,
             meta=call.meta,
+            unique_key=call.unique_key
+            or (default_key(call.type, call.args, call.kwargs) if flow.unique_for else None),
+            order_key=call.order_key,
+            limit_key=call.limit_key or (call.type if flow.limited else None),
         )
 
     def enqueue(
@@ -305,37 +273,46 @@ class App(Closing):
         self, calls: Sequence[JobCall], *, in_: timedelta | None = None, at: datetime | None = None
     ) -> list[str]:
         """Enqueue jobs together: all are encoded (none is sent if one cannot be), sent at once,
-        then every broker ack is awaited."""
+        then every broker ack is awaited. Unique jobs are sent one by one, each under its key's
+        lock; a duplicate's place in the list is the id of the job that holds its key."""
         envelopes, stored = self._publish(calls, in_, at)
         stored.result()
-        return self._enqueued(envelopes)
+        return self._enqueued(calls, envelopes)
 
     async def enqueue_many_async(
         self, calls: Sequence[JobCall], *, in_: timedelta | None = None, at: datetime | None = None
     ) -> list[str]:
         envelopes, stored = self._publish(calls, in_, at)
         await asyncio.wrap_future(stored)
-        return self._enqueued(envelopes)
+        if any(envelope.unique_key is not None for envelope in envelopes):  # claims block
+            return await asyncio.to_thread(self._enqueued, calls, envelopes)
+        return self._enqueued(calls, envelopes)
 
     def publish_envelope(self, envelope: Envelope, topic: str | None = None) -> Future[None]:
         """Send a ready envelope to its queue (or `topic`), due at its `run_at`."""
-        destination = topic or self._queue_topic(envelope.queue)
-        return self.connection.publish(destination, encode(envelope), deliver_at=envelope.run_at)
+        destination = topic or self._queue_topic(envelope)
+        return self.connection.publish(
+            destination, encode(envelope), deliver_at=envelope.run_at, key=envelope.order_key
+        )
 
-    def _queue_topic(self, queue: str) -> str:
-        """The queue's topic, with the workers' subscription in place before the first job."""
-        topic = topics_for(self.settings, queue).jobs
+    def _queue_topic(self, envelope: Envelope) -> str:
+        """The topic of the envelope's queue (its ordered jobs have one of their own), with the
+        workers' subscription in place before the first job."""
+        topics = topics_for(self.settings, envelope.queue)
+        ordered = envelope.order_key is not None
+        topic = topics.ordered if ordered else topics.jobs
         try:
-            self.connection.prepare_queue(topic, self.settings.subscription)
+            self.connection.prepare_queue(topic, self.settings.subscription, key_shared=ordered)
         except Exception as exc:
             raise BrokerUnavailable(
-                f"Cannot prepare queue {queue!r} at {self.settings.service_url}: {exc}"
+                f"Cannot prepare queue {envelope.queue!r} at {self.settings.service_url}: {exc}"
             ) from exc
         return topic
 
     def _publish(
         self, calls: Sequence[JobCall], in_: timedelta | None, at: datetime | None
     ) -> tuple[list[Envelope], Future[None]]:
+        """Send every job but the unique ones (`_enqueued` claims their keys)."""
         envelopes = [
             self.hooks.before_enqueue(self.envelope(call, in_=in_, at=at)) for call in calls
         ]
@@ -344,11 +321,33 @@ class App(Closing):
                 self._check_ttl(envelope)
         # Encode all, then send: a job whose arguments cannot be encoded fails the whole call
         # before any of its jobs is sent.
-        messages = [(self._queue_topic(env.queue), encode(env), env.run_at) for env in envelopes]
-        acks = Acks(len(messages))
-        for topic, data, due in messages:
-            self.connection.publish(topic, data, deliver_at=due, acks=acks)
+        messages = [(self._queue_topic(env), encode(env), env) for env in envelopes]
+        sent = [(topic, data, env) for topic, data, env in messages if env.unique_key is None]
+        acks = Acks(len(sent))
+        for topic, data, env in sent:
+            self.connection.publish(topic, data, deliver_at=env.run_at, key=env.order_key,
+                                    acks=acks)  # fmt: skip
         return envelopes, acks.stored
+
+    def _enqueued(self, calls: Sequence[JobCall], envelopes: list[Envelope]) -> list[str]:
+        """The ids, once the unique jobs have claimed their keys (blocks); DuplicateJob for the
+        first duplicate whose call asked for it, once every other job is enqueued."""
+        ids, duplicate = [], None
+        for call, envelope in zip(calls, envelopes, strict=True):
+            if envelope.unique_key is not None:
+                job = self.jobs.get(envelope.type)
+                hold = hold_for(job.flow if job else None)
+                holder = self.unique_keys.claim(envelope, hold, self.publish_envelope)
+                if holder != envelope.id:
+                    ids.append(holder)
+                    if call.if_duplicate == "raise" and duplicate is None:
+                        duplicate = DuplicateJob(envelope.unique_key, holder)
+                    continue
+            self.hooks.emit("after_enqueue", envelope)
+            ids.append(envelope.id)
+        if duplicate is not None:
+            raise duplicate
+        return ids
 
     def _check_ttl(self, envelope: Envelope) -> None:
         """Refuse a job the namespace's message TTL would delete before it is due."""
@@ -362,11 +361,6 @@ class App(Closing):
                 "TTL): raise the TTL or schedule the job closer."
             )
 
-    def _enqueued(self, envelopes: list[Envelope]) -> list[str]:
-        for envelope in envelopes:
-            self.hooks.emit("after_enqueue", envelope)
-        return [envelope.id for envelope in envelopes]
-
     def pause(self, queue: str) -> None:
         """Stop every worker taking `queue`'s jobs (they stay stored); returns once stored."""
         pauses.pause(self.connection, queue)
@@ -375,11 +369,18 @@ class App(Closing):
         """Let workers take `queue`'s jobs again; returns once stored."""
         pauses.resume(self.connection, queue)
 
+    def set_rate_limit(self, queue: str, per_second: int | None) -> None:
+        """At most `per_second` of the queue's jobs start a second, cluster-wide; None: no limit."""
+        rates.set_rate_limit(self.connection, check_queue_name(queue), per_second)
+
     def cancel(self, job_id: str) -> None:
         """Cancel a job: it does not start, or stops (its result discarded); once stored."""
         cancels.cancel(self.connection, job_id, at=self.clock())
 
     def close(self) -> None:
+        if self._unique_keys is not None:
+            self._unique_keys.close()
+            self._unique_keys = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None

@@ -121,15 +121,18 @@ class Connection:
                 self._ttl = None
         return self._ttl
 
-    def prepare_queue(self, topic: str, subscription: str) -> None:
+    def prepare_queue(self, topic: str, subscription: str, key_shared: bool = False) -> None:
         """Put the workers' subscription on a queue's topic before its first job: a topic
-        nobody subscribes to does not keep its messages."""
+        nobody subscribes to does not keep its messages. `key_shared`: of the type workers
+        read it with (the broker refuses another type while they are connected)."""
         if topic in self._prepared_topics:
             return
         self.client.subscribe(
             topic,
             subscription,
-            consumer_type=pulsar.ConsumerType.Shared,
+            consumer_type=pulsar.ConsumerType.KeyShared
+            if key_shared
+            else pulsar.ConsumerType.Shared,
             initial_position=pulsar.InitialPosition.Earliest,
         ).close()
         self._prepared_topics.add(topic)
@@ -188,15 +191,17 @@ class Connection:
         *,
         deliver_at: datetime | None = None,
         properties: dict[str, str] | None = None,
+        key: str | None = None,
         acks: Acks | None = None,
     ) -> Future[None]:
-        """Send one message; the future completes once the broker has stored it. Messages
-        sent with one `acks` share its future: it completes once the broker has them all."""
+        """Send one message (with a message `key`, if given); the future completes once the
+        broker has stored it. Messages sent with one `acks` share its future: it completes once
+        the broker has them all."""
         acks = acks or Acks(1)
         if len(data) > self.settings.max_message_size:
             acks.failed(too_large(topic, len(data), self.settings.max_message_size))
         else:
-            self._send(topic, data, deliver_at, properties, acks)
+            self._send(topic, data, deliver_at, properties, key, acks)
         return acks.stored
 
     def _send(
@@ -205,6 +210,7 @@ class Connection:
         data: bytes,
         deliver_at: datetime | None,
         properties: dict[str, str] | None,
+        key: str | None,
         acks: Acks,
     ) -> None:
         def acked(result: Any, _message_id: Any) -> None:
@@ -216,6 +222,8 @@ class Connection:
         options: dict[str, Any] = {"properties": properties} if properties else {}
         if deliver_at is not None:
             options["deliver_at"] = int(deliver_at.timestamp() * 1000)
+        if key is not None:
+            options["partition_key"] = key
         self.producer(topic).send_async(data, acked, **options)
 
     def flush(self) -> None:

@@ -37,7 +37,7 @@ from pulsarjobs.envelope import JobArg
 from pulsarjobs.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from pulsarjobs.app import JobCall
+    from pulsarjobs.jobs import JobCall
 
 MissedPolicy = Literal["skip", "once", "all"]
 """What to do with ticks that passed while no scheduler ran: none, the latest, or all of them."""
@@ -151,7 +151,7 @@ class Schedule:
 
     def call(self, tick: datetime) -> JobCall:
         """The job to enqueue for `tick`: its id and meta name the schedule and the tick."""
-        from pulsarjobs.app import JobCall  # here, because pulsarjobs.app imports this module
+        from pulsarjobs.jobs import JobCall  # here: pulsarjobs.jobs imports what imports this
 
         return JobCall(
             self.job,

@@ -125,6 +125,9 @@ class Envelope:
     expires_at: datetime | None = None  # not started after this instant; None: never
     meta: Mapping[str, str] = field(default_factory=dict)  # trace context etc.
     last_error: JobError | None = None  # of the previous run
+    unique_key: str | None = None  # held while the job waits, retries or runs (unique.py)
+    order_key: str | None = None  # jobs of one key run one at a time, in order (ordering.py)
+    limit_key: str | None = None  # takes one of this key's slots while it runs (limits.py)
 
     def __post_init__(self) -> None:
         _require_aware("created_at", self.created_at)
@@ -291,6 +294,9 @@ def _to_record(env: Envelope) -> dict[str, object]:
         "expires_at": env.expires_at,
         "meta": env.meta,
         "last_error": None if error is None else dataclasses.asdict(error),  # same fields
+        "unique_key": env.unique_key,
+        "order_key": env.order_key,
+        "limit_key": env.limit_key,
     }
 
 
@@ -331,6 +337,9 @@ def _from_record(record: dict[str, Any]) -> Envelope:
         expires_at=record["expires_at"],
         meta=record["meta"],
         last_error=None if error is None else JobError(**error),
+        unique_key=record["unique_key"],
+        order_key=record["order_key"],
+        limit_key=record["limit_key"],
     )
 
 

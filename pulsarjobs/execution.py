@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor as ThreadPool
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -31,7 +31,11 @@ from pulsarjobs.errors import JobTimeout
 from pulsarjobs.running import Run, RunningJobs
 
 if TYPE_CHECKING:
-    from pulsarjobs.app import App, Job
+    import pulsar
+
+    from pulsarjobs.app import App
+    from pulsarjobs.jobs import Job
+    from pulsarjobs.limits import Slots
 
 # "undecodable": the message was no job at all; it is dead-lettered with its own bytes.
 # "cancelled": the user cancelled the job (cancels.py): acknowledged unrun, or its result discarded.
@@ -114,12 +118,20 @@ class Executor:
         self.on_start = on_start  # told of each job about to run (metrics), if anyone asks
         self.running = RunningJobs(crashes)  # what runs now, and the cancelled job ids
         self.crashes = crashes  # in a group of processes: jobs that were running in dead ones
+        self.slots: Slots | None = None  # concurrency limits (limits.py), in a worker
 
     async def run(self, envelope: Envelope) -> Outcome:
         """Run on the event loop: an async job here, a sync one on the thread pool."""
         verdict = self.verdict_before(envelope)
         if isinstance(verdict, Outcome):
             return verdict
+        slot = None
+        if envelope.limit_key is not None and self.slots is not None:
+            slot = await self.slots.take_async(envelope)  # waits its turn, unacknowledged
+            if slot is not None and (called_off := self._waited(envelope, slot)) is not None:
+                if not isinstance(verdict, functools.partial):
+                    verdict.close()
+                return called_off
         if self.on_start is not None:
             self.on_start(envelope)
         work, started = verdict, time.perf_counter()
@@ -146,6 +158,8 @@ class Executor:
             self.running.end(run)
             if not isinstance(work, functools.partial):
                 work.close()  # never awaited when a hook failed first
+            if slot is not None:
+                self.give_slot(envelope, slot)
         if run.cancelled:
             if run.interrupted:
                 uncancel(run)  # the job caught the cancellation and ended anyway
@@ -160,6 +174,11 @@ class Executor:
         if isinstance(verdict, Outcome):
             return verdict
         assert isinstance(verdict, functools.partial)
+        slot = None
+        if envelope.limit_key is not None and self.slots is not None:
+            slot = self.slots.take(envelope)  # waits its turn, unacknowledged
+            if slot is not None and (called_off := self._waited(envelope, slot)) is not None:
+                return called_off
         if self.on_start is not None:
             self.on_start(envelope)
         started = time.perf_counter()
@@ -183,20 +202,34 @@ class Executor:
                 return self.failed(envelope, exc, time.perf_counter() - started)
         finally:
             self.running.end(run)
+            if slot is not None:
+                self.give_slot(envelope, slot)
         if run.cancelled:  # while it ran: a thread cannot be stopped, its result is discarded
             return self.cancelled(envelope)
         return Outcome("done", envelope, duration=time.perf_counter() - started)
 
+    def _waited(self, envelope: Envelope, slot: pulsar.Message) -> Outcome | None:
+        """Once a slot came: the job's outcome if it was cancelled or expired meanwhile (its
+        slot then goes back at once)."""
+        called_off = self.called_off(envelope, self.clock())
+        if called_off is not None:
+            self.give_slot(envelope, slot)
+        return called_off
+
+    def give_slot(self, envelope: Envelope, slot: pulsar.Message) -> None:
+        assert self.slots is not None
+        try:
+            self.slots.give(envelope, slot)
+        except Exception as exc:  # a closed consumer gave it back already
+            log.warning("could not give back a slot", limit_key=envelope.limit_key, error=str(exc))
+
     def verdict_before(self, envelope: Envelope) -> Outcome | Work:
         """What becomes of a job that must not run (expired, early, unknown, arguments that do
         not fit), else its work, ready to run."""
-        cancelled = self.running.cancelled
-        if cancelled and (at := cancelled.get(envelope.id)) and envelope.created_at <= at:
-            return self.cancelled(envelope)
         now = self.clock()
-        if envelope.expires_at is not None and envelope.expires_at <= now:
-            self.app.hooks.emit("on_expired", envelope)
-            return Outcome("expired", envelope)
+        called_off = self.called_off(envelope, now)
+        if called_off is not None:
+            return called_off
         if envelope.run_at is not None and envelope.run_at > now:
             return Outcome("early", envelope)  # the broker let it out early: never run it so
         if self.crashes is not None and (crashes := self.crashes.of(envelope.id)) is not None:
@@ -210,6 +243,17 @@ class Executor:
             return bind(job, envelope)
         except TypeError as exc:
             return self.dead(envelope, "BadArguments", f"{envelope.type}{job.signature}: {exc}")
+
+    def called_off(self, envelope: Envelope, now: datetime) -> Outcome | None:
+        """Cancelled or expired: a job that was to run must not (checked again once a limited
+        job got its slot)."""
+        cancelled = self.running.cancelled
+        if cancelled and (at := cancelled.get(envelope.id)) and envelope.created_at <= at:
+            return self.cancelled(envelope)
+        if envelope.expires_at is not None and envelope.expires_at <= now:
+            self.app.hooks.emit("on_expired", envelope)
+            return Outcome("expired", envelope)
+        return None
 
     def _body(self, work: functools.partial[None], envelope: Envelope) -> None:
         """A sync run with its hooks, in the job's context, on the thread that runs it."""

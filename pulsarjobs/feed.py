@@ -86,6 +86,8 @@ class Receiver(Protocol):
 
 
 class QueueFeed:
+    ordered = False  # an OrderedQueueFeed (ordering.py): its runners tell it when a job is done
+
     def __init__(self, queue: str, consumer: Receiver, room: int, doorbell: Doorbell) -> None:
         self.queue = queue
         self.consumer = consumer
@@ -126,6 +128,14 @@ class QueueFeed:
         """Jobs fetched and ready for a runner."""
         return len(self._ready)
 
+    @property
+    def held(self) -> int:
+        """Jobs fetched: ready, or (ordered ones) waiting for their key's turn."""
+        return len(self._ready)
+
+    def done(self, message: pulsar.Message) -> None:
+        """A job settled (only an ordered feed needs to know)."""
+
     def give_back(self, message: pulsar.Message) -> None:
         """Not started: redelivered at once, to another worker if this one closes."""
         with contextlib.suppress(Exception):  # a closed consumer gives it back anyway
@@ -145,9 +155,9 @@ class QueueFeed:
             if self.paused:  # what was fetched stays here, held, not run
                 self._stopped.wait(RECEIVE_POLL_MS / 1000)
                 continue
-            if self.waiting >= self._room:
+            if self.held >= self._room:
                 self._has_room.clear()
-                if self.waiting >= self._room:  # a take may have made room meanwhile
+                if self.held >= self._room:  # a take may have made room meanwhile
                     self._has_room.wait(RECEIVE_POLL_MS / 1000)
                 continue
             self._fetch_some()
@@ -166,7 +176,7 @@ class QueueFeed:
                 self._stopped.wait(1.0)
             return
         self._arrive([first])
-        while not self._stopped.is_set() and self.waiting < self._room:
+        while not self._stopped.is_set() and self.held < self._room:
             try:
                 batch = self.consumer.batch_receive()
             except Exception:  # closing: the next receive says so
@@ -191,87 +201,136 @@ class QueueFeed:
 
 
 class Feed:
-    """Every queue a worker serves, and the choice of the next job between them."""
+    """Every queue a worker serves, and the choice of the next job between them. A queue's
+    ordered jobs (ordering.py) have a feed of their own beside its other jobs, an equal peer."""
 
-    def __init__(self, plan: QueuePlan, consumers: Mapping[str, Receiver], room: int) -> None:
+    def __init__(
+        self,
+        plan: QueuePlan,
+        consumers: Mapping[str, Receiver],
+        room: int,
+        ordered_consumers: Mapping[str, Receiver] | None = None,
+    ) -> None:
+        from pulsarjobs.ordering import OrderedQueueFeed  # here: it imports this module
+
         self.plan = plan
         self.queues = tuple(QueueFeed(q, consumers[q], room, self._ring) for q in plan.names)
+        self.ordered: tuple[QueueFeed, ...] = ()  # by the queues' order, when served
+        if ordered_consumers is not None:
+            self.ordered = tuple(
+                OrderedQueueFeed(q, ordered_consumers[q], room, self._ring) for q in plan.names
+            )
         self.open = False  # while open, runners take jobs
         self.doorbell: Doorbell = lambda _arrived: None  # the runners put theirs here
         self._only = self.queues[0] if len(self.queues) == 1 else None
+        # One queue: its ordered jobs ready, looked at before each pick (an emptiness check).
+        self._only_ordered: deque[pulsar.Message] = deque()
+        if self._only is not None and self.ordered:
+            self._only_ordered = self.ordered[0]._ready
+        self._ordered_first = False  # plain and ordered jobs of a queue take turns
+
+    @property
+    def all_queues(self) -> tuple[QueueFeed, ...]:
+        return self.queues + self.ordered
 
     def _ring(self, arrived: int) -> None:
         self.doorbell(arrived)
 
     def start(self) -> None:
         self.open = True
-        for queue in self.queues:
+        for queue in self.all_queues:
             queue.start()
 
     def stop(self) -> None:
         """No more jobs for the runners; what was fetched and not taken goes back (blocks)."""
         self.open = False
-        for queue in self.queues:
+        for queue in self.all_queues:
             queue.stop()
 
     def close(self) -> None:
-        for queue in self.queues:
+        for queue in self.all_queues:
             queue.close()
 
     def has_jobs(self) -> bool:
-        return any(queue.waiting and not queue.paused for queue in self.queues)
+        return any(queue.waiting and not queue.paused for queue in self.all_queues)
 
     def set_paused(self, queue: str, paused: bool) -> None:
         """Stop or restart taking a queue's jobs; callable from any thread."""
-        for queue_feed in self.queues:
+        changed = False
+        for queue_feed in self.all_queues:
             if queue_feed.queue == queue and queue_feed.paused != paused:
-                queue_feed.paused = paused
-                self._ring(0)  # runners look again: at lower queues, or at this one again
+                queue_feed.paused, changed = paused, True
+        if changed:
+            self._ring(0)  # runners look again: at lower queues, or at this one again
 
     def pick(self) -> tuple[QueueFeed, pulsar.Message] | None:
         if not self.open:
             return None
-        if self._only is not None:
-            if self._only.paused:
+        only = self._only
+        if only is not None:
+            if only.paused:
                 return None
-            message = self._only.take()
-            return None if message is None else (self._only, message)
+            if self._only_ordered:
+                return self._take(0)
+            message = only.take()
+            return None if message is None else (only, message)
         return self._pick_strict() if self.plan.strict else self._pick_weighted()
+
+    def _take(self, index: int) -> tuple[QueueFeed, pulsar.Message] | None:
+        """A job of the queue at `index`: its plain and ordered jobs take turns."""
+        plain = self.queues[index]
+        if not self.ordered:
+            message = plain.take()
+            return None if message is None else (plain, message)
+        self._ordered_first = not self._ordered_first
+        pair = (self.ordered[index], plain) if self._ordered_first else (plain, self.ordered[index])
+        for queue in pair:
+            message = queue.take()
+            if message is not None:
+                return queue, message
+        return None
+
+    def _dry(self, index: int) -> bool:
+        return self.queues[index].dry and (not self.ordered or self.ordered[index].dry)
 
     def _pick_strict(self) -> tuple[QueueFeed, pulsar.Message] | None:
         """A job of the first queue holding one, unless a queue before it may still deliver (a
         paused queue counts as dry)."""
-        for queue in self.queues:
+        for index, queue in enumerate(self.queues):
             if queue.paused:
                 continue
-            message = queue.take()
-            if message is not None:
-                return queue, message
-            if not queue.dry:
+            picked = self._take(index)
+            if picked is not None:
+                return picked
+            if not self._dry(index):
                 return None
         return None
 
     def _pick_weighted(self) -> tuple[QueueFeed, pulsar.Message] | None:
         weights = self.plan.weights
-        holding = [i for i, queue in enumerate(self.queues) if queue.waiting and not queue.paused]
+        holding = [i for i, queue in enumerate(self.queues) if self._holds(i) and not queue.paused]
         while holding:
             chosen = random.choices(holding, weights=[weights[i] for i in holding])[0]
-            message = self.queues[chosen].take()
-            if message is not None:
-                return self.queues[chosen], message
+            picked = self._take(chosen)
+            if picked is not None:
+                return picked
             holding.remove(chosen)
         return None
+
+    def _holds(self, index: int) -> bool:
+        return bool(self.queues[index].waiting or (self.ordered and self.ordered[index].waiting))
 
 
 def subscribe(
     client: pulsar.Client, topics: QueueTopics, subscription: str, prefetch: int, batch: int,
-    name: str,
+    name: str, ordered: bool = False,
 ) -> pulsar.Consumer:  # fmt: skip
-    """A Shared consumer of a queue and of its subscription's retry topic."""
+    """A Shared consumer of a queue and of its subscription's retry topic; `ordered`: a
+    Key_Shared one of the queue's ordered jobs (ordering.py)."""
     return client.subscribe(
-        [topics.jobs, topics.retry],
+        [topics.ordered] if ordered else [topics.jobs, topics.retry],
         subscription,
-        consumer_type=pulsar.ConsumerType.Shared,
+        consumer_type=pulsar.ConsumerType.KeyShared if ordered else pulsar.ConsumerType.Shared,
         schema=pulsar_schema(),
         receiver_queue_size=prefetch,
         consumer_name=name,

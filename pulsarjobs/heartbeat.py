@@ -13,6 +13,7 @@ import os
 import resource
 import sys
 from dataclasses import asdict, dataclass, replace
+from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -59,6 +60,7 @@ class Heartbeat:
     sent_at: datetime
     interval: float  # seconds until the next heartbeat
     running: tuple[RunningJob, ...] = ()  # the longest running first, RUNNING_SHOWN at most
+    held_by_limit: int = 0  # jobs waiting for a concurrency slot (limits.py)
 
     def encode(self) -> bytes:
         fields: dict[str, Any] = asdict(self)
@@ -79,7 +81,8 @@ class Heartbeat:
             fields["started_at"] = datetime.fromisoformat(fields["started_at"])
             fields["sent_at"] = datetime.fromisoformat(fields["sent_at"])
             fields["running"] = tuple(map(RunningJob.from_fields, fields.get("running", ())))
-            return cls(**fields)
+            known = {field.name for field in dataclass_fields(cls)}  # newer workers tell more
+            return cls(**{name: value for name, value in fields.items() if name in known})
         except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a heartbeat: {exc}") from exc
 

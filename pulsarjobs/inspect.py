@@ -26,6 +26,7 @@ from pulsarjobs.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.errors import NotFound
 from pulsarjobs.heartbeat import RunningJob, SeenState, read_heartbeats
 from pulsarjobs.pauses import Pause, paused_queues
+from pulsarjobs.rates import rate_limit
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import (
@@ -56,6 +57,7 @@ class QueueStats:
     oldest_seconds: float | None  # how long the oldest due job (waiting or running) has been due
     exact: bool  # False when the backlog was too long to read whole: `scheduled` is then a floor
     paused: bool = False  # workers take none of its jobs until it is resumed
+    rate_limit: int | None = None  # at most this many start a second (rates.py); None: no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +65,7 @@ class TopicInfo:
     name: str  # within the namespace
     topic: str  # in full
     partitions: int  # 0: not partitioned
-    kind: str  # queue, retries, dead letters, worker heartbeats, worker commands, paused queues,
-    # cancelled jobs or topic
+    kind: str  # what it holds, as topics.topic_kind says
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,7 @@ class WorkerStatus:
     last_seen: datetime
     silent_seconds: float
     running: tuple[RunningJob, ...] = ()  # the longest running first, at most 100 (`busy`: all)
+    held_by_limit: int = 0  # jobs waiting for a concurrency slot
 
 
 @dataclass
@@ -219,9 +221,9 @@ class Inspector(Closing):
         """A queue's stats, reading up to `scan_limit` messages per topic to tell scheduled jobs
         from waiting ones; `paused` when the caller knows it already."""
         topics = topics_for(self.settings, name)
-        jobs_topic, retry_topic = self._stats(topics.jobs), self._stats(topics.retry)
+        every = [self._stats(topic) for topic in (topics.jobs, topics.retry, topics.ordered)]
         subscription = self.settings.subscription
-        parts = [subscription_of(stats, subscription) for stats in (jobs_topic, retry_topic)]
+        parts = [subscription_of(stats, subscription) for stats in every]
         backlog = sum(int(part.get("msgBacklog", 0)) for part in parts)
         in_flight = sum(int(part.get("unackedMessages", 0)) for part in parts)
         schedule = self._schedule([topics.jobs, topics.retry], backlog, scan_limit)
@@ -235,12 +237,13 @@ class Inspector(Closing):
             scheduled=schedule.scheduled,
             in_flight=in_flight,
             dead=self.dead_count(name),
-            rate_in=float(jobs_topic.get("msgRateIn", 0.0)),
+            rate_in=sum(float(stats.get("msgRateIn", 0.0)) for stats in every),
             rate_out=sum(float(part.get("messageAckRate", 0.0)) for part in parts),
             consumers=consumer_count(parts[0]),
             oldest_seconds=(utc_now() - oldest).total_seconds() if oldest else None,
             exact=schedule.complete,
             paused=name in self.paused_queues() if paused is None else paused,
+            rate_limit=rate_limit(self.admin, topics),
         )
 
     def _schedule(self, topics: list[str], backlog: int, scan_limit: int) -> _Schedule:
@@ -343,6 +346,7 @@ class Inspector(Closing):
                 last_seen=beat.sent_at,
                 silent_seconds=max(0.0, (now - beat.sent_at).total_seconds()),
                 running=beat.running,
+                held_by_limit=beat.held_by_limit,
             )
             for beat in heartbeats.values()
         ]

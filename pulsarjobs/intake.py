@@ -46,6 +46,8 @@ class Intake:
             self.stats.count_duplicate()
             log.info("second delivery of a settled message skipped", message_id=delivery.message_id)
             queue.consumer.acknowledge(message)
+            if queue.ordered:
+                queue.done(message)
             return None
         job = self.settler.decode(delivery, self.writer_schema(delivery.topic, message))
         return Ready(queue, message, delivery, job)

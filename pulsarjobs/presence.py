@@ -101,6 +101,7 @@ class Presence:
             sent_at=utc_now(),
             interval=self.settings.heartbeat_interval,
             running=worker.running_jobs,
+            held_by_limit=worker.held_by_limit,
         )
 
     # -- inside ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
 
 if TYPE_CHECKING:
+    from pulsarjobs.flow import WorkerFlow
     from pulsarjobs.metrics import WorkerMetrics
 
 log = structlog.get_logger("pulsarjobs.runners")
@@ -90,6 +91,7 @@ class Runners:
         self.loop = loop
         self.slots = slots
         self.metrics = metrics  # None unless the worker serves metrics
+        self.flow: WorkerFlow | None = None  # unique keys to give back, in a worker
         self.busy = 0  # jobs running now
 
     def start(self) -> None:
@@ -110,6 +112,15 @@ class Runners:
             self.metrics.settled(ready.queue.queue, outcome)
         self.settler.remember(ready.delivery)
         ready.queue.consumer.acknowledge(ready.message)
+        if ready.queue.ordered:
+            ready.queue.done(ready.message)  # the key's next job may run
+        if outcome.envelope.unique_key is not None and self.flow is not None:
+            self.flow.settled(outcome)
+
+    def retry_wait(self, outcome: Outcome) -> float:
+        """Seconds until a retry is due: an ordered job is retried where it is (ordering.py)."""
+        assert outcome.envelope.run_at is not None
+        return max(0.0, (outcome.envelope.run_at - self.executor.clock()).total_seconds())
 
 
 class LoopRunners(Runners):
@@ -200,6 +211,10 @@ class LoopRunners(Runners):
                 return
             job = ready.job
             outcome = job if isinstance(job, Outcome) else await self.executor.run(job)
+            if queue.ordered:
+                while outcome.kind == "retry":  # the key's later jobs wait behind it
+                    await asyncio.sleep(self.retry_wait(outcome))
+                    outcome = await self.executor.run(outcome.envelope.replace(run_at=None))
             stored = self.settler.store(queue.queue, ready.delivery, outcome)
             if stored is not None:
                 await asyncio.wrap_future(stored)
@@ -317,6 +332,11 @@ class ThreadRunners(Runners):
         try:
             job = ready.job
             outcome = job if isinstance(job, Outcome) else self.executor.run_here(job)
+            if ready.queue.ordered:
+                while outcome.kind == "retry":  # the key's later jobs wait behind it
+                    if not _sleep_while_open(self.feed, self.retry_wait(outcome)):
+                        raise RuntimeError("stopping: an ordered job's retry goes back")
+                    outcome = self.executor.run_here(outcome.envelope.replace(run_at=None))
             stored = self.settler.store(ready.queue.queue, ready.delivery, outcome)
             if stored is not None:
                 stored.result()
@@ -332,6 +352,14 @@ class ThreadRunners(Runners):
                 del self._running[me]
             if self.from_loop and self.slots is not None:
                 self.slots.give()
+
+
+def _sleep_while_open(feed: Feed, seconds: float) -> bool:
+    """Sleep `seconds`, or until the feed closes; whether it is still open."""
+    ends = time.monotonic() + seconds
+    while feed.open and (left := ends - time.monotonic()) > 0:
+        time.sleep(min(left, IDLE_WAIT_S))
+    return feed.open
 
 
 def join_all(threads: list[threading.Thread], timeout: float) -> None:

@@ -9,27 +9,30 @@ clock to the next due job instead of sleeping. Timeouts are still measured in re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, NoReturn
 
-from pulsarjobs.app import App, Job
+from pulsarjobs.app import App
 from pulsarjobs.cancels import Cancel
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.connection import Acks, Connection
 from pulsarjobs.envelope import Envelope
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor, Outcome
+from pulsarjobs.jobs import Job
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.settings import Settings
 from pulsarjobs.settle import Delivery, Settler
 from pulsarjobs.topics import cancelled_topic, is_dead_letter_topic, queue_of, topics_for
+from pulsarjobs.unique import KEEPS_ITS_KEY, UniqueKeys
 
 WORKER = "pulsarjobs.testing"
 
@@ -59,7 +62,7 @@ class InMemoryConnection(Connection):
             "runner.run_all() or runner.run_next(), not with a Worker"
         )
 
-    def prepare_queue(self, topic: str, subscription: str) -> None:
+    def prepare_queue(self, topic: str, subscription: str, key_shared: bool = False) -> None:
         """Nothing to prepare: no message is lost in memory."""
 
     def message_ttl(self) -> float | None:
@@ -81,6 +84,7 @@ class InMemoryConnection(Connection):
         data: bytes,
         deliver_at: datetime | None,
         properties: dict[str, str] | None,
+        key: str | None,
         acks: Acks,
     ) -> None:
         now = self.clock()
@@ -94,6 +98,25 @@ class InMemoryConnection(Connection):
         with self._published_lock:
             taken, self._published = self._published, []
         return taken
+
+
+class InMemoryUniqueKeys(UniqueKeys):
+    """The held unique keys in memory: one lock for all, nothing to read."""
+
+    def __init__(self, connection: InMemoryConnection, clock: Clock) -> None:
+        super().__init__(connection, clock)
+        self._memory_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[Callable[[bytes], None]]:
+        with self._memory_lock:
+            yield lambda data: self._apply(key, data)
+
+    def _catch_up(self) -> None:
+        """Memory has it all."""
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 @dataclass(order=True, frozen=True, slots=True)
@@ -139,8 +162,9 @@ class TestRunner:
         self._loop = asyncio.Runner()
 
     def __enter__(self) -> TestRunner:
-        self._previous = self.app.connection, self.app.clock
+        self._previous = self.app.connection, self.app.clock, self.app.unique_keys
         self.app.connection, self.app.clock = self.connection, self._clock
+        self.app.unique_keys = InMemoryUniqueKeys(self.connection, self._clock)
         self.app.hooks.add(self._counter)
         return self
 
@@ -150,7 +174,7 @@ class TestRunner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.app.connection, self.app.clock = self._previous
+        self.app.connection, self.app.clock, self.app.unique_keys = self._previous
         self.app.hooks.remove(self._counter)
         self._loop.close()
         # A sync job that timed out cannot be stopped: leave its thread to finish alone.
@@ -232,6 +256,9 @@ class TestRunner:
         stored = self._settler.store(queue, delivery, outcome)
         if stored is not None:
             stored.result()
+        envelope = outcome.envelope
+        if envelope.unique_key is not None and outcome.kind not in KEEPS_ITS_KEY:
+            self.app.unique_keys.release(envelope.unique_key, envelope.id)
         match outcome.kind:
             case "done":
                 self.done.append(outcome.envelope)

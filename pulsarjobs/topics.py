@@ -12,6 +12,7 @@ queue has one place for its dead letters (the client would name one per partitio
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -30,6 +31,23 @@ SCHEDULER_LEADER_TOPIC = "pulsarjobs-scheduler-leader"  # its exclusive producer
 SCHEDULER_TICKS_TOPIC = "pulsarjobs-scheduler-ticks"  # compacted: the last tick of each schedule
 PAUSED_TOPIC = "pulsarjobs-paused"  # compacted marks: the paused queues
 CANCELLED_TOPIC = "pulsarjobs-cancelled"  # compacted marks: the cancelled job ids
+UNIQUE_TOPIC = "pulsarjobs-unique"  # compacted marks: the held unique keys
+LIMITS_TOPIC = "pulsarjobs-limits"  # compacted marks: the concurrency limits, by limit key
+SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots, one a message
+
+
+# What the namespace's own topics hold, and those of a queue, by the end of their names.
+KINDS = {
+    WORKERS_TOPIC: "worker heartbeats",
+    CONTROL_TOPIC: "worker commands",
+    SCHEDULER_LEADER_TOPIC: "scheduler leader",
+    SCHEDULER_TICKS_TOPIC: "scheduler ticks",
+    PAUSED_TOPIC: "paused queues",
+    CANCELLED_TOPIC: "cancelled jobs",
+    UNIQUE_TOPIC: "unique keys",
+    LIMITS_TOPIC: "concurrency limits",
+}
+SUFFIX_KINDS = (("-RETRY", "retries"), ("-DLQ", "dead letters"), ("-ordered", "ordered jobs"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +56,7 @@ class QueueTopics:
     jobs: str
     retry: str
     dead: str
+    ordered: str  # ordered jobs (order_key), on a Key_Shared subscription of their own
 
 
 def check_queue_name(queue: str) -> str:
@@ -83,17 +102,42 @@ def cancelled_topic(settings: Settings) -> str:
     return namespace_topic(settings, CANCELLED_TOPIC)
 
 
+def unique_topic(settings: Settings) -> str:
+    return namespace_topic(settings, UNIQUE_TOPIC)
+
+
+def limits_topic(settings: Settings) -> str:
+    return namespace_topic(settings, LIMITS_TOPIC)
+
+
+def slots_topic(settings: Settings, limit_key: str) -> str:
+    digest = hashlib.sha256(limit_key.encode()).hexdigest()[:32]
+    return namespace_topic(settings, f"{SLOTS_PREFIX}{digest}")
+
+
 def topics_for(settings: Settings, queue: str) -> QueueTopics:
     base = namespace_topic(settings, check_queue_name(queue))
     own = f"{base}-{settings.subscription}"  # the subscription's own topics
-    return QueueTopics(queue=queue, jobs=base, retry=f"{own}-RETRY", dead=f"{own}-DLQ")
+    return QueueTopics(
+        queue=queue, jobs=base, retry=f"{own}-RETRY", dead=f"{own}-DLQ", ordered=f"{base}-ordered"
+    )
 
 
 def queue_of(settings: Settings, topic: str) -> str:
-    """The queue a job topic (or one of its partitions) or a subscription's retry topic
-    belongs to."""
+    """The queue a job topic (or one of its partitions), its ordered jobs' topic or a
+    subscription's retry topic belongs to."""
     name = without_partition(topic.rsplit("/", 1)[-1])
-    return name.removesuffix(f"-{settings.subscription}-RETRY")
+    return name.removesuffix(f"-{settings.subscription}-RETRY").removesuffix("-ordered")
+
+
+def topic_kind(name: str) -> str:
+    """What a topic of the namespace holds, by its name within it."""
+    if name in KINDS:
+        return KINDS[name]
+    if name.startswith(SLOTS_PREFIX):
+        return "concurrency slots"
+    kind = next((kind for suffix, kind in SUFFIX_KINDS if name.endswith(suffix)), None)
+    return kind or ("queue" if QUEUE_NAME.match(name) else "topic")
 
 
 def partition_topic(topic: str, index: int) -> str:
@@ -108,18 +152,3 @@ def without_partition(topic: str) -> str:
 
 def is_dead_letter_topic(topic: str) -> bool:
     return topic.endswith("-DLQ")
-
-
-def topic_kind(name: str) -> str:
-    """What a topic of the namespace is for, by its name within the namespace."""
-    if name == WORKERS_TOPIC:
-        return "worker heartbeats"
-    if name == CONTROL_TOPIC:
-        return "worker commands"
-    if name in (PAUSED_TOPIC, CANCELLED_TOPIC):
-        return "paused queues" if name == PAUSED_TOPIC else "cancelled jobs"
-    if name.endswith("-RETRY"):
-        return "retries"
-    if name.endswith("-DLQ"):
-        return "dead letters"
-    return "queue" if QUEUE_NAME.match(name) else "topic"

@@ -26,6 +26,7 @@ from pulsarjobs.crashes import CrashGuard
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor
 from pulsarjobs.feed import Feed, QueuePlan, keep_dead_letters, subscribe
+from pulsarjobs.flow import WorkerFlow
 from pulsarjobs.following import Following
 from pulsarjobs.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
 from pulsarjobs.intake import Intake, kinds_of_jobs
@@ -53,6 +54,7 @@ class _Running:
     feed: Feed | None = None
     executor: Executor | None = None
     following: Following | None = None  # paused queues and cancelled jobs
+    flow: WorkerFlow | None = None  # unique keys and concurrency slots
     runners: list[Runners] = field(default_factory=list)
     threads: ThreadPoolExecutor | None = None
     presence: Presence | None = None
@@ -141,7 +143,9 @@ class Worker:
         running.threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
         settler = Settler(self.app, self.topics.__getitem__, self.name)
         intake = Intake(self.app, settler, WriterSchemas(self.settings), self.stats)
-        feed = running.feed = Feed(self.plan, consumers, self.ready_room)
+        plain = {queue: consumers[queue] for queue in self.plan.names}
+        ordered = {queue: consumers[f"{queue}-ordered"] for queue in self.plan.names}
+        feed = running.feed = Feed(self.plan, plain, self.ready_room, ordered)
         metrics = self.metrics
         on_start = metrics.started if metrics is not None else None
         if self.crash_ledger is not None:
@@ -151,6 +155,8 @@ class Worker:
             self.app, self.name, running.threads, on_start=on_start, crashes=running.crashes
         )
         running.executor = executor
+        flow = running.flow = WorkerFlow(self.app, self.name, self.concurrency)
+        executor.slots = flow.slots
         parts = (feed, intake, settler, executor, self.stats, self.concurrency, running.loop)
         any_async, any_sync = kinds_of_jobs(self.app)
         if not any_async:
@@ -160,6 +166,8 @@ class Worker:
             threads = ThreadRunners(*parts, slots, metrics, from_loop=True) if any_sync else None
             loop_runners = LoopRunners(*parts, slots, metrics, threads=threads)
             running.runners = [loop_runners] + ([threads] if threads else [])
+        for runners in running.runners:
+            runners.flow = flow
 
     def _start(self, running: _Running) -> None:
         assert running.feed is not None
@@ -248,10 +256,11 @@ class Worker:
         try:
             for queue, topics in self.topics.items():
                 keep_dead_letters(client, topics)
-                consumers[queue] = subscribe(
-                    client, topics, self.settings.subscription, self.prefetch,
-                    self.ready_room, self.name,
-                )  # fmt: skip
+                for ordered, name in ((False, queue), (True, f"{queue}-ordered")):
+                    consumers[name] = subscribe(
+                        client, topics, self.settings.subscription, self.prefetch,
+                        self.ready_room, self.name, ordered,
+                    )  # fmt: skip
         except Exception:
             for consumer in consumers.values():
                 with contextlib.suppress(Exception):
@@ -285,6 +294,8 @@ class Worker:
             running.following.stop()
         if running.crashes is not None:
             running.crashes.stop()
+        if running.flow is not None:
+            running.flow.stop()
         self.app.close()
 
     # -- presence: what heartbeats report (see presence.py) ------------------------------------
@@ -316,6 +327,12 @@ class Worker:
         return (
             frozenset(queue.queue for queue in feed.queues if queue.paused) if feed else frozenset()
         )
+
+    @property
+    def held_by_limit(self) -> int:
+        """Jobs waiting for a concurrency slot."""
+        running = self._running
+        return running.flow.slots.waiting if running is not None and running.flow else 0
 
     @property
     def running_jobs(self) -> tuple[RunningJob, ...]:

@@ -9,12 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from pulsarjobs.app import App, JobCall
+from pulsarjobs.app import App
 from pulsarjobs.cli.context import settings_of
 from pulsarjobs.cli.output import AsJson, print_json, reports_errors
 from pulsarjobs.client_log import silent_logger
 from pulsarjobs.connection import Connection, probe
 from pulsarjobs.durations import parse_duration, parse_instant
+from pulsarjobs.jobs import JobCall
 from pulsarjobs.middleware import Hooks
 
 console = Console()
@@ -37,14 +38,23 @@ def enqueue(
     at: Annotated[
         str | None, typer.Option(help="Run it at an ISO time (local time without an offset).")
     ] = None,
+    unique_key: Annotated[
+        str | None, typer.Option(help="No new job while one holds this key (held up to a day).")
+    ] = None,
+    order_key: Annotated[
+        str | None, typer.Option(help="Run after the jobs enqueued before with this key.")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Enqueue one job; prints its id once the broker has stored it."""
+    """Enqueue one job; prints its id once the broker has stored it (with --unique-key, the id
+    of the job that holds the key, if one does)."""
     call = JobCall(
         job_type,
         args=tuple(parse_json(args, list, "--args")),
         kwargs=parse_json(kwargs, dict, "--kwargs"),
         queue=queue,
+        unique_key=unique_key,
+        order_key=order_key,
     )
     delay, due = when(in_, at)
     settings = settings_of(ctx)
@@ -54,9 +64,13 @@ def enqueue(
         app.connection = Connection(settings, client_logger=silent_logger())
         envelope = app.envelope(call, in_=delay, at=due)  # what will be sent, for the report
         job_id = app.enqueue(call.with_options(job_id=envelope.id), in_=delay, at=due)
-    run_at = envelope.run_at
+    run_at, duplicate = envelope.run_at, job_id != envelope.id
     if as_json:
-        print_json({"id": job_id, "type": job_type, "queue": queue, "run_at": run_at})
+        found = {"id": job_id, "type": job_type, "queue": queue, "run_at": run_at}
+        print_json({**found, "duplicate": duplicate})
+        return
+    if duplicate:
+        console.print(f"Not enqueued: job {job_id} holds key {unique_key!r}.", highlight=False)
         return
     timing = f"due {run_at.astimezone().isoformat(timespec='seconds')}" if run_at else "due now"
     console.print(f"Enqueued {job_type} {job_id} on {queue}, {timing}.", highlight=False)

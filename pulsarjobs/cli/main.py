@@ -2,7 +2,7 @@
 
 import typer
 
-from pulsarjobs.cli import broker, cluster, dlq, jobs, namespace, queues, topics, workers
+from pulsarjobs.cli import broker, cluster, dlq, flow, jobs, namespace, queues, topics, workers
 from pulsarjobs.cli.context import connection_options
 from pulsarjobs.cli.dashboard import dashboard
 from pulsarjobs.cli.enqueue import enqueue
@@ -20,6 +20,7 @@ app.add_typer(cron, name="cron")
 # Operating: see docs/operations.md.
 app.command()(enqueue)
 app.add_typer(queues.app, name="queues")
+app.add_typer(flow.app, name="flow")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(workers.app, name="workers")
 app.add_typer(dlq.app, name="dlq")

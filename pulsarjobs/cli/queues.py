@@ -27,6 +27,7 @@ COLUMNS = (
     "dead",
     "in/s",
     "out/s",
+    "limit/s",
     "workers",
     "oldest",
 )
@@ -107,6 +108,7 @@ def row(queue: QueueStats) -> tuple[str, ...]:
         f"[red]{queue.dead}[/]" if queue.dead else "0",
         f"{queue.rate_in:.1f}",
         f"{queue.rate_out:.1f}",
+        str(queue.rate_limit or "-"),
         str(queue.consumers),
         age(queue.oldest_seconds),
     )

@@ -18,7 +18,9 @@ from datetime import datetime
 from pulsarjobs.browse import Browser
 from pulsarjobs.clock import utc_now
 from pulsarjobs.dashboard.samples import Samples, take_sample
+from pulsarjobs.flow_report import FlowReport, flow_report
 from pulsarjobs.inspect import Inspector, QueueStats, WorkerStatus
+from pulsarjobs.unique import UniqueKeys
 
 SUMMARY_SCAN = 1_000  # messages read per topic to tell scheduled jobs from waiting ones
 
@@ -43,6 +45,7 @@ class Snapshot:
     retrying: dict[str, int]  # queue -> jobs on its retry topic
     workers: tuple[WorkerStatus, ...]
     scan_limit: int
+    flow: FlowReport  # limits and unique keys held
 
     @property
     def totals(self) -> Totals:
@@ -71,6 +74,7 @@ class Snapshots:
         self.samples = samples
         self.max_age = max_age
         self.scan = scan
+        self.unique_keys = UniqueKeys(browser.inspector.connection)  # read on at each snapshot
         self._latest: Snapshot | None = None
         self._read_at = 0.0  # monotonic
         self._lock = threading.Lock()
@@ -93,4 +97,7 @@ class Snapshots:
     def _read(self, inspector: Inspector) -> Snapshot:
         queues = tuple(inspector.queues(self.scan))
         retrying = {queue.queue: self.browser.held(queue.queue, "retry") for queue in queues}
-        return Snapshot(utc_now(), queues, retrying, tuple(inspector.workers()), self.scan)
+        rates = {queue.queue: queue.rate_limit for queue in queues if queue.rate_limit}
+        workers = tuple(inspector.workers())
+        flow = flow_report(inspector.connection, self.unique_keys, rates, workers)
+        return Snapshot(utc_now(), queues, retrying, workers, self.scan, flow)

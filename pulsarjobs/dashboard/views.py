@@ -44,6 +44,7 @@ def queues(request: Request, dash: Dashboard) -> Context:
     return {
         "queues": snapshot.queues,
         "retrying": snapshot.retrying,
+        "flow": snapshot.flow,
         "taken_at": snapshot.taken_at,
         "scan_limit": snapshot.scan_limit,
     }

@@ -38,6 +38,14 @@ def test_a_heartbeat_of_an_earlier_version_names_its_subscription_group() -> Non
     assert Heartbeat.decode(json.dumps(fields).encode()) == beat()
 
 
+def test_heartbeats_of_other_versions_read_what_they_share() -> None:
+    fields = json.loads(beat().encode())
+    older = {name: value for name, value in fields.items() if name != "held_by_limit"}
+    assert Heartbeat.decode(json.dumps(older).encode()).held_by_limit == 0
+    newer = {**fields, "told_later": 7}  # a field a newer worker sends
+    assert Heartbeat.decode(json.dumps(newer).encode()) == beat()
+
+
 @pytest.mark.parametrize("data", [b"", b"{}", b"not json", b'{"worker": 1}'])
 def test_what_is_no_heartbeat_is_refused(data: bytes) -> None:
     with pytest.raises(ValueError, match="not a heartbeat"):

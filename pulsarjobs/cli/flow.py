@@ -1,0 +1,86 @@
+"""`pulsarjobs flow | flow rate QUEUE N|off`: the flow control in force — rate limits, concurrency
+limits, unique keys held — and setting a queue's rate limit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pulsarjobs.cli.context import inspecting
+from pulsarjobs.cli.output import AsJson, print_json, reports_errors
+from pulsarjobs.flow_report import FlowReport, flow_report, rate_limits
+from pulsarjobs.rates import set_rate_limit
+from pulsarjobs.unique import UniqueKeys
+
+app = typer.Typer(help="Flow control: rate limits, concurrency limits, unique keys held.")
+console = Console()
+
+
+@app.callback(invoke_without_command=True)
+@reports_errors
+def flow(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Rate limits by queue, concurrency limits by key, and the unique keys held now."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with inspecting(ctx) as inspector:
+        unique_keys = UniqueKeys(inspector.connection)
+        try:
+            report = flow_report(
+                inspector.connection, unique_keys, rate_limits(inspector), inspector.workers()
+            )
+        finally:
+            unique_keys.close()
+    if as_json:
+        print_json(report)
+    else:
+        show(report)
+
+
+@app.command("rate")
+@reports_errors
+def rate(
+    ctx: typer.Context,
+    queue: Annotated[str, typer.Argument(help="The queue's name.")],
+    per_second: Annotated[str, typer.Argument(help="Starts a second, or 'off'.")],
+) -> None:
+    """At most PER_SECOND of the queue's jobs start a second, across all workers."""
+    limit = None if per_second == "off" else parse_rate(per_second)
+    with inspecting(ctx) as inspector:
+        set_rate_limit(inspector.connection, queue, limit)
+    said = "has no rate limit" if limit is None else f"starts at most {limit} jobs a second"
+    console.print(f"Queue {queue} {said}.", highlight=False)
+
+
+def parse_rate(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise typer.BadParameter(f"{text!r}: give a whole number >= 1, or 'off'")
+    return int(text)
+
+
+def show(report: FlowReport) -> None:
+    limits = Table(title="Limits")
+    for column in ("kind", "of", "limit"):
+        limits.add_column(column)
+    for queue, per_second in sorted(report.rate_limits.items()):
+        limits.add_row("rate", f"queue {queue}", f"{per_second}/s")
+    for key, per_second in sorted(report.key_rate_limits.items()):
+        limits.add_row("rate", key, f"{per_second}/s")
+    for key, at_once in sorted(report.concurrency_limits.items()):
+        limits.add_row("concurrency", key, f"{at_once} at once")
+    if not limits.row_count:
+        limits.caption = "no limits"
+    elif report.held_by_limit:
+        limits.caption = f"{report.held_by_limit} jobs wait for a concurrency slot"
+    console.print(limits)
+    held = Table(title=f"Unique keys held: {report.unique_held}")
+    for column in ("key", "job", "type", "queue", "until"):
+        held.add_column(column)
+    for hold in report.unique_keys:
+        until = hold.expires_at.isoformat(timespec="seconds")
+        held.add_row(hold.key, hold.job_id, hold.type, hold.queue, until)
+    if report.unique_held > len(report.unique_keys):
+        held.caption = f"the {len(report.unique_keys)} soonest to expire"
+    console.print(held)

@@ -1,0 +1,110 @@
+"""A declared job, and a call of it ready to enqueue with its per-call options."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar
+
+from pulsarjobs.envelope import JobArg
+from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.topics import check_queue_name
+
+if TYPE_CHECKING:
+    from pulsarjobs.app import App
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# What enqueueing a unique job whose key is held does: return the holder's id, or raise
+# DuplicateJob (which names it).
+IfDuplicate = Literal["id", "raise"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobCall:
+    """A job ready to enqueue: its type, arguments and per-call options."""
+
+    type: str
+    args: tuple[JobArg, ...] = ()
+    kwargs: Mapping[str, JobArg] = field(default_factory=dict)
+    queue: str | None = None  # None: the job's declared queue
+    job_id: str | None = None  # None: a fresh id; give one to make enqueue idempotent downstream
+    retry: RetryPolicy | None = None
+    timeout: float | None = None
+    expires_in: timedelta | None = None
+    meta: Mapping[str, str] = field(default_factory=dict)
+    unique_key: str | None = None  # None: type + arguments, if the job is declared unique
+    if_duplicate: IfDuplicate = "id"
+    order_key: str | None = None  # jobs of one key run one at a time, in enqueue order
+    limit_key: str | None = None  # None: the job's type, if it has a concurrency limit
+
+    def with_options(self, **options: Any) -> JobCall:
+        return replace(self, **options)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowOptions:
+    """What a job declares of flow control (docs/flow-control.md)."""
+
+    unique_for: timedelta | None = None  # enqueues of one key make one job while it is held
+    concurrency_limit: int | None = None  # at most this many run at once, cluster-wide
+    rate_limit: int | None = None  # at most this many start a second, cluster-wide
+
+    @property
+    def limited(self) -> bool:
+        return self.concurrency_limit is not None or self.rate_limit is not None
+
+    def __post_init__(self) -> None:
+        if self.unique_for is not None and self.unique_for <= timedelta(0):
+            raise ConfigurationError(f"unique_for must be positive, got {self.unique_for}")
+        for name in ("concurrency_limit", "rate_limit"):
+            if (value := getattr(self, name)) is not None and value < 1:
+                raise ConfigurationError(f"{name} must be >= 1, got {value}")
+
+
+class Job(Generic[P, R]):
+    """A declared job: call it to run it here, `.enqueue(...)` to have a worker run it."""
+
+    def __init__(
+        self,
+        app: App,
+        func: Callable[P, R],
+        name: str,
+        queue: str,
+        retry: RetryPolicy,
+        timeout: float | None,
+        flow: FlowOptions = FlowOptions(),
+    ) -> None:
+        self.app = app
+        self.func = func
+        self.name = name
+        self.queue = check_queue_name(queue)
+        self.retry = retry
+        self.timeout = timeout
+        self.flow = flow
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.signature = inspect.signature(func)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name} queue={self.queue}>"
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> JobCall:
+        return JobCall(self.name, args=tuple(args), kwargs=dict(kwargs))  # type: ignore[arg-type]
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue to run as soon as a worker is free; returns the job id once the broker has it."""
+        return self.app.enqueue(self.call(*args, **kwargs))
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        return await self.app.enqueue_async(self.call(*args, **kwargs))
+
+
+class JobDecorator(Protocol):
+    def __call__(self, func: Callable[P, R], /) -> Job[P, R]: ...
