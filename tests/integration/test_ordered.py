@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
+from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
+from pulsarjobs.errors import NotFound
+from pulsarjobs.inspect import subscription_of
+from pulsarjobs.topics import topics_for
 from tests.apps.flow import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
@@ -25,6 +29,15 @@ from tests.integration.helpers import (
 # The issue's size is 100 keys x 100 jobs; CI runs a smaller one unless asked.
 FULL = os.environ.get("PULSARJOBS_TEST_FULL_FLOW") == "1"
 KEYS, PER_KEY = (100, 100) if FULL else (20, 20)
+
+
+def consumers(app: App, topic: str) -> int:
+    with Admin(app.settings.admin_url) as admin:
+        try:
+            stats = admin.stats(topic)
+        except NotFound:
+            return 0
+    return len(subscription_of(stats, app.settings.subscription).get("consumers", []))
 
 
 @pytest.fixture
@@ -46,6 +59,10 @@ def test_jobs_of_a_key_run_one_at_a_time_in_order_over_three_workers(
     ]
     step = flow_app.jobs["ordered_step"]
     try:
+        # Key_Shared hands a consumer that joins late only keys it has not seen yet: enqueue
+        # once all three are subscribed, or the last may get none.
+        ordered = topics_for(flow_app.settings, step.queue).ordered
+        wait_until(lambda: consumers(flow_app, ordered) == 3, 120, interval=0.5)
         calls = [
             # Key 0's first job fails once: every job of key 0 waits for its retry.
             step.call(key, n, fail_first=(key == 0 and n == 0)).with_options(order_key=str(key))
