@@ -22,10 +22,11 @@ from typing import Any
 import pulsar
 import structlog
 
-from pulsarjobs import client_log
+from pulsarjobs import access, client_log
 from pulsarjobs.admin import Admin
 from pulsarjobs.envelope import pulsar_schema
 from pulsarjobs.errors import (
+    AccessDenied,
     BrokerError,
     BrokerUnavailable,
     EnqueueError,
@@ -93,19 +94,39 @@ class Connection:
             return self._client
 
     def _new_client(self) -> pulsar.Client:
-        token = self.settings.token
         try:
             return pulsar.Client(
                 self.settings.service_url,
-                authentication=pulsar.AuthenticationToken(token) if token else None,
                 operation_timeout_seconds=10,
                 connection_timeout_ms=5_000,
                 logger=self._client_logger or client_log.sink(),
+                **client_options(self.settings),
             )
         except Exception as exc:
             raise BrokerUnavailable(
                 f"Cannot use Pulsar at {self.settings.service_url}: {exc}"
             ) from exc
+
+    def refusal(self, failure: Exception, doing: str) -> AccessDenied | None:
+        """The access problem behind a client failure, if that is what it was. The client
+        names a missing permission, but only times out on a missing or wrong token and
+        fails to connect on an untrusted certificate: the admin API, asked with the same
+        token and trust, says which. Asked after a failure only: nothing on the happy path."""
+        url = self.settings.service_url
+        if isinstance(failure, pulsar.AuthorizationError):
+            return access.not_permitted(url, self.settings.token, doing)
+        if isinstance(failure, pulsar.AuthenticationError):
+            return access.wrong_token(url)
+        if not isinstance(failure, pulsar.Timeout | pulsar.ConnectError | BrokerError):
+            return None
+        try:
+            with Admin.of(self.settings, timeout=5.0) as admin:
+                admin.check_access(self.settings.full_namespace)
+        except AccessDenied as denied:
+            return denied
+        except PulsarJobsError:  # the admin API is out of reach too: no more to tell
+            return None
+        return None
 
     def message_ttl(self) -> float | None:
         """The namespace's message TTL in seconds, asked at most once a minute; None when it
@@ -114,7 +135,7 @@ class Connection:
         if now - self._ttl_checked_at > TTL_RECHECK_SECONDS:
             self._ttl_checked_at = now
             try:
-                with Admin(self.settings.admin_url, token=self.settings.token) as admin:
+                with Admin.of(self.settings) as admin:
                     self._ttl = admin.message_ttl(self.settings.full_namespace)
             except PulsarJobsError as exc:
                 log.warning("cannot read the namespace's message TTL", error=str(exc))
@@ -152,7 +173,7 @@ class Connection:
         if topic in self._prepared_topics:
             return
         self.prepare_queue(topic, KEEPER_SUBSCRIPTION)
-        keep_compacted(self.settings.admin_url, self.settings.token, topic)
+        keep_compacted(self.settings, topic)
 
     def producer(self, topic: str) -> pulsar.Producer:
         producer = self._producers.get(topic)
@@ -177,6 +198,8 @@ class Connection:
                 batching_enabled=False,
             )
         except Exception as exc:
+            if (denied := self.refusal(exc, f"publishing to {topic}")) is not None:
+                raise denied from exc
             raise BrokerUnavailable(
                 f"Cannot publish to {topic} at {self.settings.service_url}: {exc}"
             ) from exc
@@ -251,6 +274,16 @@ def _close_at_exit() -> None:
             connection.close()
 
 
+def client_options(settings: Settings) -> dict[str, Any]:
+    """The Pulsar client's options for the settings' token and TLS trust."""
+    options: dict[str, Any] = {"tls_validate_hostname": settings.tls_validate_hostname}
+    if settings.token:
+        options["authentication"] = pulsar.AuthenticationToken(settings.token)
+    if settings.tls_trust_file:
+        options["tls_trust_certs_file_path"] = settings.tls_trust_file
+    return options
+
+
 def probe(service_url: str, timeout: float = 3.0) -> None:
     """Fail at once, naming the URL, when nothing listens where the broker should: the client
     itself would keep retrying for its whole operation timeout."""
@@ -275,6 +308,10 @@ def client_errors(service_url: str, doing: str) -> Iterator[None]:
     """Report a Pulsar client failure as a BrokerError that names the broker tried."""
     try:
         yield
+    except pulsar.AuthorizationError as exc:
+        raise access.not_permitted(service_url, None, doing) from exc
+    except pulsar.AuthenticationError as exc:
+        raise access.wrong_token(service_url) from exc
     except pulsar.Timeout as exc:
         raise BrokerUnavailable(f"No answer from Pulsar at {service_url} while {doing}.") from exc
     except (pulsar.ConnectError, pulsar.LookupError) as exc:

@@ -141,7 +141,7 @@ class Scheduler:
         queue = self.app.envelope(schedule.call(self.clock())).queue
         topic = topics_for(self.app.settings, queue).jobs
         self.app.connection.prepare_queue(topic, self.app.settings.subscription)
-        with Admin(self.app.settings.admin_url, token=self.app.settings.token) as admin:
+        with Admin.of(self.app.settings) as admin:
             admin.enable_deduplication(topic)
             wait_for_deduplication(admin, topic, self.stopping)
         return client.create_producer(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import threading
-from urllib.parse import quote
 
-import httpx
 import structlog
 
+from pulsarjobs.admin import Admin
+from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.settings import Settings
 
 log = structlog.get_logger("pulsarjobs.schemas")
@@ -45,15 +45,11 @@ class WriterSchemas:
     def fetch(self, key: Key) -> str | None:
         """Look a version up (blocking); remembered, failures included, so it is asked once."""
         topic, version = key
-        path = topic.removeprefix("persistent://")
-        url = f"{self.settings.admin_url}/admin/v2/schemas/{quote(path)}/schema/{version}"
-        headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
         schema: str | None = None
         try:
-            response = httpx.get(url, headers=headers, timeout=10.0)
-            response.raise_for_status()
-            schema = response.json().get("data")
-        except (httpx.HTTPError, ValueError) as exc:
+            with Admin.of(self.settings) as admin:
+                schema = admin.schema(topic, version)
+        except PulsarJobsError as exc:
             log.warning("cannot read a writer schema; decoding with ours", topic=topic,
                         version=version, error=str(exc))  # fmt: skip
         with self._lock:

@@ -230,12 +230,18 @@ class Worker:
     async def _subscribe_until_ready(
         self, stop_requested: asyncio.Event
     ) -> dict[str, pulsar.Consumer] | None:
-        """Subscribe, retrying while the broker cannot be reached (it may be starting)."""
+        """Subscribe, retrying while the broker cannot be reached (it may be starting). A
+        broker that refuses our token, role or certificate is final: retrying will not help."""
         delay = 1.0
         while not stop_requested.is_set():
             try:
                 return await asyncio.to_thread(self._subscribe_all)
             except Exception as exc:
+                connection = self.app.connection
+                denied = await asyncio.to_thread(connection.refusal, exc, "subscribing to jobs")
+                if denied is not None:
+                    await asyncio.to_thread(self.app.close)
+                    raise denied from exc
                 log.warning("cannot subscribe yet; retrying", error=str(exc), retry_in=delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop_requested.wait(), delay)
