@@ -108,7 +108,11 @@ class Admin(Closing):
         return dict(self._call("GET", f"/admin/v2/namespaces/{namespace}/permissions"))
 
     def grant_on_topic(self, topic: str, role: str, actions: list[str]) -> None:
-        """Permissions on one topic, beside the namespace's."""
+        """Permissions on one topic, beside the namespace's; the topic is created if missing
+        (a topic's permissions need the topic)."""
+        created = self._request("PUT", topic_path(topic))
+        if created.status_code != 409:  # 409: it exists
+            check(created, self._token)
         self._call("POST", f"{topic_path(topic)}/permissions/{role}", json=actions)
 
     # -- topics ------------------------------------------------------------------------------

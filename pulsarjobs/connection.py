@@ -29,6 +29,7 @@ from pulsarjobs.errors import (
     AccessDenied,
     BrokerError,
     BrokerUnavailable,
+    ConfigurationError,
     EnqueueError,
     PayloadTooLarge,
     PulsarJobsError,
@@ -38,6 +39,8 @@ from pulsarjobs.settings import Settings
 from pulsarjobs.topics import KEEPER_SUBSCRIPTION
 
 SEND_TIMEOUT_MS = 30_000
+# The name the data key is stored under in an encrypted message; the reader ignores it.
+ENCRYPTION_KEY_NAME = "pulsarjobs"
 TTL_RECHECK_SECONDS = 60.0
 
 log = structlog.get_logger("pulsarjobs.connection")
@@ -196,6 +199,7 @@ class Connection:
                 # One job, one entry: a Shared subscription then spreads jobs evenly across
                 # workers, where a batch would go whole to one of them.
                 batching_enabled=False,
+                **encryption_options(self.settings),
             )
         except Exception as exc:
             if (denied := self.refusal(exc, f"publishing to {topic}")) is not None:
@@ -282,6 +286,26 @@ def client_options(settings: Settings) -> dict[str, Any]:
     if settings.tls_trust_file:
         options["tls_trust_certs_file_path"] = settings.tls_trust_file
     return options
+
+
+def crypto_key_reader(settings: Settings) -> pulsar.CryptoKeyReader | None:
+    """The RSA key files of end-to-end encryption, when the settings name any."""
+    public, private = settings.encryption_public_key, settings.encryption_private_key
+    if not public and not private:
+        return None
+    for variable, path in (("PUBLIC", public), ("PRIVATE", private)):
+        if path and not os.path.isfile(path):
+            raise ConfigurationError(
+                f"PULSARJOBS_ENCRYPTION_{variable}_KEY names {path!r}, which is not a file"
+            )
+    return pulsar.CryptoKeyReader(public or "", private or "")
+
+
+def encryption_options(settings: Settings) -> dict[str, Any]:
+    """A producer's options: encrypt every job with the public key, when one is set."""
+    if not settings.encryption_public_key:
+        return {}
+    return {"encryption_key": ENCRYPTION_KEY_NAME, "crypto_key_reader": crypto_key_reader(settings)}
 
 
 def probe(service_url: str, timeout: float = 3.0) -> None:

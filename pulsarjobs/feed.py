@@ -265,9 +265,13 @@ class Feed:
 
 def subscribe(
     client: pulsar.Client, topics: QueueTopics, subscription: str, prefetch: int, batch: int,
-    name: str,
+    name: str, crypto: pulsar.CryptoKeyReader | None = None,
 ) -> pulsar.Consumer:  # fmt: skip
-    """A Shared consumer of a queue and of its subscription's retry topic."""
+    """A Shared consumer of a queue and of its subscription's retry topic. With `crypto`, it
+    decrypts end-to-end encrypted jobs; a job it cannot decrypt is never delivered to it (the
+    client's default failure action): the job stays stored, the client logs the failure, and
+    the job goes to a worker with the key once this one stops. Never dead-lettered: a copy
+    re-sent would lose the message's encryption keys, and so the job."""
     return client.subscribe(
         [topics.jobs, topics.retry],
         subscription,
@@ -285,6 +289,7 @@ def subscribe(
             dead_letter_topic=topics.dead,
             initial_subscription_name=DEAD_LETTER_SUBSCRIPTION,
         ),
+        crypto_key_reader=crypto,
     )
 
 

@@ -22,6 +22,7 @@ import pulsar
 import structlog
 
 from pulsarjobs.app import App
+from pulsarjobs.connection import crypto_key_reader
 from pulsarjobs.crashes import CrashGuard
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor
@@ -93,6 +94,7 @@ class Worker:
         self.crash_ledger = crash_ledger  # the directory of its supervisor's ledger, if any
         self.topics = {queue: topics_for(self.settings, queue) for queue in self.plan.names}
         self.ready = threading.Event()  # set once subscribed and fetching
+        self._crypto = crypto_key_reader(self.settings)  # a missing key file fails here
         self._stop_asked = threading.Event()  # stop() may come before the loop runs
         self._signals = 0
         self._running: _Running | None = None
@@ -256,7 +258,7 @@ class Worker:
                 keep_dead_letters(client, topics)
                 consumers[queue] = subscribe(
                     client, topics, self.settings.subscription, self.prefetch,
-                    self.ready_room, self.name,
+                    self.ready_room, self.name, self._crypto,
                 )  # fmt: skip
         except Exception:
             for consumer in consumers.values():

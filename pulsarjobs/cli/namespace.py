@@ -67,16 +67,30 @@ def grant(
     role: Annotated[str, typer.Argument(help="The role (a token's subject).")],
     produce: Annotated[bool, typer.Option("--produce", help="May enqueue jobs.")] = False,
     consume: Annotated[bool, typer.Option("--consume", help="May run jobs.")] = False,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--topic",
+            help="Only on this topic (a name in the namespace; repeatable).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Let ROLE produce and/or consume on every topic of the namespace (replaces what it had).
-    A worker needs both: it re-publishes retries. See docs/security.md."""
+    """Let ROLE produce and/or consume on every topic of the namespace (replaces what it had),
+    or on the --topic ones only. A worker needs both: it re-publishes retries. See
+    docs/security.md."""
     actions = [name for name, wanted in (("produce", produce), ("consume", consume)) if wanted]
     if not actions:
         fail("say what the role may do: --produce, --consume or both", code=2)
     with inspecting(ctx) as inspector:
-        namespace = inspector.settings.full_namespace
-        inspector.admin.grant(namespace, role, actions)
-    console.print(f"{role} may {' and '.join(actions)} on {namespace}.", highlight=False)
+        targets = [inspector.full_name(name) for name in topic or []]
+        for target in targets:
+            inspector.admin.grant_on_topic(target, role, actions)
+        if not targets:
+            targets = [inspector.settings.full_namespace]
+            inspector.admin.grant(targets[0], role, actions)
+    for target in targets:
+        console.print(f"{role} may {' and '.join(actions)} on {target}.", highlight=False)
 
 
 @app.command()
