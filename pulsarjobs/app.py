@@ -328,9 +328,7 @@ class App(Closing):
         try:
             self.connection.prepare_queue(topic, self.settings.subscription)
         except Exception as exc:
-            if (denied := self.connection.refusal(exc, f"preparing queue {queue!r}")) is not None:
-                raise denied from exc
-            raise BrokerUnavailable(
+            raise self.connection.refusal(exc, f"preparing queue {queue!r}") or BrokerUnavailable(
                 f"Cannot prepare queue {queue!r} at {self.settings.service_url}: {exc}"
             ) from exc
         return topic

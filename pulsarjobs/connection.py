@@ -202,9 +202,7 @@ class Connection:
                 **encryption_options(self.settings),
             )
         except Exception as exc:
-            if (denied := self.refusal(exc, f"publishing to {topic}")) is not None:
-                raise denied from exc
-            raise BrokerUnavailable(
+            raise self.refusal(exc, f"publishing to {topic}") or BrokerUnavailable(
                 f"Cannot publish to {topic} at {self.settings.service_url}: {exc}"
             ) from exc
 
