@@ -5,19 +5,31 @@ Topics are named in full (`persistent://tenant/namespace/name`) everywhere in th
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from pulsarjobs.access import admin_refusal, transport_failure
 from pulsarjobs.closing import Closing
 from pulsarjobs.errors import BrokerError, BrokerUnavailable, NotFound
+from pulsarjobs.settings import Settings
 from pulsarjobs.topics import partition_topic
 
 
 class Admin(Closing):
-    def __init__(self, admin_url: str, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        admin_url: str,
+        token: str | None = None,
+        timeout: float = 10.0,
+        *,
+        trust_file: str | None = None,
+        validate_hostname: bool = True,
+    ) -> None:
         self.url = admin_url.rstrip("/")
+        self._token = token
 
         def authenticate(request: httpx.Request) -> None:
             # On every request, the redirects included: httpx drops the header of a redirect
@@ -30,6 +42,18 @@ class Admin(Closing):
             timeout=timeout,
             follow_redirects=True,
             event_hooks={"request": [authenticate]},
+            verify=tls_context(trust_file, validate_hostname),
+        )
+
+    @classmethod
+    def of(cls, settings: Settings, timeout: float = 10.0) -> Admin:
+        """The admin API of the settings' broker, with their token and TLS trust."""
+        return cls(
+            settings.admin_url,
+            token=settings.token,
+            timeout=timeout,
+            trust_file=settings.tls_trust_file,
+            validate_hostname=settings.tls_validate_hostname,
         )
 
     def close(self) -> None:
@@ -45,12 +69,18 @@ class Admin(Closing):
     def namespaces(self, tenant: str) -> list[str]:
         return list(self._call("GET", f"/admin/v2/namespaces/{tenant}"))
 
+    def check_access(self, namespace: str) -> None:
+        """Fail with one clear line when the broker refuses this token or this certificate:
+        the binary protocol only times out then. Any role may list a namespace's topics that
+        it has a permission on; 401 and 403 name the problem."""
+        self._call("GET", f"/admin/v2/persistent/{namespace}")
+
     def ensure_namespace(self, namespace: str) -> bool:
         """Create `tenant/namespace` if it is missing; True when it was created."""
         response = self._request("PUT", f"/admin/v2/namespaces/{namespace}")
         if response.status_code == 409:
             return False
-        check(response)
+        check(response, self._token)
         return True
 
     def message_ttl(self, namespace: str) -> int | None:
@@ -66,6 +96,25 @@ class Admin(Closing):
     def set_namespace_policy(self, namespace: str, policy: str, value: Any) -> None:
         """One namespace policy, e.g. `retention`, `messageTTL`, `deduplication`."""
         self._call("POST", f"/admin/v2/namespaces/{namespace}/{policy}", json=value)
+
+    def grant(self, namespace: str, role: str, actions: list[str]) -> None:
+        """Let `role` do `actions` (`produce`, `consume`) on every topic of the namespace;
+        replaces what the role had there."""
+        self._call("POST", f"/admin/v2/namespaces/{namespace}/permissions/{role}", json=actions)
+
+    def revoke(self, namespace: str, role: str) -> None:
+        self._call("DELETE", f"/admin/v2/namespaces/{namespace}/permissions/{role}")
+
+    def permissions(self, namespace: str) -> dict[str, list[str]]:
+        return dict(self._call("GET", f"/admin/v2/namespaces/{namespace}/permissions"))
+
+    def grant_on_topic(self, topic: str, role: str, actions: list[str]) -> None:
+        """Permissions on one topic, beside the namespace's; the topic is created if missing
+        (a topic's permissions need the topic)."""
+        created = self._request("PUT", topic_path(topic))
+        if created.status_code != 409:  # 409: it exists
+            check(created, self._token)
+        self._call("POST", f"{topic_path(topic)}/permissions/{role}", json=actions)
 
     # -- topics ------------------------------------------------------------------------------
 
@@ -161,18 +210,33 @@ class Admin(Closing):
         rate = int(found.get("dispatchThrottlingRateInMsg", -1)) if found else -1
         return rate if rate > 0 else None
 
+    def schema(self, topic: str, version: int) -> str | None:
+        """The schema text a topic registered as `version`."""
+        path = topic.removeprefix("persistent://")
+        found = self._call("GET", f"/admin/v2/schemas/{quote(path)}/schema/{version}")
+        return str(found["data"]) if found and found.get("data") is not None else None
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
-        check(response)
+        check(response, self._token)
         return response.json() if response.content else None
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
+            if (failure := transport_failure(self.url, exc)) is not None:
+                raise failure from exc
             raise BrokerUnavailable(f"No Pulsar admin API answers at {self.url} ({exc}).") from exc
+
+
+def tls_context(trust_file: str | None, validate_hostname: bool) -> ssl.SSLContext:
+    """Trust the system's CAs, or only `trust_file` when given (a private CA)."""
+    context = ssl.create_default_context(cafile=trust_file)
+    context.check_hostname = validate_hostname
+    return context
 
 
 def topic_path(topic: str) -> str:
@@ -184,7 +248,7 @@ def topic_path(topic: str) -> str:
     return f"/admin/v2/{domain}/{tenant}/{namespace}/{quote(name, safe='')}"
 
 
-def check(response: httpx.Response) -> None:
+def check(response: httpx.Response, token: str | None = None) -> None:
     if response.is_success:
         return
     try:
@@ -193,6 +257,12 @@ def check(response: httpx.Response) -> None:
         reason = response.text
     if response.status_code == 404:
         raise NotFound(str(reason))
+    request = response.request
+    doing = f"{request.method} {request.url.path}"
+    if refusal := admin_refusal(
+        response.status_code, str(request.url.copy_with(path="/")).rstrip("/"), token, doing
+    ):
+        raise refusal
     raise BrokerError(
         f"{response.request.method} {response.request.url.path} failed: "
         f"{response.status_code} {reason}".strip()

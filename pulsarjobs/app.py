@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 from pulsarjobs import cancels, pauses, rates
-from pulsarjobs.clock import Clock, utc_now
+from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Acks, Connection
 from pulsarjobs.cron import (
@@ -235,7 +235,7 @@ class App(Closing):
                                     f"{declared.signature}: {exc}") from None  # fmt: skip
         flow = declared.flow if declared else FlowOptions()
         now = self.clock()
-        run_at = due_time(now, in_, at)
+        run_at = when_due(now, in_, at)
         if call.order_key is not None and run_at is not None:
             raise ValueError("an ordered job runs in enqueue order: it cannot be scheduled")
         return Envelope(
@@ -304,8 +304,10 @@ class App(Closing):
         try:
             self.connection.prepare_queue(topic, self.settings.subscription, key_shared=ordered)
         except Exception as exc:
-            raise BrokerUnavailable(
-                f"Cannot prepare queue {envelope.queue!r} at {self.settings.service_url}: {exc}"
+            raise self.connection.refusal(exc, f"preparing queue {envelope.queue!r}") or (
+                BrokerUnavailable(
+                    f"Cannot prepare queue {envelope.queue!r} at {self.settings.service_url}: {exc}"
+                )
             ) from exc
         return topic
 
@@ -384,17 +386,3 @@ class App(Closing):
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-
-def due_time(now: datetime, in_: timedelta | None, at: datetime | None) -> datetime | None:
-    if in_ is not None and at is not None:
-        raise ValueError("give either in_ or at, not both")
-    if at is not None:
-        if at.utcoffset() is None:
-            raise ValueError(f"at={at!r} is naive; pass an aware datetime, e.g. with tzinfo=UTC")
-        return at if at > now else None
-    if in_ is not None:
-        if in_ < timedelta(0):
-            raise ValueError(f"in_={in_} is negative")
-        return now + in_ if in_ > timedelta(0) else None
-    return None

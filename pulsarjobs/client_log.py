@@ -47,6 +47,14 @@ CONNECT_FAILED = ("Failed to establish connection to", "was not established in")
 SERVES = ("Created producer on broker", "Created consumer on broker")
 # Warnings that only say we closed something ourselves (a TableView's reader, at its close).
 CLOSED_BY_US = ("was interrupted: AlreadyClosed",)
+# An encrypted message this consumer cannot decrypt (no key reader, or the wrong private key):
+# the client keeps it from us, so only its log can tell. Said as an error, once a minute.
+UNDECRYPTABLE = ("CryptoKeyReader is not implemented", "Failed to decrypt")
+NO_KEY = (
+    "an end-to-end encrypted job cannot be decrypted here: set PULSARJOBS_ENCRYPTION_PRIVATE_KEY "
+    "to the private key of the producers' public key (see docs/security.md). The job stays "
+    "stored, held by this worker until it stops, then goes to a worker that has the key"
+)
 # A repeated client warning from one place in its code is told at most once per interval.
 REPEAT_INTERVAL = 60.0
 
@@ -73,6 +81,8 @@ class ClientLog:
             self._failed(address(peer["remote"]), reason)
         elif peer and contains(message, SERVES):
             self._serves(address(peer["remote"]))
+        elif contains(message, UNDECRYPTABLE):
+            self._tell(source, NO_KEY, error=message)
         elif (
             level in ("WARN", "ERROR")
             and not self._down_since
@@ -99,7 +109,9 @@ class ClientLog:
                 down_for=round(self._clock() - since, 1),
             )
 
-    def _tell(self, source: str, message: str) -> None:
+    def _tell(self, source: str, message: str, error: str | None = None) -> None:
+        """Log a client line, at most once a minute per source; with `error` (the client's
+        line), `message` is ours, told as an error."""
         now = self._clock()
         if now - self._told_at.get(source, -REPEAT_INTERVAL) < REPEAT_INTERVAL:
             self._hidden[source] = self._hidden.get(source, 0) + 1
@@ -107,7 +119,10 @@ class ClientLog:
         self._told_at[source] = now
         repeated = self._hidden.pop(source, 0)
         extra = {"repeated": repeated} if repeated else {}
-        log.warning(message, source=source, **extra)
+        if error is not None:
+            log.error(message, source=source, error=error, **extra)
+        else:
+            log.warning(message, source=source, **extra)
 
 
 def contains(message: str, signs: tuple[str, ...]) -> bool:

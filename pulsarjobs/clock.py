@@ -7,10 +7,25 @@ virtual one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def when_due(now: datetime, in_: timedelta | None, at: datetime | None) -> datetime | None:
+    """When a job enqueued `now` with `in_` or `at` is due; None: at once."""
+    if in_ is not None and at is not None:
+        raise ValueError("give either in_ or at, not both")
+    if at is not None:
+        if at.utcoffset() is None:
+            raise ValueError(f"at={at!r} is naive; pass an aware datetime, e.g. with tzinfo=UTC")
+        return at if at > now else None
+    if in_ is not None:
+        if in_ < timedelta(0):
+            raise ValueError(f"in_={in_} is negative")
+        return now + in_ if in_ > timedelta(0) else None
+    return None

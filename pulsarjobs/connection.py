@@ -22,21 +22,25 @@ from typing import Any
 import pulsar
 import structlog
 
-from pulsarjobs import client_log
+from pulsarjobs import access, client_log
 from pulsarjobs.admin import Admin
-from pulsarjobs.envelope import pulsar_schema
 from pulsarjobs.errors import (
+    AccessDenied,
     BrokerError,
     BrokerUnavailable,
+    ConfigurationError,
     EnqueueError,
     PayloadTooLarge,
     PulsarJobsError,
 )
 from pulsarjobs.presence import keep_compacted
+from pulsarjobs.schema_registry import pulsar_schema
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import KEEPER_SUBSCRIPTION
 
 SEND_TIMEOUT_MS = 30_000
+# The name the data key is stored under in an encrypted message; the reader ignores it.
+ENCRYPTION_KEY_NAME = "pulsarjobs"
 TTL_RECHECK_SECONDS = 60.0
 
 log = structlog.get_logger("pulsarjobs.connection")
@@ -93,19 +97,39 @@ class Connection:
             return self._client
 
     def _new_client(self) -> pulsar.Client:
-        token = self.settings.token
         try:
             return pulsar.Client(
                 self.settings.service_url,
-                authentication=pulsar.AuthenticationToken(token) if token else None,
                 operation_timeout_seconds=10,
                 connection_timeout_ms=5_000,
                 logger=self._client_logger or client_log.sink(),
+                **client_options(self.settings),
             )
         except Exception as exc:
             raise BrokerUnavailable(
                 f"Cannot use Pulsar at {self.settings.service_url}: {exc}"
             ) from exc
+
+    def refusal(self, failure: Exception, doing: str) -> AccessDenied | None:
+        """The access problem behind a client failure, if that is what it was. The client
+        names a missing permission, but only times out on a missing or wrong token and
+        fails to connect on an untrusted certificate: the admin API, asked with the same
+        token and trust, says which. Asked after a failure only: nothing on the happy path."""
+        url = self.settings.service_url
+        if isinstance(failure, pulsar.AuthorizationError):
+            return access.not_permitted(url, self.settings.token, doing)
+        if isinstance(failure, pulsar.AuthenticationError):
+            return access.wrong_token(url)
+        if not isinstance(failure, pulsar.Timeout | pulsar.ConnectError | BrokerError):
+            return None
+        try:
+            with Admin.of(self.settings, timeout=5.0) as admin:
+                admin.check_access(self.settings.full_namespace)
+        except AccessDenied as denied:
+            return denied
+        except PulsarJobsError:  # the admin API is out of reach too: no more to tell
+            return None
+        return None
 
     def message_ttl(self) -> float | None:
         """The namespace's message TTL in seconds, asked at most once a minute; None when it
@@ -114,7 +138,7 @@ class Connection:
         if now - self._ttl_checked_at > TTL_RECHECK_SECONDS:
             self._ttl_checked_at = now
             try:
-                with Admin(self.settings.admin_url, token=self.settings.token) as admin:
+                with Admin.of(self.settings) as admin:
                     self._ttl = admin.message_ttl(self.settings.full_namespace)
             except PulsarJobsError as exc:
                 log.warning("cannot read the namespace's message TTL", error=str(exc))
@@ -155,7 +179,7 @@ class Connection:
         if topic in self._prepared_topics:
             return
         self.prepare_queue(topic, KEEPER_SUBSCRIPTION)
-        keep_compacted(self.settings.admin_url, self.settings.token, topic)
+        keep_compacted(self.settings, topic)
 
     def producer(self, topic: str) -> pulsar.Producer:
         producer = self._producers.get(topic)
@@ -178,9 +202,10 @@ class Connection:
                 # One job, one entry: a Shared subscription then spreads jobs evenly across
                 # workers, where a batch would go whole to one of them.
                 batching_enabled=False,
+                **encryption_options(self.settings),
             )
         except Exception as exc:
-            raise BrokerUnavailable(
+            raise self.refusal(exc, f"publishing to {topic}") or BrokerUnavailable(
                 f"Cannot publish to {topic} at {self.settings.service_url}: {exc}"
             ) from exc
 
@@ -259,6 +284,36 @@ def _close_at_exit() -> None:
             connection.close()
 
 
+def client_options(settings: Settings) -> dict[str, Any]:
+    """The Pulsar client's options for the settings' token and TLS trust."""
+    options: dict[str, Any] = {"tls_validate_hostname": settings.tls_validate_hostname}
+    if settings.token:
+        options["authentication"] = pulsar.AuthenticationToken(settings.token)
+    if settings.tls_trust_file:
+        options["tls_trust_certs_file_path"] = settings.tls_trust_file
+    return options
+
+
+def crypto_key_reader(settings: Settings) -> pulsar.CryptoKeyReader | None:
+    """The RSA key files of end-to-end encryption, when the settings name any."""
+    public, private = settings.encryption_public_key, settings.encryption_private_key
+    if not public and not private:
+        return None
+    for variable, path in (("PUBLIC", public), ("PRIVATE", private)):
+        if path and not os.path.isfile(path):
+            raise ConfigurationError(
+                f"PULSARJOBS_ENCRYPTION_{variable}_KEY names {path!r}, which is not a file"
+            )
+    return pulsar.CryptoKeyReader(public or "", private or "")
+
+
+def encryption_options(settings: Settings) -> dict[str, Any]:
+    """A producer's options: encrypt every job with the public key, when one is set."""
+    if not settings.encryption_public_key:
+        return {}
+    return {"encryption_key": ENCRYPTION_KEY_NAME, "crypto_key_reader": crypto_key_reader(settings)}
+
+
 def probe(service_url: str, timeout: float = 3.0) -> None:
     """Fail at once, naming the URL, when nothing listens where the broker should: the client
     itself would keep retrying for its whole operation timeout."""
@@ -283,6 +338,10 @@ def client_errors(service_url: str, doing: str) -> Iterator[None]:
     """Report a Pulsar client failure as a BrokerError that names the broker tried."""
     try:
         yield
+    except pulsar.AuthorizationError as exc:
+        raise access.not_permitted(service_url, None, doing) from exc
+    except pulsar.AuthenticationError as exc:
+        raise access.wrong_token(service_url) from exc
     except pulsar.Timeout as exc:
         raise BrokerUnavailable(f"No answer from Pulsar at {service_url} while {doing}.") from exc
     except (pulsar.ConnectError, pulsar.LookupError) as exc:

@@ -20,9 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, TypeAlias, cast
 
-import _pulsar
 import fastavro
-import pulsar.schema
 
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import PulsarJobsError
@@ -155,10 +153,10 @@ def _schema_text() -> str:
     return source.read_text(encoding="utf-8")
 
 
-_SCHEMA_DEFINITION: Final[dict[str, Any]] = json.loads(_schema_text())
-_PARSED_SCHEMA: Final = fastavro.parse_schema(_SCHEMA_DEFINITION)
+SCHEMA_DEFINITION: Final[dict[str, Any]] = json.loads(_schema_text())
+_PARSED_SCHEMA: Final = fastavro.parse_schema(SCHEMA_DEFINITION)
 
-SCHEMA_JSON: Final = json.dumps(_SCHEMA_DEFINITION, separators=(",", ":"), ensure_ascii=False)
+SCHEMA_JSON: Final = json.dumps(SCHEMA_DEFINITION, separators=(",", ":"), ensure_ascii=False)
 """The envelope's Avro schema as compact JSON, docs and defaults included."""
 
 
@@ -167,7 +165,7 @@ def _writer_schema(text: str) -> Any:
     """The parsed writer schema, or None when it is ours and no resolution is needed."""
     try:
         definition = json.loads(text)
-        return None if definition == _SCHEMA_DEFINITION else fastavro.parse_schema(definition)
+        return None if definition == SCHEMA_DEFINITION else fastavro.parse_schema(definition)
     except Exception as exc:
         raise EnvelopeError(f"writer schema is not a valid Avro schema: {_brief(exc)}") from exc
 
@@ -373,30 +371,3 @@ def decode(data: bytes, writer_schema: str | None = None) -> Envelope:
     if left_over:
         raise EnvelopeError(f"not a job envelope: {left_over} bytes left after the envelope")
     return envelope
-
-
-# --- Pulsar schema registry -------------------------------------------------------------
-
-
-class _RegisteredAvroSchema(pulsar.schema.Schema):  # type: ignore[misc]
-    """Declares our Avro schema to Pulsar's registry while payloads stay bytes: the client
-    sends and returns them untouched, and :func:`encode` / :func:`decode` do the Avro."""
-
-    def __init__(self) -> None:
-        super().__init__(bytes, _pulsar.SchemaType.AVRO, _SCHEMA_DEFINITION, "AVRO")
-
-    def encode(self, obj: bytes) -> bytes:
-        self._validate_object_type(obj)
-        return obj
-
-    def decode(self, data: bytes) -> bytes:
-        return data
-
-    def __str__(self) -> str:
-        return "JobEnvelopeSchema"
-
-
-@functools.cache
-def pulsar_schema() -> pulsar.schema.Schema:
-    """The schema to give Pulsar producers and consumers of job topics (one shared instance)."""
-    return _RegisteredAvroSchema()

@@ -31,3 +31,7 @@ class PayloadTooLarge(EnqueueError):
 
 class JobTimeout(PulsarJobsError, TimeoutError):
     """A run of a job took longer than its timeout."""
+
+
+class AccessDenied(BrokerError):
+    """The broker refused this process's token or role, or its TLS certificate is not trusted."""

@@ -24,8 +24,8 @@ from typing import Protocol
 import pulsar
 import structlog
 
-from pulsarjobs.envelope import pulsar_schema
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.schema_registry import pulsar_schema
 from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, QueueTopics, check_queue_name
 
 log = structlog.get_logger("pulsarjobs.feed")
@@ -323,10 +323,14 @@ class Feed:
 
 def subscribe(
     client: pulsar.Client, topics: QueueTopics, subscription: str, prefetch: int, batch: int,
-    name: str, ordered: bool = False,
+    name: str, ordered: bool = False, crypto: pulsar.CryptoKeyReader | None = None,
 ) -> pulsar.Consumer:  # fmt: skip
     """A Shared consumer of a queue and of its subscription's retry topic; `ordered`: a
-    Key_Shared one of the queue's ordered jobs (ordering.py)."""
+    Key_Shared one of the queue's ordered jobs (ordering.py). With `crypto`, it decrypts
+    end-to-end encrypted jobs; a job it cannot decrypt is never delivered to it (the client's
+    default failure action): the job stays stored, the client logs the failure, and the job
+    goes to a worker with the key once this one stops. Never dead-lettered: a copy re-sent
+    would lose the message's encryption keys, and so the job."""
     return client.subscribe(
         [topics.ordered] if ordered else [topics.jobs, topics.retry],
         subscription,
@@ -344,6 +348,7 @@ def subscribe(
             dead_letter_topic=topics.dead,
             initial_subscription_name=DEAD_LETTER_SUBSCRIPTION,
         ),
+        crypto_key_reader=crypto,
     )
 
 

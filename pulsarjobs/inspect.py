@@ -125,7 +125,7 @@ class _Schedule:
 class Inspector(Closing):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.admin = Admin(settings.admin_url, token=settings.token)
+        self.admin = Admin.of(settings)
         self._connection: Connection | None = None
         self._opening = threading.Lock()  # a dashboard reads from several threads
         self.schemas = WriterSchemas(settings)  # writer schemas, looked up once each

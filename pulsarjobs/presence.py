@@ -29,6 +29,7 @@ from pulsarjobs.heartbeat import (
     WorkerState,
     rss_bytes,
 )
+from pulsarjobs.settings import Settings
 from pulsarjobs.topics import control_topic, workers_topic
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class Presence:
         topic = workers_topic(self.settings)
         client = self.worker.app.connection.client
         self._producer = client.create_producer(topic, batching_enabled=False)
-        keep_compacted(self.settings.admin_url, self.settings.token, topic)  # once it exists
+        keep_compacted(self.settings, topic)  # once it exists
         self._reader = client.create_reader(
             control_topic(self.settings), pulsar.MessageId.latest, reader_listener=self._on_command
         )
@@ -166,12 +167,12 @@ class Presence:
                     closable.close()
 
 
-def keep_compacted(admin_url: str, token: str | None, topic: str) -> None:
+def keep_compacted(settings: Settings, topic: str) -> None:
     """Ask the broker to compact a keyed topic (heartbeats, marks); without it, reading the
     latest value of each key would read every message ever sent. Best effort: the admin API
     may be out of reach."""
     try:
-        with Admin(admin_url, token=token, timeout=5.0) as admin:
+        with Admin.of(settings, timeout=5.0) as admin:
             admin.set_compaction_threshold(topic, COMPACTION_THRESHOLD_BYTES)
     except PulsarJobsError as exc:
         log.warning("cannot set compaction on a topic", topic=topic, error=str(exc))

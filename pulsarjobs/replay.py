@@ -34,9 +34,10 @@ from pulsarjobs.backlog import position_of
 from pulsarjobs.clock import utc_now
 from pulsarjobs.connection import SEND_TIMEOUT_MS, client_errors
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
-from pulsarjobs.envelope import Envelope, encode, pulsar_schema
+from pulsarjobs.envelope import Envelope, encode
 from pulsarjobs.errors import BrokerError, NotFound
 from pulsarjobs.inspect import Inspector, subscription_of
+from pulsarjobs.schema_registry import pulsar_schema
 from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, check_queue_name, topics_for
 
 WINDOW = 500  # copies awaiting the broker's ack at once

@@ -28,8 +28,9 @@ from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.cron import Schedule
-from pulsarjobs.envelope import encode, pulsar_schema
+from pulsarjobs.envelope import encode
 from pulsarjobs.errors import BrokerError
+from pulsarjobs.schema_registry import pulsar_schema
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import scheduler_leader_topic, scheduler_ticks_topic, topics_for
 
@@ -141,7 +142,7 @@ class Scheduler:
         queue = self.app.envelope(schedule.call(self.clock())).queue
         topic = topics_for(self.app.settings, queue).jobs
         self.app.connection.prepare_queue(topic, self.app.settings.subscription)
-        with Admin(self.app.settings.admin_url, token=self.app.settings.token) as admin:
+        with Admin.of(self.app.settings) as admin:
             admin.enable_deduplication(topic)
             wait_for_deduplication(admin, topic, self.stopping)
         return client.create_producer(

@@ -1,4 +1,5 @@
-"""The schema each message was written with, from Pulsar's schema registry.
+"""Pulsar's schema registry: the envelope schema our producers and consumers declare, and the
+schema each message was written with.
 
 A producer on a newer (or older) envelope schema registers its version on the topic; its
 messages name that version. Decoding needs the writer's schema, so the worker looks each
@@ -9,11 +10,14 @@ from __future__ import annotations
 
 import functools
 import threading
-from urllib.parse import quote
 
-import httpx
+import _pulsar
+import pulsar.schema
 import structlog
 
+from pulsarjobs.admin import Admin
+from pulsarjobs.envelope import SCHEMA_DEFINITION
+from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.settings import Settings
 
 log = structlog.get_logger("pulsarjobs.schemas")
@@ -45,17 +49,37 @@ class WriterSchemas:
     def fetch(self, key: Key) -> str | None:
         """Look a version up (blocking); remembered, failures included, so it is asked once."""
         topic, version = key
-        path = topic.removeprefix("persistent://")
-        url = f"{self.settings.admin_url}/admin/v2/schemas/{quote(path)}/schema/{version}"
-        headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
         schema: str | None = None
         try:
-            response = httpx.get(url, headers=headers, timeout=10.0)
-            response.raise_for_status()
-            schema = response.json().get("data")
-        except (httpx.HTTPError, ValueError) as exc:
+            with Admin.of(self.settings) as admin:
+                schema = admin.schema(topic, version)
+        except PulsarJobsError as exc:
             log.warning("cannot read a writer schema; decoding with ours", topic=topic,
                         version=version, error=str(exc))  # fmt: skip
         with self._lock:
             self._known[key] = schema
         return schema
+
+
+class _RegisteredAvroSchema(pulsar.schema.Schema):  # type: ignore[misc]
+    """Declares our Avro schema to Pulsar's registry while payloads stay bytes: the client
+    sends and returns them untouched, and :func:`encode` / :func:`decode` do the Avro."""
+
+    def __init__(self) -> None:
+        super().__init__(bytes, _pulsar.SchemaType.AVRO, SCHEMA_DEFINITION, "AVRO")
+
+    def encode(self, obj: bytes) -> bytes:
+        self._validate_object_type(obj)
+        return obj
+
+    def decode(self, data: bytes) -> bytes:
+        return data
+
+    def __str__(self) -> str:
+        return "JobEnvelopeSchema"
+
+
+@functools.cache
+def pulsar_schema() -> pulsar.schema.Schema:
+    """The schema to give Pulsar producers and consumers of job topics (one shared instance)."""
+    return _RegisteredAvroSchema()

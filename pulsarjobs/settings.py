@@ -10,7 +10,8 @@ from typing import Any, get_args, get_type_hints
 from pulsarjobs.errors import ConfigurationError
 
 ENV_PREFIX = "PULSARJOBS_"
-TYPE_NAMES = {int: "an integer", float: "a number", str: "a string"}
+TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +20,15 @@ class Settings:
     admin_url: str = "http://127.0.0.1:8080"
     tenant: str = "public"
     namespace: str = "pulsarjobs"
-    token: str | None = None
+    token: str | None = None  # a JWT: the role the broker knows this process as
+    tls_trust_file: str | None = (
+        None  # the CA (PEM) a pulsar+ssl:// or https:// broker is signed by
+    )
+    tls_validate_hostname: bool = True  # the broker's certificate must name the host connected to
+    # End-to-end encryption of job payloads (RSA PEM files): producers encrypt with the public
+    # key, workers decrypt with the private one. See docs/security.md.
+    encryption_public_key: str | None = None
+    encryption_private_key: str | None = None
     subscription: str = "pulsarjobs"
     max_message_size: int = 5 * 1024 * 1024  # the broker's maxMessageSize
     heartbeat_interval: float = 5.0  # seconds between a worker's heartbeats
@@ -77,6 +86,10 @@ def parse_setting(text: str, kind: Any, source: str) -> Any:
         (kind,) = (arg for arg in get_args(kind) if arg is not type(None))
     if kind not in TYPE_NAMES:
         raise TypeError(f"settings of type {kind!r} cannot be read from text")
+    if kind is bool:
+        if text.strip().lower() not in BOOLEANS:
+            raise ConfigurationError(f"{source} must be {TYPE_NAMES[kind]}, got {text!r}")
+        return BOOLEANS[text.strip().lower()]
     try:
         return kind(text)
     except ValueError:

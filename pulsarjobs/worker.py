@@ -22,6 +22,7 @@ import pulsar
 import structlog
 
 from pulsarjobs.app import App
+from pulsarjobs.connection import crypto_key_reader
 from pulsarjobs.crashes import CrashGuard
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor
@@ -95,6 +96,7 @@ class Worker:
         self.crash_ledger = crash_ledger  # the directory of its supervisor's ledger, if any
         self.topics = {queue: topics_for(self.settings, queue) for queue in self.plan.names}
         self.ready = threading.Event()  # set once subscribed and fetching
+        self._crypto = crypto_key_reader(self.settings)  # a missing key file fails here
         self._stop_asked = threading.Event()  # stop() may come before the loop runs
         self._signals = 0
         self._running: _Running | None = None
@@ -238,12 +240,18 @@ class Worker:
     async def _subscribe_until_ready(
         self, stop_requested: asyncio.Event
     ) -> dict[str, pulsar.Consumer] | None:
-        """Subscribe, retrying while the broker cannot be reached (it may be starting)."""
+        """Subscribe, retrying while the broker cannot be reached (it may be starting). A
+        broker that refuses our token, role or certificate is final: retrying will not help."""
         delay = 1.0
         while not stop_requested.is_set():
             try:
                 return await asyncio.to_thread(self._subscribe_all)
             except Exception as exc:
+                connection = self.app.connection
+                denied = await asyncio.to_thread(connection.refusal, exc, "subscribing to jobs")
+                if denied is not None:
+                    await asyncio.to_thread(self.app.close)
+                    raise denied from exc
                 log.warning("cannot subscribe yet; retrying", error=str(exc), retry_in=delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop_requested.wait(), delay)
@@ -259,7 +267,7 @@ class Worker:
                 for ordered, name in ((False, queue), (True, f"{queue}-ordered")):
                     consumers[name] = subscribe(
                         client, topics, self.settings.subscription, self.prefetch,
-                        self.ready_room, self.name, ordered,
+                        self.ready_room, self.name, ordered, self._crypto,
                     )  # fmt: skip
         except Exception:
             for consumer in consumers.values():

@@ -32,6 +32,7 @@ from pulsarjobs.broker.process import (
 )
 from pulsarjobs.broker.templates import render
 from pulsarjobs.errors import BrokerError
+from pulsarjobs.settings import Settings
 
 CLUSTER_NAME = "pulsarjobs"
 BOOKIES = 3
@@ -218,7 +219,10 @@ class LocalCluster:
             for namespace in self.namespaces:
                 admin.ensure_namespace(namespace)
         say("checking that a message goes through")
-        probe(self.service_url, f"persistent://{self.namespaces[0]}/pulsarjobs-probe")
+        probe(
+            Settings(service_url=self.service_url, admin_url=self.admin_url),
+            f"persistent://{self.namespaces[0]}/pulsarjobs-probe",
+        )
 
     def start_node(
         self,

@@ -25,12 +25,14 @@ from pulsarjobs.broker.process import (
     port_in_use,
     startup_failure,
 )
+from pulsarjobs.broker.security import BrokerSecurity
 from pulsarjobs.broker.templates import render
 from pulsarjobs.errors import BrokerError
+from pulsarjobs.settings import Settings
 
 MAIN_CLASS = "org.apache.pulsar.PulsarStandaloneStarter"
 DEFAULT_NAMESPACES = ("public/pulsarjobs",)
-PORTS_FILE = "ports.json"
+PORTS_FILE = "ports.json"  # the ports and security options of the last start
 LOG_CONFIG = "log4j2.xml"
 LOOP_SIGNATURE = "was invalidated. state Valid"  # ResourceLockImpl, on every turn of the loop
 
@@ -62,6 +64,8 @@ class LocalBroker:
     heap: str = "768m"
     settings: Mapping[str, str] = field(default_factory=dict)
     namespaces: Sequence[str] = DEFAULT_NAMESPACES
+    auth: bool = False  # token authentication and authorization (see security.py)
+    tls: bool = False  # TLS on both ports, plain text off
     process: JavaProcess = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -79,8 +83,11 @@ class LocalBroker:
         broker_port: int | None = None,
         web_port: int | None = None,
         bookie_port: int | None = None,
+        auth: bool | None = None,
+        tls: bool | None = None,
     ) -> LocalBroker:
-        """The broker of a data directory, on the ports it was last started with unless given."""
+        """The broker of a data directory, on the ports and with the security options it was
+        last started with unless given."""
         broker = cls(data_dir=data_dir or default_data_dir())
         saved: dict[str, int] = {}
         with contextlib.suppress(OSError, ValueError):
@@ -88,15 +95,32 @@ class LocalBroker:
         broker.broker_port = broker_port or saved.get("broker_port", broker.broker_port)
         broker.web_port = web_port or saved.get("web_port", broker.web_port)
         broker.bookie_port = bookie_port or saved.get("bookie_port", broker.bookie_port)
+        broker.auth = bool(saved.get("auth", False)) if auth is None else auth
+        broker.tls = bool(saved.get("tls", False)) if tls is None else tls
         return broker
 
     @property
     def service_url(self) -> str:
-        return f"pulsar://127.0.0.1:{self.broker_port}"
+        scheme = "pulsar+ssl" if self.tls else "pulsar"
+        return f"{scheme}://127.0.0.1:{self.broker_port}"
 
     @property
     def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.web_port}"
+
+    @property
+    def security(self) -> BrokerSecurity:
+        return BrokerSecurity(self.data_dir / "security", auth=self.auth, tls=self.tls)
+
+    def client_settings(self) -> Settings:
+        """How a client reaches this broker as its super-user (the admin token, the CA)."""
+        security = self.security
+        return Settings(
+            service_url=self.service_url,
+            admin_url=self.admin_url,
+            token=security.admin_token(),
+            tls_trust_file=str(security.ca_file) if self.tls else None,
+        )
 
     @property
     def pid_file(self) -> Path:
@@ -163,13 +187,24 @@ class LocalBroker:
             "standalone.conf", broker_port=str(self.broker_port), web_port=str(self.web_port)
         )
         conf += "\n" + render("jobs-broker.conf") + "\n" + render("jobs-bookie.conf")
+        security = self.security
+        security.prepare()
+        secured = security.broker_settings()
+        if self.tls:  # the same ports, with TLS only
+            secured |= {"brokerServicePort": "", "webServicePort": ""}
+            secured |= {"brokerServicePortTls": str(self.broker_port)}
+            secured |= {"webServicePortTls": str(self.web_port)}
+        if secured:
+            conf += "\n# Security (--auth, --tls)\n"
+            conf += "".join(f"{key}={value}\n" for key, value in secured.items())
         extra = "".join(f"{key}={value}\n" for key, value in self.settings.items())
         if extra:  # later keys win in a properties file
             conf += "\n# Given on the command line\n" + extra
         self.conf_file.write_text(conf)
-        ports = {"broker_port": self.broker_port, "web_port": self.web_port}
-        ports["bookie_port"] = self.bookie_port
-        (self.data_dir / PORTS_FILE).write_text(json.dumps(ports))
+        self.conf_file.chmod(0o600)  # it holds the token secret
+        saved: dict[str, int | bool] = {"broker_port": self.broker_port, "web_port": self.web_port}
+        saved |= {"bookie_port": self.bookie_port, "auth": self.auth, "tls": self.tls}
+        (self.data_dir / PORTS_FILE).write_text(json.dumps(saved))
         write_log_config(self.conf_file.parent)
 
     def _spawn(self, jdk: Jdk, jars: str) -> None:
@@ -189,7 +224,8 @@ class LocalBroker:
     def _wait_until_serving(self, say: Progress, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         started = time.monotonic()
-        with Admin(self.admin_url, timeout=5.0) as admin:
+        client = self.client_settings()
+        with Admin.of(client, timeout=5.0) as admin:
             while not admin.healthy():
                 if self.process.exited():
                     raise BrokerError(
@@ -207,7 +243,7 @@ class LocalBroker:
             for namespace in self.namespaces:
                 admin.ensure_namespace(namespace)
         say("checking that a message goes through")
-        probe(self.service_url, f"persistent://{self.namespaces[0]}/pulsarjobs-probe")
+        probe(client, f"persistent://{self.namespaces[0]}/pulsarjobs-probe")
 
 
 def write_log_config(conf_dir: Path) -> None:
@@ -223,14 +259,17 @@ def registration_loop(log: str, threshold: int = 50) -> bool:
     return sum(1 for line in lines if "/ledgers/available/" in line) >= threshold
 
 
-def probe(service_url: str, topic: str, timeout_ms: int = 10_000) -> None:
+def probe(settings: Settings, topic: str, timeout_ms: int = 10_000) -> None:
     """Send one message and read it back: the broker really serves clients."""
     import pulsar
 
+    from pulsarjobs.connection import client_options
+
     client = pulsar.Client(
-        service_url,
+        settings.service_url,
         operation_timeout_seconds=10,
         logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
+        **client_options(settings),
     )
     try:
         consumer = client.subscribe(topic, "pulsarjobs-probe")

@@ -38,12 +38,32 @@ def start(
         list[str] | None,
         typer.Option("--set", help="Extra broker setting KEY=VALUE (repeatable)."),
     ] = None,
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Token authentication and authorization; makes a secret and an admin token "
+            "in the data directory. [default: as last started]",
+            show_default=False,
+        ),
+    ] = None,
+    tls: Annotated[
+        bool | None,
+        typer.Option(
+            "--tls/--no-tls",
+            help="TLS on both ports with a CA made in the data directory. "
+            "[default: as last started]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the broker in the background and wait until it serves."""
     if url := external_service_url():
         check_external(url)
         return
-    broker = LocalBroker.at(data_dir, broker_port=port, web_port=web_port, bookie_port=bookie_port)
+    broker = LocalBroker.at(
+        data_dir, broker_port=port, web_port=web_port, bookie_port=bookie_port, auth=auth, tls=tls
+    )
     broker.settings = parse_settings(setting or [])
     if broker.status().state == "running":
         console.print(f"Pulsar is already running (pid {broker.status().pid}).")
@@ -97,6 +117,16 @@ def logs(
 
 @app.command()
 @reports_errors
+def token(
+    role: Annotated[str, typer.Argument(help="The role the token authenticates as.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Print a token for ROLE, signed with the secret of a broker started with --auth."""
+    typer.echo(LocalBroker.at(data_dir).security.token(role))
+
+
+@app.command()
+@reports_errors
 def fetch() -> None:
     """Download the broker's jars into the cache (done by `start` too); offline afterwards."""
     if cached(PULSAR_VERSION):
@@ -114,11 +144,20 @@ def print_broker_status(broker: LocalBroker) -> None:
     typer.echo(f"service URL: {current.service_url}")
     typer.echo(f"admin URL:   {current.admin_url}")
     typer.echo(f"data:        {broker.data_dir}")
+    security = broker.security
+    if broker.auth:
+        typer.echo(f"admin token: export PULSARJOBS_TOKEN=$(cat {security.admin_token_file})")
+        typer.echo("             (a role's token: pulsarjobs broker token ROLE)")
+    if broker.tls:
+        typer.echo(f"TLS CA:      export PULSARJOBS_TLS_TRUST_FILE={security.ca_file}")
+    if broker.auth or broker.tls:
+        typer.echo(f"             export PULSARJOBS_SERVICE_URL={current.service_url}")
+        typer.echo(f"             export PULSARJOBS_ADMIN_URL={current.admin_url}")
 
 
 def check_external(service_url: str) -> None:
     settings = Settings.from_env()
-    with Admin(settings.admin_url, token=settings.token) as admin:
+    with Admin.of(settings) as admin:
         if not admin.healthy():
             fail(f"PULSARJOBS_SERVICE_URL is set, but no healthy broker answers at {admin.url}.")
     console.print(f"PULSARJOBS_SERVICE_URL is set: using the broker at {service_url}.")

@@ -33,6 +33,14 @@ def connection_options(
             help="JWT for token authentication. (env PULSARJOBS_TOKEN)", show_default=False
         ),
     ] = None,
+    tls_trust_file: Annotated[
+        str | None,
+        typer.Option(
+            help="CA file (PEM) the broker's TLS certificate is signed by. "
+            "(env PULSARJOBS_TLS_TRUST_FILE)",
+            show_default=False,
+        ),
+    ] = None,
     tenant: Annotated[
         str | None, typer.Option(help="(env PULSARJOBS_TENANT)", show_default=False)
     ] = None,
@@ -52,6 +60,7 @@ def connection_options(
         "service_url": service_url,
         "admin_url": admin_url,
         "token": token,
+        "tls_trust_file": tls_trust_file,
         "tenant": tenant,
         "namespace": namespace,
         "subscription": subscription,

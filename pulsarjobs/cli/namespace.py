@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from pulsarjobs.cli.context import inspecting
-from pulsarjobs.cli.output import reports_errors
+from pulsarjobs.cli.output import fail, reports_errors
 from pulsarjobs.durations import parse_duration
 from pulsarjobs.namespaces import JobPolicies, set_up_namespace
 
@@ -58,6 +58,62 @@ def create(
     console.print(f"  message TTL      {duration_text(policies.ttl)}", highlight=False)
     console.print(f"  de-duplication   {'on' if dedup else 'off'}", highlight=False)
     console.print("  idle topics      kept", highlight=False)
+
+
+@app.command()
+@reports_errors
+def grant(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(help="The role (a token's subject).")],
+    produce: Annotated[bool, typer.Option("--produce", help="May enqueue jobs.")] = False,
+    consume: Annotated[bool, typer.Option("--consume", help="May run jobs.")] = False,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--topic",
+            help="Only on this topic (a name in the namespace; repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Let ROLE produce and/or consume on every topic of the namespace (replaces what it had),
+    or on the --topic ones only. A worker needs both: it re-publishes retries. See
+    docs/security.md."""
+    actions = [name for name, wanted in (("produce", produce), ("consume", consume)) if wanted]
+    if not actions:
+        fail("say what the role may do: --produce, --consume or both", code=2)
+    with inspecting(ctx) as inspector:
+        targets = [inspector.full_name(name) for name in topic or []]
+        for target in targets:
+            inspector.admin.grant_on_topic(target, role, actions)
+        if not targets:
+            targets = [inspector.settings.full_namespace]
+            inspector.admin.grant(targets[0], role, actions)
+    for target in targets:
+        console.print(f"{role} may {' and '.join(actions)} on {target}.", highlight=False)
+
+
+@app.command()
+@reports_errors
+def revoke(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(help="The role (a token's subject).")],
+) -> None:
+    """Take every namespace permission of ROLE away."""
+    with inspecting(ctx) as inspector:
+        namespace = inspector.settings.full_namespace
+        inspector.admin.revoke(namespace, role)
+    console.print(f"{role} has no permission on {namespace} any more.", highlight=False)
+
+
+@app.command()
+@reports_errors
+def permissions(ctx: typer.Context) -> None:
+    """The roles with permissions on the namespace, and what each may do."""
+    with inspecting(ctx) as inspector:
+        granted = inspector.admin.permissions(inspector.settings.full_namespace)
+    for role, actions in sorted(granted.items()):
+        console.print(f"{role:<24} {', '.join(sorted(actions))}", highlight=False)
 
 
 def duration_text(duration: timedelta | None) -> str:

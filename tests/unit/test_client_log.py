@@ -96,3 +96,17 @@ def test_a_repeated_client_warning_is_told_once_a_minute_with_the_count_hidden()
 
 def test_routine_lines_and_other_text_are_debug() -> None:
     assert told([RETRY, TCP_UP, "a continuation line"]) == []
+
+
+def test_a_job_the_worker_cannot_decrypt_is_an_error_naming_the_key_setting() -> None:
+    line = (
+        "2026-01-02 10:00:00.378 WARN  [1401] ConsumerImpl:861 | [persistent://public/pulsarjobs/"
+        "default, pulsarjobs, 2] Message delivery failed since CryptoKeyReader is not "
+        "implemented to consume encrypted message"
+    )
+    with capture_logs() as logs:
+        ClientLog().handle(line)
+    [event] = logs
+    assert event["log_level"] == "error"
+    assert "PULSARJOBS_ENCRYPTION_PRIVATE_KEY" in event["event"]
+    assert "stays stored" in event["event"]

@@ -22,10 +22,10 @@ from pulsarjobs.envelope import (
     decode,
     encode,
     new_id,
-    pulsar_schema,
 )
 from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.schema_registry import pulsar_schema
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "job_envelope.avsc"
 WHEN = datetime(2031, 5, 17, 8, 30, 15, 123000, tzinfo=UTC)
