@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +55,13 @@ class BrokerUnderTest:
         self.local.stop()
         self.local.start()
 
+    def kill_and_restart(self) -> None:
+        """kill -9 the broker, as a crash would, and start it again on its data."""
+        if self.local is None:
+            pytest.skip("killing needs a broker these tests started")
+        self.local.process.kill()
+        self.local.start()
+
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[BrokerUnderTest]:
@@ -79,15 +86,18 @@ def docker_answers() -> bool:
     return done.returncode == 0
 
 
-def launched_broker(data_dir: Path | None = None) -> Iterator[BrokerUnderTest]:
+def launched_broker(
+    data_dir: Path | None = None, settings: Mapping[str, str] | None = None
+) -> Iterator[BrokerUnderTest]:
     """A standalone from the launcher on free ports, in `data_dir` (default: a new temporary
-    directory), stopped and removed at the end."""
+    directory), with extra broker `settings`, stopped and removed at the end."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="pulsarjobs-test-broker-"))
     local = LocalBroker(
         data_dir=data_dir,
         broker_port=free_port(),
         web_port=free_port(),
         bookie_port=free_port(),
+        settings=dict(settings or {}),
     )
     try:
         local.start()

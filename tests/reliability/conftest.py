@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from pulsarjobs import App, JobCall, Settings
 from pulsarjobs.topics import topics_for
-from tests.conftest import BrokerUnderTest
+from tests.conftest import BrokerUnderTest, launched_broker
 from tests.integration.helpers import fresh_settings, read_topic, settings_env, start_worker_process
 from tests.reliability import report
 from tests.reliability.app import FIX_VARIABLE, make_app
@@ -30,6 +31,7 @@ class Scenario:
 
     name: str
     long: bool
+    broker: BrokerUnderTest
     settings: Settings
     app: App
     directory: Path  # the record and the workers' logs
@@ -81,6 +83,10 @@ class Scenario:
         properties = [message.properties() for message in messages]
         return {p.get("pulsarjobs-job-id", ""): p.get("pulsarjobs-reason", "") for p in properties}
 
+    def enqueued(self) -> set[str]:
+        """The jobs whose enqueue returned."""
+        return set(read_record(self.recorder.directory)[0])
+
     def completed(self) -> set[str]:
         return {run.job_id for run in read_record(self.recorder.directory)[1]}
 
@@ -113,12 +119,37 @@ def long_run(request: pytest.FixtureRequest) -> bool:
 def scenario(
     request: pytest.FixtureRequest, broker: BrokerUnderTest, tmp_path: Path, long_run: bool
 ) -> Iterator[Scenario]:
+    """A scenario on the session's broker, which it must leave running."""
+    with open_scenario(request, broker, tmp_path, long_run) as created:
+        yield created
+
+
+@pytest.fixture(scope="session")
+def own_broker() -> Iterator[BrokerUnderTest]:
+    """A broker of the suite's own, on free ports, for the scenarios that kill, pause or
+    restart it; stopped when the session ends, whatever happened."""
+    yield from launched_broker()
+
+
+@pytest.fixture
+def own_scenario(
+    request: pytest.FixtureRequest, own_broker: BrokerUnderTest, tmp_path: Path, long_run: bool
+) -> Iterator[Scenario]:
+    """A scenario on the suite's own broker: `scenario.broker` may be killed and restarted."""
+    with open_scenario(request, own_broker, tmp_path, long_run) as created:
+        yield created
+
+
+@contextmanager
+def open_scenario(
+    request: pytest.FixtureRequest, broker: BrokerUnderTest, tmp_path: Path, long_run: bool
+) -> Iterator[Scenario]:
     records = tmp_path / "record"
     records.mkdir()
     settings = fresh_settings(broker)
     app = make_app(settings)
     name = request.node.name.removeprefix("test_")
-    created = Scenario(name, long_run, settings, app, tmp_path, Recorder(records))
+    created = Scenario(name, long_run, broker, settings, app, tmp_path, Recorder(records))
     try:
         yield created
     finally:
