@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +63,19 @@ class BrokerUnderTest:
             pytest.skip("killing needs a broker these tests started")
         self.local.process.kill()
         self.local.start()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The broker stopped with SIGSTOP, as a stalled VM or a long GC pause would; SIGCONT
+        at the end, whatever happens."""
+        pid = self.local.process.pid if self.local is not None else None
+        if pid is None:
+            pytest.skip("pausing needs a broker these tests started")
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(pid, signal.SIGCONT)
 
 
 @pytest.fixture(scope="session")

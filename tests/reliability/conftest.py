@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -58,12 +59,14 @@ class Scenario:
         """Create this file to make the broken jobs work."""
         return self.directory / "fixed"
 
-    def enqueue(self, calls: list[JobCall], batch: int = 1_000) -> list[str]:
-        """Enqueue in groups of `batch` (1: one by one), each recorded once its enqueue
-        returned."""
+    def enqueue(
+        self, calls: list[JobCall], batch: int = 1_000, at: datetime | None = None
+    ) -> list[str]:
+        """Enqueue in groups of `batch` (1: one by one), due `at` (None: now), each recorded
+        once its enqueue returned."""
         ids: list[str] = []
         for start in range(0, len(calls), batch):
-            stored = self.app.enqueue_many(calls[start : start + batch])
+            stored = self.app.enqueue_many(calls[start : start + batch], at=at)
             self.recorder.enqueued(stored)
             ids.extend(stored)
         return ids
