@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from pulsarjobs.errors import PulsarJobsError
+from tests.integration.helpers import wait_until
 from tests.reliability.conftest import Scenario
 
 ONE_BY_ONE = 10
@@ -39,6 +40,11 @@ class BackgroundProducer:
         if self._thread is not None:
             self._thread.join(120)  # a blocked enqueue raises after its send timeout (30 s)
             assert not self._thread.is_alive(), "the producer did not stop within 120 s"
+
+    def wait_for(self, more: int, timeout: float = 120) -> None:
+        """Until the enqueues of `more` jobs more have returned: the producer gets through."""
+        target = self.returned + more
+        wait_until(lambda: self.returned >= target, timeout, interval=0.2)
 
     def _produce(self) -> None:
         work = self.scenario.app.jobs["work"]

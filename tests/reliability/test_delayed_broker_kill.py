@@ -61,5 +61,3 @@ def early_put_back(scenario: Scenario) -> int:
             if '"worker stopped"' in line:
                 total += json.loads(line)["early"]
     return total
-
-
