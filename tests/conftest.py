@@ -102,15 +102,18 @@ def docker_answers() -> bool:
 
 
 def launched_broker(
-    data_dir: Path | None = None, settings: Mapping[str, str] | None = None
+    data_dir: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+    broker_port: int | None = None,
+    web_port: int | None = None,
 ) -> Iterator[BrokerUnderTest]:
-    """A standalone from the launcher on free ports, in `data_dir` (default: a new temporary
-    directory), with extra broker `settings`, stopped and removed at the end."""
+    """A standalone from the launcher on free ports (or those given), in `data_dir` (default: a
+    new temporary directory), with extra broker `settings`, stopped and removed at the end."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="pulsarjobs-test-broker-"))
     local = LocalBroker(
         data_dir=data_dir,
-        broker_port=free_port(),
-        web_port=free_port(),
+        broker_port=broker_port or free_port(),
+        web_port=web_port or free_port(),
         bookie_port=free_port(),
         settings=dict(settings or {}),
     )

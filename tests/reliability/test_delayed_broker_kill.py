@@ -57,7 +57,7 @@ def early_put_back(scenario: Scenario) -> int:
     """How many deliveries came before their run_at, from the workers' last log line."""
     total = 0
     for log in scenario.directory.glob("worker-*.log"):
-        for line in log.read_text().splitlines():
-            if '"worker stopped"' in line:
-                total += json.loads(line)["early"]
+        stopped = [line for line in log.read_text().splitlines() if '"worker stopped"' in line]
+        assert stopped, f"{log.name} has no stop line: {log.read_text()[-2000:]}"
+        total += sum(json.loads(line)["early"] for line in stopped)
     return total

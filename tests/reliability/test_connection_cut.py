@@ -1,0 +1,71 @@
+"""Scenario 6: the network between clients and the broker cut by a proxy of our own — first a
+black hole (nothing refused, nothing arrives), then every connection reset — while producers
+enqueue and a worker runs: nothing whose enqueue returned is lost.
+
+Every client byte must cross the proxy, data as well as lookups: the broker advertises
+127.0.0.2 (it listens on 127.0.0.1 only), where the proxy listens on the broker's port (and a
+second one, never cut, on its web port: the broker calls its own advertised admin URL)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pulsarjobs.broker.process import free_port
+from tests.conftest import BrokerUnderTest, launched_broker
+from tests.integration.helpers import wait_until
+from tests.reliability.conftest import Scenario, open_scenario
+from tests.reliability.producer import BackgroundProducer
+from tests.reliability.proxy import Proxy
+
+pytestmark = pytest.mark.reliability
+
+PROXY_HOST = "127.0.0.2"
+
+
+@pytest.fixture(scope="module")
+def proxied() -> Iterator[tuple[BrokerUnderTest, Proxy]]:
+    port, web_port = free_port(), free_port()
+    with (
+        Proxy((PROXY_HOST, port), ("127.0.0.1", port)) as proxy,
+        Proxy((PROXY_HOST, web_port), ("127.0.0.1", web_port)),
+    ):
+        settings = {"advertisedAddress": PROXY_HOST}
+        for broker in launched_broker(settings=settings, broker_port=port, web_port=web_port):
+            yield dataclasses.replace(broker, service_url=f"pulsar://{PROXY_HOST}:{port}"), proxy
+
+
+def test_connection_cut(
+    request: pytest.FixtureRequest,
+    proxied: tuple[BrokerUnderTest, Proxy],
+    tmp_path: pytest.TempPathFactory,
+    long_run: bool,
+) -> None:
+    broker, proxy = proxied
+    with open_scenario(request, broker, tmp_path, long_run) as scenario:
+        run(scenario, proxy)
+
+
+def run(scenario: Scenario, proxy: Proxy) -> None:
+    seconds = scenario.sized(15, 60)  # 60: past the clients' send timeout and keep-alive
+    worker = scenario.start_worker("--concurrency", "16")
+    with BackgroundProducer(scenario) as producer:
+        wait_until(lambda: len(scenario.completed()) >= 200, 120, interval=0.2)
+        connections = proxy.connections
+        proxy.blackhole()
+        time.sleep(seconds)
+        proxy.reset()
+        producer.wait_for(200)  # it gets through once the network is back
+        wait_until(lambda: proxy.connections > connections, 60, interval=0.2)
+    assert worker.poll() is None, "the worker died when the network was cut"
+    count = len(scenario.enqueued())
+    wait_until(lambda: len(scenario.completed()) >= count, 120 + count / 20, interval=1)
+    scenario.stop_workers()
+    made = scenario.check()
+    print(f"black hole for {seconds} s, then reset: enqueue raised {producer.raised} times: "
+          f"{sorted(set(producer.errors))[:3]}")  # fmt: skip
+    assert producer.unexpected == []
+    assert (made.lost, made.dead_lettered) == (0, 0), made.lost_ids
