@@ -25,7 +25,7 @@ from pulsarjobs.broker.process import (
     port_in_use,
     startup_failure,
 )
-from pulsarjobs.broker.templates import render
+from pulsarjobs.broker.templates import merged, render
 from pulsarjobs.errors import BrokerError
 
 MAIN_CLASS = "org.apache.pulsar.PulsarStandaloneStarter"
@@ -61,6 +61,9 @@ class LocalBroker:
     version: str = PULSAR_VERSION
     heap: str = "768m"
     settings: Mapping[str, str] = field(default_factory=dict)
+    # Fsync the bookie's journal before a write is acknowledged: acknowledged jobs survive a
+    # power cut too, not only a killed process, at a cost in enqueue speed (docs/broker.md).
+    journal_sync: bool = False
     namespaces: Sequence[str] = DEFAULT_NAMESPACES
     process: JavaProcess = field(init=False, repr=False)
 
@@ -159,13 +162,18 @@ class LocalBroker:
 
     def _write_config(self) -> None:
         self.conf_file.parent.mkdir(parents=True, exist_ok=True)
-        conf = render(
+        standalone = render(
             "standalone.conf", broker_port=str(self.broker_port), web_port=str(self.web_port)
         )
-        conf += "\n" + render("jobs-broker.conf") + "\n" + render("jobs-bookie.conf")
-        extra = "".join(f"{key}={value}\n" for key, value in self.settings.items())
-        if extra:  # later keys win in a properties file
-            conf += "\n# Given on the command line\n" + extra
+        sync = "# --journal-sync\njournalSyncData=true" if self.journal_sync else ""
+        given = "".join(f"{key}={value}\n" for key, value in self.settings.items())
+        conf = merged(
+            standalone,
+            render("jobs-broker.conf"),
+            render("jobs-bookie.conf"),
+            sync,
+            "# Given on the command line\n" + given if given else "",
+        )
         self.conf_file.write_text(conf)
         ports = {"broker_port": self.broker_port, "web_port": self.web_port}
         ports["bookie_port"] = self.bookie_port

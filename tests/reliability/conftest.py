@@ -111,11 +111,23 @@ class Scenario:
                 process.wait()
 
 
+LONG_TIMEOUT = 3 * 3600  # seconds a full-size scenario may take (the default is for CI sizes)
+
+
+def is_long(config: pytest.Config) -> bool:
+    return bool(config.getoption("--long")) or bool(os.environ.get("PULSARJOBS_RELIABILITY_LONG"))
+
+
 @pytest.fixture
 def long_run(request: pytest.FixtureRequest) -> bool:
-    return bool(request.config.getoption("--long")) or bool(
-        os.environ.get("PULSARJOBS_RELIABILITY_LONG")
-    )
+    return is_long(request.config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if is_long(config):
+        for item in items:
+            if item.get_closest_marker("reliability"):
+                item.add_marker(pytest.mark.timeout(LONG_TIMEOUT))
 
 
 @pytest.fixture
