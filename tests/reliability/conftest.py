@@ -3,6 +3,7 @@ processes on the scenario's jobs, the dead letters, and the summary table of the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -16,14 +17,17 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs import App, JobCall, Settings
+from pulsarjobs.broker.process import free_port
 from pulsarjobs.topics import topics_for
 from tests.conftest import BrokerUnderTest, launched_broker
 from tests.integration.helpers import fresh_settings, read_topic, settings_env, start_worker_process
 from tests.reliability import report
 from tests.reliability.app import FIX_VARIABLE, make_app
+from tests.reliability.proxy import Proxy
 from tests.reliability.recorder import DIRECTORY_VARIABLE, Recorder, read_record
 
 APP = "tests.reliability.app:app"
+PROXY_HOST = "127.0.0.2"  # where the suite's own broker is reached, through the proxy
 
 
 @dataclass
@@ -140,10 +144,34 @@ def scenario(
 
 
 @pytest.fixture(scope="session")
-def own_broker() -> Iterator[BrokerUnderTest]:
+def own_broker_and_proxy() -> Iterator[tuple[BrokerUnderTest, Proxy]]:
     """A broker of the suite's own, on free ports, for the scenarios that kill, pause or
-    restart it; stopped when the session ends, whatever happened."""
-    yield from launched_broker()
+    restart it, stopped when the session ends whatever happened; and the proxy every client
+    byte to it crosses, which a scenario can cut.
+
+    The broker listens on 127.0.0.1 and advertises 127.0.0.2, where the proxies listen on the
+    same ports: lookups and data alike go through the proxy (the web port's is never cut: the
+    broker calls its own advertised admin URL)."""
+    port, web_port = free_port(), free_port()
+    with (
+        Proxy((PROXY_HOST, port), ("127.0.0.1", port)) as proxy,
+        Proxy((PROXY_HOST, web_port), ("127.0.0.1", web_port)),
+    ):
+        settings = {"advertisedAddress": PROXY_HOST}
+        for broker in launched_broker(settings=settings, broker_port=port, web_port=web_port):
+            yield dataclasses.replace(broker, service_url=f"pulsar://{PROXY_HOST}:{port}"), proxy
+
+
+@pytest.fixture
+def own_broker(own_broker_and_proxy: tuple[BrokerUnderTest, Proxy]) -> BrokerUnderTest:
+    return own_broker_and_proxy[0]
+
+
+@pytest.fixture
+def proxy(own_broker_and_proxy: tuple[BrokerUnderTest, Proxy]) -> Iterator[Proxy]:
+    """The proxy in front of the suite's own broker: forwarding again after the test."""
+    yield own_broker_and_proxy[1]
+    own_broker_and_proxy[1].reset()
 
 
 @pytest.fixture
