@@ -13,7 +13,7 @@ from tests.reliability.producer import BackgroundProducer
 
 pytestmark = pytest.mark.reliability
 
-WINDOW = 5.0  # seconds over which throughput is measured, before and after the pause
+WINDOW = 3.0  # seconds over which throughput is measured, before and after the pause
 
 
 def test_broker_paused(own_scenario: Scenario) -> None:

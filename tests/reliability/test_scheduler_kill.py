@@ -28,7 +28,7 @@ TICK = timedelta(seconds=1)
 
 
 def test_scheduler_leader_kill_9(scenario: Scenario) -> None:
-    seconds = scenario.sized(40, 300)
+    seconds = scenario.sized(30, 300)
     for _ in range(SCHEDULERS):
         start_scheduler(scenario)
     wait_until(lambda: len(ticks(scenario)) >= 3, 120, interval=0.5)
