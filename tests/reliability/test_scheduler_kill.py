@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from pulsarjobs.cron import TICK_META
-from pulsarjobs.envelope import Envelope, decode
+from pulsarjobs.envelope import Envelope
 from pulsarjobs.scheduler import SCHEDULER_META
-from pulsarjobs.topics import topics_for
-from tests.integration.helpers import read_topic, start_pulsarjobs, wait_until
+from tests.integration.helpers import start_pulsarjobs, wait_until
+from tests.integration.test_scheduler import leader_pid, ticks_enqueued
 from tests.reliability import report
 from tests.reliability.conftest import APP, Scenario
 from tests.reliability.recorder import RunRecord
@@ -31,12 +31,12 @@ def test_scheduler_leader_kill_9(scenario: Scenario) -> None:
     seconds = scenario.sized(30, 300)
     for _ in range(SCHEDULERS):
         start_scheduler(scenario)
-    wait_until(lambda: len(ticks(scenario)) >= 3, 120, interval=0.5)
+    wait_until(lambda: len(ticks_enqueued(scenario.app)) >= 3, 120, interval=0.5)
     began = time.monotonic()
     kills = 0
     while time.monotonic() < began + seconds:
         time.sleep(random.uniform(2, 5))
-        leader = leader_pid(scenario)
+        leader = leader_pid(scenario.app)
         alive = {p.pid: p for p in scenario.workers if p.poll() is None}
         if leader not in alive:
             continue  # the last tick came from a leader killed before: not taken over yet
@@ -46,7 +46,7 @@ def test_scheduler_leader_kill_9(scenario: Scenario) -> None:
         start_scheduler(scenario)
     time.sleep(3)  # the ticks after the last kill
     scenario.stop_workers()
-    made = check(scenario, ticks(scenario))
+    made = check(scenario, ticks_enqueued(scenario.app))
     print(f"{kills} leader kills in {seconds} s")
     assert kills >= seconds // 10
     assert (made.lost, made.duplicates) == (0, 0), f"missed ticks: {made.lost_ids}"
@@ -56,15 +56,6 @@ def start_scheduler(scenario: Scenario) -> None:
     log = scenario.directory / f"scheduler-{len(scenario.workers)}.log"
     process = start_pulsarjobs(scenario.env, log, "scheduler", APP, "--log-level", "warning")
     scenario.workers.append(process)  # stopped with the workers at the end, whatever happens
-
-
-def ticks(scenario: Scenario) -> list[Envelope]:
-    topic = topics_for(scenario.settings, "ticks").jobs
-    return [decode(message.data()) for message in read_topic(scenario.settings, topic, 1_000)]
-
-
-def leader_pid(scenario: Scenario) -> int:
-    return int(ticks(scenario)[-1].meta[SCHEDULER_META].rsplit(":", 1)[1])
 
 
 def check(scenario: Scenario, enqueued: list[Envelope]) -> report.Report:
