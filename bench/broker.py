@@ -24,17 +24,25 @@ class BenchBroker:
 
 
 @contextmanager
-def benchmark_broker(broker_settings: Mapping[str, str] | None = None) -> Iterator[BenchBroker]:
+def benchmark_broker(
+    broker_settings: Mapping[str, str] | None = None, journal_sync: bool = False
+) -> Iterator[BenchBroker]:
     """Settings on a namespace of its own, on a broker that serves for the whole run; a broker
-    this run starts gets `broker_settings` on top of the launcher's configuration."""
+    this run starts gets `broker_settings` on top of the launcher's configuration, and fsyncs
+    its journal with `journal_sync`."""
     if os.environ.get("PULSARJOBS_SERVICE_URL"):
-        if broker_settings:
+        if broker_settings or journal_sync:
             raise SystemExit("broker settings apply to a broker the run starts, not to yours")
         yield BenchBroker(fresh_namespace(Settings.from_env()), None)
         return
     data_dir = Path(tempfile.mkdtemp(prefix="pulsarjobs-bench-"))
     broker = LocalBroker(
-        data_dir, free_port(), free_port(), free_port(), settings=dict(broker_settings or {})
+        data_dir,
+        free_port(),
+        free_port(),
+        free_port(),
+        settings=dict(broker_settings or {}),
+        journal_sync=journal_sync,
     )
     status = broker.start()
     try:

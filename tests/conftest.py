@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +57,26 @@ class BrokerUnderTest:
         self.local.stop()
         self.local.start()
 
+    def kill_and_restart(self) -> None:
+        """kill -9 the broker, as a crash would, and start it again on its data."""
+        if self.local is None:
+            pytest.skip("killing needs a broker these tests started")
+        self.local.process.kill()
+        self.local.start()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The broker stopped with SIGSTOP, as a stalled VM or a long GC pause would; SIGCONT
+        at the end, whatever happens."""
+        pid = self.local.process.pid if self.local is not None else None
+        if pid is None:
+            pytest.skip("pausing needs a broker these tests started")
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(pid, signal.SIGCONT)
+
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[BrokerUnderTest]:
@@ -79,15 +101,21 @@ def docker_answers() -> bool:
     return done.returncode == 0
 
 
-def launched_broker(data_dir: Path | None = None) -> Iterator[BrokerUnderTest]:
-    """A standalone from the launcher on free ports, in `data_dir` (default: a new temporary
-    directory), stopped and removed at the end."""
+def launched_broker(
+    data_dir: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+    broker_port: int | None = None,
+    web_port: int | None = None,
+) -> Iterator[BrokerUnderTest]:
+    """A standalone from the launcher on free ports (or those given), in `data_dir` (default: a
+    new temporary directory), with extra broker `settings`, stopped and removed at the end."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="pulsarjobs-test-broker-"))
     local = LocalBroker(
         data_dir=data_dir,
-        broker_port=free_port(),
-        web_port=free_port(),
+        broker_port=broker_port or free_port(),
+        web_port=web_port or free_port(),
         bookie_port=free_port(),
+        settings=dict(settings or {}),
     )
     try:
         local.start()

@@ -56,6 +56,14 @@ def start(
             show_default=False,
         ),
     ] = None,
+    journal_sync: Annotated[
+        bool,
+        typer.Option(
+            "--journal-sync",
+            help="Fsync the journal before acknowledging a write: acknowledged jobs survive a "
+            "power cut too; enqueues are slower.",
+        ),
+    ] = False,
 ) -> None:
     """Start the broker in the background and wait until it serves."""
     if url := external_service_url():
@@ -65,6 +73,7 @@ def start(
         data_dir, broker_port=port, web_port=web_port, bookie_port=bookie_port, auth=auth, tls=tls
     )
     broker.settings = parse_settings(setting or [])
+    broker.journal_sync = journal_sync
     if broker.status().state == "running":
         console.print(f"Pulsar is already running (pid {broker.status().pid}).")
     else:

@@ -51,6 +51,10 @@ def make_app(settings: Settings) -> App:
             raise RuntimeError(f"broken {n}")
         record_run(started)
 
+    @app.periodic("* * * * * *", name="every_second", queue="ticks", missed="all")
+    def every_second() -> None:
+        record_run(time.time())
+
     return app
 
 

@@ -3,25 +3,31 @@ processes on the scenario's jobs, the dead letters, and the summary table of the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from pulsarjobs import App, JobCall, Settings
+from pulsarjobs.broker.process import free_port
 from pulsarjobs.topics import topics_for
-from tests.conftest import BrokerUnderTest
+from tests.conftest import BrokerUnderTest, launched_broker
 from tests.integration.helpers import fresh_settings, read_topic, settings_env, start_worker_process
 from tests.reliability import report
 from tests.reliability.app import FIX_VARIABLE, make_app
+from tests.reliability.proxy import Proxy
 from tests.reliability.recorder import DIRECTORY_VARIABLE, Recorder, read_record
 
 APP = "tests.reliability.app:app"
+PROXY_HOST = "127.0.0.2"  # where the suite's own broker is reached, through the proxy
 
 
 @dataclass
@@ -30,6 +36,7 @@ class Scenario:
 
     name: str
     long: bool
+    broker: BrokerUnderTest
     settings: Settings
     app: App
     directory: Path  # the record and the workers' logs
@@ -56,12 +63,14 @@ class Scenario:
         """Create this file to make the broken jobs work."""
         return self.directory / "fixed"
 
-    def enqueue(self, calls: list[JobCall], batch: int = 1_000) -> list[str]:
-        """Enqueue in groups of `batch` (1: one by one), each recorded once its enqueue
-        returned."""
+    def enqueue(
+        self, calls: list[JobCall], batch: int = 1_000, at: datetime | None = None
+    ) -> list[str]:
+        """Enqueue in groups of `batch` (1: one by one), due `at` (None: now), each recorded
+        once its enqueue returned."""
         ids: list[str] = []
         for start in range(0, len(calls), batch):
-            stored = self.app.enqueue_many(calls[start : start + batch])
+            stored = self.app.enqueue_many(calls[start : start + batch], at=at)
             self.recorder.enqueued(stored)
             ids.extend(stored)
         return ids
@@ -80,6 +89,10 @@ class Scenario:
         messages = read_topic(self.settings, topics_for(self.settings, queue).dead)
         properties = [message.properties() for message in messages]
         return {p.get("pulsarjobs-job-id", ""): p.get("pulsarjobs-reason", "") for p in properties}
+
+    def enqueued(self) -> set[str]:
+        """The jobs whose enqueue returned."""
+        return set(read_record(self.recorder.directory)[0])
 
     def completed(self) -> set[str]:
         return {run.job_id for run in read_record(self.recorder.directory)[1]}
@@ -102,15 +115,76 @@ class Scenario:
                 process.wait()
 
 
+LONG_TIMEOUT = 3 * 3600  # seconds a full-size scenario may take (the default is for CI sizes)
+
+
+def is_long(config: pytest.Config) -> bool:
+    return bool(config.getoption("--long")) or bool(os.environ.get("PULSARJOBS_RELIABILITY_LONG"))
+
+
 @pytest.fixture
 def long_run(request: pytest.FixtureRequest) -> bool:
-    return bool(request.config.getoption("--long")) or bool(
-        os.environ.get("PULSARJOBS_RELIABILITY_LONG")
-    )
+    return is_long(request.config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if is_long(config):
+        for item in items:
+            if item.get_closest_marker("reliability"):
+                item.add_marker(pytest.mark.timeout(LONG_TIMEOUT))
 
 
 @pytest.fixture
 def scenario(
+    request: pytest.FixtureRequest, broker: BrokerUnderTest, tmp_path: Path, long_run: bool
+) -> Iterator[Scenario]:
+    """A scenario on the session's broker, which it must leave running."""
+    with open_scenario(request, broker, tmp_path, long_run) as created:
+        yield created
+
+
+@pytest.fixture(scope="session")
+def own_broker_and_proxy() -> Iterator[tuple[BrokerUnderTest, Proxy]]:
+    """A broker of the suite's own, on free ports, for the scenarios that kill, pause or
+    restart it, stopped when the session ends whatever happened; and the proxy every client
+    byte to it crosses, which a scenario can cut.
+
+    The broker listens on 127.0.0.1 and advertises 127.0.0.2, where the proxies listen on the
+    same ports: lookups and data alike go through the proxy (the web port's is never cut: the
+    broker calls its own advertised admin URL)."""
+    port, web_port = free_port(), free_port()
+    with (
+        Proxy((PROXY_HOST, port), ("127.0.0.1", port)) as proxy,
+        Proxy((PROXY_HOST, web_port), ("127.0.0.1", web_port)),
+    ):
+        settings = {"advertisedAddress": PROXY_HOST}
+        for broker in launched_broker(settings=settings, broker_port=port, web_port=web_port):
+            yield dataclasses.replace(broker, service_url=f"pulsar://{PROXY_HOST}:{port}"), proxy
+
+
+@pytest.fixture
+def own_broker(own_broker_and_proxy: tuple[BrokerUnderTest, Proxy]) -> BrokerUnderTest:
+    return own_broker_and_proxy[0]
+
+
+@pytest.fixture
+def proxy(own_broker_and_proxy: tuple[BrokerUnderTest, Proxy]) -> Iterator[Proxy]:
+    """The proxy in front of the suite's own broker: forwarding again after the test."""
+    yield own_broker_and_proxy[1]
+    own_broker_and_proxy[1].reset()
+
+
+@pytest.fixture
+def own_scenario(
+    request: pytest.FixtureRequest, own_broker: BrokerUnderTest, tmp_path: Path, long_run: bool
+) -> Iterator[Scenario]:
+    """A scenario on the suite's own broker: `scenario.broker` may be killed and restarted."""
+    with open_scenario(request, own_broker, tmp_path, long_run) as created:
+        yield created
+
+
+@contextmanager
+def open_scenario(
     request: pytest.FixtureRequest, broker: BrokerUnderTest, tmp_path: Path, long_run: bool
 ) -> Iterator[Scenario]:
     records = tmp_path / "record"
@@ -118,7 +192,7 @@ def scenario(
     settings = fresh_settings(broker)
     app = make_app(settings)
     name = request.node.name.removeprefix("test_")
-    created = Scenario(name, long_run, settings, app, tmp_path, Recorder(records))
+    created = Scenario(name, long_run, broker, settings, app, tmp_path, Recorder(records))
     try:
         yield created
     finally:
