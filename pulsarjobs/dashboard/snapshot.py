@@ -74,7 +74,7 @@ class Snapshots:
         self.samples = samples
         self.max_age = max_age
         self.scan = scan
-        self.unique_keys = UniqueKeys(browser.inspector.connection)  # read on at each snapshot
+        self._unique_keys: UniqueKeys | None = None  # made at the first read: the broker may be down now
         self._latest: Snapshot | None = None
         self._read_at = 0.0  # monotonic
         self._lock = threading.Lock()
@@ -89,6 +89,12 @@ class Snapshots:
                 )
             return self._latest
 
+    def close(self) -> None:
+        with self._lock:
+            if self._unique_keys is not None:
+                self._unique_keys.close()
+                self._unique_keys = None
+
     def forget(self) -> None:
         """After a change: the next page reads afresh."""
         with self._lock:
@@ -99,5 +105,7 @@ class Snapshots:
         retrying = {queue.queue: self.browser.held(queue.queue, "retry") for queue in queues}
         rates = {queue.queue: queue.rate_limit for queue in queues if queue.rate_limit}
         workers = tuple(inspector.workers())
-        flow = flow_report(inspector.connection, self.unique_keys, rates, workers)
+        if self._unique_keys is None:
+            self._unique_keys = UniqueKeys(inspector.connection)  # read on at each snapshot
+        flow = flow_report(inspector.connection, self._unique_keys, rates, workers)
         return Snapshot(utc_now(), queues, retrying, workers, self.scan, flow)

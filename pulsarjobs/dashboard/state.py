@@ -56,7 +56,7 @@ class Dashboard:
         )
 
     def close(self) -> None:
-        self.snapshots.unique_keys.close()
+        self.snapshots.close()
         self.inspector.close()
         if self.app is not None:
             self.app.close()

@@ -52,13 +52,13 @@ def queues(request: Request, dash: Dashboard) -> Context:
 
 def queue(request: Request, dash: Dashboard) -> Context:
     name = queue_param(request.path_params["queue"])
-    size = page_size(request)
+    size, after = page_size(request), cursor(request)  # bad parameters fail before any read
     stats = [stats for stats in dash.snapshots.latest().queues if stats.queue == name]
     return {
         "queue": name,
         "stats": stats[0] if stats else None,
         "size": size,
-        "page": dash.browser.waiting(name, cursor(request), size),
+        "page": dash.browser.waiting(name, after, size),
     }
 
 
