@@ -12,45 +12,26 @@ import io
 import json
 import traceback
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, TypeAlias, cast
+from typing import Any, Final, cast
 
 import fastavro
 
 from pulsarjobs.clock import utc_now
-from pulsarjobs.errors import PulsarJobsError
+from pulsarjobs.errors import ArgumentError as ArgumentError  # re-exported: its old home
+from pulsarjobs.errors import EnvelopeError as EnvelopeError
 from pulsarjobs.retry import RetryPolicy
-
-JobArg: TypeAlias = bool | int | float | str | bytes | list["JobArg"] | dict[str, "JobArg"] | None
-"""A job argument. Tuples are accepted on encode and come back as lists."""
+from pulsarjobs.values import JobArg as JobArg
+from pulsarjobs.values import Unencodable, from_value, to_value_list, to_value_map
 
 _SCHEMA_FILE = "job_envelope.avsc"
 _DEFAULT_RETRY = RetryPolicy()
 _TRACEBACK_LIMIT = 8000
 _REASON_LIMIT = 200  # fastavro's schema mismatch errors print both schemas whole
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_SCALARS = (str, bool, float, bytes)  # tested before int, which a bool also is
-_HINTS = {  # datetime before date: a datetime is a date too
-    datetime: "use an ISO string or a number",
-    date: "use an ISO string",
-    Decimal: "use a string",
-    uuid.UUID: "use a string",
-    set: "use a list",
-    frozenset: "use a list",
-}
-
-
-class EnvelopeError(PulsarJobsError, ValueError):
-    """The message could not be decoded as a job envelope; the message says why."""
-
-
-class ArgumentError(EnvelopeError):
-    """A job argument cannot be encoded; the message names its path, e.g. ``args[1]['when']``."""
 
 
 def new_id() -> str:
@@ -177,79 +158,6 @@ def _brief(exc: Exception) -> str:
     return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
 
 
-# --- arguments --------------------------------------------------------------------------
-
-
-class _Unencodable(Exception):
-    """An argument fastavro cannot take; the path is collected while the recursion unwinds."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.reversed_path: list[str] = []
-
-    def to_argument_error(self, root: str) -> ArgumentError:
-        path = "".join(reversed(self.reversed_path))
-        return ArgumentError(f"{root}{path}: {self.reason}")
-
-
-def _to_value(arg: object) -> dict[str, object]:
-    """Wrap ``arg`` in the ``Value`` record, recursively."""
-    if arg is None or isinstance(arg, _SCALARS):
-        return {"v": arg}
-    if isinstance(arg, int):
-        if _INT64_MIN <= arg <= _INT64_MAX:
-            return {"v": arg}
-        raise _Unencodable(f"int {arg} does not fit in a signed 64-bit integer")
-    if isinstance(arg, list | tuple):
-        return {"v": _to_value_list(arg)}
-    if isinstance(arg, Mapping):
-        return {"v": _to_value_map(arg)}
-    raise _Unencodable(_not_an_argument(arg))
-
-
-def _to_value_list(items: Sequence[object]) -> list[dict[str, object]]:
-    values: list[dict[str, object]] = []
-    for index, item in enumerate(items):
-        try:
-            values.append(_to_value(item))
-        except _Unencodable as exc:
-            exc.reversed_path.append(f"[{index}]")
-            raise
-    return values
-
-
-def _to_value_map(items: Mapping[Any, object]) -> dict[str, dict[str, object]]:
-    values: dict[str, dict[str, object]] = {}
-    for key, item in items.items():
-        if not isinstance(key, str):
-            raise _Unencodable(f"key {key!r} is a {type(key).__name__}; keys must be str")
-        try:
-            values[key] = _to_value(item)
-        except _Unencodable as exc:
-            exc.reversed_path.append(f"[{key!r}]")
-            raise
-    return values
-
-
-def _not_an_argument(arg: object) -> str:
-    hint = next(
-        (hint for cls, hint in _HINTS.items() if isinstance(arg, cls)),
-        "use None, bool, int, float, str, bytes, a list or a dict with str keys",
-    )
-    return f"{type(arg).__name__} is not a job argument; {hint}"
-
-
-def _from_value(value: Any) -> JobArg:
-    """Unwrap a decoded ``Value`` record, recursively."""
-    inner: JobArg = value["v"]
-    if isinstance(inner, list):
-        return [_from_value(item) for item in inner]
-    if isinstance(inner, dict):
-        return {key: _from_value(item) for key, item in inner.items()}
-    return inner
-
-
 # --- envelope <-> Avro record -----------------------------------------------------------
 
 
@@ -263,12 +171,12 @@ def _seconds(millis: int | None) -> float | None:
 
 def _to_record(env: Envelope) -> dict[str, object]:
     try:
-        args = _to_value_list(env.args)
-    except _Unencodable as exc:
+        args = to_value_list(env.args)
+    except Unencodable as exc:
         raise exc.to_argument_error("args") from None
     try:
-        kwargs = _to_value_map(env.kwargs)
-    except _Unencodable as exc:
+        kwargs = to_value_map(env.kwargs)
+    except Unencodable as exc:
         raise exc.to_argument_error("kwargs") from None
     retry = env.retry
     error = env.last_error
@@ -319,8 +227,8 @@ def _from_record(record: dict[str, Any]) -> Envelope:
         id=record["id"],
         type=record["type"],
         queue=record["queue"],
-        args=tuple([_from_value(value) for value in record["args"]]),
-        kwargs={key: _from_value(value) for key, value in record["kwargs"].items()},
+        args=tuple([from_value(value) for value in record["args"]]),
+        kwargs={key: from_value(value) for key, value in record["kwargs"].items()},
         created_at=record["created_at"],
         run_at=record["run_at"],
         attempt=record["attempt"],

@@ -35,3 +35,11 @@ class JobTimeout(PulsarJobsError, TimeoutError):
 
 class AccessDenied(BrokerError):
     """The broker refused this process's token or role, or its TLS certificate is not trusted."""
+
+
+class EnvelopeError(PulsarJobsError, ValueError):
+    """The message could not be decoded as a job envelope; the message says why."""
+
+
+class ArgumentError(EnvelopeError):
+    """A job argument cannot be encoded; the message names its path, e.g. ``args[1]['when']``."""

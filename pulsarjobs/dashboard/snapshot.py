@@ -74,7 +74,7 @@ class Snapshots:
         self.samples = samples
         self.max_age = max_age
         self.scan = scan
-        self._unique_keys: UniqueKeys | None = None  # made at the first read: the broker may be down now
+        self._unique_keys: UniqueKeys | None = None  # made at the first read: no broker yet
         self._latest: Snapshot | None = None
         self._read_at = 0.0  # monotonic
         self._lock = threading.Lock()
