@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -28,6 +28,11 @@ from pulsarjobs.crashes import CrashLedger
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
 from pulsarjobs.metrics import GroupMetrics, WorkerMetrics
+from pulsarjobs.middleware import Middleware
+
+if TYPE_CHECKING:
+    from pulsarjobs.scheduler import Scheduler
+    from pulsarjobs.worker import Worker
 
 log = structlog.get_logger("pulsarjobs.processes")
 
@@ -74,6 +79,7 @@ def run_worker(
         worker.run()
         return
     scheduler = Scheduler(app)
+    app.hooks.add(StopsScheduler(scheduler))  # before the worker closes the app they share
     leading = threading.Thread(target=scheduler.serve, name="pulsarjobs-scheduler", daemon=True)
     leading.start()
     try:
@@ -81,6 +87,17 @@ def run_worker(
     finally:
         scheduler.stop()
         leading.join(5)
+
+
+class StopsScheduler(Middleware):
+    """Stops a worker's scheduler as the worker stops, before it closes the app: a tick being
+    enqueued then finishes, job and record both stored."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def on_worker_stop(self, worker: Worker) -> None:
+        self.scheduler.stop()
 
 
 def run_child(
