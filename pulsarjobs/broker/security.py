@@ -87,7 +87,8 @@ class BrokerSecurity:
             secret = self.secret_file.read_bytes()
         except OSError:
             raise ConfigurationError(
-                f"No token secret at {self.secret_file}: start the broker with --auth first."
+                f"No token secret at {self.secret_file}: "
+                "start the broker or cluster with --auth first."
             ) from None
         return jwt.encode({"sub": role}, secret, algorithm="HS256")
 
