@@ -29,7 +29,8 @@ from bench.broker import benchmark_broker, fresh_namespace
 from bench.environment import environment
 from bench.systems import PulsarjobsClient, Tuning, pulsar_systems, worker_env
 from bench.workers import ROOT, Workers, watch_drain
-from pulsarjobs.broker.cluster import ClusterPorts, LocalCluster
+from pulsarjobs.broker.cluster import LocalCluster
+from pulsarjobs.broker.cluster_ports import ClusterPorts
 from pulsarjobs.logs import configure_logging
 from pulsarjobs.settings import Settings
 

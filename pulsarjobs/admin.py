@@ -174,7 +174,8 @@ class Admin(Closing):
     def owner(self, topic: str) -> str:
         """The service URL of the broker that serves a topic (assigning one if none does)."""
         path = topic_path(topic).replace("/admin/v2/", "/lookup/v2/topic/", 1)
-        return str(self._call("GET", path)["brokerUrl"])
+        found = self._call("GET", path)
+        return str(found.get("brokerUrl") or found["brokerUrlTls"])  # TLS only: no brokerUrl
 
     def last_message_id(self, topic: str) -> tuple[int, int]:
         """(ledger, entry) of the newest message; entry -1 when the topic is empty."""

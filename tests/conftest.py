@@ -158,3 +158,11 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture
+def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file the test jobs append a line to for each run (see tests/apps/pipeline.py)."""
+    path = tmp_path / "record.jsonl"
+    monkeypatch.setenv("PULSARJOBS_TEST_RECORD", str(path))
+    return path

@@ -3,7 +3,9 @@
 Each node is its own JVM from the same cached jars as the standalone, with its config, data,
 pid file and log under one data directory. Entries are written to two bookies out of three
 (ensemble, write and ack quorum 2), so one bookie may die; a killed broker's topics move to the
-other broker once its metadata session expires (`session_timeout_ms`).
+other broker once its metadata session expires (`session_timeout_ms`). With `auth` and `tls`
+the brokers enforce tokens and serve TLS only, as the standalone does (security.py); ZooKeeper
+and the bookies stay plain text on the loopback interface.
 """
 
 from __future__ import annotations
@@ -20,27 +22,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pulsarjobs.admin import Admin
+from pulsarjobs.broker.cluster_ports import BOOKIES, ClusterPorts
 from pulsarjobs.broker.jars import PULSAR_VERSION, classpath
 from pulsarjobs.broker.java import Jdk, find_jdk
 from pulsarjobs.broker.launcher import DEFAULT_NAMESPACES, LOG_CONFIG, probe, write_log_config
 from pulsarjobs.broker.node import METADATA_DRIVERS, Node, Role
-from pulsarjobs.broker.process import (
-    free_port,
-    java_command,
-    port_in_use,
-    startup_failure,
-)
-from pulsarjobs.broker.templates import render
+from pulsarjobs.broker.process import java_command, port_in_use, startup_failure
+from pulsarjobs.broker.security import BrokerSecurity
+from pulsarjobs.broker.templates import merged, render
 from pulsarjobs.errors import BrokerError
 from pulsarjobs.settings import Settings
 
 CLUSTER_NAME = "pulsarjobs"
-BOOKIES = 3
-BROKERS = 2
 # Long enough to ride out a GC pause on a busy laptop, short enough that a killed broker's
 # queues come back within about 15 s (Pulsar's default is 30 s).
 DEFAULT_SESSION_TIMEOUT_MS = 10_000
-SAVED_FILE = "cluster.json"  # the ports and session timeout of the last start
+SAVED_FILE = "cluster.json"  # the ports, session timeout and security options of the last start
 INITIALISED = "metadata-initialised"
 
 METADATA_SETUP_MAIN = "org.apache.pulsar.PulsarClusterMetadataSetup"
@@ -54,44 +51,6 @@ def default_data_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "pulsarjobs" / "cluster"
-
-
-@dataclass(frozen=True)
-class ClusterPorts:
-    zookeeper: int = 2181
-    bookies: tuple[int, ...] = (3181, 3182, 3183)
-    brokers: tuple[int, ...] = (6650, 6651)
-    web: tuple[int, ...] = (8080, 8081)
-
-    @classmethod
-    def starting_at(cls, base: int) -> ClusterPorts:
-        """Eight consecutive ports: ZooKeeper, the bookies, the brokers, their web ports."""
-        ports = list(range(base, base + 1 + BOOKIES + 2 * BROKERS))
-        return cls(
-            zookeeper=ports[0],
-            bookies=tuple(ports[1 : 1 + BOOKIES]),
-            brokers=tuple(ports[1 + BOOKIES : 1 + BOOKIES + BROKERS]),
-            web=tuple(ports[1 + BOOKIES + BROKERS :]),
-        )
-
-    @classmethod
-    def from_json(cls, saved: dict[str, Any]) -> ClusterPorts:
-        return cls(
-            zookeeper=int(saved["zookeeper"]),
-            bookies=tuple(saved["bookies"]),
-            brokers=tuple(saved["brokers"]),
-            web=tuple(saved["web"]),
-        )
-
-    @classmethod
-    def free(cls) -> ClusterPorts:
-        """Ports nothing listens on now (for tests)."""
-        return cls(
-            zookeeper=free_port(),
-            bookies=tuple(free_port() for _ in range(BOOKIES)),
-            brokers=tuple(free_port() for _ in range(BROKERS)),
-            web=tuple(free_port() for _ in range(BROKERS)),
-        )
 
 
 @dataclass(frozen=True)
@@ -117,16 +76,19 @@ class LocalCluster:
     version: str = PULSAR_VERSION
     session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS
     namespaces: Sequence[str] = DEFAULT_NAMESPACES
+    auth: bool = False  # token authentication and authorization on both brokers
+    tls: bool = False  # TLS on the brokers' ports, plain text off
     nodes: dict[str, Node] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        members = [Node.of("zookeeper", "zookeeper", self.data_dir, self.ports.zookeeper)]
+        security, data_dir = self.security, self.data_dir
+        members = [Node.of("zookeeper", "zookeeper", data_dir, self.ports.zookeeper, security)]
         members += [
-            Node.of(f"bookie-{n}", "bookie", self.data_dir, port)
+            Node.of(f"bookie-{n}", "bookie", data_dir, port, security)
             for n, port in enumerate(self.ports.bookies, 1)
         ]
         members += [
-            Node.of(f"broker-{n}", "broker", self.data_dir, web, service_port=port)
+            Node.of(f"broker-{n}", "broker", data_dir, web, security, service_port=port)
             for n, (port, web) in enumerate(zip(self.ports.brokers, self.ports.web, strict=True), 1)
         ]
         self.nodes = {member.name: member for member in members}
@@ -137,9 +99,11 @@ class LocalCluster:
         data_dir: Path | None = None,
         ports: ClusterPorts | None = None,
         session_timeout_ms: int | None = None,
+        auth: bool | None = None,
+        tls: bool | None = None,
     ) -> LocalCluster:
-        """The cluster of a data directory, with the ports and session timeout it was last
-        started with unless given."""
+        """The cluster of a data directory, with the ports, session timeout and security
+        options it was last started with unless given."""
         data_dir = data_dir or default_data_dir()
         saved: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError):
@@ -151,12 +115,14 @@ class LocalCluster:
             ports=ports or ClusterPorts(),
             session_timeout_ms=session_timeout_ms
             or saved.get("session_timeout_ms", DEFAULT_SESSION_TIMEOUT_MS),
+            auth=bool(saved.get("auth", False)) if auth is None else auth,
+            tls=bool(saved.get("tls", False)) if tls is None else tls,
         )
 
     @property
     def service_url(self) -> str:
         """Every broker: the client fails over to another one when the one it uses dies."""
-        return "pulsar://" + ",".join(f"127.0.0.1:{port}" for port in self.ports.brokers)
+        return self.security.service_url(self.ports.brokers)
 
     @property
     def admin_url(self) -> str:
@@ -164,7 +130,15 @@ class LocalCluster:
 
     @property
     def admin_urls(self) -> list[str]:
-        return [f"http://127.0.0.1:{port}" for port in self.ports.web]
+        return [self.security.admin_url(port) for port in self.ports.web]
+
+    @property
+    def security(self) -> BrokerSecurity:
+        return BrokerSecurity(self.data_dir / "security", auth=self.auth, tls=self.tls)
+
+    def client_settings(self) -> Settings:
+        """How a client reaches the cluster as its super-user (the admin token, the CA)."""
+        return self.security.client_settings(self.service_url, self.admin_url)
 
     def role(self, role: Role) -> list[Node]:
         return [node for node in self.nodes.values() if node.role == role]
@@ -188,15 +162,21 @@ class LocalCluster:
         return ClusterStatus(state, nodes, self.service_url, self.admin_url)
 
     def start(self, progress: Progress | None = None, timeout: float = 240.0) -> ClusterStatus:
-        """Start every node that does not run, in order, and wait until the cluster serves."""
+        """Start every node that does not run, in order, and wait until the cluster serves;
+        harmless when all run."""
         say = progress or (lambda _: None)
+        current = self.status()
+        if current.state != "stopped" and LocalCluster.at(self.data_dir).security != self.security:
+            raise BrokerError("The cluster runs with other --auth/--tls options: stop it first.")
+        if current.state == "running":
+            return current
+        fresh = current.state == "stopped"
         jdk = find_jdk()
         jars = classpath(self.version, say)
         self._check_ports_free()
         self._write_configs()
         say(f"starting a Pulsar {self.version} cluster on Java {jdk.version_text}")
         deadline = time.monotonic() + timeout
-        fresh = self.status().state == "stopped"
         try:
             self._start_nodes(jdk, jars, deadline, say)
         except BaseException:
@@ -215,14 +195,12 @@ class LocalCluster:
                 self._spawn(node, jdk, jars)
             for node in waiting:
                 self._wait_until_serving(node, jdk, jars, deadline, say)
-        with Admin(self.admin_url, timeout=10.0) as admin:
+        client = self.client_settings()
+        with Admin.of(client) as admin:
             for namespace in self.namespaces:
                 admin.ensure_namespace(namespace)
         say("checking that a message goes through")
-        probe(
-            Settings(service_url=self.service_url, admin_url=self.admin_url),
-            f"persistent://{self.namespaces[0]}/pulsarjobs-probe",
-        )
+        probe(client, f"persistent://{self.namespaces[0]}/pulsarjobs-probe")
 
     def start_node(
         self,
@@ -291,7 +269,10 @@ class LocalCluster:
                 data_dir=str(self.data_dir / node.name),
             )
             node.process.conf_file.write_text(text + "\n" + render("jobs-bookie.conf"))
+        security = self.security
+        security.prepare()
         for node in self.role("broker"):
+            assert node.service_port is not None
             text = render(
                 "cluster-broker.conf",
                 cluster_name=CLUSTER_NAME,
@@ -300,8 +281,11 @@ class LocalCluster:
                 zookeeper_port=str(self.ports.zookeeper),
                 session_timeout_ms=str(self.session_timeout_ms),
             )
-            node.process.conf_file.write_text(text + "\n" + render("jobs-broker.conf"))
+            secured = security.broker_config(node.service_port, node.port)
+            node.process.conf_file.write_text(merged(text, render("jobs-broker.conf"), secured))
+            node.process.conf_file.chmod(0o600)  # it holds the token secret
         saved = {"ports": asdict(self.ports), "session_timeout_ms": self.session_timeout_ms}
+        saved |= {"auth": self.auth, "tls": self.tls}
         (self.data_dir / SAVED_FILE).write_text(json.dumps(saved))
 
     def _spawn(self, node: Node, jdk: Jdk, jars: str) -> None:
@@ -315,9 +299,12 @@ class LocalCluster:
             "--cluster", CLUSTER_NAME,
             "--metadata-store", zookeeper,
             "--configuration-metadata-store", zookeeper,
-            "--web-service-url", self.admin_url,
+            "--web-service-url", self.admin_url,  # required, even of a cluster with TLS only
             "--broker-service-url", self.service_url,
         ]  # fmt: skip
+        if self.tls:
+            arguments += ["--web-service-url-tls", self.admin_url]
+            arguments += ["--broker-service-url-tls", self.service_url]
         log_file = self.data_dir / "logs" / "metadata-setup.log"
         command = java_command(
             jdk,

@@ -104,12 +104,11 @@ class LocalBroker:
 
     @property
     def service_url(self) -> str:
-        scheme = "pulsar+ssl" if self.tls else "pulsar"
-        return f"{scheme}://127.0.0.1:{self.broker_port}"
+        return self.security.service_url([self.broker_port])
 
     @property
     def admin_url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.web_port}"
+        return self.security.admin_url(self.web_port)
 
     @property
     def security(self) -> BrokerSecurity:
@@ -117,13 +116,7 @@ class LocalBroker:
 
     def client_settings(self) -> Settings:
         """How a client reaches this broker as its super-user (the admin token, the CA)."""
-        security = self.security
-        return Settings(
-            service_url=self.service_url,
-            admin_url=self.admin_url,
-            token=security.admin_token(),
-            tls_trust_file=str(security.ca_file) if self.tls else None,
-        )
+        return self.security.client_settings(self.service_url, self.admin_url)
 
     @property
     def pid_file(self) -> Path:
@@ -189,22 +182,14 @@ class LocalBroker:
         standalone = render(
             "standalone.conf", broker_port=str(self.broker_port), web_port=str(self.web_port)
         )
-        security = self.security
-        security.prepare()
-        secured = security.broker_settings()
-        if self.tls:  # the same ports, with TLS only
-            secured |= {"brokerServicePort": "", "webServicePort": ""}
-            secured |= {"brokerServicePortTls": str(self.broker_port)}
-            secured |= {"webServicePortTls": str(self.web_port)}
+        self.security.prepare()
         sync = "# --journal-sync\njournalSyncData=true" if self.journal_sync else ""
         given = "".join(f"{key}={value}\n" for key, value in self.settings.items())
         conf = merged(
             standalone,
             render("jobs-broker.conf"),
             render("jobs-bookie.conf"),
-            "# Security (--auth, --tls)\n" + "".join(f"{k}={v}\n" for k, v in secured.items())
-            if secured
-            else "",
+            self.security.broker_config(self.broker_port, self.web_port),
             sync,
             "# Given on the command line\n" + given if given else "",
         )

@@ -9,6 +9,7 @@ from typing import Literal
 from pulsarjobs.admin import Admin
 from pulsarjobs.broker.java import Jdk
 from pulsarjobs.broker.process import JavaProcess, java_command, port_in_use
+from pulsarjobs.broker.security import BrokerSecurity
 
 Role = Literal["zookeeper", "bookie", "broker"]
 
@@ -42,11 +43,18 @@ class Node:
     role: Role
     port: int  # answers once the node serves: ZooKeeper's client port, the bookie's, the web port
     process: JavaProcess
+    security: BrokerSecurity  # the cluster's: how a broker is reached (ZooKeeper, bookies: plain)
     service_port: int | None = None  # a broker's binary protocol port
 
     @classmethod
     def of(
-        cls, name: str, role: Role, data_dir: Path, port: int, service_port: int | None = None
+        cls,
+        name: str,
+        role: Role,
+        data_dir: Path,
+        port: int,
+        security: BrokerSecurity,
+        service_port: int | None = None,
     ) -> Node:
         process = JavaProcess(
             MAIN_CLASSES[role],
@@ -54,11 +62,18 @@ class Node:
             pid_file=data_dir / "run" / f"{name}.pid",
             log_file=data_dir / "logs" / f"{name}.log",
         )
-        return cls(name, role, port, process, service_port)
+        return cls(name, role, port, process, security, service_port)
 
     @property
     def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.security.admin_url(self.port)
+
+    def admin(self, timeout: float = 10.0) -> Admin:
+        """This broker's admin API, as the cluster's super-user."""
+        security = self.security
+        return Admin(
+            self.admin_url, security.admin_token(), timeout, trust_file=security.trust_file
+        )
 
     def command(self, jdk: Jdk, jars: str, log_config: Path) -> list[str]:
         conf = str(self.process.conf_file)
@@ -84,5 +99,5 @@ class Node:
         a bookie accept connections."""
         if self.role != "broker":
             return port_in_use(self.port)
-        with Admin(self.admin_url, timeout=5.0) as admin:
+        with self.admin(timeout=5.0) as admin:
             return admin.healthy()

@@ -1,9 +1,11 @@
-"""Token authentication, authorization and TLS for a broker the launcher starts.
+"""Token authentication, authorization and TLS for the brokers the launcher starts (the
+standalone's, and both of a local cluster's).
 
 Everything lives in the data directory's `security/` folder, made once and reused on later
 starts: an HS256 secret and the admin role's token (`--auth`), a CA and a broker certificate
 for localhost and 127.0.0.1 (`--tls`). The secret and the private keys are readable by their
-owner only. Tokens for other roles are signed with the same secret (`pulsarjobs broker token`).
+owner only. Tokens for other roles are signed with the same secret (`pulsarjobs broker token`,
+`pulsarjobs cluster token`). Brokers reach each other with the admin token and trust the CA.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import datetime
 import ipaddress
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.settings import Settings
 
 ADMIN_ROLE = "admin"  # the broker's super-user: it administers and creates namespaces
 SECRET_BYTES = 32  # HS256 keys shorter than 256 bits are refused by the broker (jjwt)
@@ -31,7 +35,8 @@ CERTIFICATE_DAYS = 825
 
 @dataclass(frozen=True)
 class BrokerSecurity:
-    """The security files of one data directory, and the broker settings that use them."""
+    """The security files of one data directory, the broker settings that use them and the
+    URLs and settings of a client of those brokers."""
 
     folder: Path
     auth: bool = False
@@ -49,6 +54,11 @@ class BrokerSecurity:
     def ca_file(self) -> Path:
         """The trust file clients need (`PULSARJOBS_TLS_TRUST_FILE`)."""
         return self.folder / "ca.pem"
+
+    @property
+    def trust_file(self) -> str | None:
+        """What a client of these brokers trusts: the CA with --tls, else nothing."""
+        return str(self.ca_file) if self.tls else None
 
     @property
     def certificate_file(self) -> Path:
@@ -77,7 +87,8 @@ class BrokerSecurity:
             secret = self.secret_file.read_bytes()
         except OSError:
             raise ConfigurationError(
-                f"No token secret at {self.secret_file}: start the broker with --auth first."
+                f"No token secret at {self.secret_file}: "
+                "start the broker or cluster with --auth first."
             ) from None
         return jwt.encode({"sub": role}, secret, algorithm="HS256")
 
@@ -86,8 +97,36 @@ class BrokerSecurity:
             return None
         return self.admin_token_file.read_text().strip()
 
+    def service_url(self, broker_ports: Sequence[int]) -> str:
+        """The brokers on these loopback ports (a client fails over between several)."""
+        scheme = "pulsar+ssl" if self.tls else "pulsar"
+        return f"{scheme}://" + ",".join(f"127.0.0.1:{port}" for port in broker_ports)
+
+    def admin_url(self, web_port: int) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{web_port}"
+
+    def client_settings(self, service_url: str, admin_url: str) -> Settings:
+        """How a client reaches these brokers as their super-user (the admin token, the CA)."""
+        return Settings(
+            service_url=service_url,
+            admin_url=admin_url,
+            token=self.admin_token(),
+            tls_trust_file=self.trust_file,
+        )
+
+    def broker_config(self, broker_port: int, web_port: int) -> str:
+        """The lines of a broker's config for these options; with TLS its ports serve TLS only."""
+        settings = self.broker_settings()
+        if self.tls:
+            settings |= {"brokerServicePort": "", "webServicePort": ""}
+            settings |= {"brokerServicePortTls": str(broker_port)}
+            settings |= {"webServicePortTls": str(web_port)}
+        if not settings:
+            return ""
+        return "# Security (--auth, --tls)\n" + "".join(f"{k}={v}\n" for k, v in settings.items())
+
     def broker_settings(self) -> dict[str, str]:
-        """What the broker's config needs for these options (ports are the launcher's)."""
+        """What a broker's config needs for these options, whatever its ports."""
         settings: dict[str, str] = {}
         if self.auth:
             secret = base64.b64encode(self.secret_file.read_bytes()).decode()
@@ -99,7 +138,7 @@ class BrokerSecurity:
                 "tokenSecretKey": f"data:;base64,{secret}",
                 "authorizationEnabled": "true",
                 "superUserRoles": ADMIN_ROLE,
-                # The broker is a client of itself (and the standalone of its admin API).
+                # A broker is a client of itself and of the other brokers.
                 "brokerClientAuthenticationPlugin": (
                     "org.apache.pulsar.client.impl.auth.AuthenticationToken"
                 ),

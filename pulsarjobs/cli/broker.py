@@ -12,6 +12,7 @@ from rich.console import Console
 from pulsarjobs.admin import Admin
 from pulsarjobs.broker import LocalBroker
 from pulsarjobs.broker.jars import PULSAR_VERSION, cached, classpath
+from pulsarjobs.broker.security import BrokerSecurity
 from pulsarjobs.cli.output import fail, reports_errors
 from pulsarjobs.settings import Settings, external_service_url
 
@@ -25,6 +26,26 @@ DataDir = Annotated[
 Port = Annotated[int | None, typer.Option("--port", help="Binary protocol port (6650).")]
 WebPort = Annotated[int | None, typer.Option("--web-port", help="Admin/HTTP port (8080).")]
 BookiePort = Annotated[int | None, typer.Option("--bookie-port", help="Bookie port (3181).")]
+# Shared with `pulsarjobs cluster start`.
+Auth = Annotated[
+    bool | None,
+    typer.Option(
+        "--auth/--no-auth",
+        help="Token authentication and authorization; makes a secret and an admin token "
+        "in the data directory. [default: as last started]",
+        show_default=False,
+    ),
+]
+Tls = Annotated[
+    bool | None,
+    typer.Option(
+        "--tls/--no-tls",
+        help="TLS on the broker ports with a CA made in the data directory. "
+        "[default: as last started]",
+        show_default=False,
+    ),
+]
+Role = Annotated[str, typer.Argument(help="The role the token authenticates as.")]
 
 
 @app.command()
@@ -38,24 +59,8 @@ def start(
         list[str] | None,
         typer.Option("--set", help="Extra broker setting KEY=VALUE (repeatable)."),
     ] = None,
-    auth: Annotated[
-        bool | None,
-        typer.Option(
-            "--auth/--no-auth",
-            help="Token authentication and authorization; makes a secret and an admin token "
-            "in the data directory. [default: as last started]",
-            show_default=False,
-        ),
-    ] = None,
-    tls: Annotated[
-        bool | None,
-        typer.Option(
-            "--tls/--no-tls",
-            help="TLS on both ports with a CA made in the data directory. "
-            "[default: as last started]",
-            show_default=False,
-        ),
-    ] = None,
+    auth: Auth = None,
+    tls: Tls = None,
     journal_sync: Annotated[
         bool,
         typer.Option(
@@ -126,10 +131,7 @@ def logs(
 
 @app.command()
 @reports_errors
-def token(
-    role: Annotated[str, typer.Argument(help="The role the token authenticates as.")],
-    data_dir: DataDir = None,
-) -> None:
+def token(role: Role, data_dir: DataDir = None) -> None:
     """Print a token for ROLE, signed with the secret of a broker started with --auth."""
     typer.echo(LocalBroker.at(data_dir).security.token(role))
 
@@ -153,15 +155,19 @@ def print_broker_status(broker: LocalBroker) -> None:
     typer.echo(f"service URL: {current.service_url}")
     typer.echo(f"admin URL:   {current.admin_url}")
     typer.echo(f"data:        {broker.data_dir}")
-    security = broker.security
-    if broker.auth:
+    print_security(broker.security, broker.client_settings(), "broker")
+
+
+def print_security(security: BrokerSecurity, client: Settings, command: str) -> None:
+    """How a client uses brokers started with --auth or --tls (`command`: broker or cluster)."""
+    if security.auth:
         typer.echo(f"admin token: export PULSARJOBS_TOKEN=$(cat {security.admin_token_file})")
-        typer.echo("             (a role's token: pulsarjobs broker token ROLE)")
-    if broker.tls:
+        typer.echo(f"             (a role's token: pulsarjobs {command} token ROLE)")
+    if security.tls:
         typer.echo(f"TLS CA:      export PULSARJOBS_TLS_TRUST_FILE={security.ca_file}")
-    if broker.auth or broker.tls:
-        typer.echo(f"             export PULSARJOBS_SERVICE_URL={current.service_url}")
-        typer.echo(f"             export PULSARJOBS_ADMIN_URL={current.admin_url}")
+    if security.auth or security.tls:
+        typer.echo(f"             export PULSARJOBS_SERVICE_URL={client.service_url}")
+        typer.echo(f"             export PULSARJOBS_ADMIN_URL={client.admin_url}")
 
 
 def check_external(service_url: str) -> None:

@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pulsarjobs.broker.cluster import ClusterPorts, LocalCluster
+from pulsarjobs.broker.cluster import LocalCluster
+from pulsarjobs.broker.cluster_ports import ClusterPorts
+from pulsarjobs.cli.broker import Auth, Role, Tls, print_security
 from pulsarjobs.cli.output import fail, reports_errors
 
 app = typer.Typer(
@@ -45,16 +47,19 @@ def start(
             show_default=False,
         ),
     ] = None,
+    auth: Auth = None,
+    tls: Tls = None,
 ) -> None:
     """Start every node that does not run, and wait until the cluster serves."""
     ports = ClusterPorts.starting_at(ports_from) if ports_from else None
-    cluster = LocalCluster.at(data_dir, ports, session_timeout_ms)
-    if cluster.status().state == "running":
+    cluster = LocalCluster.at(data_dir, ports, session_timeout_ms, auth=auth, tls=tls)
+    running = cluster.status().state == "running"
+    began = time.monotonic()
+    with console.status("starting the Pulsar cluster") as status:
+        cluster.start(progress=lambda text: status.update(text))  # checks a running one's options
+    if running:
         console.print("The cluster is already running.")
     else:
-        began = time.monotonic()
-        with console.status("starting the Pulsar cluster") as status:
-            cluster.start(progress=lambda text: status.update(text))
         console.print(f"Pulsar cluster started in {time.monotonic() - began:.1f} s.")
     print_cluster_status(cluster)
 
@@ -98,6 +103,13 @@ def logs(
 
 @app.command()
 @reports_errors
+def token(role: Role, data_dir: DataDir = None) -> None:
+    """Print a token for ROLE, signed with the secret of a cluster started with --auth."""
+    typer.echo(LocalCluster.at(data_dir).security.token(role))
+
+
+@app.command()
+@reports_errors
 def kill(
     node: Annotated[str, typer.Argument(help="bookie-1..3 or broker-1..2.")],
     data_dir: DataDir = None,
@@ -120,3 +132,5 @@ def print_cluster_status(cluster: LocalCluster) -> None:
     typer.echo(f"service URL: {current.service_url}")
     typer.echo(f"admin URL:   {current.admin_url}")
     typer.echo(f"data:        {cluster.data_dir}")
+    if current.state != "stopped":
+        print_security(cluster.security, cluster.client_settings(), "cluster")

@@ -1,5 +1,6 @@
 """A real Pulsar cluster for the failure tests: ZooKeeper, three bookies and two brokers, started
-by the project's launcher on free ports in a temporary directory and stopped at the end.
+by the project's launcher on free ports in a temporary directory and stopped at the end of the
+module (test_security.py starts one of its own with --auth --tls: one cluster at a time).
 
 Run them alone with `pytest -m cluster`. PULSARJOBS_TEST_CLUSTER_DIR names the data directory of
 a cluster you started (`pulsarjobs cluster start --data-dir DIR`) to use instead; it is left
@@ -17,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from pulsarjobs.broker.cluster import ClusterPorts, LocalCluster
+from pulsarjobs.broker.cluster import LocalCluster
+from pulsarjobs.broker.cluster_ports import ClusterPorts
 from pulsarjobs.errors import PulsarJobsError
 from tests.conftest import unavailable
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped before another module starts a cluster of its own
 def cluster() -> Iterator[LocalCluster]:
     if given := os.environ.get("PULSARJOBS_TEST_CLUSTER_DIR"):
         yield LocalCluster.at(Path(given))

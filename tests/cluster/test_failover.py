@@ -107,7 +107,7 @@ class Outcome:
 def live_admin(cluster: LocalCluster) -> Admin:
     """An admin client on a broker that runs (the cluster's first may be the killed one)."""
     brokers = [node for node in cluster.role("broker") if node.process.state() == "running"]
-    return Admin(brokers[0].admin_url)
+    return brokers[0].admin()
 
 
 def cluster_settings(cluster: LocalCluster) -> Settings:

@@ -1,4 +1,5 @@
-"""Fixtures the integration tests share: a namespace of their own, and a record of runs."""
+"""Fixtures the integration tests share: a namespace of their own (the record of runs is in
+tests/conftest.py, shared with the cluster tests)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,6 @@ from pulsarjobs import App
 from tests.apps.pipeline import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings
-
-
-@pytest.fixture
-def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The file the test jobs append a line to for each run (see tests/apps/pipeline.py)."""
-    path = tmp_path / "record.jsonl"
-    monkeypatch.setenv("PULSARJOBS_TEST_RECORD", str(path))
-    return path
 
 
 @pytest.fixture

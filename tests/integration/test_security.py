@@ -2,7 +2,7 @@
 --tls, on free ports: its own broker, never the shared one), and end-to-end encrypted jobs.
 
 Every way of being refused is one line naming the problem, from the producer, the worker and
-the command line.
+the command line. tests/cluster/test_security.py asks the same of a cluster with --auth --tls.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pulsarjobs.admin import Admin
 from pulsarjobs.app import JobCall
-from pulsarjobs.broker import LocalBroker
+from pulsarjobs.broker import LocalBroker, LocalCluster
 from pulsarjobs.broker.process import free_port
 from pulsarjobs.broker.security import BrokerSecurity
 from pulsarjobs.errors import AccessDenied, PulsarJobsError
@@ -35,6 +36,9 @@ from tests.integration.helpers import started, wait_until, worker_in_thread
 
 NAMESPACE = "secured"
 pytestmark = pytest.mark.timeout(600)
+
+Secured = LocalBroker | LocalCluster  # both make tokens and give their super-user's settings
+S = TypeVar("S", LocalBroker, LocalCluster)
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +53,29 @@ def secured() -> Iterator[LocalBroker]:
         auth=True,
         tls=True,
     )
+    yield from started_secured(local)
+
+
+def started_secured(local: S) -> Iterator[S]:
+    """`local` started, with the tests' namespace; stopped and its data removed at the end."""
     try:
-        local.start()
-    except PulsarJobsError as exc:
-        unavailable(f"could not start a local Pulsar with --auth --tls: {exc}")
-    try:
+        try:
+            local.start()
+        except PulsarJobsError as exc:
+            unavailable(f"could not start a local Pulsar with --auth --tls: {exc}")
         with Admin.of(local.client_settings()) as admin:
             admin.ensure_namespace(f"public/{NAMESPACE}")
         yield local
     finally:
         local.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(local.data_dir, ignore_errors=True)
 
 
-def admin_settings(broker: LocalBroker) -> Settings:
+def admin_settings(broker: Secured) -> Settings:
     return broker.client_settings().with_changes(namespace=NAMESPACE)
 
 
-def role_settings(broker: LocalBroker, role: str) -> Settings:
+def role_settings(broker: Secured, role: str) -> Settings:
     return admin_settings(broker).with_changes(token=broker.security.token(role))
 
 
@@ -113,7 +122,7 @@ def test_a_granted_role_enqueues_and_runs_jobs_over_tls(secured: LocalBroker, re
         app.close()
 
 
-def refused_settings(broker: LocalBroker, problem: str, tmp_path: Path) -> Settings:
+def refused_settings(broker: Secured, problem: str, tmp_path: Path) -> Settings:
     settings = admin_settings(broker)
     if problem == "no token":
         return settings.with_changes(token=None)
@@ -139,7 +148,12 @@ EXPECTED = {
 def test_a_refusal_is_one_line_naming_the_problem_everywhere(
     secured: LocalBroker, problem: str, tmp_path: Path, record: Path
 ) -> None:
-    settings = refused_settings(secured, problem, tmp_path)
+    assert_refused_everywhere(refused_settings(secured, problem, tmp_path), problem, record)
+
+
+def assert_refused_everywhere(settings: Settings, problem: str, record: Path) -> None:
+    """The producer, a worker, `pulsarjobs enqueue` and `pulsarjobs worker` each fail with the
+    one line EXPECTED names for the problem."""
     expected = EXPECTED[problem]
     env = environment(settings, record)
     # The commands run meanwhile: a missing token costs each of them the client's timeout.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-from pulsarjobs.broker.cluster import ClusterPorts, LocalCluster
+from pulsarjobs.access import role_of
+from pulsarjobs.broker.cluster import LocalCluster
+from pulsarjobs.broker.cluster_ports import ClusterPorts
 from pulsarjobs.broker.templates import properties
 from pulsarjobs.cli.main import app
 
@@ -67,3 +70,32 @@ def test_logs_of_an_unknown_node_name_the_nodes(tmp_path: Path) -> None:
     done = CliRunner().invoke(app, ["cluster", "logs", "broker-9", "--data-dir", str(tmp_path)])
     assert done.exit_code == 1
     assert "broker-1" in done.output
+
+
+def test_a_secured_cluster_has_brokers_that_serve_tls_only_and_check_tokens(
+    tmp_path: Path,
+) -> None:
+    LocalCluster(tmp_path, ClusterPorts.starting_at(40000), auth=True, tls=True)._write_configs()
+    cluster = LocalCluster.at(tmp_path)  # the options are kept for later commands
+    for name, (port, web) in (("broker-1", (40004, 40006)), ("broker-2", (40005, 40007))):
+        broker = conf(cluster, name)
+        assert (broker["brokerServicePort"], broker["webServicePort"]) == ("", "")
+        assert broker["brokerServicePortTls"] == str(port)
+        assert broker["webServicePortTls"] == str(web)
+        assert broker["authorizationEnabled"] == "true"
+        assert broker["brokerClientTlsEnabled"] == "true"  # the brokers talk to each other
+        assert broker["brokerClientAuthenticationParameters"] == (
+            f"token:{cluster.security.admin_token()}"
+        )
+        assert stat.S_IMODE(cluster.nodes[name].process.conf_file.stat().st_mode) == 0o600
+    assert "authenticationEnabled" not in conf(cluster, "bookie-1")  # plain, on loopback
+    assert cluster.service_url == "pulsar+ssl://127.0.0.1:40004,127.0.0.1:40005"
+    assert cluster.nodes["broker-2"].admin_url == "https://127.0.0.1:40007"
+    client = cluster.client_settings()
+    assert client.tls_trust_file == str(cluster.security.ca_file)
+    assert client.token is not None and role_of(client.token) == "admin"
+
+    done = CliRunner().invoke(app, ["cluster", "token", "worker", "--data-dir", str(tmp_path)])
+    assert done.exit_code == 0
+    assert role_of(done.stdout.strip()) == "worker"
+    assert done.stdout.strip() == cluster.security.token("worker")
