@@ -69,7 +69,7 @@ def families() -> Families:
         jobs=Counter(
             "pulsarjobs_jobs_processed",
             "Deliveries settled by the worker, by outcome (done, retry, dead, expired, early, "
-            "deferred, undecodable).",
+            "deferred, snoozed, undecodable).",
             ["queue", "type", "outcome"],
         ),
         run=Histogram(
