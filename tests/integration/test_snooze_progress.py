@@ -131,3 +131,18 @@ def test_snoozing_past_max_snoozes_dead_letters_the_job_saying_so(app: App) -> N
     assert (letter.envelope.attempt, letter.envelope.snoozes) == (1, 2)
     assert [run["snoozes"] for run in runs] == [0, 1, 2]
     assert (stats.snoozed, stats.dead) == (2, 1)
+
+
+def test_an_ordered_job_that_snoozes_keeps_the_jobs_behind_it_waiting(app: App) -> None:
+    ran: list[tuple[int, int]] = []
+
+    @app.job
+    def step(n: int) -> None:
+        ran.append((n, current_job().snoozes))
+        if n == 0 and current_job().snoozes == 0:
+            raise Snooze(SNOOZE_SECONDS)
+
+    app.enqueue_many([step.call(n).with_options(order_key="k") for n in range(3)])
+    with worker_in_thread(app) as worker:
+        wait_until(lambda: worker.stats.done == 3, 90, 0.2)
+    assert ran == [(0, 0), (0, 1), (1, 0), (2, 0)]
