@@ -32,7 +32,8 @@ def show_job(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> None
     if found is None:
         minutes = PROGRESS_KEPT_AFTER.total_seconds() / 60
         fail(f"No worker runs job {job_id} now, nor ended it in the last {minutes:g} minutes "
-             "having reported its progress.")  # fmt: skip
+             "having reported its progress (the dashboard and `pulsarjobs dlq` list the jobs "
+             "that wait and the dead).")  # fmt: skip
     worker, job = found
     if as_json:
         print_json({"worker": worker.worker, **job.to_fields()})

@@ -396,6 +396,16 @@ def test_decode_reads_data_from_a_newer_writer_with_an_extra_field() -> None:
         decode(data)
 
 
+def test_a_job_written_before_snoozes_existed_reads_as_never_snoozed() -> None:
+    older = schema_dict()
+    older["fields"] = [field for field in older["fields"] if field["name"] != "snoozes"]
+    env = make_envelope(attempt=3)
+    datum = {name: value for name, value in avro_datum(env).items() if name != "snoozes"}
+    data = fastavro_bytes(older, datum)
+    assert decode(data, writer_schema=json.dumps(older)) == env
+    assert decode(encode(env.replace(snoozes=4))).snoozes == 4
+
+
 def test_an_older_reader_without_an_optional_field_reads_current_data() -> None:
     older = schema_dict()
     older["fields"] = [field for field in older["fields"] if field["name"] != "expires_at"]
