@@ -25,6 +25,7 @@ READ_TIMEOUT_MS = 5_000
 RUNNING_SHOWN = 100  # running jobs a heartbeat lists at most; `busy` counts them all
 ENDED_SHOWN = 100  # jobs that ended with a progress, listed for PROGRESS_KEPT_AFTER at most
 PROGRESS_KEPT_AFTER = timedelta(minutes=10)  # a job's last progress, heard of once it ended
+PROGRESS_MESSAGE_SHOWN = 200  # characters of a progress message a heartbeat carries
 
 WorkerState = Literal["running", "quiet", "stopping", "stopped"]
 SeenState = Literal["running", "quiet", "stopping", "stopped", "gone"]

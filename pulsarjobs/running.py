@@ -22,7 +22,13 @@ from datetime import datetime, timedelta
 from pulsarjobs.clock import utc_now
 from pulsarjobs.crashes import CrashGuard
 from pulsarjobs.envelope import Envelope
-from pulsarjobs.heartbeat import ENDED_SHOWN, PROGRESS_KEPT_AFTER, Progress, RunningJob
+from pulsarjobs.heartbeat import (
+    ENDED_SHOWN,
+    PROGRESS_KEPT_AFTER,
+    PROGRESS_MESSAGE_SHOWN,
+    Progress,
+    RunningJob,
+)
 
 Reported = tuple[float, float | None, str]  # done, total, message: a tuple is cheapest to make
 
@@ -43,13 +49,16 @@ class Run:
 
     def seen(self, wall: datetime, clock: float, ended_at: datetime | None = None) -> RunningJob:
         """As a heartbeat tells of it; `wall` and `clock` are now on both clocks."""
-        envelope, reported = self.envelope, self.progress
+        envelope, reported, progress = self.envelope, self.progress, None
+        if reported is not None:  # a long message would swell every heartbeat
+            done, total, message = reported
+            progress = Progress(done, total, message[:PROGRESS_MESSAGE_SHOWN])
         return RunningJob(
             job_id=envelope.id,
             type=envelope.type,
             queue=envelope.queue,
             started_at=wall - timedelta(seconds=clock - self.started),
-            progress=Progress(*reported) if reported is not None else None,
+            progress=progress,
             ended_at=ended_at,
         )
 
