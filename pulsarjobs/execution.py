@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor as ThreadPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -312,8 +312,8 @@ class Executor:
         """Put off with its attempt unchanged; dead once it snoozed its max_snoozes times."""
         limit = self.app.jobs[envelope.type].max_snoozes
         if envelope.snoozes >= limit:
-            message = f"snoozed {envelope.snoozes} times, its max_snoozes"
-            return self.dead(envelope, "TooManySnoozes", message)
+            message = f"snoozed {envelope.snoozes} times already, its max_snoozes is {limit}"
+            return replace(self.dead(envelope, "TooManySnoozes", message), duration=duration)
         later = snooze.applied_to(envelope, self.clock())
         log.info("job snoozed", **fields(envelope), snoozes=later.snoozes, run_at=str(later.run_at))
         return Outcome("snoozed", later, duration=duration)

@@ -126,7 +126,7 @@ def test_snoozing_past_max_snoozes_dead_letters_the_job_saying_so(app: App) -> N
         wait_until(lambda: inspector.dead_count("default") == 1, 90, 0.5)
         [letter] = inspector.find_dead_letters(job_id, "default")
         stats = worker.stats
-    assert letter.reason == "TooManySnoozes: snoozed 2 times, its max_snoozes"
+    assert letter.reason == "TooManySnoozes: snoozed 2 times already, its max_snoozes is 2"
     assert letter.envelope is not None
     assert (letter.envelope.attempt, letter.envelope.snoozes) == (1, 2)
     assert [run["snoozes"] for run in runs] == [0, 1, 2]

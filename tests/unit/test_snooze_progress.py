@@ -69,7 +69,10 @@ def test_snoozing_past_max_snoozes_dead_letters_the_job(app: App, runner: TestRu
     assert runner.runs(wait_for_payment) == 3
     [dead] = runner.dead
     assert (dead.attempt, dead.snoozes) == (1, 2)
-    assert runner.outcomes[-1].reason == "TooManySnoozes: snoozed 2 times, its max_snoozes"
+    assert (
+        runner.outcomes[-1].reason
+        == "TooManySnoozes: snoozed 2 times already, its max_snoozes is 2"
+    )
     [letter] = runner.dead_letters
     assert letter.properties["pulsarjobs-reason"] == runner.outcomes[-1].reason
 
