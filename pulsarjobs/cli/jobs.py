@@ -43,8 +43,9 @@ def show_job(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> None
         state = f"running on {worker.worker} for {age((now - job.started_at).total_seconds())}"
     else:
         state = f"ended on {worker.worker} {age((now - job.ended_at).total_seconds())} ago"
-    console.print(f"Job {job.job_id} ({job.type} on {job.queue}): {state}", highlight=False)
-    console.print(f"progress: {job.progress or 'none reported'}", highlight=False)
+    lines = (f"Job {job.job_id}: {job.type} on {job.queue}", state,
+             f"progress: {job.progress or 'none reported'}")  # fmt: skip
+    console.print("\n".join(lines), highlight=False, soft_wrap=True)
 
 
 @app.command("cancel")
