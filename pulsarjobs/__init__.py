@@ -20,7 +20,7 @@ from pulsarjobs.errors import (
     PulsarJobsError,
 )
 from pulsarjobs.execution import Outcome, current_job
-from pulsarjobs.heartbeat import RunningJob
+from pulsarjobs.heartbeat import Progress, RunningJob
 from pulsarjobs.inspect import (
     Inspector,
     QueueStats,
@@ -33,9 +33,11 @@ from pulsarjobs.jobs import Job, JobCall
 from pulsarjobs.metrics import WorkerMetrics
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.pauses import Pause
+from pulsarjobs.progress import CurrentJob
 from pulsarjobs.queue_metrics import QueueCollector
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
+from pulsarjobs.snooze import Snooze
 from pulsarjobs.unique import DuplicateJob
 from pulsarjobs.worker import Worker
 
@@ -48,6 +50,7 @@ __all__ = [
     "BrokerUnavailable",
     "Cancel",
     "ConfigurationError",
+    "CurrentJob",
     "DeadLetter",
     "DeadLetterFilter",
     "DuplicateJob",
@@ -64,6 +67,7 @@ __all__ = [
     "Outcome",
     "Pause",
     "PayloadTooLarge",
+    "Progress",
     "PulsarJobsError",
     "QueueCollector",
     "QueueStats",
@@ -71,6 +75,7 @@ __all__ = [
     "RunningJob",
     "Schedule",
     "Settings",
+    "Snooze",
     "SubscriptionStats",
     "TopicInfo",
     "TopicStats",

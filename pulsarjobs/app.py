@@ -35,6 +35,7 @@ from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
+from pulsarjobs.snooze import DEFAULT_MAX_SNOOZES
 from pulsarjobs.topics import check_queue_name, topics_for
 from pulsarjobs.unique import DuplicateJob, UniqueKeys, default_key, hold_for
 
@@ -96,6 +97,7 @@ class App(Closing):
         unique_for: timedelta | None = None,
         concurrency_limit: int | None = None,
         rate_limit: int | None = None,
+        max_snoozes: int = DEFAULT_MAX_SNOOZES,
     ) -> JobDecorator: ...
 
     def job(
@@ -110,9 +112,11 @@ class App(Closing):
         unique_for: timedelta | None = None,
         concurrency_limit: int | None = None,
         rate_limit: int | None = None,
+        max_snoozes: int = DEFAULT_MAX_SNOOZES,
     ) -> Any:
         """Declare a job: `@app.job` or `@app.job(queue="critical", max_attempts=5, timeout=30)`.
-        `unique_for`, `concurrency_limit`, `rate_limit`: see docs/flow-control.md."""
+        `unique_for`, `concurrency_limit`, `rate_limit`: see docs/flow-control.md; `max_snoozes`:
+        how often a run may raise Snooze (docs/concepts.md)."""
         policy = retry or RetryPolicy()
         flow = FlowOptions(unique_for, concurrency_limit, rate_limit)
         if max_attempts is not None:
@@ -122,7 +126,7 @@ class App(Closing):
             job_name = name or function.__name__
             if job_name in self.jobs:
                 raise ConfigurationError(f"a job named {job_name!r} is declared twice")
-            declared = Job(self, function, job_name, queue, policy, timeout, flow)
+            declared = Job(self, function, job_name, queue, policy, timeout, flow, max_snoozes)
             self.jobs[job_name] = declared
             return declared
 

@@ -97,8 +97,8 @@ class Browser:
         return self._jobs(queue, "jobs", after, size, lambda job: job.due_at > now)
 
     def retries(self, queue: str, after: Position | None, size: int) -> Page[JobMessage]:
-        """Jobs on the subscription's retry topic that failed before: waiting for their
-        backoff, or due and about to run again."""
+        """Jobs on the subscription's retry topic that failed or snoozed before: waiting for
+        their backoff or snooze, or due and about to run again."""
         return self._jobs(queue, "retry", after, size, is_retry)
 
     def dead(
@@ -184,7 +184,7 @@ class Browser:
 
 
 def is_retry(job: JobMessage) -> bool:
-    return job.envelope is not None and job.envelope.attempt > 1
+    return job.envelope is not None and (job.envelope.attempt > 1 or job.envelope.snoozes > 0)
 
 
 def _page(

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor as ThreadPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,7 +28,10 @@ from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.crashes import CRASHES_BEFORE_DEAD, DEFER_SECONDS, Crashes, CrashGuard
 from pulsarjobs.envelope import Envelope, JobError
 from pulsarjobs.errors import JobTimeout
+from pulsarjobs.logs import fields
+from pulsarjobs.progress import CurrentJob
 from pulsarjobs.running import Run, RunningJobs
+from pulsarjobs.snooze import Snooze
 
 if TYPE_CHECKING:
     import pulsar
@@ -40,18 +43,21 @@ if TYPE_CHECKING:
 # "undecodable": the message was no job at all; it is dead-lettered with its own bytes.
 # "cancelled": the user cancelled the job (cancels.py): acknowledged unrun, or its result discarded.
 # "deferred": it was running when its worker process died (crashes.py): put back to run later.
-Kind = Literal["done", "retry", "dead", "expired", "early", "undecodable", "cancelled", "deferred"]
+# "snoozed": it raised Snooze (snooze.py): put back to run later, the same attempt.
+Kind = Literal[
+    "done", "retry", "dead", "expired", "early", "undecodable", "cancelled", "deferred", "snoozed"
+]
 Work = Coroutine[Any, Any, None] | functools.partial[None]  # an async run, or a sync call
 
 log = structlog.get_logger("pulsarjobs.execution")
 
-_current: contextvars.ContextVar[Envelope] = contextvars.ContextVar("pulsarjobs_current_job")
+_current: contextvars.ContextVar[Run] = contextvars.ContextVar("pulsarjobs_current_job")
 
 
-def current_job() -> Envelope:
-    """The envelope of the job running in this task or thread."""
+def current_job() -> CurrentJob:
+    """The job running in this task or thread: its envelope's fields, and `progress(...)`."""
     try:
-        return _current.get()
+        return CurrentJob(_current.get())
     except LookupError:
         raise RuntimeError("current_job() is only available inside a running job") from None
 
@@ -135,10 +141,10 @@ class Executor:
         if self.on_start is not None:
             self.on_start(envelope)
         work, started = verdict, time.perf_counter()
-        context = job_context(envelope)
         running: Awaitable[None]
         task = None if isinstance(work, functools.partial) else asyncio.current_task()
         run = Run(envelope, started, task)
+        context = job_context(run)
         self.running.start(run)  # before it starts
         if isinstance(work, functools.partial):
             call = functools.partial(context.run, self._body, work, envelope)
@@ -182,8 +188,8 @@ class Executor:
         if self.on_start is not None:
             self.on_start(envelope)
         started = time.perf_counter()
-        context = job_context(envelope)
         run = Run(envelope, started, None)
+        context = job_context(run)
         self.running.start(run)
         try:
             if envelope.timeout is None:
@@ -286,6 +292,8 @@ class Executor:
             raise timed_out(envelope) from None
 
     def failed(self, envelope: Envelope, exc: Exception, duration: float) -> Outcome:
+        if isinstance(exc, Snooze):
+            return self.snoozed(envelope, exc, duration)
         error = JobError.from_exception(exc, self.worker, now=self.clock())
         failed = envelope.replace(last_error=error)
         if envelope.retry.exhausted(envelope.attempt):
@@ -299,6 +307,16 @@ class Executor:
             attempt=envelope.attempt + 1, run_at=error.failed_at + timedelta(seconds=delay)
         )
         return Outcome("retry", retry, duration=duration)
+
+    def snoozed(self, envelope: Envelope, snooze: Snooze, duration: float) -> Outcome:
+        """Put off with its attempt unchanged; dead once it snoozed its max_snoozes times."""
+        limit = self.app.jobs[envelope.type].max_snoozes
+        if envelope.snoozes >= limit:
+            message = f"snoozed {envelope.snoozes} times already, its max_snoozes is {limit}"
+            return replace(self.dead(envelope, "TooManySnoozes", message), duration=duration)
+        later = snooze.applied_to(envelope, self.clock())
+        log.info("job snoozed", **fields(envelope), snoozes=later.snoozes, run_at=str(later.run_at))
+        return Outcome("snoozed", later, duration=duration)
 
     def after_crashes(self, envelope: Envelope, crashes: Crashes) -> Outcome | None:
         """What becomes of a job that was running when worker processes died: dead once it
@@ -345,10 +363,10 @@ def uncancel(run: Run) -> int:
     return run.task.uncancel()
 
 
-def job_context(envelope: Envelope) -> contextvars.Context:
+def job_context(run: Run) -> contextvars.Context:
     """A context of the job's own: what it (or a hook) sets there stays with that job."""
     context = contextvars.copy_context()
-    context.run(_current.set, envelope)
+    context.run(_current.set, run)
     return context
 
 

@@ -23,24 +23,63 @@ GONE_AFTER_BEATS = 3
 COMPACTION_THRESHOLD_BYTES = 1024 * 1024  # about 3,000 heartbeats between compactions
 READ_TIMEOUT_MS = 5_000
 RUNNING_SHOWN = 100  # running jobs a heartbeat lists at most; `busy` counts them all
+ENDED_SHOWN = 100  # jobs that ended with a progress, listed for PROGRESS_KEPT_AFTER at most
+PROGRESS_KEPT_AFTER = timedelta(minutes=10)  # a job's last progress, heard of once it ended
+PROGRESS_MESSAGE_SHOWN = 200  # characters of a progress message a heartbeat carries
 
 WorkerState = Literal["running", "quiet", "stopping", "stopped"]
 SeenState = Literal["running", "quiet", "stopping", "stopped", "gone"]
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a job got, as it last said with `current_job().progress(done, total, message)`."""
+
+    done: float
+    total: float | None = None  # None: the job does not know (yet)
+    message: str = ""
+
+    @property
+    def percent(self) -> float | None:
+        """done of total in percent, when the total is known (and not 0)."""
+        return None if not self.total else 100 * self.done / self.total
+
+    def __str__(self) -> str:
+        amount = f"{self.done:g}" if self.total is None else f"{self.done:g} of {self.total:g}"
+        if self.percent is not None:
+            amount += f" ({self.percent:.0f}%)"
+        return f"{amount}: {self.message}" if self.message else amount
+
+
+@dataclass(frozen=True, slots=True)
 class RunningJob:
-    """A job a worker runs now."""
+    """A job a worker runs now, or one that ended lately (`ended_at`) after saying its progress."""
 
     job_id: str
     type: str
     queue: str
     started_at: datetime
+    progress: Progress | None = None  # the last the job said; None: it said nothing
+    ended_at: datetime | None = None  # None: it runs now
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any]) -> RunningJob:
-        started_at = datetime.fromisoformat(fields["started_at"])
-        return cls(fields["job_id"], fields["type"], fields["queue"], started_at)
+        progress = fields.get("progress")
+        ended_at = fields.get("ended_at")
+        return cls(
+            fields["job_id"],
+            fields["type"],
+            fields["queue"],
+            datetime.fromisoformat(fields["started_at"]),
+            Progress(**progress) if progress is not None else None,
+            datetime.fromisoformat(ended_at) if ended_at is not None else None,
+        )
+
+    def to_fields(self) -> dict[str, Any]:
+        fields = asdict(self)
+        fields["started_at"] = self.started_at.isoformat()
+        fields["ended_at"] = self.ended_at.isoformat() if self.ended_at else None
+        return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +100,14 @@ class Heartbeat:
     interval: float  # seconds until the next heartbeat
     running: tuple[RunningJob, ...] = ()  # the longest running first, RUNNING_SHOWN at most
     held_by_limit: int = 0  # jobs waiting for a concurrency slot (limits.py)
+    ended: tuple[RunningJob, ...] = ()  # ended lately with a progress, the latest last
 
     def encode(self) -> bytes:
         fields: dict[str, Any] = asdict(self)
         fields["started_at"] = self.started_at.isoformat()
         fields["sent_at"] = self.sent_at.isoformat()
-        for job in fields["running"]:
-            job["started_at"] = job["started_at"].isoformat()
+        fields["running"] = [job.to_fields() for job in self.running]
+        fields["ended"] = [job.to_fields() for job in self.ended]
         return json.dumps(fields, separators=(",", ":")).encode()
 
     @classmethod
@@ -81,6 +121,7 @@ class Heartbeat:
             fields["started_at"] = datetime.fromisoformat(fields["started_at"])
             fields["sent_at"] = datetime.fromisoformat(fields["sent_at"])
             fields["running"] = tuple(map(RunningJob.from_fields, fields.get("running", ())))
+            fields["ended"] = tuple(map(RunningJob.from_fields, fields.get("ended", ())))
             known = {field.name for field in dataclass_fields(cls)}  # newer workers tell more
             return cls(**{name: value for name, value in fields.items() if name in known})
         except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:

@@ -111,6 +111,7 @@ class WorkerStatus:
     silent_seconds: float
     running: tuple[RunningJob, ...] = ()  # the longest running first, at most 100 (`busy`: all)
     held_by_limit: int = 0  # jobs waiting for a concurrency slot
+    ended: tuple[RunningJob, ...] = ()  # ended lately having reported a progress (progress.py)
 
 
 @dataclass
@@ -347,6 +348,7 @@ class Inspector(Closing):
                 silent_seconds=max(0.0, (now - beat.sent_at).total_seconds()),
                 running=beat.running,
                 held_by_limit=beat.held_by_limit,
+                ended=beat.ended,
             )
             for beat in heartbeats.values()
         ]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, Ty
 from pulsarjobs.envelope import JobArg
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.snooze import DEFAULT_MAX_SNOOZES
 from pulsarjobs.topics import check_queue_name
 
 if TYPE_CHECKING:
@@ -78,7 +79,10 @@ class Job(Generic[P, R]):
         retry: RetryPolicy,
         timeout: float | None,
         flow: FlowOptions = FlowOptions(),
+        max_snoozes: int = DEFAULT_MAX_SNOOZES,
     ) -> None:
+        if max_snoozes < 0:
+            raise ConfigurationError(f"max_snoozes must be >= 0, got {max_snoozes}")
         self.app = app
         self.func = func
         self.name = name
@@ -86,6 +90,7 @@ class Job(Generic[P, R]):
         self.retry = retry
         self.timeout = timeout
         self.flow = flow
+        self.max_snoozes = max_snoozes  # runs that raise Snooze beyond this are dead-lettered
         self.is_async = inspect.iscoroutinefunction(func)
         self.signature = inspect.signature(func)
 

@@ -3,7 +3,8 @@ start, and what they hold now — served over HTTP at `--metrics-port` (docs/met
 
 Off unless asked for: a worker without `WorkerMetrics` pays one None check per job. On, a
 settled run costs a dict lookup, a counter increment and a histogram observation; a started
-job one histogram observation.
+job one histogram observation. The progress running jobs report (progress.py) is read at scrape
+time, labelled by job id: at most one series per running job, gone once it ends.
 
 Several processes (`--processes K`) have ONE endpoint, with prometheus-client's multiprocess
 mode: the supervisor (`GroupMetrics`) makes a directory, names it in PROMETHEUS_MULTIPROC_DIR
@@ -20,7 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
@@ -34,6 +35,8 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from pulsarjobs.envelope import Envelope
 from pulsarjobs.errors import ConfigurationError
@@ -69,7 +72,7 @@ def families() -> Families:
         jobs=Counter(
             "pulsarjobs_jobs_processed",
             "Deliveries settled by the worker, by outcome (done, retry, dead, expired, early, "
-            "deferred, undecodable).",
+            "deferred, snoozed, undecodable).",
             ["queue", "type", "outcome"],
         ),
         run=Histogram(
@@ -111,6 +114,7 @@ class WorkerMetrics:
         self._server: WSGIServer | None = None
         self._copier: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._progress: ProgressCollector | None = None
 
     def start(self, worker: Worker) -> None:
         self._jobs = worker.app.jobs
@@ -128,6 +132,8 @@ class WorkerMetrics:
             return
         for gauge, read in gauges:
             gauge.set_function(read)  # read at scrape time
+        self._progress = ProgressCollector(worker)
+        REGISTRY.register(self._progress)
         self._server = serve(self.port, REGISTRY)
 
     def stop(self) -> None:
@@ -137,6 +143,8 @@ class WorkerMetrics:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        if self._progress is not None:
+            REGISTRY.unregister(self._progress)
 
     # -- the per-job path --------------------------------------------------------------------
 
@@ -190,6 +198,35 @@ class WorkerMetrics:
                 gauge.set(0 if stopping else read())
             if stopping:
                 return
+
+
+class ProgressCollector(Collector):
+    """The progress each running job last reported, read off the worker at scrape time. Only
+    a worker serving its own metrics: a group's processes cannot be asked at scrape time."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["queue", "type", "job_id"]
+        done = GaugeMetricFamily(
+            "pulsarjobs_job_progress_done",
+            "How far a running job got, as it last said.",
+            labels=labels,
+        )
+        total = GaugeMetricFamily(
+            "pulsarjobs_job_progress_total",
+            "The total a running job last said it goes to.",
+            labels=labels,
+        )
+        for job in self.worker.running_jobs:
+            if job.progress is not None:
+                values = [job.queue, job.type, job.job_id]
+                done.add_metric(values, job.progress.done)
+                if job.progress.total is not None:
+                    total.add_metric(values, job.progress.total)
+        yield done
+        yield total
 
 
 class GroupMetrics:

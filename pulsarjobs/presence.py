@@ -103,6 +103,7 @@ class Presence:
             interval=self.settings.heartbeat_interval,
             running=worker.running_jobs,
             held_by_limit=worker.held_by_limit,
+            ended=worker.ended_jobs,
         )
 
     # -- inside ------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import structlog
 from pulsarjobs.execution import Executor, Outcome
 from pulsarjobs.feed import Feed, QueueFeed
 from pulsarjobs.intake import Intake, Ready
+from pulsarjobs.ordering import RUNS_AGAIN_IN_PLACE
 from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
 
@@ -212,7 +213,7 @@ class LoopRunners(Runners):
             job = ready.job
             outcome = job if isinstance(job, Outcome) else await self.executor.run(job)
             if queue.ordered:
-                while outcome.kind == "retry":  # the key's later jobs wait behind it
+                while outcome.kind in RUNS_AGAIN_IN_PLACE:  # the key's later jobs wait behind it
                     await asyncio.sleep(self.retry_wait(outcome))
                     outcome = await self.executor.run(outcome.envelope.replace(run_at=None))
             stored = self.settler.store(queue.queue, ready.delivery, outcome)
@@ -333,7 +334,7 @@ class ThreadRunners(Runners):
             job = ready.job
             outcome = job if isinstance(job, Outcome) else self.executor.run_here(job)
             if ready.queue.ordered:
-                while outcome.kind == "retry":  # the key's later jobs wait behind it
+                while outcome.kind in RUNS_AGAIN_IN_PLACE:  # the key's later jobs wait behind it
                     if not _sleep_while_open(self.feed, self.retry_wait(outcome)):
                         raise RuntimeError("stopping: an ordered job's retry goes back")
                     outcome = self.executor.run_here(outcome.envelope.replace(run_at=None))

@@ -1,10 +1,10 @@
 """Settling a delivery with the broker: what replaces a message, stored before it is acked.
 
-A retry, an early or a deferred job is re-published to the subscription's retry topic, due at
-its time; a dead job goes to the dead-letter topic with properties saying why; a message that
-is no job keeps its own bytes there. Only once the broker has stored the replacement is the
-original acknowledged: nothing is lost. The worker's runners and the in-memory TestRunner both
-settle through here.
+A retry, an early, a deferred or a snoozed job is re-published to the subscription's retry
+topic, due at its time; a dead job goes to the dead-letter topic with properties saying why; a
+message that is no job keeps its own bytes there. Only once the broker has stored the
+replacement is the original acknowledged: nothing is lost. The worker's runners and the
+in-memory TestRunner both settle through here.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Settler:
         None when nothing replaces it (done, expired, cancelled)."""
         topics = self.topics(queue)
         match outcome.kind:
-            case "retry" | "early" | "deferred":
+            case "retry" | "early" | "deferred" | "snoozed":
                 return self.app.publish_envelope(outcome.envelope, topics.retry)
             case "dead" | "undecodable":
                 data = delivery.data if outcome.kind == "undecodable" else encode(outcome.envelope)

@@ -18,6 +18,7 @@ class WorkerStats:
     duplicates: int = 0  # delivered again after they were settled, acknowledged unrun
     cancelled: int = 0  # cancelled by a user: acknowledged unrun, or their run's result discarded
     deferred: int = 0  # were running when their process died: put back to run a little later
+    snoozed: int = 0  # put themselves off (Snooze): neither processed nor failed
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, kind: Kind) -> None:
@@ -53,4 +54,5 @@ _COUNTER: dict[Kind, str] = {
     "early": "early",
     "cancelled": "cancelled",
     "deferred": "deferred",
+    "snoozed": "snoozed",
 }

@@ -349,3 +349,11 @@ class Worker:
         if running is None or running.executor is None:
             return ()
         return running.executor.running.listed(RUNNING_SHOWN)
+
+    @property
+    def ended_jobs(self) -> tuple[RunningJob, ...]:
+        """Jobs that ended lately having reported a progress (progress.py)."""
+        running = self._running
+        if running is None or running.executor is None:
+            return ()
+        return running.executor.running.ended_lately()

@@ -1,4 +1,4 @@
-"""`pulsarjobs jobs cancel ID`: one job, by its id."""
+"""`pulsarjobs jobs show|cancel ID`: one job, by its id."""
 
 from __future__ import annotations
 
@@ -9,17 +9,50 @@ from rich.console import Console
 
 from pulsarjobs.cancels import cancel
 from pulsarjobs.cli.context import inspecting
-from pulsarjobs.cli.output import reports_errors
+from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
+from pulsarjobs.cli.queues import age
+from pulsarjobs.clock import utc_now
+from pulsarjobs.heartbeat import PROGRESS_KEPT_AFTER
+from pulsarjobs.progress import last_progress
 
-app = typer.Typer(no_args_is_help=True, help="Jobs by id: cancel one.")
+app = typer.Typer(
+    no_args_is_help=True, help="Jobs by id: show where one runs and how far, cancel one."
+)
 console = Console()
+JobId = Annotated[str, typer.Argument(metavar="JOB_ID", help="The id enqueue returned.")]
+
+
+@app.command("show")
+@reports_errors
+def show_job(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> None:
+    """Where a job runs and how far it got, by the workers' heartbeats; a job that ended is
+    shown for a while after, with the last progress it reported."""
+    with inspecting(ctx) as inspector:
+        found = last_progress(inspector.workers(everyone=True), job_id)
+    if found is None:
+        minutes = PROGRESS_KEPT_AFTER.total_seconds() / 60
+        fail(f"No worker runs job {job_id} now, nor ended it in the last {minutes:g} minutes "
+             "having reported its progress (the dashboard and `pulsarjobs dlq` list the jobs "
+             "that wait and the dead).")  # fmt: skip
+    worker, job = found
+    if as_json:
+        print_json({"worker": worker.worker, **job.to_fields()})
+        return
+    now = utc_now()
+    if job.ended_at is None:
+        state = f"running on {worker.worker} for {age((now - job.started_at).total_seconds())}"
+    else:
+        state = f"ended on {worker.worker} {age((now - job.ended_at).total_seconds())} ago"
+    lines = (f"Job {job.job_id}: {job.type} on {job.queue}", state,
+             f"progress: {job.progress or 'none reported'}")  # fmt: skip
+    console.print("\n".join(lines), highlight=False, soft_wrap=True)
 
 
 @app.command("cancel")
 @reports_errors
 def cancel_job(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The id enqueue returned.")],
+    job_id: JobId,
 ) -> None:
     """Cancel a job: it does not start, or stops, and is not retried.
 

@@ -18,6 +18,7 @@ from pulsarjobs.dashboard.state import Dashboard
 from pulsarjobs.dead_letters import DeadLetterFilter
 from pulsarjobs.durations import parse_since
 from pulsarjobs.errors import NotFound, PulsarJobsError
+from pulsarjobs.progress import last_progress
 from pulsarjobs.schedules import recorded_ticks, schedule_statuses, scheduler_leader
 from pulsarjobs.topics import check_queue_name
 
@@ -138,7 +139,11 @@ def job(request: Request, dash: Dashboard) -> Context:
     if found is None:
         raise NotFound(f"No message at {request.path_params['position']} on {where} of {name}.")
     cancelled = cancelled_among(dash, [found.job] if found.job else [])
-    return {"found": found, "cancelled": cancelled, "tab": TAB_OF[where]}
+    envelope = found.job.envelope if found.job else None
+    seen = None  # where it runs, or ended lately, with its progress (progress.py)
+    if envelope is not None and where != "dead":
+        seen = last_progress(dash.inspector.workers(everyone=True), envelope.id)
+    return {"found": found, "cancelled": cancelled, "tab": TAB_OF[where], "seen": seen}
 
 
 TAB_OF: dict[Where, str] = {"jobs": "queues", "retry": "retries", "dead": "dead"}  # a job's page

@@ -3,7 +3,8 @@ the docs: names, arguments and errors as a user's would read.
 
 Each run appends a line to the file PULSARJOBS_TEST_RECORD names (tests/apps/pipeline.py's
 `record`). `charge_card` always fails and retries in an hour; `sync_inventory` dies at its first
-failure until the file PULSARJOBS_TEST_FIX names exists; `render_video` runs for as long as asked.
+failure until the file PULSARJOBS_TEST_FIX names exists; `render_video` runs for as long as asked,
+having said it encoded a quarter of its frames.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import asyncio
 import os
 
 from pulsarjobs.app import App
+from pulsarjobs.execution import current_job
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from tests.apps.pipeline import record
 
 HOURLY_RETRY = RetryPolicy(max_attempts=5, initial_delay=3600, jitter=0.0)
+RENDERED_FRAMES, FRAMES = 1800, 7200  # render_video's progress while it runs
 
 
 def make_app(settings: Settings) -> App:
@@ -33,6 +36,7 @@ def make_app(settings: Settings) -> App:
     @app.job(queue="images")
     async def render_video(video_id: str, seconds: float) -> None:
         record("start")
+        current_job().progress(RENDERED_FRAMES, FRAMES, "encoding frames")
         await asyncio.sleep(seconds)
         record("end")
 

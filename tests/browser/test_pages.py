@@ -11,6 +11,7 @@ import pytest
 
 from pulsarjobs.browse import Browser
 from pulsarjobs.schedules import scheduler_leader
+from tests.apps.shop import FRAMES, RENDERED_FRAMES
 from tests.browser.served import log_in
 from tests.browser.shop import Shop
 from tests.browser.shown import agrees, rows, text, without_local_paths
@@ -160,6 +161,28 @@ def test_workers_lists_both_workers_as_their_heartbeats_say(
     running = page.get_by_test_id("running-job")
     assert [job.get_attribute("data-job-id") for job in running.all()] == [shop.rendering]
     screenshot(page, "workers")
+
+
+def test_workers_and_the_job_page_show_a_running_jobs_progress(
+    page: Page, shop: Shop, screenshot: Any
+) -> None:
+    progress = f"{RENDERED_FRAMES} of {FRAMES} (25%): encoding frames"
+    log_in(page, shop.dashboard, "/workers")
+    running = page.locator(f'[data-testid="running-job"][data-job-id="{shop.rendering}"]')
+    assert text(running, "progress-text") == progress
+    bar = running.locator("progress")
+    assert (bar.get_attribute("value"), bar.get_attribute("max")) == (
+        str(RENDERED_FRAMES),
+        str(FRAMES),
+    )
+    with shop.inspector() as inspector:
+        held = Browser(inspector).waiting("images", None, 100).items
+    [job] = [job for job in held if job.envelope and job.envelope.id == shop.rendering]
+    page.goto(shop.dashboard.at(f"/jobs/images/jobs/{job.position}"))
+    assert text(page, "job-progress") == progress
+    assert text(page, "job-running").startswith(f"on {shop.first}")
+    assert text(page, "job-snoozes") == "none"
+    screenshot(page, "job-running")
 
 
 def test_cron_lists_the_apps_schedules_and_the_leading_scheduler(

@@ -82,6 +82,7 @@ def test_worker_stats_count_each_outcome_kind_under_its_name() -> None:
         "early",
         "cancelled",
         "deferred",
+        "snoozed",
     ):
         stats.count(kind)
     stats.count_duplicate()
@@ -94,4 +95,6 @@ def test_worker_stats_count_each_outcome_kind_under_its_name() -> None:
         "duplicates": 1,
         "cancelled": 1,
         "deferred": 1,
+        "snoozed": 1,
     }
+    assert (stats.processed, stats.failed) == (6, 3)  # a snooze is neither
