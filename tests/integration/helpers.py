@@ -93,7 +93,9 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
 def records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]  # a line being appended right now is read next time
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 def started(path: Path, job_type: str | None = None) -> list[dict[str, Any]]:
