@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 from zoneinfo import ZoneInfo
 
-from pulsarjobs import cancels, pauses, rates, retention
+from pulsarjobs import cancels, pauses, rates, retention, tracing
 from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Acks, Connection
@@ -55,7 +55,7 @@ class App(Closing):
         self.settings = settings or Settings.from_env(**setting_overrides)
         self.jobs: dict[str, Job[Any, Any]] = {}
         self.schedules: dict[str, Schedule] = {}
-        self.hooks = Hooks([LoggingMiddleware(), *middleware])
+        self.hooks = Hooks([LoggingMiddleware(), *tracing.middleware(), *middleware])
         self._connection: Connection | None = None
         self._unique_keys: UniqueKeys | None = None
         self.clock: Clock = utc_now  # when jobs are created and due; TestRunner's is virtual
