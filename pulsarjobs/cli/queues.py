@@ -117,10 +117,14 @@ def retention(
                 inspector.connection, queue, max_age or own.max_age, max_size or own.max_size
             )
         kept = dead_retention(inspector.admin, topics)
+        own = dead_retention(inspector.admin, topics, applied=False)
     if as_json:
         print_json(kept)
-    else:
-        console.print(kept.sentence(queue), highlight=False)
+        return
+    console.print(kept.sentence(queue), highlight=False)
+    if kept != own:  # a namespace policy (its message TTL) applies where the queue sets none
+        ours = f"sets {own}" if own != KEPT_FOREVER else "sets no limit"
+        console.print(f"{queue} itself {ours}; the namespace's policies set the rest.")
 
 
 def parse_option(parse: Callable[[str], T], text: str | None, option: str) -> T | None:
