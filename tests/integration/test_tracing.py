@@ -5,12 +5,14 @@ all without the extra."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, SamplingResult
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pulsarjobs import App, RetryPolicy, current_job, tracing
@@ -22,18 +24,32 @@ ONE_RETRY = RetryPolicy(max_attempts=2, initial_delay=0.2, jitter=0.0)
 ran_in: list[tuple[int, int]] = []  # (attempt, trace id) of each run, as the job saw it
 
 
+class Switch(Sampler):
+    """Samples every span until turned off: the provider stays set (OpenTelemetry allows no
+    second one in a process), and later tests then record nothing."""
+
+    def __init__(self) -> None:
+        self.sampler: Sampler = ALWAYS_ON
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return self.sampler.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return "Switch"
+
+
 @pytest.fixture(scope="module")
 def exporter() -> Iterator[InMemorySpanExporter]:
-    """The process's tracer provider (set once: OpenTelemetry allows no second), exporting to
-    memory; shut down at the end, so that later tests record nothing."""
-    found = InMemorySpanExporter()
-    provider = TracerProvider()
+    """The process's tracer provider, exporting to memory while these tests run."""
+    found, switch = InMemorySpanExporter(), Switch()
+    provider = TracerProvider(sampler=switch)
     provider.add_span_processor(SimpleSpanProcessor(found))
     trace.set_tracer_provider(provider)
     if trace.get_tracer_provider() is not provider:
         pytest.skip("another tracer provider was set in this process")
     yield found
-    provider.shutdown()
+    switch.sampler = ALWAYS_OFF
+    found.clear()
 
 
 def traced_app(broker: BrokerUnderTest) -> App:
