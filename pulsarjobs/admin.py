@@ -211,6 +211,43 @@ class Admin(Closing):
         rate = int(found.get("dispatchThrottlingRateInMsg", -1)) if found else -1
         return rate if rate > 0 else None
 
+    def topic_message_ttl(self, topic: str, *, applied: bool = False) -> int | None:
+        """Seconds after which the topic's unacknowledged messages expire; None: never.
+        `applied`: what is in force (the topic's own, else the namespace's, else the broker's)."""
+        params = {"applied": str(applied).lower()}
+        seconds = self._call("GET", f"{topic_path(topic)}/messageTTL", params=params)
+        return int(seconds) if seconds else None
+
+    def set_topic_message_ttl(self, topic: str, seconds: int | None) -> None:
+        """Expire the topic's unacknowledged messages `seconds` after they were published, on
+        every subscription (a topic policy); None removes the topic's own TTL."""
+        path = f"{topic_path(topic)}/messageTTL"
+        if seconds is None:
+            self._call("DELETE", path)
+        else:
+            self._call("POST", path, params={"messageTTL": seconds})
+
+    def backlog_eviction_size(self, topic: str, *, applied: bool = False) -> int | None:
+        """Bytes of unacknowledged messages past which the broker evicts the topic's oldest (a
+        storage backlog quota with the policy `consumer_backlog_eviction`); None: none. A
+        quota with another policy holds or refuses producers and removes nothing: None too."""
+        params = {"applied": str(applied).lower()}
+        quotas = self._call("GET", f"{topic_path(topic)}/backlogQuotaMap", params=params) or {}
+        quota = quotas.get("destination_storage") or {}
+        size = int(quota.get("limitSize", -1))
+        return size if size > 0 and quota.get("policy") == "consumer_backlog_eviction" else None
+
+    def set_backlog_eviction_size(self, topic: str, size_bytes: int | None) -> None:
+        """Evict the oldest unacknowledged messages of the topic once they take more than
+        `size_bytes` (a topic policy); None removes the topic's own storage quota."""
+        path = f"{topic_path(topic)}/backlogQuota"
+        params = {"backlogQuotaType": "destination_storage"}
+        if size_bytes is None:
+            self._call("DELETE", path, params=params)
+            return
+        quota = {"limitSize": size_bytes, "limitTime": -1, "policy": "consumer_backlog_eviction"}
+        self._call("POST", path, params=params, json=quota)
+
     def schema(self, topic: str, version: int) -> str | None:
         """The schema text a topic registered as `version`."""
         path = topic.removeprefix("persistent://")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 from zoneinfo import ZoneInfo
 
-from pulsarjobs import cancels, pauses, rates
+from pulsarjobs import cancels, pauses, rates, retention, tracing
 from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Acks, Connection
@@ -56,7 +56,7 @@ class App(Closing):
         self.settings = settings or Settings.from_env(**setting_overrides)
         self.jobs: dict[str, Job[Any, Any]] = {}
         self.schedules: dict[str, Schedule] = {}
-        self.hooks = Hooks([LoggingMiddleware(), *middleware])
+        self.hooks = Hooks([LoggingMiddleware(), *tracing.middleware(), *middleware])
         self._connection: Connection | None = None
         self._unique_keys: UniqueKeys | None = None
         self.clock: Clock = utc_now  # when jobs are created and due; TestRunner's is virtual
@@ -378,6 +378,13 @@ class App(Closing):
     def set_rate_limit(self, queue: str, per_second: int | None) -> None:
         """At most `per_second` of the queue's jobs start a second, cluster-wide; None: no limit."""
         rates.set_rate_limit(self.connection, check_queue_name(queue), per_second)
+
+    def set_dead_retention(
+        self, queue: str, max_age: timedelta | None = None, max_size: int | str | None = None
+    ) -> retention.DeadRetention:
+        """Keep `queue`'s dead letters `max_age` long and/or up to `max_size` bytes (or "1G");
+        None lifts that limit. Returns what is in force (see retention.py)."""
+        return retention.set_dead_retention(self.connection, queue, max_age, max_size)
 
     def cancel(self, job_id: str) -> None:
         """Cancel a job: it does not start, or stops (its result discarded); once stored."""

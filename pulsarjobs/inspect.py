@@ -27,6 +27,7 @@ from pulsarjobs.errors import NotFound
 from pulsarjobs.heartbeat import RunningJob, SeenState, read_heartbeats
 from pulsarjobs.pauses import Pause, paused_queues
 from pulsarjobs.rates import rate_limit
+from pulsarjobs.retention import KEPT_FOREVER, DeadRetention, dead_retention
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import (
@@ -58,6 +59,7 @@ class QueueStats:
     exact: bool  # False when the backlog was too long to read whole: `scheduled` is then a floor
     paused: bool = False  # workers take none of its jobs until it is resumed
     rate_limit: int | None = None  # at most this many start a second (rates.py); None: no limit
+    dead_retention: DeadRetention = KEPT_FOREVER  # how long and how much of `dead` is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +247,7 @@ class Inspector(Closing):
             exact=schedule.complete,
             paused=name in self.paused_queues() if paused is None else paused,
             rate_limit=rate_limit(self.admin, topics),
+            dead_retention=dead_retention(self.admin, topics),
         )
 
     def _schedule(self, topics: list[str], backlog: int, scan_limit: int) -> _Schedule:

@@ -1,10 +1,11 @@
-"""`pulsarjobs queues [--watch] | pause Q | resume Q`: every queue's jobs, by state; pausing and
-resuming a queue for every worker."""
+"""`pulsarjobs queues [--watch] | pause Q | resume Q | retention Q`: every queue's jobs, by state;
+pausing and resuming a queue for every worker; how long its dead letters are kept."""
 
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -13,18 +14,23 @@ from rich.table import Table
 
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import AsJson, print_json, reports_errors
+from pulsarjobs.durations import parse_duration, parse_size
 from pulsarjobs.inspect import Inspector, QueueStats
 from pulsarjobs.pauses import pause, resume
+from pulsarjobs.retention import KEPT_FOREVER, dead_retention, set_dead_retention
+from pulsarjobs.topics import topics_for
 
-app = typer.Typer(help="Queues: their jobs by state; pause and resume one.")
+app = typer.Typer(help="Queues: their jobs by state; pause and resume one; dead-letter retention.")
 console = Console()
 Queue = Annotated[str, typer.Argument(help="The queue's name.")]
+T = TypeVar("T")
 COLUMNS = (
     "queue",
     "waiting",
     "scheduled",
     "in flight",
     "dead",
+    "dead kept",
     "in/s",
     "out/s",
     "limit/s",
@@ -75,6 +81,60 @@ def resume_queue(ctx: typer.Context, queue: Queue) -> None:
     console.print(f"Queue {queue} is resumed.", highlight=False)
 
 
+@app.command("retention")
+@reports_errors
+def retention(
+    ctx: typer.Context,
+    queue: Queue,
+    dead_for: Annotated[
+        str | None,
+        typer.Option(
+            help="Remove dead letters that died this long ago: 30d, 12h, 1w.", show_default=False
+        ),
+    ] = None,
+    dead_max_size: Annotated[
+        str | None,
+        typer.Option(
+            help="Remove the oldest dead letters past this size: 500M, 1G.", show_default=False
+        ),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Keep the dead letters for ever again.")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """How long and how much of the queue's dead letters are kept; with options, set it (an
+    option left out keeps its setting). Without any, they are kept for ever."""
+    if clear and (dead_for or dead_max_size):
+        raise typer.BadParameter("removes both limits: leave out the others", param_hint="--clear")
+    max_age = parse_option(parse_duration, dead_for, "--dead-for")
+    max_size = parse_option(parse_size, dead_max_size, "--dead-max-size")
+    with inspecting(ctx) as inspector:
+        topics = topics_for(inspector.settings, queue)
+        if clear or max_age or max_size:
+            own = KEPT_FOREVER if clear else dead_retention(inspector.admin, topics, applied=False)
+            set_dead_retention(
+                inspector.connection, queue, max_age or own.max_age, max_size or own.max_size
+            )
+        kept = dead_retention(inspector.admin, topics)
+        own = dead_retention(inspector.admin, topics, applied=False)
+    if as_json:
+        print_json(kept)
+        return
+    console.print(kept.sentence(queue), highlight=False)
+    if kept != own:  # a namespace policy (its message TTL) applies where the queue sets none
+        ours = f"sets {own}" if own != KEPT_FOREVER else "sets no limit"
+        console.print(f"{queue} itself {ours}; the namespace's policies set the rest.")
+
+
+def parse_option(parse: Callable[[str], T], text: str | None, option: str) -> T | None:
+    """An option's value, or a usage error (exit 2) that says how to write it."""
+    try:
+        return parse(text) if text is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
 def watch_queues(inspector: Inspector, interval: float) -> None:
     with Live(queue_table(inspector), console=console, auto_refresh=False) as live:
         try:
@@ -106,6 +166,7 @@ def row(queue: QueueStats) -> tuple[str, ...]:
         scheduled,
         str(queue.in_flight),
         f"[red]{queue.dead}[/]" if queue.dead else "0",
+        str(queue.dead_retention),
         f"{queue.rate_in:.1f}",
         f"{queue.rate_out:.1f}",
         str(queue.rate_limit or "-"),

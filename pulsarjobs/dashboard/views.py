@@ -19,6 +19,7 @@ from pulsarjobs.dead_letters import DeadLetterFilter
 from pulsarjobs.durations import parse_since
 from pulsarjobs.errors import NotFound, PulsarJobsError
 from pulsarjobs.progress import last_progress
+from pulsarjobs.retention import KEPT_FOREVER
 from pulsarjobs.schedules import recorded_ticks, schedule_statuses, scheduler_leader
 from pulsarjobs.topics import check_queue_name
 
@@ -111,6 +112,8 @@ def dead(request: Request, dash: Dashboard) -> Context:
         "size": size,
         "page": page,
         "tasks": [task for task in dash.tasks.recent() if task.queue == name],
+        "retention": next((q.dead_retention for q in snapshot.queues if q.queue == name), None)
+        or KEPT_FOREVER,
     }
 
 
