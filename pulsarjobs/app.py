@@ -256,6 +256,7 @@ class App(Closing):
             or (default_key(call.type, call.args, call.kwargs) if flow.unique_for else None),
             order_key=call.order_key,
             limit_key=call.limit_key or (call.type if flow.limited else None),
+            batch_id=call.batch_id,
         )
 
     def enqueue(

@@ -107,6 +107,7 @@ class Envelope:
     unique_key: str | None = None  # held while the job waits, retries or runs (unique.py)
     order_key: str | None = None  # jobs of one key run one at a time, in order (ordering.py)
     limit_key: str | None = None  # takes one of this key's slots while it runs (limits.py)
+    batch_id: str | None = None  # reported to this batch when it settles (batches.py)
 
     def __post_init__(self) -> None:
         _require_aware("created_at", self.created_at)
@@ -203,6 +204,7 @@ def _to_record(env: Envelope) -> dict[str, object]:
         "unique_key": env.unique_key,
         "order_key": env.order_key,
         "limit_key": env.limit_key,
+        "batch_id": env.batch_id,
     }
 
 
@@ -246,6 +248,7 @@ def _from_record(record: dict[str, Any]) -> Envelope:
         unique_key=record["unique_key"],
         order_key=record["order_key"],
         limit_key=record["limit_key"],
+        batch_id=record["batch_id"],
     )
 
 

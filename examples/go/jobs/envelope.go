@@ -83,6 +83,7 @@ type Envelope struct {
 	UniqueKey *string           `avro:"unique_key"` // unique jobs: the key it holds
 	OrderKey  *string           `avro:"order_key"`  // ordered jobs: one of a key at a time
 	LimitKey  *string           `avro:"limit_key"`  // concurrency limits: whose slot it takes
+	BatchID   *string           `avro:"batch_id"`   // batches: the batch it belongs to
 }
 
 // Encode is the message payload of an envelope: its Avro binary encoding, nothing around it.
