@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pulsar
 
+from pulsarjobs import batches
 from pulsarjobs.app import App
 from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode, encode
 from pulsarjobs.execution import Outcome
@@ -60,8 +61,14 @@ class Settler:
             return Outcome("undecodable", stand_in, reason=reason)
 
     def store(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
-        """Publish what replaces the message; the future completes once the broker has it.
-        None when nothing replaces it (done, expired, cancelled)."""
+        """Publish what replaces the message (and tell its batch, if it is over); the future
+        completes once the broker has it all. None when nothing is published."""
+        stored = self._replace(queue, delivery, outcome)
+        if outcome.envelope.batch_id is None:
+            return stored
+        return batches.report(self.app, outcome, stored)
+
+    def _replace(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
         topics = self.topics(queue)
         match outcome.kind:
             case "retry" | "early" | "deferred":
