@@ -3,12 +3,15 @@ to their own batch, and progress as the Inspector and the CLI show it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pulsarjobs import App
+from pulsarjobs.batch_state import BatchProgress
+from pulsarjobs.batches import Batch
 from pulsarjobs.inspect import Inspector
 from tests.apps.batches import make_app
 from tests.conftest import BrokerUnderTest
@@ -36,7 +39,7 @@ def test_callbacks_run_once_when_every_job_succeeded(app: App, record: Path) -> 
             batch.enqueue(work, n)
     with worker_in_thread(app):
         wait_until(lambda: len(callbacks(record)) == 2, TIMEOUT)
-        progress = Inspector(app.settings).batch(batch.id)
+        progress = shown(app, batch.id)
     assert callbacks(record) == [("b1", "complete"), ("b1", "success")]
     assert progress is not None
     assert (progress.stage, progress.total, progress.succeeded, progress.dead) == (
@@ -46,3 +49,92 @@ def test_callbacks_run_once_when_every_job_succeeded(app: App, record: Path) -> 
         0,
     )
     assert progress.description == "ten"
+
+
+def test_a_dead_job_fires_on_complete_but_not_on_success(app: App, record: Path) -> None:
+    work, fail, callback = app.jobs["work"], app.jobs["fail"], app.jobs["callback"]
+    on_success, on_complete = callback.call("b2", "success"), callback.call("b2", "complete")
+    with app.batch(on_success=on_success, on_complete=on_complete) as batch:
+        batch.enqueue_many([work.call(n) for n in range(5)])
+        batch.enqueue(fail.call(5))
+    with worker_in_thread(app):
+        wait_until(lambda: callbacks(record) == [("b2", "complete")], TIMEOUT)
+        progress = shown(app, batch.id)
+    assert progress is not None
+    assert (progress.total, progress.succeeded, progress.dead, progress.pending) == (6, 5, 1, 0)
+    assert progress.fired == ("on_complete",)
+    assert callbacks(record) == [("b2", "complete")]  # and on_success never came
+
+
+def test_a_child_batch_counts_as_one_job_of_its_parent(app: App, record: Path) -> None:
+    work, fail, callback = app.jobs["work"], app.jobs["fail"], app.jobs["callback"]
+    with app.batch(on_success=callback.call("parent", "success"),
+                   on_complete=callback.call("parent", "complete")) as parent:  # fmt: skip
+        parent.enqueue(work, 1)
+        with parent.batch(on_complete=callback.call("child", "complete")) as child:
+            child.enqueue_many([work.call(2), fail.call(3)])
+        with app.batch(parent=parent, on_success=callback.call("other", "success")) as other:
+            other.enqueue(work, 4)
+    with worker_in_thread(app):
+        wait_until(lambda: len(callbacks(record)) == 3, TIMEOUT)
+        with Inspector(app.settings) as inspector:
+            shown = {batch.id: batch for batch in inspector.batches()}
+    # the child had a dead job: the parent completes but does not succeed
+    assert callbacks(record) == [
+        ("child", "complete"),
+        ("other", "success"),
+        ("parent", "complete"),
+    ]
+    assert (shown[parent.id].total, shown[parent.id].succeeded, shown[parent.id].dead) == (3, 2, 1)
+    assert shown[child.id].parent == parent.id
+
+
+def test_a_job_adds_jobs_to_its_own_batch(app: App, record: Path) -> None:
+    spawn, callback = app.jobs["spawn"], app.jobs["callback"]
+    with app.batch(on_success=callback.call("grown", "success")) as batch:
+        batch.enqueue(spawn, 5)
+    with worker_in_thread(app):
+        wait_until(lambda: callbacks(record) == [("grown", "success")], TIMEOUT)
+        progress = shown(app, batch.id)
+    ran = sorted(r["n"] for r in records(record) if r["event"] == "start")
+    assert ran == [-1, 100, 101, 102, 103, 104]
+    callback_at = next(r["t"] for r in records(record) if r["event"] == "callback")
+    assert callback_at >= max(r["t"] for r in records(record) if r["event"] == "start")
+    assert progress is not None and (progress.total, progress.succeeded) == (6, 6)
+
+
+def test_async_batch(app: App, record: Path) -> None:
+    work, callback = app.jobs["work"], app.jobs["callback"]
+
+    async def fill() -> Batch:
+        async with app.batch(on_complete=callback.call("async", "complete")) as batch:
+            await batch.enqueue_async(work, 1)
+            await batch.enqueue_many_async([work.call(2), work.call(3)])
+        return batch
+
+    assert len(asyncio.run(fill()).jobs) == 3
+    with worker_in_thread(app):
+        wait_until(lambda: callbacks(record) == [("async", "complete")], TIMEOUT)
+
+
+def test_an_open_batch_does_not_complete_before_its_block_ends(app: App, record: Path) -> None:
+    work, callback = app.jobs["work"], app.jobs["callback"]
+    with worker_in_thread(app), app.batch(on_complete=callback.call("slow", "x")) as batch:
+        batch.enqueue(work, 1)
+        wait_until(lambda: any(r["event"] == "start" for r in records(record)), TIMEOUT)
+        wait_until(lambda: stage(app, batch.id) == ("open", 1), TIMEOUT)
+        assert callbacks(record) == []  # its only job is done, but more may come
+        batch.enqueue(work, 2)
+    with worker_in_thread(app):
+        wait_until(lambda: callbacks(record) == [("slow", "x")], TIMEOUT)
+
+
+def shown(app: App, batch_id: str) -> BatchProgress | None:
+    with Inspector(app.settings) as inspector:
+        return inspector.batch(batch_id)
+
+
+def stage(app: App, batch_id: str) -> tuple[str, int] | None:
+    """A batch's stage and succeeded jobs, as the Inspector shows them."""
+    progress = shown(app, batch_id)
+    return None if progress is None else (progress.stage, progress.succeeded)
