@@ -4,6 +4,9 @@ to their own batch, and progress as the Inspector and the CLI show it."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +18,13 @@ from pulsarjobs.batches import Batch
 from pulsarjobs.inspect import Inspector
 from tests.apps.batches import make_app
 from tests.conftest import BrokerUnderTest
-from tests.integration.helpers import fresh_settings, records, wait_until, worker_in_thread
+from tests.integration.helpers import (
+    fresh_settings,
+    records,
+    settings_env,
+    wait_until,
+    worker_in_thread,
+)
 
 TIMEOUT = 120
 
@@ -64,6 +73,19 @@ def test_a_dead_job_fires_on_complete_but_not_on_success(app: App, record: Path)
     assert (progress.total, progress.succeeded, progress.dead, progress.pending) == (6, 5, 1, 0)
     assert progress.fired == ("on_complete",)
     assert callbacks(record) == [("b2", "complete")]  # and on_success never came
+    env = settings_env(app.settings, record)
+    listed = cli(env, "batches", "list", "--json")
+    assert [(b["id"], b["stage"], b["total"], b["dead"]) for b in json.loads(listed)] == [
+        (batch.id, "complete", 6, 1)
+    ]
+    shown_text = cli(env, "batches", "show", batch.id)
+    assert "complete" in shown_text and "on_complete" in shown_text
+    missing = subprocess.run([sys.executable, "-m", "pulsarjobs", "batches", "show", "nope"],
+                             env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        "error: no batch 'nope' in this namespace (a worker records a batch once it runs)"
+    ]
 
 
 def test_a_child_batch_counts_as_one_job_of_its_parent(app: App, record: Path) -> None:
@@ -127,6 +149,12 @@ def test_an_open_batch_does_not_complete_before_its_block_ends(app: App, record:
         batch.enqueue(work, 2)
     with worker_in_thread(app):
         wait_until(lambda: callbacks(record) == [("slow", "x")], TIMEOUT)
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "pulsarjobs", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    return done.stdout
 
 
 def shown(app: App, batch_id: str) -> BatchProgress | None:
