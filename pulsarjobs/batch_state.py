@@ -12,6 +12,7 @@ The compacted topic `pulsarjobs-batches` holds, by key:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 from pulsarjobs import marks
 from pulsarjobs.connection import Connection
+from pulsarjobs.envelope import Envelope, decode, encode
 from pulsarjobs.topics import batches_topic
 
 OWNER_SEPARATOR = "@"
@@ -99,7 +101,7 @@ class BatchState:
         known = self.members | self.succeeded | self.dead  # an open batch's jobs are told at close
         succeeded = len(known & self.succeeded)
         dead = len(known & (self.dead - self.succeeded))
-        stage: BatchStage = "running" if self.closed else "open"
+        stage: BatchStage = "complete" if self.complete else "running" if self.closed else "open"
         return BatchProgress(self.id, self.description, self.parent, self.created_at,
                              stage, len(known), succeeded, dead)  # fmt: skip
 
@@ -135,6 +137,17 @@ class BatchProgress:
             "finished_at": self.finished_at,
             "fired": list(self.fired),
         }
+
+
+def callback_text(envelope: Envelope) -> str:
+    return base64.b64encode(encode(envelope)).decode()
+
+
+def due_callbacks(state: BatchState) -> dict[str, Envelope]:
+    """The callbacks a complete batch enqueues, by name: on_complete, and on_success if every
+    job of it succeeded."""
+    names = ["on_complete"] + (["on_success"] if state.all_succeeded else [])
+    return {n: decode(base64.b64decode(state.callbacks[n])) for n in names if n in state.callbacks}
 
 
 def final_record(state: BatchState, fired: list[str]) -> bytes:

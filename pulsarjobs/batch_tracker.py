@@ -26,6 +26,7 @@ from pulsarjobs.batch_state import (
     OWNER_SEPARATOR,
     BatchState,
     BatchTable,
+    due_callbacks,
     final_record,
     firing_record,
 )
@@ -158,9 +159,8 @@ class BatchTracker:
             end = self.table.ends.get(state.id, {})
             if end.get("state") == "done":
                 return
-            names = ["on_complete"] + (["on_success"] if state.all_succeeded else [])
-            fired = [name for name in names if name in state.callbacks]
-            callbacks = [batches.callback_envelope(state.callbacks[name]) for name in fired]
+            due = due_callbacks(state)
+            fired, callbacks = list(due), list(due.values())
             if end.get("state") == "firing":  # its firer died: enqueue what it had not
                 since = datetime.fromisoformat(end["at"]) - SCAN_MARGIN
                 callbacks = [env for env in callbacks if not self._enqueued(env, since)]

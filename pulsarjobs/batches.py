@@ -12,7 +12,6 @@ enqueued exactly once are in docs/workflows.md.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -20,8 +19,9 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from pulsarjobs.batch_state import callback_text
 from pulsarjobs.clock import utc_now
-from pulsarjobs.envelope import Envelope, decode, encode, new_id
+from pulsarjobs.envelope import new_id
 from pulsarjobs.execution import Outcome, current_job
 from pulsarjobs.jobs import Job, JobCall
 from pulsarjobs.topics import BATCH_SUBSCRIPTION, batch_events_topic
@@ -45,14 +45,6 @@ class BatchOptions(TypedDict, total=False):
 
 def event(kind: str, batch_id: str, **fields: Any) -> bytes:
     return json.dumps({"kind": kind, "batch": batch_id, **fields}, separators=(",", ":")).encode()
-
-
-def callback_text(envelope: Envelope) -> str:
-    return base64.b64encode(encode(envelope)).decode()
-
-
-def callback_envelope(text: str) -> Envelope:
-    return decode(base64.b64decode(text))
 
 
 def report(app: App, outcome: Outcome, stored: Future[None] | None) -> Future[None] | None:
