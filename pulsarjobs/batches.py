@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from pulsarjobs.batch_state import callback_text
+from pulsarjobs.batch_state import OWNER_SEPARATOR, callback_text
 from pulsarjobs.clock import utc_now
 from pulsarjobs.envelope import new_id
 from pulsarjobs.execution import Outcome, current_job
@@ -91,6 +91,8 @@ class Batch:
     def __init__(self, app: App, **options: Any) -> None:
         self.app = app
         self.id: str = options.get("id") or new_id()
+        if OWNER_SEPARATOR in self.id:
+            raise ValueError(f"a batch id cannot hold {OWNER_SEPARATOR!r}: {self.id!r}")
         self.description: str = options.get("description", "")
         self.parent: Batch | None = options.get("parent")
         self.on_success: JobCall | None = options.get("on_success")
