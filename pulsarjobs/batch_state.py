@@ -185,7 +185,10 @@ class BatchTable:
             with contextlib.suppress(ValueError):
                 self.ends[batch_id] = json.loads(data) if data else {}
         elif not data:
-            self.states.get(batch_id, {}).pop(owner, None)
+            records = self.states.get(batch_id, {})
+            records.pop(owner, None)
+            if not records:
+                self.states.pop(batch_id, None)
         else:
             with contextlib.suppress(ValueError):  # not a state of ours: ignored
                 self.states.setdefault(batch_id, {})[owner] = BatchState.decode(batch_id, data)

@@ -159,6 +159,7 @@ class BatchTracker:
             end = self.table.ends.get(state.id, {})
             if end.get("state") == "done":
                 return
+            state.merge(self.table.state(state.id))  # what other workers counted, if any
             due = due_callbacks(state)
             fired, callbacks = list(due), list(due.values())
             if end.get("state") == "firing":  # its firer died: enqueue what it had not

@@ -3,8 +3,9 @@
 A retry, an early or a deferred job is re-published to the subscription's retry topic, due at
 its time; a dead job goes to the dead-letter topic with properties saying why; a message that
 is no job keeps its own bytes there. Only once the broker has stored the replacement is the
-original acknowledged: nothing is lost. The worker's runners and the in-memory TestRunner both
-settle through here.
+original acknowledged: nothing is lost. A job of a batch that is over tells its batch the same
+way, before it is acknowledged (batches.py). The worker's runners and the in-memory TestRunner
+both settle through here.
 """
 
 from __future__ import annotations
