@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from pulsarjobs.batch_state import OWNER_SEPARATOR, callback_text
 from pulsarjobs.clock import utc_now
-from pulsarjobs.envelope import new_id
+from pulsarjobs.envelope import Envelope, new_id
 from pulsarjobs.execution import Outcome, current_job
 from pulsarjobs.jobs import Job, JobCall
 from pulsarjobs.topics import BATCH_SUBSCRIPTION, batch_events_topic
@@ -130,16 +130,21 @@ class Batch:
         if kind is None:
             await asyncio.wrap_future(self.close())
 
-    def open(self) -> Future[None]:
-        """Record the batch (before any of its jobs): its description, parent and callbacks,
-        each with an id of its own so that enqueueing it twice is recognised."""
-        callbacks = {}
+    def callbacks(self) -> dict[str, Envelope]:
+        """The callbacks as they will be enqueued, each with an id of its own, so that
+        enqueueing one twice is recognised."""
+        envelopes = {}
         for name in ("on_success", "on_complete"):
             call: JobCall | None = getattr(self, name)
             if call is not None:
                 meta = {**call.meta, CALLBACK_META: self.id}
                 call = call.with_options(job_id=call.job_id or f"{self.id}.{name}", meta=meta)
-                callbacks[name] = callback_text(self.app.envelope(call))
+                envelopes[name] = self.app.envelope(call)
+        return envelopes
+
+    def open(self) -> Future[None]:
+        """Record the batch (before any of its jobs): its description, parent and callbacks."""
+        callbacks = {name: callback_text(env) for name, env in self.callbacks().items()}
         parent = self.parent.id if self.parent else None
         return publish(self.app, self.id, event("opened", self.id, description=self.description,
                                                 parent=parent, callbacks=callbacks,

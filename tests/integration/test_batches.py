@@ -13,13 +13,17 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs import App
-from pulsarjobs.batch_state import BatchProgress
+from pulsarjobs.batch_state import BatchProgress, firing_record
 from pulsarjobs.batches import Batch
+from pulsarjobs.clock import utc_now
+from pulsarjobs.envelope import decode
 from pulsarjobs.inspect import Inspector
+from pulsarjobs.topics import batches_topic, topics_for
 from tests.apps.batches import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     fresh_settings,
+    read_topic,
     records,
     settings_env,
     wait_until,
@@ -166,3 +170,24 @@ def stage(app: App, batch_id: str) -> tuple[str, int] | None:
     """A batch's stage and succeeded jobs, as the Inspector shows them."""
     progress = shown(app, batch_id)
     return None if progress is None else (progress.stage, progress.succeeded)
+
+
+@pytest.mark.parametrize("sent_before_the_crash", [True, False])
+def test_a_worker_killed_while_firing_leaves_each_callback_enqueued_once(
+    app: App, record: Path, sent_before_the_crash: bool
+) -> None:
+    """The state a worker killed between `firing` and `done` leaves: the next one enqueues the
+    callback only if it is not on its queue yet."""
+    work, callback = app.jobs["work"], app.jobs["callback"]
+    with app.batch(on_complete=callback.call("crash", "complete")) as batch:
+        batch.enqueue(work, 1)
+    on_complete = batch.callbacks()["on_complete"]
+    if sent_before_the_crash:
+        app.publish_envelope(on_complete).result()
+    app.connection.put_mark(batches_topic(app.settings), batch.id, firing_record(utc_now()))
+    with worker_in_thread(app):
+        wait_until(lambda: stage(app, batch.id) == ("complete", 1), TIMEOUT)
+        wait_until(lambda: callbacks(record) == [("crash", "complete")], TIMEOUT)
+    messages = read_topic(app.settings, topics_for(app.settings, "default").jobs)
+    ids = [decode(message.data()).id for message in messages]
+    assert ids.count(on_complete.id) == 1
