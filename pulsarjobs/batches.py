@@ -12,12 +12,13 @@ enqueued exactly once are in docs/workflows.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from pulsarjobs.batch_state import OWNER_SEPARATOR, callback_text
 from pulsarjobs.clock import utc_now
@@ -69,14 +70,13 @@ def both(first: Future[None], second: Future[None]) -> Future[None]:
     result: Future[None] = Future()
 
     def done(_: Future[None]) -> None:
-        if result.done():
-            return
-        for future in (first, second):
-            if future.done() and future.exception() is not None:
-                result.set_exception(future.exception())
-                return
-        if first.done() and second.done():
-            result.set_result(None)
+        with contextlib.suppress(InvalidStateError):  # both completed at once, on two threads
+            for future in (first, second):
+                if future.done() and future.exception() is not None:
+                    result.set_exception(future.exception())
+                    return
+            if first.done() and second.done():
+                result.set_result(None)
 
     first.add_done_callback(done)
     second.add_done_callback(done)
@@ -88,7 +88,7 @@ class Batch:
     with`), or the batch of the running job (`app.current_batch()`), which is filled already:
     jobs added to it count before the adding job settles."""
 
-    def __init__(self, app: App, **options: Any) -> None:
+    def __init__(self, app: App, **options: Unpack[BatchOptions]) -> None:
         self.app = app
         self.id: str = options.get("id") or new_id()
         if OWNER_SEPARATOR in self.id:
@@ -169,9 +169,10 @@ class Batch:
             return done
         return publish(self.app, self.id, event("added", self.id, members=list(ids)))
 
-    def batch(self, **options: Any) -> Batch:
+    def batch(self, **options: Unpack[BatchOptions]) -> Batch:
         """A child batch, counted as one job of this one: `with batch.batch(...) as child:`."""
-        return Batch(self.app, **options, parent=self)
+        options["parent"] = self
+        return Batch(self.app, **options)
 
     # -- enqueueing --------------------------------------------------------------------------
 
