@@ -76,6 +76,16 @@ class BatchTracker:
         tracker._thread.start()
         return tracker
 
+    @classmethod
+    def start_or_warn(cls, app: App, worker: str) -> BatchTracker | None:
+        """Jobs run without it: this worker then counts no batch (the others do)."""
+        try:
+            return cls.start(app, worker)
+        except Exception as exc:
+            log.error("cannot count batches; their callbacks wait for another worker",
+                      error=str(exc))  # fmt: skip
+            return None
+
     def stop(self) -> None:
         """Finish the round in hand; its events go to another worker if it cannot."""
         self._stopping.set()

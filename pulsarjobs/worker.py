@@ -133,7 +133,7 @@ class Worker:
         running.following = await asyncio.to_thread(
             Following.start, self.app.connection, running.feed, running.executor.running
         )
-        running.batches = await asyncio.to_thread(BatchTracker.start, self.app, self.name)
+        running.batches = await asyncio.to_thread(BatchTracker.start_or_warn, self.app, self.name)
         self._start(running)
         self.app.hooks.emit("on_worker_start", self)
         self.ready.set()
