@@ -3,10 +3,14 @@ record) and the whole flow under the in-memory TestRunner."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pytest
 
 from pulsarjobs import App, Settings
 from pulsarjobs.batch_state import BatchState, BatchTable
+from pulsarjobs.batches import both
+from pulsarjobs.errors import EnqueueError
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.testing import TestRunner
 
@@ -90,3 +94,13 @@ def test_a_batch_refuses_jobs_once_closed_and_outside_a_batch_there_is_none() ->
         runner.run_all()
     [dead] = runner.dead
     assert dead.last_error is not None and "belongs to no batch" in dead.last_error.message
+
+
+def test_a_job_is_settled_only_once_its_replacement_and_its_event_are_both_stored() -> None:
+    replacement, told = Future[None](), Future[None]()
+    stored = both(replacement, told)
+    replacement.set_result(None)
+    assert not stored.done()  # the event is not stored yet: the job is not acknowledged
+    told.set_exception(EnqueueError("the broker did not confirm"))
+    with pytest.raises(EnqueueError):  # the runner hands the job back: it runs again
+        stored.result(timeout=1)
