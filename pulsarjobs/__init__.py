@@ -5,6 +5,8 @@ modules are the implementation and may change.
 """
 
 from pulsarjobs.app import App
+from pulsarjobs.batch_state import BatchProgress
+from pulsarjobs.batches import Batch
 from pulsarjobs.cancels import Cancel, run_now
 from pulsarjobs.cron import Schedule
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
@@ -46,6 +48,8 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "ArgumentError",
+    "Batch",
+    "BatchProgress",
     "BrokerError",
     "BrokerUnavailable",
     "Cancel",

@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, Unpack, overload
 from zoneinfo import ZoneInfo
 
 from pulsarjobs import cancels, pauses, rates, retention, tracing
+from pulsarjobs.batches import Batch, BatchOptions
 from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Acks, Connection
@@ -260,6 +261,7 @@ class App(Closing):
             or (default_key(call.type, call.args, call.kwargs) if flow.unique_for else None),
             order_key=call.order_key,
             limit_key=call.limit_key or (call.type if flow.limited else None),
+            batch_id=call.batch_id,
         )
 
     def enqueue(
@@ -366,6 +368,15 @@ class App(Closing):
                 f"{self.settings.full_namespace} deletes messages after {ttl:.0f} s (message "
                 "TTL): raise the TTL or schedule the job closer."
             )
+
+    def batch(self, **options: Unpack[BatchOptions]) -> Batch:
+        """Jobs with callbacks enqueued once all have settled (docs/workflows.md):
+        `with app.batch(on_complete=report.call()) as batch: batch.enqueue(...)`."""
+        return Batch(self, **options)
+
+    def current_batch(self) -> Batch:
+        """The running job's batch, to add jobs to it (RuntimeError if it belongs to none)."""
+        return Batch.of_running_job(self)
 
     def pause(self, queue: str) -> None:
         """Stop every worker taking `queue`'s jobs (they stay stored); returns once stored."""

@@ -36,7 +36,7 @@ from pulsarjobs.errors import (
 from pulsarjobs.presence import keep_compacted
 from pulsarjobs.schema_registry import pulsar_schema
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import KEEPER_SUBSCRIPTION
+from pulsarjobs.topics import KEEPER_SUBSCRIPTION, carries_jobs
 
 SEND_TIMEOUT_MS = 30_000
 # The name the data key is stored under in an encrypted message; the reader ignores it.
@@ -196,7 +196,7 @@ class Connection:
         try:
             return client.create_producer(
                 topic,
-                schema=pulsar_schema(),
+                schema=pulsar_schema() if carries_jobs(topic) else pulsar.schema.BytesSchema(),
                 send_timeout_millis=SEND_TIMEOUT_MS,
                 block_if_queue_full=True,
                 # One job, one entry: a Shared subscription then spreads jobs evenly across

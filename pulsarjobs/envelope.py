@@ -108,6 +108,7 @@ class Envelope:
     order_key: str | None = None  # jobs of one key run one at a time, in order (ordering.py)
     limit_key: str | None = None  # takes one of this key's slots while it runs (limits.py)
     snoozes: int = 0  # times it put itself off (snooze.py); the attempt stays
+    batch_id: str | None = None  # reported to this batch when it settles (batches.py)
 
     def __post_init__(self) -> None:
         _require_aware("created_at", self.created_at)
@@ -205,6 +206,7 @@ def _to_record(env: Envelope) -> dict[str, object]:
         "order_key": env.order_key,
         "limit_key": env.limit_key,
         "snoozes": env.snoozes,
+        "batch_id": env.batch_id,
     }
 
 
@@ -249,6 +251,7 @@ def _from_record(record: dict[str, Any]) -> Envelope:
         order_key=record["order_key"],
         limit_key=record["limit_key"],
         snoozes=record["snoozes"],
+        batch_id=record["batch_id"],
     )
 
 

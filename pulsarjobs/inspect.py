@@ -17,6 +17,7 @@ import pulsar
 
 from pulsarjobs.admin import Admin
 from pulsarjobs.backlog import Position, read_backlog
+from pulsarjobs.batch_state import BatchProgress, read_table
 from pulsarjobs.client_log import silent_logger
 from pulsarjobs.clock import utc_now
 from pulsarjobs.closing import Closing
@@ -140,7 +141,7 @@ class Inspector(Closing):
 
     @property
     def connection(self) -> Connection:
-        """The binary-protocol connection, opened on first use, its client's logs silenced."""
+        """The binary-protocol connection, opened at first use, its client's logs silenced."""
         with self._opening:
             if self._connection is None:
                 probe(self.settings.service_url)
@@ -217,6 +218,13 @@ class Inspector(Closing):
 
     def paused_queues(self) -> dict[str, Pause]:
         return paused_queues(self.connection)
+
+    def batches(self) -> list[BatchProgress]:
+        """Every batch as workers last stored it, the newest first (batch_state.py)."""
+        return read_table(self.connection).all()
+
+    def batch(self, batch_id: str) -> BatchProgress | None:
+        return read_table(self.connection).progress(batch_id)
 
     def queue(
         self, name: str, scan_limit: int = SCAN_LIMIT, *, paused: bool | None = None
@@ -325,8 +333,7 @@ class Inspector(Closing):
     # -- workers -----------------------------------------------------------------------------
 
     def workers(self, everyone: bool = False) -> list[WorkerStatus]:
-        """Workers by their latest heartbeat; the stopped ones and those gone for long only
-        for `everyone`."""
+        """Workers by their latest heartbeat; stopped and long-gone ones only for `everyone`."""
         topic = workers_topic(self.settings)
         if not self._stats(topic):
             return []  # no worker ever ran in this namespace

@@ -42,6 +42,7 @@ class JobCall:
     if_duplicate: IfDuplicate = "id"
     order_key: str | None = None  # jobs of one key run one at a time, in enqueue order
     limit_key: str | None = None  # None: the job's type, if it has a concurrency limit
+    batch_id: str | None = None  # set by Batch.enqueue (batches.py)
 
     def with_options(self, **options: Any) -> JobCall:
         return replace(self, **options)

@@ -3,7 +3,8 @@
 A retry, an early, a deferred or a snoozed job is re-published to the subscription's retry
 topic, due at its time; a dead job goes to the dead-letter topic with properties saying why; a
 message that is no job keeps its own bytes there. Only once the broker has stored the
-replacement is the original acknowledged: nothing is lost. The worker's runners and the
+replacement is the original acknowledged: nothing is lost. A job of a batch that is over tells
+its batch the same way, before it is acknowledged (batches.py). The worker's runners and the
 in-memory TestRunner both settle through here.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import pulsar
 
+from pulsarjobs import batches
 from pulsarjobs.app import App
 from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode, encode
 from pulsarjobs.execution import Outcome
@@ -60,8 +62,14 @@ class Settler:
             return Outcome("undecodable", stand_in, reason=reason)
 
     def store(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
-        """Publish what replaces the message; the future completes once the broker has it.
-        None when nothing replaces it (done, expired, cancelled)."""
+        """Publish what replaces the message (and tell its batch, if it is over); the future
+        completes once the broker has it all. None when nothing is published."""
+        stored = self._replace(queue, delivery, outcome)
+        if outcome.envelope.batch_id is None:
+            return stored
+        return batches.report(self.app, outcome, stored)
+
+    def _replace(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
         topics = self.topics(queue)
         match outcome.kind:
             case "retry" | "early" | "deferred" | "snoozed":

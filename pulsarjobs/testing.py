@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -20,7 +21,9 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, NoReturn
 
+from pulsarjobs import batches
 from pulsarjobs.app import App
+from pulsarjobs.batch_state import BatchState, due_callbacks
 from pulsarjobs.cancels import Cancel
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.connection import Acks, Connection
@@ -31,7 +34,13 @@ from pulsarjobs.jobs import Job
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.settings import Settings
 from pulsarjobs.settle import Delivery, Settler
-from pulsarjobs.topics import cancelled_topic, is_dead_letter_topic, queue_of, topics_for
+from pulsarjobs.topics import (
+    cancelled_topic,
+    carries_jobs,
+    is_dead_letter_topic,
+    queue_of,
+    topics_for,
+)
 from pulsarjobs.unique import KEEPS_ITS_KEY, UniqueKeys
 
 WORKER = "pulsarjobs.testing"
@@ -119,6 +128,29 @@ class InMemoryUniqueKeys(UniqueKeys):
         """Nothing to close."""
 
 
+class InMemoryBatches:
+    """Batches counted as a worker counts them (batch_tracker.py): callbacks enqueued once."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.states: dict[str, BatchState] = {}  # by batch id: its progress() for a test
+        self._ended: set[str] = set()
+
+    def count(self, data: bytes) -> None:
+        event = json.loads(data)
+        state = self.states.setdefault(event["batch"], BatchState(event["batch"]))
+        if state.id in self._ended:
+            return
+        state.apply(event)
+        if state.complete:
+            self._ended.add(state.id)
+            for envelope in due_callbacks(state).values():
+                self.app.publish_envelope(envelope)
+            if state.parent is not None:
+                told = batches.event("settled", state.parent, job=state.id, ok=state.all_succeeded)
+                batches.publish(self.app, state.parent, told)
+
+
 @dataclass(order=True, frozen=True, slots=True)
 class _Pending:
     due: datetime
@@ -153,6 +185,7 @@ class TestRunner:
         self.expired: list[Envelope] = []
         self.cancelled: list[Envelope] = []  # by `app.cancel`: not run, or their result discarded
         self.outcomes: list[Outcome] = []  # of every run, in order
+        self.batches = InMemoryBatches(app)
         self._queue: list[_Pending] = []
         self._sequence = 0
         self._counter = _RunCounter()
@@ -284,6 +317,9 @@ class TestRunner:
         for message in messages:
             if is_dead_letter_topic(message.topic):
                 self.dead_letters.append(message)
+                continue
+            if not carries_jobs(message.topic):  # a batch's event: counted as a worker would
+                self.batches.count(message.data)
                 continue
             self._sequence += 1
             delivery = Delivery(message.topic, f"memory:{self._sequence}", message.data)

@@ -33,6 +33,9 @@ PAUSED_TOPIC = "pulsarjobs-paused"  # compacted marks: the paused queues
 CANCELLED_TOPIC = "pulsarjobs-cancelled"  # compacted marks: the cancelled job ids
 UNIQUE_TOPIC = "pulsarjobs-unique"  # compacted marks: the held unique keys
 LIMITS_TOPIC = "pulsarjobs-limits"  # compacted marks: the concurrency limits, by limit key
+BATCH_EVENTS_TOPIC = "pulsarjobs-batch-events"  # what happens to batches, keyed by batch id
+BATCHES_TOPIC = "pulsarjobs-batches"  # compacted: each batch's state, as its owners last wrote it
+BATCH_SUBSCRIPTION = "pulsarjobs-batches"  # Key_Shared: one worker counts each batch's events
 SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots, one a message
 
 
@@ -46,7 +49,10 @@ KINDS = {
     CANCELLED_TOPIC: "cancelled jobs",
     UNIQUE_TOPIC: "unique keys",
     LIMITS_TOPIC: "concurrency limits",
+    BATCH_EVENTS_TOPIC: "batch events",
+    BATCHES_TOPIC: "batches",
 }
+RAW_TOPICS = (BATCH_EVENTS_TOPIC, BATCHES_TOPIC)  # JSON messages, not job envelopes
 SUFFIX_KINDS = (("-RETRY", "retries"), ("-DLQ", "dead letters"), ("-ordered", "ordered jobs"))
 
 
@@ -108,6 +114,19 @@ def unique_topic(settings: Settings) -> str:
 
 def limits_topic(settings: Settings) -> str:
     return namespace_topic(settings, LIMITS_TOPIC)
+
+
+def batch_events_topic(settings: Settings) -> str:
+    return namespace_topic(settings, BATCH_EVENTS_TOPIC)
+
+
+def batches_topic(settings: Settings) -> str:
+    return namespace_topic(settings, BATCHES_TOPIC)
+
+
+def carries_jobs(topic: str) -> bool:
+    """Whether a topic's messages are job envelopes (the namespace's batch topics hold JSON)."""
+    return topic.rsplit("/", 1)[-1] not in RAW_TOPICS
 
 
 def slots_topic(settings: Settings, limit_key: str) -> str:

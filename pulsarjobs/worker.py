@@ -22,6 +22,7 @@ import pulsar
 import structlog
 
 from pulsarjobs.app import App
+from pulsarjobs.batch_tracker import BatchTracker
 from pulsarjobs.connection import crypto_key_reader
 from pulsarjobs.crashes import CrashGuard
 from pulsarjobs.errors import ConfigurationError
@@ -55,6 +56,7 @@ class _Running:
     feed: Feed | None = None
     executor: Executor | None = None
     following: Following | None = None  # paused queues and cancelled jobs
+    batches: BatchTracker | None = None  # counts batches' events, enqueues their callbacks
     flow: WorkerFlow | None = None  # unique keys and concurrency slots
     runners: list[Runners] = field(default_factory=list)
     threads: ThreadPoolExecutor | None = None
@@ -131,6 +133,7 @@ class Worker:
         running.following = await asyncio.to_thread(
             Following.start, self.app.connection, running.feed, running.executor.running
         )
+        running.batches = await asyncio.to_thread(BatchTracker.start_or_warn, self.app, self.name)
         self._start(running)
         self.app.hooks.emit("on_worker_start", self)
         self.ready.set()
@@ -300,6 +303,8 @@ class Worker:
         running.threads.shutdown(wait=False, cancel_futures=True)
         if running.following is not None:
             running.following.stop()
+        if running.batches is not None:
+            running.batches.stop()
         if running.crashes is not None:
             running.crashes.stop()
         if running.flow is not None:

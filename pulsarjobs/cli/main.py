@@ -2,7 +2,18 @@
 
 import typer
 
-from pulsarjobs.cli import broker, cluster, dlq, flow, jobs, namespace, queues, topics, workers
+from pulsarjobs.cli import (
+    batches,
+    broker,
+    cluster,
+    dlq,
+    flow,
+    jobs,
+    namespace,
+    queues,
+    topics,
+    workers,
+)
 from pulsarjobs.cli.context import connection_options
 from pulsarjobs.cli.dashboard import dashboard
 from pulsarjobs.cli.enqueue import enqueue
@@ -23,6 +34,7 @@ app.add_typer(queues.app, name="queues")
 app.add_typer(flow.app, name="flow")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(workers.app, name="workers")
+app.add_typer(batches.app, name="batches")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(topics.app, name="topics")
 app.add_typer(namespace.app, name="namespace")

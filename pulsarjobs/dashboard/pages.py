@@ -32,6 +32,7 @@ NAV = (
     ("dead", "/dead", "Dead"),
     ("workers", "/workers", "Workers"),
     ("cron", "/cron", "Cron"),
+    ("batches", "/batches", "Batches"),
 )
 
 
@@ -56,6 +57,8 @@ PAGES = (
     Page("/dead", "dead", views.dead),
     Page("/workers", "workers", views.workers),
     Page("/cron", "cron", views.cron),
+    Page("/batches", "batches", views.batches),
+    Page("/batches/{batch}", "batch", views.batch, tab="batches"),
     Page("/jobs/{queue}/{where}/{position}", "job", views.job, tab="queues"),
     Page("/tasks/{task}", "task", views.task, tab="dead"),
 )

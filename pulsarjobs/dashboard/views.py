@@ -134,6 +134,18 @@ def cron(request: Request, dash: Dashboard) -> Context:
     }
 
 
+def batches(request: Request, dash: Dashboard) -> Context:
+    return {"batches": [batch.as_dict() for batch in dash.inspector.batches()]}
+
+
+def batch(request: Request, dash: Dashboard) -> Context:
+    batch_id = request.path_params["batch"]
+    found = dash.inspector.batch(batch_id)
+    if found is None:
+        raise NotFound(f"No batch {batch_id!r}: a worker records a batch once it runs.")
+    return {"batch": found.as_dict(), "tab": "batches"}
+
+
 def job(request: Request, dash: Dashboard) -> Context:
     name = queue_param(request.path_params["queue"])
     where = where_param(request.path_params["where"])

@@ -13,6 +13,7 @@ from pulsarjobs import App, Settings, current_job
 from tests.reliability.recorder import Recorder
 
 FIX_VARIABLE = "PULSARJOBS_RELIABILITY_FIX"  # a file: once it exists, broken jobs work
+CALLBACKS = "callbacks"  # the queue of batches' callbacks
 
 
 @functools.cache
@@ -50,6 +51,11 @@ def make_app(settings: Settings) -> App:
         if not os.path.exists(os.environ[FIX_VARIABLE]):
             raise RuntimeError(f"broken {n}")
         record_run(started)
+
+    @app.job(queue=CALLBACKS)
+    def batch_done(kind: str) -> None:
+        """A batch's callback (test_batch_kill.py)."""
+        record_run(time.time())
 
     @app.periodic("* * * * * *", name="every_second", queue="ticks", missed="all")
     def every_second() -> None:

@@ -84,6 +84,7 @@ type Envelope struct {
 	OrderKey  *string           `avro:"order_key"`  // ordered jobs: one of a key at a time
 	LimitKey  *string           `avro:"limit_key"`  // concurrency limits: whose slot it takes
 	Snoozes   int32             `avro:"snoozes"`    // times it put itself off (Snooze)
+	BatchID   *string           `avro:"batch_id"`   // batches: the batch it belongs to
 }
 
 // Encode is the message payload of an envelope: its Avro binary encoding, nothing around it.

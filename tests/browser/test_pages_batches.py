@@ -1,0 +1,66 @@
+"""The Batches pages in a real headless Chromium, on the real broker: a batch of the shop and
+its child batch, with their progress as the Inspector reads it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pulsarjobs.batch_state import BatchProgress
+from tests.browser.served import log_in
+from tests.browser.shop import Shop
+from tests.browser.shown import agrees, rows, text
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = [pytest.mark.broker, pytest.mark.browser]
+
+COLUMNS = ("batch-stage", "total", "pending", "succeeded", "dead", "fired")
+
+
+def test_batches_show_each_batch_as_the_workers_counted_it(
+    page: Page, shop: Shop, screenshot: Any
+) -> None:
+    resize = shop.app.jobs["resize_image"]
+    with shop.app.batch(description="thumbnails", on_complete=resize.call("all.png", 1)) as batch:
+        batch.enqueue_many([resize.call(f"p{n}.png", 320) for n in range(3)])
+        with batch.batch(description="banners") as child:
+            child.enqueue_many([resize.call(f"b{n}.png", 1200) for n in range(2)])
+    log_in(page, shop.dashboard, "/batches")
+
+    def table() -> dict[str | None, dict[str, str]]:
+        return {
+            row.get_attribute("data-batch"): {column: text(row, column) for column in COLUMNS}
+            for row in page.get_by_test_id("batch-row").all()
+        }
+
+    def held() -> dict[str | None, dict[str, str]]:
+        with shop.inspector() as inspector:
+            return {b.id: columns(b) for b in inspector.batches()}
+
+    def complete() -> dict[str | None, dict[str, str]]:
+        shown = agrees(page, table, held)
+        return {key: shown[key] for key in (batch.id, child.id) if key in shown}
+
+    finished = {"batch-stage": "complete", "pending": "0", "dead": "0"}
+    parent_row = {**finished, "total": "4", "succeeded": "4", "fired": "on_complete"}
+    child_row = {**finished, "total": "2", "succeeded": "2", "fired": "-"}
+    assert agrees(page, complete, lambda: {batch.id: parent_row, child.id: child_row})
+    assert set(rows(page, "batch-row", "data-batch")) >= {batch.id, child.id}
+    screenshot(page, "batches")
+
+    page.locator(f'[data-testid="batch-row"][data-batch="{child.id}"] a').click()
+    assert text(page, "counts") == "2 in all: 0 pending, 2 succeeded, 0 dead"
+    page.get_by_test_id("parent").click()
+    assert text(page, "batch-stage") == "complete"
+    assert text(page, "fired") == "on_complete"
+    assert shop.dashboard.api(f"/batches/{batch.id}")["batch"]["total"] == 4  # type: ignore[index]
+
+
+def columns(batch: BatchProgress) -> dict[str, str]:
+    """A batch's row as the page should show it."""
+    counts = (batch.total, batch.pending, batch.succeeded, batch.dead)
+    values = [batch.stage, *map(str, counts), ", ".join(batch.fired) or "-"]
+    return dict(zip(COLUMNS, values, strict=True))

@@ -1,0 +1,106 @@
+"""Batches without a broker: the state workers keep (idempotent, merged from every worker's
+record) and the whole flow under the in-memory TestRunner."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+import pytest
+
+from pulsarjobs import App, Settings
+from pulsarjobs.batch_state import BatchState, BatchTable
+from pulsarjobs.batches import both
+from pulsarjobs.errors import EnqueueError
+from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.testing import TestRunner
+
+
+def settled(job: str, ok: bool = True) -> dict[str, object]:
+    return {"kind": "settled", "batch": "b", "job": job, "ok": ok}
+
+
+def test_an_event_told_twice_counts_once_and_a_batch_completes_only_once_closed() -> None:
+    state = BatchState("b")
+    for event in (settled("j1"), settled("j1"), settled("j2", ok=False)):
+        state.apply(event)
+    assert not state.complete  # open: more jobs may come
+    state.apply({"kind": "closed", "batch": "b", "members": ["j1", "j2", "j3"]})
+    assert not state.complete
+    state.apply(settled("j3"))
+    progress = state.progress()
+    assert state.complete and not state.all_succeeded
+    assert (progress.total, progress.succeeded, progress.dead, progress.pending) == (3, 2, 1, 0)
+
+
+def test_a_late_record_from_an_older_view_undoes_nothing() -> None:
+    table = BatchTable()
+    old, new = BatchState("b", closed=True, members={"j1", "j2"}), BatchState("b")
+    new.merge(old)
+    new.apply(settled("j1"))
+    new.apply(settled("j2"))
+    table.apply("b@w2", new.encode())
+    table.apply("b@w1", old.encode())  # w1 lost the key but its write landed last
+    assert table.state("b").complete
+
+
+def make_app() -> App:
+    app = App(Settings(namespace="unit"))
+
+    @app.job
+    def work(n: int) -> None:
+        if n == 13:
+            raise ValueError("unlucky")
+
+    @app.job
+    def report(name: str) -> None: ...
+
+    @app.job(max_attempts=1)
+    def grow() -> None:
+        app.current_batch().enqueue(work, 2)
+
+    work.retry = RetryPolicy(max_attempts=1)
+    return app
+
+
+def test_callbacks_under_the_test_runner() -> None:
+    app = make_app()
+    work, report = app.jobs["work"], app.jobs["report"]
+    with TestRunner(app) as runner:
+        with app.batch(on_success=report.call("ok"), on_complete=report.call("done")) as batch:
+            batch.enqueue(work, 1)
+            batch.enqueue(app.jobs["grow"])
+            with batch.batch(on_complete=report.call("child")) as child:
+                child.enqueue(work, 13)
+        runner.run_all()
+    reported = [job.args[0] for job in runner.done if job.type == "report"]
+    assert reported == ["child", "done"]  # the child's job died: no on_success
+    progress = runner.batches.states[batch.id].progress()  # work, grow, what grow added, child
+    assert (progress.stage, progress.total, progress.succeeded, progress.dead) == (
+        "complete",
+        4,
+        3,
+        1,
+    )
+
+
+def test_a_batch_refuses_jobs_once_closed_and_outside_a_batch_there_is_none() -> None:
+    app = make_app()
+    with TestRunner(app) as runner:
+        with app.batch() as batch:
+            pass
+        with pytest.raises(RuntimeError, match="is closed"):
+            batch.enqueue(app.jobs["work"], 1)
+        app.jobs["grow"].enqueue()  # in no batch: it has none to add to
+        runner.run_all()
+    [dead] = runner.dead
+    assert dead.last_error is not None and "belongs to no batch" in dead.last_error.message
+
+
+def test_a_job_is_settled_only_once_its_replacement_and_its_event_are_both_stored() -> None:
+    replacement, told = Future[None](), Future[None]()
+    stored = both(replacement, told)
+    replacement.set_result(None)
+    assert not stored.done()  # the event is not stored yet: the job is not acknowledged
+    told.set_exception(EnqueueError("the broker did not confirm"))
+    with pytest.raises(EnqueueError):  # the runner hands the job back: it runs again
+        stored.result(timeout=1)
