@@ -8,12 +8,11 @@ then wait for the broker's acks, blocking or awaiting.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
-from zoneinfo import ZoneInfo
 
 from pulsarjobs import cancels, pauses, rates, retention, tracing
 from pulsarjobs.batches import Batch, BatchOptions
@@ -21,19 +20,14 @@ from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.closing import Closing
 from pulsarjobs.connection import Acks, Connection
 from pulsarjobs.cron import (
-    DEFAULT_GRACE,
-    DEFAULT_MAX_CATCH_UP,
-    DEFAULT_MISSED,
-    DEFAULT_TZ,
-    MissedPolicy,
     Schedule,
-    parse_schedule,
 )
-from pulsarjobs.envelope import ArgumentError, Envelope, JobArg, encode, new_id
+from pulsarjobs.envelope import ArgumentError, Envelope, encode, new_id
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
-from pulsarjobs.jobs import FlowOptions, Job, JobCall, JobDecorator
+from pulsarjobs.jobs import DEFAULT_QUEUE, FlowOptions, Job, JobCall, JobDecorator
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
+from pulsarjobs.periodic import PeriodicJobs
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.snooze import DEFAULT_MAX_SNOOZES
@@ -43,10 +37,8 @@ from pulsarjobs.unique import DuplicateJob, UniqueKeys, default_key, hold_for
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEFAULT_QUEUE = "default"
 
-
-class App(Closing):
+class App(PeriodicJobs, Closing):
     def __init__(
         self,
         settings: Settings | None = None,
@@ -133,98 +125,11 @@ class App(Closing):
 
         return declare(func) if func is not None else declare
 
-    def periodic(
-        self,
-        cron: str,
-        *,
-        tz: str | ZoneInfo = DEFAULT_TZ,
-        missed: MissedPolicy = DEFAULT_MISSED,
-        max_catch_up: int = DEFAULT_MAX_CATCH_UP,
-        grace: timedelta = DEFAULT_GRACE,
-        args: tuple[JobArg, ...] = (),
-        kwargs: Mapping[str, JobArg] | None = None,
-        name: str | None = None,
-        queue: str = DEFAULT_QUEUE,
-        max_attempts: int | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-    ) -> JobDecorator:
-        """Declare a job enqueued at every tick of `cron`, with `args` and `kwargs`:
-        `@app.periodic("0 9 * * MON", tz="Europe/Berlin")`. `name` names the job and its
-        schedule; the other options are `job`'s."""
-        declare_job = self.job(
-            name=name, queue=queue, max_attempts=max_attempts, retry=retry, timeout=timeout
-        )
-
-        def declare(function: Callable[P, R]) -> Job[P, R]:
-            declared = declare_job(function)
-            try:
-                self.schedule(
-                    declared,
-                    cron,
-                    tz=tz,
-                    missed=missed,
-                    max_catch_up=max_catch_up,
-                    grace=grace,
-                    args=args,
-                    kwargs=kwargs,
-                )
-            except ConfigurationError:
-                del self.jobs[declared.name]  # declared whole or not at all
-                raise
-            return declared
-
-        return declare
-
-    def schedule(
-        self,
-        job: Job[Any, Any] | str,
-        cron: str,
-        *,
-        tz: str | ZoneInfo = DEFAULT_TZ,
-        missed: MissedPolicy = DEFAULT_MISSED,
-        max_catch_up: int = DEFAULT_MAX_CATCH_UP,
-        grace: timedelta = DEFAULT_GRACE,
-        args: tuple[JobArg, ...] = (),
-        kwargs: Mapping[str, JobArg] | None = None,
-        name: str | None = None,
-        queue: str | None = None,
-    ) -> Schedule:
-        """Enqueue a declared job at every tick of `cron`. A job may have several schedules,
-        each with its own `name` (default: the job's); `queue` overrides the job's."""
-        declared = self._declared(job)
-        schedule = parse_schedule(
-            name or declared.name,
-            cron,
-            job=declared.name,
-            tz=tz,
-            queue=queue,
-            args=args,
-            kwargs=kwargs,
-            missed=missed,
-            max_catch_up=max_catch_up,
-            grace=grace,
-        )
-        if schedule.name in self.schedules:
-            raise ConfigurationError(
-                f"a schedule named {schedule.name!r} is declared twice; give each a name="
-            )
-        self._check_schedule_call(declared, schedule)
-        self.schedules[schedule.name] = schedule
-        return schedule
-
     def _declared(self, job: Job[Any, Any] | str) -> Job[Any, Any]:
         name = job if isinstance(job, str) else job.name
         if name not in self.jobs:
             raise ConfigurationError(f"no job named {name!r} is declared in this app")
         return self.jobs[name]
-
-    def _check_schedule_call(self, declared: Job[Any, Any], schedule: Schedule) -> None:
-        """Fail now rather than at the first tick: the arguments must fit and encode."""
-        try:
-            encode(self.envelope(schedule.call(self.clock())))
-        except ArgumentError as exc:
-            raise ConfigurationError(f"schedule {schedule.name}: {exc}") from None
 
     def envelope(
         self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None

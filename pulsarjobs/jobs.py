@@ -17,6 +17,8 @@ from pulsarjobs.topics import check_queue_name
 if TYPE_CHECKING:
     from pulsarjobs.app import App
 
+DEFAULT_QUEUE = "default"  # of a job declared without one, and of a call to an undeclared job
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
