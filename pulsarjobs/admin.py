@@ -189,6 +189,16 @@ class Admin(Closing):
         """Compact the topic whenever this many bytes are waiting for compaction."""
         self._call("POST", f"{topic_path(topic)}/compactionThreshold", json=size_bytes)
 
+    def topic_message_ttl(self, topic: str) -> int | None:
+        """The topic's own message TTL in seconds; None: none set (the namespace's applies)."""
+        found = self._call("GET", f"{topic_path(topic)}/messageTTL")
+        return int(found) if found else None
+
+    def set_topic_message_ttl(self, topic: str, seconds: int) -> None:
+        """Acknowledge the topic's messages for every subscription once `seconds` old (a topic
+        policy, enforced at the broker's next expiry check)."""
+        self._call("POST", f"{topic_path(topic)}/messageTTL", params={"messageTTL": seconds})
+
     def set_dispatch_rate(self, topic: str, per_second: int | None) -> None:
         """Let each subscription of the topic take at most `per_second` messages a second
         (a topic policy, applied within moments); None removes the limit."""

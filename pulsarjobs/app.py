@@ -37,6 +37,7 @@ from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import check_queue_name, topics_for
 from pulsarjobs.unique import DuplicateJob, UniqueKeys, default_key, hold_for
+from pulsarjobs.workflows import Workflows
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,7 +45,7 @@ R = TypeVar("R")
 DEFAULT_QUEUE = "default"
 
 
-class App(Closing):
+class App(Closing, Workflows):
     def __init__(
         self,
         settings: Settings | None = None,
@@ -96,6 +97,7 @@ class App(Closing):
         unique_for: timedelta | None = None,
         concurrency_limit: int | None = None,
         rate_limit: int | None = None,
+        keep_result: timedelta | None = None,
     ) -> JobDecorator: ...
 
     def job(
@@ -110,9 +112,11 @@ class App(Closing):
         unique_for: timedelta | None = None,
         concurrency_limit: int | None = None,
         rate_limit: int | None = None,
+        keep_result: timedelta | None = None,
     ) -> Any:
         """Declare a job: `@app.job` or `@app.job(queue="critical", max_attempts=5, timeout=30)`.
-        `unique_for`, `concurrency_limit`, `rate_limit`: see docs/flow-control.md."""
+        `unique_for`, `concurrency_limit`, `rate_limit`: see docs/flow-control.md;
+        `keep_result`: docs/workflows.md."""
         policy = retry or RetryPolicy()
         flow = FlowOptions(unique_for, concurrency_limit, rate_limit)
         if max_attempts is not None:
@@ -122,7 +126,7 @@ class App(Closing):
             job_name = name or function.__name__
             if job_name in self.jobs:
                 raise ConfigurationError(f"a job named {job_name!r} is declared twice")
-            declared = Job(self, function, job_name, queue, policy, timeout, flow)
+            declared = Job(self, function, job_name, queue, policy, timeout, flow, keep_result)
             self.jobs[job_name] = declared
             return declared
 
@@ -256,6 +260,9 @@ class App(Closing):
             or (default_key(call.type, call.args, call.kwargs) if flow.unique_for else None),
             order_key=call.order_key,
             limit_key=call.limit_key or (call.type if flow.limited else None),
+            keep_result=keep.total_seconds()
+            if (keep := call.keep_result or getattr(declared, "keep_result", None))
+            else None,
         )
 
     def enqueue(
@@ -380,6 +387,7 @@ class App(Closing):
         cancels.cancel(self.connection, job_id, at=self.clock())
 
     def close(self) -> None:
+        self.close_workflows()
         if self._unique_keys is not None:
             self._unique_keys.close()
             self._unique_keys = None

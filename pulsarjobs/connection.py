@@ -34,6 +34,7 @@ from pulsarjobs.errors import (
     PulsarJobsError,
 )
 from pulsarjobs.presence import keep_compacted
+from pulsarjobs.results import keep_results_for
 from pulsarjobs.schema_registry import pulsar_schema
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import KEEPER_SUBSCRIPTION
@@ -180,6 +181,12 @@ class Connection:
             return
         self.prepare_queue(topic, KEEPER_SUBSCRIPTION)
         keep_compacted(self.settings, topic)
+
+    def keep_results(self, topic: str, seconds: float) -> None:
+        """Make the results topic keep what is published to it `seconds` at least: a
+        subscription that never acknowledges, and a message TTL that ends it (results.py)."""
+        self.prepare_queue(topic, KEEPER_SUBSCRIPTION)
+        keep_results_for(self.settings, topic, seconds)
 
     def producer(self, topic: str) -> pulsar.Producer:
         producer = self._producers.get(topic)

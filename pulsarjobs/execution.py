@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
+from pulsarjobs import chains
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.crashes import CRASHES_BEFORE_DEAD, DEFER_SECONDS, Crashes, CrashGuard
 from pulsarjobs.envelope import Envelope, JobError
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 # "cancelled": the user cancelled the job (cancels.py): acknowledged unrun, or its result discarded.
 # "deferred": it was running when its worker process died (crashes.py): put back to run later.
 Kind = Literal["done", "retry", "dead", "expired", "early", "undecodable", "cancelled", "deferred"]
-Work = Coroutine[Any, Any, None] | functools.partial[None]  # an async run, or a sync call
+Work = Coroutine[Any, Any, Any] | functools.partial[Any]  # an async run, or a sync call
 
 log = structlog.get_logger("pulsarjobs.execution")
 
@@ -60,7 +61,7 @@ def bind(job: Job[Any, Any], envelope: Envelope) -> Work:
     """The run with its arguments bound; TypeError when they do not fit the job's signature."""
     if job.is_async:
         # Calling an `async def` binds the arguments (TypeError here) but runs none of its body.
-        coroutine: Coroutine[Any, Any, None] = job.func(*envelope.args, **envelope.kwargs)
+        coroutine: Coroutine[Any, Any, Any] = job.func(*envelope.args, **envelope.kwargs)
         return coroutine
     job.signature.bind(*envelope.args, **envelope.kwargs)
     return functools.partial(job.func, *envelope.args, **envelope.kwargs)
@@ -75,6 +76,7 @@ class Outcome:
     envelope: Envelope
     reason: str = ""
     duration: float | None = None  # seconds it ran, failed runs too; None: it did not run
+    value: Any = None  # what a done run returned
 
 
 class InContext:
@@ -83,18 +85,18 @@ class InContext:
 
     __slots__ = ("context", "coroutine")
 
-    def __init__(self, coroutine: Coroutine[Any, Any, None], context: contextvars.Context):
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], context: contextvars.Context):
         self.coroutine = coroutine
         self.context = context
 
-    def __await__(self) -> Generator[Any, Any, None]:
+    def __await__(self) -> Generator[Any, Any, Any]:
         step: Callable[..., Any] = self.coroutine.send
         argument: Any = None
         while True:
             try:
                 waiting_for = self.context.run(step, argument)
-            except StopIteration:
-                return
+            except StopIteration as returned:
+                return returned.value
             try:  # the task waits for what the job waits for, and hands back its outcome
                 argument, step = (yield waiting_for), self.coroutine.send
             except BaseException as exc:  # cancellation too goes on to the job
@@ -136,7 +138,7 @@ class Executor:
             self.on_start(envelope)
         work, started = verdict, time.perf_counter()
         context = job_context(envelope)
-        running: Awaitable[None]
+        running: Awaitable[Any]
         task = None if isinstance(work, functools.partial) else asyncio.current_task()
         run = Run(envelope, started, task)
         self.running.start(run)  # before it starts
@@ -146,7 +148,7 @@ class Executor:
         else:
             running = InContext(self._body_async(work, envelope), context)
         try:
-            await self._within_timeout(running, envelope)
+            value = await self._within_timeout(running, envelope)
         except asyncio.CancelledError:
             if not (run.interrupted and uncancel(run) == 0):
                 raise  # not (only) its cancel: the worker is shutting down
@@ -164,7 +166,7 @@ class Executor:
             if run.interrupted:
                 uncancel(run)  # the job caught the cancellation and ended anyway
             return self.cancelled(envelope)
-        return Outcome("done", envelope, duration=time.perf_counter() - started)
+        return self.done(envelope, value, started)
 
     def run_here(self, envelope: Envelope) -> Outcome:
         """Run a sync job on this very thread, a runner thread: no hand-over, unless it has a
@@ -187,12 +189,12 @@ class Executor:
         self.running.start(run)
         try:
             if envelope.timeout is None:
-                context.run(self._body, verdict, envelope)
+                value = context.run(self._body, verdict, envelope)
             else:
                 assert self.threads is not None
                 running = self.threads.submit(context.run, self._body, verdict, envelope)
                 try:
-                    running.result(timeout=envelope.timeout)
+                    value = running.result(timeout=envelope.timeout)
                 except concurrent.futures.TimeoutError:
                     if not running.done():
                         raise timed_out(envelope) from None
@@ -206,7 +208,14 @@ class Executor:
                 self.give_slot(envelope, slot)
         if run.cancelled:  # while it ran: a thread cannot be stopped, its result is discarded
             return self.cancelled(envelope)
-        return Outcome("done", envelope, duration=time.perf_counter() - started)
+        return self.done(envelope, value, started)
+
+    def done(self, envelope: Envelope, value: Any, started: float) -> Outcome:
+        """A run that returned `value`; a chain link whose value cannot be passed on is dead
+        (the chain stops there: it ran, and a retry would return the same)."""
+        if envelope.chain is not None and (unpassable := chains.unpassable(envelope, value)):
+            return self.dead(envelope, "UnpassableResult", unpassable)
+        return Outcome("done", envelope, duration=time.perf_counter() - started, value=value)
 
     def _waited(self, envelope: Envelope, slot: pulsar.Message) -> Outcome | None:
         """Once a slot came: the job's outcome if it was cancelled or expired meanwhile (its
@@ -255,30 +264,31 @@ class Executor:
             return Outcome("expired", envelope)
         return None
 
-    def _body(self, work: functools.partial[None], envelope: Envelope) -> None:
+    def _body(self, work: functools.partial[Any], envelope: Envelope) -> Any:
         """A sync run with its hooks, in the job's context, on the thread that runs it."""
         hooks, started = self.app.hooks, time.perf_counter()
         with hooks.around_process(envelope):
             hooks.emit("before_process", envelope)
-            work()
+            value = work()
         hooks.emit("after_process", envelope, time.perf_counter() - started)
+        return value
 
-    async def _body_async(self, work: Coroutine[Any, Any, None], envelope: Envelope) -> None:
+    async def _body_async(self, work: Coroutine[Any, Any, Any], envelope: Envelope) -> Any:
         hooks, started = self.app.hooks, time.perf_counter()
         with hooks.around_process(envelope):
             hooks.emit("before_process", envelope)
-            await work
+            value = await work
         hooks.emit("after_process", envelope, time.perf_counter() - started)
+        return value
 
     @staticmethod
-    async def _within_timeout(running: Awaitable[None], envelope: Envelope) -> None:
+    async def _within_timeout(running: Awaitable[Any], envelope: Envelope) -> Any:
         if envelope.timeout is None:
-            await running
-            return
+            return await running
         deadline = asyncio.timeout(envelope.timeout)
         try:
             async with deadline:
-                await running
+                return await running
         except TimeoutError:
             if not deadline.expired():
                 raise  # the job's own TimeoutError: an ordinary failure

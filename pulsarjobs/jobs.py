@@ -41,6 +41,7 @@ class JobCall:
     if_duplicate: IfDuplicate = "id"
     order_key: str | None = None  # jobs of one key run one at a time, in enqueue order
     limit_key: str | None = None  # None: the job's type, if it has a concurrency limit
+    keep_result: timedelta | None = None  # None: as the job is declared (results.py)
 
     def with_options(self, **options: Any) -> JobCall:
         return replace(self, **options)
@@ -78,6 +79,7 @@ class Job(Generic[P, R]):
         retry: RetryPolicy,
         timeout: float | None,
         flow: FlowOptions = FlowOptions(),
+        keep_result: timedelta | None = None,
     ) -> None:
         self.app = app
         self.func = func
@@ -86,6 +88,9 @@ class Job(Generic[P, R]):
         self.retry = retry
         self.timeout = timeout
         self.flow = flow
+        if keep_result is not None and keep_result <= timedelta(0):
+            raise ConfigurationError(f"keep_result must be positive, got {keep_result}")
+        self.keep_result = keep_result  # how long its result is kept once it settled
         self.is_async = inspect.iscoroutinefunction(func)
         self.signature = inspect.signature(func)
 

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 
 import pulsar
 
+from pulsarjobs import chains, results
 from pulsarjobs.app import App
+from pulsarjobs.chains import next_link
+from pulsarjobs.connection import Acks
 from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode, encode
 from pulsarjobs.execution import Outcome
-from pulsarjobs.topics import QueueTopics
+from pulsarjobs.topics import QueueTopics, results_topic
 
 # Messages remembered as settled: the broker may deliver one twice (at least once: an ack
 # still on its way when a connection drops), and a message already settled needs no second run.
@@ -47,6 +50,7 @@ class Settler:
         self.topics = topics  # of a queue, by its name
         self._settled: OrderedDict[str, None] = OrderedDict()
         self._settled_lock = threading.Lock()  # runner threads settle concurrently
+        self._results_kept_for = 0.0  # seconds the results topic was asked to keep them
 
     def decode(self, delivery: Delivery, writer_schema: str | None) -> Envelope | Outcome:
         """The job a message carries, or the "undecodable" outcome of one that carries none."""
@@ -60,8 +64,34 @@ class Settler:
             return Outcome("undecodable", stand_in, reason=reason)
 
     def store(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
-        """Publish what replaces the message; the future completes once the broker has it.
-        None when nothing replaces it (done, expired, cancelled)."""
+        """Publish what replaces the message, and what follows from it (a kept result, a
+        chain's next link); the future completes once the broker has it all. None when
+        nothing needs storing."""
+        replaced = self._replace(queue, delivery, outcome)
+        envelope = outcome.envelope
+        if envelope.keep_result is None and envelope.chain is None:  # most jobs
+            return replaced
+        stored = self._follow_ups(outcome)
+        return all_stored([replaced, *stored] if replaced is not None else stored)
+
+    def _follow_ups(self, outcome: Outcome) -> list[Future[None]]:
+        now, connection = self.app.clock(), self.app.connection
+        stored = []
+        if outcome.kind == "done" and (link := next_link(outcome.envelope, outcome.value, now)):
+            stored.append(self.app.publish_envelope(link))
+        kept = results.kept(outcome, now, self.worker, self.app.settings.max_message_size)
+        if kept:
+            topic = results_topic(self.app.settings)
+            longest = max(result.expires_at - now for result in kept).total_seconds()
+            if longest > self._results_kept_for:  # once per process, or when it grows
+                connection.keep_results(topic, longest)
+                self._results_kept_for = longest
+            for result in kept:
+                stored.append(connection.publish(topic, result.encode(), key=result.job_id))
+        return stored
+
+    def _replace(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
+        """Publish what replaces the message: a retry, a dead letter."""
         topics = self.topics(queue)
         match outcome.kind:
             case "retry" | "early" | "deferred":
@@ -85,10 +115,33 @@ class Settler:
                 self._settled.popitem(last=False)
 
 
+def all_stored(futures: list[Future[None]]) -> Future[None]:
+    """One future for messages sent apart: done once the broker has them all."""
+    acks = Acks(len(futures))
+    for future in futures:
+        future.add_done_callback(
+            lambda done: acks.failed(failure) if (failure := done.exception()) else acks.ok()  # type: ignore[arg-type]
+        )
+    return acks.stored
+
+
 def dead_letter_properties(delivery: Delivery, outcome: Outcome) -> dict[str, str]:
     error = outcome.envelope.last_error
+    chain = outcome.envelope.chain
+    if chain is not None:  # the chain stops here: say which link
+        reason = f"{outcome.reason} ({chain.where})"
+        return {
+            **_properties(delivery, outcome, error, reason),
+            **chains.dead_letter_properties(chain),
+        }
+    return _properties(delivery, outcome, error, outcome.reason)
+
+
+def _properties(
+    delivery: Delivery, outcome: Outcome, error: JobError | None, reason: str
+) -> dict[str, str]:
     return {
-        "pulsarjobs-reason": outcome.reason,
+        "pulsarjobs-reason": reason,
         "pulsarjobs-error": error.summary[:1000] if error else "",
         "pulsarjobs-job-id": outcome.envelope.id,
         "pulsarjobs-job-type": outcome.envelope.type,

@@ -33,6 +33,7 @@ PAUSED_TOPIC = "pulsarjobs-paused"  # compacted marks: the paused queues
 CANCELLED_TOPIC = "pulsarjobs-cancelled"  # compacted marks: the cancelled job ids
 UNIQUE_TOPIC = "pulsarjobs-unique"  # compacted marks: the held unique keys
 LIMITS_TOPIC = "pulsarjobs-limits"  # compacted marks: the concurrency limits, by limit key
+RESULTS_TOPIC = "pulsarjobs-results"  # kept results of jobs, keyed by job id (results.py)
 SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots, one a message
 
 
@@ -46,6 +47,7 @@ KINDS = {
     CANCELLED_TOPIC: "cancelled jobs",
     UNIQUE_TOPIC: "unique keys",
     LIMITS_TOPIC: "concurrency limits",
+    RESULTS_TOPIC: "job results",
 }
 SUFFIX_KINDS = (("-RETRY", "retries"), ("-DLQ", "dead letters"), ("-ordered", "ordered jobs"))
 
@@ -108,6 +110,10 @@ def unique_topic(settings: Settings) -> str:
 
 def limits_topic(settings: Settings) -> str:
     return namespace_topic(settings, LIMITS_TOPIC)
+
+
+def results_topic(settings: Settings) -> str:
+    return namespace_topic(settings, RESULTS_TOPIC)
 
 
 def slots_topic(settings: Settings, limit_key: str) -> str:

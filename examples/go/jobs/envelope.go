@@ -83,6 +83,18 @@ type Envelope struct {
 	UniqueKey *string           `avro:"unique_key"` // unique jobs: the key it holds
 	OrderKey  *string           `avro:"order_key"`  // ordered jobs: one of a key at a time
 	LimitKey  *string           `avro:"limit_key"`  // concurrency limits: whose slot it takes
+	// Results: milliseconds its return value is kept once it settles; nil: not kept.
+	KeepResultMs *int64 `avro:"keep_result_ms"`
+	Chain        *Chain `avro:"chain"` // chains: its place and the links after it
+}
+
+// Chain is a job's place in a chain of jobs and the links after it.
+type Chain struct {
+	ID         string     `avro:"id"`
+	Link       int32      `avro:"link"`
+	Links      int32      `avro:"links"`
+	PassResult bool       `avro:"pass_result"`
+	Next       []Envelope `avro:"next"`
 }
 
 // Encode is the message payload of an envelope: its Avro binary encoding, nothing around it.
