@@ -55,7 +55,9 @@ def first_link(
             )
         if number == len(calls) and keep_result is not None:
             call = call.with_options(keep_result=keep_result)
-        link = app.envelope(call).replace(unique_key=None)
+        passed = pass_result and number > 1  # checked with a stand-in for what it receives
+        link = app.envelope(call.with_options(args=(None, *call.args)) if passed else call)
+        link = link.replace(args=call.args, unique_key=None)
         try:
             encode(link)
         except ArgumentError as exc:
