@@ -56,9 +56,9 @@ def first_link(
         if number == len(calls) and keep_result is not None:
             call = call.with_options(keep_result=keep_result)
         passed = pass_result and number > 1  # checked with a stand-in for what it receives
-        link = app.envelope(call.with_options(args=(None, *call.args)) if passed else call)
-        link = link.replace(args=call.args, unique_key=None)
         try:
+            link = app.envelope(call.with_options(args=(None, *call.args)) if passed else call)
+            link = link.replace(args=call.args, unique_key=None)
             encode(link)
         except ArgumentError as exc:
             raise ArgumentError(f"chain link {number} ({call.type}): {exc}") from None

@@ -48,9 +48,8 @@ def test_a_return_value_comes_back_to_the_producer(app: App) -> None:
 
 def test_a_failed_job_raises_job_failed_with_the_remote_traceback(app: App) -> None:
     job_id = app.jobs["fails"].enqueue("disk full")
-    with worker_in_thread(app):
-        with pytest.raises(JobFailed) as failed:
-            app.result(job_id, timeout=WAIT)
+    with worker_in_thread(app), pytest.raises(JobFailed) as failed:
+        app.result(job_id, timeout=WAIT)
     assert (failed.value.error_type, failed.value.error_message) == ("ValueError", "disk full")
     assert "raise ValueError(reason)" in failed.value.remote_traceback
     assert job_id in str(failed.value)
@@ -113,9 +112,8 @@ def test_a_result_is_gone_once_its_retention_passed(app: App) -> None:
 
 def test_an_unencodable_return_value_is_kept_as_a_failure_and_not_retried(app: App) -> None:
     job_id = app.jobs["unencodable"].enqueue()
-    with worker_in_thread(app) as worker:
-        with pytest.raises(JobFailed) as failed:
-            app.result(job_id, timeout=WAIT)
+    with worker_in_thread(app) as worker, pytest.raises(JobFailed) as failed:
+        app.result(job_id, timeout=WAIT)
     assert (worker.stats.done, worker.stats.retried, worker.stats.dead) == (1, 0, 0)
     assert failed.value.error_type == "pulsarjobs.UnencodableResult"
     assert "set is not a job argument" in failed.value.error_message
