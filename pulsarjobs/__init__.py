@@ -6,6 +6,7 @@ modules are the implementation and may change.
 
 from pulsarjobs.app import App
 from pulsarjobs.cancels import Cancel, run_now
+from pulsarjobs.chains import Chained
 from pulsarjobs.cron import Schedule
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.envelope import ArgumentError, Envelope, EnvelopeError, JobError
@@ -14,10 +15,12 @@ from pulsarjobs.errors import (
     BrokerUnavailable,
     ConfigurationError,
     EnqueueError,
+    JobFailed,
     JobTimeout,
     NotFound,
     PayloadTooLarge,
     PulsarJobsError,
+    ResultTimeout,
 )
 from pulsarjobs.execution import Outcome, current_job
 from pulsarjobs.heartbeat import RunningJob
@@ -47,6 +50,7 @@ __all__ = [
     "BrokerError",
     "BrokerUnavailable",
     "Cancel",
+    "Chained",
     "ConfigurationError",
     "DeadLetter",
     "DeadLetterFilter",
@@ -58,6 +62,7 @@ __all__ = [
     "Job",
     "JobCall",
     "JobError",
+    "JobFailed",
     "JobTimeout",
     "Middleware",
     "NotFound",
@@ -67,6 +72,7 @@ __all__ = [
     "PulsarJobsError",
     "QueueCollector",
     "QueueStats",
+    "ResultTimeout",
     "RetryPolicy",
     "RunningJob",
     "Schedule",
