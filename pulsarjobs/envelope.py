@@ -153,8 +153,7 @@ def schema_text(file: str = _SCHEMA_FILE) -> str:
 
 
 SCHEMA_DEFINITION: Final[dict[str, Any]] = json.loads(schema_text())
-NAMED_TYPES: Final[dict[str, Any]] = {}  # its records by full name: other schemas use them
-_PARSED_SCHEMA: Final = fastavro.parse_schema(SCHEMA_DEFINITION, named_schemas=NAMED_TYPES)
+_PARSED_SCHEMA: Final = fastavro.parse_schema(SCHEMA_DEFINITION)
 
 SCHEMA_JSON: Final = json.dumps(SCHEMA_DEFINITION, separators=(",", ":"), ensure_ascii=False)
 """The envelope's Avro schema as compact JSON, docs and defaults included."""

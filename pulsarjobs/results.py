@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -31,19 +32,49 @@ import fastavro
 import structlog
 
 from pulsarjobs.admin import Admin
-from pulsarjobs.envelope import NAMED_TYPES, Envelope, JobError, schema_text
+from pulsarjobs.envelope import SCHEMA_DEFINITION, Envelope, JobError, schema_text
 from pulsarjobs.errors import JobFailed, PulsarJobsError
+from pulsarjobs.topics import results_topic
 from pulsarjobs.values import JobArg, Unencodable, from_value, to_value
 
 if TYPE_CHECKING:
+    from pulsarjobs.app import App
     from pulsarjobs.execution import Outcome
     from pulsarjobs.settings import Settings
 
 log = structlog.get_logger("pulsarjobs.results")
 
-_PARSED: Final = fastavro.parse_schema(
-    json.loads(schema_text("job_result.avsc")), named_schemas=dict(NAMED_TYPES)
-)
+
+def _records(node: Any) -> Iterator[dict[str, Any]]:
+    """Every record defined in a schema, by a walk of its JSON."""
+    if isinstance(node, dict):
+        if node.get("type") == "record":
+            yield node
+        for value in node.values():
+            yield from _records(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _records(item)
+
+
+def _inline(node: Any, definitions: dict[str, Any]) -> Any:
+    """`node` with the first use of each name in `definitions` replaced by its definition."""
+    if isinstance(node, str) and node in definitions:
+        return definitions.pop(node)
+    if isinstance(node, dict):
+        return {key: _inline(value, definitions) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(item, definitions) for item in node]
+    return node
+
+
+_OWN = json.loads(schema_text("job_result.avsc"))
+_BORROWED = {
+    r["name"]: r for r in _records(SCHEMA_DEFINITION) if r["name"] in ("Value", "JobError")
+}
+RESULT_SCHEMA: Final[dict[str, Any]] = _inline(_OWN, _BORROWED)
+"""The result's schema with the envelope's types it uses written in: what the registry holds."""
+_PARSED: Final = fastavro.parse_schema(RESULT_SCHEMA)
 FINAL = ("done", "dead", "expired", "cancelled")  # outcomes that settle a job for good
 
 
@@ -178,3 +209,17 @@ def keep_results_for(settings: Settings, topic: str, seconds: float) -> None:
                 admin.set_topic_message_ttl(topic, wanted)
     except PulsarJobsError as exc:
         log.warning("cannot set how long results are kept", topic=topic, error=str(exc))
+
+
+def prepare(app: App) -> None:
+    """At a worker's start, when a job it knows keeps its result: the results topic kept and
+    its producer made now, not while the first results wait for them."""
+    longest = max((job.keep_result for job in app.jobs.values() if job.keep_result), default=None)
+    if longest is None:
+        return
+    topic = results_topic(app.settings)
+    try:
+        app.connection.keep_results(topic, longest.total_seconds())
+        app.connection.producer(topic)
+    except PulsarJobsError as exc:  # results are stored anyway, preparing them then
+        log.warning("cannot prepare the results topic yet", topic=topic, error=str(exc))

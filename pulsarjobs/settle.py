@@ -50,7 +50,6 @@ class Settler:
         self.topics = topics  # of a queue, by its name
         self._settled: OrderedDict[str, None] = OrderedDict()
         self._settled_lock = threading.Lock()  # runner threads settle concurrently
-        self._results_kept_for = 0.0  # seconds the results topic was asked to keep them
 
     def decode(self, delivery: Delivery, writer_schema: str | None) -> Envelope | Outcome:
         """The job a message carries, or the "undecodable" outcome of one that carries none."""
@@ -83,9 +82,7 @@ class Settler:
         if kept:
             topic = results_topic(self.app.settings)
             longest = max(result.expires_at - now for result in kept).total_seconds()
-            if longest > self._results_kept_for:  # once per process, or when it grows
-                connection.keep_results(topic, longest)
-                self._results_kept_for = longest
+            connection.keep_results(topic, longest)  # before its producer: it has a schema
             for result in kept:
                 stored.append(connection.publish(topic, result.encode(), key=result.job_id))
         return stored

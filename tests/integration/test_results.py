@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs import App
+from pulsarjobs.admin import Admin
 from pulsarjobs.errors import JobFailed, ResultTimeout
 from pulsarjobs.topics import results_topic
 from tests.apps.workflows import make_app
@@ -119,6 +121,9 @@ def test_an_unencodable_return_value_is_kept_as_a_failure_and_not_retried(app: A
     assert "set is not a job argument" in failed.value.error_message
     (stored,) = read_topic(app.settings, results_topic(app.settings))
     assert stored.partition_key() == job_id
+    with Admin.of(app.settings) as admin:  # the registry says what the topic holds
+        registered = admin.schema(results_topic(app.settings), 0)
+    assert registered is not None and json.loads(registered)["name"] == "JobResult"
 
 
 def test_the_cli_prints_a_failure_and_exits_non_zero(app: App) -> None:
