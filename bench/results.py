@@ -1,6 +1,6 @@
 """A producer waiting on many job results at once: its memory, and how soon each result comes.
 
-    python -m bench.results [--jobs 10000] [--concurrency 20]
+    python -m bench.results [--jobs 10000] [--concurrency 20] [--out FILE.json]
 
 On the broker named by PULSARJOBS_SERVICE_URL / PULSARJOBS_ADMIN_URL (a namespace of its own):
 this process enqueues `--jobs` jobs that keep their result, waits for all of them at once
@@ -139,9 +139,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     figures = run(args.jobs, args.concurrency)
-    print(json.dumps({k: round(v, 3) for k, v in figures.items()}, indent=2))
+    text = json.dumps({k: round(v, 3) for k, v in figures.items()}, indent=2)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ The Reader starts at the topic's beginning (the topic keeps only what is not exp
 on the first wait, and reads on a thread of its own for as long as the process asks for
 results. A waiter for a result that arrives later gets it from that thread, as soon as it is
 read; for results it passed before anyone waited, the Reader keeps only where each one is (job
-id -> message id, about 150 bytes a result), and reads the one asked for again. Waiters ask
+id -> message id, about 160 bytes a result), and reads the one asked for again. Waiters ask
 after the Reader has read to the end once: a result stored before the question is found.
 """
 
