@@ -133,3 +133,16 @@ def test_the_cli_prints_a_failure_and_exits_non_zero(app: App) -> None:
     assert shown.exit_code == 1
     assert "ValueError: no disk" in shown.output
     assert "raise ValueError(reason)" in shown.output
+
+
+def test_a_result_outlives_a_broker_restart(broker: BrokerUnderTest, app: App) -> None:
+    job_id = app.jobs["add"].enqueue(20, 22)
+    with worker_in_thread(app):
+        assert app.result(job_id, timeout=WAIT) == 42
+    app.close()
+    broker.restart()
+    later = make_app(app.settings)
+    try:
+        assert later.result(job_id, timeout=WAIT) == 42
+    finally:
+        later.close()

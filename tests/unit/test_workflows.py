@@ -86,6 +86,21 @@ def test_a_failure_and_an_unencodable_value_raise_job_failed(app: App, runner: T
     assert runner.runs(unencodable) == 1 and len(runner.done) == 1  # ran once, done
 
 
+def test_an_expired_or_cancelled_job_settles_with_a_failure(app: App, runner: TestRunner) -> None:
+    add = app.jobs["add"]
+    expired = app.enqueue(add.call(1, 1).with_options(expires_in=timedelta(minutes=1)))
+    cancelled = add.enqueue(2, 2)
+    app.cancel(cancelled)
+    runner.advance(timedelta(minutes=2))
+    runner.run_all()
+    with pytest.raises(JobFailed) as failed:
+        app.result(expired)
+    assert failed.value.error_type == "pulsarjobs.Expired"
+    with pytest.raises(JobFailed) as failed:
+        app.result(cancelled)
+    assert failed.value.error_type == "pulsarjobs.Cancelled"
+
+
 def test_a_chain_passes_results_on_and_a_broken_link_stops_it(app: App, runner: TestRunner) -> None:
     step = app.jobs["step"]
     good = app.chain(app.jobs["start"].call(), step.call("b"), step.call("c"), pass_result=True,
