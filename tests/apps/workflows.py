@@ -4,6 +4,7 @@ subprocesses (`tests.apps.workflows:app`)."""
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,11 +47,12 @@ def make_app(settings: Settings) -> App:
 
     @app.job(retry=ONCE)
     def link(name: str, previous: object = None) -> str:
-        """A chain link: notes that it ran (a file per run), fails when named "broken"."""
+        """A chain link: notes that it ran (a file per run); fails when named "broken", until
+        a file "fixed" is there."""
         runs = Path(os.environ["PULSARJOBS_TEST_RECORD"])
         runs.mkdir(exist_ok=True)
-        (runs / f"{name}-{current_job().id}").touch()
-        if name == "broken":
+        (runs / f"{name}-{current_job().id}-{uuid.uuid4().hex}").touch()
+        if name == "broken" and not (runs / "fixed").exists():
             raise RuntimeError("link broke")
         return f"{name}<{previous}>" if previous is not None else name
 

@@ -25,6 +25,7 @@ from tests.integration.helpers import (
     wait_until,
     worker_in_thread,
 )
+from tests.integration.test_operations import cli
 
 WAIT = 60.0
 KEEP = timedelta(hours=1)
@@ -59,7 +60,7 @@ def test_a_chain_of_three_passes_each_result_to_the_next(app: App) -> None:
         assert app.result(later.last_id, timeout=WAIT) == "y"
 
 
-def test_a_broken_link_stops_the_chain_and_its_dead_letter_names_the_link(
+def test_a_broken_link_stops_the_chain_its_dead_letter_names_the_link_and_a_replay_resumes_it(
     app: App, tmp_path: Path
 ) -> None:
     link = app.jobs["link"]
@@ -80,6 +81,13 @@ def test_a_broken_link_stops_the_chain_and_its_dead_letter_names_the_link(
     assert dead.id == chained.job_ids[1]
     assert dead.chain is not None and [j.id for j in dead.chain.next] == [chained.job_ids[2]]
     assert ran(tmp_path) == ["broken", "one"]  # never "three"
+    (tmp_path / "runs" / "fixed").touch()
+    replayed = cli(app.settings, "dlq", "replay", "default")
+    assert replayed.exit_code == 0, replayed.output
+    with worker_in_thread(app):
+        wait_until(lambda: "three" in ran(tmp_path), WAIT)
+        wait_until(lambda: app.result(chained.last_id, timeout=WAIT) == "three", WAIT)
+    assert ran(tmp_path) == ["broken", "broken", "fixed", "one", "three"]
 
 
 def test_a_chain_goes_on_after_its_worker_is_restarted_between_links(
