@@ -1,12 +1,12 @@
 """Waiting for job results: one Reader per process follows the results topic (results.py) and
 hands each result to whoever waits for it.
 
-The Reader starts at the topic's beginning (the topic keeps only what is not expired, about)
-on the first wait, and reads on a thread of its own for as long as the process asks for
-results. A waiter for a result that arrives later gets it from that thread, as soon as it is
-read; for results it passed before anyone waited, the Reader keeps only where each one is (job
-id -> message id, about 160 bytes a result), and reads the one asked for again. Waiters ask
-after the Reader has read to the end once: a result stored before the question is found.
+The Reader starts at the topic's beginning (the topic holds little more than the results not
+expired yet) on the first wait, and reads on a thread of its own until the app is closed. A
+waiter for a result that arrives later gets it from that thread, as soon as it is read; for
+results it passed before anyone waited, the Reader keeps only where each one is (job id ->
+message id, about 160 bytes a result), and reads the one asked for again. Waiters ask after
+the Reader has read to the end once: a result stored before the question is found.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import cast
 
 import pulsar
 
@@ -115,33 +116,28 @@ class Settler:
 def all_stored(futures: list[Future[None]]) -> Future[None]:
     """One future for messages sent apart: done once the broker has them all."""
     acks = Acks(len(futures))
+
+    def told(done: Future[None]) -> None:
+        failure = done.exception()
+        acks.ok() if failure is None else acks.failed(cast(Exception, failure))
+
     for future in futures:
-        future.add_done_callback(
-            lambda done: acks.failed(failure) if (failure := done.exception()) else acks.ok()  # type: ignore[arg-type]
-        )
+        future.add_done_callback(told)
     return acks.stored
 
 
 def dead_letter_properties(delivery: Delivery, outcome: Outcome) -> dict[str, str]:
-    error = outcome.envelope.last_error
-    chain = outcome.envelope.chain
-    if chain is not None:  # the chain stops here: say which link
-        reason = f"{outcome.reason} ({chain.where})"
-        return {
-            **_properties(delivery, outcome, error, reason),
-            **chains.dead_letter_properties(chain),
-        }
-    return _properties(delivery, outcome, error, outcome.reason)
-
-
-def _properties(
-    delivery: Delivery, outcome: Outcome, error: JobError | None, reason: str
-) -> dict[str, str]:
-    return {
-        "pulsarjobs-reason": reason,
+    error, chain = outcome.envelope.last_error, outcome.envelope.chain
+    properties = {
+        "pulsarjobs-reason": outcome.reason
+        if chain is None
+        else f"{outcome.reason} ({chain.where})",
         "pulsarjobs-error": error.summary[:1000] if error else "",
         "pulsarjobs-job-id": outcome.envelope.id,
         "pulsarjobs-job-type": outcome.envelope.type,
         "pulsarjobs-origin-topic": delivery.topic,
         "pulsarjobs-origin-message-id": delivery.message_id,
     }
+    if chain is not None:  # the chain stops here: say which link
+        properties.update(chains.dead_letter_properties(chain))
+    return properties
