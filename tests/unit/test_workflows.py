@@ -72,6 +72,9 @@ def test_a_kept_result_is_there_once_the_job_ran_and_gone_after_its_retention(
     runner.advance(KEEP)
     with pytest.raises(ResultTimeout):
         app.result(job_id)
+    per_call = app.enqueue(app.jobs["start"].call().with_options(keep_result=KEEP))
+    runner.run_all()
+    assert app.result(per_call) == "start"  # a job declared without keep_result
 
 
 def test_a_failure_and_an_unencodable_value_raise_job_failed(app: App, runner: TestRunner) -> None:
