@@ -22,6 +22,7 @@ from tests.integration.helpers import (
     settings_env,
     start_worker_process,
     stop_process,
+    wait_until,
     worker_in_thread,
 )
 from tests.integration.test_operations import cli
@@ -123,7 +124,9 @@ def test_an_unencodable_return_value_is_kept_as_a_failure_and_not_retried(app: A
     assert stored.partition_key() == job_id
     with Admin.of(app.settings) as admin:  # the registry says what the topic holds
         registered = admin.schema(results_topic(app.settings), 0)
-    assert registered is not None and json.loads(registered)["name"] == "JobResult"
+        assert registered is not None and json.loads(registered)["name"] == "JobResult"
+        # The topic keeps results as long as the longest keep_result (1 h), then drops them.
+        wait_until(lambda: (admin.topic_message_ttl(results_topic(app.settings)) or 0) > 3600, 30)
 
 
 def test_the_cli_prints_a_failure_and_exits_non_zero(app: App) -> None:
