@@ -8,6 +8,7 @@ from pulsarjobs.app import App
 from pulsarjobs.batch_state import BatchProgress
 from pulsarjobs.batches import Batch
 from pulsarjobs.cancels import Cancel, run_now
+from pulsarjobs.chains import Chained
 from pulsarjobs.cron import Schedule
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.envelope import ArgumentError, Envelope, EnvelopeError, JobError
@@ -16,21 +17,16 @@ from pulsarjobs.errors import (
     BrokerUnavailable,
     ConfigurationError,
     EnqueueError,
+    JobFailed,
     JobTimeout,
     NotFound,
     PayloadTooLarge,
     PulsarJobsError,
+    ResultTimeout,
 )
 from pulsarjobs.execution import Outcome, current_job
 from pulsarjobs.heartbeat import Progress, RunningJob
-from pulsarjobs.inspect import (
-    Inspector,
-    QueueStats,
-    SubscriptionStats,
-    TopicInfo,
-    TopicStats,
-    WorkerStatus,
-)
+from pulsarjobs.inspect import Inspector, QueueStats, WorkerStatus
 from pulsarjobs.jobs import Job, JobCall
 from pulsarjobs.metrics import WorkerMetrics
 from pulsarjobs.middleware import Middleware
@@ -40,6 +36,7 @@ from pulsarjobs.queue_metrics import QueueCollector
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.snooze import Snooze
+from pulsarjobs.topic_stats import SubscriptionStats, TopicInfo, TopicStats
 from pulsarjobs.unique import DuplicateJob
 from pulsarjobs.worker import Worker
 
@@ -53,6 +50,7 @@ __all__ = [
     "BrokerError",
     "BrokerUnavailable",
     "Cancel",
+    "Chained",
     "ConfigurationError",
     "CurrentJob",
     "DeadLetter",
@@ -65,6 +63,7 @@ __all__ = [
     "Job",
     "JobCall",
     "JobError",
+    "JobFailed",
     "JobTimeout",
     "Middleware",
     "NotFound",
@@ -75,6 +74,7 @@ __all__ = [
     "PulsarJobsError",
     "QueueCollector",
     "QueueStats",
+    "ResultTimeout",
     "RetryPolicy",
     "RunningJob",
     "Schedule",

@@ -33,12 +33,13 @@ from pulsarjobs.settings import Settings
 from pulsarjobs.snooze import DEFAULT_MAX_SNOOZES
 from pulsarjobs.topics import check_queue_name, topics_for
 from pulsarjobs.unique import DuplicateJob, UniqueKeys, default_key, hold_for
+from pulsarjobs.workflows import Workflows
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class App(PeriodicJobs, Closing):
+class App(PeriodicJobs, Workflows, Closing):
     def __init__(
         self,
         settings: Settings | None = None,
@@ -91,6 +92,7 @@ class App(PeriodicJobs, Closing):
         concurrency_limit: int | None = None,
         rate_limit: int | None = None,
         max_snoozes: int = DEFAULT_MAX_SNOOZES,
+        keep_result: timedelta | None = None,
     ) -> JobDecorator: ...
 
     def job(
@@ -106,10 +108,11 @@ class App(PeriodicJobs, Closing):
         concurrency_limit: int | None = None,
         rate_limit: int | None = None,
         max_snoozes: int = DEFAULT_MAX_SNOOZES,
+        keep_result: timedelta | None = None,
     ) -> Any:
         """Declare a job: `@app.job` or `@app.job(queue="critical", max_attempts=5, timeout=30)`.
         `unique_for`, `concurrency_limit`, `rate_limit`: see docs/flow-control.md; `max_snoozes`:
-        how often a run may raise Snooze (docs/concepts.md)."""
+        how often a run may raise Snooze (docs/concepts.md); `keep_result`: docs/workflows.md."""
         policy = retry or RetryPolicy()
         flow = FlowOptions(unique_for, concurrency_limit, rate_limit)
         if max_attempts is not None:
@@ -119,7 +122,9 @@ class App(PeriodicJobs, Closing):
             job_name = name or function.__name__
             if job_name in self.jobs:
                 raise ConfigurationError(f"a job named {job_name!r} is declared twice")
-            declared = Job(self, function, job_name, queue, policy, timeout, flow, max_snoozes)
+            declared = Job(
+                self, function, job_name, queue, policy, timeout, flow, max_snoozes, keep_result
+            )
             self.jobs[job_name] = declared
             return declared
 
@@ -167,6 +172,9 @@ class App(PeriodicJobs, Closing):
             order_key=call.order_key,
             limit_key=call.limit_key or (call.type if flow.limited else None),
             batch_id=call.batch_id,
+            keep_result=keep.total_seconds()
+            if (keep := call.keep_result or getattr(declared, "keep_result", None))
+            else None,
         )
 
     def enqueue(
@@ -307,6 +315,7 @@ class App(PeriodicJobs, Closing):
         cancels.cancel(self.connection, job_id, at=self.clock())
 
     def close(self) -> None:
+        self.close_workflows()
         if self._unique_keys is not None:
             self._unique_keys.close()
             self._unique_keys = None

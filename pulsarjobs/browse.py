@@ -32,7 +32,8 @@ from pulsarjobs.clock import utc_now
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter, read_dead_letter
 from pulsarjobs.envelope import Envelope
 from pulsarjobs.errors import NotFound
-from pulsarjobs.inspect import Inspector, due_time, subscription_of
+from pulsarjobs.inspect import Inspector, due_time
+from pulsarjobs.topic_stats import subscription_of
 from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, topics_for
 
 PAGE_SIZES = (25, 50, 100)

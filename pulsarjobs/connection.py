@@ -34,7 +34,8 @@ from pulsarjobs.errors import (
     PulsarJobsError,
 )
 from pulsarjobs.presence import keep_compacted
-from pulsarjobs.schema_registry import pulsar_schema
+from pulsarjobs.results import keep_results_for
+from pulsarjobs.schema_registry import pulsar_schema, result_schema
 from pulsarjobs.settings import Settings
 from pulsarjobs.topics import KEEPER_SUBSCRIPTION, carries_jobs
 
@@ -82,6 +83,7 @@ class Connection:
         self._owner_pid = 0
         self._producers: dict[str, pulsar.Producer] = {}
         self._prepared_topics: set[str] = set()
+        self._results_kept: dict[str, float] = {}  # results topics: seconds they keep messages
         self._ttl: float | None = None
         self._ttl_checked_at = -TTL_RECHECK_SECONDS
         self._lock = threading.Lock()
@@ -181,6 +183,16 @@ class Connection:
         self.prepare_queue(topic, KEEPER_SUBSCRIPTION)
         keep_compacted(self.settings, topic)
 
+    def keep_results(self, topic: str, seconds: float) -> None:
+        """Make a results topic keep what is published to it `seconds` at least: a
+        subscription that never acknowledges, and a message TTL that ends it (results.py).
+        Asks the broker once, and again only for a longer time."""
+        if seconds <= self._results_kept.get(topic, 0.0):
+            return
+        self.prepare_queue(topic, KEEPER_SUBSCRIPTION)
+        keep_results_for(self.settings, topic, seconds)
+        self._results_kept[topic] = seconds
+
     def producer(self, topic: str) -> pulsar.Producer:
         producer = self._producers.get(topic)
         if producer is not None:
@@ -196,7 +208,11 @@ class Connection:
         try:
             return client.create_producer(
                 topic,
-                schema=pulsar_schema() if carries_jobs(topic) else pulsar.schema.BytesSchema(),
+                schema=result_schema()
+                if topic in self._results_kept
+                else pulsar_schema()
+                if carries_jobs(topic)
+                else pulsar.schema.BytesSchema(),
                 send_timeout_millis=SEND_TIMEOUT_MS,
                 block_if_queue_full=True,
                 # One job, one entry: a Shared subscription then spreads jobs evenly across

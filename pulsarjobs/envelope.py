@@ -109,6 +109,8 @@ class Envelope:
     limit_key: str | None = None  # takes one of this key's slots while it runs (limits.py)
     snoozes: int = 0  # times it put itself off (snooze.py); the attempt stays
     batch_id: str | None = None  # reported to this batch when it settles (batches.py)
+    keep_result: float | None = None  # seconds its result is kept once settled (results.py)
+    chain: Chain | None = None  # its place in a chain and the links after it (chains.py)
 
     def __post_init__(self) -> None:
         _require_aware("created_at", self.created_at)
@@ -124,19 +126,35 @@ class Envelope:
         return dataclasses.replace(self, **changes)
 
 
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A job's place in a chain, and the links after it (each with no chain of its own)."""
+
+    id: str
+    link: int  # 1-based number of this job in the chain
+    links: int  # how many in all
+    pass_result: bool  # each next link receives the previous one's return value first
+    next: tuple[Envelope, ...] = ()
+
+    @property
+    def where(self) -> str:
+        return f"chain link {self.link} of {self.links}"
+
+
 # --- schema -----------------------------------------------------------------------------
 
 
-def _schema_text() -> str:
+def schema_text(file: str = _SCHEMA_FILE) -> str:
+    """One of the schemas in `schemas/`, as JSON text."""
     # Wheels ship the schema inside the package; editable installs read the source tree.
-    packaged = resources.files("pulsarjobs") / "_schemas" / _SCHEMA_FILE
+    packaged = resources.files("pulsarjobs") / "_schemas" / file
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    source = Path(__file__).resolve().parent.parent / "schemas" / _SCHEMA_FILE
+    source = Path(__file__).resolve().parent.parent / "schemas" / file
     return source.read_text(encoding="utf-8")
 
 
-SCHEMA_DEFINITION: Final[dict[str, Any]] = json.loads(_schema_text())
+SCHEMA_DEFINITION: Final[dict[str, Any]] = json.loads(schema_text())
 _PARSED_SCHEMA: Final = fastavro.parse_schema(SCHEMA_DEFINITION)
 
 SCHEMA_JSON: Final = json.dumps(SCHEMA_DEFINITION, separators=(",", ":"), ensure_ascii=False)
@@ -207,6 +225,18 @@ def _to_record(env: Envelope) -> dict[str, object]:
         "limit_key": env.limit_key,
         "snoozes": env.snoozes,
         "batch_id": env.batch_id,
+        "keep_result_ms": _millis(env.keep_result),
+        "chain": None if env.chain is None else _chain_record(env.chain),
+    }
+
+
+def _chain_record(chain: Chain) -> dict[str, object]:
+    return {
+        "id": chain.id,
+        "link": chain.link,
+        "links": chain.links,
+        "pass_result": chain.pass_result,
+        "next": [_to_record(link) for link in chain.next],
     }
 
 
@@ -252,7 +282,14 @@ def _from_record(record: dict[str, Any]) -> Envelope:
         limit_key=record["limit_key"],
         snoozes=record["snoozes"],
         batch_id=record["batch_id"],
+        keep_result=_seconds(record["keep_result_ms"]),
+        chain=None if (chain := record["chain"]) is None else _chain(chain),
     )
+
+
+def _chain(record: dict[str, Any]) -> Chain:
+    links = tuple([_from_record(link) for link in record["next"]])
+    return Chain(record["id"], record["link"], record["links"], record["pass_result"], links)
 
 
 # --- codec ------------------------------------------------------------------------------

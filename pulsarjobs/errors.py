@@ -43,3 +43,22 @@ class EnvelopeError(PulsarJobsError, ValueError):
 
 class ArgumentError(EnvelopeError):
     """A job argument cannot be encoded; the message names its path, e.g. ``args[1]['when']``."""
+
+
+class JobFailed(PulsarJobsError):
+    """The job whose result was asked for failed for good: `error_type`, `error_message` and
+    `remote_traceback` are its last error, as its worker saw it."""
+
+    def __init__(
+        self, job_id: str, error_type: str, error_message: str, remote_traceback: str
+    ) -> None:
+        super().__init__(f"job {job_id} failed: {error_type}: {error_message}")
+        self.job_id = job_id
+        self.error_type = error_type
+        self.error_message = error_message
+        self.remote_traceback = remote_traceback
+
+
+class ResultTimeout(PulsarJobsError, TimeoutError):
+    """No result of the job came in time: it has not settled yet, keeps no result (declare it
+    with `keep_result=`), or its result expired."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
+from pulsarjobs import chains
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.crashes import CRASHES_BEFORE_DEAD, DEFER_SECONDS, Crashes, CrashGuard
 from pulsarjobs.envelope import Envelope, JobError
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 Kind = Literal[
     "done", "retry", "dead", "expired", "early", "undecodable", "cancelled", "deferred", "snoozed"
 ]
-Work = Coroutine[Any, Any, None] | functools.partial[None]  # an async run, or a sync call
+Work = Coroutine[Any, Any, Any] | functools.partial[Any]  # an async run, or a sync call
 
 log = structlog.get_logger("pulsarjobs.execution")
 
@@ -66,7 +67,7 @@ def bind(job: Job[Any, Any], envelope: Envelope) -> Work:
     """The run with its arguments bound; TypeError when they do not fit the job's signature."""
     if job.is_async:
         # Calling an `async def` binds the arguments (TypeError here) but runs none of its body.
-        coroutine: Coroutine[Any, Any, None] = job.func(*envelope.args, **envelope.kwargs)
+        coroutine: Coroutine[Any, Any, Any] = job.func(*envelope.args, **envelope.kwargs)
         return coroutine
     job.signature.bind(*envelope.args, **envelope.kwargs)
     return functools.partial(job.func, *envelope.args, **envelope.kwargs)
@@ -81,6 +82,7 @@ class Outcome:
     envelope: Envelope
     reason: str = ""
     duration: float | None = None  # seconds it ran, failed runs too; None: it did not run
+    value: Any = None  # what a done run returned
 
 
 class InContext:
@@ -89,18 +91,18 @@ class InContext:
 
     __slots__ = ("context", "coroutine")
 
-    def __init__(self, coroutine: Coroutine[Any, Any, None], context: contextvars.Context):
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], context: contextvars.Context):
         self.coroutine = coroutine
         self.context = context
 
-    def __await__(self) -> Generator[Any, Any, None]:
+    def __await__(self) -> Generator[Any, Any, Any]:
         step: Callable[..., Any] = self.coroutine.send
         argument: Any = None
         while True:
             try:
                 waiting_for = self.context.run(step, argument)
-            except StopIteration:
-                return
+            except StopIteration as returned:
+                return returned.value
             try:  # the task waits for what the job waits for, and hands back its outcome
                 argument, step = (yield waiting_for), self.coroutine.send
             except BaseException as exc:  # cancellation too goes on to the job
@@ -141,7 +143,7 @@ class Executor:
         if self.on_start is not None:
             self.on_start(envelope)
         work, started = verdict, time.perf_counter()
-        running: Awaitable[None]
+        running: Awaitable[Any]
         task = None if isinstance(work, functools.partial) else asyncio.current_task()
         run = Run(envelope, started, task)
         context = job_context(run)
@@ -152,7 +154,7 @@ class Executor:
         else:
             running = InContext(self._body_async(work, envelope), context)
         try:
-            await self._within_timeout(running, envelope)
+            value = await self._within_timeout(running, envelope)
         except asyncio.CancelledError:
             if not (run.interrupted and uncancel(run) == 0):
                 raise  # not (only) its cancel: the worker is shutting down
@@ -170,7 +172,7 @@ class Executor:
             if run.interrupted:
                 uncancel(run)  # the job caught the cancellation and ended anyway
             return self.cancelled(envelope)
-        return Outcome("done", envelope, duration=time.perf_counter() - started)
+        return self.done(envelope, value, started)
 
     def run_here(self, envelope: Envelope) -> Outcome:
         """Run a sync job on this very thread, a runner thread: no hand-over, unless it has a
@@ -193,12 +195,12 @@ class Executor:
         self.running.start(run)
         try:
             if envelope.timeout is None:
-                context.run(self._body, verdict, envelope)
+                value = context.run(self._body, verdict, envelope)
             else:
                 assert self.threads is not None
                 running = self.threads.submit(context.run, self._body, verdict, envelope)
                 try:
-                    running.result(timeout=envelope.timeout)
+                    value = running.result(timeout=envelope.timeout)
                 except concurrent.futures.TimeoutError:
                     if not running.done():
                         raise timed_out(envelope) from None
@@ -212,7 +214,14 @@ class Executor:
                 self.give_slot(envelope, slot)
         if run.cancelled:  # while it ran: a thread cannot be stopped, its result is discarded
             return self.cancelled(envelope)
-        return Outcome("done", envelope, duration=time.perf_counter() - started)
+        return self.done(envelope, value, started)
+
+    def done(self, envelope: Envelope, value: Any, started: float) -> Outcome:
+        """A run that returned `value`; a chain link whose value cannot be passed on is dead
+        (the chain stops there: it ran, and a retry would return the same)."""
+        if envelope.chain is not None and (unpassable := chains.unpassable(envelope, value)):
+            return self.dead(envelope, "UnpassableResult", unpassable)
+        return Outcome("done", envelope, duration=time.perf_counter() - started, value=value)
 
     def _waited(self, envelope: Envelope, slot: pulsar.Message) -> Outcome | None:
         """Once a slot came: the job's outcome if it was cancelled or expired meanwhile (its
@@ -261,30 +270,31 @@ class Executor:
             return Outcome("expired", envelope)
         return None
 
-    def _body(self, work: functools.partial[None], envelope: Envelope) -> None:
+    def _body(self, work: functools.partial[Any], envelope: Envelope) -> Any:
         """A sync run with its hooks, in the job's context, on the thread that runs it."""
         hooks, started = self.app.hooks, time.perf_counter()
         with hooks.around_process(envelope):
             hooks.emit("before_process", envelope)
-            work()
+            value = work()
         hooks.emit("after_process", envelope, time.perf_counter() - started)
+        return value
 
-    async def _body_async(self, work: Coroutine[Any, Any, None], envelope: Envelope) -> None:
+    async def _body_async(self, work: Coroutine[Any, Any, Any], envelope: Envelope) -> Any:
         hooks, started = self.app.hooks, time.perf_counter()
         with hooks.around_process(envelope):
             hooks.emit("before_process", envelope)
-            await work
+            value = await work
         hooks.emit("after_process", envelope, time.perf_counter() - started)
+        return value
 
     @staticmethod
-    async def _within_timeout(running: Awaitable[None], envelope: Envelope) -> None:
+    async def _within_timeout(running: Awaitable[Any], envelope: Envelope) -> Any:
         if envelope.timeout is None:
-            await running
-            return
+            return await running
         deadline = asyncio.timeout(envelope.timeout)
         try:
             async with deadline:
-                await running
+                return await running
         except TimeoutError:
             if not deadline.expired():
                 raise  # the job's own TimeoutError: an ordinary failure

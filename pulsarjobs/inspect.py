@@ -31,6 +31,13 @@ from pulsarjobs.rates import rate_limit
 from pulsarjobs.retention import KEPT_FOREVER, DeadRetention, dead_retention
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settings import Settings
+from pulsarjobs.topic_stats import (
+    TopicInfo,
+    TopicStats,
+    consumer_count,
+    subscription_of,
+    topic_stats_of,
+)
 from pulsarjobs.topics import (
     DEAD_LETTER_SUBSCRIPTION,
     QUEUE_NAME,
@@ -61,39 +68,6 @@ class QueueStats:
     paused: bool = False  # workers take none of its jobs until it is resumed
     rate_limit: int | None = None  # at most this many start a second (rates.py); None: no limit
     dead_retention: DeadRetention = KEPT_FOREVER  # how long and how much of `dead` is kept
-
-
-@dataclass(frozen=True, slots=True)
-class TopicInfo:
-    name: str  # within the namespace
-    topic: str  # in full
-    partitions: int  # 0: not partitioned
-    kind: str  # what it holds, as topics.topic_kind says
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionStats:
-    name: str
-    type: str
-    backlog: int
-    unacked: int
-    delayed: int
-    consumers: int
-    rate_out: float
-
-
-@dataclass(frozen=True, slots=True)
-class TopicStats:
-    name: str
-    topic: str
-    partitions: int
-    producers: int
-    rate_in: float
-    rate_out: float
-    storage_bytes: int
-    backlog: int  # the largest backlog of its subscriptions
-    deduplication: str
-    subscriptions: tuple[SubscriptionStats, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,22 +155,7 @@ class Inspector(Closing):
             raw = self.admin.stats(topic, partitioned=partitions > 0)
         except NotFound:
             raise NotFound(f"There is no topic {topic}.") from None
-        subscriptions = tuple(
-            subscription_stats(sub_name, sub)
-            for sub_name, sub in sorted(raw.get("subscriptions", {}).items())
-        )
-        return TopicStats(
-            name=topic.rsplit("/", 1)[-1],
-            topic=topic,
-            partitions=partitions,
-            producers=len(raw.get("publishers", [])),
-            rate_in=float(raw.get("msgRateIn", 0.0)),
-            rate_out=float(raw.get("msgRateOut", 0.0)),
-            storage_bytes=int(raw.get("storageSize", 0)),
-            backlog=max((sub.backlog for sub in subscriptions), default=0),
-            deduplication=str(raw.get("deduplicationStatus", "unknown")),
-            subscriptions=subscriptions,
-        )
+        return topic_stats_of(topic, partitions, raw)
 
     # -- queues ------------------------------------------------------------------------------
 
@@ -372,29 +331,6 @@ def is_current(status: WorkerStatus) -> bool:
     if status.state == "stopped":
         return False
     return status.state != "gone" or status.silent_seconds < FORGET_GONE_AFTER.total_seconds()
-
-
-def subscription_of(stats: dict[str, Any], name: str) -> dict[str, Any]:
-    return dict(stats.get("subscriptions", {}).get(name, {}))
-
-
-def consumer_count(subscription: dict[str, Any]) -> int:
-    """Consumers of a subscription, each once: a partitioned topic's stats list a consumer once
-    per partition it reads (a worker names its consumer)."""
-    consumers = subscription.get("consumers", [])
-    return len({consumer.get("consumerName") or id(consumer) for consumer in consumers})
-
-
-def subscription_stats(name: str, raw: dict[str, Any]) -> SubscriptionStats:
-    return SubscriptionStats(
-        name=name,
-        type=str(raw.get("type", "")),
-        backlog=int(raw.get("msgBacklog", 0)),
-        unacked=int(raw.get("unackedMessages", 0)),
-        delayed=int(raw.get("msgDelayed", 0)),
-        consumers=consumer_count(raw),
-        rate_out=float(raw.get("msgRateOut", 0.0)),
-    )
 
 
 def due_time(message: pulsar.Message, envelope: Envelope | None) -> datetime:

@@ -45,6 +45,7 @@ class JobCall:
     order_key: str | None = None  # jobs of one key run one at a time, in enqueue order
     limit_key: str | None = None  # None: the job's type, if it has a concurrency limit
     batch_id: str | None = None  # set by Batch.enqueue (batches.py)
+    keep_result: timedelta | None = None  # None: as the job is declared (results.py)
 
     def with_options(self, **options: Any) -> JobCall:
         return replace(self, **options)
@@ -83,9 +84,12 @@ class Job(Generic[P, R]):
         timeout: float | None,
         flow: FlowOptions = FlowOptions(),
         max_snoozes: int = DEFAULT_MAX_SNOOZES,
+        keep_result: timedelta | None = None,
     ) -> None:
         if max_snoozes < 0:
             raise ConfigurationError(f"max_snoozes must be >= 0, got {max_snoozes}")
+        if keep_result is not None and keep_result <= timedelta(0):
+            raise ConfigurationError(f"keep_result must be positive, got {keep_result}")
         self.app = app
         self.func = func
         self.name = name
@@ -94,6 +98,7 @@ class Job(Generic[P, R]):
         self.timeout = timeout
         self.flow = flow
         self.max_snoozes = max_snoozes  # runs that raise Snooze beyond this are dead-lettered
+        self.keep_result = keep_result  # how long its result is kept once it settled
         self.is_async = inspect.iscoroutinefunction(func)
         self.signature = inspect.signature(func)
 

@@ -35,8 +35,8 @@ from pulsarjobs.app import App
 from pulsarjobs.connection import Connection, client_errors
 from pulsarjobs.envelope import Envelope
 from pulsarjobs.errors import NotFound
-from pulsarjobs.inspect import subscription_of
 from pulsarjobs.keylocks import key_lock
+from pulsarjobs.topic_stats import subscription_of
 from pulsarjobs.topics import limits_topic, slots_topic
 
 log = structlog.get_logger("pulsarjobs.limits")

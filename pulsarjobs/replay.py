@@ -36,8 +36,9 @@ from pulsarjobs.connection import SEND_TIMEOUT_MS, client_errors
 from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.envelope import Envelope, encode
 from pulsarjobs.errors import BrokerError, NotFound
-from pulsarjobs.inspect import Inspector, subscription_of
+from pulsarjobs.inspect import Inspector
 from pulsarjobs.schema_registry import pulsar_schema
+from pulsarjobs.topic_stats import subscription_of
 from pulsarjobs.topics import DEAD_LETTER_SUBSCRIPTION, check_queue_name, topics_for
 
 WINDOW = 500  # copies awaiting the broker's ack at once

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from typing import Any
 
 import _pulsar
 import pulsar.schema
@@ -18,6 +19,7 @@ import structlog
 from pulsarjobs.admin import Admin
 from pulsarjobs.envelope import SCHEMA_DEFINITION
 from pulsarjobs.errors import PulsarJobsError
+from pulsarjobs.results import RESULT_SCHEMA
 from pulsarjobs.settings import Settings
 
 log = structlog.get_logger("pulsarjobs.schemas")
@@ -62,11 +64,12 @@ class WriterSchemas:
 
 
 class _RegisteredAvroSchema(pulsar.schema.Schema):  # type: ignore[misc]
-    """Declares our Avro schema to Pulsar's registry while payloads stay bytes: the client
-    sends and returns them untouched, and :func:`encode` / :func:`decode` do the Avro."""
+    """Declares one of our Avro schemas to Pulsar's registry while payloads stay bytes: the
+    client sends and returns them untouched, and our codecs do the Avro."""
 
-    def __init__(self) -> None:
-        super().__init__(bytes, _pulsar.SchemaType.AVRO, SCHEMA_DEFINITION, "AVRO")
+    def __init__(self, definition: dict[str, Any]) -> None:
+        super().__init__(bytes, _pulsar.SchemaType.AVRO, definition, "AVRO")
+        self._name = f"{definition['name']}Schema"
 
     def encode(self, obj: bytes) -> bytes:
         self._validate_object_type(obj)
@@ -76,10 +79,16 @@ class _RegisteredAvroSchema(pulsar.schema.Schema):  # type: ignore[misc]
         return data
 
     def __str__(self) -> str:
-        return "JobEnvelopeSchema"
+        return self._name
 
 
 @functools.cache
 def pulsar_schema() -> pulsar.schema.Schema:
     """The schema to give Pulsar producers and consumers of job topics (one shared instance)."""
-    return _RegisteredAvroSchema()
+    return _RegisteredAvroSchema(SCHEMA_DEFINITION)
+
+
+@functools.cache
+def result_schema() -> pulsar.schema.Schema:
+    """The schema of the results topic's producers (results.py)."""
+    return _RegisteredAvroSchema(RESULT_SCHEMA)

@@ -3,8 +3,9 @@
 A retry, an early, a deferred or a snoozed job is re-published to the subscription's retry
 topic, due at its time; a dead job goes to the dead-letter topic with properties saying why; a
 message that is no job keeps its own bytes there. Only once the broker has stored the
-replacement is the original acknowledged: nothing is lost. A job of a batch that is over tells
-its batch the same way, before it is acknowledged (batches.py). The worker's runners and the
+replacement is the original acknowledged: nothing is lost. What follows from a job is stored
+the same way, before it is acknowledged: its kept result (results.py), a chain's next link
+(chains.py), its batch told that it is over (batches.py). The worker's runners and the
 in-memory TestRunner both settle through here.
 """
 
@@ -15,14 +16,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import cast
 
 import pulsar
 
-from pulsarjobs import batches
+from pulsarjobs import batches, chains, results
 from pulsarjobs.app import App
+from pulsarjobs.chains import next_link
+from pulsarjobs.connection import Acks
 from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode, encode
 from pulsarjobs.execution import Outcome
-from pulsarjobs.topics import QueueTopics
+from pulsarjobs.topics import QueueTopics, results_topic
 
 # Messages remembered as settled: the broker may deliver one twice (at least once: an ack
 # still on its way when a connection drops), and a message already settled needs no second run.
@@ -62,14 +66,34 @@ class Settler:
             return Outcome("undecodable", stand_in, reason=reason)
 
     def store(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
-        """Publish what replaces the message (and tell its batch, if it is over); the future
-        completes once the broker has it all. None when nothing is published."""
+        """Publish what replaces the message, and what follows from it (a kept result, a
+        chain's next link, its batch told it is over); the future completes once the broker has
+        it all. None when nothing needs storing."""
         stored = self._replace(queue, delivery, outcome)
-        if outcome.envelope.batch_id is None:
-            return stored
-        return batches.report(self.app, outcome, stored)
+        envelope = outcome.envelope
+        if envelope.keep_result is not None or envelope.chain is not None:
+            follow_ups = self._follow_ups(outcome)
+            stored = all_stored([stored, *follow_ups] if stored is not None else follow_ups)
+        if envelope.batch_id is not None:
+            stored = batches.report(self.app, outcome, stored)
+        return stored
+
+    def _follow_ups(self, outcome: Outcome) -> list[Future[None]]:
+        now, connection = self.app.clock(), self.app.connection
+        stored = []
+        if outcome.kind == "done" and (link := next_link(outcome.envelope, outcome.value, now)):
+            stored.append(self.app.publish_envelope(link))
+        kept = results.kept(outcome, now, self.worker, self.app.settings.max_message_size)
+        if kept:
+            topic = results_topic(self.app.settings)
+            longest = max(result.expires_at - now for result in kept).total_seconds()
+            connection.keep_results(topic, longest)  # before its producer: it has a schema
+            for result in kept:
+                stored.append(connection.publish(topic, result.encode(), key=result.job_id))
+        return stored
 
     def _replace(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
+        """Publish what replaces the message: a retry, a dead letter."""
         topics = self.topics(queue)
         match outcome.kind:
             case "retry" | "early" | "deferred" | "snoozed":
@@ -93,13 +117,31 @@ class Settler:
                 self._settled.popitem(last=False)
 
 
+def all_stored(futures: list[Future[None]]) -> Future[None]:
+    """One future for messages sent apart: done once the broker has them all."""
+    acks = Acks(len(futures))
+
+    def told(done: Future[None]) -> None:
+        failure = done.exception()
+        acks.ok() if failure is None else acks.failed(cast(Exception, failure))
+
+    for future in futures:
+        future.add_done_callback(told)
+    return acks.stored
+
+
 def dead_letter_properties(delivery: Delivery, outcome: Outcome) -> dict[str, str]:
-    error = outcome.envelope.last_error
-    return {
-        "pulsarjobs-reason": outcome.reason,
+    error, chain = outcome.envelope.last_error, outcome.envelope.chain
+    properties = {
+        "pulsarjobs-reason": outcome.reason
+        if chain is None
+        else f"{outcome.reason} ({chain.where})",
         "pulsarjobs-error": error.summary[:1000] if error else "",
         "pulsarjobs-job-id": outcome.envelope.id,
         "pulsarjobs-job-type": outcome.envelope.type,
         "pulsarjobs-origin-topic": delivery.topic,
         "pulsarjobs-origin-message-id": delivery.message_id,
     }
+    if chain is not None:  # the chain stops here: say which link
+        properties.update(chains.dead_letter_properties(chain))
+    return properties

@@ -32,6 +32,8 @@ from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.execution import Executor, Outcome
 from pulsarjobs.jobs import Job
 from pulsarjobs.middleware import Middleware
+from pulsarjobs.result_reader import ResultReader, no_result
+from pulsarjobs.results import JobResult
 from pulsarjobs.settings import Settings
 from pulsarjobs.settle import Delivery, Settler
 from pulsarjobs.topics import (
@@ -39,9 +41,11 @@ from pulsarjobs.topics import (
     carries_jobs,
     is_dead_letter_topic,
     queue_of,
+    results_topic,
     topics_for,
 )
 from pulsarjobs.unique import KEEPS_ITS_KEY, UniqueKeys
+from pulsarjobs.values import JobArg
 
 WORKER = "pulsarjobs.testing"
 
@@ -77,6 +81,9 @@ class InMemoryConnection(Connection):
     def message_ttl(self) -> float | None:
         """Memory keeps messages for ever."""
         return None
+
+    def keep_results(self, topic: str, seconds: float) -> None:
+        """Memory keeps results for ever (each says when it expires)."""
 
     def put_mark(self, topic: str, key: str, value: bytes) -> None:
         """Kept in memory, as the broker keeps marks; an empty value removes the mark."""
@@ -151,6 +158,27 @@ class InMemoryBatches:
                 batches.publish(self.app, state.parent, told)
 
 
+class InMemoryResults(ResultReader):
+    """The kept results, as the jobs run by the runner stored them: asked for, a result is
+    there or not (nothing runs while a test waits), and expires by the virtual clock."""
+
+    def __init__(self, connection: InMemoryConnection, clock: Clock) -> None:
+        super().__init__(connection, clock)
+        self.stored: dict[str, JobResult] = {}
+
+    def wait(self, job_id: str, timeout: float | None) -> JobArg:
+        result = self.stored.get(job_id)
+        if result is None or result.expires_at <= self.clock():
+            raise no_result(job_id, timeout)
+        return result.get()
+
+    async def wait_async(self, job_id: str, timeout: float | None) -> JobArg:
+        return self.wait(job_id, timeout)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 @dataclass(order=True, frozen=True, slots=True)
 class _Pending:
     due: datetime
@@ -193,11 +221,14 @@ class TestRunner:
         self._executor = Executor(app, WORKER, self._threads, clock=self._clock)
         self._settler = Settler(app, lambda queue: topics_for(app.settings, queue), WORKER)
         self._loop = asyncio.Runner()
+        self.results = InMemoryResults(self.connection, self._clock)  # what app.result reads
 
     def __enter__(self) -> TestRunner:
-        self._previous = self.app.connection, self.app.clock, self.app.unique_keys
-        self.app.connection, self.app.clock = self.connection, self._clock
-        self.app.unique_keys = InMemoryUniqueKeys(self.connection, self._clock)
+        app = self.app
+        self._previous = app.connection, app.clock, app.unique_keys, app.result_reader
+        app.connection, app.clock = self.connection, self._clock
+        app.unique_keys = InMemoryUniqueKeys(self.connection, self._clock)
+        app.result_reader = self.results
         self.app.hooks.add(self._counter)
         return self
 
@@ -207,7 +238,8 @@ class TestRunner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.app.connection, self.app.clock, self.app.unique_keys = self._previous
+        app = self.app
+        app.connection, app.clock, app.unique_keys, app.result_reader = self._previous
         self.app.hooks.remove(self._counter)
         self._loop.close()
         # A sync job that timed out cannot be stopped: leave its thread to finish alone.
@@ -317,6 +349,10 @@ class TestRunner:
         for message in messages:
             if is_dead_letter_topic(message.topic):
                 self.dead_letters.append(message)
+                continue
+            if message.topic == results_topic(self.app.settings):
+                result = JobResult.decode(message.data)
+                self.results.stored[result.job_id] = result
                 continue
             if not carries_jobs(message.topic):  # a batch's event: counted as a worker would
                 self.batches.count(message.data)

@@ -36,6 +36,7 @@ LIMITS_TOPIC = "pulsarjobs-limits"  # compacted marks: the concurrency limits, b
 BATCH_EVENTS_TOPIC = "pulsarjobs-batch-events"  # what happens to batches, keyed by batch id
 BATCHES_TOPIC = "pulsarjobs-batches"  # compacted: each batch's state, as its owners last wrote it
 BATCH_SUBSCRIPTION = "pulsarjobs-batches"  # Key_Shared: one worker counts each batch's events
+RESULTS_TOPIC = "pulsarjobs-results"  # kept results of jobs, keyed by job id (results.py)
 SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots, one a message
 
 
@@ -51,6 +52,7 @@ KINDS = {
     LIMITS_TOPIC: "concurrency limits",
     BATCH_EVENTS_TOPIC: "batch events",
     BATCHES_TOPIC: "batches",
+    RESULTS_TOPIC: "job results",
 }
 RAW_TOPICS = (BATCH_EVENTS_TOPIC, BATCHES_TOPIC)  # JSON messages, not job envelopes
 SUFFIX_KINDS = (("-RETRY", "retries"), ("-DLQ", "dead letters"), ("-ordered", "ordered jobs"))
@@ -127,6 +129,10 @@ def batches_topic(settings: Settings) -> str:
 def carries_jobs(topic: str) -> bool:
     """Whether a topic's messages are job envelopes (the namespace's batch topics hold JSON)."""
     return topic.rsplit("/", 1)[-1] not in RAW_TOPICS
+
+
+def results_topic(settings: Settings) -> str:
+    return namespace_topic(settings, RESULTS_TOPIC)
 
 
 def slots_topic(settings: Settings, limit_key: str) -> str:

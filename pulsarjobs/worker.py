@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pulsar
 import structlog
 
+from pulsarjobs import results
 from pulsarjobs.app import App
 from pulsarjobs.batch_tracker import BatchTracker
 from pulsarjobs.connection import crypto_key_reader
@@ -128,6 +129,7 @@ class Worker:
         if consumers is None:  # stopped before the broker could be reached
             await asyncio.to_thread(self.app.close)
             return
+        await asyncio.to_thread(results.prepare, self.app)
         self._build(running, consumers)
         assert running.feed is not None and running.executor is not None
         running.following = await asyncio.to_thread(

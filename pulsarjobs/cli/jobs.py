@@ -1,4 +1,4 @@
-"""`pulsarjobs jobs show|cancel ID`: one job, by its id."""
+"""`pulsarjobs jobs show|cancel|result ID`: one job, by its id."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pulsarjobs.app import App
 from pulsarjobs.cancels import cancel
-from pulsarjobs.cli.context import inspecting
+from pulsarjobs.cli.context import inspecting, settings_of
 from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
 from pulsarjobs.cli.queues import age
 from pulsarjobs.clock import utc_now
+from pulsarjobs.errors import JobFailed
 from pulsarjobs.heartbeat import PROGRESS_KEPT_AFTER
 from pulsarjobs.progress import last_progress
 
 app = typer.Typer(
-    no_args_is_help=True, help="Jobs by id: show where one runs and how far, cancel one."
+    no_args_is_help=True,
+    help="Jobs by id: show where one runs and how far, cancel one, show one's result.",
 )
 console = Console()
 JobId = Annotated[str, typer.Argument(metavar="JOB_ID", help="The id enqueue returned.")]
@@ -64,3 +67,25 @@ def cancel_job(
     with inspecting(ctx) as inspector:
         cancel(inspector.connection, job_id)
     console.print(f"Job {job_id} is cancelled.", highlight=False)
+
+
+@app.command("result")
+@reports_errors
+def show_result(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The id enqueue returned.")],
+    wait: Annotated[
+        float, typer.Option("--wait", min=0, help="Seconds to wait for the job to settle.")
+    ] = 0.0,
+) -> None:
+    """Print a job's return value as JSON (bytes in base64), for jobs that keep their result.
+
+    A job that failed for good prints its error and remote traceback and exits 1; so does one
+    with no result (yet, or any more) after --wait seconds.
+    """
+    with App(settings_of(ctx)) as results:
+        try:
+            value = results.result(job_id, timeout=wait)
+        except JobFailed as failed:
+            fail(f"{failed}\n{failed.remote_traceback}".rstrip())
+    print_json(value)

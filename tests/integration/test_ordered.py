@@ -13,7 +13,7 @@ import pytest
 from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
 from pulsarjobs.errors import NotFound
-from pulsarjobs.inspect import subscription_of
+from pulsarjobs.topic_stats import subscription_of
 from pulsarjobs.topics import topics_for
 from tests.apps.flow import make_app
 from tests.conftest import BrokerUnderTest

@@ -19,10 +19,10 @@ from pulsarjobs import App, JobCall, Settings
 from pulsarjobs.envelope import (
     ArgumentError,
     EnvelopeError,
-    _schema_text,
     _to_record,
     decode,
     encode,
+    schema_text,
 )
 from pulsarjobs.errors import PayloadTooLarge
 from pulsarjobs.testing import TestRunner
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.reliability
 def newer_schema_datum(app: App) -> bytes:
     """A job written with a newer schema (a field added at the end) that this worker does not
     know, sent without a schema version: the reader cannot tell where it ends."""
-    schema = json.loads(_schema_text())
+    schema = json.loads(schema_text())
     schema["fields"].append({"name": "added_later", "type": "long", "default": 0})
     record = {**_to_record(app.envelope(app.jobs["counts"].call(1))), "added_later": 7}
     out = io.BytesIO()

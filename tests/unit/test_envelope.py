@@ -125,7 +125,7 @@ PROTOCOL_EXAMPLE_HEX = """
 61 37 62 14 73 65 6e 64 5f 65 6d 61 69 6c 0e 64 65 66 61 75 6c 74 02 08 0a 61 40 62 2e 63
 00 04 0e 72 65 74 72 69 65 73 04 06 08 74 61 67 73 0c 02 08 02 78 00 00 80 a0 d5 ed ee 66
 00 02 32 d0 0f 80 ba b7 03 00 00 00 00 00 00 00 40 9a 99 99 99 99 99 c9 3f 00 00 00 00 00
-00 00 00 00
+00 00 00 00 00 00
 """
 
 
@@ -374,7 +374,7 @@ def test_schema_fields_are_documented_and_optional_ones_default() -> None:
     assert names == [
         "id", "type", "queue", "args", "kwargs", "created_at", "run_at", "attempt",
         "retry", "timeout_ms", "expires_at", "meta", "last_error", "unique_key", "order_key",
-        "limit_key", "snoozes", "batch_id",
+        "limit_key", "snoozes", "batch_id", "keep_result_ms", "chain",
     ]  # fmt: skip
     for field in schema["fields"]:
         assert field["doc"], field["name"]

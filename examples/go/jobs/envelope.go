@@ -85,6 +85,18 @@ type Envelope struct {
 	LimitKey  *string           `avro:"limit_key"`  // concurrency limits: whose slot it takes
 	Snoozes   int32             `avro:"snoozes"`    // times it put itself off (Snooze)
 	BatchID   *string           `avro:"batch_id"`   // batches: the batch it belongs to
+	// Results: milliseconds its return value is kept once it settles; nil: not kept.
+	KeepResultMs *int64 `avro:"keep_result_ms"`
+	Chain        *Chain `avro:"chain"` // chains: its place and the links after it
+}
+
+// Chain is a job's place in a chain of jobs and the links after it.
+type Chain struct {
+	ID         string     `avro:"id"`
+	Link       int32      `avro:"link"`
+	Links      int32      `avro:"links"`
+	PassResult bool       `avro:"pass_result"`
+	Next       []Envelope `avro:"next"`
 }
 
 // Encode is the message payload of an envelope: its Avro binary encoding, nothing around it.

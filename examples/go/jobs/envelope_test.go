@@ -117,8 +117,9 @@ func avroJSON(e *Envelope) map[string]any {
 		"attempt": e.Attempt, "timeout_ms": nil, "expires_at": optionalTime(e.ExpiresAt),
 		"meta": meta, "last_error": nil, "unique_key": optionalString(e.UniqueKey),
 		"order_key": optionalString(e.OrderKey), "limit_key": optionalString(e.LimitKey),
-		"snoozes":  e.Snoozes,
-		"batch_id": optionalString(e.BatchID),
+		"snoozes":        e.Snoozes,
+		"batch_id":       optionalString(e.BatchID),
+		"keep_result_ms": nil, "chain": nil,
 		"retry": map[string]any{
 			"max_attempts": e.Retry.MaxAttempts, "initial_delay_ms": e.Retry.InitialDelayMs,
 			"max_delay_ms": e.Retry.MaxDelayMs, "multiplier": e.Retry.Multiplier,
