@@ -4,6 +4,8 @@ A batch is told what happens to it by events on the namespace's topic `pulsarjob
 keyed by the batch's id: `opened` (its description, parent and callbacks), `closed` (its jobs,
 once the `with` block that enqueued them has ended), `added` (jobs a running job added to it),
 and `settled` (a job of it succeeded, or ended without succeeding: dead, expired or cancelled).
+A chain in a batch is one job of it, under the chain's id: its links carry the batch, and only
+the link that ends the chain (the last one succeeding, or any one failing for good) tells it.
 A worker publishes a job's `settled` event before it acknowledges the job, so no settled job
 goes untold. Workers count the events (batch_tracker.py); the design and why each callback is
 enqueued exactly once are in docs/workflows.md.
@@ -21,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from pulsarjobs.batch_state import OWNER_SEPARATOR, callback_text
+from pulsarjobs.chains import Chained
 from pulsarjobs.clock import utc_now
 from pulsarjobs.envelope import Envelope, new_id
 from pulsarjobs.execution import Outcome, current_job
@@ -51,10 +54,13 @@ def event(kind: str, batch_id: str, **fields: Any) -> bytes:
 def report(app: App, outcome: Outcome, stored: Future[None] | None) -> Future[None] | None:
     """Tell the job's batch that it settled (a final outcome), besides storing what replaces
     it: the future completes once the broker has both, before the job is acknowledged."""
-    envelope = outcome.envelope
+    envelope, chain = outcome.envelope, outcome.envelope.chain
     if outcome.kind not in FINAL or envelope.batch_id is None:
         return stored
-    told = publish(app, envelope.batch_id, event("settled", envelope.batch_id, job=envelope.id,
+    if chain is not None and outcome.kind == SUCCEEDED and chain.next:
+        return stored  # a link the chain goes on from: the chain settles with the one ending it
+    counted = envelope.id if chain is None else chain.id  # a chain counts as one job: its id
+    told = publish(app, envelope.batch_id, event("settled", envelope.batch_id, job=counted,
                                                  ok=outcome.kind == SUCCEEDED))  # fmt: skip
     return told if stored is None else both(stored, told)
 
@@ -215,6 +221,31 @@ class Batch:
         ids = await self.app.enqueue_many_async(mine, in_=in_, at=at)
         await asyncio.wrap_future(self._adopt_enqueued(mine, ids))
         return ids
+
+    def chain(
+        self, *calls: JobCall, pass_result: bool = False, keep_result: timedelta | None = None
+    ) -> Chained:
+        """A chain as one job of the batch (`app.chain`'s arguments): counted under the
+        chain's id, it settles when its last link succeeds, or when a link fails for good."""
+        self._check_room(1)
+        chained = self.app.chain(*self._links(calls), pass_result=pass_result,
+                                 keep_result=keep_result)  # fmt: skip
+        self.adopt([chained.id]).result()
+        return chained
+
+    async def chain_async(
+        self, *calls: JobCall, pass_result: bool = False, keep_result: timedelta | None = None
+    ) -> Chained:
+        self._check_room(1)
+        chained = await self.app.chain_async(*self._links(calls), pass_result=pass_result,
+                                             keep_result=keep_result)  # fmt: skip
+        await asyncio.wrap_future(self.adopt([chained.id]))
+        return chained
+
+    def _links(self, calls: Sequence[JobCall]) -> list[JobCall]:
+        """Every link carries the batch: the one that ends the chain tells it, and a link's
+        `app.current_batch()` is this batch."""
+        return [call.with_options(batch_id=self.id) for call in calls]
 
     def _check_room(self, more: int) -> None:
         if self.closed:

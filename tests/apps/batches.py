@@ -31,6 +31,13 @@ def make_app(settings: Settings) -> App:
         record("start", n=-1)
         app.current_batch().enqueue_many([work.call(100 + i) for i in range(n)])
 
+    @app.job(retry=RetryPolicy(max_attempts=1))
+    def link(name: str, fails: bool = False) -> None:
+        """A chain's link: records its name and the batch it runs in."""
+        record("link", name=name, batch=app.current_batch().id)
+        if fails:
+            raise RuntimeError(f"link {name} fails")
+
     return app
 
 

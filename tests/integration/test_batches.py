@@ -129,6 +129,41 @@ def test_a_job_adds_jobs_to_its_own_batch(app: App, record: Path) -> None:
     assert progress is not None and (progress.total, progress.succeeded) == (6, 6)
 
 
+def test_a_chain_counts_as_one_job_settled_by_its_last_link(app: App, record: Path) -> None:
+    work, link, callback = app.jobs["work"], app.jobs["link"], app.jobs["callback"]
+    with app.batch(on_success=callback.call("chained", "success"),
+                   on_complete=callback.call("chained", "complete")) as batch:  # fmt: skip
+        batch.enqueue_many([work.call(1), work.call(2)])
+        chained = batch.chain(link.call("a"), link.call("b"), link.call("c"))
+    with worker_in_thread(app):
+        wait_until(lambda: len(callbacks(record)) == 2, TIMEOUT)
+        progress = shown(app, batch.id)
+    runs = records(record)
+    links = [r for r in runs if r["event"] == "link"]
+    assert [(r["name"], r["batch"]) for r in links] == [(n, batch.id) for n in "abc"]
+    success = next(i for i, r in enumerate(runs) if r.get("kind") == "success")
+    assert success > runs.index(links[-1])  # the batch waited for the chain's last link
+    assert callbacks(record) == [("chained", "complete"), ("chained", "success")]
+    assert chained.id in batch.jobs
+    assert progress is not None
+    assert (progress.total, progress.succeeded, progress.dead) == (3, 3, 0)
+
+
+def test_a_chain_that_breaks_fails_its_batch_and_stops(app: App, record: Path) -> None:
+    work, link, callback = app.jobs["work"], app.jobs["link"], app.jobs["callback"]
+    with app.batch(on_success=callback.call("broken", "success"),
+                   on_complete=callback.call("broken", "complete")) as batch:  # fmt: skip
+        batch.enqueue(work, 1)
+        batch.chain(link.call("a"), link.call("b", fails=True), link.call("c"))
+    with worker_in_thread(app):
+        wait_until(lambda: callbacks(record) == [("broken", "complete")], TIMEOUT)
+        progress = shown(app, batch.id)
+    assert [r["name"] for r in records(record) if r["event"] == "link"] == ["a", "b"]
+    assert callbacks(record) == [("broken", "complete")]  # and on_success never came
+    assert progress is not None
+    assert (progress.total, progress.succeeded, progress.dead) == (2, 1, 1)
+
+
 def test_async_batch(app: App, record: Path) -> None:
     work, callback = app.jobs["work"], app.jobs["callback"]
 
@@ -136,9 +171,10 @@ def test_async_batch(app: App, record: Path) -> None:
         async with app.batch(on_complete=callback.call("async", "complete")) as batch:
             await batch.enqueue_async(work, 1)
             await batch.enqueue_many_async([work.call(2), work.call(3)])
+            await batch.chain_async(work.call(4), work.call(5))
         return batch
 
-    assert len(asyncio.run(fill()).jobs) == 3
+    assert len(asyncio.run(fill()).jobs) == 4
     with worker_in_thread(app):
         wait_until(lambda: callbacks(record) == [("async", "complete")], TIMEOUT)
 

@@ -3,13 +3,15 @@ record) and the whole flow under the in-memory TestRunner."""
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Future
+from datetime import timedelta
 
 import pytest
 
 from pulsarjobs import App, Settings
 from pulsarjobs.batch_state import BatchState, BatchTable
-from pulsarjobs.batches import both
+from pulsarjobs.batches import Batch, both
 from pulsarjobs.errors import EnqueueError
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.testing import TestRunner
@@ -58,6 +60,12 @@ def make_app() -> App:
     def grow() -> None:
         app.current_batch().enqueue(work, 2)
 
+    @app.job(max_attempts=1, keep_result=timedelta(minutes=5))
+    def link(name: str) -> str:
+        if name == "broken":
+            raise RuntimeError("broke")
+        return app.current_batch().id
+
     work.retry = RetryPolicy(max_attempts=1)
     return app
 
@@ -104,3 +112,32 @@ def test_a_job_is_settled_only_once_its_replacement_and_its_event_are_both_store
     told.set_exception(EnqueueError("the broker did not confirm"))
     with pytest.raises(EnqueueError):  # the runner hands the job back: it runs again
         stored.result(timeout=1)
+
+
+def test_a_chain_is_one_job_of_its_batch_settled_by_the_link_ending_it() -> None:
+    app = make_app()
+    link, report = app.jobs["link"], app.jobs["report"]
+    with TestRunner(app) as runner:
+        with app.batch(on_success=report.call("ok"), on_complete=report.call("done")) as whole:
+            whole.enqueue(app.jobs["work"], 1)
+            chained = whole.chain(link.call("a"), link.call("b"), link.call("c"))
+
+        async def fill() -> Batch:
+            async with app.batch(
+                on_success=report.call("no"), on_complete=report.call("stop")
+            ) as b:
+                await b.chain_async(link.call("a"), link.call("broken"), link.call("never"))
+            return b
+
+        broken = asyncio.run(fill())
+        runner.run_all()
+        in_batch = [app.result(job_id) for job_id in chained.job_ids]
+    ran = [(job.type, job.args[0]) for job in runner.done]
+    assert ran.index(("report", "ok")) > ran.index(("link", "c"))  # after the chain's last link
+    assert sorted(name for kind, name in ran if kind == "report") == ["done", "ok", "stop"]
+    assert ("link", "never") not in ran
+    assert whole.jobs[-1] == chained.id
+    for batch, counts in ((whole, (2, 2, 0)), (broken, (1, 0, 1))):
+        progress = runner.batches.states[batch.id].progress()
+        assert (progress.total, progress.succeeded, progress.dead) == counts
+    assert in_batch == [whole.id] * 3  # current_batch() inside a link is the chain's batch
