@@ -141,3 +141,20 @@ def test_a_chain_is_one_job_of_its_batch_settled_by_the_link_ending_it() -> None
         progress = runner.batches.states[batch.id].progress()
         assert (progress.total, progress.succeeded, progress.dead) == counts
     assert in_batch == [whole.id] * 3  # current_batch() inside a link is the chain's batch
+
+
+def test_a_chain_whose_links_run_twice_counts_once() -> None:
+    """A worker killed after storing the next link and before acknowledging its own runs the
+    link again, and the links after it run twice: the batch still counts one job, once."""
+    app = make_app()
+    link, report = app.jobs["link"], app.jobs["report"]
+    with TestRunner(app) as runner:
+        with app.batch(on_success=report.call("ok"), on_complete=report.call("done")) as batch:
+            chained = batch.chain(link.call("a"), link.call("b"))
+        [first] = runner.pending
+        app.publish_envelope(first).result()  # its first link is delivered twice
+        runner.run_all()
+    assert runner.runs(link) == 4
+    assert sorted(job.args[0] for job in runner.done if job.type == "report") == ["done", "ok"]
+    state = runner.batches.states[batch.id]
+    assert state.members | state.succeeded | state.dead == {chained.id}
