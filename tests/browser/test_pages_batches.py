@@ -11,6 +11,7 @@ from pulsarjobs.batch_state import BatchProgress
 from tests.browser.served import log_in
 from tests.browser.shop import Shop
 from tests.browser.shown import agrees, rows, text
+from tests.integration.helpers import wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -64,3 +65,24 @@ def columns(batch: BatchProgress) -> dict[str, str]:
     counts = (batch.total, batch.pending, batch.succeeded, batch.dead)
     values = [batch.stage, *map(str, counts), ", ".join(batch.fired) or "-"]
     return dict(zip(COLUMNS, values, strict=True))
+
+
+def test_a_dead_chain_links_page_names_its_batch_and_its_place_in_the_chain(
+    page: Page, shop: Shop
+) -> None:
+    resize, sync = shop.app.jobs["resize_image"], shop.app.jobs["sync_inventory"]
+    with shop.app.batch(description="restock") as batch:
+        chained = batch.chain(resize.call("shelf.png", 64), sync.call("SKU-0000", "nowhere"))
+    dead_id = chained.job_ids[1]
+    with shop.inspector() as inspector:
+        wait_until(lambda: bool(inspector.find_dead_letters(dead_id, "billing")), 60)
+        wait_until(lambda: getattr(inspector.batch(batch.id), "stage", "") == "complete", 60)
+    log_in(page, shop.dashboard, "/dead?queue=billing")
+    page.locator(f'[data-testid="dead-row"][data-job-id="{dead_id}"]').get_by_test_id(
+        "job-link"
+    ).click()
+    assert text(page, "job-id") == dead_id
+    assert text(page, "job-chain") == f"link 2 of 2 of chain {chained.id}"
+    assert text(page, "job-batch") == batch.id
+    page.get_by_test_id("job-batch").locator("a").click()
+    assert text(page, "counts") == "1 in all: 0 pending, 0 succeeded, 1 dead"
