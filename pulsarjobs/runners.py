@@ -24,7 +24,7 @@ import structlog
 
 from pulsarjobs.execution import Executor, Outcome
 from pulsarjobs.feed import Feed, QueueFeed
-from pulsarjobs.intake import Intake, Ready
+from pulsarjobs.intake import Intake, Ready, SchemaNotCached
 from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
 
@@ -199,9 +199,9 @@ class LoopRunners(Runners):
         handed_over = False
         self.busy += 1
         try:
-            if self.intake.schema_known(message):
-                ready = self.intake(queue, message)
-            else:
+            try:
+                ready = self.intake(queue, message, may_block=False)
+            except SchemaNotCached:  # once per topic and schema version
                 ready = await asyncio.to_thread(self.intake, queue, message)
             if ready is None:
                 return
