@@ -8,8 +8,13 @@ by hand: for each no-op job, the feed's pick, intake (duplicate check, writer sc
 the run with its hooks, settling and acknowledgement. No fetch thread, no broker, no other
 thread: what is left is the Python work each job costs. Prints the thread CPU time per job (the
 least and the median of `--repeat` rounds: CPU time, not wall time, so that other processes on
-the machine count less) and the Python calls per job (cProfile; the same on every run). With
-`--top N`, the N functions called most per job.
+the machine count less) and the Python calls per job (cProfile, over `--profiled` more jobs; the
+same on every run). With `--top N`, the N functions called most per job.
+
+Instructions per job, which do not depend on the machine's load: two runs under callgrind that
+differ only in `--jobs`, e.g. `PYTHONHASHSEED=0 valgrind --tool=callgrind python -m
+bench.per_job --repeat 1 --profiled 0 --jobs 1000` and the same with 3000: (the second's total
+minus the first's) / 2000.
 """
 
 from __future__ import annotations
@@ -87,14 +92,12 @@ def build(job: str) -> tuple[Callable[[list[Any]], None], Callable[[int], list[A
     runners.intake.schemas._known[(topic, 0)] = SCHEMA_JSON  # looked up once in a worker
     ready = feed.queues[0]._ready
     numbers = iter(range(1, 1 << 62))
+    # One payload for all (made once: its encoding is no part of the worker's path); each
+    # message has an id of its own, as the worker skips a message it settled before.
+    data = encode(Envelope(id=new_id(), type=job, queue=QUEUE, args=(7,)))
 
     def messages(count: int) -> list[Any]:
-        made = []
-        for _ in range(count):
-            n = next(numbers)
-            envelope = Envelope(id=new_id(), type=job, queue=QUEUE, args=(n,))
-            made.append(Message(topic, encode(envelope), f"{n}:0:-1"))
-        return made
+        return [Message(topic, data, f"{next(numbers)}:0:-1") for _ in range(count)]
 
     async def drain_on_loop(batch: list[Any]) -> None:
         assert isinstance(runners, LoopRunners)
@@ -124,6 +127,7 @@ def main() -> None:
     parser.add_argument("--job", default="noop_async", choices=("noop_async", "noop_sync"))
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per timed round")
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds")
+    parser.add_argument("--profiled", type=int, default=10_000, help="jobs counted (0: none)")
     parser.add_argument("--top", type=int, default=0, help="functions called most, per job")
     options = parser.parse_args()
     configure_logging("console", "warning")  # as the benchmark's workers run
@@ -135,7 +139,11 @@ def main() -> None:
         started = time.thread_time()
         drain(batch)
         rounds.append((time.thread_time() - started) / options.jobs * 1e6)
-    profiled = 10_000
+    print(f"{options.job}: CPU us per job: least {min(rounds):.2f}, median "
+          f"{statistics.median(rounds):.2f}")  # fmt: skip
+    profiled = options.profiled
+    if not profiled:
+        return
     batch = messages(profiled)
     profile = cProfile.Profile()
     profile.enable()
@@ -143,8 +151,7 @@ def main() -> None:
     profile.disable()
     stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     calls = sum(row[1] for row in stats.values()) / profiled
-    print(f"{options.job}: CPU us per job: least {min(rounds):.2f}, median "
-          f"{statistics.median(rounds):.2f}; Python calls per job: {calls:.1f}")  # fmt: skip
+    print(f"{options.job}: Python calls per job: {calls:.1f}")
     for (path, line, name), row in sorted(stats.items(), key=lambda item: -item[1][1])[
         : options.top
     ]:
