@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import fastavro
 
@@ -114,8 +114,10 @@ class Envelope:
 
     def __post_init__(self) -> None:
         _require_aware("created_at", self.created_at)
-        _require_aware("run_at", self.run_at)
-        _require_aware("expires_at", self.expires_at)
+        if self.run_at is not None:  # most jobs have neither: no call for them (decoded per job)
+            _require_aware("run_at", self.run_at)
+        if self.expires_at is not None:
+            _require_aware("expires_at", self.expires_at)
         if self.attempt < 1:
             raise ValueError(f"attempt must be >= 1, got {self.attempt!r}")
         if not isinstance(self.args, tuple):  # a list would make equal envelopes compare unequal
@@ -183,10 +185,6 @@ def _brief(exc: Exception) -> str:
 
 def _millis(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
-
-
-def _seconds(millis: int | None) -> float | None:
-    return None if millis is None else millis / 1000
 
 
 def _to_record(env: Envelope) -> dict[str, object]:
@@ -273,7 +271,7 @@ def _from_record(record: dict[str, Any]) -> Envelope:
             retry["multiplier"],
             retry["jitter"],
         ),
-        timeout=_seconds(record["timeout_ms"]),
+        timeout=None if (timeout := record["timeout_ms"]) is None else timeout / 1000,
         expires_at=record["expires_at"],
         meta=record["meta"],
         last_error=None if error is None else JobError(**error),
@@ -282,7 +280,7 @@ def _from_record(record: dict[str, Any]) -> Envelope:
         limit_key=record["limit_key"],
         snoozes=record["snoozes"],
         batch_id=record["batch_id"],
-        keep_result=_seconds(record["keep_result_ms"]),
+        keep_result=None if (keep := record["keep_result_ms"]) is None else keep / 1000,
         chain=None if (chain := record["chain"]) is None else _chain(chain),
     )
 
@@ -314,7 +312,7 @@ def decode(data: bytes, writer_schema: str | None = None) -> Envelope:
             record = fastavro.schemaless_reader(stream, _PARSED_SCHEMA, None)
         else:
             record = fastavro.schemaless_reader(stream, parsed_writer, _PARSED_SCHEMA)
-        envelope = _from_record(cast("dict[str, Any]", record))
+        envelope = _from_record(record)  # type: ignore[arg-type]  # a dict, as the schema says
     except Exception as exc:
         raise EnvelopeError(f"not a job envelope: {_brief(exc)}") from exc
     # A datum of another schema can happen to parse; it rarely ends exactly at the end.

@@ -128,8 +128,9 @@ class Executor:
         self.crashes = crashes  # in a group of processes: jobs that were running in dead ones
         self.slots: Slots | None = None  # concurrency limits (limits.py), in a worker
 
-    async def run(self, envelope: Envelope) -> Outcome:
-        """Run on the event loop: an async job here, a sync one on the thread pool."""
+    async def run(self, envelope: Envelope, task: asyncio.Task[Any] | None = None) -> Outcome:
+        """Run on the event loop: an async job here, a sync one on the thread pool. `task`: the
+        task awaiting this, when the caller knows it (else it is looked up: a cancel stops it)."""
         verdict = self.verdict_before(envelope)
         if isinstance(verdict, Outcome):
             return verdict
@@ -144,7 +145,10 @@ class Executor:
             self.on_start(envelope)
         work, started = verdict, time.perf_counter()
         running: Awaitable[Any]
-        task = None if isinstance(work, functools.partial) else asyncio.current_task()
+        if isinstance(work, functools.partial):
+            task = None
+        elif task is None:
+            task = asyncio.current_task()
         run = Run(envelope, started, task)
         context = job_context(run)
         self.running.start(run)  # before it starts
@@ -242,9 +246,10 @@ class Executor:
         """What becomes of a job that must not run (expired, early, unknown, arguments that do
         not fit), else its work, ready to run."""
         now = self.clock()
-        called_off = self.called_off(envelope, now)
-        if called_off is not None:
-            return called_off
+        if self.running.cancelled or envelope.expires_at is not None:  # else nothing to call off
+            called_off = self.called_off(envelope, now)
+            if called_off is not None:
+                return called_off
         if envelope.run_at is not None and envelope.run_at > now:
             return Outcome("early", envelope)  # the broker let it out early: never run it so
         if self.crashes is not None and (crashes := self.crashes.of(envelope.id)) is not None:

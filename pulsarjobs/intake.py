@@ -19,6 +19,10 @@ from pulsarjobs.stats import WorkerStats
 log = structlog.get_logger("pulsarjobs.intake")
 
 
+class SchemaNotCached(Exception):
+    """Taking this message in would block: its writer's schema must be looked up first."""
+
+
 @dataclass(slots=True)
 class Ready:
     """A job taken in and ready to run: `job` is its envelope, or the outcome of a message that
@@ -39,8 +43,12 @@ class Intake:
         self.schemas = schemas
         self.stats = stats
 
-    def __call__(self, queue: QueueFeed, message: pulsar.Message) -> Ready | None:
-        """The job, ready to run; None for a second delivery (acknowledged here)."""
+    def __call__(
+        self, queue: QueueFeed, message: pulsar.Message, may_block: bool = True
+    ) -> Ready | None:
+        """The job, ready to run; None for a second delivery (acknowledged here). The writer's
+        schema is looked up once per topic and version, which blocks: with `may_block` False,
+        SchemaNotCached is raised instead, and the message is left as it came."""
         delivery = delivery_of(message)
         if self.settler.seen(delivery):
             self.stats.count_duplicate()
@@ -49,20 +57,15 @@ class Intake:
             if queue.ordered:
                 queue.done(message)
             return None
-        job = self.settler.decode(delivery, self.writer_schema(delivery.topic, message))
-        return Ready(queue, message, delivery, job)
-
-    def schema_known(self, message: pulsar.Message) -> bool:
-        key = WriterSchemas.key(message.topic_name(), message.schema_version())
-        return key is None or self.schemas.cached(key)[0]
-
-    def writer_schema(self, topic: str, message: pulsar.Message) -> str | None:
-        """Looked up (blocking) once per topic and version."""
-        key = WriterSchemas.key(topic, message.schema_version())
-        if key is None:
-            return None
-        found, schema = self.schemas.cached(key)
-        return schema if found else self.schemas.fetch(key)
+        schema = None
+        key = WriterSchemas.key(delivery.topic, message.schema_version())
+        if key is not None:
+            found, schema = self.schemas.cached(key)
+            if not found:
+                if not may_block:
+                    raise SchemaNotCached(key)
+                schema = self.schemas.fetch(key)
+        return Ready(queue, message, delivery, self.settler.decode(delivery, schema))
 
     def runs_on_threads(self, ready: Ready) -> bool:
         """Whether the job is a plain `def` one (it runs on a runner thread)."""

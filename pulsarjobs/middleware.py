@@ -83,7 +83,9 @@ class Hooks:
 
     def around_process(self, envelope: Envelope) -> ContextManager[None]:
         """Every middleware's `around_process`, the first outermost."""
-        arounds = self.listeners("around_process")
+        arounds = self._listeners.get("around_process")  # per job: found before, no second call
+        if arounds is None:
+            arounds = self.listeners("around_process")
         if not arounds:
             return _NOTHING_AROUND
         if len(arounds) == 1:
@@ -92,7 +94,8 @@ class Hooks:
         return _nested(arounds, envelope)
 
     def emit(self, hook: str, *args: Any) -> None:
-        for listener in self.listeners(hook):
+        listeners = self._listeners.get(hook)  # per job, twice: found before, no second call
+        for listener in self.listeners(hook) if listeners is None else listeners:
             try:
                 listener(*args)
             except Exception:

@@ -24,7 +24,7 @@ import structlog
 
 from pulsarjobs.execution import Executor, Outcome
 from pulsarjobs.feed import Feed, QueueFeed
-from pulsarjobs.intake import Intake, Ready
+from pulsarjobs.intake import Intake, Ready, SchemaNotCached
 from pulsarjobs.ordering import RUNS_AGAIN_IN_PLACE
 from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
@@ -178,7 +178,7 @@ class LoopRunners(Runners):
 
     async def _run_jobs(self) -> None:
         """One runner: the next job, by priority, until the feed closes."""
-        loop, feed = self.loop, self.feed
+        loop, feed, task = self.loop, self.feed, asyncio.current_task()
         turn_ends = loop.time() + RUNNER_TURN_S
         while feed.open:
             picked = self._next()
@@ -191,18 +191,20 @@ class LoopRunners(Runners):
                     turn_ends = loop.time() + RUNNER_TURN_S
                     continue
                 self._idle.remove(waiter)
-            await self._handle(*picked)
+            await self._handle(*picked, task)
             if loop.time() >= turn_ends:
                 await asyncio.sleep(0)  # jobs that never wait would starve heartbeats, signals
                 turn_ends = loop.time() + RUNNER_TURN_S
 
-    async def _handle(self, queue: QueueFeed, message: pulsar.Message) -> None:
+    async def _handle(
+        self, queue: QueueFeed, message: pulsar.Message, task: asyncio.Task[None] | None
+    ) -> None:
         handed_over = False
         self.busy += 1
         try:
-            if self.intake.schema_known(message):
-                ready = self.intake(queue, message)
-            else:
+            try:
+                ready = self.intake(queue, message, may_block=False)
+            except SchemaNotCached:  # once per topic and schema version
                 ready = await asyncio.to_thread(self.intake, queue, message)
             if ready is None:
                 return
@@ -211,11 +213,12 @@ class LoopRunners(Runners):
                 handed_over = True
                 return
             job = ready.job
-            outcome = job if isinstance(job, Outcome) else await self.executor.run(job)
+            outcome = job if isinstance(job, Outcome) else await self.executor.run(job, task)
             if queue.ordered:
                 while outcome.kind in RUNS_AGAIN_IN_PLACE:  # the key's later jobs wait behind it
                     await asyncio.sleep(self.retry_wait(outcome))
-                    outcome = await self.executor.run(outcome.envelope.replace(run_at=None))
+                    retry = outcome.envelope.replace(run_at=None)
+                    outcome = await self.executor.run(retry, task)
             stored = self.settler.store(queue.queue, ready.delivery, outcome)
             if stored is not None:
                 await asyncio.wrap_future(stored)
