@@ -7,13 +7,14 @@ from __future__ import annotations
 import ssl
 
 import httpx
-import jwt
 
 from pulsarjobs.errors import AccessDenied
 
 
 def role_of(token: str) -> str | None:
     """The role a token claims (its `sub`), read without checking the signature."""
+    import jwt  # only once a broker refused a token: every process imports this module
+
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:

@@ -19,12 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.settings import Settings
 
@@ -90,6 +84,8 @@ class BrokerSecurity:
                 f"No token secret at {self.secret_file}: "
                 "start the broker or cluster with --auth first."
             ) from None
+        import jwt  # here, not above: every command loads this module, few make tokens
+
         return jwt.encode({"sub": role}, secret, algorithm="HS256")
 
     def admin_token(self) -> str | None:
@@ -165,6 +161,12 @@ def write_private(path: Path, data: bytes) -> None:
 def make_certificates(ca_file: Path, certificate_file: Path, key_file: Path) -> None:
     """A private CA and a broker certificate it signs, valid for localhost and 127.0.0.1.
     The broker reads its key as PKCS#8 only."""
+    # Here, not above: every command loads this module, only `--tls` starts make certificates.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pulsarjobs local CA")])

@@ -6,12 +6,9 @@ import os
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from pulsarjobs.cli.context import setting_overrides, settings_of
 from pulsarjobs.cli.output import fail, reports_errors
-from pulsarjobs.dashboard import Secret, create_app
-from pulsarjobs.dashboard.auth import TOKEN_VARIABLE, is_loopback
 from pulsarjobs.loading import load_app
 
 DEFAULT_PORT = 7420
@@ -36,6 +33,13 @@ def dashboard(
 ) -> None:
     """Serve the web dashboard: queues, jobs, dead letters, workers, schedules. It needs a
     token (env PULSARJOBS_DASHBOARD_TOKEN); on a loopback address one is made up and shown."""
+    # The web stack loads for this command only: every other command, workers above all, needs
+    # none of it.
+    import uvicorn
+
+    from pulsarjobs.dashboard import Secret, create_app
+    from pulsarjobs.dashboard.auth import TOKEN_VARIABLE, is_loopback
+
     token = os.environ.get(TOKEN_VARIABLE) or None
     if token is None and not is_loopback(host):
         fail(
