@@ -88,7 +88,15 @@ def broker() -> Iterator[BrokerUnderTest]:
     elif docker_answers():
         yield from container_broker()
     else:
-        yield from launched_broker()
+        yield from launched_broker(settings=CHECKS_OFTEN)
+
+
+# The broker expires messages (dead-letter retention by age, kept results) and evicts backlogs
+# (retention by size) at these intervals; at their defaults (5 min, 60 s) tests would wait minutes.
+CHECKS_OFTEN = {
+    "messageExpiryCheckIntervalInMinutes": "1",
+    "backlogQuotaCheckIntervalInSeconds": "10",
+}
 
 
 def docker_answers() -> bool:
