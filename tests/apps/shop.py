@@ -52,6 +52,11 @@ def make_app(settings: Settings) -> App:
         if not (fix and os.path.exists(fix)):
             raise ValueError(f"unknown SKU {sku} in warehouse {warehouse}")
 
+    @app.job(queue="images", max_attempts=1)
+    def reserve_stock(sku: str, count: int) -> None:
+        record("start")
+        raise LookupError(f"only {count - 1} of {sku} left")
+
     @app.job(queue="reports")
     def build_report(name: str, day: str) -> None:
         record("start")

@@ -70,14 +70,14 @@ def columns(batch: BatchProgress) -> dict[str, str]:
 def test_a_dead_chain_links_page_names_its_batch_and_its_place_in_the_chain(
     page: Page, shop: Shop
 ) -> None:
-    resize, sync = shop.app.jobs["resize_image"], shop.app.jobs["sync_inventory"]
+    resize, reserve = shop.app.jobs["resize_image"], shop.app.jobs["reserve_stock"]
     with shop.app.batch(description="restock") as batch:
-        chained = batch.chain(resize.call("shelf.png", 64), sync.call("SKU-0000", "nowhere"))
+        chained = batch.chain(resize.call("shelf.png", 64), reserve.call("SKU-0000", 3))
     dead_id = chained.job_ids[1]
     with shop.inspector() as inspector:
-        wait_until(lambda: bool(inspector.find_dead_letters(dead_id, "billing")), 60)
+        wait_until(lambda: bool(inspector.find_dead_letters(dead_id, "images")), 60)
         wait_until(lambda: getattr(inspector.batch(batch.id), "stage", "") == "complete", 60)
-    log_in(page, shop.dashboard, "/dead?queue=billing")
+    log_in(page, shop.dashboard, "/dead?queue=images")
     page.locator(f'[data-testid="dead-row"][data-job-id="{dead_id}"]').get_by_test_id(
         "job-link"
     ).click()
