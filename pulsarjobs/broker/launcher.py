@@ -236,7 +236,14 @@ class LocalBroker:
             for namespace in self.namespaces:
                 admin.ensure_namespace(namespace)
         say("checking that a message goes through")
-        probe(client, f"persistent://{self.namespaces[0]}/pulsarjobs-probe")
+        while True:  # after a kill -9 the broker can be healthy before its bookie takes writes
+            try:
+                probe(client, f"persistent://{self.namespaces[0]}/pulsarjobs-probe")
+                return
+            except BrokerError:
+                if time.monotonic() > deadline or self.process.exited():
+                    raise
+                say(f"waiting for a message to go through ({time.monotonic() - started:.0f} s)")
 
 
 def write_log_config(conf_dir: Path) -> None:
