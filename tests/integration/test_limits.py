@@ -53,8 +53,8 @@ def test_limit_of_three_over_four_workers_holds_across_a_kill_9(
             wait_until(lambda: waiting() > 0, 60, interval=0.5)
         wait_until(lambda: any(r["pid"] == victim.pid for r in started(record)), 120)
         victim.kill()  # SIGKILL, probably holding a slot: the broker must hand it back
+        killed_at = time.time()  # its runs end here: its slot can go to another before wait()
         victim.wait(30)
-        killed_at = time.time()
         wait_until(lambda: {r["id"] for r in ended(record)} >= enqueued, 300, interval=0.5)
     finally:
         for worker, log in zip(workers[1:], logs[1:], strict=True):
