@@ -124,8 +124,7 @@ PROTOCOL_EXAMPLE_HEX = """
 40 39 66 31 63 32 65 34 62 37 61 36 64 34 66 30 65 38 62 33 61 32 63 31 64 30 65 39 66 38
 61 37 62 14 73 65 6e 64 5f 65 6d 61 69 6c 0e 64 65 66 61 75 6c 74 02 08 0a 61 40 62 2e 63
 00 04 0e 72 65 74 72 69 65 73 04 06 08 74 61 67 73 0c 02 08 02 78 00 00 80 a0 d5 ed ee 66
-00 02 32 d0 0f 80 ba b7 03 00 00 00 00 00 00 00 40 9a 99 99 99 99 99 c9 3f 00 00 00 00 00
-00 00 00 00 00 00
+02 32 d0 0f 80 ba b7 03 00 00 00 00 00 00 00 40 9a 99 99 99 99 99 c9 3f 00 00
 """
 
 
@@ -372,15 +371,26 @@ def test_schema_fields_are_documented_and_optional_ones_default() -> None:
     assert schema["doc"]
     names = [field["name"] for field in schema["fields"]]
     assert names == [
-        "id", "type", "queue", "args", "kwargs", "created_at", "run_at", "attempt",
-        "retry", "timeout_ms", "expires_at", "meta", "last_error", "unique_key", "order_key",
+        "id", "type", "queue", "args", "kwargs", "created_at", "attempt", "retry", "meta",
+        "extras",
+    ]  # fmt: skip
+    extras = schema["fields"][-1]["type"][1]["fields"]
+    assert [field["name"] for field in extras] == [
+        "run_at", "timeout_ms", "expires_at", "last_error", "unique_key", "order_key",
         "limit_key", "snoozes", "batch_id", "keep_result_ms", "chain",
     ]  # fmt: skip
-    for field in schema["fields"]:
+    for field in schema["fields"] + extras:
         assert field["doc"], field["name"]
         if isinstance(field["type"], list):
             assert field["type"][0] == "null" and field["default"] is None, field["name"]
     assert schema["fields"][names.index("meta")]["default"] == {}
+
+
+def test_a_plain_job_sends_null_extras_and_any_option_sends_them_all() -> None:
+    assert avro_datum(make_envelope())["extras"] is None
+    extras = avro_datum(make_envelope(unique_key="k"))["extras"]
+    assert extras["unique_key"] == "k"
+    assert (extras["run_at"], extras["snoozes"], extras["chain"]) == (None, 0, None)
 
 
 def test_decode_reads_data_from_a_newer_writer_with_an_extra_field() -> None:
@@ -388,7 +398,7 @@ def test_decode_reads_data_from_a_newer_writer_with_an_extra_field() -> None:
     newer["fields"].append(
         {"name": "priority", "type": ["null", "int"], "default": None, "doc": "added later"}
     )
-    env = make_envelope(args=("a@b.c",), kwargs={"retries": 3}, attempt=2)
+    env = make_envelope(args=("a@b.c", b"\x00raw"), kwargs={"retries": 3}, attempt=2)
     data = fastavro_bytes(newer, {**avro_datum(env), "priority": 5})
 
     assert decode(data, writer_schema=json.dumps(newer)) == env
@@ -396,19 +406,25 @@ def test_decode_reads_data_from_a_newer_writer_with_an_extra_field() -> None:
         decode(data)
 
 
+def older_extras(schema: dict[str, Any], without: str) -> dict[str, Any]:
+    """``schema`` as it was before its Extras had the field ``without``."""
+    extras = schema["fields"][-1]["type"][1]
+    extras["fields"] = [field for field in extras["fields"] if field["name"] != without]
+    return schema
+
+
 def test_a_job_written_before_snoozes_existed_reads_as_never_snoozed() -> None:
-    older = schema_dict()
-    older["fields"] = [field for field in older["fields"] if field["name"] != "snoozes"]
-    env = make_envelope(attempt=3)
-    datum = {name: value for name, value in avro_datum(env).items() if name != "snoozes"}
+    older = older_extras(schema_dict(), without="snoozes")
+    env = make_envelope(attempt=3, timeout=5.0)
+    datum = avro_datum(env)
+    del datum["extras"]["snoozes"]
     data = fastavro_bytes(older, datum)
     assert decode(data, writer_schema=json.dumps(older)) == env
     assert decode(encode(env.replace(snoozes=4))).snoozes == 4
 
 
 def test_an_older_reader_without_an_optional_field_reads_current_data() -> None:
-    older = schema_dict()
-    older["fields"] = [field for field in older["fields"] if field["name"] != "expires_at"]
+    older = older_extras(schema_dict(), without="expires_at")
     env = make_envelope(args=("a@b.c",), expires_at=WHEN, timeout=30.0)
 
     old_reader = fastavro.parse_schema(older)
@@ -418,9 +434,9 @@ def test_an_older_reader_without_an_optional_field_reads_current_data() -> None:
             io.BytesIO(encode(env)), fastavro.parse_schema(schema_dict()), old_reader
         ),
     )
-    assert "expires_at" not in datum
+    assert "expires_at" not in datum["extras"]
     assert datum["args"] == [{"v": "a@b.c"}]
-    assert datum["timeout_ms"] == 30000
+    assert datum["extras"]["timeout_ms"] == 30000
     assert datum["meta"] == {}
 
 
