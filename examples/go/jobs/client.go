@@ -107,7 +107,7 @@ func (c *Client) Enqueue(ctx context.Context, job Job, at time.Time) (string, er
 	message := &pulsar.ProducerMessage{}
 	if !at.IsZero() && at.After(now) {
 		due := at.UTC().Truncate(time.Millisecond)
-		envelope.RunAt = &due
+		envelope.Extras = &Extras{RunAt: &due}
 		message.DeliverAt = due // the broker holds the job until then
 	}
 	payload, err := Encode(envelope)

@@ -73,21 +73,34 @@ type Envelope struct {
 	Args      []Value           `avro:"args"`
 	Kwargs    map[string]Value  `avro:"kwargs"`
 	CreatedAt time.Time         `avro:"created_at"`
-	RunAt     *time.Time        `avro:"run_at"`
 	Attempt   int32             `avro:"attempt"`
 	Retry     RetryPolicy       `avro:"retry"`
-	TimeoutMs *int64            `avro:"timeout_ms"`
-	ExpiresAt *time.Time        `avro:"expires_at"`
 	Meta      map[string]string `avro:"meta"`
-	LastError *JobError         `avro:"last_error"`
-	UniqueKey *string           `avro:"unique_key"` // unique jobs: the key it holds
-	OrderKey  *string           `avro:"order_key"`  // ordered jobs: one of a key at a time
-	LimitKey  *string           `avro:"limit_key"`  // concurrency limits: whose slot it takes
-	Snoozes   int32             `avro:"snoozes"`    // times it put itself off (Snooze)
-	BatchID   *string           `avro:"batch_id"`   // batches: the batch it belongs to
+	Extras    *Extras           `avro:"extras"` // nil: every field of Extras has its default
+}
+
+// Extras is what most deliveries leave unset: sent as null when it is all zero values.
+type Extras struct {
+	RunAt     *time.Time `avro:"run_at"`
+	TimeoutMs *int64     `avro:"timeout_ms"`
+	ExpiresAt *time.Time `avro:"expires_at"`
+	LastError *JobError  `avro:"last_error"`
+	UniqueKey *string    `avro:"unique_key"` // unique jobs: the key it holds
+	OrderKey  *string    `avro:"order_key"`  // ordered jobs: one of a key at a time
+	LimitKey  *string    `avro:"limit_key"`  // concurrency limits: whose slot it takes
+	Snoozes   int32      `avro:"snoozes"`    // times it put itself off (Snooze)
+	BatchID   *string    `avro:"batch_id"`   // batches: the batch it belongs to
 	// Results: milliseconds its return value is kept once it settles; nil: not kept.
 	KeepResultMs *int64 `avro:"keep_result_ms"`
 	Chain        *Chain `avro:"chain"` // chains: its place and the links after it
+}
+
+// Extra is the envelope's extras, all zero values when it has none.
+func (e *Envelope) Extra() Extras {
+	if e.Extras == nil {
+		return Extras{}
+	}
+	return *e.Extras
 }
 
 // Chain is a job's place in a chain of jobs and the links after it.
@@ -100,8 +113,32 @@ type Chain struct {
 }
 
 // Encode is the message payload of an envelope: its Avro binary encoding, nothing around it.
+// Extras of zero values are sent as null, as the schema asks of writers.
 func Encode(envelope *Envelope) ([]byte, error) {
-	return codec.Marshal(Schema, envelope)
+	return codec.Marshal(Schema, sent(envelope))
+}
+
+// sent is the envelope as it goes on the wire: a copy whose extras, and those of its chain's
+// links, are nil when all zero values; the envelope itself when nothing needs that.
+func sent(envelope *Envelope) *Envelope {
+	extras := envelope.Extras
+	if extras == nil || extras.Chain == nil && *extras != (Extras{}) {
+		return envelope
+	}
+	out := *envelope
+	if *extras == (Extras{}) {
+		out.Extras = nil
+		return &out
+	}
+	chain := *extras.Chain
+	chain.Next = make([]Envelope, len(extras.Chain.Next))
+	for i := range extras.Chain.Next {
+		chain.Next[i] = *sent(&extras.Chain.Next[i])
+	}
+	copied := *extras
+	copied.Chain = &chain
+	out.Extras = &copied
+	return &out
 }
 
 // Decode reads a message payload written with this version of the schema.
@@ -110,13 +147,24 @@ func Decode(payload []byte) (*Envelope, error) {
 	if err := codec.Unmarshal(Schema, payload, &envelope); err != nil {
 		return nil, fmt.Errorf("not a job envelope: %w", err)
 	}
+	unwrap(&envelope)
+	return &envelope, nil
+}
+
+// unwrap turns the decoded arguments of an envelope, and of its chain's links, into the
+// values Arg makes.
+func unwrap(envelope *Envelope) {
 	for i, arg := range envelope.Args {
 		envelope.Args[i] = Value{V: fromUnion(arg.V)}
 	}
 	for key, arg := range envelope.Kwargs {
 		envelope.Kwargs[key] = Value{V: fromUnion(arg.V)}
 	}
-	return &envelope, nil
+	if chain := envelope.Extra().Chain; chain != nil {
+		for i := range chain.Next {
+			unwrap(&chain.Next[i])
+		}
+	}
 }
 
 // fromUnion turns an argument as hamba/avro decodes a union into `any` ({"branch": value},

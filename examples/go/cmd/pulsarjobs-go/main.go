@@ -100,9 +100,9 @@ func deadLetters(arguments []string) error {
 		}
 		line := map[string]any{"id": letter.ID, "type": letter.Type, "queue": letter.Queue,
 			"args": args, "attempt": letter.Attempt}
-		if letter.LastError != nil {
-			line["error_type"] = letter.LastError.Type
-			line["error"] = letter.LastError.Message
+		if failure := letter.Extra().LastError; failure != nil {
+			line["error_type"] = failure.Type
+			line["error"] = failure.Message
 		}
 		text, _ := json.Marshal(line)
 		fmt.Println(string(text))
