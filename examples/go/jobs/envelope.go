@@ -9,6 +9,7 @@ import (
 	"bytes"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -141,10 +142,21 @@ func sent(envelope *Envelope) *Envelope {
 	return &out
 }
 
-// Decode reads a message payload written with this version of the schema.
+// Decode reads a message payload written with this version of the schema. A payload that
+// ends inside the envelope, or goes on after it, is an error (hamba/avro's Unmarshal takes
+// both): one written with another schema, such as one from before extras, would otherwise
+// read as wrong values.
 func Decode(payload []byte) (*Envelope, error) {
 	var envelope Envelope
-	if err := codec.Unmarshal(Schema, payload, &envelope); err != nil {
+	reader := avro.NewReader(nil, 0, avro.WithReaderConfig(codec)).Reset(payload)
+	reader.ReadVal(Schema, &envelope)
+	err := reader.Error // io.EOF too: the payload ended inside the envelope
+	if err == nil {
+		if reader.Peek(); reader.Error == nil { // Peek sets io.EOF at the end of the payload
+			err = errors.New("bytes left over after it")
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("not a job envelope: %w", err)
 	}
 	unwrap(&envelope)

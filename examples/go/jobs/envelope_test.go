@@ -25,7 +25,8 @@ func TestTheEmbeddedSchemaIsTheProjectsSchema(t *testing.T) {
 
 // Each vector's .avro file decodes to the envelope its .json file holds (Avro JSON
 // encoding), and what Encode makes of it decodes to the same (byte for byte the same but for
-// the order of map entries, which Go does not keep).
+// the order of map entries, which Go does not keep). Cut short or with a byte more, it is no
+// envelope.
 func TestSharedVectors(t *testing.T) {
 	vectors, _ := filepath.Glob(filepath.Join(schemas, "vectors", "*.json"))
 	if len(vectors) < 2 {
@@ -44,6 +45,11 @@ func TestSharedVectors(t *testing.T) {
 			envelope, err := Decode(payload)
 			if err != nil {
 				t.Fatal(err)
+			}
+			for _, wrong := range [][]byte{payload[:len(payload)-1], append(payload[:len(payload):len(payload)], 0)} {
+				if _, err := Decode(wrong); err == nil {
+					t.Fatalf("%d bytes of the %d of an envelope decoded without error", len(wrong), len(payload))
+				}
 			}
 			var expected any
 			_ = json.Unmarshal(text, &expected)
