@@ -144,7 +144,6 @@ class Executor:
         if self.on_start is not None:
             self.on_start(envelope)
         work, started = verdict, time.perf_counter()
-        running: Awaitable[Any]
         if isinstance(work, functools.partial):
             task = None
         elif task is None:
@@ -152,13 +151,18 @@ class Executor:
         run = Run(envelope, started, task)
         context = job_context(run)
         self.running.start(run)  # before it starts
+        running: Awaitable[Any]
         if isinstance(work, functools.partial):
-            call = functools.partial(context.run, self._body, work, envelope)
+            call = functools.partial(context.run, self._with_hooks(work, envelope))
             running = asyncio.get_running_loop().run_in_executor(self.threads, call)
         else:
-            running = InContext(self._body_async(work, envelope), context)
+            bare = self.app.hooks.runs_bare  # then the job's own coroutine is all there is
+            running = InContext(work if bare else self._body_async(work, envelope), context)
         try:
-            value = await self._within_timeout(running, envelope)
+            if envelope.timeout is None:
+                value = await running
+            else:
+                value = await self._within_timeout(running, envelope)
         except asyncio.CancelledError:
             if not (run.interrupted and uncancel(run) == 0):
                 raise  # not (only) its cancel: the worker is shutting down
@@ -199,10 +203,10 @@ class Executor:
         self.running.start(run)
         try:
             if envelope.timeout is None:
-                value = context.run(self._body, verdict, envelope)
+                value = context.run(self._with_hooks(verdict, envelope))
             else:
                 assert self.threads is not None
-                running = self.threads.submit(context.run, self._body, verdict, envelope)
+                running = self.threads.submit(context.run, self._with_hooks(verdict, envelope))
                 try:
                     value = running.result(timeout=envelope.timeout)
                 except concurrent.futures.TimeoutError:
@@ -275,6 +279,12 @@ class Executor:
             return Outcome("expired", envelope)
         return None
 
+    def _with_hooks(self, work: functools.partial[Any], envelope: Envelope) -> Callable[[], Any]:
+        """A sync run as it is to be called: the job alone when no middleware listens."""
+        if self.app.hooks.runs_bare:
+            return work
+        return functools.partial(self._body, work, envelope)
+
     def _body(self, work: functools.partial[Any], envelope: Envelope) -> Any:
         """A sync run with its hooks, in the job's context, on the thread that runs it."""
         hooks, started = self.app.hooks, time.perf_counter()
@@ -294,8 +304,7 @@ class Executor:
 
     @staticmethod
     async def _within_timeout(running: Awaitable[Any], envelope: Envelope) -> Any:
-        if envelope.timeout is None:
-            return await running
+        assert envelope.timeout is not None
         deadline = asyncio.timeout(envelope.timeout)
         try:
             async with deadline:
