@@ -249,12 +249,12 @@ class Executor:
     def verdict_before(self, envelope: Envelope) -> Outcome | Work:
         """What becomes of a job that must not run (expired, early, unknown, arguments that do
         not fit), else its work, ready to run."""
-        now = self.clock()
+        # The clock is read only for a job with something to check: most have nothing.
         if self.running.cancelled or envelope.expires_at is not None:  # else nothing to call off
-            called_off = self.called_off(envelope, now)
+            called_off = self.called_off(envelope, self.clock())
             if called_off is not None:
                 return called_off
-        if envelope.run_at is not None and envelope.run_at > now:
+        if envelope.run_at is not None and envelope.run_at > self.clock():
             return Outcome("early", envelope)  # the broker let it out early: never run it so
         if self.crashes is not None and (crashes := self.crashes.of(envelope.id)) is not None:
             after_crash = self.after_crashes(envelope, crashes)
