@@ -16,6 +16,7 @@ import contextvars
 import functools
 import random
 import time
+import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor as ThreadPool
 from dataclasses import dataclass, replace
@@ -85,28 +86,23 @@ class Outcome:
     value: Any = None  # what a done run returned
 
 
-class InContext:
+@types.coroutine  # awaitable as it is: no object with an __await__ to make per job
+def in_context(
+    coroutine: Coroutine[Any, Any, Any], context: contextvars.Context
+) -> Generator[Any, Any, Any]:
     """Awaits a coroutine with each of its steps run in `context`, as a Task would, but
     within the awaiting task: a Task per job costs a loop turn and its scheduling."""
-
-    __slots__ = ("context", "coroutine")
-
-    def __init__(self, coroutine: Coroutine[Any, Any, Any], context: contextvars.Context):
-        self.coroutine = coroutine
-        self.context = context
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        step: Callable[..., Any] = self.coroutine.send
-        argument: Any = None
-        while True:
-            try:
-                waiting_for = self.context.run(step, argument)
-            except StopIteration as returned:
-                return returned.value
-            try:  # the task waits for what the job waits for, and hands back its outcome
-                argument, step = (yield waiting_for), self.coroutine.send
-            except BaseException as exc:  # cancellation too goes on to the job
-                argument, step = exc, self.coroutine.throw
+    step: Callable[..., Any] = coroutine.send
+    argument: Any = None
+    while True:
+        try:
+            waiting_for = context.run(step, argument)
+        except StopIteration as returned:
+            return returned.value
+        try:  # the task waits for what the job waits for, and hands back its outcome
+            argument, step = (yield waiting_for), coroutine.send
+        except BaseException as exc:  # cancellation too goes on to the job
+            argument, step = exc, coroutine.throw
 
 
 class Executor:
@@ -157,7 +153,7 @@ class Executor:
             running = asyncio.get_running_loop().run_in_executor(self.threads, call)
         else:
             bare = self.app.hooks.runs_bare  # then the job's own coroutine is all there is
-            running = InContext(work if bare else self._body_async(work, envelope), context)
+            running = in_context(work if bare else self._body_async(work, envelope), context)
         try:
             if envelope.timeout is None:
                 value = await running
