@@ -33,7 +33,7 @@ from pulsarjobs.topics import QueueTopics, results_topic
 RECENTLY_SETTLED = 10_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per message, and a frozen one's __init__ costs 3 times
 class Delivery:
     """What settling needs of a received message (a Pulsar message, or one in memory)."""
 
