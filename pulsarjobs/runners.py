@@ -93,7 +93,11 @@ class Runners:
         self.slots = slots
         self.metrics = metrics  # None unless the worker serves metrics
         self.flow: WorkerFlow | None = None  # unique keys to give back, in a worker
-        self.busy = 0  # jobs running now
+
+    @property
+    def busy(self) -> int:
+        """Jobs running now."""
+        raise NotImplementedError
 
     def start(self) -> None:
         raise NotImplementedError
@@ -132,6 +136,11 @@ class LoopRunners(Runners):
         self.threads = threads  # where sync jobs go, in an app with both kinds
         self._idle: deque[asyncio.Future[None]] = deque()  # runners waiting for a job
         self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0  # counted on the loop only
+
+    @property
+    def busy(self) -> int:
+        return self._busy
 
     def start(self) -> None:
         self.feed.doorbell = self._ring
@@ -200,7 +209,7 @@ class LoopRunners(Runners):
         self, queue: QueueFeed, message: pulsar.Message, task: asyncio.Task[None] | None
     ) -> None:
         handed_over = False
-        self.busy += 1
+        self._busy += 1
         try:
             try:
                 ready = self.intake(queue, message, may_block=False)
@@ -230,7 +239,7 @@ class LoopRunners(Runners):
             log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
             queue.give_back(message)
         finally:
-            self.busy -= 1
+            self._busy -= 1
             if self.slots is not None and not handed_over:
                 self.slots.give()
 
@@ -245,8 +254,8 @@ class ThreadRunners(Runners):
         self._bell = threading.Condition()  # rung when jobs arrive or a queue runs dry
         self._idle = 0  # runners waiting for the bell
         self._waking = False  # one was rung and has not looked yet
-        self._lock = threading.Lock()  # guards busy and running
-        self._running: dict[int, Ready] = {}  # by thread
+        # By thread: each writes its own key, one dict write, whole under the GIL: no lock.
+        self._running: dict[int, Ready] = {}
         self._abandoned = False  # past the grace period: late runs are no longer settled
         self._threads = [
             threading.Thread(target=self._run_jobs, name=f"pulsarjobs-runner-{i}", daemon=True)
@@ -258,6 +267,10 @@ class ThreadRunners(Runners):
             self.feed.doorbell = self._ring
         for thread in self._threads:
             thread.start()
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
 
     def hand_over(self, ready: Ready) -> None:
         """A sync job for these threads; callable from the loop."""
@@ -271,9 +284,8 @@ class ThreadRunners(Runners):
         """Wait for the running jobs; after `timeout`, hand back what is still running (a
         thread cannot be stopped: its run goes on, unsettled, until the process ends)."""
         await asyncio.to_thread(join_all, self._threads, timeout)
-        with self._lock:
-            self._abandoned = True
-            late = list(self._running.values())
+        self._abandoned = True
+        late = list(self._running.values())
         for ready in late + list(self._handed):
             ready.queue.give_back(ready.message)
         self._handed.clear()
@@ -330,9 +342,7 @@ class ThreadRunners(Runners):
 
     def _handle(self, ready: Ready) -> None:
         me = threading.get_ident()
-        with self._lock:
-            self.busy += 1
-            self._running[me] = ready
+        self._running[me] = ready
         try:
             job = ready.job
             outcome = job if isinstance(job, Outcome) else self.executor.run_here(job)
@@ -351,9 +361,7 @@ class ThreadRunners(Runners):
                           queue=ready.queue.queue)  # fmt: skip
             ready.queue.give_back(ready.message)
         finally:
-            with self._lock:
-                self.busy -= 1
-                del self._running[me]
+            del self._running[me]
             if self.from_loop and self.slots is not None:
                 self.slots.give()
 
