@@ -45,24 +45,26 @@ class Slots:
     with it to the runner threads, which give it back."""
 
     def __init__(self, limit: int) -> None:
-        self._free = limit
-        self._lock = threading.Lock()
+        # A token per free slot: a list's pop and append are each whole under the GIL, so the
+        # loop and the runner threads share them without a lock (two lock rounds per job).
+        self._free = [True] * limit
         self._starved = False  # a loop runner waits for a slot
         self.on_free: Callable[[], None] = lambda: None  # rings the loop's runners
 
     def take(self) -> bool:
-        with self._lock:
-            if self._free:
-                self._free -= 1
-                return True
+        try:
+            self._free.pop()
+        except IndexError:
+            # A slot given back just before this rang nobody: the runner takes again after it
+            # queued up to wait (LoopRunners._run_jobs), and gets it then.
             self._starved = True
             return False
+        return True
 
     def give(self) -> None:
-        with self._lock:
-            self._free += 1
-            starved, self._starved = self._starved, False
-        if starved:  # only then: idle runners waiting for jobs stay asleep
+        self._free.append(True)
+        if self._starved:  # only then: idle runners waiting for jobs stay asleep
+            self._starved = False
             self.on_free()
 
 
