@@ -70,7 +70,7 @@ def bind(job: Job[Any, Any], envelope: Envelope) -> Work:
         # Calling an `async def` binds the arguments (TypeError here) but runs none of its body.
         coroutine: Coroutine[Any, Any, Any] = job.func(*envelope.args, **envelope.kwargs)
         return coroutine
-    job.signature.bind(*envelope.args, **envelope.kwargs)
+    job.check_arguments(envelope.args, envelope.kwargs)
     return functools.partial(job.func, *envelope.args, **envelope.kwargs)
 
 
