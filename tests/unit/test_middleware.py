@@ -8,8 +8,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from pulsarjobs import App, Envelope, Middleware, current_job
+from pulsarjobs import App, Envelope, Middleware, current_job, tracing
 from pulsarjobs.execution import Executor
 from pulsarjobs.middleware import Hooks, listening_changed
 from pulsarjobs.settings import Settings
@@ -89,3 +92,28 @@ def test_with_no_middleware_listening_a_run_is_the_job_alone_in_its_own_context(
         assert asyncio.run(executor.run(async_envelope)).value == "async a1"
         assert asyncio.run(executor.run(sync_envelope)).value == "sync s1"  # on the pool
     assert executor.running.now == {}
+
+
+def test_runs_are_traced_once_an_enqueue_finds_a_tracer_provider_set_after_the_app_was_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider_is_set = False
+    monkeypatch.setattr(tracing, "provider_set", lambda: provider_is_set)
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()  # this test's own: a process sets its global one only once
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    app = App(Settings())
+    [tracer] = [hook for hook in app.hooks.stack if isinstance(hook, tracing.Tracing)]
+    tracer.tracer = provider.get_tracer("pulsarjobs")
+
+    @app.job
+    def traced(n: int) -> None: ...
+
+    with TestRunner(app) as runner:
+        traced.enqueue(1)
+        runner.run_all()
+        assert [span.name for span in spans.get_finished_spans()] == []
+        provider_is_set = True
+        traced.enqueue(2)
+        runner.run_all()
+    assert [span.name for span in spans.get_finished_spans()] == ["enqueue traced", "run traced"]
