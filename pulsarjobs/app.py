@@ -144,7 +144,7 @@ class App(PeriodicJobs, Workflows, Closing):
         declared = self.jobs.get(call.type)
         if declared is not None:  # fail here, at the caller, rather than in a worker later
             try:
-                declared.signature.bind(*call.args, **call.kwargs)
+                declared.check_arguments(call.args, call.kwargs)
             except TypeError as exc:
                 raise ArgumentError(f"its args and kwargs do not fit {call.type}"
                                     f"{declared.signature}: {exc}") from None  # fmt: skip

@@ -16,6 +16,7 @@ import contextvars
 import functools
 import random
 import time
+import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor as ThreadPool
 from dataclasses import dataclass, replace
@@ -69,7 +70,7 @@ def bind(job: Job[Any, Any], envelope: Envelope) -> Work:
         # Calling an `async def` binds the arguments (TypeError here) but runs none of its body.
         coroutine: Coroutine[Any, Any, Any] = job.func(*envelope.args, **envelope.kwargs)
         return coroutine
-    job.signature.bind(*envelope.args, **envelope.kwargs)
+    job.check_arguments(envelope.args, envelope.kwargs)
     return functools.partial(job.func, *envelope.args, **envelope.kwargs)
 
 
@@ -85,28 +86,23 @@ class Outcome:
     value: Any = None  # what a done run returned
 
 
-class InContext:
+@types.coroutine  # awaitable as it is: no object with an __await__ to make per job
+def in_context(
+    coroutine: Coroutine[Any, Any, Any], context: contextvars.Context
+) -> Generator[Any, Any, Any]:
     """Awaits a coroutine with each of its steps run in `context`, as a Task would, but
     within the awaiting task: a Task per job costs a loop turn and its scheduling."""
-
-    __slots__ = ("context", "coroutine")
-
-    def __init__(self, coroutine: Coroutine[Any, Any, Any], context: contextvars.Context):
-        self.coroutine = coroutine
-        self.context = context
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        step: Callable[..., Any] = self.coroutine.send
-        argument: Any = None
-        while True:
-            try:
-                waiting_for = self.context.run(step, argument)
-            except StopIteration as returned:
-                return returned.value
-            try:  # the task waits for what the job waits for, and hands back its outcome
-                argument, step = (yield waiting_for), self.coroutine.send
-            except BaseException as exc:  # cancellation too goes on to the job
-                argument, step = exc, self.coroutine.throw
+    step: Callable[..., Any] = coroutine.send
+    argument: Any = None
+    while True:
+        try:
+            waiting_for = context.run(step, argument)
+        except StopIteration as returned:
+            return returned.value
+        try:  # the task waits for what the job waits for, and hands back its outcome
+            argument, step = (yield waiting_for), coroutine.send
+        except BaseException as exc:  # cancellation too goes on to the job
+            argument, step = exc, coroutine.throw
 
 
 class Executor:
@@ -144,7 +140,6 @@ class Executor:
         if self.on_start is not None:
             self.on_start(envelope)
         work, started = verdict, time.perf_counter()
-        running: Awaitable[Any]
         if isinstance(work, functools.partial):
             task = None
         elif task is None:
@@ -152,13 +147,18 @@ class Executor:
         run = Run(envelope, started, task)
         context = job_context(run)
         self.running.start(run)  # before it starts
+        running: Awaitable[Any]
         if isinstance(work, functools.partial):
-            call = functools.partial(context.run, self._body, work, envelope)
+            call = functools.partial(context.run, self._with_hooks(work, envelope))
             running = asyncio.get_running_loop().run_in_executor(self.threads, call)
         else:
-            running = InContext(self._body_async(work, envelope), context)
+            bare = self.app.hooks.runs_bare  # then the job's own coroutine is all there is
+            running = in_context(work if bare else self._body_async(work, envelope), context)
         try:
-            value = await self._within_timeout(running, envelope)
+            if envelope.timeout is None:
+                value = await running
+            else:
+                value = await self._within_timeout(running, envelope)
         except asyncio.CancelledError:
             if not (run.interrupted and uncancel(run) == 0):
                 raise  # not (only) its cancel: the worker is shutting down
@@ -199,10 +199,10 @@ class Executor:
         self.running.start(run)
         try:
             if envelope.timeout is None:
-                value = context.run(self._body, verdict, envelope)
+                value = context.run(self._with_hooks(verdict, envelope))
             else:
                 assert self.threads is not None
-                running = self.threads.submit(context.run, self._body, verdict, envelope)
+                running = self.threads.submit(context.run, self._with_hooks(verdict, envelope))
                 try:
                     value = running.result(timeout=envelope.timeout)
                 except concurrent.futures.TimeoutError:
@@ -245,12 +245,12 @@ class Executor:
     def verdict_before(self, envelope: Envelope) -> Outcome | Work:
         """What becomes of a job that must not run (expired, early, unknown, arguments that do
         not fit), else its work, ready to run."""
-        now = self.clock()
+        # The clock is read only for a job with something to check: most have nothing.
         if self.running.cancelled or envelope.expires_at is not None:  # else nothing to call off
-            called_off = self.called_off(envelope, now)
+            called_off = self.called_off(envelope, self.clock())
             if called_off is not None:
                 return called_off
-        if envelope.run_at is not None and envelope.run_at > now:
+        if envelope.run_at is not None and envelope.run_at > self.clock():
             return Outcome("early", envelope)  # the broker let it out early: never run it so
         if self.crashes is not None and (crashes := self.crashes.of(envelope.id)) is not None:
             after_crash = self.after_crashes(envelope, crashes)
@@ -275,6 +275,12 @@ class Executor:
             return Outcome("expired", envelope)
         return None
 
+    def _with_hooks(self, work: functools.partial[Any], envelope: Envelope) -> Callable[[], Any]:
+        """A sync run as it is to be called: the job alone when no middleware listens."""
+        if self.app.hooks.runs_bare:
+            return work
+        return functools.partial(self._body, work, envelope)
+
     def _body(self, work: functools.partial[Any], envelope: Envelope) -> Any:
         """A sync run with its hooks, in the job's context, on the thread that runs it."""
         hooks, started = self.app.hooks, time.perf_counter()
@@ -294,8 +300,7 @@ class Executor:
 
     @staticmethod
     async def _within_timeout(running: Awaitable[Any], envelope: Envelope) -> Any:
-        if envelope.timeout is None:
-            return await running
+        assert envelope.timeout is not None
         deadline = asyncio.timeout(envelope.timeout)
         try:
             async with deadline:

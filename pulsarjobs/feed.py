@@ -228,10 +228,7 @@ class Feed:
         if self._only is not None and self.ordered:
             self._only_ordered = self.ordered[0]._ready
         self._ordered_first = False  # plain and ordered jobs of a queue take turns
-
-    @property
-    def all_queues(self) -> tuple[QueueFeed, ...]:
-        return self.queues + self.ordered
+        self.all_queues = self.queues + self.ordered  # has_jobs looks at them after every job
 
     def _ring(self, arrived: int) -> None:
         self.doorbell(arrived)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pulsarjobs.app import App
 
 DEFAULT_QUEUE = "default"  # of a job declared without one, and of a call to an undeclared job
+FITS_REMEMBERED = 64  # argument shapes a job remembers as fitting (a `**kwargs` job has many)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -101,6 +102,18 @@ class Job(Generic[P, R]):
         self.keep_result = keep_result  # how long its result is kept once it settled
         self.is_async = inspect.iscoroutinefunction(func)
         self.signature = inspect.signature(func)
+        self._fitting: set[tuple[int, tuple[str, ...]]] = set()  # shapes that fit, see below
+
+    def check_arguments(self, args: Sequence[object], kwargs: Mapping[str, object]) -> None:
+        """Raise TypeError when the arguments do not fit the signature. Whether they fit
+        depends on their number and keyword names only, never on their values: a shape that
+        fits is remembered (binding costs a sync job more than the rest of its run's checks)."""
+        shape = (len(args), tuple(kwargs))
+        if shape in self._fitting:
+            return
+        self.signature.bind(*args, **kwargs)
+        if len(self._fitting) < FITS_REMEMBERED:
+            self._fitting.add(shape)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)

@@ -9,7 +9,7 @@ from typing import Literal
 import structlog
 
 from pulsarjobs.envelope import Envelope, JobError
-from pulsarjobs.middleware import Middleware
+from pulsarjobs.middleware import Middleware, listening_changed
 
 LogFormat = Literal["console", "json"]
 
@@ -43,6 +43,7 @@ def configure_logging(format: LogFormat = "console", level: str = "info") -> Non
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    listening_changed()  # the per-job lines may be on or off now
 
 
 def fields(envelope: Envelope) -> dict[str, object]:
@@ -56,6 +57,11 @@ def fields(envelope: Envelope) -> dict[str, object]:
 
 class LoggingMiddleware(Middleware):
     """Writes the job events a person reads when something went wrong."""
+
+    def listens(self, hook: str) -> bool:
+        if hook == "after_enqueue":
+            return writes(logging.DEBUG)
+        return hook != "after_process" or writes(logging.INFO)
 
     def after_enqueue(self, envelope: Envelope) -> None:
         if not writes(logging.DEBUG):

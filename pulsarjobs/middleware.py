@@ -10,6 +10,7 @@ run). Which thread each hook runs on is said in docs/concepts.md ("Middleware").
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from typing import TYPE_CHECKING, Any
@@ -24,10 +25,18 @@ if TYPE_CHECKING:
 log = structlog.get_logger("pulsarjobs.middleware")
 
 GUARDING_HOOKS = frozenset({"before_enqueue", "before_process"})
+RUN_HOOKS = ("around_process", "before_process", "after_process")
 _NOTHING_AROUND = contextlib.nullcontext()
 
 
 class Middleware:
+    def listens(self, hook: str) -> bool:
+        """Whether this middleware's `hook` (one it overrides) is to be called now. One whose
+        hook does nothing for a while says so here (tracing with no tracer provider set), and
+        calls `listening_changed()` when its answer changes: a worker runs a job bare, with
+        no per-run hook calls at all, when no middleware listens to `*_process`."""
+        return True
+
     def before_enqueue(self, envelope: Envelope) -> Envelope:
         """May return a changed envelope (e.g. with trace context in `meta`)."""
         return envelope
@@ -65,16 +74,24 @@ class Hooks:
     """The middleware stack of an App."""
 
     def __init__(self, middleware: Iterable[Middleware] = ()) -> None:
-        self.stack = list(middleware)
+        self.stack = list(middleware)  # changed through add and remove
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
+        self.runs_bare = False  # no middleware listens to a run's hooks: the job runs alone
+        self.changed()
+        _every.add(self)
 
     def add(self, middleware: Middleware) -> None:
         self.stack.append(middleware)
-        self._listeners.clear()
+        self.changed()
 
     def remove(self, middleware: Middleware) -> None:
         self.stack.remove(middleware)
+        self.changed()
+
+    def changed(self) -> None:
+        """Middleware came, went, or listens to other hooks now: look the listeners up again."""
         self._listeners.clear()
+        self.runs_bare = not any(self.listeners(hook) for hook in RUN_HOOKS)
 
     def before_enqueue(self, envelope: Envelope) -> Envelope:
         for middleware in self.stack:
@@ -105,7 +122,8 @@ class Hooks:
                 log.exception("middleware hook failed", hook=hook, middleware=owner)
 
     def listeners(self, hook: str) -> list[Callable[..., Any]]:
-        """The middleware that override `hook`: a hook nobody overrides costs nothing per job."""
+        """The middleware that override `hook` and listen to it: a hook nobody overrides costs
+        nothing per job."""
         found = self._listeners.get(hook)
         if found is None:
             inherited = getattr(Middleware, hook)
@@ -113,9 +131,19 @@ class Hooks:
                 getattr(middleware, hook)
                 for middleware in self.stack
                 if getattr(type(middleware), hook, inherited) is not inherited
+                and middleware.listens(hook)
             ]
             self._listeners[hook] = found
         return found
+
+
+_every: weakref.WeakSet[Hooks] = weakref.WeakSet()  # the hooks of every App in the process
+
+
+def listening_changed() -> None:
+    """A middleware's `listens` answer changed: every App looks its listeners up again."""
+    for hooks in list(_every):
+        hooks.changed()
 
 
 @contextlib.contextmanager

@@ -45,24 +45,26 @@ class Slots:
     with it to the runner threads, which give it back."""
 
     def __init__(self, limit: int) -> None:
-        self._free = limit
-        self._lock = threading.Lock()
+        # A token per free slot: a list's pop and append are each whole under the GIL, so the
+        # loop and the runner threads share them without a lock (two lock rounds per job).
+        self._free = [True] * limit
         self._starved = False  # a loop runner waits for a slot
         self.on_free: Callable[[], None] = lambda: None  # rings the loop's runners
 
     def take(self) -> bool:
-        with self._lock:
-            if self._free:
-                self._free -= 1
-                return True
+        try:
+            self._free.pop()
+        except IndexError:
+            # A slot given back just before this rang nobody: the runner takes again after it
+            # queued up to wait (LoopRunners._run_jobs), and gets it then.
             self._starved = True
             return False
+        return True
 
     def give(self) -> None:
-        with self._lock:
-            self._free += 1
-            starved, self._starved = self._starved, False
-        if starved:  # only then: idle runners waiting for jobs stay asleep
+        self._free.append(True)
+        if self._starved:  # only then: idle runners waiting for jobs stay asleep
+            self._starved = False
             self.on_free()
 
 
@@ -93,7 +95,11 @@ class Runners:
         self.slots = slots
         self.metrics = metrics  # None unless the worker serves metrics
         self.flow: WorkerFlow | None = None  # unique keys to give back, in a worker
-        self.busy = 0  # jobs running now
+
+    @property
+    def busy(self) -> int:
+        """Jobs running now."""
+        raise NotImplementedError
 
     def start(self) -> None:
         raise NotImplementedError
@@ -132,6 +138,11 @@ class LoopRunners(Runners):
         self.threads = threads  # where sync jobs go, in an app with both kinds
         self._idle: deque[asyncio.Future[None]] = deque()  # runners waiting for a job
         self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0  # counted on the loop only
+
+    @property
+    def busy(self) -> int:
+        return self._busy
 
     def start(self) -> None:
         self.feed.doorbell = self._ring
@@ -200,7 +211,7 @@ class LoopRunners(Runners):
         self, queue: QueueFeed, message: pulsar.Message, task: asyncio.Task[None] | None
     ) -> None:
         handed_over = False
-        self.busy += 1
+        self._busy += 1
         try:
             try:
                 ready = self.intake(queue, message, may_block=False)
@@ -230,7 +241,7 @@ class LoopRunners(Runners):
             log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
             queue.give_back(message)
         finally:
-            self.busy -= 1
+            self._busy -= 1
             if self.slots is not None and not handed_over:
                 self.slots.give()
 
@@ -245,8 +256,8 @@ class ThreadRunners(Runners):
         self._bell = threading.Condition()  # rung when jobs arrive or a queue runs dry
         self._idle = 0  # runners waiting for the bell
         self._waking = False  # one was rung and has not looked yet
-        self._lock = threading.Lock()  # guards busy and running
-        self._running: dict[int, Ready] = {}  # by thread
+        # By thread: each writes its own key, one dict write, whole under the GIL: no lock.
+        self._running: dict[int, Ready] = {}
         self._abandoned = False  # past the grace period: late runs are no longer settled
         self._threads = [
             threading.Thread(target=self._run_jobs, name=f"pulsarjobs-runner-{i}", daemon=True)
@@ -258,6 +269,10 @@ class ThreadRunners(Runners):
             self.feed.doorbell = self._ring
         for thread in self._threads:
             thread.start()
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
 
     def hand_over(self, ready: Ready) -> None:
         """A sync job for these threads; callable from the loop."""
@@ -271,9 +286,8 @@ class ThreadRunners(Runners):
         """Wait for the running jobs; after `timeout`, hand back what is still running (a
         thread cannot be stopped: its run goes on, unsettled, until the process ends)."""
         await asyncio.to_thread(join_all, self._threads, timeout)
-        with self._lock:
-            self._abandoned = True
-            late = list(self._running.values())
+        self._abandoned = True
+        late = list(self._running.values())
         for ready in late + list(self._handed):
             ready.queue.give_back(ready.message)
         self._handed.clear()
@@ -330,9 +344,7 @@ class ThreadRunners(Runners):
 
     def _handle(self, ready: Ready) -> None:
         me = threading.get_ident()
-        with self._lock:
-            self.busy += 1
-            self._running[me] = ready
+        self._running[me] = ready
         try:
             job = ready.job
             outcome = job if isinstance(job, Outcome) else self.executor.run_here(job)
@@ -351,9 +363,7 @@ class ThreadRunners(Runners):
                           queue=ready.queue.queue)  # fmt: skip
             ready.queue.give_back(ready.message)
         finally:
-            with self._lock:
-                self.busy -= 1
-                del self._running[me]
+            del self._running[me]
             if self.from_loop and self.slots is not None:
                 self.slots.give()
 

@@ -11,7 +11,6 @@ in-memory TestRunner both settle through here.
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -33,7 +32,7 @@ from pulsarjobs.topics import QueueTopics, results_topic
 RECENTLY_SETTLED = 10_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per message, and a frozen one's __init__ costs 3 times
 class Delivery:
     """What settling needs of a received message (a Pulsar message, or one in memory)."""
 
@@ -52,7 +51,6 @@ class Settler:
         self.worker = worker
         self.topics = topics  # of a queue, by its name
         self._settled: OrderedDict[str, None] = OrderedDict()
-        self._settled_lock = threading.Lock()  # runner threads settle concurrently
 
     def decode(self, delivery: Delivery, writer_schema: str | None) -> Envelope | Outcome:
         """The job a message carries, or the "undecodable" outcome of one that carries none."""
@@ -111,10 +109,11 @@ class Settler:
         return delivery.message_id in self._settled
 
     def remember(self, delivery: Delivery) -> None:
-        with self._settled_lock:
-            self._settled[delivery.message_id] = None
-            if len(self._settled) > RECENTLY_SETTLED:
-                self._settled.popitem(last=False)
+        """Callable from any runner thread without a lock (one per job): each step is one call
+        into C, whole under the GIL; two runners past the limit at once forget one more."""
+        self._settled[delivery.message_id] = None
+        if len(self._settled) > RECENTLY_SETTLED:
+            self._settled.popitem(last=False)
 
 
 def all_stored(futures: list[Future[None]]) -> Future[None]:

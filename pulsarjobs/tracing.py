@@ -10,8 +10,9 @@ and the error it retries.
 
 This is the one module that imports OpenTelemetry. Without the extra, App adds no middleware and
 a job pays nothing. With it but no tracer provider set, the API records nothing, so neither do the
-hooks: a run then costs one attribute check. Whether a provider is set is asked at each enqueue
-and when a worker starts, not per run (asking the API reads the environment).
+hooks: the middleware does not listen to runs, and a run pays nothing either. Whether a provider
+is set is asked at each enqueue and when a worker starts, not per run (asking the API reads the
+environment).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager as ContextManager
 
 from pulsarjobs.envelope import Envelope
-from pulsarjobs.middleware import Middleware
+from pulsarjobs.middleware import Middleware, listening_changed
 
 try:
     from opentelemetry import propagate, trace
@@ -58,11 +59,14 @@ class Tracing(Middleware):
         # Apps often set their provider after they made their App: looked at again below.
         self.recording = provider_set()
 
+    def listens(self, hook: str) -> bool:
+        return hook != "around_process" or self.recording
+
     def on_worker_start(self, worker: object) -> None:
-        self.recording = provider_set()
+        self._look_at_provider()
 
     def before_enqueue(self, envelope: Envelope) -> Envelope:
-        self.recording = provider_set()
+        self._look_at_provider()
         if not self.recording:
             return envelope
         carrier = dict(envelope.meta)
@@ -73,6 +77,12 @@ class Tracing(Middleware):
         ):
             propagate.inject(carrier)
         return envelope.replace(meta=carrier)
+
+    def _look_at_provider(self) -> None:
+        recording = provider_set()
+        if recording != self.recording:
+            self.recording = recording
+            listening_changed()  # runs are traced from now on, or no longer
 
     def around_process(self, envelope: Envelope) -> ContextManager[None]:
         return self._run(envelope) if self.recording else _NOTHING_AROUND

@@ -69,3 +69,23 @@ def test_each_job_done_is_logged_at_info_level(
         send.enqueue("user-1")
         runner.run_all()
     assert ('"job done"' in capsys.readouterr().err) is shown
+
+
+@pytest.mark.parametrize(("level", "shown"), [("info", True), ("warning", False)])
+def test_the_level_set_last_decides_the_job_done_lines_of_a_running_app(
+    capsys: pytest.CaptureFixture[str], level: str, shown: bool
+) -> None:
+    app = App(Settings())
+    configure_logging("json", "warning" if shown else "info")  # as the app started
+    with TestRunner(app) as runner:
+
+        @app.job
+        def send(to: str) -> None: ...
+
+        send.enqueue("user-1")
+        runner.run_all()
+        capsys.readouterr()
+        configure_logging("json", level)
+        send.enqueue("user-2")
+        runner.run_all()
+    assert ('"job done"' in capsys.readouterr().err) is shown

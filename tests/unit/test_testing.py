@@ -106,6 +106,31 @@ def test_bad_arguments_are_dead_at_once(app: App, runner: TestRunner) -> None:
     assert runner.outcomes[-1].reason.startswith("BadArguments: add(a: int, b: int)")
 
 
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error"),
+    [
+        ((1, 2), {"c": 3}, "got an unexpected keyword argument 'c'"),
+        ((1,), {"c": 2}, "missing a required argument: 'b'"),  # as many, other names
+        ((1, 2), {"b": 2}, "multiple values for argument 'b'"),
+    ],
+)
+def test_arguments_that_do_not_fit_are_dead_after_fitting_ones_of_other_names_or_number_ran(
+    app: App, runner: TestRunner, args: tuple[int, ...], kwargs: dict[str, int], error: str
+) -> None:
+    @app.job
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    for fitting in (add.call(1, 2), add.call(1, b=2), add.call(a=1, b=2)):
+        app.publish_envelope(app.envelope(fitting))  # each shape twice: remembered the 2nd time
+        app.publish_envelope(app.envelope(fitting))
+    misfit = app.envelope(add.call(1, 2)).replace(args=args, kwargs=kwargs)
+    app.publish_envelope(misfit)
+    runner.run_all()
+    assert [outcome.value for outcome in runner.outcomes[:6]] == [3] * 6
+    assert runner.outcomes[-1].reason == f"BadArguments: add(a: int, b: int) -> int: {error}"
+
+
 def test_a_scheduled_job_does_not_run_before_its_time(app: App, runner: TestRunner) -> None:
     ran_at: list[datetime] = []
 
