@@ -88,14 +88,14 @@ _Class = TypeVar("_Class")
 
 
 @dataclass_transform(frozen_default=True)
-def _immutable(cls: type[_Class]) -> type[_Class]:
+def immutable(cls: type[_Class]) -> type[_Class]:
     """A slotted dataclass that type checkers hold immutable, frozen only to them: a frozen
     dataclass's __init__ sets each field through object.__setattr__, which made decoding an
-    envelope 2.5 µs slower, on the path every job takes."""
+    envelope 2.5 µs slower. For the records made per job (Envelope, Delivery, Outcome)."""
     return dataclass(slots=True)(cls)
 
 
-@_immutable
+@immutable
 class Envelope:
     """One delivery of a job: what to run, with which arguments, when, and how to retry it.
 

@@ -19,7 +19,7 @@ import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor as ThreadPool
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,7 +28,7 @@ import structlog
 from pulsarjobs import chains
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.crashes import CRASHES_BEFORE_DEAD, DEFER_SECONDS, Crashes, CrashGuard
-from pulsarjobs.envelope import Envelope, JobError
+from pulsarjobs.envelope import Envelope, JobError, immutable
 from pulsarjobs.errors import JobTimeout
 from pulsarjobs.logs import fields
 from pulsarjobs.progress import CurrentJob
@@ -74,7 +74,7 @@ def bind(job: Job[Any, Any], envelope: Envelope) -> Work:
     return functools.partial(job.func, *envelope.args, **envelope.kwargs)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Outcome:
     """What became of a run. `envelope` is what to publish next: the retry (attempt + 1, due
     later), the dead letter (with its last error), or the early job unchanged."""

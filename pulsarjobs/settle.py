@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import cast
 
 import pulsar
@@ -23,7 +22,7 @@ from pulsarjobs import batches, chains, results
 from pulsarjobs.app import App
 from pulsarjobs.chains import next_link
 from pulsarjobs.connection import Acks
-from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode, encode
+from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode, encode, immutable
 from pulsarjobs.execution import Outcome
 from pulsarjobs.topics import QueueTopics, results_topic
 
@@ -32,7 +31,7 @@ from pulsarjobs.topics import QueueTopics, results_topic
 RECENTLY_SETTLED = 10_000
 
 
-@dataclass(slots=True)  # not frozen: made per message, and a frozen one's __init__ costs 3 times
+@immutable
 class Delivery:
     """What settling needs of a received message (a Pulsar message, or one in memory)."""
 
