@@ -61,3 +61,16 @@ def test_a_unique_job_put_back_after_its_process_died_keeps_its_key(
     with worker_in_thread(flow_app, crash_ledger=ledger.directory):
         wait_until(lambda: not flow_app.unique_keys.held(), 30)
     assert [r["id"] for r in records(record) if r["event"] == "start"] == [job_id]
+
+
+def test_an_ordered_job_put_back_after_its_process_died_is_not_overtaken(
+    flow_app: App, ledger: CrashLedger, record: Path
+) -> None:
+    step = flow_app.jobs["ordered_step"]
+    ids = flow_app.enqueue_many([step.call(0, n).with_options(order_key="k") for n in range(5)])
+    died_running(ledger, ids[0])
+    ended = lambda: [r["n"] for r in records(record) if r["event"] == "end"]  # noqa: E731
+    with worker_in_thread(flow_app, crash_ledger=ledger.directory) as worker:
+        wait_until(lambda: len(ended()) == 5, 60)
+        assert worker.stats.deferred == 1
+    assert ended() == [0, 1, 2, 3, 4]
