@@ -36,11 +36,11 @@ from pulsarjobs.clock import utc_now
 from pulsarjobs.connection import Acks
 from pulsarjobs.dashboard.state import POLL_SECONDS
 from pulsarjobs.envelope import JobError, encode
-from pulsarjobs.execution import Outcome
 from pulsarjobs.feed import keep_dead_letters
 from pulsarjobs.settings import Settings
 from pulsarjobs.settle import Delivery, dead_letter_properties
 from pulsarjobs.topics import topics_for
+from pulsarjobs.verdicts import Outcome, Verdict
 
 QUEUE = "default"
 SEARCHED = "TimeoutError"  # the error of one dead letter in a hundred
@@ -97,7 +97,7 @@ def dead_letter(app: App, n: int) -> tuple[bytes, dict[str, str]]:
                      utc_now(), "bench")  # fmt: skip
     call = JobCall("build_report", args=(n,), queue=QUEUE)
     envelope = app.envelope(call).replace(attempt=3, last_error=error)
-    outcome = Outcome("dead", envelope, reason="failed 3 times: no attempts left")
+    outcome = Outcome(Verdict.DEAD, envelope, reason="failed 3 times: no attempts left")
     delivery = Delivery(topics_for(app.settings, QUEUE).jobs, f"1:{n}", b"")
     return encode(envelope), dead_letter_properties(delivery, outcome)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 
 def per_job_us(number: int) -> dict[str, float]:
-    from pulsarjobs import App, Envelope, Outcome, Worker, WorkerMetrics
+    from pulsarjobs import App, Envelope, Outcome, Verdict, Worker, WorkerMetrics
     from pulsarjobs.metrics import MULTIPROCESS_DIR
 
     app = App()
@@ -35,7 +35,7 @@ def per_job_us(number: int) -> dict[str, float]:
     metrics = WorkerMetrics(port=None if in_group else free_port())
     metrics.start(Worker(app, metrics=metrics))  # serves, or copies gauges; never subscribes
     envelope = Envelope(id="j", type="noop", queue="default")
-    outcome = Outcome("done", envelope, duration=0.0004)
+    outcome = Outcome(Verdict.DONE, envelope, duration=0.0004)
     off: Any = None
 
     def with_metrics() -> None:

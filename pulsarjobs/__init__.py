@@ -24,7 +24,7 @@ from pulsarjobs.errors import (
     PulsarJobsError,
     ResultTimeout,
 )
-from pulsarjobs.execution import Outcome, current_job
+from pulsarjobs.execution import current_job
 from pulsarjobs.heartbeat import Progress, RunningJob
 from pulsarjobs.inspect import Inspector, QueueStats, WorkerStatus
 from pulsarjobs.jobs import Job, JobCall
@@ -38,6 +38,7 @@ from pulsarjobs.settings import Settings
 from pulsarjobs.snooze import Snooze
 from pulsarjobs.topic_stats import SubscriptionStats, TopicInfo, TopicStats
 from pulsarjobs.unique import DuplicateJob
+from pulsarjobs.verdicts import Outcome, Verdict
 from pulsarjobs.worker import Worker
 
 __version__ = "0.1.0"
@@ -83,6 +84,7 @@ __all__ = [
     "SubscriptionStats",
     "TopicInfo",
     "TopicStats",
+    "Verdict",
     "Worker",
     "WorkerMetrics",
     "WorkerStatus",

@@ -26,16 +26,15 @@ from pulsarjobs.batch_state import OWNER_SEPARATOR, callback_text
 from pulsarjobs.chains import Chained
 from pulsarjobs.clock import utc_now
 from pulsarjobs.envelope import Envelope, new_id
-from pulsarjobs.execution import Outcome, current_job
+from pulsarjobs.execution import current_job
 from pulsarjobs.jobs import Job, JobCall
 from pulsarjobs.topics import BATCH_SUBSCRIPTION, batch_events_topic
+from pulsarjobs.verdicts import Outcome
 
 if TYPE_CHECKING:
     from pulsarjobs.app import App
 
 MAX_JOBS = 10_000  # a batch's state is one message: nest batches for more (a child counts as 1)
-SUCCEEDED = "done"  # the outcome that counts as success; the other final ones count as dead
-FINAL = frozenset({"done", "dead", "expired", "cancelled"})  # outcomes after which a job is over
 CALLBACK_META = "pulsarjobs-batch"  # a callback's meta: the id of the batch that enqueued it
 
 
@@ -54,14 +53,14 @@ def event(kind: str, batch_id: str, **fields: Any) -> bytes:
 def report(app: App, outcome: Outcome, stored: Future[None] | None) -> Future[None] | None:
     """Tell the job's batch that it settled (a final outcome), besides storing what replaces
     it: the future completes once the broker has both, before the job is acknowledged."""
-    envelope, chain = outcome.envelope, outcome.envelope.chain
-    if outcome.kind not in FINAL or envelope.batch_id is None:
+    envelope, chain, policy = outcome.envelope, outcome.envelope.chain, outcome.kind.policy
+    if not policy.over or envelope.batch_id is None:
         return stored
-    if chain is not None and outcome.kind == SUCCEEDED and chain.next:
+    if chain is not None and policy.succeeded and chain.next:
         return stored  # a link the chain goes on from: the chain settles with the one ending it
     counted = envelope.id if chain is None else chain.id  # a chain counts as one job: its id
     told = publish(app, envelope.batch_id, event("settled", envelope.batch_id, job=counted,
-                                                 ok=outcome.kind == SUCCEEDED))  # fmt: skip
+                                                 ok=policy.succeeded))  # fmt: skip
     return told if stored is None else both(stored, told)
 
 

@@ -21,19 +21,20 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor as ThreadPool
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from pulsarjobs import chains
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.crashes import CRASHES_BEFORE_DEAD, DEFER_SECONDS, Crashes, CrashGuard
-from pulsarjobs.envelope import Envelope, JobError, immutable
+from pulsarjobs.envelope import Envelope, JobError
 from pulsarjobs.errors import JobTimeout
 from pulsarjobs.logs import fields
 from pulsarjobs.progress import CurrentJob
 from pulsarjobs.running import Run, RunningJobs
 from pulsarjobs.snooze import Snooze
+from pulsarjobs.verdicts import Outcome, Verdict
 
 if TYPE_CHECKING:
     import pulsar
@@ -42,13 +43,6 @@ if TYPE_CHECKING:
     from pulsarjobs.jobs import Job
     from pulsarjobs.limits import Slots
 
-# "undecodable": the message was no job at all; it is dead-lettered with its own bytes.
-# "cancelled": the user cancelled the job (cancels.py): acknowledged unrun, or its result discarded.
-# "deferred": it was running when its worker process died (crashes.py): put back to run later.
-# "snoozed": it raised Snooze (snooze.py): put back to run later, the same attempt.
-Kind = Literal[
-    "done", "retry", "dead", "expired", "early", "undecodable", "cancelled", "deferred", "snoozed"
-]
 Work = Coroutine[Any, Any, Any] | functools.partial[Any]  # an async run, or a sync call
 
 log = structlog.get_logger("pulsarjobs.execution")
@@ -72,18 +66,6 @@ def bind(job: Job[Any, Any], envelope: Envelope) -> Work:
         return coroutine
     job.check_arguments(envelope.args, envelope.kwargs)
     return functools.partial(job.func, *envelope.args, **envelope.kwargs)
-
-
-@immutable
-class Outcome:
-    """What became of a run. `envelope` is what to publish next: the retry (attempt + 1, due
-    later), the dead letter (with its last error), or the early job unchanged."""
-
-    kind: Kind
-    envelope: Envelope
-    reason: str = ""
-    duration: float | None = None  # seconds it ran, failed runs too; None: it did not run
-    value: Any = None  # what a done run returned
 
 
 @types.coroutine  # awaitable as it is: no object with an __await__ to make per job
@@ -225,7 +207,7 @@ class Executor:
         (the chain stops there: it ran, and a retry would return the same)."""
         if envelope.chain is not None and (unpassable := chains.unpassable(envelope, value)):
             return self.dead(envelope, "UnpassableResult", unpassable)
-        return Outcome("done", envelope, duration=time.perf_counter() - started, value=value)
+        return Outcome(Verdict.DONE, envelope, duration=time.perf_counter() - started, value=value)
 
     def _waited(self, envelope: Envelope, slot: pulsar.Message) -> Outcome | None:
         """Once a slot came: the job's outcome if it was cancelled or expired meanwhile (its
@@ -251,7 +233,7 @@ class Executor:
             if called_off is not None:
                 return called_off
         if envelope.run_at is not None and envelope.run_at > self.clock():
-            return Outcome("early", envelope)  # the broker let it out early: never run it so
+            return Outcome(Verdict.EARLY, envelope)  # the broker let it out early: never run it so
         if self.crashes is not None and (crashes := self.crashes.of(envelope.id)) is not None:
             after_crash = self.after_crashes(envelope, crashes)
             if after_crash is not None:
@@ -272,7 +254,7 @@ class Executor:
             return self.cancelled(envelope)
         if envelope.expires_at is not None and envelope.expires_at <= now:
             self.app.hooks.emit("on_expired", envelope)
-            return Outcome("expired", envelope)
+            return Outcome(Verdict.EXPIRED, envelope)
         return None
 
     def _with_hooks(self, work: functools.partial[Any], envelope: Envelope) -> Callable[[], Any]:
@@ -320,13 +302,13 @@ class Executor:
             self.app.hooks.emit("on_failure", failed, error, None)
             reason = f"failed {envelope.attempt} of {envelope.retry.max_attempts} attempts"
             self.app.hooks.emit("on_dead", failed, reason)
-            return Outcome("dead", failed, reason, duration)
+            return Outcome(Verdict.DEAD, failed, reason, duration)
         delay = envelope.retry.delay(envelope.attempt)
         self.app.hooks.emit("on_failure", failed, error, delay)
         retry = failed.replace(
             attempt=envelope.attempt + 1, run_at=error.failed_at + timedelta(seconds=delay)
         )
-        return Outcome("retry", retry, duration=duration)
+        return Outcome(Verdict.RETRY, retry, duration=duration)
 
     def snoozed(self, envelope: Envelope, snooze: Snooze, duration: float) -> Outcome:
         """Put off with its attempt unchanged; dead once it snoozed its max_snoozes times."""
@@ -336,7 +318,7 @@ class Executor:
             return replace(self.dead(envelope, "TooManySnoozes", message), duration=duration)
         later = snooze.applied_to(envelope, self.clock())
         log.info("job snoozed", **fields(envelope), snoozes=later.snoozes, run_at=str(later.run_at))
-        return Outcome("snoozed", later, duration=duration)
+        return Outcome(Verdict.SNOOZED, later, duration=duration)
 
     def after_crashes(self, envelope: Envelope, crashes: Crashes) -> Outcome | None:
         """What becomes of a job that was running when worker processes died: dead once it
@@ -348,7 +330,7 @@ class Executor:
             error = JobError("pulsarjobs.KilledWorker", reason, "", self.clock(), self.worker)
             dead = envelope.replace(last_error=error)
             self.app.hooks.emit("on_dead", dead, reason)
-            return Outcome("dead", dead, reason)
+            return Outcome(Verdict.DEAD, dead, reason)
         if envelope.run_at is not None and envelope.run_at.timestamp() > last_death:
             return None  # put back since its last crash already
         delay = random.uniform(*DEFER_SECONDS)
@@ -356,12 +338,12 @@ class Executor:
                     job_id=envelope.id, job_type=envelope.type, deaths=count,
                     dead_after=CRASHES_BEFORE_DEAD, run_in=round(delay, 1))  # fmt: skip
         later = envelope.replace(run_at=self.clock() + timedelta(seconds=delay))
-        return Outcome("deferred", later, f"was running when its process died ({count})")
+        return Outcome(Verdict.DEFERRED, later, f"was running when its process died ({count})")
 
     @staticmethod
     def cancelled(envelope: Envelope) -> Outcome:
         log.info("job cancelled", job_id=envelope.id, job_type=envelope.type, queue=envelope.queue)
-        return Outcome("cancelled", envelope, "cancelled")
+        return Outcome(Verdict.CANCELLED, envelope, "cancelled")
 
     def dead(self, envelope: Envelope, error_type: str, message: str) -> Outcome:
         """A job that no retry can help: dead-lettered at once."""
@@ -374,7 +356,7 @@ class Executor:
         )
         failed = envelope.replace(last_error=error)
         self.app.hooks.emit("on_dead", failed, f"{error_type}: {message}")
-        return Outcome("dead", failed, f"{error_type}: {message}")
+        return Outcome(Verdict.DEAD, failed, f"{error_type}: {message}")
 
 
 def uncancel(run: Run) -> int:

@@ -14,9 +14,8 @@ import structlog
 
 from pulsarjobs.app import App
 from pulsarjobs.envelope import Envelope
-from pulsarjobs.execution import Outcome
 from pulsarjobs.limits import Slots
-from pulsarjobs.unique import KEEPS_ITS_KEY
+from pulsarjobs.verdicts import Outcome
 
 log = structlog.get_logger("pulsarjobs.flow")
 
@@ -29,7 +28,7 @@ class WorkerFlow:
 
     def settled(self, outcome: Outcome) -> None:
         """A job with a unique key was settled: give its key back unless it is still to run."""
-        if outcome.kind not in KEEPS_ITS_KEY:
+        if not outcome.kind.policy.keeps_unique_key:
             self._releases.submit(self._release, outcome.envelope)
 
     def _release(self, envelope: Envelope) -> None:

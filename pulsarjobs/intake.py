@@ -10,11 +10,11 @@ import structlog
 
 from pulsarjobs.app import App
 from pulsarjobs.envelope import Envelope
-from pulsarjobs.execution import Outcome
 from pulsarjobs.feed import QueueFeed
 from pulsarjobs.schema_registry import WriterSchemas
 from pulsarjobs.settle import Delivery, Settler, delivery_of
 from pulsarjobs.stats import WorkerStats
+from pulsarjobs.verdicts import Outcome
 
 log = structlog.get_logger("pulsarjobs.intake")
 

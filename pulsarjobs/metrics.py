@@ -40,7 +40,7 @@ from prometheus_client.registry import Collector
 
 from pulsarjobs.envelope import Envelope
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.execution import Outcome
+from pulsarjobs.verdicts import Outcome
 
 if TYPE_CHECKING:
     from pulsarjobs.worker import Worker

@@ -8,8 +8,9 @@ runner take a key's next job only once the one before has settled. Other keys ru
 
 A failed ordered job is retried where it is — its runner waits out the backoff and runs it again
 — so that the jobs behind it wait: it is not re-published to the retry topic, where they would
-overtake it. A snoozed one waits out its snooze the same way. Its key's later jobs run once it
-succeeds or is dead-lettered.
+overtake it. So does every job whose verdict holds its order (verdicts.py): one snoozed, one put
+back after its worker process died, one the broker let out early. Its key's later jobs run once
+it succeeds or is dead-lettered.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from collections.abc import Sequence
 import pulsar
 
 from pulsarjobs.feed import Doorbell, QueueFeed, Receiver
-
-RUNS_AGAIN_IN_PLACE = ("retry", "snoozed")  # outcomes an ordered job waits out where it is
 
 
 class OrderedQueueFeed(QueueFeed):

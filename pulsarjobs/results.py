@@ -39,8 +39,8 @@ from pulsarjobs.values import JobArg, Unencodable, from_value, to_value
 
 if TYPE_CHECKING:
     from pulsarjobs.app import App
-    from pulsarjobs.execution import Outcome
     from pulsarjobs.settings import Settings
+    from pulsarjobs.verdicts import Outcome
 
 log = structlog.get_logger("pulsarjobs.results")
 
@@ -75,7 +75,6 @@ _BORROWED = {
 RESULT_SCHEMA: Final[dict[str, Any]] = _inline(_OWN, _BORROWED)
 """The result's schema with the envelope's types it uses written in: what the registry holds."""
 _PARSED: Final = fastavro.parse_schema(RESULT_SCHEMA)
-FINAL = ("done", "dead", "expired", "cancelled")  # outcomes that settle a job for good
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,17 +131,17 @@ class JobResult:
 def kept(outcome: Outcome, now: datetime, worker: str, max_size: int) -> list[JobResult]:
     """The results to store once `outcome` settled a job: its own, if it keeps one, and, for a
     chain link that failed, the chain's (under its last link's id)."""
-    envelope, kind = outcome.envelope, outcome.kind
-    if kind not in FINAL:
+    envelope, policy = outcome.envelope, outcome.kind.policy
+    if not policy.over:
         return []
     results = []
     if envelope.keep_result is not None:
-        if kind == "done":
+        if policy.succeeded:
             results.append(succeeded(envelope, outcome.value, now, worker, max_size))
         else:
             results.append(failed(envelope, envelope, outcome, now, worker))
     chain = envelope.chain
-    if kind != "done" and chain is not None and chain.next:
+    if not policy.succeeded and chain is not None and chain.next:
         last = chain.next[-1]
         if last.keep_result is not None:
             results.append(failed(last, envelope, outcome, now, worker, f"{chain.where}: "))
@@ -183,10 +182,11 @@ def failed(
 ) -> JobResult:
     """`envelope`'s result: the failure of `ran` (itself, or a chain link before it)."""
     assert envelope.keep_result is not None
-    error = ran.last_error if outcome.kind == "dead" else None
+    error_type = outcome.kind.policy.result_error  # "": the error the job failed with
+    error = None if error_type else ran.last_error
     if error is None:
-        kind = outcome.kind.capitalize()
-        error = _error(kind, outcome.reason or f"the job {outcome.kind}", now, worker)
+        reason = outcome.reason or f"the job {outcome.kind}"
+        error = _error(error_type or outcome.kind.capitalize(), reason, now, worker)
     if prefix:
         error = dataclasses.replace(error, message=f"{prefix}{ran.type} failed: {error.message}")
     expires_at = now + timedelta(seconds=envelope.keep_result)

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import pulsar
 import structlog
 
-from pulsarjobs.execution import Executor, Outcome
+from pulsarjobs.execution import Executor
 from pulsarjobs.feed import Feed, QueueFeed
 from pulsarjobs.intake import Intake, Ready, SchemaNotCached
-from pulsarjobs.ordering import RUNS_AGAIN_IN_PLACE
 from pulsarjobs.settle import Settler
 from pulsarjobs.stats import WorkerStats
+from pulsarjobs.verdicts import Outcome
 
 if TYPE_CHECKING:
     from pulsarjobs.flow import WorkerFlow
@@ -125,7 +125,8 @@ class Runners:
             self.flow.settled(outcome)
 
     def retry_wait(self, outcome: Outcome) -> float:
-        """Seconds until a retry is due: an ordered job is retried where it is (ordering.py)."""
+        """Seconds until an ordered job is due again: it waits where it is (ordering.py). Woken
+        a little before its run_at by a coarser clock, it is early, and waits out the rest."""
         assert outcome.envelope.run_at is not None
         return max(0.0, (outcome.envelope.run_at - self.executor.clock()).total_seconds())
 
@@ -226,10 +227,10 @@ class LoopRunners(Runners):
             job = ready.job
             outcome = job if isinstance(job, Outcome) else await self.executor.run(job, task)
             if queue.ordered:
-                while outcome.kind in RUNS_AGAIN_IN_PLACE:  # the key's later jobs wait behind it
+                while outcome.kind.policy.holds_its_order:  # the key's later jobs wait behind it
+                    self.stats.count(outcome.kind)  # as if it went to the retry topic
                     await asyncio.sleep(self.retry_wait(outcome))
-                    retry = outcome.envelope.replace(run_at=None)
-                    outcome = await self.executor.run(retry, task)
+                    outcome = await self.executor.run(outcome.envelope, task)
             stored = self.settler.store(queue.queue, ready.delivery, outcome)
             if stored is not None:
                 await asyncio.wrap_future(stored)
@@ -349,10 +350,11 @@ class ThreadRunners(Runners):
             job = ready.job
             outcome = job if isinstance(job, Outcome) else self.executor.run_here(job)
             if ready.queue.ordered:
-                while outcome.kind in RUNS_AGAIN_IN_PLACE:  # the key's later jobs wait behind it
+                while outcome.kind.policy.holds_its_order:  # the key's later jobs wait behind it
+                    self.stats.count(outcome.kind)  # as if it went to the retry topic
                     if not _sleep_while_open(self.feed, self.retry_wait(outcome)):
                         raise RuntimeError("stopping: an ordered job's retry goes back")
-                    outcome = self.executor.run_here(outcome.envelope.replace(run_at=None))
+                    outcome = self.executor.run_here(outcome.envelope)
             stored = self.settler.store(ready.queue.queue, ready.delivery, outcome)
             if stored is not None:
                 stored.result()

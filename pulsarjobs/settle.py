@@ -1,9 +1,10 @@
 """Settling a delivery with the broker: what replaces a message, stored before it is acked.
 
-A retry, an early, a deferred or a snoozed job is re-published to the subscription's retry
-topic, due at its time; a dead job goes to the dead-letter topic with properties saying why; a
-message that is no job keeps its own bytes there. Only once the broker has stored the
-replacement is the original acknowledged: nothing is lost. What follows from a job is stored
+What replaces a message is the verdict's to say (verdicts.py): a job still to run is
+re-published to the subscription's retry topic, due at its time; a dead job goes to the
+dead-letter topic with properties saying why; a message that is no job keeps its own bytes
+there. Only once the broker has stored the replacement is the original acknowledged: nothing is
+lost. What follows from a job is stored
 the same way, before it is acknowledged: its kept result (results.py), a chain's next link
 (chains.py), its batch told that it is over (batches.py). The worker's runners and the
 in-memory TestRunner both settle through here.
@@ -23,8 +24,8 @@ from pulsarjobs.app import App
 from pulsarjobs.chains import next_link
 from pulsarjobs.connection import Acks
 from pulsarjobs.envelope import Envelope, EnvelopeError, JobError, decode, encode, immutable
-from pulsarjobs.execution import Outcome
 from pulsarjobs.topics import QueueTopics, results_topic
+from pulsarjobs.verdicts import Outcome, Publish, Verdict
 
 # Messages remembered as settled: the broker may deliver one twice (at least once: an ack
 # still on its way when a connection drops), and a message already settled needs no second run.
@@ -60,7 +61,7 @@ class Settler:
             stand_in = Envelope(id=delivery.message_id, type="", queue="", last_error=error)
             reason = f"Undecodable: {exc}"
             self.app.hooks.emit("on_dead", stand_in, reason)
-            return Outcome("undecodable", stand_in, reason=reason)
+            return Outcome(Verdict.UNDECODABLE, stand_in, reason=reason)
 
     def store(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
         """Publish what replaces the message, and what follows from it (a kept result, a
@@ -78,7 +79,9 @@ class Settler:
     def _follow_ups(self, outcome: Outcome) -> list[Future[None]]:
         now, connection = self.app.clock(), self.app.connection
         stored = []
-        if outcome.kind == "done" and (link := next_link(outcome.envelope, outcome.value, now)):
+        if outcome.kind.policy.succeeded and (
+            link := next_link(outcome.envelope, outcome.value, now)
+        ):
             stored.append(self.app.publish_envelope(link))
         kept = results.kept(outcome, now, self.worker, self.app.settings.max_message_size)
         if kept:
@@ -91,16 +94,16 @@ class Settler:
 
     def _replace(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
         """Publish what replaces the message: a retry, a dead letter."""
+        publishes = outcome.kind.policy.publishes
+        if publishes is Publish.NOTHING:
+            return None
         topics = self.topics(queue)
-        match outcome.kind:
-            case "retry" | "early" | "deferred" | "snoozed":
-                return self.app.publish_envelope(outcome.envelope, topics.retry)
-            case "dead" | "undecodable":
-                data = delivery.data if outcome.kind == "undecodable" else encode(outcome.envelope)
-                properties = dead_letter_properties(delivery, outcome)
-                return self.app.connection.publish(topics.dead, data, properties=properties)
-            case _:
-                return None
+        if publishes is Publish.RETRY:
+            return self.app.publish_envelope(outcome.envelope, topics.retry)
+        as_received = publishes is Publish.DEAD_LETTER_AS_RECEIVED
+        data = delivery.data if as_received else encode(outcome.envelope)
+        properties = dead_letter_properties(delivery, outcome)
+        return self.app.connection.publish(topics.dead, data, properties=properties)
 
     def seen(self, delivery: Delivery) -> bool:
         """Whether this very message was settled here before (a second broker delivery). A job

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field, fields
 
-from pulsarjobs.execution import Kind
+from pulsarjobs.verdicts import Verdict
 
 
 @dataclass
@@ -19,11 +19,13 @@ class WorkerStats:
     cancelled: int = 0  # cancelled by a user: acknowledged unrun, or their run's result discarded
     deferred: int = 0  # were running when their process died: put back to run a little later
     snoozed: int = 0  # put themselves off (Snooze): neither processed nor failed
+    parked: int = 0  # parked until a time, an event or their child jobs (durable jobs)
+    grouped: int = 0  # their work joined another stored job (debounce, aggregation)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def count(self, kind: Kind) -> None:
-        """One more run settled as `kind`; runner threads count concurrently."""
-        name = _COUNTER[kind]
+    def count(self, verdict: Verdict) -> None:
+        """One more run settled with `verdict`; runner threads count concurrently."""
+        name = verdict.policy.counter
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
 
@@ -43,16 +45,3 @@ class WorkerStats:
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-
-
-_COUNTER: dict[Kind, str] = {
-    "done": "done",
-    "retry": "retried",
-    "dead": "dead",
-    "undecodable": "dead",
-    "expired": "expired",
-    "early": "early",
-    "cancelled": "cancelled",
-    "deferred": "deferred",
-    "snoozed": "snoozed",
-}

@@ -29,7 +29,7 @@ from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.connection import Acks, Connection
 from pulsarjobs.envelope import Envelope
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.execution import Executor, Outcome
+from pulsarjobs.execution import Executor
 from pulsarjobs.jobs import Job
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.result_reader import ResultReader, no_result
@@ -44,8 +44,9 @@ from pulsarjobs.topics import (
     results_topic,
     topics_for,
 )
-from pulsarjobs.unique import KEEPS_ITS_KEY, UniqueKeys
+from pulsarjobs.unique import UniqueKeys
 from pulsarjobs.values import JobArg
+from pulsarjobs.verdicts import Outcome
 
 WORKER = "pulsarjobs.testing"
 
@@ -213,6 +214,10 @@ class TestRunner:
         self.expired: list[Envelope] = []
         self.cancelled: list[Envelope] = []  # by `app.cancel`: not run, or their result discarded
         self.outcomes: list[Outcome] = []  # of every run, in order
+        # Each list above holds the jobs a worker counter of the same name counts: a verdict's
+        # policy names its counter (verdicts.py).
+        self._settled_as = dict(done=self.done, dead=self.dead, expired=self.expired,
+                                cancelled=self.cancelled)  # fmt: skip
         self.batches = InMemoryBatches(app)
         self._queue: list[_Pending] = []
         self._sequence = 0
@@ -322,17 +327,11 @@ class TestRunner:
         if stored is not None:
             stored.result()
         envelope = outcome.envelope
-        if envelope.unique_key is not None and outcome.kind not in KEEPS_ITS_KEY:
+        policy = outcome.kind.policy
+        if envelope.unique_key is not None and not policy.keeps_unique_key:
             self.app.unique_keys.release(envelope.unique_key, envelope.id)
-        match outcome.kind:
-            case "done":
-                self.done.append(outcome.envelope)
-            case "dead" | "undecodable":
-                self.dead.append(outcome.envelope)
-            case "expired":
-                self.expired.append(outcome.envelope)
-            case "cancelled":
-                self.cancelled.append(outcome.envelope)
+        if (settled_as := self._settled_as.get(policy.counter)) is not None:
+            settled_as.append(outcome.envelope)
 
     def _follow_cancels(self) -> None:
         """What `app.cancel` stored, as a worker follows it."""

@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager as ContextManager
 
 from pulsarjobs.envelope import Envelope
 from pulsarjobs.middleware import Middleware, listening_changed
+from pulsarjobs.verdicts import Verdict
 
 try:
     from opentelemetry import propagate, trace
@@ -106,12 +107,13 @@ class Tracing(Middleware):
             try:
                 yield
             except Exception as exc:
-                failed(span, exc, "dead" if envelope.retry.exhausted(envelope.attempt) else "retry")
+                exhausted = envelope.retry.exhausted(envelope.attempt)
+                failed(span, exc, str(Verdict.DEAD if exhausted else Verdict.RETRY))
                 raise
             except BaseException as exc:
                 failed(span, exc, "interrupted")
                 raise
-            span.set_attribute(OUTCOME, "done")
+            span.set_attribute(OUTCOME, str(Verdict.DONE))
 
 
 def job_attributes(envelope: Envelope) -> dict[str, str | int]:

@@ -37,7 +37,6 @@ log = structlog.get_logger("pulsarjobs.unique")
 DEFAULT_UNIQUE_FOR = timedelta(days=1)  # a key given per call, of a job declared without one
 READ_TIMEOUT_MS = 5_000
 LOCK_SCOPE = "unique"
-KEEPS_ITS_KEY = ("retry", "early", "snoozed")  # outcomes of a job still to run: its key stays held
 
 
 class DuplicateJob(EnqueueError):

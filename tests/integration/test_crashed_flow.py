@@ -15,7 +15,6 @@ import pytest
 
 from pulsarjobs.app import App
 from pulsarjobs.crashes import CrashGuard, CrashLedger
-from pulsarjobs.worker import Worker
 from tests.apps.flow import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, records, wait_until, worker_in_thread
@@ -42,10 +41,6 @@ def died_running(ledger: CrashLedger, job_id: str) -> None:
     child.started(job_id)
     assert ledger.process_died(os.getpid()) == [job_id]
     child.stop()
-
-
-def settled(worker: Worker) -> int:
-    return worker.stats.processed + worker.stats.deferred
 
 
 def test_a_unique_job_put_back_after_its_process_died_keeps_its_key(

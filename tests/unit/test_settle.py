@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pulsarjobs import App
 from pulsarjobs.envelope import Envelope, encode
-from pulsarjobs.execution import Outcome
 from pulsarjobs.settle import Delivery, Settler
 from pulsarjobs.testing import TestRunner
 from pulsarjobs.topics import topics_for
+from pulsarjobs.verdicts import Outcome
 
 
 def test_only_the_same_message_counts_as_a_second_delivery() -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-from typing import cast
 
 from prometheus_client import REGISTRY
 
 from pulsarjobs import App, Envelope, Outcome, Settings, Worker, WorkerMetrics
-from pulsarjobs.execution import Kind
+from pulsarjobs.verdicts import Verdict
 
 QUEUE = "unit_metrics"  # the registry is the process's: a queue no other test uses
 
@@ -40,13 +39,13 @@ def test_outcomes_are_counted_by_kind_runs_timed_and_undeclared_types_bounded() 
     metrics.start(Worker(app, QUEUE, metrics=metrics))
     try:
         job = Envelope(id="1", type="noop", queue=QUEUE)
-        metrics.settled(QUEUE, Outcome("done", job, duration=0.01))
-        metrics.settled(QUEUE, Outcome("retry", job, duration=0.02))
-        metrics.settled(QUEUE, Outcome("expired", job))  # did not run: not timed
-        metrics.settled(QUEUE, Outcome(cast(Kind, "cancelled"), job))  # a kind added later
+        metrics.settled(QUEUE, Outcome(Verdict.DONE, job, duration=0.01))
+        metrics.settled(QUEUE, Outcome(Verdict.RETRY, job, duration=0.02))
+        metrics.settled(QUEUE, Outcome(Verdict.EXPIRED, job))  # did not run: not timed
+        metrics.settled(QUEUE, Outcome(Verdict.CANCELLED, job))
         for n in range(3):
             stranger = Envelope(id=f"s{n}", type=f"no_such_job_{n}", queue=QUEUE)
-            metrics.settled(QUEUE, Outcome("dead", stranger))
+            metrics.settled(QUEUE, Outcome(Verdict.DEAD, stranger))
     finally:
         metrics.stop()
     assert [count("noop", kind) for kind in ("done", "retry", "expired", "cancelled")] == [1] * 4

@@ -8,6 +8,7 @@ import pytest
 from pulsarjobs.control import CommandMessage
 from pulsarjobs.heartbeat import Heartbeat, rss_bytes
 from pulsarjobs.stats import WorkerStats
+from pulsarjobs.verdicts import Verdict
 
 NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)
 
@@ -71,30 +72,22 @@ def test_worker_stats_count_processed_and_failed_runs() -> None:
     assert (stats.processed, stats.failed) == (11, 3)
 
 
-def test_worker_stats_count_each_outcome_kind_under_its_name() -> None:
+def test_worker_stats_count_each_verdict_under_its_name() -> None:
     stats = WorkerStats()
-    for kind in (
-        "done",
-        "retry",
-        "dead",
-        "undecodable",
-        "expired",
-        "early",
-        "cancelled",
-        "deferred",
-        "snoozed",
-    ):
-        stats.count(kind)
+    for verdict in Verdict:
+        stats.count(verdict)
     stats.count_duplicate()
     assert stats.as_dict() == {
         "done": 1,
         "retried": 1,
-        "dead": 2,
+        "dead": 2,  # and undecodable
         "expired": 1,
         "early": 1,
         "duplicates": 1,
         "cancelled": 1,
         "deferred": 1,
         "snoozed": 1,
+        "parked": 1,
+        "grouped": 1,
     }
     assert (stats.processed, stats.failed) == (6, 3)  # a snooze is neither
