@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -126,3 +127,31 @@ def test_connection_options_before_the_command_reach_the_worker(app: App, tmp_pa
 
 def without_settings(environment: Mapping[str, str]) -> dict[str, str]:
     return {key: value for key, value in environment.items() if not key.startswith("PULSARJOBS")}
+
+
+def start_in_own_group(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`pulsarjobs worker` as a terminal's foreground job: a process group of its own, which a
+    Ctrl-C signals whole."""
+    command = [sys.executable, "-m", "pulsarjobs", "worker", "tests.apps.pipeline:app", *args]
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def test_ctrl_c_on_a_group_of_processes_lets_running_jobs_finish(app: App, tmp_path: Path) -> None:
+    record = tmp_path / "record.jsonl"
+    log = tmp_path / "worker.log"
+    group = start_in_own_group(settings_env(app.settings, record), log, "--processes", "2")
+    try:
+        app.enqueue_many([app.jobs["hold"].call(3.0) for _ in range(4)])
+        wait_until(lambda: len(started(record)) == 4, 120)
+        os.killpg(group.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
+        code = group.wait(60)
+    finally:
+        if group.poll() is None:
+            os.killpg(group.pid, signal.SIGKILL)
+            group.wait()
+    assert code == 0, log.read_text()[-3000:]
+    assert len(ended(record)) == 4, "Ctrl-C aborted running jobs"
+    assert "second signal" not in log.read_text()
