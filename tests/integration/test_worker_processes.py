@@ -155,3 +155,22 @@ def test_ctrl_c_on_a_group_of_processes_lets_running_jobs_finish(app: App, tmp_p
     assert code == 0, log.read_text()[-3000:]
     assert len(ended(record)) == 4, "Ctrl-C aborted running jobs"
     assert "second signal" not in log.read_text()
+
+
+def test_an_app_that_cannot_be_loaded_stops_a_group_of_processes_with_one_line(
+    app: App, tmp_path: Path
+) -> None:
+    env = settings_env(app.settings, tmp_path / "record.jsonl")
+    command = [sys.executable, "-m", "pulsarjobs", "worker", "no_such_module:app", "--processes",
+               "2"]  # fmt: skip
+    group = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)  # fmt: skip
+    try:
+        output, _ = group.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(group.pid, signal.SIGKILL)  # the supervisor and its children
+        output, _ = group.communicate()
+        raise AssertionError(f"still restarting after 30 s: {output[-2000:]}") from None
+    assert group.returncode == 1, output
+    assert output.count("cannot import 'no_such_module'") == 1, output
+    assert "Traceback" not in output
