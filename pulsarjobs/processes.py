@@ -1,12 +1,18 @@
 """Several worker processes under one supervisor.
 
 Each child builds its own App and Pulsar client after it starts (the client is not fork-safe).
-The supervisor forwards SIGTERM, SIGINT and SIGTSTP, and restarts a child that dies while the
-group is not stopping, so a crashed process does not shrink the pool — at once the first time,
-then with a growing delay while processes keep dying young (a job that kills its process would
-otherwise have them restart in a tight loop), and counts a crash for each job the dead child
-was running, in a crash ledger that ends such a job (crashes.py). With `--metrics-port`, the
-supervisor serves the metrics of all its children on that one port (see metrics.py).
+The supervisor forwards SIGTERM, SIGINT (as SIGTERM) and SIGTSTP, and restarts a child that
+dies while the group is not stopping, so a crashed process does not shrink the pool — at once
+the first time, then with a growing delay while processes keep dying young (a job that kills
+its process would otherwise have them restart in a tight loop), and counts a crash for each job
+the dead child was running, in a crash ledger that ends such a job (crashes.py). With
+`--metrics-port`, the supervisor serves the metrics of all its children on that one port (see
+metrics.py).
+
+A terminal's Ctrl-C signals the whole process group: children ignore SIGINT and stop on the
+SIGTERM their supervisor forwards, so one Ctrl-C is one stop signal (a second one, forwarded
+again, exits at once). An app that cannot be loaded is a configuration error, not a crash: the
+supervisor says so in one line and exits 1 instead of restarting its children.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from pulsarjobs.crashes import CrashLedger
+from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
 from pulsarjobs.metrics import GroupMetrics, WorkerMetrics
@@ -39,6 +47,7 @@ log = structlog.get_logger("pulsarjobs.processes")
 RESTART_FIRST_DELAY_S = 0.5  # after the second death in a row; it doubles from there
 RESTART_MAX_DELAY_S = 30.0
 HEALTHY_AFTER_S = 60.0  # a process that lived this long resets the delay
+CONFIGURATION_ERROR = 78  # a child's exit code for a mistake no restart mends (EX_CONFIG)
 
 
 @dataclass
@@ -110,9 +119,14 @@ def run_child(
     metrics_port: int | None = None,
     crash_ledger: str | None = None,
 ) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C comes from the supervisor, as SIGTERM
     configure_logging(log_format, log_level)
-    run_worker(app_reference, options, with_scheduler, settings, metrics_port, in_group=True,
-               crash_ledger=crash_ledger)  # fmt: skip
+    try:
+        run_worker(app_reference, options, with_scheduler, settings, metrics_port,
+                   in_group=True, crash_ledger=crash_ledger)  # fmt: skip
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(CONFIGURATION_ERROR)
 
 
 def supervise(
@@ -125,6 +139,7 @@ def supervise(
     settings: dict[str, Any] | None = None,
     metrics_port: int | None = None,
 ) -> int:
+    load_app(app_reference, settings)  # a mistake in it fails here, in one line, before any child
     crashes = CrashLedger()
     arguments = (app_reference, log_format, log_level, options, with_scheduler, settings,
                  metrics_port, crashes.directory)  # fmt: skip
@@ -155,13 +170,15 @@ def run_children(
     restarts = [Restarts() for _ in range(processes)]
     restart_at: list[float | None] = [None] * processes
     stopping = False
+    misconfigured = False
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = stopping or signum in (signal.SIGTERM, signal.SIGINT)
+        to_children = signal.SIGTERM if signum == signal.SIGINT else signum
         for child in children:
             if child.is_alive() and child.pid is not None:
-                os.kill(child.pid, signum)
+                os.kill(child.pid, to_children)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP):
         signal.signal(signum, forward)
@@ -170,6 +187,10 @@ def run_children(
         now = time.monotonic()
         for index, child in enumerate(children):
             if stopping or child.is_alive():
+                continue
+            if child.exitcode == CONFIGURATION_ERROR:  # it said why; every restart would too
+                misconfigured = True
+                forward(signal.SIGTERM, None)
                 continue
             if restart_at[index] is None:
                 running = crashes.process_died(child.pid) if child.pid is not None else []
@@ -185,4 +206,6 @@ def run_children(
         # Back at once when a child dies: its jobs' crashes count before they run elsewhere.
         alive = [child.sentinel for child in children if child.is_alive()]
         multiprocessing.connection.wait(alive, timeout=0.2)
+    if misconfigured:
+        return 1
     return max((child.exitcode or 0) for child in children)

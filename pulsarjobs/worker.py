@@ -194,8 +194,10 @@ class Worker:
             running.loop.call_soon_threadsafe(self._go_quiet)
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._on_stop_signal)
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal)
+        # Ignored in a child of a supervisor (processes.py), which forwards Ctrl-C as SIGTERM.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            loop.add_signal_handler(signal.SIGINT, self._on_stop_signal)
         loop.add_signal_handler(signal.SIGTSTP, self._go_quiet)
 
     def _on_stop_signal(self) -> None:

@@ -157,12 +157,10 @@ def test_ctrl_c_on_a_group_of_processes_lets_running_jobs_finish(app: App, tmp_p
     assert "second signal" not in log.read_text()
 
 
-def test_an_app_that_cannot_be_loaded_stops_a_group_of_processes_with_one_line(
-    app: App, tmp_path: Path
-) -> None:
-    env = settings_env(app.settings, tmp_path / "record.jsonl")
-    command = [sys.executable, "-m", "pulsarjobs", "worker", "no_such_module:app", "--processes",
-               "2"]  # fmt: skip
+def supervise(env: dict[str, str], app_reference: str) -> tuple[int, str]:
+    """`pulsarjobs worker APP --processes 2` until it exits by itself (30 s at most): its exit
+    code and output."""
+    command = [sys.executable, "-m", "pulsarjobs", "worker", app_reference, "--processes", "2"]
     group = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, start_new_session=True)  # fmt: skip
     try:
@@ -171,6 +169,24 @@ def test_an_app_that_cannot_be_loaded_stops_a_group_of_processes_with_one_line(
         os.killpg(group.pid, signal.SIGKILL)  # the supervisor and its children
         output, _ = group.communicate()
         raise AssertionError(f"still restarting after 30 s: {output[-2000:]}") from None
-    assert group.returncode == 1, output
+    return group.returncode, output
+
+
+def test_an_app_that_cannot_be_loaded_stops_a_group_of_processes_with_one_line(
+    app: App, tmp_path: Path
+) -> None:
+    env = settings_env(app.settings, tmp_path / "record.jsonl")
+    code, output = supervise(env, "no_such_module:app")
+    assert code == 1, output
     assert output.count("cannot import 'no_such_module'") == 1, output
     assert "Traceback" not in output
+
+
+def test_worker_processes_that_cannot_load_the_app_are_not_restarted(
+    app: App, tmp_path: Path
+) -> None:
+    env = settings_env(app.settings, tmp_path / "record.jsonl")
+    code, output = supervise(env, "tests.apps.fails_in_children:app")
+    assert code == 1, output
+    assert "cannot be imported in a worker process" in output
+    assert "Traceback" not in output and "starting another" not in output
