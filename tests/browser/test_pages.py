@@ -185,6 +185,18 @@ def test_workers_and_the_job_page_show_a_running_jobs_progress(
     screenshot(page, "job-running")
 
 
+def test_run_now_is_offered_only_for_jobs_due_later(page: Page, shop: Shop) -> None:
+    log_in(page, shop.dashboard, "/scheduled?queue=emails")
+    assert page.get_by_test_id("run-now").count() == len(shop.scheduled) > 0
+    with shop.inspector() as inspector:
+        held = Browser(inspector).waiting("images", None, 100).items
+    [running] = [job for job in held if job.envelope and job.envelope.id == shop.rendering]
+    page.goto(shop.dashboard.at(f"/jobs/images/jobs/{running.position}"))
+    assert text(page, "job-running").startswith(f"on {shop.first}")
+    assert page.get_by_test_id("cancel").count() == 1
+    assert page.get_by_test_id("run-now").count() == 0, "Run now would run a running job again"
+
+
 def test_cron_lists_the_apps_schedules_and_the_leading_scheduler(
     page: Page, shop: Shop, screenshot: Any
 ) -> None:

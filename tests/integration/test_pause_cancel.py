@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pulsarjobs import App, Inspector, JobCall, NotFound, run_now
+from pulsarjobs import App, Inspector, JobCall, NotFound, PulsarJobsError, run_now
 from pulsarjobs.topics import topics_for
 from tests.integration.helpers import read_topic, records, started, wait_until, worker_in_thread
 from tests.integration.test_operations import cli, cli_json
@@ -127,6 +127,28 @@ def test_run_now_runs_a_scheduled_job_now_and_once(app: App, record: Path) -> No
         assert len(started(record)) == 1
     with Inspector(app.settings) as inspector, pytest.raises(NotFound, match="ran already"):
         run_now(inspector, "default", message_id)
+
+
+def position_of_only_job(app: App) -> str:
+    (message,) = read_topic(app.settings, topics_for(app.settings, "default").jobs)
+    return f"{message.message_id().ledger_id()}:{message.message_id().entry_id()}"
+
+
+def test_run_now_refuses_a_job_due_already_or_running_and_it_runs_once(
+    app: App, record: Path
+) -> None:
+    job_id = app.enqueue(JobCall("hold", (2.0,)))  # due now: waiting for a worker
+    position = position_of_only_job(app)
+    with Inspector(app.settings) as inspector:
+        with pytest.raises(PulsarJobsError, match="due already"):
+            run_now(inspector, "default", position)
+        with worker_in_thread(app, "default") as worker:
+            wait_until(lambda: len(started(record)) == 1, timeout=30)
+            with pytest.raises(PulsarJobsError, match="due already"):
+                run_now(inspector, "default", position)  # running now
+            wait_until(lambda: worker.stats.done == 1, timeout=30)
+    assert worker.stats.cancelled == 0
+    assert [r["id"] for r in started(record)] == [job_id]
 
 
 def test_heartbeats_list_the_jobs_a_worker_runs_now(app: App, record: Path) -> None:
