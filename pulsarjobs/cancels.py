@@ -27,7 +27,7 @@ from pulsarjobs.backlog import (
 from pulsarjobs.clock import utc_now
 from pulsarjobs.connection import Connection, client_errors
 from pulsarjobs.envelope import Envelope, encode
-from pulsarjobs.errors import NotFound
+from pulsarjobs.errors import NotDueLater, NotFound
 from pulsarjobs.inspect import Inspector
 from pulsarjobs.topics import cancelled_topic, topics_for
 
@@ -91,7 +91,8 @@ def run_now(inspector: Inspector, queue: str, message_id: str) -> str:
     enqueue a copy of it, due now and created after the cancel, so that the copy runs once and
     the original never does. `message_id` is the message's "ledger:entry" on the queue's topic
     or on the subscription's retry topic. Returns the job id; raises NotFound when the message
-    is no longer waiting (it ran already, or was never there)."""
+    is no longer waiting (it ran already, or was never there), NotDueLater for a job due
+    already: it waits for a worker or runs, and a copy would run it a second time."""
     position = parse_position(message_id)
     topics = topics_for(inspector.settings, queue)
     for topic in (topics.jobs, topics.retry):
@@ -103,6 +104,11 @@ def run_now(inspector: Inspector, queue: str, message_id: str) -> str:
         raise NotFound(
             f"No job waits as message {message_id} in queue {queue!r}: it ran already, or the id "
             "is not one of this queue's."
+        )
+    if envelope.run_at is None or envelope.run_at <= utc_now():
+        raise NotDueLater(
+            f"Job {envelope.id} is due already: it runs as soon as a worker takes it (or runs "
+            "now). Run now is for jobs due later."
         )
     mark = cancel(inspector.connection, envelope.id)
     # Creation times are stored to the millisecond: one later than the cancel, the copy runs.

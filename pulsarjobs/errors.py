@@ -21,6 +21,11 @@ class NotFound(BrokerError):
     """The broker has no such topic, subscription or namespace."""
 
 
+class NotDueLater(PulsarJobsError):
+    """Run now was asked of a job that is due already (waiting for a worker, or running): it
+    runs as soon as a worker takes it, and a copy would run it twice."""
+
+
 class EnqueueError(PulsarJobsError):
     """A job was not accepted by the broker; it was not enqueued."""
 

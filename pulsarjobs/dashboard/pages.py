@@ -19,7 +19,13 @@ from starlette.templating import Jinja2Templates
 from pulsarjobs.clock import utc_now
 from pulsarjobs.dashboard import views
 from pulsarjobs.dashboard.state import POLL_SECONDS, Dashboard, dashboard_of
-from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, NotFound, PulsarJobsError
+from pulsarjobs.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    NotDueLater,
+    NotFound,
+    PulsarJobsError,
+)
 from pulsarjobs.jsonable import jsonable
 
 View = Callable[[Request, Dashboard], views.Context]
@@ -126,13 +132,16 @@ def with_notice(response: Response, text: str) -> Response:
 
 
 def error_response(request: Request, exc: Exception) -> Response:
-    """A pulsarjobs error as one line: 400 for a wrong parameter, 404, 503 with no broker."""
+    """A pulsarjobs error as one line: 400 for a wrong parameter, 404, 409 for an action the
+    job's state refuses, 503 with no broker."""
     assert isinstance(exc, PulsarJobsError)
     status = 500
     if isinstance(exc, views.BadRequest | ConfigurationError):
         status = 400
     elif isinstance(exc, NotFound):
         status = 404
+    elif isinstance(exc, NotDueLater):
+        status = 409
     elif isinstance(exc, BrokerUnavailable):
         status = 503
     if request.url.path.startswith("/api/"):
