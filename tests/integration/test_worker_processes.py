@@ -190,3 +190,19 @@ def test_worker_processes_that_cannot_load_the_app_are_not_restarted(
     assert code == 1, output
     assert "cannot be imported in a worker process" in output
     assert "Traceback" not in output and "starting another" not in output
+
+
+def test_a_worker_without_queues_serves_every_queue_the_app_declares(
+    app: App, tmp_path: Path
+) -> None:
+    record = tmp_path / "record.jsonl"
+    log = tmp_path / "worker.log"
+    worker = start_worker_process(settings_env(app.settings, record), log)  # no --queues
+    try:
+        job_ids = [app.jobs[f"{queue}_job"].enqueue(1) for queue in ("critical", "low")]
+        wait_until(lambda: sorted(r["id"] for r in started(record)) == sorted(job_ids), 60)
+    finally:
+        assert stop_process(worker) == 0
+    started_line = next(line for line in log.read_text().splitlines() if "worker started" in line)
+    for queue in ("critical", "default", "low", "ticks"):
+        assert f"'{queue}'" in started_line, started_line
