@@ -65,6 +65,13 @@ class App(PeriodicJobs, Workflows, Closing):
     def connection(self, connection: Connection) -> None:
         self._connection = connection
 
+    def declared_queues(self) -> tuple[str, ...]:
+        """The queues its jobs and schedules name (`default` when they name none): what a
+        worker serves unless told which."""
+        queues = {job.queue for job in self.jobs.values()}
+        queues |= {schedule.queue for schedule in self.schedules.values() if schedule.queue}
+        return tuple(sorted(queues)) or (DEFAULT_QUEUE,)
+
     @property
     def unique_keys(self) -> UniqueKeys:
         """The held unique keys (unique.py), read once a unique job is enqueued or settled."""

@@ -68,6 +68,11 @@ class QueuePlan:
             raise ConfigurationError(f"queues {','.join(items)!r}: a queue is named twice")
         return cls(tuple(names), tuple(weights), strict=not any(weighted))
 
+    @classmethod
+    def evenly(cls, names: Sequence[str]) -> QueuePlan:
+        """Every queue of `names` weighted the same: none waits for another to run dry."""
+        return cls.parse([f"{name}:1" for name in names])
+
 
 def parse_weight(item: str, weight: str) -> int:
     if not weight.isdigit() or int(weight) < 1:

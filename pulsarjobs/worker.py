@@ -70,7 +70,7 @@ class Worker:
     def __init__(
         self,
         app: App,
-        queues: str | Sequence[str] = "default",
+        queues: str | Sequence[str] | None = None,
         *,
         concurrency: int = 10,
         prefetch: int | None = None,
@@ -86,7 +86,12 @@ class Worker:
         # The subscription this worker serves; the app's own settings stay as they are.
         self.settings = app.settings.with_changes(subscription=subscription or
                                                   app.settings.subscription)  # fmt: skip
-        self.plan = QueuePlan.parse(queues)
+        # Unless told which, every queue the app declares: a job on none of them would wait.
+        self.plan = (
+            QueuePlan.parse(queues)
+            if queues is not None
+            else QueuePlan.evenly(app.declared_queues())
+        )
         self.concurrency = concurrency
         self.prefetch = prefetch or max(4 * concurrency, MIN_PREFETCH)
         # Jobs moved from the client to the runners at a time: enough that runners do not run

@@ -20,13 +20,15 @@ def worker(
         str, typer.Argument(metavar="APP", help="module:attribute of your App.")
     ],
     queues: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--queues",
             "-q",
-            help="Strict order `critical,default,low`, or weighted `critical:6,default:3,low:1`.",
+            help="Strict order `critical,default,low`, or weighted `critical:6,default:3,low:1`."
+            " [default: every queue the app's jobs and schedules name, weighted the same]",
+            show_default=False,
         ),
-    ] = "default",
+    ] = None,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Jobs at once, per process.")
     ] = 10,
@@ -71,7 +73,8 @@ def worker(
 ) -> None:
     """Run jobs from the given queues until SIGTERM/SIGINT; SIGTSTP stops fetching (quiet)."""
     fmt: LogFormat = "json" if log_format == "json" else "console"
-    QueuePlan.parse(queues)  # a bad queue list fails here, before any process starts
+    if queues is not None:
+        QueuePlan.parse(queues)  # a bad queue list fails here, before any process starts
     settings = setting_overrides(ctx)  # `pulsarjobs --service-url ... worker`
     options: dict[str, Any] = {
         "queues": queues,
