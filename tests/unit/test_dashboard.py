@@ -162,6 +162,21 @@ def test_the_dashboard_refuses_to_start_on_another_address_without_a_token(
     assert len(result.output.strip().splitlines()) <= 2  # one message, maybe wrapped
 
 
+@pytest.mark.parametrize("token", ["x", "fifteen-chars!!"])
+def test_the_dashboard_refuses_a_short_token_on_another_address(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    served = []
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: served.append(args))
+    monkeypatch.setenv("PULSARJOBS_DASHBOARD_TOKEN", token)
+    result = CliRunner().invoke(cli_app, ["dashboard", "--host", "0.0.0.0"])
+    assert (result.exit_code, served) == (2, [])
+    assert "at least 16 characters" in result.output
+    monkeypatch.setenv("PULSARJOBS_DASHBOARD_TOKEN", "sixteen-chars!!!")
+    assert CliRunner().invoke(cli_app, ["dashboard", "--host", "0.0.0.0"]).exit_code == 0
+    assert len(served) == 1
+
+
 # -- rates ---------------------------------------------------------------------------------------
 
 
