@@ -38,13 +38,20 @@ def dashboard(
     import uvicorn
 
     from pulsarjobs.dashboard import Secret, create_app
-    from pulsarjobs.dashboard.auth import TOKEN_VARIABLE, is_loopback
+    from pulsarjobs.dashboard.auth import SHORTEST_TOKEN, TOKEN_VARIABLE, is_loopback
 
     token = os.environ.get(TOKEN_VARIABLE) or None
     if token is None and not is_loopback(host):
         fail(
             f"Set {TOKEN_VARIABLE} to serve the dashboard on {host}: "
             "on an address others can reach it needs a token you chose.",
+            code=2,
+        )
+    if token is not None and len(token) < SHORTEST_TOKEN and not is_loopback(host):
+        fail(
+            f"{TOKEN_VARIABLE} must have at least {SHORTEST_TOKEN} characters to serve the "
+            f"dashboard on {host}, where others can try tokens: make one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`.",
             code=2,
         )
     app = load_app(app_reference, setting_overrides(ctx)) if app_reference else None
