@@ -197,6 +197,22 @@ def test_run_now_is_offered_only_for_jobs_due_later(page: Page, shop: Shop) -> N
     assert page.get_by_test_id("run-now").count() == 0, "Run now would run a running job again"
 
 
+def test_a_queue_that_does_not_exist_is_said_so(page: Page, shop: Shop) -> None:
+    log_in(page, shop.dashboard, "/queues")
+    shown = page.goto(shop.dashboard.at("/queues/nope"))
+    assert shown is not None and shown.status == 404
+    assert text(page, "error").startswith("No queue 'nope'")
+    log_in(page, shop.dashboard, "/queues")
+    paused = page.evaluate(
+        """async () => (await fetch("/queues/pause", {method: "POST",
+                                                     body: new URLSearchParams({queue: "nope"})}))
+                       .status"""
+    )
+    assert paused == 404
+    with shop.inspector() as inspector:
+        assert "nope" not in inspector.paused_queues()
+
+
 def test_cron_lists_the_apps_schedules_and_the_leading_scheduler(
     page: Page, shop: Shop, screenshot: Any
 ) -> None:
