@@ -24,6 +24,7 @@ from pulsarjobs.dashboard.tasks import Action, Busy
 from pulsarjobs.dashboard.views import (
     BadRequest,
     dead_letter_filter,
+    existing_queue,
     parse_position_param,
     queue_param,
 )
@@ -160,8 +161,8 @@ async def switch_queue(request: Request) -> Response:
     if switch not in ("pause", "resume"):
         raise NotFound(f"No queue action {switch!r}: use pause or resume.")
     form = await request.form()
-    queue = queue_param(str(form.get("queue") or ""))
     dash = dashboard_of(request)
+    queue = await run_in_threadpool(existing_queue, dash, str(form.get("queue") or ""))
     change = pauses.pause if switch == "pause" else pauses.resume
     await run_in_threadpool(change, dash.inspector.connection, queue)
     dash.snapshots.forget()  # the next page shows the change

@@ -53,8 +53,8 @@ def queues(request: Request, dash: Dashboard) -> Context:
 
 
 def queue(request: Request, dash: Dashboard) -> Context:
-    name = queue_param(request.path_params["queue"])
     size, after = page_size(request), cursor(request)  # bad parameters fail before any read
+    name = existing_queue(dash, request.path_params["queue"])
     stats = [stats for stats in dash.snapshots.latest().queues if stats.queue == name]
     return {
         "queue": name,
@@ -192,6 +192,18 @@ def queue_param(name: str) -> str:
         return check_queue_name(name)
     except PulsarJobsError as exc:
         raise BadRequest(str(exc)) from None
+
+
+def existing_queue(dash: Dashboard, name: str) -> str:
+    """A queue's name, if the broker has a topic of it or the app declares it; else NotFound."""
+    name = queue_param(name)
+    declared = dash.app.declared_queues() if dash.app is not None else ()
+    if name in declared or name in dash.inspector.queue_names():
+        return name
+    raise NotFound(
+        f"No queue {name!r} in {dash.settings.full_namespace}: no topic holds its jobs, and no "
+        "job of the dashboard's app names it."
+    )
 
 
 def parse_position_param(text: str) -> Position:
