@@ -176,3 +176,21 @@ def test_the_loop_ticks_on_while_an_enqueue_waits_for_a_paused_broker(
     gap = max(later - earlier for earlier, later in itertools.pairwise(ticks))
     assert gap < 0.5, f"the loop stood still for {gap:.1f} s"
     assert on_a_loop == [], f"blocking calls made on the loop's thread: {on_a_loop}"
+
+
+@pytest.mark.parametrize("how", ["sync", "async"])
+def test_a_broker_nobody_listens_for_is_named_at_once(how: str) -> None:
+    app = make_app(settings := nowhere())
+    started = time.monotonic()
+    try:
+        with pytest.raises(BrokerUnavailable) as raised:
+            if how == "sync":
+                app.jobs["work"].enqueue(1)
+            else:
+                asyncio.run(enqueue(app))
+    finally:
+        app.close()
+    assert str(raised.value) == (
+        f"connection refused at {settings.service_url} — is the broker running?"
+    )
+    assert time.monotonic() - started < 5
