@@ -1,14 +1,16 @@
 """Why a broker refused us, in one line: no token, a wrong token, a role without permission, a
-certificate we do not trust. The one home of these messages, for the admin API and the client.
+certificate we do not trust, nothing listening at its URL. The one home of these messages, for
+the admin API and the client.
 """
 
 from __future__ import annotations
 
+import socket
 import ssl
 
 import httpx
 
-from pulsarjobs.errors import AccessDenied
+from pulsarjobs.errors import AccessDenied, BrokerUnavailable
 
 
 def role_of(token: str) -> str | None:
@@ -21,6 +23,10 @@ def role_of(token: str) -> str | None:
         return None
     subject = claims.get("sub")
     return str(subject) if subject else None
+
+
+def refused(url: str) -> BrokerUnavailable:
+    return BrokerUnavailable(f"connection refused at {url} — is the broker running?")
 
 
 def no_token(url: str) -> AccessDenied:
@@ -70,3 +76,31 @@ def transport_failure(url: str, exc: httpx.TransportError) -> AccessDenied | Non
     if cause is None:
         return None
     return untrusted(url, cause.verify_message or str(cause))
+
+
+def nothing_listens(url: str, timeout: float = 2.0) -> BrokerUnavailable | None:
+    """The error to raise when a connection to the service URL is refused: the C++ client only
+    reports a timeout, after 10 s. None when it answers, or not in time (it may be slow), or
+    for an HTTP lookup URL, whose default port is not the binary protocol's."""
+    if not url.startswith(("pulsar://", "pulsar+ssl://")):
+        return None
+    failure = connect_failure(url, timeout)
+    return refused(url) if isinstance(failure, ConnectionRefusedError) else None
+
+
+def connect_failure(service_url: str, timeout: float) -> Exception | None:
+    """Why no address of the service URL takes a TCP connection; None once one does."""
+    scheme, _, hosts = service_url.partition("://")
+    default_port = 6651 if scheme == "pulsar+ssl" else 6650
+    failure: Exception | None = None
+    for address in hosts.strip("/").split(","):
+        host, colon, port = address.rpartition(":")
+        if not colon or host.endswith(":"):  # no port, or a bare IPv6 address
+            host, port = address, ""
+        try:
+            target = (host.strip("[]"), int(port) if port else default_port)
+            socket.create_connection(target, timeout=timeout).close()
+            return None
+        except (OSError, ValueError) as exc:  # refused, unknown host, or a port that is no number
+            failure = exc
+    return failure

@@ -2,7 +2,9 @@
 
 Declaring a job binds nothing to a broker; the connection opens on the first enqueue or when a
 worker starts. Sync and asyncio enqueue share one path: publish every message asynchronously,
-then wait for the broker's acks, blocking or awaiting.
+then wait for the broker's acks, blocking or awaiting. The asyncio entry points never block
+their loop: what waits for the broker (a queue's first job subscribes and makes its producer)
+runs on a thread.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
-from pulsarjobs import cancels, pauses, rates, retention, tracing
+from pulsarjobs import access, cancels, pauses, rates, retention, tracing
 from pulsarjobs.batches import Batch, BatchOptions
 from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.closing import Closing
@@ -208,11 +210,35 @@ class App(PeriodicJobs, Workflows, Closing):
     async def enqueue_many_async(
         self, calls: Sequence[JobCall], *, in_: timedelta | None = None, at: datetime | None = None
     ) -> list[str]:
-        envelopes, stored = self._publish(calls, in_, at)
-        await asyncio.wrap_future(stored)
+        envelopes = self._envelopes(calls, in_, at)
+        topics = [self.queue_topic(envelope) for envelope in envelopes]
+        scheduled = any(envelope.run_at is not None for envelope in envelopes)
+        await self.stored_async(lambda: self._send(envelopes), topics, scheduled)
         if any(envelope.unique_key is not None for envelope in envelopes):  # claims block
             return await asyncio.to_thread(self._enqueued, calls, envelopes)
         return self._enqueued(calls, envelopes)
+
+    async def stored_async(
+        self, send: Callable[[], Future[None]], topics: Iterable[str], scheduled: bool = False
+    ) -> None:
+        """Await the broker's acks of what `send` publishes to `topics` without blocking the
+        loop: a topic's first message waits for the broker (subscribing, making its producer,
+        asking the namespace's TTL for a `scheduled` job), so it is sent from a thread."""
+        connection = self.connection
+        if all(connection.ready(topic, scheduled) for topic in topics):
+            stored = send()
+        else:
+            stored = await asyncio.to_thread(send)
+        await asyncio.wrap_future(stored)
+
+    def check_reachable(self, topics: Iterable[str]) -> None:
+        """Before the first message to a topic: BrokerUnavailable at once when nothing listens at
+        the service URL, where the client would time out after 10 s."""
+        url = self.settings.service_url
+        if not all(map(self.connection.prepared, topics)) and (
+            refused := access.nothing_listens(url)
+        ):
+            raise refused
 
     def publish_envelope(self, envelope: Envelope, topic: str | None = None) -> Future[None]:
         """Send a ready envelope to its queue (or `topic`), due at its `run_at`."""
@@ -221,41 +247,55 @@ class App(PeriodicJobs, Workflows, Closing):
             destination, encode(envelope), deliver_at=envelope.run_at, key=envelope.order_key
         )
 
-    def _queue_topic(self, envelope: Envelope) -> str:
-        """The topic of the envelope's queue (its ordered jobs have one of their own), with the
-        workers' subscription in place before the first job."""
+    def queue_topic(self, envelope: Envelope) -> str:
+        """The topic of the envelope's queue (its ordered jobs have one of their own)."""
         topics = topics_for(self.settings, envelope.queue)
-        ordered = envelope.order_key is not None
-        topic = topics.ordered if ordered else topics.jobs
+        return topics.ordered if envelope.order_key is not None else topics.jobs
+
+    def _queue_topic(self, envelope: Envelope, reach: bool = False) -> str:
+        """The topic of the envelope's queue, with the workers' subscription in place before
+        the first job (`reach`: once something is known to listen at the service URL)."""
+        topic = self.queue_topic(envelope)
+        if reach:
+            self.check_reachable([topic])
         try:
-            self.connection.prepare_queue(topic, self.settings.subscription, key_shared=ordered)
+            self.connection.prepare_queue(topic, self.settings.subscription,
+                                          key_shared=envelope.order_key is not None)  # fmt: skip
         except Exception as exc:
-            raise self.connection.refusal(exc, f"preparing queue {envelope.queue!r}") or (
-                BrokerUnavailable(
-                    f"Cannot prepare queue {envelope.queue!r} at {self.settings.service_url}: {exc}"
-                )
+            url = self.settings.service_url
+            raise (
+                access.nothing_listens(url)
+                or self.connection.refusal(exc, f"preparing queue {envelope.queue!r}")
+                or BrokerUnavailable(f"Cannot prepare queue {envelope.queue!r} at {url}: {exc}")
             ) from exc
         return topic
 
     def _publish(
         self, calls: Sequence[JobCall], in_: timedelta | None, at: datetime | None
     ) -> tuple[list[Envelope], Future[None]]:
-        """Send every job but the unique ones (`_enqueued` claims their keys)."""
-        envelopes = [
-            self.hooks.before_enqueue(self.envelope(call, in_=in_, at=at)) for call in calls
-        ]
+        envelopes = self._envelopes(calls, in_, at)
+        return envelopes, self._send(envelopes)
+
+    def _envelopes(
+        self, calls: Sequence[JobCall], in_: timedelta | None, at: datetime | None
+    ) -> list[Envelope]:
+        return [self.hooks.before_enqueue(self.envelope(call, in_=in_, at=at)) for call in calls]
+
+    def _send(self, envelopes: list[Envelope]) -> Future[None]:
+        """Send every job but the unique ones (`_enqueued` claims their keys); blocks when a
+        queue is used for the first time, or the namespace's TTL is asked."""
+        # Encode all, then send: a job whose arguments cannot be encoded fails the whole call
+        # before any of its jobs is sent.
+        messages = [(self._queue_topic(env, reach=True), encode(env), env) for env in envelopes]
         for envelope in envelopes:
             if envelope.run_at is not None:
                 self._check_ttl(envelope)
-        # Encode all, then send: a job whose arguments cannot be encoded fails the whole call
-        # before any of its jobs is sent.
-        messages = [(self._queue_topic(env), encode(env), env) for env in envelopes]
         sent = [(topic, data, env) for topic, data, env in messages if env.unique_key is None]
         acks = Acks(len(sent))
         for topic, data, env in sent:
             self.connection.publish(topic, data, deliver_at=env.run_at, key=env.order_key,
                                     acks=acks)  # fmt: skip
-        return envelopes, acks.stored
+        return acks.stored
 
     def _enqueued(self, calls: Sequence[JobCall], envelopes: list[Envelope]) -> list[str]:
         """The ids, once the unique jobs have claimed their keys (blocks); DuplicateJob for the

@@ -13,10 +13,9 @@ enqueued exactly once are in docs/workflows.md.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -126,14 +125,18 @@ class Batch:
             self.close().result()
 
     async def __aenter__(self) -> Batch:
-        await asyncio.wrap_future(self.open())
+        await self._stored_async(self.open)
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, _: BaseException | None, __: TracebackType | None
     ) -> None:
         if kind is None:
-            await asyncio.wrap_future(self.close())
+            await self._stored_async(self.close)
+
+    async def _stored_async(self, send: Callable[[], Future[None]]) -> None:
+        """Await what `send` tells the batch's topic, from a thread while that would block."""
+        await self.app.stored_async(send, [batch_events_topic(self.app.settings)])
 
     def callbacks(self) -> dict[str, Envelope]:
         """The callbacks as they will be enqueued, each with an id of its own, so that
@@ -149,6 +152,7 @@ class Batch:
 
     def open(self) -> Future[None]:
         """Record the batch (before any of its jobs): its description, parent and callbacks."""
+        self.app.check_reachable([batch_events_topic(self.app.settings)])
         callbacks = {name: callback_text(env) for name, env in self.callbacks().items()}
         parent = self.parent.id if self.parent else None
         return publish(self.app, self.id, event("opened", self.id, description=self.description,
@@ -218,7 +222,7 @@ class Batch:
     ) -> list[str]:
         mine = self._calls(calls)
         ids = await self.app.enqueue_many_async(mine, in_=in_, at=at)
-        await asyncio.wrap_future(self._adopt_enqueued(mine, ids))
+        await self._stored_async(lambda: self._adopt_enqueued(mine, ids))
         return ids
 
     def chain(
@@ -238,7 +242,7 @@ class Batch:
         self._check_room(1)
         chained = await self.app.chain_async(*self._links(calls), pass_result=pass_result,
                                              keep_result=keep_result)  # fmt: skip
-        await asyncio.wrap_future(self.adopt([chained.id]))
+        await self._stored_async(lambda: self.adopt([chained.id]))
         return chained
 
     def _links(self, calls: Sequence[JobCall]) -> list[JobCall]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import socket
 import threading
 import time
 import weakref
@@ -162,6 +161,16 @@ class Connection:
             initial_position=pulsar.InitialPosition.Earliest,
         ).close()
         self._prepared_topics.add(topic)
+
+    def prepared(self, topic: str) -> bool:
+        return topic in self._prepared_topics
+
+    def ready(self, topic: str, scheduled: bool = False) -> bool:
+        """Whether publishing to `topic` makes no blocking call: its subscription is in place,
+        its producer made and, for a `scheduled` job, the namespace's TTL known."""
+        fresh = time.monotonic() - self._ttl_checked_at <= TTL_RECHECK_SECONDS
+        return (topic in self._prepared_topics and topic in self._producers
+                and self._owner_pid == os.getpid() and (fresh or not scheduled))  # fmt: skip
 
     def put_mark(self, topic: str, key: str, value: bytes) -> None:
         """Store a mark on a marks topic (see marks.py); an empty value removes the mark.
@@ -333,20 +342,11 @@ def encryption_options(settings: Settings) -> dict[str, Any]:
 def probe(service_url: str, timeout: float = 3.0) -> None:
     """Fail at once, naming the URL, when nothing listens where the broker should: the client
     itself would keep retrying for its whole operation timeout."""
-    scheme, _, hosts = service_url.partition("://")
-    default_port = 6651 if scheme == "pulsar+ssl" else 6650
-    failure: Exception | None = None
-    for address in hosts.strip("/").split(","):
-        host, colon, port = address.rpartition(":")
-        if not colon or host.endswith(":"):  # no port, or a bare IPv6 address
-            host, port = address, ""
-        try:
-            target = (host.strip("[]"), int(port) if port else default_port)
-            socket.create_connection(target, timeout=timeout).close()
-            return
-        except (OSError, ValueError) as exc:  # refused, unknown host, or a port that is no number
-            failure = exc
-    raise BrokerUnavailable(f"No Pulsar broker answers at {service_url} ({failure}).")
+    failure = access.connect_failure(service_url, timeout)
+    if isinstance(failure, ConnectionRefusedError):
+        raise access.refused(service_url)
+    if failure is not None:
+        raise BrokerUnavailable(f"No Pulsar broker answers at {service_url} ({failure}).")
 
 
 @contextlib.contextmanager

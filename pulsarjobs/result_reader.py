@@ -20,6 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import pulsar
 import structlog
 
+from pulsarjobs import access
 from pulsarjobs.clock import Clock
 from pulsarjobs.connection import Connection, client_errors
 from pulsarjobs.errors import ResultTimeout
@@ -118,6 +119,8 @@ class ResultReader:
     def _start(self) -> None:
         with self._starting:
             if self._thread is None:
+                if refused := access.nothing_listens(self.connection.settings.service_url):
+                    raise refused
                 with client_errors(self.connection.settings.service_url, f"reading {self.topic}"):
                     self._reader = self.connection.client.create_reader(
                         self.topic, pulsar.MessageId.earliest

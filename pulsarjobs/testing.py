@@ -79,6 +79,13 @@ class InMemoryConnection(Connection):
     def prepare_queue(self, topic: str, subscription: str, key_shared: bool = False) -> None:
         """Nothing to prepare: no message is lost in memory."""
 
+    def prepared(self, topic: str) -> bool:
+        return True
+
+    def ready(self, topic: str, scheduled: bool = False) -> bool:
+        """Publishing to memory never blocks."""
+        return True
+
     def message_ttl(self) -> float | None:
         """Memory keeps messages for ever."""
         return None

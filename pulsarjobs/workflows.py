@@ -4,7 +4,7 @@ chains.py."""
 
 from __future__ import annotations
 
-import asyncio
+from concurrent.futures import Future
 from datetime import timedelta
 from typing import TYPE_CHECKING, cast
 
@@ -54,6 +54,7 @@ class Workflows:
         app = cast("App", self)
         first, chained = first_link(app, calls, pass_result, keep_result)
         first = app.hooks.before_enqueue(first)
+        app.check_reachable([app.queue_topic(first)])
         app.publish_envelope(first).result()
         app.hooks.emit("after_enqueue", first)
         return chained
@@ -67,7 +68,13 @@ class Workflows:
         app = cast("App", self)
         first, chained = first_link(app, calls, pass_result, keep_result)
         first = app.hooks.before_enqueue(first)
-        await asyncio.wrap_future(app.publish_envelope(first))
+        topic = app.queue_topic(first)
+
+        def send() -> Future[None]:
+            app.check_reachable([topic])
+            return app.publish_envelope(first)
+
+        await app.stored_async(send, [topic])
         app.hooks.emit("after_enqueue", first)
         return chained
 
