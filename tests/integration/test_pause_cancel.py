@@ -190,6 +190,25 @@ def test_queues_are_paused_resumed_and_jobs_cancelled_from_the_command_line(
     assert (default["paused"], default["waiting"]) == (False, 0)
 
 
+def test_cancelling_an_id_no_job_is_known_by_says_what_it_did_not_check(app: App) -> None:
+    cancelled = cli(app.settings, "jobs", "cancel", "no-such-job")
+    assert cancelled.exit_code == 0
+    assert "is cancelled." not in cancelled.stdout  # no job was seen to cancel
+    assert "no worker runs it now" in cancelled.stdout
+    assert "cannot tell whether a job with this id exists" in cancelled.stdout
+
+
+def test_cancelling_a_running_job_names_its_worker(app: App, record: Path) -> None:
+    job_id = app.jobs["hold"].enqueue(3.0)
+    with worker_in_thread(app, "default") as worker:
+        wait_until(lambda: len(started(record)) == 1, timeout=30)
+        wait_until(lambda: cli_json(app.settings, "workers")[0]["busy"] == 1, timeout=30)
+        cancelled = cli(app.settings, "jobs", "cancel", job_id)
+        wait_until(lambda: worker.stats.cancelled == 1, timeout=30)
+    assert cancelled.exit_code == 0
+    assert f"Job {job_id} is cancelled: it was running on {worker.name}" in cancelled.stdout
+
+
 def test_pausing_a_queue_with_a_bad_name_says_so_in_one_line(app: App) -> None:
     result = cli(app.settings, "queues", "pause", "no/such")
     assert result.exit_code == 1
