@@ -66,7 +66,16 @@ def cancel_job(
         raise typer.BadParameter("give the id of the job to cancel", param_hint="JOB_ID")
     with inspecting(ctx) as inspector:
         cancel(inspector.connection, job_id)
-    console.print(f"Job {job_id} is cancelled.", highlight=False)
+        running = [worker for worker in inspector.workers()
+                   if any(job.job_id == job_id for job in worker.running)]  # fmt: skip
+    if running:
+        said = (f"Job {job_id} is cancelled: it was running on {running[0].worker} (an async "
+                "run stops, a sync run's result is discarded).")  # fmt: skip
+    else:  # job ids are not indexed: a waiting job cannot be told from an id never enqueued
+        said = (f"Job {job_id}: cancel stored; no worker runs it now. A job with this id "
+                "enqueued until now will not run wherever it waits (due, scheduled or "
+                "retrying); pulsarjobs cannot tell whether a job with this id exists.")  # fmt: skip
+    console.print(said, highlight=False, soft_wrap=True)
 
 
 @app.command("result")

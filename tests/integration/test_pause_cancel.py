@@ -180,7 +180,7 @@ def test_queues_are_paused_resumed_and_jobs_cancelled_from_the_command_line(
     assert "default (paused)" in cli(settings, "queues").stdout
 
     cancelled = cli(settings, "jobs", "cancel", doomed)
-    assert cancelled.exit_code == 0 and f"Job {doomed} is cancelled." in cancelled.stdout
+    assert cancelled.exit_code == 0 and f"Job {doomed}: cancel stored" in cancelled.stdout
     with worker_in_thread(app, "default") as worker:
         assert worker.ready.wait(30)
         assert cli(settings, "queues", "resume", "default").exit_code == 0
