@@ -1,0 +1,85 @@
+"""The docs run as written: every Python block of README.md and docs/ runs against a real broker
+(a block marked as a fragment is compiled instead, in tests/unit/test_docblocks.py).
+
+Each page runs in a process of its own, as a user's script would (its `App()`, atexit hooks and
+signal handlers are a user's), on a namespace of its own, within a time limit. A page with a
+`myproject/jobs.py` block has `pulsarjobs worker myproject.jobs:app` running beside it, as its
+console lines tell the reader to start one.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import docblocks
+from tests.conftest import BrokerUnderTest
+from tests.integration.helpers import (
+    fresh_settings,
+    settings_env,
+    start_worker_process,
+    stop_process,
+)
+
+pytestmark = pytest.mark.broker
+
+PAGE_TIMEOUT = 60  # seconds; every page runs in a few
+WORKER_APP = "myproject.jobs:app"
+
+
+RUNNABLE = [
+    page for page in docblocks.pages() if any(not b.fragment for b in docblocks.blocks(page))
+]
+
+
+@pytest.mark.parametrize(
+    "page", RUNNABLE, ids=lambda page: page.relative_to(docblocks.ROOT).as_posix()
+)
+def test_every_python_block_of_the_page_runs(
+    page: Path, broker: BrokerUnderTest, tmp_path: Path
+) -> None:
+    docblocks.write_files(docblocks.blocks(page), tmp_path)
+    env = settings_env(fresh_settings(broker), tmp_path / "record.jsonl")
+    worker = None
+    if (tmp_path / "myproject" / "jobs.py").exists():
+        worker = start_worker_process(
+            {**env, "PYTHONPATH": str(tmp_path)},
+            tmp_path / "worker.log",
+            "--queues",
+            "critical,default,low",
+            app=WORKER_APP,
+        )
+    try:
+        done = run_page(page, tmp_path, env)
+    finally:
+        if worker is not None:
+            stop_process(worker)
+    if done.returncode != 0:
+        worker_log = (tmp_path / "worker.log").read_text() if worker is not None else ""
+        pytest.fail(
+            f"{done.stderr}\n--- the page's output ---\n{done.stdout}"
+            + (f"\n--- the worker's log ---\n{worker_log[-4000:]}" if worker_log else ""),
+            pytrace=False,
+        )
+
+
+def run_page(page: Path, directory: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    relative = page.relative_to(docblocks.ROOT).as_posix()
+    try:
+        return subprocess.run(
+            [sys.executable, str(Path(docblocks.__file__)), relative],
+            cwd=directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=PAGE_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as late:
+        output = late.stdout.decode() if isinstance(late.stdout, bytes) else late.stdout or ""
+        running = [line for line in output.splitlines() if line.endswith(": running")]
+        last = running[-1].removesuffix(": running") if running else relative
+        pytest.fail(f"{last}: this block did not end within {PAGE_TIMEOUT} s", pytrace=False)
