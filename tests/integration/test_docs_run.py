@@ -19,6 +19,7 @@ from tests import docblocks
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     fresh_settings,
+    read_topic,
     settings_env,
     start_worker_process,
     stop_process,
@@ -83,3 +84,32 @@ def run_page(page: Path, directory: Path, env: dict[str, str]) -> subprocess.Com
         running = [line for line in output.splitlines() if line.endswith(": running")]
         last = running[-1].removesuffix(": running") if running else relative
         pytest.fail(f"{last}: this block did not end within {PAGE_TIMEOUT} s", pytrace=False)
+
+
+def test_the_readme_example_saved_as_the_workers_module_enqueues_nothing_when_imported(
+    broker: BrokerUnderTest, tmp_path: Path
+) -> None:
+    # The README's worker command loads myproject/jobs.py; the example is what goes there. Each
+    # worker process imports it at start, so a job enqueued at import would be enqueued again by
+    # every worker started.
+    first = docblocks.blocks(docblocks.ROOT / "README.md")[0]
+    (tmp_path / "myproject").mkdir()
+    (tmp_path / "myproject" / "__init__.py").write_text("")
+    (tmp_path / "myproject" / "jobs.py").write_text(first.source)
+    settings = fresh_settings(broker)
+    env = settings_env(settings, tmp_path / "record.jsonl")
+
+    imported = subprocess.run(
+        [sys.executable, "-c", "import myproject.jobs"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PAGE_TIMEOUT,
+        check=False,
+    )
+
+    assert imported.returncode == 0, imported.stderr
+    queue = f"persistent://{settings.full_namespace}/critical"
+    enqueued = read_topic(settings, queue)
+    assert not enqueued, f"importing the worker's module enqueued {len(enqueued)} jobs"
