@@ -49,9 +49,11 @@ class Block:
         found = FILE_LINE.match(first)
         return found["path"] if found else None
 
-    def compiled(self) -> types.CodeType:
-        """The block's code; in tracebacks, its lines are numbered as in the page."""
-        return compile("\n" * (self.line - 1) + self.source, self.page, "exec", dont_inherit=True)
+    def compiled(self, filename: str | None = None) -> types.CodeType:
+        """The block's code; in tracebacks, its lines are numbered (and, given the page's
+        `filename`, shown) as in the page."""
+        padded = "\n" * (self.line - 1) + self.source
+        return compile(padded, filename or self.page, "exec", dont_inherit=True)
 
 
 def pages(root: Path = ROOT) -> list[Path]:
@@ -119,7 +121,7 @@ def run_page(page: Path) -> int:
             elif block.file:
                 importlib.import_module(block.file.removesuffix(".py").replace("/", "."))
             else:
-                exec(block.compiled(), main.__dict__)
+                exec(block.compiled(str(page)), main.__dict__)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt of a block too
             print(f"{block.where}: this block failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             traceback.print_exc()

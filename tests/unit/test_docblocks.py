@@ -102,4 +102,5 @@ def test_a_page_that_fails_names_the_page_the_block_and_the_error(tmp_path: Path
     assert done.returncode == 1
     assert done.stdout.splitlines() == ["page.md:4: running", "page.md:19: running", "1"]
     assert "page.md:19: this block failed: ValueError: boom" in done.stderr
-    assert 'File "page.md", line 21' in done.stderr  # the traceback counts the page's lines
+    # The traceback counts and shows the page's lines.
+    assert f'File "{page}", line 21, in <module>\n    raise ValueError("boom")' in done.stderr
