@@ -9,6 +9,7 @@ console lines tell the reader to start one.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.broker
 
 PAGE_TIMEOUT = 60  # seconds; every page runs in a few
 WORKER_APP = "myproject.jobs:app"
+WARNING = re.compile(r"\[(warning|error|critical) *\]")  # a log line of the console format
 
 
 RUNNABLE = [
@@ -65,6 +67,9 @@ def test_every_python_block_of_the_page_runs(
             + (f"\n--- the worker's log ---\n{worker_log[-4000:]}" if worker_log else ""),
             pytrace=False,
         )
+    # A reader who runs the page and sees a warning takes it for a fault.
+    warnings = [line for line in (done.stdout + done.stderr).splitlines() if WARNING.search(line)]
+    assert not warnings, f"{page.name} ran, and logged:\n" + "\n".join(warnings)
 
 
 def run_page(page: Path, directory: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
