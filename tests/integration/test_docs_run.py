@@ -91,13 +91,16 @@ def run_page(page: Path, directory: Path, env: dict[str, str]) -> subprocess.Com
         pytest.fail(f"{last}: this block did not end within {PAGE_TIMEOUT} s", pytrace=False)
 
 
-def test_the_readme_example_saved_as_the_workers_module_enqueues_nothing_when_imported(
-    broker: BrokerUnderTest, tmp_path: Path
+@pytest.mark.parametrize(
+    ("page", "queue"), [("README.md", "critical"), ("docs/scheduling.md", "default")]
+)
+def test_a_pages_first_example_saved_as_the_module_its_commands_load_enqueues_nothing_on_import(
+    page: str, queue: str, broker: BrokerUnderTest, tmp_path: Path
 ) -> None:
-    # The README's worker command loads myproject/jobs.py; the example is what goes there. Each
-    # worker process imports it at start, so a job enqueued at import would be enqueued again by
-    # every worker started.
-    first = docblocks.blocks(docblocks.ROOT / "README.md")[0]
+    # The page's worker (or scheduler) command loads myproject/jobs.py, and its first example is
+    # what goes there. Each such process imports it at start, so a job enqueued at import would
+    # be enqueued again by every worker and scheduler started.
+    first = docblocks.blocks(docblocks.ROOT / page)[0]
     (tmp_path / "myproject").mkdir()
     (tmp_path / "myproject" / "__init__.py").write_text("")
     (tmp_path / "myproject" / "jobs.py").write_text(first.source)
@@ -115,6 +118,5 @@ def test_the_readme_example_saved_as_the_workers_module_enqueues_nothing_when_im
     )
 
     assert imported.returncode == 0, imported.stderr
-    queue = f"persistent://{settings.full_namespace}/critical"
-    enqueued = read_topic(settings, queue)
-    assert not enqueued, f"importing the worker's module enqueued {len(enqueued)} jobs"
+    enqueued = read_topic(settings, f"persistent://{settings.full_namespace}/{queue}")
+    assert not enqueued, f"importing the module enqueued {len(enqueued)} jobs"
