@@ -104,7 +104,6 @@ def run_page(page: Path) -> int:
     """Run the page's blocks in the current directory; 1 at the first that fails."""
     sys.path[0] = str(Path.cwd())  # not tests/: the page's own files are importable
     main = types.ModuleType("__main__")
-    main.__dict__["__builtins__"] = __builtins__
     sys.modules["__main__"] = main  # classes and pickles of the blocks find their module
     for block in blocks(page):
         if block.fragment:
