@@ -142,6 +142,8 @@ class ResultReader:
                 message = reader.read_next(timeout_millis=POLL_MS)
             except pulsar.Timeout:
                 continue
+            except pulsar.AlreadyClosed:  # the client was closed (at exit): nothing more comes
+                return
             except Exception as exc:  # a lost connection: the client reconnects
                 if self._stopped.is_set():
                     return
