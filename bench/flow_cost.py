@@ -21,11 +21,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
-from pulsarjobs.feed import Feed, QueuePlan
-from pulsarjobs.limits import Slots
+from pulsarjobs.flow.limits import Slots
 from pulsarjobs.settings import Settings
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.worker.feed import Feed, QueuePlan
 
 
 def median_ms(action: Callable[[int], Any], number: int) -> float:

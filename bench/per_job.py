@@ -30,12 +30,12 @@ from typing import Any
 
 import pulsar
 
-from pulsarjobs.envelope import SCHEMA_JSON, Envelope, encode, new_id
-from pulsarjobs.feed import Feed, Receiver
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import configure_logging
-from pulsarjobs.runners import LoopRunners, ThreadRunners
-from pulsarjobs.worker import Worker, _Running
+from pulsarjobs.wire.envelope import SCHEMA_JSON, Envelope, encode, new_id
+from pulsarjobs.worker.feed import Feed, Receiver
+from pulsarjobs.worker.runners import LoopRunners, ThreadRunners
+from pulsarjobs.worker.worker import Worker, _Running
 
 QUEUE = "per_job"
 SCHEMA_VERSION = (0).to_bytes(8, "big")  # as a producer with a registered schema stamps it

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar
 
-from pulsarjobs.envelope import JobArg
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.snooze import DEFAULT_MAX_SNOOZES
-from pulsarjobs.topics import check_queue_name
+from pulsarjobs.transport.topics import check_queue_name
+from pulsarjobs.wire.envelope import JobArg
 
 if TYPE_CHECKING:
     from pulsarjobs.app import App

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from pulsarjobs.envelope import Envelope, JobError
+from pulsarjobs.wire.envelope import Envelope, JobError
 
 if TYPE_CHECKING:
-    from pulsarjobs.worker import Worker
+    from pulsarjobs.worker.worker import Worker
 
 log = structlog.get_logger("pulsarjobs.middleware")
 

@@ -21,22 +21,16 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, NoReturn
 
-from pulsarjobs import batches
 from pulsarjobs.app import App
-from pulsarjobs.batch_state import BatchState, due_callbacks
-from pulsarjobs.cancels import Cancel
 from pulsarjobs.clock import Clock, utc_now
-from pulsarjobs.connection import Acks, Connection
-from pulsarjobs.envelope import Envelope
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.execution import Executor, Outcome
+from pulsarjobs.flow.unique import KEEPS_ITS_KEY, UniqueKeys
 from pulsarjobs.jobs import Job
 from pulsarjobs.middleware import Middleware
-from pulsarjobs.result_reader import ResultReader, no_result
-from pulsarjobs.results import JobResult
+from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.settings import Settings
-from pulsarjobs.settle import Delivery, Settler
-from pulsarjobs.topics import (
+from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.topics import (
     cancelled_topic,
     carries_jobs,
     is_dead_letter_topic,
@@ -44,8 +38,14 @@ from pulsarjobs.topics import (
     results_topic,
     topics_for,
 )
-from pulsarjobs.unique import KEEPS_ITS_KEY, UniqueKeys
-from pulsarjobs.values import JobArg
+from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.wire.values import JobArg
+from pulsarjobs.worker.execution import Executor, Outcome
+from pulsarjobs.worker.settle import Delivery, Settler
+from pulsarjobs.workflows import batches
+from pulsarjobs.workflows.batch_state import BatchState, due_callbacks
+from pulsarjobs.workflows.result_reader import ResultReader, no_result
+from pulsarjobs.workflows.results import JobResult
 
 WORKER = "pulsarjobs.testing"
 

@@ -21,8 +21,8 @@ import contextlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager as ContextManager
 
-from pulsarjobs.envelope import Envelope
 from pulsarjobs.middleware import Middleware, listening_changed
+from pulsarjobs.wire.envelope import Envelope
 
 try:
     from opentelemetry import propagate, trace

@@ -20,7 +20,7 @@ from pulsarjobs.clock import utc_now
 from pulsarjobs.dashboard import views
 from pulsarjobs.dashboard.state import POLL_SECONDS, Dashboard, dashboard_of
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, NotFound, PulsarJobsError
-from pulsarjobs.jsonable import jsonable
+from pulsarjobs.operations.jsonable import jsonable
 
 View = Callable[[Request, Dashboard], views.Context]
 NOTICE_COOKIE = "pulsarjobs_notice"

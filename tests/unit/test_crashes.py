@@ -13,9 +13,9 @@ import pytest
 
 from pulsarjobs import App, Settings
 from pulsarjobs.clock import utc_now
-from pulsarjobs.crashes import CRASHES_BEFORE_DEAD, CrashGuard, CrashLedger, ledger_key
-from pulsarjobs.envelope import Envelope
-from pulsarjobs.execution import Executor
+from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.worker.crashes import CRASHES_BEFORE_DEAD, CrashGuard, CrashLedger, ledger_key
+from pulsarjobs.worker.execution import Executor
 
 LONG_ID = "x" * 300
 

@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pulsarjobs import App, Envelope, Middleware, current_job, tracing
-from pulsarjobs.execution import Executor
 from pulsarjobs.middleware import Hooks, listening_changed
 from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.worker.execution import Executor
 
 
 class Switchable(Middleware):

@@ -10,9 +10,9 @@ import pytest
 
 from pulsarjobs import App, Progress, Settings, Snooze, current_job
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.heartbeat import Heartbeat, RunningJob
-from pulsarjobs.running import RunningJobs
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.wire.heartbeat import Heartbeat, RunningJob
+from pulsarjobs.worker.running import RunningJobs
 
 
 @pytest.fixture
@@ -119,8 +119,8 @@ def test_current_job_reads_the_envelope_and_takes_progress(app: App, runner: Tes
 
 
 def test_a_jobs_last_progress_stays_listed_once_it_ended() -> None:
-    from pulsarjobs.envelope import Envelope
-    from pulsarjobs.running import Run
+    from pulsarjobs.wire.envelope import Envelope
+    from pulsarjobs.worker.running import Run
 
     running = RunningJobs()
     run = Run(Envelope(id="j1", type="render", queue="video"), 0.0, None)

@@ -8,7 +8,7 @@ from typing import cast
 from prometheus_client import REGISTRY
 
 from pulsarjobs import App, Envelope, Outcome, Settings, Worker, WorkerMetrics
-from pulsarjobs.execution import Kind
+from pulsarjobs.worker.execution import Kind
 
 QUEUE = "unit_metrics"  # the registry is the process's: a queue no other test uses
 
