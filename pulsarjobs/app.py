@@ -132,12 +132,6 @@ class App(PeriodicJobs, Workflows, Closing):
 
         return declare(func) if func is not None else declare
 
-    def _declared(self, job: Job[Any, Any] | str) -> Job[Any, Any]:
-        name = job if isinstance(job, str) else job.name
-        if name not in self.jobs:
-            raise ConfigurationError(f"no job named {name!r} is declared in this app")
-        return self.jobs[name]
-
     def envelope(
         self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None
     ) -> Envelope:

@@ -9,8 +9,8 @@ import typer
 from pulsarjobs.cli.context import setting_overrides
 from pulsarjobs.cli.output import reports_errors
 from pulsarjobs.logs import LogFormat, configure_logging
+from pulsarjobs.processes import run_worker, supervise
 from pulsarjobs.worker.feed import QueuePlan
-from pulsarjobs.worker.processes import run_worker, supervise
 
 
 @reports_errors

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pulsar
 import structlog
 
-from pulsarjobs.app import App
+from pulsarjobs.app_view import AppView
 from pulsarjobs.errors import NotFound
 from pulsarjobs.transport import marks
 from pulsarjobs.transport.admin import Admin
@@ -51,7 +51,7 @@ LOCK_SCOPE = "limit"
 class Slots:
     """The slots this worker takes for its limited jobs."""
 
-    def __init__(self, app: App, worker: str, concurrency: int) -> None:
+    def __init__(self, app: AppView, worker: str, concurrency: int) -> None:
         self.app = app
         self.worker = worker
         self._consumers: dict[str, tuple[pulsar.Consumer, int]] = {}  # limit key -> and limit

@@ -28,16 +28,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.jobs import JobCall
 from pulsarjobs.wire.envelope import JobArg
-
-if TYPE_CHECKING:
-    from pulsarjobs.jobs import JobCall
 
 MissedPolicy = Literal["skip", "once", "all"]
 """What to do with ticks that passed while no scheduler ran: none, the latest, or all of them."""
@@ -151,8 +149,6 @@ class Schedule:
 
     def call(self, tick: datetime) -> JobCall:
         """The job to enqueue for `tick`: its id and meta name the schedule and the tick."""
-        from pulsarjobs.jobs import JobCall  # here: pulsarjobs.jobs imports what imports this
-
         return JobCall(
             self.job,
             args=self.args,

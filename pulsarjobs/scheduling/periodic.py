@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.jobs import DEFAULT_QUEUE, Job, JobDecorator
+from pulsarjobs.jobs import DEFAULT_QUEUE, Job, JobDecorator, declared_job
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.scheduling.cron import (
     DEFAULT_GRACE,
@@ -50,10 +50,6 @@ class Declaring(Protocol):
     ) -> JobDecorator: ...
 
     def envelope(self, call: JobCall) -> Envelope: ...
-
-    def _declared(self, job: Job[Any, Any] | str) -> Job[Any, Any]: ...
-
-    def _check_schedule_call(self, declared: Job[Any, Any], schedule: Schedule) -> None: ...
 
     def schedule(self, job: Job[Any, Any] | str, cron: str, **options: Any) -> Schedule: ...
 
@@ -120,7 +116,7 @@ class PeriodicJobs:
     ) -> Schedule:
         """Enqueue a declared job at every tick of `cron`. A job may have several schedules,
         each with its own `name` (default: the job's); `queue` overrides the job's."""
-        declared = self._declared(job)
+        declared = declared_job(self.jobs, job)
         schedule = parse_schedule(
             name or declared.name,
             cron,
@@ -137,13 +133,14 @@ class PeriodicJobs:
             raise ConfigurationError(
                 f"a schedule named {schedule.name!r} is declared twice; give each a name="
             )
-        self._check_schedule_call(declared, schedule)
+        check_schedule_call(self, schedule)
         self.schedules[schedule.name] = schedule
         return schedule
 
-    def _check_schedule_call(self: Declaring, declared: Job[Any, Any], schedule: Schedule) -> None:
-        """Fail now rather than at the first tick: the arguments must fit and encode."""
-        try:
-            encode(self.envelope(schedule.call(self.clock())))
-        except ArgumentError as exc:
-            raise ConfigurationError(f"schedule {schedule.name}: {exc}") from None
+
+def check_schedule_call(app: Declaring, schedule: Schedule) -> None:
+    """Fail now rather than at the first tick: the arguments must fit and encode."""
+    try:
+        encode(app.envelope(schedule.call(app.clock())))
+    except ArgumentError as exc:
+        raise ConfigurationError(f"schedule {schedule.name}: {exc}") from None

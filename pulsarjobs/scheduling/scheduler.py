@@ -20,11 +20,12 @@ import socket
 import threading
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Protocol
 
 import pulsar
 import structlog
 
-from pulsarjobs.app import App
+from pulsarjobs.app_view import AppView
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.errors import BrokerError
 from pulsarjobs.scheduling.cron import Schedule
@@ -48,8 +49,17 @@ def tick_from_sequence(sequence: int) -> datetime | None:
     return datetime.fromtimestamp(sequence / 1000, UTC) if sequence >= 0 else None
 
 
+class SchedulingApp(AppView, Protocol):
+    """What the scheduler and the schedules' status use of the App beyond what the worker does."""
+
+    @property
+    def schedules(self) -> dict[str, Schedule]: ...
+
+
 class Scheduler:
-    def __init__(self, app: App, *, name: str | None = None, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, app: SchedulingApp, *, name: str | None = None, clock: Clock = utc_now
+    ) -> None:
         self.app = app
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.clock = clock

@@ -8,9 +8,8 @@ from datetime import datetime
 
 import pulsar
 
-from pulsarjobs.app import App
 from pulsarjobs.errors import NotFound
-from pulsarjobs.scheduling.scheduler import last_ticks
+from pulsarjobs.scheduling.scheduler import SchedulingApp, last_ticks
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.topics import scheduler_leader_topic, scheduler_ticks_topic
@@ -50,7 +49,9 @@ def recorded_ticks(
     return last_ticks(client, settings)
 
 
-def schedule_statuses(app: App, runs: int, last: dict[str, dict[str, str]]) -> list[ScheduleStatus]:
+def schedule_statuses(
+    app: SchedulingApp, runs: int, last: dict[str, dict[str, str]]
+) -> list[ScheduleStatus]:
     """Each schedule of the app with its next `runs` runs and its last tick (`last`)."""
     now = app.clock()
     statuses = []

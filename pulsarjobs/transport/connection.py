@@ -34,10 +34,9 @@ from pulsarjobs.errors import (
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport import access, client_log
 from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.keeping import keep_compacted, keep_results_for
 from pulsarjobs.transport.schema_registry import pulsar_schema, result_schema
 from pulsarjobs.transport.topics import KEEPER_SUBSCRIPTION, carries_jobs
-from pulsarjobs.worker.presence import keep_compacted
-from pulsarjobs.workflows.results import keep_results_for
 
 SEND_TIMEOUT_MS = 30_000
 # The name the data key is stored under in an encrypted message; the reader ignores it.

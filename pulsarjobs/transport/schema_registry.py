@@ -20,7 +20,7 @@ from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.wire.envelope import SCHEMA_DEFINITION
-from pulsarjobs.workflows.results import RESULT_SCHEMA
+from pulsarjobs.wire.result_schema import RESULT_SCHEMA
 
 log = structlog.get_logger("pulsarjobs.schemas")
 

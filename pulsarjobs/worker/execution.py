@@ -38,7 +38,7 @@ from pulsarjobs.workflows import chains
 if TYPE_CHECKING:
     import pulsar
 
-    from pulsarjobs.app import App
+    from pulsarjobs.app_view import AppView
     from pulsarjobs.flow.limits import Slots
     from pulsarjobs.jobs import Job
 
@@ -108,7 +108,7 @@ def in_context(
 class Executor:
     def __init__(
         self,
-        app: App,
+        app: AppView,
         worker: str,
         threads: ThreadPool | None = None,
         clock: Clock = utc_now,

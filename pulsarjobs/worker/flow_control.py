@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
-from pulsarjobs.app import App
+from pulsarjobs.app_view import AppView
 from pulsarjobs.flow.limits import Slots
 from pulsarjobs.flow.unique import KEEPS_ITS_KEY
 from pulsarjobs.wire.envelope import Envelope
@@ -22,7 +22,7 @@ log = structlog.get_logger("pulsarjobs.flow")
 
 
 class WorkerFlow:
-    def __init__(self, app: App, worker: str, concurrency: int) -> None:
+    def __init__(self, app: AppView, worker: str, concurrency: int) -> None:
         self.app = app
         self.slots = Slots(app, worker, concurrency)
         self._releases = ThreadPoolExecutor(1, thread_name_prefix="pulsarjobs-unique")

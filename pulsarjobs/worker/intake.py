@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import pulsar
 import structlog
 
-from pulsarjobs.app import App
+from pulsarjobs.app_view import AppView
 from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.worker.execution import Outcome
-from pulsarjobs.worker.feed import QueueFeed
+from pulsarjobs.worker.queue_feed import QueueFeed
 from pulsarjobs.worker.settle import Delivery, Settler, delivery_of
 from pulsarjobs.worker.stats import WorkerStats
 
@@ -36,7 +36,7 @@ class Ready:
 
 class Intake:
     def __init__(
-        self, app: App, settler: Settler, schemas: WriterSchemas, stats: WorkerStats
+        self, app: AppView, settler: Settler, schemas: WriterSchemas, stats: WorkerStats
     ) -> None:
         self.app = app
         self.settler = settler
@@ -74,7 +74,7 @@ class Intake:
         return declared is not None and not declared.is_async
 
 
-def kinds_of_jobs(app: App) -> tuple[bool, bool]:
+def kinds_of_jobs(app: AppView) -> tuple[bool, bool]:
     """(any async job, any sync job) among the app's jobs."""
     kinds = {job.is_async for job in app.jobs.values()}
     return True in kinds or not kinds, False in kinds

@@ -43,7 +43,7 @@ from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.worker.execution import Outcome
 
 if TYPE_CHECKING:
-    from pulsarjobs.worker.worker import Worker
+    from pulsarjobs.worker.worker_view import WorkerView
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable
 GAUGE_COPY_INTERVAL_S = 1.0  # how stale a group's gauges may be
@@ -116,7 +116,7 @@ class WorkerMetrics:
         self._stopping = threading.Event()
         self._progress: ProgressCollector | None = None
 
-    def start(self, worker: Worker) -> None:
+    def start(self, worker: WorkerView) -> None:
         self._jobs = worker.app.jobs
         gauges = self._gauges(worker)
         if self.port is None:
@@ -183,7 +183,7 @@ class WorkerMetrics:
 
     # -- gauges ------------------------------------------------------------------------------
 
-    def _gauges(self, worker: Worker) -> Sequence[Reading]:
+    def _gauges(self, worker: WorkerView) -> Sequence[Reading]:
         """Each gauge with the function that reads it off the worker."""
         prefetched = self.families.prefetched
         return [(self.families.running, lambda: worker.busy)] + [
@@ -204,7 +204,7 @@ class ProgressCollector(Collector):
     """The progress each running job last reported, read off the worker at scrape time. Only
     a worker serving its own metrics: a group's processes cannot be asked at scrape time."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: WorkerView) -> None:
         self.worker = worker
 
     def collect(self) -> Iterator[Metric]:

@@ -22,18 +22,16 @@ import structlog
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.operations.control import CommandMessage
-from pulsarjobs.settings import Settings
-from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.keeping import keep_compacted
 from pulsarjobs.transport.topics import control_topic, workers_topic
 from pulsarjobs.wire.heartbeat import (
-    COMPACTION_THRESHOLD_BYTES,
     Heartbeat,
     WorkerState,
     rss_bytes,
 )
 
 if TYPE_CHECKING:
-    from pulsarjobs.worker.worker import Worker
+    from pulsarjobs.worker.worker_view import WorkerView
 
 log = structlog.get_logger("pulsarjobs.presence")
 
@@ -41,7 +39,7 @@ SEND_TIMEOUT_SECONDS = 5.0
 
 
 class Presence:
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: WorkerView) -> None:
         self.worker = worker
         self.settings = worker.settings  # the group it serves, not the app's default
         self.started_at = utc_now()
@@ -53,7 +51,7 @@ class Presence:
         self._stopping = False
 
     @classmethod
-    async def start(cls, worker: Worker) -> Presence:
+    async def start(cls, worker: WorkerView) -> Presence:
         presence = cls(worker)
         try:
             await asyncio.to_thread(presence._open)
@@ -166,14 +164,3 @@ class Presence:
             if closable is not None:
                 with contextlib.suppress(Exception):  # the client may be closing already
                     closable.close()
-
-
-def keep_compacted(settings: Settings, topic: str) -> None:
-    """Ask the broker to compact a keyed topic (heartbeats, marks); without it, reading the
-    latest value of each key would read every message ever sent. Best effort: the admin API
-    may be out of reach."""
-    try:
-        with Admin.of(settings, timeout=5.0) as admin:
-            admin.set_compaction_threshold(topic, COMPACTION_THRESHOLD_BYTES)
-    except PulsarJobsError as exc:
-        log.warning("cannot set compaction on a topic", topic=topic, error=str(exc))

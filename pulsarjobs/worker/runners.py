@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 import pulsar
 import structlog
 
-from pulsarjobs.flow.ordering import RUNS_AGAIN_IN_PLACE
 from pulsarjobs.worker.execution import Executor, Outcome
-from pulsarjobs.worker.feed import Feed, QueueFeed
+from pulsarjobs.worker.feed import Feed
 from pulsarjobs.worker.intake import Intake, Ready, SchemaNotCached
+from pulsarjobs.worker.ordering import RUNS_AGAIN_IN_PLACE
+from pulsarjobs.worker.queue_feed import QueueFeed
 from pulsarjobs.worker.settle import Settler
 from pulsarjobs.worker.stats import WorkerStats
 

@@ -18,7 +18,7 @@ from typing import cast
 
 import pulsar
 
-from pulsarjobs.app import App
+from pulsarjobs.app_view import AppView
 from pulsarjobs.transport.connection import Acks
 from pulsarjobs.transport.topics import QueueTopics, results_topic
 from pulsarjobs.wire.envelope import Envelope, EnvelopeError, JobError, decode, encode, immutable
@@ -45,7 +45,7 @@ def delivery_of(message: pulsar.Message) -> Delivery:
 
 
 class Settler:
-    def __init__(self, app: App, topics: Callable[[str], QueueTopics], worker: str) -> None:
+    def __init__(self, app: AppView, topics: Callable[[str], QueueTopics], worker: str) -> None:
         self.app = app
         self.worker = worker
         self.topics = topics  # of a queue, by its name

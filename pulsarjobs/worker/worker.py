@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pulsar
 import structlog
 
-from pulsarjobs.app import App
+from pulsarjobs.app_view import AppView
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.transport.connection import crypto_key_reader
 from pulsarjobs.transport.schema_registry import WriterSchemas
@@ -69,7 +69,7 @@ class _Running:
 class Worker:
     def __init__(
         self,
-        app: App,
+        app: AppView,
         queues: str | Sequence[str] = "default",
         *,
         concurrency: int = 10,

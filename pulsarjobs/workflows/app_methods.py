@@ -6,25 +6,30 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from pulsarjobs.wire.values import JobArg
 from pulsarjobs.workflows.chains import Chained, first_link
 from pulsarjobs.workflows.result_reader import ResultReader
 
 if TYPE_CHECKING:
-    from pulsarjobs.app import App
+    from pulsarjobs.app_view import AppView
+    from pulsarjobs.clock import Clock
     from pulsarjobs.jobs import JobCall
+    from pulsarjobs.transport.connection import Connection
 
 
 class Workflows:
+    """A mixin of the App: the App gives it these (its chains take the App as an AppView)."""
+
+    connection: Connection
+    clock: Clock
     _result_reader: ResultReader | None = None  # created on the first wait for a result
 
     @property
     def result_reader(self) -> ResultReader:
         if self._result_reader is None:
-            app = cast("App", self)
-            self._result_reader = ResultReader(app.connection, app.clock)
+            self._result_reader = ResultReader(self.connection, self.clock)
         return self._result_reader
 
     @result_reader.setter
@@ -42,7 +47,7 @@ class Workflows:
         return await self.result_reader.wait_async(job_id, timeout)
 
     def chain(
-        self,
+        self: AppView,
         *calls: JobCall,
         pass_result: bool = False,
         keep_result: timedelta | None = None,
@@ -51,24 +56,22 @@ class Workflows:
         `pass_result`, receiving its return value as first argument); a link that fails for
         good stops the chain. `keep_result` keeps the last link's result: the chain's.
         Returns once the first link is stored."""
-        app = cast("App", self)
-        first, chained = first_link(app, calls, pass_result, keep_result)
-        first = app.hooks.before_enqueue(first)
-        app.publish_envelope(first).result()
-        app.hooks.emit("after_enqueue", first)
+        first, chained = first_link(self, calls, pass_result, keep_result)
+        first = self.hooks.before_enqueue(first)
+        self.publish_envelope(first).result()
+        self.hooks.emit("after_enqueue", first)
         return chained
 
     async def chain_async(
-        self,
+        self: AppView,
         *calls: JobCall,
         pass_result: bool = False,
         keep_result: timedelta | None = None,
     ) -> Chained:
-        app = cast("App", self)
-        first, chained = first_link(app, calls, pass_result, keep_result)
-        first = app.hooks.before_enqueue(first)
-        await asyncio.wrap_future(app.publish_envelope(first))
-        app.hooks.emit("after_enqueue", first)
+        first, chained = first_link(self, calls, pass_result, keep_result)
+        first = self.hooks.before_enqueue(first)
+        await asyncio.wrap_future(self.publish_envelope(first))
+        self.hooks.emit("after_enqueue", first)
         return chained
 
     def close_workflows(self) -> None:

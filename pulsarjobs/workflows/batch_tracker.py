@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import pulsar
 import structlog
 
-from pulsarjobs.app import App
+from pulsarjobs.app_view import AppView
 from pulsarjobs.transport.connection import crypto_key_reader
 from pulsarjobs.transport.keylocks import key_lock
 from pulsarjobs.transport.topics import (
@@ -51,7 +51,7 @@ SCAN_MARGIN = timedelta(minutes=1)  # clocks of the machines that fire and publi
 
 
 class BatchTracker:
-    def __init__(self, app: App, worker: str) -> None:
+    def __init__(self, app: AppView, worker: str) -> None:
         self.app = app
         self.owner = worker  # the key suffix of the records this tracker writes
         self.topic = batches_topic(app.settings)
@@ -76,13 +76,13 @@ class BatchTracker:
         self._thread = threading.Thread(target=self._run, name="pulsarjobs-batches", daemon=True)
 
     @classmethod
-    def start(cls, app: App, worker: str) -> BatchTracker:
+    def start(cls, app: AppView, worker: str) -> BatchTracker:
         tracker = cls(app, worker)
         tracker._thread.start()
         return tracker
 
     @classmethod
-    def start_or_warn(cls, app: App, worker: str) -> BatchTracker | None:
+    def start_or_warn(cls, app: AppView, worker: str) -> BatchTracker | None:
         """Jobs run without it: this worker then counts no batch (the others do)."""
         try:
             return cls.start(app, worker)

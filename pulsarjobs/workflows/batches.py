@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+from typing import Any, Protocol, TypedDict, Unpack
 
+from pulsarjobs.app_view import AppView
 from pulsarjobs.clock import utc_now
 from pulsarjobs.jobs import Job, JobCall
 from pulsarjobs.transport.topics import BATCH_SUBSCRIPTION, batch_events_topic
@@ -30,13 +31,30 @@ from pulsarjobs.worker.execution import Outcome, current_job
 from pulsarjobs.workflows.batch_state import OWNER_SEPARATOR, callback_text
 from pulsarjobs.workflows.chains import Chained
 
-if TYPE_CHECKING:
-    from pulsarjobs.app import App
-
 MAX_JOBS = 10_000  # a batch's state is one message: nest batches for more (a child counts as 1)
 SUCCEEDED = "done"  # the outcome that counts as success; the other final ones count as dead
 FINAL = frozenset({"done", "dead", "expired", "cancelled"})  # outcomes after which a job is over
 CALLBACK_META = "pulsarjobs-batch"  # a callback's meta: the id of the batch that enqueued it
+
+
+class BatchingApp(AppView, Protocol):
+    """What a batch uses of the App beyond what the worker does."""
+
+    def enqueue_many(
+        self, calls: Sequence[JobCall], *, in_: timedelta | None = None, at: datetime | None = None
+    ) -> list[str]: ...
+
+    async def enqueue_many_async(
+        self, calls: Sequence[JobCall], *, in_: timedelta | None = None, at: datetime | None = None
+    ) -> list[str]: ...
+
+    def chain(
+        self, *calls: JobCall, pass_result: bool = False, keep_result: timedelta | None = None
+    ) -> Chained: ...
+
+    async def chain_async(
+        self, *calls: JobCall, pass_result: bool = False, keep_result: timedelta | None = None
+    ) -> Chained: ...
 
 
 class BatchOptions(TypedDict, total=False):
@@ -51,7 +69,7 @@ def event(kind: str, batch_id: str, **fields: Any) -> bytes:
     return json.dumps({"kind": kind, "batch": batch_id, **fields}, separators=(",", ":")).encode()
 
 
-def report(app: App, outcome: Outcome, stored: Future[None] | None) -> Future[None] | None:
+def report(app: AppView, outcome: Outcome, stored: Future[None] | None) -> Future[None] | None:
     """Tell the job's batch that it settled (a final outcome), besides storing what replaces
     it: the future completes once the broker has both, before the job is acknowledged."""
     envelope, chain = outcome.envelope, outcome.envelope.chain
@@ -65,7 +83,7 @@ def report(app: App, outcome: Outcome, stored: Future[None] | None) -> Future[No
     return told if stored is None else both(stored, told)
 
 
-def publish(app: App, batch_id: str, data: bytes) -> Future[None]:
+def publish(app: AppView, batch_id: str, data: bytes) -> Future[None]:
     topic = batch_events_topic(app.settings)
     app.connection.prepare_queue(topic, BATCH_SUBSCRIPTION, key_shared=True)
     return app.connection.publish(topic, data, key=batch_id)
@@ -94,7 +112,7 @@ class Batch:
     with`), or the batch of the running job (`app.current_batch()`), which is filled already:
     jobs added to it count before the adding job settles."""
 
-    def __init__(self, app: App, **options: Unpack[BatchOptions]) -> None:
+    def __init__(self, app: BatchingApp, **options: Unpack[BatchOptions]) -> None:
         self.app = app
         self.id: str = options.get("id") or new_id()
         if OWNER_SEPARATOR in self.id:
@@ -108,7 +126,7 @@ class Batch:
         self.closed = False
 
     @classmethod
-    def of_running_job(cls, app: App) -> Batch:
+    def of_running_job(cls, app: BatchingApp) -> Batch:
         envelope = current_job()
         if envelope.batch_id is None:
             raise RuntimeError(f"job {envelope.id} ({envelope.type}) belongs to no batch")

@@ -20,7 +20,7 @@ from pulsarjobs.wire.envelope import ArgumentError, Chain, Envelope, encode, new
 from pulsarjobs.wire.values import Unencodable, to_value
 
 if TYPE_CHECKING:
-    from pulsarjobs.app import App
+    from pulsarjobs.app_view import AppView
     from pulsarjobs.jobs import JobCall
 
 CHAIN_ID = "pulsarjobs-chain-id"  # dead-letter properties of a chain's link
@@ -41,7 +41,7 @@ class Chained:
 
 
 def first_link(
-    app: App, calls: Sequence[JobCall], pass_result: bool, keep_result: timedelta | None
+    app: AppView, calls: Sequence[JobCall], pass_result: bool, keep_result: timedelta | None
 ) -> tuple[Envelope, Chained]:
     """The first link's envelope, carrying the others, ready to enqueue; each link is checked
     here, at the caller, as a job enqueued alone would be."""

@@ -22,59 +22,26 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import fastavro
 import structlog
 
 from pulsarjobs.errors import JobFailed, PulsarJobsError
-from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.topics import results_topic
-from pulsarjobs.wire.envelope import SCHEMA_DEFINITION, Envelope, JobError, schema_text
+from pulsarjobs.wire.envelope import Envelope, JobError
+from pulsarjobs.wire.result_schema import PARSED_RESULT_SCHEMA as _PARSED
 from pulsarjobs.wire.values import JobArg, Unencodable, from_value, to_value
 
 if TYPE_CHECKING:
-    from pulsarjobs.app import App
-    from pulsarjobs.settings import Settings
+    from pulsarjobs.app_view import AppView
     from pulsarjobs.worker.execution import Outcome
 
 log = structlog.get_logger("pulsarjobs.results")
 
 
-def _records(node: Any) -> Iterator[dict[str, Any]]:
-    """Every record defined in a schema, by a walk of its JSON."""
-    if isinstance(node, dict):
-        if node.get("type") == "record":
-            yield node
-        for value in node.values():
-            yield from _records(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _records(item)
-
-
-def _inline(node: Any, definitions: dict[str, Any]) -> Any:
-    """`node` with the first use of each name in `definitions` replaced by its definition."""
-    if isinstance(node, str) and node in definitions:
-        return definitions.pop(node)
-    if isinstance(node, dict):
-        return {key: _inline(value, definitions) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_inline(item, definitions) for item in node]
-    return node
-
-
-_OWN = json.loads(schema_text("job_result.avsc"))
-_BORROWED = {
-    r["name"]: r for r in _records(SCHEMA_DEFINITION) if r["name"] in ("Value", "JobError")
-}
-RESULT_SCHEMA: Final[dict[str, Any]] = _inline(_OWN, _BORROWED)
-"""The result's schema with the envelope's types it uses written in: what the registry holds."""
-_PARSED: Final = fastavro.parse_schema(RESULT_SCHEMA)
 FINAL = ("done", "dead", "expired", "cancelled")  # outcomes that settle a job for good
 
 
@@ -197,21 +164,7 @@ def _error(kind: str, message: str, now: datetime, worker: str) -> JobError:
     return JobError(f"pulsarjobs.{kind}", message, "", now, worker)
 
 
-def keep_results_for(settings: Settings, topic: str, seconds: float) -> None:
-    """Have the results topic keep messages at least `seconds` (its message TTL only grows:
-    every app writing there keeps its results as long as it asked). Best effort: results are
-    stored whatever the admin API says, and a topic without a TTL keeps them for good."""
-    wanted = max(1, int(seconds) + 1)
-    try:
-        with Admin.of(settings, timeout=5.0) as admin:
-            current = admin.topic_message_ttl(topic)
-            if current is None or current < wanted:
-                admin.set_topic_message_ttl(topic, wanted)
-    except PulsarJobsError as exc:
-        log.warning("cannot set how long results are kept", topic=topic, error=str(exc))
-
-
-def prepare(app: App) -> None:
+def prepare(app: AppView) -> None:
     """At a worker's start, when a job it knows keeps its result: the results topic kept and
     its producer made now, not while the first results wait for them."""
     longest = max((job.keep_result for job in app.jobs.values() if job.keep_result), default=None)

@@ -1,6 +1,6 @@
 """A worker process that keeps dying young is started again ever more slowly."""
 
-from pulsarjobs.worker.processes import HEALTHY_AFTER_S, RESTART_MAX_DELAY_S, Restarts
+from pulsarjobs.processes import HEALTHY_AFTER_S, RESTART_MAX_DELAY_S, Restarts
 
 
 def test_the_delay_grows_while_processes_die_young_and_resets_after_a_healthy_run() -> None:
