@@ -36,7 +36,7 @@ from pulsarjobs.wire.envelope import SCHEMA_JSON, Envelope, encode, new_id
 from pulsarjobs.worker.feed import Feed
 from pulsarjobs.worker.queue_feed import Receiver
 from pulsarjobs.worker.runners import LoopRunners, ThreadRunners
-from pulsarjobs.worker.worker import Worker, _Running
+from pulsarjobs.worker.worker import Worker, _WorkerSession
 
 QUEUE = "per_job"
 SCHEMA_VERSION = (0).to_bytes(8, "big")  # as a producer with a registered schema stamps it
@@ -83,7 +83,7 @@ def build(job: str) -> tuple[Callable[[list[Any]], None], Callable[[int], list[A
     worker = Worker(app, queues=QUEUE, concurrency=32, prefetch=1000)
     topic = worker.topics[QUEUE].jobs
     loop = asyncio.new_event_loop()
-    running = _Running(loop, asyncio.Event())
+    running = _WorkerSession(loop, asyncio.Event())
     consumers: dict[str, Receiver] = {QUEUE: Consumer(), f"{QUEUE}-ordered": Consumer()}
     worker._build(running, consumers)
     feed: Feed | None = running.feed

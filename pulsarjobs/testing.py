@@ -1,7 +1,7 @@
 """Run jobs in memory, without a broker, in users' unit tests.
 
 `TestRunner` swaps an in-memory connection into an App: enqueued jobs are encoded as for Pulsar
-and kept in memory, then decoded and run by the worker's own `Executor`, so retries, dead
+and kept in memory, then decoded and run by the worker's own `JobExecutor`, so retries, dead
 letters, expiry and never-early behave as on the broker. Time is virtual: draining jumps the
 clock to the next due job instead of sleeping. Timeouts are still measured in real seconds.
 """
@@ -40,7 +40,7 @@ from pulsarjobs.transport.topics import (
 )
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.values import JobArg
-from pulsarjobs.worker.execution import Executor, Outcome
+from pulsarjobs.worker.execution import JobExecutor, Outcome
 from pulsarjobs.worker.settle import Delivery, Settler
 from pulsarjobs.workflows import batches
 from pulsarjobs.workflows.batch_state import BatchState, due_callbacks
@@ -218,7 +218,7 @@ class TestRunner:
         self._sequence = 0
         self._counter = _RunCounter()
         self._threads = ThreadPoolExecutor(thread_name_prefix="pulsarjobs-test-job")
-        self._executor = Executor(app, WORKER, self._threads, clock=self._clock)
+        self._executor = JobExecutor(app, WORKER, self._threads, clock=self._clock)
         self._settler = Settler(app, lambda queue: topics_for(app.settings, queue), WORKER)
         self._loop = asyncio.Runner()
         self.results = InMemoryResults(self.connection, self._clock)  # what app.result reads

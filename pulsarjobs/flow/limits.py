@@ -48,7 +48,7 @@ TOKEN_HOLD_MS = 1_000  # a start holds its token this long: N tokens, at most N 
 LOCK_SCOPE = "limit"
 
 
-class Slots:
+class LimitSlots:
     """The slots this worker takes for its limited jobs."""
 
     def __init__(self, app: AppView, worker: str, concurrency: int) -> None:
@@ -146,7 +146,7 @@ def make_slots(connection: Connection, key: str, limit: int) -> None:
 
 
 def slot_count(connection: Connection, topic: str) -> int:
-    """Slots on the topic: its messages the slots subscription holds (none is ever acked but
+    """LimitSlots on the topic: its messages the slots subscription holds (none is ever acked but
     a dropped one)."""
     settings = connection.settings
     try:

@@ -1,6 +1,6 @@
 """Running one delivery of a job and deciding what becomes of it.
 
-The worker and the in-memory test runner both go through the Executor, so retries, dead
+The worker and the in-memory test runner both go through the JobExecutor, so retries, dead
 letters, expiry and never-early behave the same in users' unit tests as on the broker.
 
 A run's own hooks (`around_process`, `before_process`, `after_process`) run where the job runs
@@ -18,7 +18,7 @@ import random
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from concurrent.futures import Executor as ThreadPool
+from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,14 +32,14 @@ from pulsarjobs.snooze import Snooze
 from pulsarjobs.wire.envelope import Envelope, JobError, immutable
 from pulsarjobs.worker.crashes import CRASHES_BEFORE_DEAD, DEFER_SECONDS, Crashes, CrashGuard
 from pulsarjobs.worker.progress import CurrentJob
-from pulsarjobs.worker.running import Run, RunningJobs
+from pulsarjobs.worker.running import CurrentRuns, Run
 from pulsarjobs.workflows import chains
 
 if TYPE_CHECKING:
     import pulsar
 
     from pulsarjobs.app_view import AppView
-    from pulsarjobs.flow.limits import Slots
+    from pulsarjobs.flow.limits import LimitSlots
     from pulsarjobs.jobs import Job
 
 # "undecodable": the message was no job at all; it is dead-lettered with its own bytes.
@@ -105,12 +105,12 @@ def in_context(
             argument, step = exc, coroutine.throw
 
 
-class Executor:
+class JobExecutor:
     def __init__(
         self,
         app: AppView,
         worker: str,
-        threads: ThreadPool | None = None,
+        threads: Executor | None = None,
         clock: Clock = utc_now,
         on_start: Callable[[Envelope], None] | None = None,
         crashes: CrashGuard | None = None,
@@ -120,9 +120,9 @@ class Executor:
         self.threads = threads  # where sync jobs run when not on a runner thread of their own
         self.clock = clock
         self.on_start = on_start  # told of each job about to run (metrics), if anyone asks
-        self.running = RunningJobs(crashes)  # what runs now, and the cancelled job ids
+        self.running = CurrentRuns(crashes)  # what runs now, and the cancelled job ids
         self.crashes = crashes  # in a group of processes: jobs that were running in dead ones
-        self.slots: Slots | None = None  # concurrency limits (limits.py), in a worker
+        self.slots: LimitSlots | None = None  # concurrency limits (limits.py), in a worker
 
     async def run(self, envelope: Envelope, task: asyncio.Task[Any] | None = None) -> Outcome:
         """Run on the event loop: an async job here, a sync one on the thread pool. `task`: the

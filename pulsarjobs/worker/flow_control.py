@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 
 from pulsarjobs.app_view import AppView
-from pulsarjobs.flow.limits import Slots
+from pulsarjobs.flow.limits import LimitSlots
 from pulsarjobs.flow.unique import KEEPS_ITS_KEY
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.worker.execution import Outcome
@@ -24,7 +24,7 @@ log = structlog.get_logger("pulsarjobs.flow")
 class WorkerFlow:
     def __init__(self, app: AppView, worker: str, concurrency: int) -> None:
         self.app = app
-        self.slots = Slots(app, worker, concurrency)
+        self.slots = LimitSlots(app, worker, concurrency)
         self._releases = ThreadPoolExecutor(1, thread_name_prefix="pulsarjobs-unique")
 
     def settled(self, outcome: Outcome) -> None:

@@ -18,20 +18,20 @@ from pulsarjobs.transport import marks
 from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.topics import cancelled_topic, paused_topic
 from pulsarjobs.worker.feed import Feed
-from pulsarjobs.worker.running import RunningJobs
+from pulsarjobs.worker.running import CurrentRuns
 
 log = structlog.get_logger("pulsarjobs.following")
 
 
 class Following:
-    def __init__(self, feed: Feed, running: RunningJobs) -> None:
+    def __init__(self, feed: Feed, running: CurrentRuns) -> None:
         self.feed = feed
         self.running = running
         self._served = set(feed.plan.names)
         self._views: list[pulsar.TableView] = []
 
     @classmethod
-    def start(cls, connection: Connection, feed: Feed, running: RunningJobs) -> Following:
+    def start(cls, connection: Connection, feed: Feed, running: CurrentRuns) -> Following:
         """Read every mark and follow the new ones (blocks: call it off the event loop)."""
         following = cls(feed, running)
         settings = connection.settings

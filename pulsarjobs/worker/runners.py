@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pulsar
 import structlog
 
-from pulsarjobs.worker.execution import Executor, Outcome
+from pulsarjobs.worker.execution import JobExecutor, Outcome
 from pulsarjobs.worker.feed import Feed
 from pulsarjobs.worker.intake import Intake, Ready, SchemaNotCached
 from pulsarjobs.worker.ordering import RUNS_AGAIN_IN_PLACE
@@ -79,7 +79,7 @@ class Runners:
         feed: Feed,
         intake: Intake,
         settler: Settler,
-        executor: Executor,
+        executor: JobExecutor,
         stats: WorkerStats,
         concurrency: int,
         loop: asyncio.AbstractEventLoop,

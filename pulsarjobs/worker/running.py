@@ -1,6 +1,6 @@
 """The jobs a worker runs now, and the cancelled job ids it knows of.
 
-The Executor adds a run here when it starts and removes it when it ends (one dict insert and
+The JobExecutor adds a run here when it starts and removes it when it ends (one dict insert and
 one removal per job; in a group of processes also a slot of the crash ledger, crashes.py). A
 cancel mark (cancels.py) arrives on the Pulsar client's listener thread: it is remembered for
 the deliveries to come and, when the job runs now, stops it — an async run's task is cancelled
@@ -63,7 +63,7 @@ class Run:
         )
 
 
-class RunningJobs:
+class CurrentRuns:
     def __init__(self, crashes: CrashGuard | None = None) -> None:
         self.now: dict[str, Run] = {}  # by job id
         self.cancelled: dict[str, datetime] = {}  # job id -> cancelled at

@@ -28,7 +28,7 @@ from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
 from pulsarjobs.worker.crashes import CrashGuard
-from pulsarjobs.worker.execution import Executor
+from pulsarjobs.worker.execution import JobExecutor
 from pulsarjobs.worker.feed import Feed, QueuePlan, keep_dead_letters, subscribe
 from pulsarjobs.worker.flow_control import WorkerFlow
 from pulsarjobs.worker.following import Following
@@ -49,13 +49,13 @@ __all__ = ["QueuePlan", "Worker"]
 
 
 @dataclass
-class _Running:
+class _WorkerSession:
     """What exists while `run_async` runs, created together once the broker is reached."""
 
     loop: asyncio.AbstractEventLoop
     stop_requested: asyncio.Event
     feed: Feed | None = None
-    executor: Executor | None = None
+    executor: JobExecutor | None = None
     following: Following | None = None  # paused queues and cancelled jobs
     batches: BatchTracker | None = None  # counts batches' events, enqueues their callbacks
     flow: WorkerFlow | None = None  # unique keys and concurrency slots
@@ -102,7 +102,7 @@ class Worker:
         self._crypto = crypto_key_reader(self.settings)  # a missing key file fails here
         self._stop_asked = threading.Event()  # stop() may come before the loop runs
         self._signals = 0
-        self._running: _Running | None = None
+        self._running: _WorkerSession | None = None
 
     # -- running -----------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ class Worker:
                 self.metrics.stop()
 
     async def _run(self, handle_signals: bool) -> None:
-        running = self._running = _Running(asyncio.get_running_loop(), asyncio.Event())
+        running = self._running = _WorkerSession(asyncio.get_running_loop(), asyncio.Event())
         if self._stop_asked.is_set():
             running.stop_requested.set()
         if handle_signals:
@@ -146,7 +146,7 @@ class Worker:
         await running.stop_requested.wait()
         await self._shutdown(running)
 
-    def _build(self, running: _Running, consumers: dict[str, pulsar.Consumer]) -> None:
+    def _build(self, running: _WorkerSession, consumers: dict[str, pulsar.Consumer]) -> None:
         running.threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
         settler = Settler(self.app, self.topics.__getitem__, self.name)
         intake = Intake(self.app, settler, WriterSchemas(self.settings), self.stats)
@@ -158,7 +158,7 @@ class Worker:
         if self.crash_ledger is not None:
             running.crashes = CrashGuard(self.crash_ledger, self.concurrency)
             running.crashes.start()
-        executor = Executor(
+        executor = JobExecutor(
             self.app, self.name, running.threads, on_start=on_start, crashes=running.crashes
         )
         running.executor = executor
@@ -176,7 +176,7 @@ class Worker:
         for runners in running.runners:
             runners.flow = flow
 
-    def _start(self, running: _Running) -> None:
+    def _start(self, running: _WorkerSession) -> None:
         assert running.feed is not None
         running.feed.start()  # open before the runners start: they end once it closes
         for runners in running.runners:
@@ -213,7 +213,7 @@ class Worker:
         log.info("quiet: no new jobs will be fetched", worker=self.name)
         running.quieting = asyncio.ensure_future(self._release_prefetched(running))
 
-    async def _release_prefetched(self, running: _Running) -> None:
+    async def _release_prefetched(self, running: _WorkerSession) -> None:
         """Once the running jobs are settled, close the consumers: the jobs their client had
         prefetched go back to the broker for other workers instead of waiting here."""
         assert running.feed is not None
@@ -221,7 +221,7 @@ class Worker:
         await self._finish_running(running, timeout=float("inf"))
         await asyncio.to_thread(running.feed.close)
 
-    async def _stop_taking(self, running: _Running) -> None:
+    async def _stop_taking(self, running: _WorkerSession) -> None:
         """Close the feed (what it fetched goes back) and let idle runners end."""
         assert running.feed is not None
         running.feed.open = False  # runners take no more from now on
@@ -230,7 +230,7 @@ class Worker:
         await asyncio.to_thread(running.feed.stop)
 
     @staticmethod
-    async def _finish_running(running: _Running, timeout: float) -> int:
+    async def _finish_running(running: _WorkerSession, timeout: float) -> int:
         """Wait for every runner's jobs at once; how many were handed back, being late."""
         late = await asyncio.gather(*(runners.finish(timeout) for runners in running.runners))
         return sum(late)
@@ -283,7 +283,7 @@ class Worker:
 
     # -- stopping ----------------------------------------------------------------------------
 
-    async def _shutdown(self, running: _Running) -> None:
+    async def _shutdown(self, running: _WorkerSession) -> None:
         assert running.feed is not None
         if running.presence is not None:
             running.presence.beat_soon()  # operators see "stopping" at once
@@ -298,7 +298,7 @@ class Worker:
         await asyncio.to_thread(self._close, running)
         log.info("worker stopped", worker=self.name, **self.stats.as_dict())
 
-    def _close(self, running: _Running) -> None:
+    def _close(self, running: _WorkerSession) -> None:
         assert running.feed is not None and running.threads is not None
         self.app.connection.flush()
         running.feed.close()  # unacked jobs go back to other workers at once

@@ -19,7 +19,7 @@ from pulsarjobs.testing import TestRunner
 from pulsarjobs.transport.backlog import parse_position
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.heartbeat import Heartbeat, RunningJob
-from pulsarjobs.worker.execution import Executor
+from pulsarjobs.worker.execution import JobExecutor
 from pulsarjobs.worker.feed import Feed, QueuePlan
 from tests.unit.test_feed import FakeConsumer, picked_queue, until
 
@@ -102,7 +102,7 @@ def test_a_running_async_job_is_stopped_by_its_cancel(app: App) -> None:
         begun.set()
         await asyncio.sleep(60)
 
-    executor = Executor(app, "w")
+    executor = JobExecutor(app, "w")
     envelope = Envelope(id="j1", type="wait_long", queue="default", created_at=utc_now())
 
     async def scenario() -> str:
@@ -125,7 +125,7 @@ def test_a_running_sync_job_cancelled_has_its_failure_discarded(app: App) -> Non
         cancelled.wait(5)
         raise RuntimeError("would be retried")
 
-    executor = Executor(app, "w")
+    executor = JobExecutor(app, "w")
     envelope = Envelope(id="j2", type="fails_after_cancel", queue="default", created_at=utc_now())
 
     def cancel_once_begun() -> None:
