@@ -31,6 +31,7 @@ from pulsarjobs.transport.connection import Connection, client_errors
 from pulsarjobs.transport.keylocks import key_lock
 from pulsarjobs.transport.topics import unique_topic
 from pulsarjobs.wire.envelope import Envelope, JobArg
+from pulsarjobs.wire.records import decode_record, encode_record, instant
 
 log = structlog.get_logger("pulsarjobs.unique")
 
@@ -64,19 +65,18 @@ class Hold:
             "job_id": self.job_id,
             "type": self.type,
             "queue": self.queue,
-            "expires_at": self.expires_at.isoformat(),
+            "expires_at": self.expires_at,
         }
-        return json.dumps(fields, separators=(",", ":")).encode()
+        return encode_record(fields)
 
     @classmethod
     def decode(cls, key: str, data: bytes) -> Hold:
         """Raises ValueError for a message that is no hold."""
-        try:
-            fields = json.loads(data)
-            expires_at = datetime.fromisoformat(fields["expires_at"])
-            return cls(key, fields["job_id"], fields["type"], fields["queue"], expires_at)
-        except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not a unique hold: {exc}") from exc
+        return decode_record(
+            data,
+            "unique hold",
+            lambda f: cls(key, f["job_id"], f["type"], f["queue"], instant(f["expires_at"])),
+        )
 
 
 def hold_for(flow: FlowOptions | None) -> timedelta:

@@ -12,7 +12,6 @@ discarded. Marks are kept for good: one small message per cancelled id.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,6 +29,7 @@ from pulsarjobs.transport.backlog import (
 from pulsarjobs.transport.connection import Connection, client_errors
 from pulsarjobs.transport.topics import cancelled_topic, topics_for
 from pulsarjobs.wire.envelope import Envelope, encode
+from pulsarjobs.wire.records import decode_record, encode_record, instant
 
 RUN_NOW_META = "pulsarjobs-run-now-at"
 
@@ -43,24 +43,19 @@ class Cancel:
     by: str
 
     def encode(self) -> bytes:
-        fields = {
-            "job_id": self.job_id,
-            "cancelled_at": self.cancelled_at.isoformat(),
-            "by": self.by,
-        }
-        return json.dumps(fields, separators=(",", ":")).encode()
+        return encode_record(
+            {"job_id": self.job_id, "cancelled_at": self.cancelled_at, "by": self.by}
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> Cancel:
         """Raises ValueError for a message that is no cancel."""
-        try:
-            fields = json.loads(data)
-            at = datetime.fromisoformat(fields["cancelled_at"])
-            if at.utcoffset() is None:
-                raise ValueError("not a cancel: cancelled_at has no time zone")
-            return cls(fields["job_id"], at, fields["by"])
-        except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not a cancel: {exc}") from exc
+        cancel = decode_record(
+            data, "cancel", lambda f: cls(f["job_id"], instant(f["cancelled_at"]), f["by"])
+        )
+        if cancel.cancelled_at.utcoffset() is None:
+            raise ValueError("not a cancel: cancelled_at has no time zone")
+        return cancel
 
 
 def cancel(

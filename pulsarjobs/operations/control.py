@@ -7,7 +7,6 @@ sent while it runs, and the topic keeps no subscription that would make it hold 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +18,7 @@ from pulsarjobs.clock import utc_now
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.topics import control_topic, workers_topic
 from pulsarjobs.wire.heartbeat import Heartbeat, WorkerState
+from pulsarjobs.wire.records import decode_record, encode_record, instant
 
 Command = Literal["quiet", "stop"]
 COMMANDS: tuple[Command, ...] = get_args(Command)
@@ -37,22 +37,19 @@ class CommandMessage:
     sent_at: datetime
 
     def encode(self) -> bytes:
-        sent_at = self.sent_at.isoformat()
-        return json.dumps(
-            {"worker": self.worker, "command": self.command, "sent_at": sent_at}
-        ).encode()
+        return encode_record(
+            {"worker": self.worker, "command": self.command, "sent_at": self.sent_at}
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> CommandMessage:
         """Raises ValueError for a message that is no worker command."""
-        try:
-            fields = json.loads(data)
-            command = fields["command"]
-            if command not in COMMANDS:
-                raise ValueError(f"unknown command {command!r}")
-            return cls(fields["worker"], command, datetime.fromisoformat(fields["sent_at"]))
-        except (TypeError, KeyError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not a worker command: {exc}") from exc
+        message = decode_record(
+            data, "worker command", lambda f: cls(f["worker"], f["command"], instant(f["sent_at"]))
+        )
+        if message.command not in COMMANDS:
+            raise ValueError(f"unknown command {message.command!r}")
+        return message
 
 
 def tell(

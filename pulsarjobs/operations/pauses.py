@@ -8,7 +8,6 @@ with it, held and not run (counted in flight); the rest wait on the broker.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from pulsarjobs.clock import utc_now
 from pulsarjobs.transport import marks
 from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.topics import check_queue_name, paused_topic
+from pulsarjobs.wire.records import decode_record, encode_record, instant
 
 log = structlog.get_logger("pulsarjobs.pauses")
 
@@ -31,17 +31,14 @@ class Pause:
     by: str
 
     def encode(self) -> bytes:
-        fields = {"queue": self.queue, "paused_at": self.paused_at.isoformat(), "by": self.by}
-        return json.dumps(fields, separators=(",", ":")).encode()
+        return encode_record({"queue": self.queue, "paused_at": self.paused_at, "by": self.by})
 
     @classmethod
     def decode(cls, data: bytes) -> Pause:
         """Raises ValueError for a message that is no pause."""
-        try:
-            fields = json.loads(data)
-            return cls(fields["queue"], datetime.fromisoformat(fields["paused_at"]), fields["by"])
-        except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not a pause: {exc}") from exc
+        return decode_record(
+            data, "pause", lambda f: cls(f["queue"], instant(f["paused_at"]), f["by"])
+        )
 
 
 def pause(connection: Connection, queue: str, *, by: str | None = None) -> None:

@@ -8,7 +8,6 @@ intervals is gone (killed, or cut off from the broker); its last heartbeat says 
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import sys
@@ -18,6 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pulsar
+
+from pulsarjobs.wire.records import decode_record, encode_record, instant
 
 GONE_AFTER_BEATS = 3
 COMPACTION_THRESHOLD_BYTES = 1024 * 1024  # about 3,000 heartbeats between compactions
@@ -70,9 +71,9 @@ class RunningJob:
             fields["job_id"],
             fields["type"],
             fields["queue"],
-            datetime.fromisoformat(fields["started_at"]),
+            instant(fields["started_at"]),
             Progress(**progress) if progress is not None else None,
-            datetime.fromisoformat(ended_at) if ended_at is not None else None,
+            instant(ended_at) if ended_at is not None else None,
         )
 
     def to_fields(self) -> dict[str, Any]:
@@ -103,29 +104,24 @@ class Heartbeat:
     ended: tuple[RunningJob, ...] = ()  # ended lately with a progress, the latest last
 
     def encode(self) -> bytes:
-        fields: dict[str, Any] = asdict(self)
-        fields["started_at"] = self.started_at.isoformat()
-        fields["sent_at"] = self.sent_at.isoformat()
-        fields["running"] = [job.to_fields() for job in self.running]
-        fields["ended"] = [job.to_fields() for job in self.ended]
-        return json.dumps(fields, separators=(",", ":")).encode()
+        return encode_record(asdict(self))  # the running jobs as their fields, instants as text
 
     @classmethod
     def decode(cls, data: bytes) -> Heartbeat:
         """Raises ValueError for a message that is no heartbeat."""
-        try:
-            fields = json.loads(data)
-            if "group" in fields:  # sent by workers of earlier versions
-                fields.setdefault("subscription", fields.pop("group"))
-            fields["queues"] = tuple(fields["queues"])
-            fields["started_at"] = datetime.fromisoformat(fields["started_at"])
-            fields["sent_at"] = datetime.fromisoformat(fields["sent_at"])
-            fields["running"] = tuple(map(RunningJob.from_fields, fields.get("running", ())))
-            fields["ended"] = tuple(map(RunningJob.from_fields, fields.get("ended", ())))
-            known = {field.name for field in dataclass_fields(cls)}  # newer workers tell more
-            return cls(**{name: value for name, value in fields.items() if name in known})
-        except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not a heartbeat: {exc}") from exc
+        return decode_record(data, "heartbeat", cls._of_fields)
+
+    @classmethod
+    def _of_fields(cls, fields: dict[str, Any]) -> Heartbeat:
+        if "group" in fields:  # sent by workers of earlier versions
+            fields.setdefault("subscription", fields.pop("group"))
+        fields["queues"] = tuple(fields["queues"])
+        fields["started_at"] = instant(fields["started_at"])
+        fields["sent_at"] = instant(fields["sent_at"])
+        fields["running"] = tuple(map(RunningJob.from_fields, fields.get("running", ())))
+        fields["ended"] = tuple(map(RunningJob.from_fields, fields.get("ended", ())))
+        known = {field.name for field in dataclass_fields(cls)}  # newer workers tell more
+        return cls(**{name: value for name, value in fields.items() if name in known})
 
     def seen_at(self, now: datetime) -> SeenState:
         """The state an operator should see: the reported one, unless the worker is gone."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -23,6 +22,7 @@ from pulsarjobs.transport import marks
 from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.topics import batches_topic
 from pulsarjobs.wire.envelope import Envelope, decode, encode
+from pulsarjobs.wire.records import decode_record, encode_record
 
 OWNER_SEPARATOR = "@"
 BatchStage = Literal["open", "running", "complete"]
@@ -84,18 +84,26 @@ class BatchState:
             "succeeded": sorted(self.succeeded),
             "dead": sorted(self.dead),
         }
-        return json.dumps(fields, separators=(",", ":")).encode()
+        return encode_record(fields)
 
     @classmethod
     def decode(cls, batch_id: str, data: bytes) -> BatchState:
         """Raises ValueError for a message that is no batch state."""
-        try:
-            fields = json.loads(data)
-            return cls(batch_id, fields["description"], fields["parent"], fields["created_at"],
-                       fields["callbacks"], fields["closed"], set(fields["members"]),
-                       set(fields["succeeded"]), set(fields["dead"]))  # fmt: skip
-        except (TypeError, KeyError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not a batch state: {exc}") from exc
+        return decode_record(
+            data,
+            "batch state",
+            lambda f: cls(
+                batch_id,
+                f["description"],
+                f["parent"],
+                f["created_at"],
+                f["callbacks"],
+                f["closed"],
+                set(f["members"]),
+                set(f["succeeded"]),
+                set(f["dead"]),
+            ),
+        )
 
     def progress(self) -> BatchProgress:
         known = self.members | self.succeeded | self.dead  # an open batch's jobs are told at close
@@ -162,13 +170,13 @@ def final_record(state: BatchState, fired: list[str]) -> bytes:
         "succeeded": progress.succeeded,
         "dead": progress.dead,
         "fired": fired,
-        "finished_at": datetime.now(UTC).isoformat(),
+        "finished_at": datetime.now(UTC),
     }
-    return json.dumps(fields, separators=(",", ":")).encode()
+    return encode_record(fields)
 
 
 def firing_record(at: datetime) -> bytes:
-    return json.dumps({"state": "firing", "at": at.isoformat()}).encode()
+    return encode_record({"state": "firing", "at": at})
 
 
 class BatchTable:
@@ -183,7 +191,7 @@ class BatchTable:
         batch_id, _, owner = key.partition(OWNER_SEPARATOR)
         if not owner:
             with contextlib.suppress(ValueError):
-                self.ends[batch_id] = json.loads(data) if data else {}
+                self.ends[batch_id] = decode_record(data, "batch end", dict) if data else {}
         elif not data:
             records = self.states.get(batch_id, {})
             records.pop(owner, None)

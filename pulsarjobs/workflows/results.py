@@ -32,6 +32,7 @@ import structlog
 from pulsarjobs.errors import JobFailed, PulsarJobsError
 from pulsarjobs.transport.topics import results_topic
 from pulsarjobs.wire.envelope import Envelope, JobError
+from pulsarjobs.wire.records import decode_record
 from pulsarjobs.wire.result_schema import PARSED_RESULT_SCHEMA as _PARSED
 from pulsarjobs.wire.values import JobArg, Unencodable, from_value, to_value
 
@@ -81,19 +82,23 @@ class JobResult:
     @classmethod
     def decode(cls, data: bytes) -> JobResult:
         """Raises ValueError for a message that is no result."""
-        try:
-            record: Any = fastavro.schemaless_reader(io.BytesIO(data), _PARSED, None)
-            error, value = record["error"], record["value"]
-            return cls(
-                job_id=record["job_id"],
-                type=record["type"],
-                settled_at=record["settled_at"],
-                expires_at=record["expires_at"],
-                value=None if value is None else from_value(value),
-                error=None if error is None else JobError(**error),
-            )
-        except Exception as exc:
-            raise ValueError(f"not a job result: {exc}") from exc
+        return decode_record(data, "job result", cls._of_record, parse=_avro, errors=(Exception,))
+
+    @classmethod
+    def _of_record(cls, record: Any) -> JobResult:
+        error, value = record["error"], record["value"]
+        return cls(
+            job_id=record["job_id"],
+            type=record["type"],
+            settled_at=record["settled_at"],
+            expires_at=record["expires_at"],
+            value=None if value is None else from_value(value),
+            error=None if error is None else JobError(**error),
+        )
+
+
+def _avro(data: bytes) -> Any:
+    return fastavro.schemaless_reader(io.BytesIO(data), _PARSED, None)
 
 
 def kept(outcome: Outcome, now: datetime, worker: str, max_size: int) -> list[JobResult]:
