@@ -33,9 +33,9 @@ import pulsar
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import configure_logging
 from pulsarjobs.wire.envelope import SCHEMA_JSON, Envelope, encode, new_id
+from pulsarjobs.worker._queue_feed import Receiver
+from pulsarjobs.worker._runners import LoopRunners, ThreadRunners
 from pulsarjobs.worker.feed import Feed
-from pulsarjobs.worker.queue_feed import Receiver
-from pulsarjobs.worker.runners import LoopRunners, ThreadRunners
 from pulsarjobs.worker.worker import Worker, _WorkerSession
 
 QUEUE = "per_job"

@@ -13,7 +13,7 @@ import httpx
 
 from pulsarjobs.errors import BrokerError, BrokerUnavailable, NotFound
 from pulsarjobs.settings import Settings
-from pulsarjobs.transport.access import admin_refusal, transport_failure
+from pulsarjobs.transport._access import admin_refusal, transport_failure
 from pulsarjobs.transport.closing import Closing
 from pulsarjobs.transport.topics import partition_topic
 

@@ -32,7 +32,8 @@ from pulsarjobs.errors import (
     PulsarJobsError,
 )
 from pulsarjobs.settings import Settings
-from pulsarjobs.transport import access, client_log
+from pulsarjobs.transport import _access as access
+from pulsarjobs.transport import client_log
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.keeping import keep_compacted, keep_results_for
 from pulsarjobs.transport.schema_registry import pulsar_schema, result_schema

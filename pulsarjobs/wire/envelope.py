@@ -116,7 +116,7 @@ class Envelope:
     meta: Mapping[str, str] = field(default_factory=dict)  # trace context etc.
     last_error: JobError | None = None  # of the previous run
     unique_key: str | None = None  # held while the job waits, retries or runs (unique.py)
-    order_key: str | None = None  # jobs of one key run one at a time, in order (ordering.py)
+    order_key: str | None = None  # jobs of one key run one at a time, in order (_ordering.py)
     limit_key: str | None = None  # takes one of this key's slots while it runs (limits.py)
     snoozes: int = 0  # times it put itself off (snooze.py); the attempt stays
     batch_id: str | None = None  # reported to this batch when it settles (batches.py)

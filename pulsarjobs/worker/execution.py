@@ -30,9 +30,9 @@ from pulsarjobs.errors import JobTimeout
 from pulsarjobs.logs import fields
 from pulsarjobs.snooze import Snooze
 from pulsarjobs.wire.envelope import Envelope, JobError, immutable
+from pulsarjobs.worker._running import CurrentRuns, Run
 from pulsarjobs.worker.crashes import CRASHES_BEFORE_DEAD, DEFER_SECONDS, Crashes, CrashGuard
 from pulsarjobs.worker.progress import CurrentJob
-from pulsarjobs.worker.running import CurrentRuns, Run
 from pulsarjobs.workflows import chains
 
 if TYPE_CHECKING:

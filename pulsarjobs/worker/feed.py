@@ -1,6 +1,6 @@
 """The feed: jobs from the broker, ready for the worker's runners, by priority.
 
-Each queue has a `QueueFeed` (queue_feed.py), and its ordered jobs one more (ordering.py).
+Each queue has a `QueueFeed` (_queue_feed.py), and its ordered jobs one more (_ordering.py).
 `Feed` picks the next job across queues: in strict order (a lower queue runs only while every
 queue before it is dry) or by weight.
 """
@@ -18,8 +18,8 @@ import structlog
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.transport.schema_registry import pulsar_schema
 from pulsarjobs.transport.topics import DEAD_LETTER_SUBSCRIPTION, QueueTopics, check_queue_name
-from pulsarjobs.worker.ordering import OrderedQueueFeed
-from pulsarjobs.worker.queue_feed import Doorbell, QueueFeed, Receiver
+from pulsarjobs.worker._ordering import OrderedQueueFeed
+from pulsarjobs.worker._queue_feed import Doorbell, QueueFeed, Receiver
 
 log = structlog.get_logger("pulsarjobs.feed")
 
@@ -66,7 +66,7 @@ def parse_weight(item: str, weight: str) -> int:
 
 class Feed:
     """Every queue a worker serves, and the choice of the next job between them. A queue's
-    ordered jobs (ordering.py) have a feed of their own beside its other jobs, an equal peer."""
+    ordered jobs (_ordering.py) have a feed of their own beside its other jobs, an equal peer."""
 
     def __init__(
         self,
@@ -185,7 +185,7 @@ def subscribe(
     name: str, ordered: bool = False, crypto: pulsar.CryptoKeyReader | None = None,
 ) -> pulsar.Consumer:  # fmt: skip
     """A Shared consumer of a queue and of its subscription's retry topic; `ordered`: a
-    Key_Shared one of the queue's ordered jobs (ordering.py). With `crypto`, it decrypts
+    Key_Shared one of the queue's ordered jobs (_ordering.py). With `crypto`, it decrypts
     end-to-end encrypted jobs; a job it cannot decrypt is never delivered to it (the client's
     default failure action): the job stays stored, the client logs the failure, and the job
     goes to a worker with the key once this one stops. Never dead-lettered: a copy re-sent

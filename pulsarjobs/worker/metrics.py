@@ -43,7 +43,7 @@ from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.worker.execution import Outcome
 
 if TYPE_CHECKING:
-    from pulsarjobs.worker.worker_view import WorkerView
+    from pulsarjobs.worker._worker_view import WorkerView
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable
 GAUGE_COPY_INTERVAL_S = 1.0  # how stale a group's gauges may be

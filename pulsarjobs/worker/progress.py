@@ -1,8 +1,8 @@
 """The job running now, as its own code sees it: `current_job()` gives its envelope's fields and
 `progress(done, total, message)`.
 
-Reporting progress writes one attribute of the job's Run (running.py) — no lock, no I/O — so a
-job may report in a tight loop. The worker's heartbeats (presence.py) carry the latest value of
+Reporting progress writes one attribute of the job's Run (_running.py) — no lock, no I/O — so a
+job may report in a tight loop. The worker's heartbeats (_presence.py) carry the latest value of
 each running job, and of the jobs that ended lately having reported one; `pulsarjobs jobs show`,
 the dashboard and the worker's metrics read it there.
 """
@@ -16,7 +16,7 @@ from pulsarjobs.wire.envelope import Envelope
 if TYPE_CHECKING:
     from pulsarjobs.operations.inspector import WorkerStatus
     from pulsarjobs.wire.heartbeat import RunningJob
-    from pulsarjobs.worker.running import Run
+    from pulsarjobs.worker._running import Run
 
 
 class CurrentJob:

@@ -1,8 +1,8 @@
 """The worker: its life — subscribe, run, turn quiet, stop — and nothing else.
 
 The parts it runs live beside it: the feed (feed.py) fetches jobs by priority, the runners
-(runners.py) run them, the settler (settle.py) stores what replaces each job before it is
-acknowledged, and presence (presence.py) sends heartbeats and takes commands.
+(_runners.py) run them, the settler (settle.py) stores what replaces each job before it is
+acknowledged, and presence (_presence.py) sends heartbeats and takes commands.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ from pulsarjobs.transport.connection import crypto_key_reader
 from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
+from pulsarjobs.worker._flow_control import WorkerFlow
+from pulsarjobs.worker._following import Following
+from pulsarjobs.worker._intake import Intake, kinds_of_jobs
+from pulsarjobs.worker._presence import Presence
+from pulsarjobs.worker._runners import LoopRunners, Runners, Slots, ThreadRunners
+from pulsarjobs.worker._stats import WorkerStats
 from pulsarjobs.worker.crashes import CrashGuard
 from pulsarjobs.worker.execution import JobExecutor
 from pulsarjobs.worker.feed import Feed, QueuePlan, keep_dead_letters, subscribe
-from pulsarjobs.worker.flow_control import WorkerFlow
-from pulsarjobs.worker.following import Following
-from pulsarjobs.worker.intake import Intake, kinds_of_jobs
 from pulsarjobs.worker.metrics import WorkerMetrics
-from pulsarjobs.worker.presence import Presence
-from pulsarjobs.worker.runners import LoopRunners, Runners, Slots, ThreadRunners
 from pulsarjobs.worker.settle import Settler
-from pulsarjobs.worker.stats import WorkerStats
 from pulsarjobs.workflows import results
 from pulsarjobs.workflows.batch_tracker import BatchTracker
 
@@ -313,7 +313,7 @@ class Worker:
             running.flow.stop()
         self.app.close()
 
-    # -- presence: what heartbeats report (see presence.py) ------------------------------------
+    # -- presence: what heartbeats report (see _presence.py) ------------------------------------
 
     @property
     def state(self) -> WorkerState:

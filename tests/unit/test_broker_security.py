@@ -13,7 +13,7 @@ from cryptography import x509
 from pulsarjobs.broker.security import ADMIN_ROLE, SECRET_BYTES, BrokerSecurity
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.settings import Settings
-from pulsarjobs.transport.access import role_of
+from pulsarjobs.transport._access import role_of
 
 
 def test_auth_makes_a_long_secret_and_an_admin_token_signed_with_it(tmp_path: Path) -> None:

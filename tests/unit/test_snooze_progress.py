@@ -12,7 +12,7 @@ from pulsarjobs import App, Progress, Settings, Snooze, current_job
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.testing import TestRunner
 from pulsarjobs.wire.heartbeat import Heartbeat, RunningJob
-from pulsarjobs.worker.running import CurrentRuns
+from pulsarjobs.worker._running import CurrentRuns
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_current_job_reads_the_envelope_and_takes_progress(app: App, runner: Tes
 
 def test_a_jobs_last_progress_stays_listed_once_it_ended() -> None:
     from pulsarjobs.wire.envelope import Envelope
-    from pulsarjobs.worker.running import Run
+    from pulsarjobs.worker._running import Run
 
     running = CurrentRuns()
     run = Run(Envelope(id="j1", type="render", queue="video"), 0.0, None)

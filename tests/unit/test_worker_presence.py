@@ -7,7 +7,7 @@ import pytest
 
 from pulsarjobs.operations.control import CommandMessage
 from pulsarjobs.wire.heartbeat import Heartbeat, rss_bytes
-from pulsarjobs.worker.stats import WorkerStats
+from pulsarjobs.worker._stats import WorkerStats
 
 NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)
 

@@ -11,10 +11,10 @@ import structlog
 from pulsarjobs.app_view import AppView
 from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.worker._queue_feed import QueueFeed
+from pulsarjobs.worker._stats import WorkerStats
 from pulsarjobs.worker.execution import Outcome
-from pulsarjobs.worker.queue_feed import QueueFeed
 from pulsarjobs.worker.settle import Delivery, Settler, delivery_of
-from pulsarjobs.worker.stats import WorkerStats
 
 log = structlog.get_logger("pulsarjobs.intake")
 

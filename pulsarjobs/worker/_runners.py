@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any
 import pulsar
 import structlog
 
+from pulsarjobs.worker._intake import Intake, Ready, SchemaNotCached
+from pulsarjobs.worker._ordering import RUNS_AGAIN_IN_PLACE
+from pulsarjobs.worker._queue_feed import QueueFeed
+from pulsarjobs.worker._stats import WorkerStats
 from pulsarjobs.worker.execution import JobExecutor, Outcome
 from pulsarjobs.worker.feed import Feed
-from pulsarjobs.worker.intake import Intake, Ready, SchemaNotCached
-from pulsarjobs.worker.ordering import RUNS_AGAIN_IN_PLACE
-from pulsarjobs.worker.queue_feed import QueueFeed
 from pulsarjobs.worker.settle import Settler
-from pulsarjobs.worker.stats import WorkerStats
 
 if TYPE_CHECKING:
-    from pulsarjobs.worker.flow_control import WorkerFlow
+    from pulsarjobs.worker._flow_control import WorkerFlow
     from pulsarjobs.worker.metrics import WorkerMetrics
 
 log = structlog.get_logger("pulsarjobs.runners")
@@ -126,7 +126,7 @@ class Runners:
             self.flow.settled(outcome)
 
     def retry_wait(self, outcome: Outcome) -> float:
-        """Seconds until a retry is due: an ordered job is retried where it is (ordering.py)."""
+        """Seconds until a retry is due: an ordered job is retried where it is (_ordering.py)."""
         assert outcome.envelope.run_at is not None
         return max(0.0, (outcome.envelope.run_at - self.executor.clock()).total_seconds())
 

@@ -3,7 +3,7 @@
 Started before the feed fetches, so that a worker started while a queue is paused never takes
 its jobs and knows every cancel; stopped with the worker. Marks set later arrive on the Pulsar
 client's listener thread and take effect at once: a pause flags the queue in the feed, a cancel
-goes to the worker's running jobs (running.py).
+goes to the worker's running jobs (_running.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.transport import marks
 from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.topics import cancelled_topic, paused_topic
+from pulsarjobs.worker._running import CurrentRuns
 from pulsarjobs.worker.feed import Feed
-from pulsarjobs.worker.running import CurrentRuns
 
 log = structlog.get_logger("pulsarjobs.following")
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import pulsar
 
-from pulsarjobs.worker.queue_feed import Doorbell, QueueFeed, Receiver
+from pulsarjobs.worker._queue_feed import Doorbell, QueueFeed, Receiver
 
 RUNS_AGAIN_IN_PLACE = ("retry", "snoozed")  # outcomes an ordered job waits out where it is
 

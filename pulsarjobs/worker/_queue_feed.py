@@ -39,7 +39,7 @@ class Receiver(Protocol):
 
 
 class QueueFeed:
-    ordered = False  # an OrderedQueueFeed (ordering.py): its runners tell it when a job is done
+    ordered = False  # an OrderedQueueFeed (_ordering.py): its runners tell it when a job is done
 
     def __init__(self, queue: str, consumer: Receiver, room: int, doorbell: Doorbell) -> None:
         self.queue = queue

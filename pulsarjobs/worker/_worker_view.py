@@ -10,8 +10,8 @@ if TYPE_CHECKING:
     from pulsarjobs.app_view import AppView
     from pulsarjobs.settings import Settings
     from pulsarjobs.wire.heartbeat import RunningJob, WorkerState
+    from pulsarjobs.worker._stats import WorkerStats
     from pulsarjobs.worker.feed import QueuePlan
-    from pulsarjobs.worker.stats import WorkerStats
 
 
 class WorkerView(Protocol):

@@ -31,7 +31,7 @@ from pulsarjobs.wire.heartbeat import (
 )
 
 if TYPE_CHECKING:
-    from pulsarjobs.worker.worker_view import WorkerView
+    from pulsarjobs.worker._worker_view import WorkerView
 
 log = structlog.get_logger("pulsarjobs.presence")
 
