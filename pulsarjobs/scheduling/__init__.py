@@ -1,2 +1,5 @@
-"""Periodic jobs: cron lines, their declaration on the App, the scheduler that enqueues
-their ticks, and their status for operators."""
+"""Periodic jobs: cron lines, their declaration on the App, the scheduler, their status.
+
+`cron` parses lines and finds due ticks, `periodic` is the App's `@app.periodic`, `scheduler`
+enqueues each tick once, `schedules` is what operators see of them.
+"""

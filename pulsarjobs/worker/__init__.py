@@ -1,2 +1,4 @@
-"""The worker: fetching jobs, running them and settling them with the broker, and what a
-running worker tells about itself."""
+"""The worker: fetching jobs, running them, settling them with the broker, and its presence.
+
+Modules named with a leading underscore are used only inside this package.
+"""
