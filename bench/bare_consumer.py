@@ -12,7 +12,7 @@ import os
 import pulsar
 
 from bench.record import stamp
-from pulsarjobs.envelope import decode
+from pulsarjobs.wire.envelope import decode
 
 
 def main(topic: str, subscription: str, record: bool) -> None:

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.broker import LocalBroker
 from pulsarjobs.broker.process import free_port
 from pulsarjobs.settings import Settings
+from pulsarjobs.transport.admin import Admin
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,14 @@ from pulsarjobs import App
 from pulsarjobs.app import JobCall
 from pulsarjobs.broker.process import free_port
 from pulsarjobs.clock import utc_now
-from pulsarjobs.connection import Acks
 from pulsarjobs.dashboard.state import POLL_SECONDS
-from pulsarjobs.envelope import JobError, encode
-from pulsarjobs.feed import keep_dead_letters
 from pulsarjobs.settings import Settings
-from pulsarjobs.settle import Delivery, dead_letter_properties
-from pulsarjobs.topics import topics_for
-from pulsarjobs.verdicts import Outcome, Verdict
+from pulsarjobs.transport.connection import Acks
+from pulsarjobs.transport.topics import topics_for
+from pulsarjobs.wire.envelope import JobError, encode
+from pulsarjobs.wire.verdicts import Outcome, Verdict
+from pulsarjobs.worker.feed import keep_dead_letters
+from pulsarjobs.worker.settle import Delivery, dead_letter_properties
 
 QUEUE = "default"
 SEARCHED = "TimeoutError"  # the error of one dead letter in a hundred

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
-from pulsarjobs.feed import Feed, QueuePlan
-from pulsarjobs.limits import Slots
+from pulsarjobs.flow.limits import LimitSlots
 from pulsarjobs.settings import Settings
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.worker.feed import Feed, QueuePlan
 
 
 def median_ms(action: Callable[[int], Any], number: int) -> float:
@@ -60,7 +60,7 @@ def on_broker(number: int) -> dict[str, float]:
             "unique_enqueue_ms": median_ms(unique.enqueue, number),
             "duplicate_enqueue_ms": median_ms(lambda n: unique.enqueue(0), number),
         }
-        slots = Slots(app, "bench", 1)
+        slots = LimitSlots(app, "bench", 1)
         envelope = app.envelope(limited.call())
 
         def take_and_give(_n: int) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 def per_job_us(number: int) -> dict[str, float]:
     from pulsarjobs import App, Envelope, Outcome, Verdict, Worker, WorkerMetrics
-    from pulsarjobs.metrics import MULTIPROCESS_DIR
+    from pulsarjobs.worker.metrics import MULTIPROCESS_DIR
 
     app = App()
 

@@ -30,12 +30,13 @@ from typing import Any
 
 import pulsar
 
-from pulsarjobs.envelope import SCHEMA_JSON, Envelope, encode, new_id
-from pulsarjobs.feed import Feed, Receiver
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import configure_logging
-from pulsarjobs.runners import LoopRunners, ThreadRunners
-from pulsarjobs.worker import Worker, _Running
+from pulsarjobs.wire.envelope import SCHEMA_JSON, Envelope, encode, new_id
+from pulsarjobs.worker._queue_feed import Receiver
+from pulsarjobs.worker._runners import LoopRunners, ThreadRunners
+from pulsarjobs.worker.feed import Feed
+from pulsarjobs.worker.worker import Worker, _WorkerSession
 
 QUEUE = "per_job"
 SCHEMA_VERSION = (0).to_bytes(8, "big")  # as a producer with a registered schema stamps it
@@ -82,7 +83,7 @@ def build(job: str) -> tuple[Callable[[list[Any]], None], Callable[[int], list[A
     worker = Worker(app, queues=QUEUE, concurrency=32, prefetch=1000)
     topic = worker.topics[QUEUE].jobs
     loop = asyncio.new_event_loop()
-    running = _Running(loop, asyncio.Event())
+    running = _WorkerSession(loop, asyncio.Event())
     consumers: dict[str, Receiver] = {QUEUE: Consumer(), f"{QUEUE}-ordered": Consumer()}
     worker._build(running, consumers)
     feed: Feed | None = running.feed

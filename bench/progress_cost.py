@@ -3,7 +3,7 @@ without, timed inside a running job.
 
     python -m bench.progress_cost [--number 1000000]
 
-The job runs in the in-memory TestRunner, through the worker's own Executor, so `current_job()`
+The job runs in the in-memory TestRunner, through the worker's own JobExecutor, so `current_job()`
 is what a worker's job gets. Three loops of `--number` steps, each step adding to a sum: without
 progress; with `job.progress(i, n)` on a handle taken once; with `current_job().progress(i, n)`
 each step. Each is timed 5 times, the best kept; the ratio is against the loop without.

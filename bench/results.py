@@ -30,11 +30,11 @@ from pathlib import Path
 
 import pulsar
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
-from pulsarjobs.results import JobResult
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import results_topic
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.topics import results_topic
+from pulsarjobs.workflows.results import JobResult
 
 app = App(Settings.from_env())
 

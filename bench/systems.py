@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.app import App, JobCall
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.topics import topics_for
 
 CHUNK = 5_000  # jobs per bulk enqueue call
 PYTHON = sys.executable

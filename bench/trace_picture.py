@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pulsarjobs import App, RetryPolicy, Settings, Worker, current_job
-from pulsarjobs.admin import Admin
+from pulsarjobs.transport.admin import Admin
 
 
 def record_trace() -> list[ReadableSpan]:

@@ -15,10 +15,10 @@ import argparse
 import timeit
 from collections.abc import Callable
 
-from pulsarjobs.envelope import Envelope
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks
 from pulsarjobs.tracing import Tracing
+from pulsarjobs.wire.envelope import Envelope
 
 ENVELOPE = Envelope(id="0123456789abcdef0123456789abcdef", type="noop", queue="default")
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from examples.jobs import app, charge_card, send_reminder, send_welcome_email, sync_legacy_inventory
 from pulsarjobs import Envelope, JobError, Middleware, Worker
 from pulsarjobs.logs import configure_logging
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.topics import topics_for
 
 console = Console()
 

@@ -5,13 +5,6 @@ modules are the implementation and may change.
 """
 
 from pulsarjobs.app import App
-from pulsarjobs.batch_state import BatchProgress
-from pulsarjobs.batches import Batch
-from pulsarjobs.cancels import Cancel, run_now
-from pulsarjobs.chains import Chained
-from pulsarjobs.cron import Schedule
-from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
-from pulsarjobs.envelope import ArgumentError, Envelope, EnvelopeError, JobError
 from pulsarjobs.errors import (
     BrokerError,
     BrokerUnavailable,
@@ -25,22 +18,29 @@ from pulsarjobs.errors import (
     PulsarJobsError,
     ResultTimeout,
 )
-from pulsarjobs.execution import current_job
-from pulsarjobs.heartbeat import Progress, RunningJob
-from pulsarjobs.inspect import Inspector, QueueStats, WorkerStatus
+from pulsarjobs.flow.unique import DuplicateJob
 from pulsarjobs.jobs import Job, JobCall
-from pulsarjobs.metrics import WorkerMetrics
 from pulsarjobs.middleware import Middleware
-from pulsarjobs.pauses import Pause
-from pulsarjobs.progress import CurrentJob
-from pulsarjobs.queue_metrics import QueueCollector
+from pulsarjobs.operations.cancels import Cancel, run_now
+from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
+from pulsarjobs.operations.inspector import Inspector, QueueStats, WorkerStatus
+from pulsarjobs.operations.pauses import Pause
+from pulsarjobs.operations.queue_metrics import QueueCollector
 from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.scheduling.cron import Schedule
 from pulsarjobs.settings import Settings
 from pulsarjobs.snooze import Snooze
-from pulsarjobs.topic_stats import SubscriptionStats, TopicInfo, TopicStats
-from pulsarjobs.unique import DuplicateJob
-from pulsarjobs.verdicts import Outcome, Verdict
-from pulsarjobs.worker import Worker
+from pulsarjobs.transport.topic_stats import SubscriptionStats, TopicInfo, TopicStats
+from pulsarjobs.wire.envelope import ArgumentError, Envelope, EnvelopeError, JobError
+from pulsarjobs.wire.heartbeat import Progress, RunningJob
+from pulsarjobs.wire.verdicts import Outcome, Verdict
+from pulsarjobs.worker.execution import current_job
+from pulsarjobs.worker.metrics import WorkerMetrics
+from pulsarjobs.worker.progress import CurrentJob
+from pulsarjobs.worker.worker import Worker
+from pulsarjobs.workflows.batch_state import BatchProgress
+from pulsarjobs.workflows.batches import Batch
+from pulsarjobs.workflows.chains import Chained
 
 __version__ = "0.1.0"
 

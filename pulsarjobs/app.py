@@ -16,26 +16,29 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
-from pulsarjobs import access, cancels, pauses, rates, retention, tracing
-from pulsarjobs.batches import Batch, BatchOptions
+from pulsarjobs import tracing
 from pulsarjobs.clock import Clock, utc_now, when_due
-from pulsarjobs.closing import Closing
-from pulsarjobs.connection import Acks, Connection
-from pulsarjobs.cron import (
-    Schedule,
-)
-from pulsarjobs.envelope import ArgumentError, Envelope, encode, new_id
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
+from pulsarjobs.flow import rates
+from pulsarjobs.flow.unique import DuplicateJob, UniqueKeys, default_key, hold_for
 from pulsarjobs.jobs import DEFAULT_QUEUE, FlowOptions, Job, JobCall, JobDecorator
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
-from pulsarjobs.periodic import PeriodicJobs
+from pulsarjobs.operations import cancels, pauses, retention
 from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.scheduling.cron import (
+    Schedule,
+)
+from pulsarjobs.scheduling.periodic import PeriodicJobs
 from pulsarjobs.settings import Settings
 from pulsarjobs.snooze import DEFAULT_MAX_SNOOZES
-from pulsarjobs.topics import check_queue_name, topics_for
-from pulsarjobs.unique import DuplicateJob, UniqueKeys, default_key, hold_for
-from pulsarjobs.workflows import Workflows
+from pulsarjobs.transport import access
+from pulsarjobs.transport.closing import Closing
+from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.topics import check_queue_name, topics_for
+from pulsarjobs.wire.envelope import ArgumentError, Envelope, encode, new_id
+from pulsarjobs.workflows.app_methods import Workflows
+from pulsarjobs.workflows.batches import Batch, BatchOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -138,12 +141,6 @@ class App(PeriodicJobs, Workflows, Closing):
             return declared
 
         return declare(func) if func is not None else declare
-
-    def _declared(self, job: Job[Any, Any] | str) -> Job[Any, Any]:
-        name = job if isinstance(job, str) else job.name
-        if name not in self.jobs:
-            raise ConfigurationError(f"no job named {name!r} is declared in this app")
-        return self.jobs[name]
 
     def envelope(
         self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None

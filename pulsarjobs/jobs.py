@@ -6,16 +6,13 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar
+from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar
 
-from pulsarjobs.envelope import JobArg
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.snooze import DEFAULT_MAX_SNOOZES
-from pulsarjobs.topics import check_queue_name
-
-if TYPE_CHECKING:
-    from pulsarjobs.app import App
+from pulsarjobs.transport.topics import check_queue_name
+from pulsarjobs.wire.envelope import JobArg
 
 DEFAULT_QUEUE = "default"  # of a job declared without one, and of a call to an undeclared job
 FITS_REMEMBERED = 64  # argument shapes a job remembers as fitting (a `**kwargs` job has many)
@@ -77,7 +74,7 @@ class Job(Generic[P, R]):
 
     def __init__(
         self,
-        app: App,
+        app: Enqueuer,
         func: Callable[P, R],
         name: str,
         queue: str,
@@ -132,5 +129,21 @@ class Job(Generic[P, R]):
         return await self.app.enqueue_async(self.call(*args, **kwargs))
 
 
+class Enqueuer(Protocol):
+    """What a job enqueues its calls through: its App."""
+
+    def enqueue(self, call: JobCall) -> str: ...
+
+    async def enqueue_async(self, call: JobCall) -> str: ...
+
+
 class JobDecorator(Protocol):
     def __call__(self, func: Callable[P, R], /) -> Job[P, R]: ...
+
+
+def declared_job(jobs: Mapping[str, Job[Any, Any]], job: Job[Any, Any] | str) -> Job[Any, Any]:
+    """The job of that name (or that job) among an App's `jobs`; ConfigurationError if none."""
+    name = job if isinstance(job, str) else job.name
+    if name not in jobs:
+        raise ConfigurationError(f"no job named {name!r} is declared in this app")
+    return jobs[name]

@@ -8,8 +8,8 @@ from typing import Literal
 
 import structlog
 
-from pulsarjobs.envelope import Envelope, JobError
 from pulsarjobs.middleware import Middleware, listening_changed
+from pulsarjobs.wire.envelope import Envelope, JobError
 
 LogFormat = Literal["console", "json"]
 

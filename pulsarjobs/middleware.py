@@ -13,14 +13,11 @@ import contextlib
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager as ContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from pulsarjobs.envelope import Envelope, JobError
-
-if TYPE_CHECKING:
-    from pulsarjobs.worker import Worker
+from pulsarjobs.wire.envelope import Envelope, JobError
 
 log = structlog.get_logger("pulsarjobs.middleware")
 
@@ -63,10 +60,12 @@ class Middleware:
     def on_expired(self, envelope: Envelope) -> None:
         """The job was dropped because it was past its `expires_at`."""
 
-    def on_worker_start(self, worker: Worker) -> None:
+    # `worker` is the pulsarjobs.Worker; typed Any so that the hooks, which the worker calls,
+    # need not import it, and an override may annotate it as Worker.
+    def on_worker_start(self, worker: Any) -> None:
         """The worker is subscribed and about to take jobs."""
 
-    def on_worker_stop(self, worker: Worker) -> None:
+    def on_worker_stop(self, worker: Any) -> None:
         """The worker has settled or handed back its last job and is about to close."""
 
 

@@ -31,16 +31,16 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from pulsarjobs.crashes import CrashLedger
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
-from pulsarjobs.metrics import GroupMetrics, WorkerMetrics
 from pulsarjobs.middleware import Middleware
+from pulsarjobs.worker.crashes import CrashLedger
+from pulsarjobs.worker.metrics import GroupMetrics, WorkerMetrics
 
 if TYPE_CHECKING:
-    from pulsarjobs.scheduler import Scheduler
-    from pulsarjobs.worker import Worker
+    from pulsarjobs.scheduling.scheduler import Scheduler
+    from pulsarjobs.worker.worker import Worker
 
 log = structlog.get_logger("pulsarjobs.processes")
 
@@ -78,8 +78,8 @@ def run_worker(
     """One worker process; with `with_scheduler`, it also competes to lead the schedules. With
     `metrics_port`, it serves its metrics there, or, `in_group`, leaves that to its supervisor.
     `crash_ledger`: the directory where its supervisor learns what it runs (crashes.py)."""
-    from pulsarjobs.scheduler import Scheduler
-    from pulsarjobs.worker import Worker
+    from pulsarjobs.scheduling.scheduler import Scheduler
+    from pulsarjobs.worker.worker import Worker
 
     app = load_app(app_reference, settings)
     metrics = None if metrics_port is None else WorkerMetrics(None if in_group else metrics_port)

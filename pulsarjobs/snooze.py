@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from pulsarjobs.envelope import Envelope
+from pulsarjobs.wire.envelope import Envelope
 
 # A job polling every minute for an hour and a half, or every hour for four days: generous for
 # waiting on something outside, small enough that a job snoozing by mistake ends up in sight.

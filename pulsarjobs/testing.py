@@ -1,7 +1,7 @@
 """Run jobs in memory, without a broker, in users' unit tests.
 
 `TestRunner` swaps an in-memory connection into an App: enqueued jobs are encoded as for Pulsar
-and kept in memory, then decoded and run by the worker's own `Executor`, so retries, dead
+and kept in memory, then decoded and run by the worker's own `JobExecutor`, so retries, dead
 letters, expiry and never-early behave as on the broker. Time is virtual: draining jumps the
 clock to the next due job instead of sleeping. Timeouts are still measured in real seconds.
 """
@@ -21,22 +21,16 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, NoReturn
 
-from pulsarjobs import batches
 from pulsarjobs.app import App
-from pulsarjobs.batch_state import BatchState, due_callbacks
-from pulsarjobs.cancels import Cancel
 from pulsarjobs.clock import Clock, utc_now
-from pulsarjobs.connection import Acks, Connection
-from pulsarjobs.envelope import Envelope
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.execution import Executor
+from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.jobs import Job
 from pulsarjobs.middleware import Middleware
-from pulsarjobs.result_reader import ResultReader, no_result
-from pulsarjobs.results import JobResult
+from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.settings import Settings
-from pulsarjobs.settle import Delivery, Settler
-from pulsarjobs.topics import (
+from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.topics import (
     cancelled_topic,
     carries_jobs,
     is_dead_letter_topic,
@@ -44,9 +38,15 @@ from pulsarjobs.topics import (
     results_topic,
     topics_for,
 )
-from pulsarjobs.unique import UniqueKeys
-from pulsarjobs.values import JobArg
-from pulsarjobs.verdicts import Outcome
+from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.wire.values import JobArg
+from pulsarjobs.wire.verdicts import Outcome
+from pulsarjobs.worker.execution import JobExecutor
+from pulsarjobs.worker.settle import Delivery, Settler
+from pulsarjobs.workflows import batches
+from pulsarjobs.workflows.batch_state import BatchState, due_callbacks
+from pulsarjobs.workflows.result_reader import ResultReader, no_result
+from pulsarjobs.workflows.results import JobResult
 
 WORKER = "pulsarjobs.testing"
 
@@ -222,7 +222,7 @@ class TestRunner:
         self.cancelled: list[Envelope] = []  # by `app.cancel`: not run, or their result discarded
         self.outcomes: list[Outcome] = []  # of every run, in order
         # Each list above holds the jobs a worker counter of the same name counts: a verdict's
-        # policy names its counter (verdicts.py).
+        # policy names its counter (wire/verdicts.py).
         self._settled_as = dict(done=self.done, dead=self.dead, expired=self.expired,
                                 cancelled=self.cancelled)  # fmt: skip
         self.batches = InMemoryBatches(app)
@@ -230,7 +230,7 @@ class TestRunner:
         self._sequence = 0
         self._counter = _RunCounter()
         self._threads = ThreadPoolExecutor(thread_name_prefix="pulsarjobs-test-job")
-        self._executor = Executor(app, WORKER, self._threads, clock=self._clock)
+        self._executor = JobExecutor(app, WORKER, self._threads, clock=self._clock)
         self._settler = Settler(app, lambda queue: topics_for(app.settings, queue), WORKER)
         self._loop = asyncio.Runner()
         self.results = InMemoryResults(self.connection, self._clock)  # what app.result reads

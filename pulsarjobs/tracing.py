@@ -21,9 +21,9 @@ import contextlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager as ContextManager
 
-from pulsarjobs.envelope import Envelope
 from pulsarjobs.middleware import Middleware, listening_changed
-from pulsarjobs.verdicts import Verdict
+from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.wire.verdicts import Verdict
 
 try:
     from opentelemetry import propagate, trace

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.broker import PULSAR_VERSION, LocalBroker
 from pulsarjobs.broker.process import free_port
 from pulsarjobs.errors import PulsarJobsError
+from pulsarjobs.transport.admin import Admin
 
 NAMESPACE = "public/pulsarjobs"
 

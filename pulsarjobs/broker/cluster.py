@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.broker.cluster_ports import BOOKIES, ClusterPorts
 from pulsarjobs.broker.jars import PULSAR_VERSION, classpath
 from pulsarjobs.broker.java import Jdk, find_jdk
@@ -32,6 +31,7 @@ from pulsarjobs.broker.security import BrokerSecurity
 from pulsarjobs.broker.templates import merged, render
 from pulsarjobs.errors import BrokerError
 from pulsarjobs.settings import Settings
+from pulsarjobs.transport.admin import Admin
 
 CLUSTER_NAME = "pulsarjobs"
 # Long enough to ride out a GC pause on a busy laptop, short enough that a killed broker's

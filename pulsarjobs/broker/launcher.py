@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.broker.jars import PULSAR_VERSION, classpath
 from pulsarjobs.broker.java import Jdk, find_jdk
 from pulsarjobs.broker.process import (
@@ -29,6 +28,7 @@ from pulsarjobs.broker.security import BrokerSecurity
 from pulsarjobs.broker.templates import merged, render
 from pulsarjobs.errors import BrokerError
 from pulsarjobs.settings import Settings
+from pulsarjobs.transport.admin import Admin
 
 MAIN_CLASS = "org.apache.pulsar.PulsarStandaloneStarter"
 DEFAULT_NAMESPACES = ("public/pulsarjobs",)
@@ -263,7 +263,7 @@ def probe(settings: Settings, topic: str, timeout_ms: int = 10_000) -> None:
     """Send one message and read it back: the broker really serves clients."""
     import pulsar
 
-    from pulsarjobs.connection import client_options
+    from pulsarjobs.transport.connection import client_options
 
     client = pulsar.Client(
         settings.service_url,

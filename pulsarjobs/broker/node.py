@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.broker.java import Jdk
 from pulsarjobs.broker.process import JavaProcess, java_command, port_in_use
 from pulsarjobs.broker.security import BrokerSecurity
+from pulsarjobs.transport.admin import Admin
 
 Role = Literal["zookeeper", "bookie", "broker"]
 

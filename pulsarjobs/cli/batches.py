@@ -8,9 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pulsarjobs.batch_state import BatchProgress
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
+from pulsarjobs.workflows.batch_state import BatchProgress
 
 app = typer.Typer(help="Batches of jobs: their progress and callbacks.")
 console = Console()

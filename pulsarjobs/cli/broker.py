@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.broker import LocalBroker
 from pulsarjobs.broker.jars import PULSAR_VERSION, cached, classpath
 from pulsarjobs.broker.security import BrokerSecurity
 from pulsarjobs.cli.output import fail, reports_errors
 from pulsarjobs.settings import Settings, external_service_url
+from pulsarjobs.transport.admin import Admin
 
 app = typer.Typer(no_args_is_help=True, help="Run a local Apache Pulsar standalone.")
 console = Console(stderr=True)

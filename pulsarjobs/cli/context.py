@@ -11,7 +11,7 @@ import typer
 
 from pulsarjobs.cli.output import fail
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.inspect import Inspector
+from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.settings import Settings
 
 

@@ -11,14 +11,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pulsarjobs import replay as moves
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
 from pulsarjobs.clock import utc_now
-from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
-from pulsarjobs.durations import parse_since
-from pulsarjobs.inspect import Inspector
-from pulsarjobs.jsonable import jsonable
+from pulsarjobs.operations import replay as moves
+from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
+from pulsarjobs.operations.durations import parse_since
+from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.operations.jsonable import jsonable
 
 app = typer.Typer(no_args_is_help=True, help="Dead letters: list, show, replay, purge.")
 console = Console()

@@ -12,11 +12,11 @@ from rich.console import Console
 from pulsarjobs.app import App
 from pulsarjobs.cli.context import settings_of
 from pulsarjobs.cli.output import AsJson, print_json, reports_errors
-from pulsarjobs.client_log import silent_logger
-from pulsarjobs.connection import Connection, probe
-from pulsarjobs.durations import parse_duration, parse_instant
 from pulsarjobs.jobs import JobCall
 from pulsarjobs.middleware import Hooks
+from pulsarjobs.operations.durations import parse_duration, parse_instant
+from pulsarjobs.transport.client_log import silent_logger
+from pulsarjobs.transport.connection import Connection, probe
 
 console = Console()
 

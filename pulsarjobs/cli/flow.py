@@ -11,9 +11,9 @@ from rich.table import Table
 
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import AsJson, print_json, reports_errors
-from pulsarjobs.flow_report import FlowReport, flow_report, rate_limits
-from pulsarjobs.rates import set_rate_limit
-from pulsarjobs.unique import UniqueKeys
+from pulsarjobs.flow.rates import set_rate_limit
+from pulsarjobs.flow.unique import UniqueKeys
+from pulsarjobs.operations.flow_report import FlowReport, flow_report, rate_limits
 
 app = typer.Typer(help="Flow control: rate limits, concurrency limits, unique keys held.")
 console = Console()

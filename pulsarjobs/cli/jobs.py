@@ -8,14 +8,14 @@ import typer
 from rich.console import Console
 
 from pulsarjobs.app import App
-from pulsarjobs.cancels import cancel
 from pulsarjobs.cli.context import inspecting, settings_of
 from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
 from pulsarjobs.cli.queues import age
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import JobFailed
-from pulsarjobs.heartbeat import PROGRESS_KEPT_AFTER
-from pulsarjobs.progress import last_progress
+from pulsarjobs.operations.cancels import cancel
+from pulsarjobs.wire.heartbeat import PROGRESS_KEPT_AFTER
+from pulsarjobs.worker.progress import last_progress
 
 app = typer.Typer(
     no_args_is_help=True,

@@ -10,8 +10,8 @@ from rich.console import Console
 
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import fail, reports_errors
-from pulsarjobs.durations import parse_duration
-from pulsarjobs.namespaces import JobPolicies, set_up_namespace
+from pulsarjobs.operations.durations import parse_duration
+from pulsarjobs.operations.namespaces import JobPolicies, set_up_namespace
 
 app = typer.Typer(no_args_is_help=True, help="The namespace jobs live in.")
 console = Console()

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from pulsarjobs.errors import PulsarJobsError
-from pulsarjobs.jsonable import jsonable
+from pulsarjobs.operations.jsonable import jsonable
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -14,11 +14,11 @@ from rich.table import Table
 
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import AsJson, print_json, reports_errors
-from pulsarjobs.durations import parse_duration, parse_size
-from pulsarjobs.inspect import Inspector, QueueStats
-from pulsarjobs.pauses import pause, resume
-from pulsarjobs.retention import KEPT_FOREVER, dead_retention, set_dead_retention
-from pulsarjobs.topics import topics_for
+from pulsarjobs.operations.durations import parse_duration, parse_size
+from pulsarjobs.operations.inspector import Inspector, QueueStats
+from pulsarjobs.operations.pauses import pause, resume
+from pulsarjobs.operations.retention import KEPT_FOREVER, dead_retention, set_dead_retention
+from pulsarjobs.transport.topics import topics_for
 
 app = typer.Typer(help="Queues: their jobs by state; pause and resume one; dead-letter retention.")
 console = Console()

@@ -12,8 +12,8 @@ from pulsarjobs.cli.context import setting_overrides
 from pulsarjobs.cli.output import print_json, reports_errors
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
-from pulsarjobs.scheduler import Scheduler, last_ticks
-from pulsarjobs.schedules import schedule_statuses
+from pulsarjobs.scheduling.scheduler import Scheduler, last_ticks
+from pulsarjobs.scheduling.schedules import schedule_statuses
 
 AppReference = Annotated[str, typer.Argument(metavar="APP", help="module:attribute of your App.")]
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
-from pulsarjobs.topic_stats import TopicStats
+from pulsarjobs.transport.topic_stats import TopicStats
 
 app = typer.Typer(no_args_is_help=True, help="The topics of the namespace.")
 console = Console()

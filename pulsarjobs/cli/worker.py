@@ -8,9 +8,9 @@ import typer
 
 from pulsarjobs.cli.context import setting_overrides
 from pulsarjobs.cli.output import reports_errors
-from pulsarjobs.feed import QueuePlan
 from pulsarjobs.logs import LogFormat, configure_logging
 from pulsarjobs.processes import run_worker, supervise
+from pulsarjobs.worker.feed import QueuePlan
 
 
 @reports_errors

@@ -12,9 +12,9 @@ from rich.table import Table
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
 from pulsarjobs.cli.queues import age
-from pulsarjobs.connection import client_errors
-from pulsarjobs.control import Command, tell
-from pulsarjobs.inspect import WorkerStatus
+from pulsarjobs.operations.control import Command, tell
+from pulsarjobs.operations.inspector import WorkerStatus
+from pulsarjobs.transport.connection import client_errors
 
 app = typer.Typer(help="Running workers: list them, make one quiet, stop one.")
 console = Console()

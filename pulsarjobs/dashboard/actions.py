@@ -14,9 +14,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pulsarjobs import cancels, pauses
-from pulsarjobs.connection import client_errors
-from pulsarjobs.control import COMMANDS, Command, tell
 from pulsarjobs.dashboard.auth import COOKIE, safe_next
 from pulsarjobs.dashboard.pages import render, with_notice
 from pulsarjobs.dashboard.state import dashboard_of
@@ -28,8 +25,11 @@ from pulsarjobs.dashboard.views import (
     parse_position_param,
     queue_param,
 )
-from pulsarjobs.dead_letters import DeadLetterFilter
 from pulsarjobs.errors import NotFound
+from pulsarjobs.operations import cancels, pauses
+from pulsarjobs.operations.control import COMMANDS, Command, tell
+from pulsarjobs.operations.dead_letters import DeadLetterFilter
+from pulsarjobs.transport.connection import client_errors
 
 CONFIRM_SECONDS = 5.0  # how long a worker command waits for the worker to confirm
 ACTIONS: dict[str, Action] = {"replay": "replay", "delete": "delete"}

@@ -26,7 +26,7 @@ from pulsarjobs.errors import (
     NotFound,
     PulsarJobsError,
 )
-from pulsarjobs.jsonable import jsonable
+from pulsarjobs.operations.jsonable import jsonable
 
 View = Callable[[Request, Dashboard], views.Context]
 NOTICE_COOKIE = "pulsarjobs_notice"

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pulsarjobs.inspect import QueueStats, WorkerStatus
+from pulsarjobs.operations.inspector import QueueStats, WorkerStatus
 
 KEEP = 360  # samples: 30 minutes at one every 5 s
 

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from pulsarjobs.browse import Browser
 from pulsarjobs.clock import utc_now
 from pulsarjobs.dashboard.samples import Samples, take_sample
-from pulsarjobs.flow_report import FlowReport, flow_report
-from pulsarjobs.inspect import Inspector, QueueStats, WorkerStatus
-from pulsarjobs.unique import UniqueKeys
+from pulsarjobs.flow.unique import UniqueKeys
+from pulsarjobs.operations.browse import Browser
+from pulsarjobs.operations.flow_report import FlowReport, flow_report
+from pulsarjobs.operations.inspector import Inspector, QueueStats, WorkerStatus
 
 SUMMARY_SCAN = 1_000  # messages read per topic to tell scheduled jobs from waiting ones
 

@@ -8,13 +8,13 @@ from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 
 from pulsarjobs.app import App
-from pulsarjobs.browse import Browser
 from pulsarjobs.dashboard.auth import Secret
 from pulsarjobs.dashboard.samples import Samples
 from pulsarjobs.dashboard.snapshot import Snapshots
 from pulsarjobs.dashboard.tasks import Tasks
-from pulsarjobs.inspect import Inspector
-from pulsarjobs.queue_metrics import QueueCollector
+from pulsarjobs.operations.browse import Browser
+from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.operations.queue_metrics import QueueCollector
 from pulsarjobs.settings import Settings
 
 POLL_SECONDS = 3.0  # how often live parts of the pages refresh

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from pulsarjobs import replay as moves
 from pulsarjobs.clock import utc_now
-from pulsarjobs.dead_letters import DeadLetterFilter
 from pulsarjobs.errors import PulsarJobsError
-from pulsarjobs.inspect import Inspector
+from pulsarjobs.operations import replay as moves
+from pulsarjobs.operations.dead_letters import DeadLetterFilter
+from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.settings import Settings
 
 Action = Literal["replay", "delete"]

@@ -8,20 +8,20 @@ from typing import Any
 
 from starlette.requests import Request
 
-from pulsarjobs.backlog import Position, parse_position
-from pulsarjobs.browse import PAGE_SIZES, WHERE, JobMessage, Page, Where
-from pulsarjobs.cancels import cancelled_jobs
 from pulsarjobs.clock import utc_now
 from pulsarjobs.dashboard.samples import Point
 from pulsarjobs.dashboard.snapshot import Snapshot
 from pulsarjobs.dashboard.state import Dashboard
-from pulsarjobs.dead_letters import DeadLetterFilter
-from pulsarjobs.durations import parse_since
 from pulsarjobs.errors import NotFound, PulsarJobsError
-from pulsarjobs.progress import last_progress
-from pulsarjobs.retention import KEPT_FOREVER
-from pulsarjobs.schedules import recorded_ticks, schedule_statuses, scheduler_leader
-from pulsarjobs.topics import check_queue_name
+from pulsarjobs.operations.browse import PAGE_SIZES, WHERE, JobMessage, Page, Where
+from pulsarjobs.operations.cancels import cancelled_jobs
+from pulsarjobs.operations.dead_letters import DeadLetterFilter
+from pulsarjobs.operations.durations import parse_since
+from pulsarjobs.operations.retention import KEPT_FOREVER
+from pulsarjobs.scheduling.schedules import recorded_ticks, schedule_statuses, scheduler_leader
+from pulsarjobs.transport.backlog import Position, parse_position
+from pulsarjobs.transport.topics import check_queue_name
+from pulsarjobs.worker.progress import last_progress
 
 Context = dict[str, Any]
 NEXT_RUNS = 3

@@ -12,9 +12,9 @@ import time
 from datetime import timedelta
 
 from pulsarjobs.app import App
-from pulsarjobs.execution import current_job
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
+from pulsarjobs.worker.execution import current_job
 from tests.apps.pipeline import record
 
 

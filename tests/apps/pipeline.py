@@ -14,9 +14,9 @@ import time
 from typing import Any
 
 from pulsarjobs.app import App
-from pulsarjobs.execution import current_job
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
+from pulsarjobs.worker.execution import current_job
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay=0.5, multiplier=2.0, jitter=0.0)
 _running = 0

@@ -13,9 +13,9 @@ import asyncio
 import os
 
 from pulsarjobs.app import App
-from pulsarjobs.execution import current_job
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
+from pulsarjobs.worker.execution import current_job
 from tests.apps.pipeline import record
 
 HOURLY_RETRY = RetryPolicy(max_attempts=5, initial_delay=3600, jitter=0.0)

@@ -9,9 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from pulsarjobs.app import App
-from pulsarjobs.execution import current_job
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
+from pulsarjobs.worker.execution import current_job
 
 KEEP = timedelta(hours=1)
 SHORT_KEEP = timedelta(seconds=2)

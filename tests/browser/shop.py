@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pulsarjobs.app import App, JobCall
-from pulsarjobs.browse import Browser
-from pulsarjobs.inspect import Inspector, WorkerStatus
+from pulsarjobs.operations.browse import Browser
+from pulsarjobs.operations.inspector import Inspector, WorkerStatus
 from pulsarjobs.settings import Settings
 from tests.apps.shop import make_app
 from tests.browser.served import Served, dashboard_process

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pulsarjobs.batch_state import BatchProgress
+from pulsarjobs.workflows.batch_state import BatchProgress
 from tests.browser.served import log_in
 from tests.browser.shop import Shop
 from tests.browser.shown import agrees, rows, text

@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
 from pulsarjobs.broker.cluster import LocalCluster
 from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.topics import topics_for
 from tests.apps.pipeline import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (

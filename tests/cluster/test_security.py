@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.broker.cluster import LocalCluster
 from pulsarjobs.broker.cluster_ports import ClusterPorts
-from pulsarjobs.topics import partition_topic, topics_for
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.topics import partition_topic, topics_for
 from tests.apps.pipeline import make_app
 from tests.integration.helpers import start_worker_process, started, stop_process, wait_until
 from tests.integration.test_security import (

@@ -18,10 +18,10 @@ from typing import Any
 
 import pulsar
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
 from pulsarjobs.settings import Settings
-from pulsarjobs.worker import Worker
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.worker.worker import Worker
 from tests.conftest import BrokerUnderTest
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs import App
-from pulsarjobs.batch_state import BatchProgress, firing_record
-from pulsarjobs.batches import Batch
 from pulsarjobs.clock import utc_now
-from pulsarjobs.envelope import decode
-from pulsarjobs.inspect import Inspector
-from pulsarjobs.topics import batches_topic, topics_for
+from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.transport.topics import batches_topic, topics_for
+from pulsarjobs.wire.envelope import decode
+from pulsarjobs.workflows.batch_state import BatchProgress, firing_record
+from pulsarjobs.workflows.batches import Batch
 from tests.apps.batches import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (

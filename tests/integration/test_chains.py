@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs import App
-from pulsarjobs.envelope import decode
 from pulsarjobs.errors import JobFailed
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.topics import topics_for
+from pulsarjobs.wire.envelope import decode
 from tests.apps.workflows import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs.app import App
-from pulsarjobs.crashes import CrashGuard, CrashLedger
+from pulsarjobs.worker.crashes import CrashGuard, CrashLedger
 from tests.apps.flow import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, records, wait_until, worker_in_thread

@@ -15,10 +15,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pulsarjobs.app import App, JobCall
-from pulsarjobs.browse import Browser
 from pulsarjobs.dashboard import Secret, create_app
-from pulsarjobs.inspect import Inspector
-from pulsarjobs.jsonable import jsonable
+from pulsarjobs.operations.browse import Browser
+from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.operations.jsonable import jsonable
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from tests.apps.pipeline import make_app

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pulsarjobs.inspect import Inspector
-from pulsarjobs.topics import topics_for
+from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.transport.topics import topics_for
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, settings_env
 

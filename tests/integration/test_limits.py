@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from pulsarjobs.app import App
-from pulsarjobs.inspect import Inspector
-from pulsarjobs.limits import limits
+from pulsarjobs.flow.limits import limits
+from pulsarjobs.operations.inspector import Inspector
 from tests.apps.flow import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (

@@ -22,7 +22,7 @@ from pulsarjobs.app import App, JobCall
 from pulsarjobs.broker.process import free_port
 from pulsarjobs.cli import app as cli_app
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.topics import topics_for
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     fresh_settings,

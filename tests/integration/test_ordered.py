@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
 from pulsarjobs.errors import NotFound
-from pulsarjobs.topic_stats import subscription_of
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.topic_stats import subscription_of
+from pulsarjobs.transport.topics import topics_for
 from tests.apps.flow import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (

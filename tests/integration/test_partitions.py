@@ -14,17 +14,17 @@ from pathlib import Path
 import pulsar
 import pytest
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
-from pulsarjobs.browse import Browser
-from pulsarjobs.cancels import run_now
 from pulsarjobs.dashboard import Secret, create_app
-from pulsarjobs.dead_letters import DeadLetterFilter
-from pulsarjobs.envelope import Envelope, decode
-from pulsarjobs.feed import CRASH_REDELIVERIES, subscribe
-from pulsarjobs.inspect import Inspector
-from pulsarjobs.replay import replay
-from pulsarjobs.topics import partition_topic, topics_for
+from pulsarjobs.operations.browse import Browser
+from pulsarjobs.operations.cancels import run_now
+from pulsarjobs.operations.dead_letters import DeadLetterFilter
+from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.operations.replay import replay
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.topics import partition_topic, topics_for
+from pulsarjobs.wire.envelope import Envelope, decode
+from pulsarjobs.worker.feed import CRASH_REDELIVERIES, subscribe
 from tests.integration.helpers import (
     read_topic,
     settings_env,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs import App, Inspector, JobCall, NotFound, PulsarJobsError, run_now
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.topics import topics_for
 from tests.integration.helpers import read_topic, records, started, wait_until, worker_in_thread
 from tests.integration.test_operations import cli, cli_json
 

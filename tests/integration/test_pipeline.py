@@ -13,10 +13,10 @@ import pulsar
 import pytest
 
 from pulsarjobs.app import App, JobCall
-from pulsarjobs.envelope import ArgumentError, Envelope, decode, encode, new_id
 from pulsarjobs.errors import BrokerUnavailable, PayloadTooLarge
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.topics import topics_for
+from pulsarjobs.wire.envelope import ArgumentError, Envelope, decode, encode, new_id
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     read_topic,
@@ -198,7 +198,7 @@ def evolved_datum(envelope: Envelope) -> dict[str, object]:
 
     import fastavro
 
-    from pulsarjobs.envelope import SCHEMA_JSON
+    from pulsarjobs.wire.envelope import SCHEMA_JSON
 
     parsed = fastavro.parse_schema(json.loads(SCHEMA_JSON))
     record = fastavro.schemaless_reader(io.BytesIO(encode(envelope)), parsed)

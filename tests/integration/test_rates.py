@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.app import App
-from pulsarjobs.rates import rate_limit
-from pulsarjobs.topics import topics_for
+from pulsarjobs.flow.rates import rate_limit
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.topics import topics_for
 from tests.apps.flow import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (

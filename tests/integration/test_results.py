@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs import App
-from pulsarjobs.admin import Admin
 from pulsarjobs.errors import JobFailed, ResultTimeout
-from pulsarjobs.topics import results_topic
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.topics import results_topic
 from tests.apps.workflows import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (

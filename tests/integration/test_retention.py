@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import httpx
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.app import App, JobCall
-from pulsarjobs.inspect import Inspector
-from pulsarjobs.retention import dead_retention
+from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.operations.retention import dead_retention
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.topics import topics_for
 from tests.integration.helpers import wait_until, worker_in_thread
 from tests.integration.test_dashboard import BEARER, dashboard
 from tests.integration.test_operations import cli, cli_json, queue_stats

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pulsarjobs import App
-from pulsarjobs.envelope import Envelope, decode
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.topics import topics_for
+from pulsarjobs.wire.envelope import Envelope, decode
 from tests.integration.helpers import read_topic, settings_env, stop_process, wait_until
 
 

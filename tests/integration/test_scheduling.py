@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs import App, EnqueueError
-from pulsarjobs.admin import Admin
+from pulsarjobs.transport.admin import Admin
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import started, wait_until, worker_in_thread
 

@@ -21,15 +21,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pulsarjobs.admin import Admin
 from pulsarjobs.app import JobCall
 from pulsarjobs.broker import LocalBroker, LocalCluster
 from pulsarjobs.broker.process import free_port
 from pulsarjobs.broker.security import BrokerSecurity
 from pulsarjobs.errors import AccessDenied, PulsarJobsError
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import control_topic
-from pulsarjobs.worker import Worker
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.topics import control_topic
+from pulsarjobs.worker.worker import Worker
 from tests.apps.pipeline import make_app
 from tests.conftest import unavailable
 from tests.integration.helpers import started, wait_until, worker_in_thread

@@ -19,7 +19,7 @@ import pytest
 
 from pulsarjobs import App, Inspector, Snooze, WorkerMetrics, current_job
 from pulsarjobs.broker.process import free_port
-from pulsarjobs.progress import last_progress
+from pulsarjobs.worker.progress import last_progress
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, settings_env, wait_until, worker_in_thread
 from tests.integration.test_cli import run

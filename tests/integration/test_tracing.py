@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, Sam
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pulsarjobs import App, RetryPolicy, current_job, tracing
-from pulsarjobs.inspect import Inspector
+from pulsarjobs.operations.inspector import Inspector
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, wait_until, worker_in_thread
 

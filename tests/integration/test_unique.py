@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs.app import App
-from pulsarjobs.limits import make_slots
-from pulsarjobs.topics import topics_for
-from pulsarjobs.unique import DuplicateJob
+from pulsarjobs.flow.limits import make_slots
+from pulsarjobs.flow.unique import DuplicateJob
+from pulsarjobs.transport.topics import topics_for
 from tests.apps.flow import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (

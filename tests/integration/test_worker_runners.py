@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 
 from pulsarjobs import App, Envelope, Middleware
-from pulsarjobs.worker import Worker
+from pulsarjobs.worker.worker import Worker
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, wait_until, worker_in_thread
 

@@ -18,7 +18,7 @@ import pytest
 
 from pulsarjobs import App, JobCall, Settings
 from pulsarjobs.broker.process import free_port
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.topics import topics_for
 from tests.conftest import BrokerUnderTest, launched_broker
 from tests.integration.helpers import fresh_settings, read_topic, settings_env, start_worker_process
 from tests.reliability import report

@@ -16,7 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pulsarjobs import App, JobCall, Settings
-from pulsarjobs.envelope import (
+from pulsarjobs.errors import PayloadTooLarge
+from pulsarjobs.testing import TestRunner
+from pulsarjobs.transport.topics import topics_for
+from pulsarjobs.wire.envelope import (
     ArgumentError,
     EnvelopeError,
     _to_record,
@@ -24,9 +27,6 @@ from pulsarjobs.envelope import (
     encode,
     schema_text,
 )
-from pulsarjobs.errors import PayloadTooLarge
-from pulsarjobs.testing import TestRunner
-from pulsarjobs.topics import topics_for
 from tests.integration.helpers import wait_until
 from tests.reliability.conftest import Scenario
 

@@ -13,8 +13,8 @@ from collections import Counter
 
 import pytest
 
-from pulsarjobs.envelope import decode
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.topics import topics_for
+from pulsarjobs.wire.envelope import decode
 from tests.integration.helpers import read_topic
 from tests.reliability.app import CALLBACKS
 from tests.reliability.conftest import Scenario

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pulsarjobs.crashes import CRASHES_BEFORE_DEAD
+from pulsarjobs.worker.crashes import CRASHES_BEFORE_DEAD
 from tests.integration.helpers import wait_until
 from tests.reliability.conftest import Scenario
 

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from pulsarjobs.cron import TICK_META
-from pulsarjobs.envelope import Envelope
-from pulsarjobs.scheduler import SCHEDULER_META
+from pulsarjobs.scheduling.cron import TICK_META
+from pulsarjobs.scheduling.scheduler import SCHEDULER_META
+from pulsarjobs.wire.envelope import Envelope
 from tests.integration.helpers import start_pulsarjobs, wait_until
 from tests.integration.test_scheduler import leader_pid, ticks_enqueued
 from tests.reliability import report

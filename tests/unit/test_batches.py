@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 
 from pulsarjobs import App, Settings
-from pulsarjobs.batch_state import BatchState, BatchTable
-from pulsarjobs.batches import Batch, both
 from pulsarjobs.errors import EnqueueError
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.workflows.batch_state import BatchState, BatchTable
+from pulsarjobs.workflows.batches import Batch, both
 
 
 def settled(job: str, ok: bool = True) -> dict[str, object]:

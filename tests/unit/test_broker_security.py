@@ -10,10 +10,10 @@ import jwt
 import pytest
 from cryptography import x509
 
-from pulsarjobs.access import role_of
 from pulsarjobs.broker.security import ADMIN_ROLE, SECRET_BYTES, BrokerSecurity
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.settings import Settings
+from pulsarjobs.transport.access import role_of
 
 
 def test_auth_makes_a_long_secret_and_an_admin_token_signed_with_it(tmp_path: Path) -> None:

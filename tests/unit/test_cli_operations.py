@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 from pulsarjobs.cli import app
 from pulsarjobs.cli.workers import pick
-from pulsarjobs.connection import probe
 from pulsarjobs.errors import BrokerUnavailable
-from pulsarjobs.inspect import WorkerStatus, is_current
-from pulsarjobs.jsonable import jsonable
-from pulsarjobs.topics import topic_kind
+from pulsarjobs.operations.inspector import WorkerStatus, is_current
+from pulsarjobs.operations.jsonable import jsonable
+from pulsarjobs.transport.connection import probe
+from pulsarjobs.transport.topics import topic_kind
 
 runner = CliRunner()
 NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)

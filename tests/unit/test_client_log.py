@@ -6,7 +6,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from pulsarjobs.client_log import ClientLog
+from pulsarjobs.transport.client_log import ClientLog
 
 REFUSED = (
     "2026-01-02 10:00:01.071 ERROR [1401] ClientConnection:485 | [<none> -> pulsar://127.0.0.1:6650]"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from pulsarjobs.access import role_of
 from pulsarjobs.broker.cluster import LocalCluster
 from pulsarjobs.broker.cluster_ports import ClusterPorts
 from pulsarjobs.broker.templates import properties
 from pulsarjobs.cli.main import app
+from pulsarjobs.transport.access import role_of
 
 
 def written(tmp_path: Path) -> LocalCluster:

@@ -13,9 +13,9 @@ import pytest
 
 from pulsarjobs import App, Settings
 from pulsarjobs.clock import utc_now
-from pulsarjobs.crashes import CRASHES_BEFORE_DEAD, CrashGuard, CrashLedger, ledger_key
-from pulsarjobs.envelope import Envelope
-from pulsarjobs.execution import Executor
+from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.worker.crashes import CRASHES_BEFORE_DEAD, CrashGuard, CrashLedger, ledger_key
+from pulsarjobs.worker.execution import JobExecutor
 
 LONG_ID = "x" * 300
 
@@ -69,7 +69,7 @@ def test_a_process_that_died_before_running_anything_counts_nothing() -> None:
 
 
 @pytest.fixture
-def executor() -> Executor:
+def executor() -> JobExecutor:
     app = App(Settings())
 
     @app.job
@@ -79,10 +79,10 @@ def executor() -> Executor:
     ledger = CrashLedger()
     guard = CrashGuard(ledger.directory, slots=2)
     ledger.close()  # the counts are set by hand below
-    return Executor(app, "w", crashes=guard)
+    return JobExecutor(app, "w", crashes=guard)
 
 
-def outcome_with(executor: Executor, deaths: int, deferred: bool = False) -> tuple[str, str]:
+def outcome_with(executor: JobExecutor, deaths: int, deferred: bool = False) -> tuple[str, str]:
     assert executor.crashes is not None
     last_death = time.time() - 60
     executor.crashes.counts = {"j": (deaths, last_death)}
@@ -97,14 +97,14 @@ def outcome_with(executor: Executor, deaths: int, deferred: bool = False) -> tup
 
 
 def test_a_job_that_was_running_in_a_dead_process_runs_again_later_once(
-    executor: Executor,
+    executor: JobExecutor,
 ) -> None:
     assert outcome_with(executor, 1)[0] == "deferred"
     assert outcome_with(executor, CRASHES_BEFORE_DEAD - 1, deferred=True) == ("done", "")
 
 
 def test_a_job_that_killed_its_process_often_enough_is_dead_lettered_with_the_reason(
-    executor: Executor,
+    executor: JobExecutor,
 ) -> None:
     kind, reason = outcome_with(executor, CRASHES_BEFORE_DEAD, deferred=True)
     assert (kind, reason) == ("dead", f"killed its worker process {CRASHES_BEFORE_DEAD} times")

@@ -15,8 +15,8 @@ from croniter import croniter
 
 import pulsarjobs
 from pulsarjobs.app import App, JobCall
-from pulsarjobs.cron import Schedule, parse_schedule
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.scheduling.cron import Schedule, parse_schedule
 from pulsarjobs.settings import Settings
 
 BERLIN = "Europe/Berlin"

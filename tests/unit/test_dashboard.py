@@ -10,14 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from pulsarjobs.backlog import parse_position
 from pulsarjobs.cli import app as cli_app
 from pulsarjobs.dashboard import Secret, create_app
 from pulsarjobs.dashboard.auth import COOKIE, is_loopback, safe_next
 from pulsarjobs.dashboard.pages import ago, iso, span
 from pulsarjobs.dashboard.samples import Sample, Samples, growth
-from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
+from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.settings import Settings
+from pulsarjobs.transport.backlog import parse_position
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2")  # Starlette would rather have httpx2

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pulsar
 import pytest
 
-from pulsarjobs.backlog import Cursor
-from pulsarjobs.dead_letters import DeadLetter, DeadLetterFilter
-from pulsarjobs.envelope import Envelope, JobError
-from pulsarjobs.replay import back_to_work, producer_name, sequence_id
+from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
+from pulsarjobs.operations.replay import back_to_work, producer_name, sequence_id
+from pulsarjobs.transport.backlog import Cursor
+from pulsarjobs.wire.envelope import Envelope, JobError
 
 NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)
 

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pulsarjobs.durations import (
+from pulsarjobs.operations.durations import (
     format_duration,
     format_size,
     parse_duration,

@@ -12,7 +12,10 @@ import _pulsar
 import fastavro
 import pytest
 
-from pulsarjobs.envelope import (
+from pulsarjobs.errors import PulsarJobsError
+from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.transport.schema_registry import pulsar_schema
+from pulsarjobs.wire.envelope import (
     SCHEMA_JSON,
     ArgumentError,
     Envelope,
@@ -23,9 +26,6 @@ from pulsarjobs.envelope import (
     encode,
     new_id,
 )
-from pulsarjobs.errors import PulsarJobsError
-from pulsarjobs.retry import RetryPolicy
-from pulsarjobs.schema_registry import pulsar_schema
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "job_envelope.avsc"
 WHEN = datetime(2031, 5, 17, 8, 30, 15, 123000, tzinfo=UTC)

@@ -12,7 +12,7 @@ from typing import Any
 import pulsar
 import pytest
 
-from pulsarjobs.feed import BATCH_WAIT_MS, Feed, QueuePlan
+from pulsarjobs.worker.feed import BATCH_WAIT_MS, Feed, QueuePlan
 
 
 class FakeConsumer:

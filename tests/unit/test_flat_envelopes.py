@@ -14,7 +14,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from pulsarjobs.envelope import SCHEMA_DEFINITION, Chain, Envelope, JobError, decode, encode
+from pulsarjobs.wire.envelope import SCHEMA_DEFINITION, Chain, Envelope, JobError, decode, encode
 
 FLAT = Path(__file__).resolve().parent / "flat_envelopes"
 FLAT_SCHEMA_TEXT = (FLAT / "job_envelope.avsc").read_text()

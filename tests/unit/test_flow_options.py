@@ -7,9 +7,9 @@ import pytest
 from pulsarjobs import DuplicateJob
 from pulsarjobs.app import App
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.flow.unique import default_key
 from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
-from pulsarjobs.unique import default_key
 
 
 def test_unique_keys_default_to_type_and_arguments_and_a_call_may_name_its_own() -> None:

@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pulsarjobs import App, Envelope, Middleware, current_job, tracing
-from pulsarjobs.execution import Executor
 from pulsarjobs.middleware import Hooks, listening_changed
 from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.worker.execution import JobExecutor
 
 
 class Switchable(Middleware):
@@ -85,7 +85,7 @@ def test_with_no_middleware_listening_a_run_is_the_job_alone_in_its_own_context(
         return f"async {current_job().id}"
 
     with ThreadPoolExecutor(1) as threads:
-        executor = Executor(app, "worker", threads)
+        executor = JobExecutor(app, "worker", threads)
         sync_envelope = Envelope(id="s1", type="sync_job", queue="default")
         async_envelope = Envelope(id="a1", type="async_job", queue="default")
         assert executor.run_here(sync_envelope).value == "sync s1"

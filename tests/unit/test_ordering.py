@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulsarjobs.feed import Feed, QueuePlan
+from pulsarjobs.worker.feed import Feed, QueuePlan
 from tests.unit.test_feed import FakeConsumer, until
 
 

@@ -10,17 +10,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pulsarjobs import App, JobCall, current_job
-from pulsarjobs.backlog import parse_position
-from pulsarjobs.cancels import Cancel
 from pulsarjobs.clock import utc_now
-from pulsarjobs.envelope import Envelope
-from pulsarjobs.execution import Executor
-from pulsarjobs.feed import Feed, QueuePlan
-from pulsarjobs.heartbeat import Heartbeat, RunningJob
-from pulsarjobs.pauses import Pause
+from pulsarjobs.operations.cancels import Cancel
+from pulsarjobs.operations.pauses import Pause
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.transport.backlog import parse_position
+from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.wire.heartbeat import Heartbeat, RunningJob
+from pulsarjobs.worker.execution import JobExecutor
+from pulsarjobs.worker.feed import Feed, QueuePlan
 from tests.unit.test_feed import FakeConsumer, picked_queue, until
 
 AT = datetime(2027, 1, 4, 12, 30, 15, 123456, tzinfo=UTC)
@@ -102,7 +102,7 @@ def test_a_running_async_job_is_stopped_by_its_cancel(app: App) -> None:
         begun.set()
         await asyncio.sleep(60)
 
-    executor = Executor(app, "w")
+    executor = JobExecutor(app, "w")
     envelope = Envelope(id="j1", type="wait_long", queue="default", created_at=utc_now())
 
     async def scenario() -> str:
@@ -125,7 +125,7 @@ def test_a_running_sync_job_cancelled_has_its_failure_discarded(app: App) -> Non
         cancelled.wait(5)
         raise RuntimeError("would be retried")
 
-    executor = Executor(app, "w")
+    executor = JobExecutor(app, "w")
     envelope = Envelope(id="j2", type="fails_after_cancel", queue="default", created_at=utc_now())
 
     def cancel_once_begun() -> None:

@@ -1,7 +1,7 @@
 import pytest
 
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.feed import QueuePlan
+from pulsarjobs.worker.feed import QueuePlan
 
 
 def test_plain_list_is_strict_in_the_given_order() -> None:

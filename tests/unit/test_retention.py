@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pulsarjobs.retention import KEPT_FOREVER, DeadRetention
+from pulsarjobs.operations.retention import KEPT_FOREVER, DeadRetention
 
 
 def test_no_retention_is_said_to_keep_dead_letters_forever() -> None:

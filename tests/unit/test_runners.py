@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 
-from pulsarjobs.runners import join_all
+from pulsarjobs.worker._runners import join_all
 
 
 def test_threads_are_joined_without_a_time_limit() -> None:

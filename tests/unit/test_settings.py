@@ -2,7 +2,7 @@ import pytest
 
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import topics_for
+from pulsarjobs.transport.topics import topics_for
 
 
 def test_environment_overrides_defaults_and_arguments_override_both(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pulsarjobs import App
-from pulsarjobs.envelope import Envelope, encode
-from pulsarjobs.settle import Delivery, Settler
 from pulsarjobs.testing import TestRunner
-from pulsarjobs.topics import topics_for
-from pulsarjobs.verdicts import Outcome
+from pulsarjobs.transport.topics import topics_for
+from pulsarjobs.wire.envelope import Envelope, encode
+from pulsarjobs.wire.verdicts import Outcome
+from pulsarjobs.worker.settle import Delivery, Settler
 
 
 def test_only_the_same_message_counts_as_a_second_delivery() -> None:

@@ -3,7 +3,7 @@
 import sys
 import threading
 
-from pulsarjobs.runners import Slots
+from pulsarjobs.worker._runners import Slots
 
 
 def test_no_more_jobs_than_slots_and_a_freed_slot_rings_only_a_runner_that_waits_for_one() -> None:

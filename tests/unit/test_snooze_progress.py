@@ -1,4 +1,4 @@
-"""Snooze and progress in the in-memory TestRunner: the worker's own Executor and Settler."""
+"""Snooze and progress in the in-memory TestRunner: the worker's own JobExecutor and Settler."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from pulsarjobs import App, Progress, Settings, Snooze, current_job
 from pulsarjobs.errors import ConfigurationError
-from pulsarjobs.heartbeat import Heartbeat, RunningJob
-from pulsarjobs.running import RunningJobs
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.wire.heartbeat import Heartbeat, RunningJob
+from pulsarjobs.worker._running import CurrentRuns
 
 
 @pytest.fixture
@@ -119,10 +119,10 @@ def test_current_job_reads_the_envelope_and_takes_progress(app: App, runner: Tes
 
 
 def test_a_jobs_last_progress_stays_listed_once_it_ended() -> None:
-    from pulsarjobs.envelope import Envelope
-    from pulsarjobs.running import Run
+    from pulsarjobs.wire.envelope import Envelope
+    from pulsarjobs.worker._running import Run
 
-    running = RunningJobs()
+    running = CurrentRuns()
     run = Run(Envelope(id="j1", type="render", queue="video"), 0.0, None)
     running.start(run)
     run.progress = (40, 80, "frames")

@@ -8,12 +8,12 @@ import pytest
 
 from pulsarjobs.app import App, JobCall
 from pulsarjobs.clock import utc_now
-from pulsarjobs.envelope import ArgumentError
 from pulsarjobs.errors import ConfigurationError, PayloadTooLarge
-from pulsarjobs.execution import current_job
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.wire.envelope import ArgumentError
+from pulsarjobs.worker.execution import current_job
 
 
 @pytest.fixture

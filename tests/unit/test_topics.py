@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pulsarjobs.settings import Settings
-from pulsarjobs.topics import partition_topic, queue_of, topics_for, without_partition
+from pulsarjobs.transport.topics import partition_topic, queue_of, topics_for, without_partition
 
 
 def test_a_partition_and_the_retry_topic_belong_to_their_queue() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from pulsarjobs.envelope import decode, encode
+from pulsarjobs.wire.envelope import decode, encode
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 VECTORS = sorted((SCHEMAS / "vectors").glob("*.json"))

@@ -13,17 +13,17 @@ import pytest
 from pulsarjobs import App
 from pulsarjobs.app import App as AppType
 from pulsarjobs.clock import utc_now
-from pulsarjobs.envelope import Envelope, JobError, decode
-from pulsarjobs.flow import WorkerFlow
-from pulsarjobs.results import JobResult
-from pulsarjobs.settle import Delivery, Settler
-from pulsarjobs.stats import WorkerStats
 from pulsarjobs.testing import PublishedMessage, TestRunner
-from pulsarjobs.topics import batch_events_topic, results_topic, topics_for
-from pulsarjobs.verdicts import Outcome, Publish, Verdict
+from pulsarjobs.transport.topics import batch_events_topic, results_topic, topics_for
+from pulsarjobs.wire.envelope import Envelope, JobError, decode
+from pulsarjobs.wire.verdicts import Outcome, Publish, Verdict
+from pulsarjobs.worker._flow_control import WorkerFlow
+from pulsarjobs.worker._stats import WorkerStats
+from pulsarjobs.worker.settle import Delivery, Settler
+from pulsarjobs.workflows.results import JobResult
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pulsarjobs"
-TABLE = PACKAGE / "verdicts.py"
+TABLE = PACKAGE / "wire" / "verdicts.py"
 QUEUE = "default"
 
 
@@ -150,7 +150,7 @@ def test_no_module_but_the_table_interprets_outcome_kinds() -> None:
         lines = interpretations(ast.parse(path.read_text(), str(path)))
         if lines:
             found[str(path.relative_to(PACKAGE.parent))] = lines
-    assert found == {}, "ask the verdict's policy (pulsarjobs/verdicts.py) instead"
+    assert found == {}, "ask the verdict's policy (pulsarjobs/wire/verdicts.py) instead"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import socket
 from prometheus_client import REGISTRY
 
 from pulsarjobs import App, Envelope, Outcome, Settings, Worker, WorkerMetrics
-from pulsarjobs.verdicts import Verdict
+from pulsarjobs.wire.verdicts import Verdict
 
 QUEUE = "unit_metrics"  # the registry is the process's: a queue no other test uses
 

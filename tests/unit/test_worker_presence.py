@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pulsarjobs.control import CommandMessage
-from pulsarjobs.heartbeat import Heartbeat, rss_bytes
-from pulsarjobs.stats import WorkerStats
-from pulsarjobs.verdicts import Verdict
+from pulsarjobs.operations.control import CommandMessage
+from pulsarjobs.wire.heartbeat import Heartbeat, rss_bytes
+from pulsarjobs.wire.verdicts import Verdict
+from pulsarjobs.worker._stats import WorkerStats
 
 NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)
 

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pulsarjobs.app import App
-from pulsarjobs.envelope import ArgumentError, Chain, Envelope, decode, encode
 from pulsarjobs.errors import ConfigurationError, JobFailed, ResultTimeout
-from pulsarjobs.results import JobResult
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.wire.envelope import ArgumentError, Chain, Envelope, decode, encode
+from pulsarjobs.workflows.results import JobResult
 
 KEEP = timedelta(minutes=5)
 ONCE = RetryPolicy(max_attempts=1)

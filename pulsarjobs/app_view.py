@@ -1,0 +1,65 @@
+"""What the worker and the features see of the App: a Protocol the App satisfies, so that they
+take an App without importing it (the App is built on them).
+
+Each member is one the App has; a module below the App that needs more of it (batches, the
+scheduler) extends this Protocol where it is used, with that module's own types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pulsarjobs.clock import Clock
+    from pulsarjobs.jobs import Job, JobCall
+    from pulsarjobs.middleware import Hooks
+    from pulsarjobs.settings import Settings
+    from pulsarjobs.transport.connection import Connection
+    from pulsarjobs.wire.envelope import Envelope
+
+
+class UniqueKeyHolder(Protocol):
+    """The unique keys of an App, as the worker gives them back (flow/unique.py)."""
+
+    def release(self, key: str, job_id: str) -> None: ...
+
+
+class AppView(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def jobs(self) -> dict[str, Job[Any, Any]]: ...
+
+    @property
+    def hooks(self) -> Hooks: ...
+
+    @property
+    def connection(self) -> Connection: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def unique_keys(self) -> UniqueKeyHolder: ...
+
+    def envelope(
+        self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None
+    ) -> Envelope: ...
+
+    def publish_envelope(self, envelope: Envelope, topic: str | None = None) -> Future[None]: ...
+
+    def queue_topic(self, envelope: Envelope) -> str: ...
+
+    def check_reachable(self, topics: Iterable[str]) -> None: ...
+
+    async def stored_async(
+        self, send: Callable[[], Future[None]], topics: Iterable[str], scheduled: bool = False
+    ) -> None: ...
+
+    def declared_queues(self) -> tuple[str, ...]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,130 @@
+"""Cancelled jobs, and "run now" for a scheduled or retrying job.
+
+Pulsar cannot delete one message, so a cancel is a mark (marks.py) on the topic
+`pulsarjobs-cancelled`, keyed by job id, saying when the job was cancelled. Every worker follows
+the topic and keeps the marks in memory. A delivered job whose id is marked and that was created
+at or before the cancel is acknowledged without running (outcome `cancelled`); retries keep their
+job's creation time, so they are dropped too, while a copy made after the cancel — a run-now
+copy, or the same id enqueued again — runs. A job running when its cancel arrives is cancelled
+too: an async run is stopped, a sync one (a thread cannot be stopped) runs on and its result is
+discarded. Marks are kept for good: one small message per cancelled id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pulsarjobs.clock import utc_now
+from pulsarjobs.errors import NotDueLater, NotFound
+from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.transport import marks
+from pulsarjobs.transport.backlog import (
+    Position,
+    parse_position,
+    partition_holding,
+    read_at,
+    subscription_cursor,
+)
+from pulsarjobs.transport.connection import Connection, client_errors
+from pulsarjobs.transport.topics import cancelled_topic, topics_for
+from pulsarjobs.wire.envelope import Envelope, encode
+from pulsarjobs.wire.records import decode_record, encode_record, instant
+
+RUN_NOW_META = "pulsarjobs-run-now-at"
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """A cancelled job id: jobs with this id created at or before `cancelled_at` do not run."""
+
+    job_id: str
+    cancelled_at: datetime
+    by: str
+
+    def encode(self) -> bytes:
+        return encode_record(
+            {"job_id": self.job_id, "cancelled_at": self.cancelled_at, "by": self.by}
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Cancel:
+        """Raises ValueError for a message that is no cancel."""
+        cancel = decode_record(
+            data, "cancel", lambda f: cls(f["job_id"], instant(f["cancelled_at"]), f["by"])
+        )
+        if cancel.cancelled_at.utcoffset() is None:
+            raise ValueError("not a cancel: cancelled_at has no time zone")
+        return cancel
+
+
+def cancel(
+    connection: Connection, job_id: str, *, by: str | None = None, at: datetime | None = None
+) -> Cancel:
+    """Cancel every job with this id created until now (or `at`); returns once the broker has
+    stored it."""
+    if not job_id:
+        raise ValueError("give the id of the job to cancel")
+    mark = Cancel(job_id, at or utc_now(), by or marks.who())
+    connection.put_mark(cancelled_topic(connection.settings), job_id, mark.encode())
+    return mark
+
+
+def cancelled_jobs(connection: Connection) -> dict[str, Cancel]:
+    """Every cancel of the namespace, by job id."""
+    found = {}
+    for job_id, data in marks.read(connection, cancelled_topic(connection.settings)).items():
+        try:
+            found[job_id] = Cancel.decode(data)
+        except ValueError:
+            continue  # not ours: someone else wrote to the topic
+    return found
+
+
+def run_now(inspector: Inspector, queue: str, message_id: str) -> str:
+    """Run a scheduled or retrying job of `queue` now: cancel the waiting message's job and
+    enqueue a copy of it, due now and created after the cancel, so that the copy runs once and
+    the original never does. `message_id` is the message's "ledger:entry" on the queue's topic
+    or on the subscription's retry topic. Returns the job id; raises NotFound when the message
+    is no longer waiting (it ran already, or was never there), NotDueLater for a job due
+    already: it waits for a worker or runs, and a copy would run it a second time."""
+    position = parse_position(message_id)
+    topics = topics_for(inspector.settings, queue)
+    for topic in (topics.jobs, topics.retry):
+        holder = partition_holding(inspector.admin, topic, position)
+        envelope = _waiting_job(inspector, holder, position) if holder else None
+        if envelope is not None:
+            break
+    else:
+        raise NotFound(
+            f"No job waits as message {message_id} in queue {queue!r}: it ran already, or the id "
+            "is not one of this queue's."
+        )
+    if envelope.run_at is None or envelope.run_at <= utc_now():
+        raise NotDueLater(
+            f"Job {envelope.id} is due already: it runs as soon as a worker takes it (or runs "
+            "now). Run now is for jobs due later."
+        )
+    mark = cancel(inspector.connection, envelope.id)
+    # Creation times are stored to the millisecond: one later than the cancel, the copy runs.
+    created = mark.cancelled_at.replace(microsecond=mark.cancelled_at.microsecond // 1000 * 1000)
+    copy = envelope.replace(
+        run_at=None,
+        created_at=created + timedelta(milliseconds=1),
+        meta={**envelope.meta, RUN_NOW_META: mark.cancelled_at.isoformat()},
+    )
+    settings = inspector.settings
+    with client_errors(settings.service_url, f"publishing to {topics.jobs}"):
+        inspector.connection.prepare_queue(topics.jobs, settings.subscription)
+    inspector.connection.publish(topics.jobs, encode(copy)).result()
+    return envelope.id
+
+
+def _waiting_job(inspector: Inspector, topic: str, position: Position) -> Envelope | None:
+    """The job at `position` on `topic`, if the subscription has not acknowledged it."""
+    settings = inspector.settings
+    cursor = subscription_cursor(inspector.admin, topic, settings.subscription)
+    if cursor is None or cursor.is_acked(position):
+        return None
+    message = read_at(inspector.admin, inspector.client, settings.service_url, topic, position)
+    return inspector.envelope_of(message) if message is not None else None

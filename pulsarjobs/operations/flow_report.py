@@ -1,0 +1,54 @@
+"""What flow control is in force in a namespace, for `pulsarjobs flow` and the dashboard: rate
+limits by queue, concurrency limits by key, and the unique keys held now."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pulsarjobs.flow.limits import RATE_PREFIX, limits
+from pulsarjobs.flow.rates import rate_limit
+from pulsarjobs.flow.unique import Hold, UniqueKeys
+from pulsarjobs.operations.inspector import Inspector, WorkerStatus
+from pulsarjobs.transport.connection import Connection
+from pulsarjobs.transport.topics import topics_for
+
+KEYS_SHOWN = 100  # unique keys listed, the soonest to expire first
+
+
+@dataclass(frozen=True, slots=True)
+class FlowReport:
+    rate_limits: dict[str, int]  # queue -> starts a second
+    concurrency_limits: dict[str, int]  # limit key -> jobs at once
+    key_rate_limits: dict[str, int]  # limit key (a job type, or a call's limit_key) -> starts/s
+    unique_keys: list[Hold]  # the first KEYS_SHOWN held
+    unique_held: int  # how many keys are held in all
+    held_by_limit: int  # jobs waiting for a concurrency slot, in all workers
+
+
+def flow_report(
+    connection: Connection,
+    unique_keys: UniqueKeys,
+    rate_limits: dict[str, int],
+    workers: Iterable[WorkerStatus],
+) -> FlowReport:
+    """With the queues' rate limits and the workers as the caller read them; `unique_keys`
+    reads on from where it last stopped."""
+    held = unique_keys.held()
+    waiting = sum(worker.held_by_limit for worker in workers)
+    marked = limits(connection)
+    concurrency = {key: n for key, n in marked.items() if not key.startswith(RATE_PREFIX)}
+    rates = {
+        key.removeprefix(RATE_PREFIX): n for key, n in marked.items() if key not in concurrency
+    }
+    return FlowReport(rate_limits, concurrency, rates, held[:KEYS_SHOWN], len(held), waiting)
+
+
+def rate_limits(inspector: Inspector) -> dict[str, int]:
+    """Every queue's rate limit, by queue, where one is set."""
+    settings = inspector.settings
+    return {
+        queue: limit
+        for queue in inspector.queue_names()
+        if (limit := rate_limit(inspector.admin, topics_for(settings, queue))) is not None
+    }

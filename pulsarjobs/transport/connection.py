@@ -1,0 +1,386 @@
+"""One Pulsar client per process, its producers, and publishing that reports the broker's ack.
+
+The client is created on first use, never at import, and again after a fork: the Pulsar client
+is not fork-safe. Clients still open when the interpreter exits are flushed and closed then: the
+C++ client, destroyed later with the interpreter while its threads run, can abort the process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from concurrent.futures import Future, InvalidStateError
+from datetime import datetime
+from typing import Any
+
+import pulsar
+import structlog
+
+from pulsarjobs.errors import (
+    AccessDenied,
+    BrokerError,
+    BrokerUnavailable,
+    ConfigurationError,
+    EnqueueError,
+    PayloadTooLarge,
+    PulsarJobsError,
+)
+from pulsarjobs.settings import Settings
+from pulsarjobs.transport import access, client_log
+from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.keeping import keep_compacted, keep_results_for
+from pulsarjobs.transport.schema_registry import pulsar_schema, result_schema
+from pulsarjobs.transport.topics import KEEPER_SUBSCRIPTION, carries_jobs
+
+SEND_TIMEOUT_MS = 30_000
+# The name the data key is stored under in an encrypted message; the reader ignores it.
+ENCRYPTION_KEY_NAME = "pulsarjobs"
+TTL_RECHECK_SECONDS = 60.0
+
+log = structlog.get_logger("pulsarjobs.connection")
+
+
+class Acks:
+    """The broker's acks for messages sent together: `stored` completes once every one came,
+    or fails with the first failure. One future per group, not one per message: a future and
+    its wake-up per message cost more than the send itself."""
+
+    def __init__(self, expected: int) -> None:
+        self.stored: Future[None] = Future()
+        self._left = expected
+        self._lock = threading.Lock()
+        if expected <= 0:
+            self.stored.set_result(None)
+
+    def ok(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            with contextlib.suppress(InvalidStateError):  # a failure came first
+                self.stored.set_result(None)
+
+    def failed(self, failure: Exception) -> None:
+        with contextlib.suppress(InvalidStateError):  # only the first failure is told
+            self.stored.set_exception(failure)
+
+
+class Connection:
+    def __init__(self, settings: Settings, client_logger: Any = None) -> None:
+        """`client_logger`, a pulsar ConsoleLogger or FileLogger, takes the Pulsar client's own
+        log lines (default: pulsarjobs' logs, see client_log). The first client of a process
+        decides for all: the C++ client keeps one logger per process."""
+        self.settings = settings
+        self._client_logger = client_logger
+        self._client: pulsar.Client | None = None
+        self._owner_pid = 0
+        self._producers: dict[str, pulsar.Producer] = {}
+        self._prepared_topics: set[str] = set()
+        self._results_kept: dict[str, float] = {}  # results topics: seconds they keep messages
+        self._ttl: float | None = None
+        self._ttl_checked_at = -TTL_RECHECK_SECONDS
+        self._lock = threading.Lock()
+        _open_connections.add(self)
+
+    @property
+    def client(self) -> pulsar.Client:
+        with self._lock:
+            if self._client is None or self._owner_pid != os.getpid():
+                self._producers = {}
+                self._client = self._new_client()
+                self._owner_pid = os.getpid()
+            return self._client
+
+    def _new_client(self) -> pulsar.Client:
+        try:
+            return pulsar.Client(
+                self.settings.service_url,
+                operation_timeout_seconds=10,
+                connection_timeout_ms=5_000,
+                logger=self._client_logger or client_log.sink(),
+                **client_options(self.settings),
+            )
+        except Exception as exc:
+            raise BrokerUnavailable(
+                f"Cannot use Pulsar at {self.settings.service_url}: {exc}"
+            ) from exc
+
+    def refusal(self, failure: Exception, doing: str) -> AccessDenied | None:
+        """The access problem behind a client failure, if that is what it was. The client
+        names a missing permission, but only times out on a missing or wrong token and
+        fails to connect on an untrusted certificate: the admin API, asked with the same
+        token and trust, says which. Asked after a failure only: nothing on the happy path."""
+        url = self.settings.service_url
+        if isinstance(failure, pulsar.AuthorizationError):
+            return access.not_permitted(url, self.settings.token, doing)
+        if isinstance(failure, pulsar.AuthenticationError):
+            return access.wrong_token(url)
+        if not isinstance(failure, pulsar.Timeout | pulsar.ConnectError | BrokerError):
+            return None
+        try:
+            with Admin.of(self.settings, timeout=5.0) as admin:
+                admin.check_access(self.settings.full_namespace)
+        except AccessDenied as denied:
+            return denied
+        except PulsarJobsError:  # the admin API is out of reach too: no more to tell
+            return None
+        return None
+
+    def message_ttl(self) -> float | None:
+        """The namespace's message TTL in seconds, asked at most once a minute; None when it
+        has none or the admin API cannot say (the broker's own default is no TTL)."""
+        now = time.monotonic()
+        if now - self._ttl_checked_at > TTL_RECHECK_SECONDS:
+            self._ttl_checked_at = now
+            try:
+                with Admin.of(self.settings) as admin:
+                    self._ttl = admin.message_ttl(self.settings.full_namespace)
+            except PulsarJobsError as exc:
+                log.warning("cannot read the namespace's message TTL", error=str(exc))
+                self._ttl = None
+        return self._ttl
+
+    def prepare_queue(self, topic: str, subscription: str, key_shared: bool = False) -> None:
+        """Put the workers' subscription on a queue's topic before its first job: a topic
+        nobody subscribes to does not keep its messages. `key_shared`: of the type workers
+        read it with (the broker refuses another type while they are connected)."""
+        if topic in self._prepared_topics:
+            return
+        self.client.subscribe(
+            topic,
+            subscription,
+            consumer_type=pulsar.ConsumerType.KeyShared
+            if key_shared
+            else pulsar.ConsumerType.Shared,
+            initial_position=pulsar.InitialPosition.Earliest,
+        ).close()
+        self._prepared_topics.add(topic)
+
+    def prepared(self, topic: str) -> bool:
+        return topic in self._prepared_topics
+
+    def ready(self, topic: str, scheduled: bool = False) -> bool:
+        """Whether publishing to `topic` makes no blocking call: its subscription is in place,
+        its producer made and, for a `scheduled` job, the namespace's TTL known."""
+        fresh = time.monotonic() - self._ttl_checked_at <= TTL_RECHECK_SECONDS
+        return (topic in self._prepared_topics and topic in self._producers
+                and self._owner_pid == os.getpid() and (fresh or not scheduled))  # fmt: skip
+
+    def put_mark(self, topic: str, key: str, value: bytes) -> None:
+        """Store a mark on a marks topic (see marks.py); an empty value removes the mark.
+        Returns once the broker has stored it."""
+        with client_errors(self.settings.service_url, f"writing to {topic}"):
+            self.keep_marks(topic)
+            producer = self.client.create_producer(topic, batching_enabled=False)
+            try:
+                producer.send(value, partition_key=key)
+            finally:
+                producer.close()
+
+    def keep_marks(self, topic: str) -> None:
+        """Make a marks topic keep its marks for good: a subscription that never acknowledges
+        (a topic nobody subscribes to may lose its messages, and inactive topics are deleted),
+        and compaction, so that reading it reads one message per key."""
+        if topic in self._prepared_topics:
+            return
+        self.prepare_queue(topic, KEEPER_SUBSCRIPTION)
+        keep_compacted(self.settings, topic)
+
+    def keep_results(self, topic: str, seconds: float) -> None:
+        """Make a results topic keep what is published to it `seconds` at least: a
+        subscription that never acknowledges, and a message TTL that ends it (results.py).
+        Asks the broker once, and again only for a longer time."""
+        if seconds <= self._results_kept.get(topic, 0.0):
+            return
+        self.prepare_queue(topic, KEEPER_SUBSCRIPTION)
+        keep_results_for(self.settings, topic, seconds)
+        self._results_kept[topic] = seconds
+
+    def producer(self, topic: str) -> pulsar.Producer:
+        producer = self._producers.get(topic)
+        if producer is not None:
+            return producer
+        client = self.client
+        with self._lock:
+            if (producer := self._producers.get(topic)) is None:
+                producer = self._create_producer(client, topic)
+                self._producers[topic] = producer
+            return producer
+
+    def _create_producer(self, client: pulsar.Client, topic: str) -> pulsar.Producer:
+        try:
+            return client.create_producer(
+                topic,
+                schema=result_schema()
+                if topic in self._results_kept
+                else pulsar_schema()
+                if carries_jobs(topic)
+                else pulsar.schema.BytesSchema(),
+                send_timeout_millis=SEND_TIMEOUT_MS,
+                block_if_queue_full=True,
+                # One job, one entry: a Shared subscription then spreads jobs evenly across
+                # workers, where a batch would go whole to one of them.
+                batching_enabled=False,
+                **encryption_options(self.settings),
+            )
+        except Exception as exc:
+            raise self.refusal(exc, f"publishing to {topic}") or BrokerUnavailable(
+                f"Cannot publish to {topic} at {self.settings.service_url}: {exc}"
+            ) from exc
+
+    def publish(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        deliver_at: datetime | None = None,
+        properties: dict[str, str] | None = None,
+        key: str | None = None,
+        acks: Acks | None = None,
+    ) -> Future[None]:
+        """Send one message (with a message `key`, if given); the future completes once the
+        broker has stored it. Messages sent with one `acks` share its future: it completes once
+        the broker has them all."""
+        acks = acks or Acks(1)
+        if len(data) > self.settings.max_message_size:
+            acks.failed(too_large(topic, len(data), self.settings.max_message_size))
+        else:
+            self._send(topic, data, deliver_at, properties, key, acks)
+        return acks.stored
+
+    def _send(
+        self,
+        topic: str,
+        data: bytes,
+        deliver_at: datetime | None,
+        properties: dict[str, str] | None,
+        key: str | None,
+        acks: Acks,
+    ) -> None:
+        def acked(result: Any, _message_id: Any) -> None:
+            if result == pulsar.Result.Ok:
+                acks.ok()
+            else:
+                acks.failed(send_failure(topic, result, len(data)))
+
+        options: dict[str, Any] = {"properties": properties} if properties else {}
+        if deliver_at is not None:
+            options["deliver_at"] = int(deliver_at.timestamp() * 1000)
+        if key is not None:
+            options["partition_key"] = key
+        self.producer(topic).send_async(data, acked, **options)
+
+    def flush(self) -> None:
+        for producer in list(self._producers.values()):
+            with contextlib.suppress(Exception):  # a failed producer has nothing to flush
+                producer.flush()
+
+    def close(self) -> None:
+        """Wait for the broker's acks of messages on their way (a closing producer fails them),
+        then close the client. A client a parent process made is only dropped."""
+        with self._lock:
+            client, producers = self._client, list(self._producers.values())
+            self._client, self._producers = None, {}
+        if client is None or self._owner_pid != os.getpid():
+            return
+        for producer in producers:
+            with contextlib.suppress(Exception):  # a failed producer has nothing to flush
+                producer.flush()
+        with contextlib.suppress(pulsar.AlreadyClosed):  # its owner closed it directly
+            client.close()
+
+
+# Closed at exit while the interpreter and the client's threads still run: the C++ client's own
+# teardown comes after the interpreter's, too late to stop its threads cleanly. Its last lines go
+# to client_log's pipe, whose reader is a daemon thread, alive until the interpreter finalizes.
+_open_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for connection in list(_open_connections):
+        with contextlib.suppress(Exception):  # exiting goes on whatever one close does
+            connection.close()
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """The Pulsar client's options for the settings' token and TLS trust."""
+    options: dict[str, Any] = {"tls_validate_hostname": settings.tls_validate_hostname}
+    if settings.token:
+        options["authentication"] = pulsar.AuthenticationToken(settings.token)
+    if settings.tls_trust_file:
+        options["tls_trust_certs_file_path"] = settings.tls_trust_file
+    return options
+
+
+def crypto_key_reader(settings: Settings) -> pulsar.CryptoKeyReader | None:
+    """The RSA key files of end-to-end encryption, when the settings name any."""
+    public, private = settings.encryption_public_key, settings.encryption_private_key
+    if not public and not private:
+        return None
+    for variable, path in (("PUBLIC", public), ("PRIVATE", private)):
+        if path and not os.path.isfile(path):
+            raise ConfigurationError(
+                f"PULSARJOBS_ENCRYPTION_{variable}_KEY names {path!r}, which is not a file"
+            )
+    return pulsar.CryptoKeyReader(public or "", private or "")
+
+
+def encryption_options(settings: Settings) -> dict[str, Any]:
+    """A producer's options: encrypt every job with the public key, when one is set."""
+    if not settings.encryption_public_key:
+        return {}
+    return {"encryption_key": ENCRYPTION_KEY_NAME, "crypto_key_reader": crypto_key_reader(settings)}
+
+
+def probe(service_url: str, timeout: float = 3.0) -> None:
+    """Fail at once, naming the URL, when nothing listens where the broker should: the client
+    itself would keep retrying for its whole operation timeout."""
+    failure = access.connect_failure(service_url, timeout)
+    if isinstance(failure, ConnectionRefusedError):
+        raise access.refused(service_url)
+    if failure is not None:
+        raise BrokerUnavailable(f"No Pulsar broker answers at {service_url} ({failure}).")
+
+
+@contextlib.contextmanager
+def client_errors(service_url: str, doing: str) -> Iterator[None]:
+    """Report a Pulsar client failure as a BrokerError that names the broker tried."""
+    try:
+        yield
+    except pulsar.AuthorizationError as exc:
+        raise access.not_permitted(service_url, None, doing) from exc
+    except pulsar.AuthenticationError as exc:
+        raise access.wrong_token(service_url) from exc
+    except pulsar.Timeout as exc:
+        raise BrokerUnavailable(f"No answer from Pulsar at {service_url} while {doing}.") from exc
+    except (pulsar.ConnectError, pulsar.LookupError) as exc:
+        raise BrokerUnavailable(f"Cannot reach Pulsar at {service_url}: {exc}") from exc
+    except pulsar.PulsarException as exc:
+        raise BrokerError(f"Pulsar at {service_url} refused {doing}: {exc}") from exc
+
+
+def too_large(topic: str, size: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"A job of {size} bytes is larger than the {limit} bytes the broker accepts on {topic}: "
+        "pass a reference (a URL, a key) instead of the data."
+    )
+
+
+def send_failure(topic: str, result: Any, size: int) -> EnqueueError:
+    if result == pulsar.Result.MessageTooBig:
+        return PayloadTooLarge(
+            f"A job of {size} bytes is larger than the broker accepts on {topic}: "
+            "pass a reference (a URL, a key) instead of the data."
+        )
+    if result == pulsar.Result.Timeout:
+        return EnqueueError(
+            f"The broker did not confirm the job on {topic} within {SEND_TIMEOUT_MS // 1000} s; "
+            "it was not enqueued."
+        )
+    return EnqueueError(f"The broker refused the job on {topic}: {result}")

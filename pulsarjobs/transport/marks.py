@@ -1,0 +1,63 @@
+"""Marks: small facts by key that operators set and every worker follows — a paused queue, a
+cancelled job — stored on a compacted topic of the namespace.
+
+A mark is a JSON value keyed by what it is about (a queue, a job id); an empty value (a
+tombstone) removes it. Marks must last for months and across broker restarts, but a topic that
+no subscription holds may lose its messages, and the broker deletes inactive topics. So each
+marks topic gets a durable subscription that never acknowledges (as dead-letter topics get an
+initial one), which keeps every mark stored, and the broker is asked to compact the topic, so
+that reading it reads about one message per key however many marks were ever set
+(`Connection.keep_marks`; `Connection.put_mark` stores one).
+
+Workers follow a marks topic with a TableView: created, it has read every mark; then its
+listener is told of each new one, on the client's listener thread.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from collections.abc import Callable
+
+import pulsar
+
+from pulsarjobs.transport.connection import Connection, client_errors
+
+READ_TIMEOUT_MS = 5_000
+
+OnMark = Callable[[str, bytes], None]  # key, value; an empty value: the mark was removed
+
+
+def read(connection: Connection, topic: str) -> dict[str, bytes]:
+    """Every mark on the topic now, by key."""
+    marks: dict[str, bytes] = {}
+    with client_errors(connection.settings.service_url, f"reading {topic}"):
+        connection.keep_marks(topic)
+        reader = connection.client.create_reader(
+            topic, pulsar.MessageId.earliest, is_read_compacted=True
+        )
+        try:
+            while reader.has_message_available():
+                message = reader.read_next(timeout_millis=READ_TIMEOUT_MS)
+                marks[message.partition_key()] = message.data()
+        finally:
+            reader.close()
+    return {key: value for key, value in marks.items() if value}  # tombstones removed them
+
+
+def follow(connection: Connection, topic: str, on_mark: OnMark) -> pulsar.TableView:
+    """Tell `on_mark` of every mark now (before returning) and of each one set later, until
+    the returned view is closed."""
+    connection.keep_marks(topic)
+    table = connection.client.create_table_view(topic)
+    table.for_each_and_listen(on_mark)
+    return table
+
+
+def who() -> str:
+    """`user@host`: who set a mark, as operators see it."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        user = "?"
+    return f"{user}@{socket.gethostname()}"

@@ -1,0 +1,47 @@
+"""What a worker has done since it started, as its heartbeats and its last log line report."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+
+from pulsarjobs.wire.verdicts import Verdict
+
+
+@dataclass
+class WorkerStats:
+    done: int = 0  # ran and succeeded
+    retried: int = 0  # failed, published again to run later
+    dead: int = 0  # failed for the last time, could not run at all, or no job (undecodable)
+    expired: int = 0  # not run: past their expires_at
+    early: int = 0  # delivered before their run_at, put back
+    duplicates: int = 0  # delivered again after they were settled, acknowledged unrun
+    cancelled: int = 0  # cancelled by a user: acknowledged unrun, or their run's result discarded
+    deferred: int = 0  # were running when their process died: put back to run a little later
+    snoozed: int = 0  # put themselves off (Snooze): neither processed nor failed
+    parked: int = 0  # parked until a time, an event or their child jobs (durable jobs)
+    grouped: int = 0  # their work joined another stored job (debounce, aggregation)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, verdict: Verdict) -> None:
+        """One more run settled with `verdict`; runner threads count concurrently."""
+        name = verdict.policy.counter
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def count_duplicate(self) -> None:
+        with self._lock:
+            self.duplicates += 1
+
+    @property
+    def failed(self) -> int:
+        """Runs that failed: retried or dead."""
+        return self.retried + self.dead
+
+    @property
+    def processed(self) -> int:
+        """Jobs settled: done, retried, dead, expired or cancelled."""
+        return self.done + self.failed + self.expired + self.cancelled
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}

@@ -1,0 +1,1 @@
+"""Workflows (docs/workflows.md): results to wait for, chains and batches of jobs."""
