@@ -1,0 +1,43 @@
+"""Setup mistakes a newcomer makes, each named in one line that says what to do."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from pulsarjobs import App, NotFound, Settings, Worker
+from tests.conftest import BrokerUnderTest
+
+
+@pytest.fixture
+def app_without_namespace(broker: BrokerUnderTest) -> App:
+    namespace = f"missing{uuid.uuid4().hex[:8]}"
+    settings = Settings(service_url=broker.service_url, admin_url=broker.admin_url,
+                        namespace=namespace)  # fmt: skip
+    app = App(settings)
+
+    @app.job
+    def greet() -> None: ...
+
+    return app
+
+
+def test_enqueueing_to_a_namespace_that_does_not_exist_says_how_to_create_it(
+    app_without_namespace: App,
+) -> None:
+    namespace = app_without_namespace.settings.full_namespace
+    with pytest.raises(NotFound) as missing:
+        app_without_namespace.jobs["greet"].enqueue()
+    app_without_namespace.close()
+    assert f"namespace {namespace} does not exist" in str(missing.value)
+    assert "pulsarjobs namespace create" in str(missing.value)
+
+
+def test_a_worker_on_a_namespace_that_does_not_exist_stops_and_says_so(
+    app_without_namespace: App,
+) -> None:
+    worker = Worker(app_without_namespace, shutdown_timeout=5)
+    with pytest.raises(NotFound, match="does not exist"):
+        asyncio.run(asyncio.wait_for(worker.run_async(), 60))
