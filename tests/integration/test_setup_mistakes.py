@@ -6,8 +6,11 @@ import asyncio
 import uuid
 
 import pytest
+from typer.testing import CliRunner
 
 from pulsarjobs import App, NotFound, Settings, Worker
+from pulsarjobs.cli import app as cli_app
+from pulsarjobs.transport.admin import Admin
 from tests.conftest import BrokerUnderTest
 
 
@@ -41,3 +44,17 @@ def test_a_worker_on_a_namespace_that_does_not_exist_stops_and_says_so(
     worker = Worker(app_without_namespace, shutdown_timeout=5)
     with pytest.raises(NotFound, match="does not exist"):
         asyncio.run(asyncio.wait_for(worker.run_async(), 60))
+
+
+def test_broker_start_makes_the_namespace_pulsarjobs_namespace_names(
+    broker: BrokerUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if broker.local is None:
+        pytest.skip("needs a broker these tests started")
+    name = f"ns{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PULSARJOBS_NAMESPACE", name)
+    started = CliRunner().invoke(cli_app, ["broker", "start", "--data-dir",
+                                           str(broker.local.data_dir)])  # fmt: skip
+    assert started.exit_code == 0, started.output
+    with Admin(broker.admin_url) as admin:
+        assert f"public/{name}" in admin.namespaces("public")
