@@ -79,8 +79,13 @@ def start(
     )
     broker.settings = parse_settings(setting or [])
     broker.journal_sync = journal_sync
+    # The namespace the apps started here will use (PULSARJOBS_NAMESPACE), beside the default.
+    wanted = Settings.from_env().full_namespace
+    broker.namespaces = tuple(dict.fromkeys((*broker.namespaces, wanted)))
     if broker.status().state == "running":
         console.print(f"Pulsar is already running (pid {broker.status().pid}).")
+        with Admin.of(broker.client_settings(), timeout=10.0) as admin:
+            admin.ensure_namespace(wanted)
     else:
         began = time.monotonic()
         with console.status("starting Pulsar") as status:

@@ -10,7 +10,7 @@ import ssl
 
 import httpx
 
-from pulsarjobs.errors import AccessDenied, BrokerUnavailable
+from pulsarjobs.errors import AccessDenied, BrokerUnavailable, NotFound
 
 
 def role_of(token: str) -> str | None:
@@ -27,6 +27,15 @@ def role_of(token: str) -> str | None:
 
 def refused(url: str) -> BrokerUnavailable:
     return BrokerUnavailable(f"connection refused at {url} — is the broker running?")
+
+
+def missing_namespace(url: str, namespace: str) -> NotFound:
+    name = namespace.partition("/")[2]
+    return NotFound(
+        f"The namespace {namespace} does not exist at {url}: create it with "
+        f"`PULSARJOBS_NAMESPACE={name} pulsarjobs namespace create`, or set PULSARJOBS_NAMESPACE "
+        "to one that exists."
+    )
 
 
 def no_token(url: str) -> AccessDenied:

@@ -27,6 +27,7 @@ from pulsarjobs.errors import (
     BrokerUnavailable,
     ConfigurationError,
     EnqueueError,
+    NotFound,
     PayloadTooLarge,
     PulsarJobsError,
 )
@@ -110,23 +111,29 @@ class Connection:
                 f"Cannot use Pulsar at {self.settings.service_url}: {exc}"
             ) from exc
 
-    def refusal(self, failure: Exception, doing: str) -> AccessDenied | None:
-        """The access problem behind a client failure, if that is what it was. The client
-        names a missing permission, but only times out on a missing or wrong token and
-        fails to connect on an untrusted certificate: the admin API, asked with the same
-        token and trust, says which. Asked after a failure only: nothing on the happy path."""
-        url = self.settings.service_url
+    def refusal(self, failure: Exception, doing: str) -> AccessDenied | NotFound | None:
+        """The access problem, or the missing namespace, behind a client failure, if that is
+        what it was: retrying will not help. The client names a missing permission, but only
+        times out on a missing or wrong token, fails to connect on an untrusted certificate,
+        and says TopicNotFound for a namespace that does not exist: the admin API, asked with
+        the same token and trust, says which. Asked after a failure only: nothing on the happy
+        path."""
+        url, namespace = self.settings.service_url, self.settings.full_namespace
         if isinstance(failure, pulsar.AuthorizationError):
             return access.not_permitted(url, self.settings.token, doing)
         if isinstance(failure, pulsar.AuthenticationError):
             return access.wrong_token(url)
-        if not isinstance(failure, pulsar.Timeout | pulsar.ConnectError | BrokerError):
+        if not isinstance(
+            failure, pulsar.Timeout | pulsar.ConnectError | pulsar.TopicNotFound | BrokerError
+        ):
             return None
         try:
             with Admin.of(self.settings, timeout=5.0) as admin:
-                admin.check_access(self.settings.full_namespace)
+                admin.check_access(namespace)
         except AccessDenied as denied:
             return denied
+        except NotFound:
+            return access.missing_namespace(url, namespace)
         except PulsarJobsError:  # the admin API is out of reach too: no more to tell
             return None
         return None
