@@ -16,7 +16,9 @@ job's final verdict, per-key order of completion, the most jobs running at once.
   cancels (else they are left without one, and the scenario fails on it). A job cancelled
   while it runs would read as done: no scenario does that.
 
-Both drivers run the jobs in this process, so the jobs record into the same `Tally`.
+Dead letters ("Type: message" of the last error) come from `runner.dead` in memory, from the
+dead-letter topic (`Inspector.find_dead_letters`) on the broker. Both drivers run the jobs in
+the test's own process, so a job records straight into its driver's `Tally`.
 """
 
 from __future__ import annotations
@@ -114,9 +116,6 @@ class Report:
     order: dict[str, list[Any]]  # key -> items in the order they finished (Tally.finish)
     most_running: int  # the most jobs inside Tally.running at once
     dead_letters: dict[str, str] = field(default_factory=dict)  # job id -> "Type: message"
-
-    def runs(self, job_id: str) -> int:
-        return sum(run.job_id == job_id for run in self.sequence)
 
     def attempts(self, job_id: str) -> list[int]:
         return [run.attempt for run in self.sequence if run.job_id == job_id]
