@@ -1,0 +1,91 @@
+"""Flow control, the same in memory and on the broker: unique, ordered, concurrency and rate
+limits."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from pulsarjobs import RetryPolicy
+from tests.scenarios.harness import Driver, diverges, on_both
+
+
+@on_both()
+def test_the_same_unique_key_twice_makes_one_job_that_runs_once(driver: Driver) -> None:
+    app, tally = driver.app, driver.tally
+
+    @app.job(unique_for=timedelta(minutes=5))
+    def refresh_feed(feed_id: int) -> None:
+        tally.ran(feed_id)
+
+    first = refresh_feed.enqueue(42)
+    again = refresh_feed.enqueue(42)
+    other = refresh_feed.enqueue(7)
+    report = driver.drain(settled=2)
+
+    assert again == first
+    assert report.runs_by_id() == {first: 1, other: 1}
+    assert report.verdicts == {first: "done", other: "done"}
+
+
+@on_both(
+    memory=diverges(
+        "the TestRunner puts an ordered job's retry back in its queue, due after its backoff, "
+        "so its key's later jobs overtake it (they finish 1 2 3 4 0)"
+    )
+)
+def test_an_ordered_key_finishes_in_enqueue_order_through_a_retry(driver: Driver) -> None:
+    app, tally = driver.app, driver.tally
+
+    @app.job(retry=RetryPolicy(max_attempts=3, initial_delay=0.2, jitter=0.0))
+    def apply_event(n: int) -> None:
+        if tally.ran(n).attempt == 1 and n == 0:
+            raise ConnectionError("ledger busy")
+        tally.finish("account:1", n)
+
+    ids = app.enqueue_many(
+        [apply_event.call(n).with_options(order_key="account:1") for n in range(5)]
+    )
+    report = driver.drain(settled=5)
+
+    assert report.order == {"account:1": [0, 1, 2, 3, 4]}
+    assert report.attempts(ids[0]) == [1, 2]
+    assert report.verdicts == dict.fromkeys(ids, "done")
+
+
+@on_both(
+    memory=diverges(
+        "the TestRunner skips the runners: it runs one job at a time and applies no "
+        "concurrency limit, so jobs limited to 2 at once never run 2 at once"
+    )
+)
+def test_a_concurrency_limit_of_two_runs_two_at_once_never_more(driver: Driver) -> None:
+    app, tally = driver.app, driver.tally
+
+    @app.job(concurrency_limit=2)
+    def call_partner(n: int) -> None:
+        tally.ran(n)
+        with tally.running(partner_within=5.0):
+            time.sleep(0.2)  # long enough for a third to start, were the limit not applied
+
+    ids = app.enqueue_many([call_partner.call(n) for n in range(6)])
+    report = driver.drain(settled=6)
+
+    assert report.runs_by_id() == dict.fromkeys(ids, 1)
+    assert report.verdicts == dict.fromkeys(ids, "done")
+    assert report.most_running == 2
+
+
+@on_both()
+def test_rate_limited_jobs_each_run_once(driver: Driver) -> None:
+    app, tally = driver.app, driver.tally
+
+    @app.job(rate_limit=20)
+    def paced(n: int) -> None:
+        tally.ran(n)
+
+    ids = app.enqueue_many([paced.call(n) for n in range(6)])
+    report = driver.drain(settled=6)
+
+    assert sorted(report.notes("paced")) == list(range(6))
+    assert report.verdicts == dict.fromkeys(ids, "done")
