@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -89,3 +91,30 @@ def test_the_level_set_last_decides_the_job_done_lines_of_a_running_app(
         send.enqueue("user-2")
         runner.run_all()
     assert ('"job done"' in capsys.readouterr().err) is shown
+
+
+class Writes(io.StringIO):
+    """A stream that keeps each write apart, as the processes of a group share one pipe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return super().write(text)
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_each_log_record_reaches_the_output_in_one_write(
+    monkeypatch: pytest.MonkeyPatch, log_format: logs.LogFormat
+) -> None:
+    """Processes of `--processes N` write to one pipe: a record written in two pieces (its
+    text, then its newline) can be split by another process's record."""
+    out = Writes()
+    monkeypatch.setattr(sys, "stderr", out)
+    configure_logging(log_format, "info")
+    structlog.get_logger("pulsarjobs.test").info("job done", job_id="j1")
+    structlog.get_logger("pulsarjobs.test").warning("job failed", job_id="j2")
+    assert len(out.calls) == 2, out.calls
+    assert all(call.endswith("\n") and call.count("\n") == 1 for call in out.calls), out.calls
