@@ -40,7 +40,9 @@ def configure_logging(format: LogFormat = "console", level: str = "info") -> Non
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_threshold),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per record (text and newline together): the processes of a group share
+        # one pipe, and a record written in two pieces can be split by another's.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     listening_changed()  # the per-job lines may be on or off now
