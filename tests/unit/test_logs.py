@@ -118,3 +118,8 @@ def test_each_log_record_reaches_the_output_in_one_write(
     structlog.get_logger("pulsarjobs.test").warning("job failed", job_id="j2")
     assert len(out.calls) == 2, out.calls
     assert all(call.endswith("\n") and call.count("\n") == 1 for call in out.calls), out.calls
+
+
+def test_an_error_without_a_message_is_logged_by_its_type() -> None:
+    assert logs.error_text(TimeoutError()) == "TimeoutError"
+    assert logs.error_text(ValueError("no such job")) == "no such job"
