@@ -48,6 +48,12 @@ def configure_logging(format: LogFormat = "console", level: str = "info") -> Non
     listening_changed()  # the per-job lines may be on or off now
 
 
+def error_text(exc: BaseException) -> str:
+    """An error as a log line tells it: its message, or its type when it has none (a bare
+    TimeoutError would otherwise read `error=`)."""
+    return str(exc) or type(exc).__name__
+
+
 def fields(envelope: Envelope) -> dict[str, object]:
     return {
         "job_id": envelope.id,

@@ -21,6 +21,7 @@ import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pulsarjobs.logs import error_text
 from pulsarjobs.operations.inspector import Inspector, QueueStats
 
 log = structlog.get_logger("pulsarjobs.queue_metrics")
@@ -69,7 +70,7 @@ class QueueCollector(Collector):
                 read.append(self.inspector.queue(name))
         except Exception as exc:
             self.errors += 1
-            log.warning("cannot read the queues for metrics", error=str(exc))
+            log.warning("cannot read the queues for metrics", error=error_text(exc))
         return read
 
     @staticmethod

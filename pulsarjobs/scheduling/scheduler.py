@@ -28,6 +28,7 @@ import structlog
 from pulsarjobs.app_view import AppView
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.errors import BrokerError
+from pulsarjobs.logs import error_text
 from pulsarjobs.scheduling.cron import Schedule
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
@@ -102,7 +103,7 @@ class Scheduler:
             except Exception as exc:
                 if self.stopping.is_set():
                     break
-                log.warning("scheduler lost the broker; retrying", error=str(exc))
+                log.warning("scheduler lost the broker; retrying", error=error_text(exc))
                 self.stopping.wait(RETRY_SECONDS)
             finally:
                 self.leading.clear()

@@ -31,6 +31,7 @@ from pulsarjobs.errors import (
     PayloadTooLarge,
     PulsarJobsError,
 )
+from pulsarjobs.logs import error_text
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport import access, client_log
 from pulsarjobs.transport.admin import Admin
@@ -148,7 +149,7 @@ class Connection:
                 with Admin.of(self.settings) as admin:
                     self._ttl = admin.message_ttl(self.settings.full_namespace)
             except PulsarJobsError as exc:
-                log.warning("cannot read the namespace's message TTL", error=str(exc))
+                log.warning("cannot read the namespace's message TTL", error=error_text(exc))
                 self._ttl = None
         return self._ttl
 

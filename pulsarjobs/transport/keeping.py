@@ -6,6 +6,7 @@ from __future__ import annotations
 import structlog
 
 from pulsarjobs.errors import PulsarJobsError
+from pulsarjobs.logs import error_text
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.wire.heartbeat import COMPACTION_THRESHOLD_BYTES
@@ -21,7 +22,7 @@ def keep_compacted(settings: Settings, topic: str) -> None:
         with Admin.of(settings, timeout=5.0) as admin:
             admin.set_compaction_threshold(topic, COMPACTION_THRESHOLD_BYTES)
     except PulsarJobsError as exc:
-        log.warning("cannot set compaction on a topic", topic=topic, error=str(exc))
+        log.warning("cannot set compaction on a topic", topic=topic, error=error_text(exc))
 
 
 def keep_results_for(settings: Settings, topic: str, seconds: float) -> None:
@@ -35,4 +36,4 @@ def keep_results_for(settings: Settings, topic: str, seconds: float) -> None:
             if current is None or current < wanted:
                 admin.set_topic_message_ttl(topic, wanted)
     except PulsarJobsError as exc:
-        log.warning("cannot set how long results are kept", topic=topic, error=str(exc))
+        log.warning("cannot set how long results are kept", topic=topic, error=error_text(exc))

@@ -17,6 +17,7 @@ import pulsar.schema
 import structlog
 
 from pulsarjobs.errors import PulsarJobsError
+from pulsarjobs.logs import error_text
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.wire.envelope import SCHEMA_DEFINITION
@@ -57,7 +58,7 @@ class WriterSchemas:
                 schema = admin.schema(topic, version)
         except PulsarJobsError as exc:
             log.warning("cannot read a writer schema; decoding with ours", topic=topic,
-                        version=version, error=str(exc))  # fmt: skip
+                        version=version, error=error_text(exc))  # fmt: skip
         with self._lock:
             self._known[key] = schema
         return schema

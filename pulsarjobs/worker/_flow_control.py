@@ -14,6 +14,7 @@ import structlog
 
 from pulsarjobs.app_view import AppView
 from pulsarjobs.flow.limits import LimitSlots
+from pulsarjobs.logs import error_text
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.verdicts import Outcome
 
@@ -37,7 +38,7 @@ class WorkerFlow:
             self.app.unique_keys.release(envelope.unique_key, envelope.id)
         except Exception as exc:  # it expires at its unique_for
             log.warning("could not give back a unique key", key=envelope.unique_key,
-                        job_id=envelope.id, error=str(exc))  # fmt: skip
+                        job_id=envelope.id, error=error_text(exc))  # fmt: skip
 
     def stop(self) -> None:
         """Give back the keys of the jobs settled so far (blocks), then every slot."""

@@ -13,6 +13,7 @@ import contextlib
 import pulsar
 import structlog
 
+from pulsarjobs.logs import error_text
 from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.transport import marks
 from pulsarjobs.transport.connection import Connection
@@ -42,7 +43,7 @@ class Following:
             ):
                 following._views.append(marks.follow(connection, topic, on_mark))
         except Exception as exc:
-            log.warning("paused queues and cancelled jobs are not followed", error=str(exc))
+            log.warning("paused queues and cancelled jobs are not followed", error=error_text(exc))
         return following
 
     def stop(self) -> None:

@@ -21,6 +21,7 @@ import structlog
 
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import PulsarJobsError
+from pulsarjobs.logs import error_text
 from pulsarjobs.operations.control import CommandMessage
 from pulsarjobs.transport.keeping import keep_compacted
 from pulsarjobs.transport.topics import control_topic, workers_topic
@@ -56,7 +57,7 @@ class Presence:
         try:
             await asyncio.to_thread(presence._open)
         except Exception as exc:
-            log.warning("heartbeats and worker commands are off", error=str(exc))
+            log.warning("heartbeats and worker commands are off", error=error_text(exc))
             await asyncio.to_thread(presence._close)
             return presence
         presence._task = asyncio.create_task(presence._beat_forever())
@@ -79,7 +80,7 @@ class Presence:
             try:
                 await self._send(self.heartbeat("stopped"))
             except Exception as exc:
-                log.warning("the last heartbeat was not sent", error=str(exc))
+                log.warning("the last heartbeat was not sent", error=error_text(exc))
         await asyncio.to_thread(self._close)
 
     def heartbeat(self, state: WorkerState | None = None) -> Heartbeat:
@@ -121,7 +122,7 @@ class Presence:
             try:
                 await self._send(self.heartbeat())
             except Exception as exc:
-                log.warning("heartbeat not sent", error=str(exc))
+                log.warning("heartbeat not sent", error=error_text(exc))
             woken = asyncio.ensure_future(self._wake.wait())
             await asyncio.wait({woken}, timeout=self.settings.heartbeat_interval)
             woken.cancel()

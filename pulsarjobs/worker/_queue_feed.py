@@ -20,6 +20,8 @@ from typing import Protocol
 import pulsar
 import structlog
 
+from pulsarjobs.logs import error_text
+
 log = structlog.get_logger("pulsarjobs.feed")
 
 RECEIVE_POLL_MS = 50  # how long a queue stays silent before it counts as dry
@@ -125,7 +127,7 @@ class QueueFeed:
         except Exception as exc:  # a closed consumer or a lost connection
             self._ran_dry()
             if not self._stopped.is_set():
-                log.warning("receive failed; retrying", queue=self.queue, error=str(exc))
+                log.warning("receive failed; retrying", queue=self.queue, error=error_text(exc))
                 self._stopped.wait(1.0)
             return
         self._arrive([first])

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import structlog
 
+from pulsarjobs.logs import error_text
+
 log = structlog.get_logger("pulsarjobs.crashes")
 
 # Deaths of its process a job may be running in before it is dead-lettered. Not the job's
@@ -131,7 +133,7 @@ class CrashGuard:
         except FileNotFoundError:
             return
         except (OSError, ValueError) as exc:
-            log.warning("cannot read the crash ledger", path=str(path), error=str(exc))
+            log.warning("cannot read the crash ledger", path=str(path), error=error_text(exc))
 
 
 class CrashLedger:

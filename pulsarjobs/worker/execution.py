@@ -27,7 +27,7 @@ import structlog
 
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.errors import JobTimeout
-from pulsarjobs.logs import fields
+from pulsarjobs.logs import error_text, fields
 from pulsarjobs.snooze import Snooze
 from pulsarjobs.wire.envelope import Envelope, JobError
 from pulsarjobs.wire.verdicts import Outcome, Verdict
@@ -222,7 +222,9 @@ class JobExecutor:
         try:
             self.slots.give(envelope, slot)
         except Exception as exc:  # a closed consumer gave it back already
-            log.warning("could not give back a slot", limit_key=envelope.limit_key, error=str(exc))
+            log.warning(
+                "could not give back a slot", limit_key=envelope.limit_key, error=error_text(exc)
+            )
 
     def verdict_before(self, envelope: Envelope) -> Outcome | Work:
         """What becomes of a job that must not run (expired, early, unknown, arguments that do

@@ -23,6 +23,7 @@ import structlog
 
 from pulsarjobs.app_view import AppView
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.logs import error_text
 from pulsarjobs.transport.connection import crypto_key_reader
 from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topics import topics_for
@@ -264,7 +265,7 @@ class Worker:
                 if denied is not None:
                     await asyncio.to_thread(self.app.close)
                     raise denied from exc
-                log.warning("cannot subscribe yet; retrying", error=str(exc), retry_in=delay)
+                log.warning("cannot subscribe yet; retrying", error=error_text(exc), retry_in=delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop_requested.wait(), delay)
                 delay = min(delay * 2, 30.0)

@@ -21,6 +21,7 @@ import pulsar
 import structlog
 
 from pulsarjobs.app_view import AppView
+from pulsarjobs.logs import error_text
 from pulsarjobs.transport.connection import crypto_key_reader
 from pulsarjobs.transport.keylocks import key_lock
 from pulsarjobs.transport.topics import (
@@ -88,7 +89,7 @@ class BatchTracker:
             return cls.start(app, worker)
         except Exception as exc:
             log.error("cannot count batches; their callbacks wait for another worker",
-                      error=str(exc))  # fmt: skip
+                      error=error_text(exc))  # fmt: skip
             return None
 
     def stop(self) -> None:
@@ -107,7 +108,7 @@ class BatchTracker:
             except Exception as exc:  # closed, or the broker is away: the client reconnects
                 if self._stopping.is_set():
                     return
-                log.warning("cannot receive batch events", error=str(exc))
+                log.warning("cannot receive batch events", error=error_text(exc))
                 time.sleep(1)
                 continue
             try:

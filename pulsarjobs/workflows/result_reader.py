@@ -22,6 +22,7 @@ import structlog
 
 from pulsarjobs.clock import Clock
 from pulsarjobs.errors import ResultTimeout
+from pulsarjobs.logs import error_text
 from pulsarjobs.transport import access
 from pulsarjobs.transport.connection import Connection, client_errors
 from pulsarjobs.transport.topics import results_topic
@@ -147,7 +148,7 @@ class ResultReader:
             except Exception as exc:  # a lost connection: the client reconnects
                 if self._stopped.is_set():
                     return
-                log.warning("reading results failed; retrying", error=str(exc))
+                log.warning("reading results failed; retrying", error=error_text(exc))
                 self._stopped.wait(1.0)
                 continue
             self._arrived(message)

@@ -30,6 +30,7 @@ import fastavro
 import structlog
 
 from pulsarjobs.errors import JobFailed, PulsarJobsError
+from pulsarjobs.logs import error_text
 from pulsarjobs.transport.topics import results_topic
 from pulsarjobs.wire.envelope import Envelope, JobError
 from pulsarjobs.wire.records import decode_record
@@ -178,4 +179,4 @@ def prepare(app: AppView) -> None:
         app.connection.keep_results(topic, longest.total_seconds())
         app.connection.producer(topic)
     except PulsarJobsError as exc:  # results are stored anyway, preparing them then
-        log.warning("cannot prepare the results topic yet", topic=topic, error=str(exc))
+        log.warning("cannot prepare the results topic yet", topic=topic, error=error_text(exc))
