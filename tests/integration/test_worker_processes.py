@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
+from pulsarjobs import Inspector
 from pulsarjobs.app import App
 from tests.integration.helpers import (
     settings_env,
@@ -18,6 +19,7 @@ from tests.integration.helpers import (
     stop_process,
     wait_until,
 )
+from tests.integration.test_operations import cli
 
 
 def test_ten_thousand_jobs_over_three_priorities_two_processes_none_lost(
@@ -206,3 +208,25 @@ def test_a_worker_without_queues_serves_every_queue_the_app_declares(
     started_line = next(line for line in log.read_text().splitlines() if "worker started" in line)
     for queue in ("critical", "default", "low", "ticks"):
         assert f"'{queue}'" in started_line, started_line
+
+
+def test_workers_stopped_by_command_are_not_restarted_and_their_group_exits_0(
+    app: App, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    group = start_worker_process(settings_env(app.settings, tmp_path / "r.jsonl"), log,
+                                 "--processes", "2")  # fmt: skip
+    try:
+        with Inspector(app.settings) as inspector:
+            wait_until(lambda: len(inspector.workers()) == 2, 60, interval=0.5)
+            names = [worker.worker for worker in inspector.workers()]
+        for name in names:
+            told = cli(app.settings, "workers", "stop", name)
+            assert told.exit_code == 0, told.output
+        code = group.wait(60)
+    finally:
+        if group.poll() is None:
+            stop_process(group)  # its children too
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "died" not in text and "starting another" not in text, text[-3000:]
