@@ -12,7 +12,9 @@ metrics.py).
 A terminal's Ctrl-C signals the whole process group: children ignore SIGINT and stop on the
 SIGTERM their supervisor forwards, so one Ctrl-C is one stop signal (a second one, forwarded
 again, exits at once). An app that cannot be loaded is a configuration error, not a crash: the
-supervisor says so in one line and exits 1 instead of restarting its children.
+supervisor says so in one line and exits 1 instead of restarting its children. A child that
+exits 0 was stopped on purpose (`pulsarjobs workers stop`): it is not replaced, and the group
+ends once every child has.
 """
 
 from __future__ import annotations
@@ -171,6 +173,7 @@ def run_children(
     restart_at: list[float | None] = [None] * processes
     stopping = False
     misconfigured = False
+    ended = [False] * processes  # stopped as asked (`pulsarjobs workers stop`): not replaced
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
@@ -183,10 +186,14 @@ def run_children(
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP):
         signal.signal(signum, forward)
     log.info("supervising worker processes", processes=processes)
-    while any(child.is_alive() for child in children) or not stopping:
+    while any(child.is_alive() for child in children) or not (stopping or all(ended)):
         now = time.monotonic()
         for index, child in enumerate(children):
-            if stopping or child.is_alive():
+            if stopping or ended[index] or child.is_alive():
+                continue
+            if child.exitcode == 0:  # a graceful stop it was asked for: no death to mend
+                ended[index] = True
+                log.info("worker process stopped", pid=child.pid)
                 continue
             if child.exitcode == CONFIGURATION_ERROR:  # it said why; every restart would too
                 misconfigured = True
