@@ -97,3 +97,26 @@ def test_a_worker_with_scheduler_runs_the_periodic_jobs_itself(app: App, tmp_pat
     ids = [run["id"] for run in started(record, "every_second")]
     assert len(ids) == len(set(ids))
     assert all(job_id.startswith("cron:every_second:") for job_id in ids)
+
+
+def test_a_standby_scheduler_says_whom_it_stands_behind_and_warns_of_nothing(
+    app: App, tmp_path: Path
+) -> None:
+    env = settings_env(app.settings, tmp_path / "record.jsonl")
+    leader_log, standby_log = tmp_path / "leader.log", tmp_path / "standby.log"
+    leader = start_scheduler(env, leader_log)
+    standby = None
+    try:
+        wait_until(lambda: "leading" in leader_log.read_text(), 60)
+        standby = start_scheduler(env, standby_log)
+        # The standby's wait for leadership times out every 10 s (the client's operation
+        # timeout) while the leader holds it: a healthy wait, twice over.
+        wait_until(lambda: "standing by" in standby_log.read_text(), 30)
+        time.sleep(22)
+    finally:
+        assert stop_process(leader) == 0
+        if standby is not None:
+            assert stop_process(standby) == 0
+    said = standby_log.read_text()
+    assert "lost the broker" not in said and "warning" not in said, said
+    assert "leads" in said and "127.0.0.1" in said, said
