@@ -18,7 +18,8 @@ from pulsarjobs.operations.cancels import cancelled_jobs
 from pulsarjobs.operations.dead_letters import DeadLetterFilter
 from pulsarjobs.operations.durations import parse_since
 from pulsarjobs.operations.retention import KEPT_FOREVER
-from pulsarjobs.scheduling.schedules import recorded_ticks, schedule_statuses, scheduler_leader
+from pulsarjobs.scheduling.leader import scheduler_leader
+from pulsarjobs.scheduling.schedules import recorded_ticks, schedule_statuses
 from pulsarjobs.transport.backlog import Position, parse_position
 from pulsarjobs.transport.topics import check_queue_name
 from pulsarjobs.worker.progress import last_progress

@@ -27,9 +27,10 @@ import structlog
 
 from pulsarjobs.app_view import AppView
 from pulsarjobs.clock import Clock, utc_now
-from pulsarjobs.errors import BrokerError
+from pulsarjobs.errors import BrokerError, PulsarJobsError
 from pulsarjobs.logs import error_text
 from pulsarjobs.scheduling.cron import Schedule
+from pulsarjobs.scheduling.leader import scheduler_leader
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.schema_registry import pulsar_schema
@@ -67,6 +68,7 @@ class Scheduler:
         self.stopping = threading.Event()
         self.leading = threading.Event()
         self._enqueueing = threading.Lock()  # held while a tick's job and record are written
+        self._standing_behind: str | None = None  # the leader's address, once said
         self.leader_topic = scheduler_leader_topic(app.settings)
         self.ticks_topic = scheduler_ticks_topic(app.settings)
 
@@ -100,6 +102,9 @@ class Scheduler:
         while not self.stopping.is_set():
             try:
                 self._serve_once()
+            except pulsar.Timeout as exc:  # no leadership within the client's operation timeout
+                if not self.stopping.is_set():
+                    self._stand_by(exc)
             except Exception as exc:
                 if self.stopping.is_set():
                     break
@@ -107,6 +112,24 @@ class Scheduler:
                 self.stopping.wait(RETRY_SECONDS)
             finally:
                 self.leading.clear()
+
+    def _stand_by(self, timeout: Exception) -> None:
+        """A wait for leadership timed out: while another scheduler leads, that is standing by,
+        said once per leader; with no leader, the broker is what failed."""
+        try:
+            with Admin.of(self.app.settings, timeout=5.0) as admin:
+                leader = scheduler_leader(admin, self.app.settings)
+        except PulsarJobsError as exc:
+            leader, timeout = None, exc
+        if leader is None:
+            log.warning("scheduler lost the broker; retrying", error=error_text(timeout))
+            self.stopping.wait(RETRY_SECONDS)
+            return
+        if leader.address != self._standing_behind:
+            self._standing_behind = leader.address
+            since = leader.connected_since.isoformat() if leader.connected_since else None
+            log.info("standing by: another scheduler leads this namespace's schedules",
+                     scheduler=self.name, leader=leader.address, leading_since=since)  # fmt: skip
 
     def _serve_once(self) -> None:
         client = self.app.connection.client
@@ -118,6 +141,7 @@ class Scheduler:
         try:
             log.info("leading: this scheduler enqueues the ticks", scheduler=self.name)
             self.leading.set()
+            self._standing_behind = None
             self._lead(client, leader)
         finally:
             leader.close()

@@ -1,10 +1,9 @@
-"""Periodic jobs as operators look at them: each schedule's next runs and last tick, and which
-scheduler leads. Read for `pulsarjobs cron list` and the dashboard."""
+"""Periodic jobs as operators look at them: each schedule's next runs and last tick (which
+scheduler leads: leader.py). Read for `pulsarjobs cron list` and the dashboard."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import pulsar
 
@@ -12,7 +11,7 @@ from pulsarjobs.errors import NotFound
 from pulsarjobs.scheduling.scheduler import SchedulingApp, last_ticks
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
-from pulsarjobs.transport.topics import scheduler_leader_topic, scheduler_ticks_topic
+from pulsarjobs.transport.topics import scheduler_ticks_topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,16 +24,6 @@ class ScheduleStatus:
     next: tuple[str, ...]  # the next runs, ISO times in the schedule's time zone
     last_tick: str | None  # the last tick a scheduler enqueued; None: never
     last_scheduler: str | None  # the scheduler that enqueued it, "host:pid"
-
-
-@dataclass(frozen=True, slots=True)
-class Leader:
-    """The scheduler that enqueues the ticks now: the holder of the leader topic's exclusive
-    producer, as the broker sees its connection."""
-
-    address: str
-    connected_since: datetime | None  # None when the broker does not say
-    client_version: str
 
 
 def recorded_ticks(
@@ -74,30 +63,3 @@ def schedule_statuses(
             )
         )
     return statuses
-
-
-def scheduler_leader(admin: Admin, settings: Settings) -> Leader | None:
-    """The leading scheduler; None when no scheduler runs (or none ever ran)."""
-    try:
-        stats = admin.stats(scheduler_leader_topic(settings))
-    except NotFound:
-        return None
-    for publisher in stats.get("publishers", []):
-        return Leader(
-            address=str(publisher.get("address", "")),
-            connected_since=broker_time(publisher.get("connectedSince")),
-            client_version=str(publisher.get("clientVersion", "")),
-        )
-    return None
-
-
-def broker_time(text: object) -> datetime | None:
-    """A time in the broker's stats ("2026-01-04T09:00:00.123456789Z": nanoseconds, which
-    Python does not read, are cut to microseconds)."""
-    if not isinstance(text, str) or not text:
-        return None
-    whole, dot, fraction = text.removesuffix("Z").partition(".")
-    try:
-        return datetime.fromisoformat(f"{whole}{dot}{fraction[:6]}+00:00")
-    except ValueError:
-        return None

@@ -45,8 +45,16 @@ PEER = re.compile(r"\[(?P<local>\S+) -> (?P<remote>\S+)\]")
 CONNECT_FAILED = ("Failed to establish connection to", "was not established in")
 # The broker serves again: it registered a producer or consumer of ours.
 SERVES = ("Created producer on broker", "Created consumer on broker")
-# Warnings that only say we closed something ourselves (a TableView's reader, at its close).
-CLOSED_BY_US = ("was interrupted: AlreadyClosed",)
+# Warnings that are pulsarjobs working as meant, not faults: something we closed ourselves (a
+# TableView's reader, a producer closed twice at exit); a standby scheduler's wait for the
+# exclusive leader producer timing out; a key lock another process holds (ProducerBusy).
+ROUTINE = (
+    "was interrupted: AlreadyClosed",
+    "Failed to close producer: AlreadyClosed",
+    "Failed to close consumer: AlreadyClosed",
+    "Cancel the pending reconnection due to the start timeout",
+    "ProducerBusy",
+)
 # An encrypted message this consumer cannot decrypt (no key reader, or the wrong private key):
 # the client keeps it from us, so only its log can tell. Said as an error, once a minute.
 UNDECRYPTABLE = ("CryptoKeyReader is not implemented", "Failed to decrypt")
@@ -86,7 +94,7 @@ class ClientLog:
         elif (
             level in ("WARN", "ERROR")
             and not self._down_since
-            and not contains(message, CLOSED_BY_US)
+            and not contains(message, ROUTINE)
         ):
             self._tell(source, message)
         elif writes(logging.DEBUG):  # routine lines, and an outage's consequences once told

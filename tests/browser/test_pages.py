@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pulsarjobs.operations.browse import Browser
-from pulsarjobs.scheduling.schedules import scheduler_leader
+from pulsarjobs.scheduling.leader import scheduler_leader
 from tests.apps.shop import FRAMES, RENDERED_FRAMES
 from tests.browser.served import log_in
 from tests.browser.shop import Shop
