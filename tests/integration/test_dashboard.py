@@ -241,3 +241,16 @@ def test_a_read_only_dashboard_shows_no_button_and_refuses_every_change(
         refused = client.post("/api/dead/replay", data={"queue": "default"}, headers=BEARER)
         assert refused.status_code == 403
     assert dead_held(app.settings) == 1
+
+
+def test_the_queues_page_tells_the_oldest_due_job_behind_a_thousand_scheduled(
+    app: App, client: TestClient
+) -> None:
+    greet = app.jobs["greet"]
+    app.enqueue_many([greet.call(f"later {n}") for n in range(1_100)], in_=timedelta(hours=1))
+    app.enqueue(greet.call("due now"))
+    with Inspector(app.settings) as inspector:
+        told = inspector.queue("default").oldest_seconds  # the command line's answer
+    assert told is not None
+    [default] = [queue for queue in api(client, "/queues")["queues"] if queue["queue"] == "default"]
+    assert default["oldest_seconds"] is not None
