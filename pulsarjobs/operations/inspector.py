@@ -231,12 +231,16 @@ class Inspector(Closing):
         now = utc_now()
         for topic in topics:
             for read, message in enumerate(self._backlog(topic, self.settings.subscription)):
-                if read == scan_limit:
+                counting = read < scan_limit
+                if not counting:
                     schedule.complete = False
-                    break
+                    # Past the count's limit, read on (up to SCAN_LIMIT) only until a due job
+                    # is found: jobs scheduled ahead of it would leave "oldest" blank.
+                    if schedule.oldest_due is not None or read >= SCAN_LIMIT:
+                        break
                 due = due_time(message, self.envelope_of(message))
                 if due > now:
-                    schedule.scheduled += 1
+                    schedule.scheduled += 1 if counting else 0
                 elif schedule.oldest_due is None or due < schedule.oldest_due:
                     schedule.oldest_due = due
         return schedule

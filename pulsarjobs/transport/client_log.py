@@ -91,11 +91,7 @@ class ClientLog:
             self._serves(address(peer["remote"]))
         elif contains(message, UNDECRYPTABLE):
             self._tell(source, NO_KEY, error=message)
-        elif (
-            level in ("WARN", "ERROR")
-            and not self._down_since
-            and not contains(message, ROUTINE)
-        ):
+        elif level in ("WARN", "ERROR") and not self._down_since and not contains(message, ROUTINE):
             self._tell(source, message)
         elif writes(logging.DEBUG):  # routine lines, and an outage's consequences once told
             log.debug(message, source=source, client_level=level)
