@@ -121,3 +121,23 @@ def test_a_read_only_dashboard_shows_no_button_and_refuses_every_change(
     )
     assert response.status_code == 403
     assert not paused(shop, "emails")
+
+
+def test_a_lost_session_takes_the_open_page_to_the_login_form_and_back(
+    page: Page, shop: Shop
+) -> None:
+    log_in(page, shop.dashboard, "/")
+    page.context.clear_cookies()  # the session is lost (a restarted dashboard: a new token)
+    page.wait_for_url("**/login?next=*", timeout=15_000)  # the page's own refresh says so
+    page.get_by_test_id("token-input").fill(TOKEN)
+    page.get_by_test_id("login-button").click()
+    page.wait_for_url(shop.dashboard.at("/"))
+    assert page.locator("#live").is_visible()
+
+    log_in(page, shop.dashboard, "/queues")
+    page.context.clear_cookies()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator('[data-testid="queue-row"][data-queue="emails"]').get_by_test_id("pause").click()
+    page.wait_for_url("**/login?next=%2Fqueues*", timeout=15_000)  # not a bare line of text
+    assert page.get_by_test_id("token-input").is_visible()
+    assert not paused(shop, "emails")
