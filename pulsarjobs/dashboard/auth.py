@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import ipaddress
 import secrets
 from typing import Literal
@@ -25,7 +26,13 @@ from urllib.parse import urlencode, urlsplit
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.types import ASGIApp
 
 TOKEN_VARIABLE = "PULSARJOBS_DASHBOARD_TOKEN"
@@ -39,7 +46,9 @@ SECURITY_HEADERS = {
         "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # the first URL carries the token
+    # Our own pages name the page a post came from (back there after a lost session); no
+    # other site sees our URLs. The URL that carries `?token=` sends none at all.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -115,6 +124,8 @@ class Guard(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         response = await self._guard(request, call_next)
         response.headers.update(SECURITY_HEADERS)
+        if "token" in request.query_params:
+            response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
     async def _guard(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
@@ -127,10 +138,12 @@ class Guard(BaseHTTPMiddleware):
         if "token" in request.query_params and not changes:
             return self._log_in_from_url(request)
         if proof is None:
-            if path.startswith(MACHINE_PATHS) or changes:
+            if path.startswith(MACHINE_PATHS):
                 return refused(request, 401, "Log in: this dashboard needs its token.")
+            if changes or request.headers.get("hx-request") == "true":  # a page's own request
+                return to_log_in(request, "Log in: this dashboard needs its token.")
             here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?{urlencode({'next': here})}", status_code=303)
+            return RedirectResponse(login_url(here), status_code=303)
         if foreign:
             return refused(request, 403, FOREIGN)
         if self.read_only and changes:
@@ -150,3 +163,22 @@ def refused(request: Request, status: int, message: str) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": message}, status_code=status)
     return PlainTextResponse(message, status_code=status)
+
+
+def login_url(back: str) -> str:
+    """The login form, going on to `back` (a path of this dashboard) once logged in."""
+    return f"/login?{urlencode({'next': safe_next(back)})}"
+
+
+def to_log_in(request: Request, message: str) -> Response:
+    """A page's own request without a session (it was lost: the cookie expired, the dashboard
+    restarted): the whole page goes to the login form, and comes back to itself after."""
+    if request.headers.get("hx-request") == "true":  # a live part's refresh: htmx follows this
+        back = request.headers.get("hx-current-url", "/")
+    else:  # a button's form post: back to the page it was on
+        back = request.headers.get("referer", "/")
+    parts = urlsplit(back)
+    login = login_url(parts.path + (f"?{parts.query}" if parts.query else ""))
+    page = (f'<!doctype html><meta http-equiv="refresh" content="0; url={html.escape(login)}">'
+            f'<p>{html.escape(message)} <a href="{html.escape(login)}">Log in</a></p>')  # fmt: skip
+    return HTMLResponse(page, status_code=401, headers={"HX-Redirect": login})

@@ -34,6 +34,11 @@
   async function refresh() {
     try {
       const response = await fetch("/api/home", { headers: { Accept: "application/json" } });
+      if (response.status === 401) {  // the session was lost: log in, and come back here
+        const here = window.location.pathname + window.location.search;
+        window.location.href = "/login?" + new URLSearchParams({ next: here });
+        return;
+      }
       if (response.ok) {
         const home = await response.json();
         draw("chart-rates", home.series, ["processed", "failed"]);
