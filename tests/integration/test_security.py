@@ -26,6 +26,8 @@ from pulsarjobs.broker import LocalBroker, LocalCluster
 from pulsarjobs.broker.process import free_port
 from pulsarjobs.broker.security import BrokerSecurity
 from pulsarjobs.errors import AccessDenied, PulsarJobsError
+from pulsarjobs.operations.browse import Browser
+from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.topics import control_topic
@@ -270,3 +272,27 @@ def test_a_worker_role_may_produce_only_to_its_own_topics(
     finally:
         restricted.close()
         producer.close()
+
+
+def test_a_job_the_inspector_cannot_decrypt_is_shown_as_such_and_the_rest_reads(
+    secured: LocalBroker, key_pair: tuple[str, str], tmp_path: Path
+) -> None:
+    public, private = key_pair
+    settings = admin_settings(secured).with_changes(namespace=f"ins{tmp_path.name[-8:]}")
+    with Admin.of(settings) as admin:
+        admin.ensure_namespace(settings.full_namespace)
+    for producer_settings in (settings.with_changes(encryption_public_key=public), settings):
+        producer = make_app(producer_settings)
+        try:
+            producer.enqueue(JobCall("default_job", (7,)))
+        finally:
+            producer.close()
+    # Without the private key one job is ciphertext, with it both read; the pages work either way.
+    with_key = settings.with_changes(encryption_private_key=private)
+    for reader_settings, readable in ((settings, 1), (with_key, 2)):
+        with Inspector(reader_settings) as inspector:
+            stats = inspector.queue("default")
+            page = Browser(inspector).waiting("default", None, 25)
+        assert stats.waiting == 2
+        assert len(page.items) == 2
+        assert sum(item.envelope is not None for item in page.items) == readable
