@@ -31,6 +31,7 @@ from pulsarjobs.transport.backlog import (
     read_at,
     read_backlog,
     subscription_cursor,
+    unreadable_why,
 )
 from pulsarjobs.transport.topic_stats import subscription_of
 from pulsarjobs.transport.topics import DEAD_LETTER_SUBSCRIPTION, topics_for
@@ -55,6 +56,7 @@ class JobMessage:
     due_at: datetime
     envelope: Envelope | None  # None: the message is no job envelope
     size: int  # bytes
+    unreadable: str = ""  # why there is no envelope (encrypted without the key, no job at all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +122,12 @@ class Browser:
         if cursor is None:
             return None
         message = read_at(
-            inspector.admin, inspector.client, self.settings.service_url, topic, position
+            inspector.admin,
+            inspector.client,
+            self.settings.service_url,
+            topic,
+            position,
+            inspector.crypto,
         )
         if message is None:
             return None
@@ -145,7 +152,13 @@ class Browser:
         inspector = self.inspector
         held = self._held(topic, subscription)
         messages = read_backlog(
-            inspector.admin, inspector.client, self.settings.service_url, topic, subscription, after
+            inspector.admin,
+            inspector.client,
+            self.settings.service_url,
+            topic,
+            subscription,
+            after,
+            inspector.crypto,
         )
         with closing(messages):  # closes the reader when the page is full
             found = (
@@ -164,6 +177,7 @@ class Browser:
             due_at=due_time(message, envelope),
             envelope=envelope,
             size=len(message.data()),
+            unreadable="" if envelope is not None else unreadable_why(message),
         )
 
     def _topic(self, queue: str, where: Where) -> tuple[str, str]:

@@ -126,5 +126,7 @@ def _waiting_job(inspector: Inspector, topic: str, position: Position) -> Envelo
     cursor = subscription_cursor(inspector.admin, topic, settings.subscription)
     if cursor is None or cursor.is_acked(position):
         return None
-    message = read_at(inspector.admin, inspector.client, settings.service_url, topic, position)
+    message = read_at(
+        inspector.admin, inspector.client, settings.service_url, topic, position, inspector.crypto
+    )
     return inspector.envelope_of(message) if message is not None else None

@@ -31,7 +31,7 @@ from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.backlog import Position, read_backlog
 from pulsarjobs.transport.client_log import silent_logger
 from pulsarjobs.transport.closing import Closing
-from pulsarjobs.transport.connection import Connection, client_errors, probe
+from pulsarjobs.transport.connection import Connection, client_errors, crypto_key_reader, probe
 from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topic_stats import (
     TopicInfo,
@@ -112,6 +112,7 @@ class Inspector(Closing):
         self._connection: Connection | None = None
         self._opening = threading.Lock()  # a dashboard reads from several threads
         self.schemas = WriterSchemas(settings)  # writer schemas, looked up once each
+        self.crypto = crypto_key_reader(settings)  # end-to-end encrypted jobs, with the key
 
     def close(self) -> None:
         self.admin.close()
@@ -263,7 +264,13 @@ class Inspector(Closing):
         self, topic: str, subscription: str, after: Position | None = None
     ) -> Generator[pulsar.Message]:
         return read_backlog(
-            self.admin, self.client, self.settings.service_url, topic, subscription, after
+            self.admin,
+            self.client,
+            self.settings.service_url,
+            topic,
+            subscription,
+            after,
+            self.crypto,
         )
 
     # -- dead letters ------------------------------------------------------------------------

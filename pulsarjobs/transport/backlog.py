@@ -91,15 +91,19 @@ def read_backlog(
     topic: str,
     subscription: str,
     after: Position | None = None,
+    crypto: pulsar.CryptoKeyReader | None = None,
 ) -> Generator[pulsar.Message]:
     """The messages `subscription` has not acknowledged on `topic` (after the position `after`),
     oldest first (on a partitioned topic: in the order of positions, each partition oldest
-    first); nothing when the topic or the subscription does not exist."""
+    first); nothing when the topic or the subscription does not exist. `crypto`: the private
+    key of end-to-end encrypted jobs; one it cannot decrypt is read as ciphertext."""
     parts = admin.parts(topic)
     if len(parts) == 1:
-        yield from _read_part(admin, client, service_url, topic, subscription, after)
+        yield from _read_part(admin, client, service_url, topic, subscription, after, crypto)
         return
-    reads = [_read_part(admin, client, service_url, part, subscription, after) for part in parts]
+    reads = [
+        _read_part(admin, client, service_url, part, subscription, after, crypto) for part in parts
+    ]
     try:
         yield from heapq.merge(*reads, key=lambda message: position_of(message.message_id()))
     finally:
@@ -114,6 +118,7 @@ def _read_part(
     topic: str,
     subscription: str,
     after: Position | None,
+    crypto: pulsar.CryptoKeyReader | None,
 ) -> Generator[pulsar.Message]:
     cursor = subscription_cursor(admin, topic, subscription)
     if cursor is None:
@@ -127,7 +132,7 @@ def _read_part(
         return
     start = pulsar.MessageId(ledger_id=begin[0], entry_id=begin[1])
     with client_errors(service_url, f"reading {topic}"):
-        reader = client.create_reader(topic, start)
+        reader = open_reader(client, topic, start, crypto)
     try:
         yield from _read_until(reader, cursor, end, service_url, topic)
     finally:
@@ -155,7 +160,12 @@ def _read_until(
 
 
 def read_at(
-    admin: Admin, client: pulsar.Client, service_url: str, topic: str, position: Position
+    admin: Admin,
+    client: pulsar.Client,
+    service_url: str,
+    topic: str,
+    position: Position,
+    crypto: pulsar.CryptoKeyReader | None = None,
 ) -> pulsar.Message | None:
     """The message at `position` on `topic`; None when there is none (any more), or no topic
     (which a reader would create)."""
@@ -166,7 +176,7 @@ def read_at(
         return None
     start = pulsar.MessageId(ledger_id=position[0], entry_id=position[1])
     with client_errors(service_url, f"reading {topic}"):
-        reader = client.create_reader(topic, start, start_message_id_inclusive=True)
+        reader = open_reader(client, topic, start, crypto, inclusive=True)
         try:
             message = reader.read_next(timeout_millis=READ_TIMEOUT_MS)
         except pulsar.Timeout:
@@ -174,6 +184,32 @@ def read_at(
         finally:
             reader.close()
     return message if position_of(message.message_id()) == position else None
+
+
+def open_reader(
+    client: pulsar.Client,
+    topic: str,
+    start: pulsar.MessageId,
+    crypto: pulsar.CryptoKeyReader | None,
+    inclusive: bool = False,
+) -> pulsar.Reader:
+    """A reader that never stalls on an encrypted message it cannot decrypt (the client's
+    default holds it back, and every message after it): it is read as it is, ciphertext."""
+    return client.create_reader(
+        topic,
+        start,
+        start_message_id_inclusive=inclusive,
+        crypto_key_reader=crypto,
+        crypto_failure_action=pulsar.ConsumerCryptoFailureAction.CONSUME,
+    )
+
+
+def unreadable_why(message: pulsar.Message) -> str:
+    """Why a message holds no job pulsarjobs can read."""
+    context = message.encryption_context()
+    if context is not None and context.is_decryption_failed():
+        return "end-to-end encrypted: no private key here decrypts it"
+    return "not a job envelope"
 
 
 def partition_holding(admin: Admin, topic: str, position: Position) -> str | None:

@@ -296,3 +296,4 @@ def test_a_job_the_inspector_cannot_decrypt_is_shown_as_such_and_the_rest_reads(
         assert stats.waiting == 2
         assert len(page.items) == 2
         assert sum(item.envelope is not None for item in page.items) == readable
+        assert all("encrypted" in item.unreadable for item in page.items if item.envelope is None)
