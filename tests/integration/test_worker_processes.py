@@ -230,3 +230,19 @@ def test_workers_stopped_by_command_are_not_restarted_and_their_group_exits_0(
     text = log.read_text()
     assert code == 0, text[-3000:]
     assert "died" not in text and "starting another" not in text, text[-3000:]
+
+
+def test_worker_processes_stop_when_their_supervisor_is_killed(app: App, tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    group = start_in_own_group(settings_env(app.settings, tmp_path / "r.jsonl"), log,
+                               "--processes", "2")  # fmt: skip
+    try:
+        with Inspector(app.settings) as inspector:
+            wait_until(lambda: len(inspector.workers()) == 2, 60, interval=0.5)
+        group.kill()  # kill -9 of the supervisor alone: its children are orphans now
+        group.wait()
+        with Inspector(app.settings) as inspector:
+            wait_until(lambda: not inspector.workers(), 60, interval=0.5)
+    finally:
+        os.killpg(group.pid, signal.SIGKILL)  # whatever is left of the group
+    assert "worker stopped" in log.read_text()
