@@ -49,6 +49,7 @@ log = structlog.get_logger("pulsarjobs.processes")
 RESTART_FIRST_DELAY_S = 0.5  # after the second death in a row; it doubles from there
 RESTART_MAX_DELAY_S = 30.0
 HEALTHY_AFTER_S = 60.0  # a process that lived this long resets the delay
+ORPHAN_CHECK_S = 1.0  # how often a child looks whether its supervisor still lives
 CONFIGURATION_ERROR = 78  # a child's exit code for a mistake no restart mends (EX_CONFIG)
 
 
@@ -123,12 +124,22 @@ def run_child(
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C comes from the supervisor, as SIGTERM
     configure_logging(log_format, log_level)
+    threading.Thread(target=stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
     try:
         run_worker(app_reference, options, with_scheduler, settings, metrics_port,
                    in_group=True, crash_ledger=crash_ledger)  # fmt: skip
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(CONFIGURATION_ERROR)
+
+
+def stop_when_orphaned(supervisor: int) -> None:
+    """A child whose supervisor died (kill -9 included) stops gracefully, as on SIGTERM: no
+    one would restart it, and a restarted group would run beside it."""
+    while os.getppid() == supervisor:
+        time.sleep(ORPHAN_CHECK_S)
+    log.warning("the supervisor is gone; this worker process stops", supervisor=supervisor)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def supervise(
