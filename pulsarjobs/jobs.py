@@ -12,6 +12,7 @@ from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.snooze import DEFAULT_MAX_SNOOZES
 from pulsarjobs.transport.topics import check_queue_name
+from pulsarjobs.wire.argtypes import ArgumentTypes
 from pulsarjobs.wire.envelope import JobArg
 
 DEFAULT_QUEUE = "default"  # of a job declared without one, and of a call to an undeclared job
@@ -99,18 +100,36 @@ class Job(Generic[P, R]):
         self.keep_result = keep_result  # how long its result is kept once it settled
         self.is_async = inspect.iscoroutinefunction(func)
         self.signature = inspect.signature(func)
-        self._fitting: set[tuple[int, tuple[str, ...]]] = set()  # shapes that fit, see below
+        # Shapes that fit (see below), of a job whose arguments' types are not checked, and of
+        # one whose are: only the first kind returns at once.
+        self._fitting: set[tuple[int, tuple[str, ...]]] = set()
+        self._fitting_checked: set[tuple[int, tuple[str, ...]]] = set()
+        # The checks of its plain annotations; None: none, and checking types costs nothing.
+        self.types: ArgumentTypes | UnresolvedTypes | None = UnresolvedTypes(self)
 
     def check_arguments(self, args: Sequence[object], kwargs: Mapping[str, object]) -> None:
-        """Raise TypeError when the arguments do not fit the signature. Whether they fit
-        depends on their number and keyword names only, never on their values: a shape that
-        fits is remembered (binding costs a sync job more than the rest of its run's checks)."""
+        """Raise TypeError when the arguments do not fit the signature, or one is not of its
+        plain annotation's type (wire/argtypes.py). Whether they fit the signature depends on
+        their number and keyword names only, never on their values: a shape that fits is
+        remembered (binding costs a sync job more than the rest of its run's checks), and a
+        job with no type to check costs no more than that."""
         shape = (len(args), tuple(kwargs))
         if shape in self._fitting:
             return
-        self.signature.bind(*args, **kwargs)
-        if len(self._fitting) < FITS_REMEMBERED:
-            self._fitting.add(shape)
+        if shape not in self._fitting_checked:
+            self.signature.bind(*args, **kwargs)
+            fitting = self._fitting if self.resolved_types() is None else self._fitting_checked
+            if len(fitting) < FITS_REMEMBERED:
+                fitting.add(shape)
+        if (types := self.types) is not None:
+            types.check(args, kwargs)
+
+    def resolved_types(self) -> ArgumentTypes | None:
+        """The checks of its parameters' plain annotations (None if it has none), resolved
+        once, at the first check: names its module defines after the job exist by then."""
+        if isinstance(self.types, UnresolvedTypes):
+            self.types = ArgumentTypes.of(self.func, self.signature)
+        return self.types
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)
@@ -127,6 +146,18 @@ class Job(Generic[P, R]):
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> str:
         return await self.app.enqueue_async(self.call(*args, **kwargs))
+
+
+class UnresolvedTypes:
+    """A job's type checks before their first use, which resolves them."""
+
+    def __init__(self, job: Job[Any, Any]) -> None:
+        self.job = job
+
+    def check(self, args: Sequence[object], kwargs: Mapping[str, object]) -> None:
+        types = self.job.resolved_types()
+        if types is not None:
+            types.check(args, kwargs)
 
 
 class Enqueuer(Protocol):

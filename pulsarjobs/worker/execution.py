@@ -59,8 +59,11 @@ def current_job() -> CurrentJob:
 
 
 def bind(job: Job[Any, Any], envelope: Envelope) -> Work:
-    """The run with its arguments bound; TypeError when they do not fit the job's signature."""
+    """The run with its arguments bound; TypeError when they do not fit the job's signature
+    or its plain annotations."""
     if job.is_async:
+        if (types := job.types) is not None:
+            types.check(envelope.args, envelope.kwargs)
         # Calling an `async def` binds the arguments (TypeError here) but runs none of its body.
         coroutine: Coroutine[Any, Any, Any] = job.func(*envelope.args, **envelope.kwargs)
         return coroutine

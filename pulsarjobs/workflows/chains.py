@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pulsarjobs.wire.argtypes import PASSED
 from pulsarjobs.wire.envelope import ArgumentError, Chain, Envelope, encode, new_id
 from pulsarjobs.wire.values import Unencodable, to_value
 
@@ -57,7 +58,7 @@ def first_link(
             call = call.with_options(keep_result=keep_result)
         passed = pass_result and number > 1  # checked with a stand-in for what it receives
         try:
-            link = app.envelope(call.with_options(args=(None, *call.args)) if passed else call)
+            link = app.envelope(call.with_options(args=(PASSED, *call.args)) if passed else call)
             link = link.replace(args=call.args, unique_key=None)
             encode(link)
         except ArgumentError as exc:

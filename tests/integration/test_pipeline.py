@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,6 +22,7 @@ from pulsarjobs.wire.envelope import ArgumentError, Envelope, decode, encode, ne
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     read_topic,
+    settings_env,
     started,
     wait_until,
     worker_in_thread,
@@ -107,6 +110,39 @@ def test_poison_messages_are_dead_lettered_with_reasons_and_good_jobs_run(
     reasons = sorted(m.properties()["pulsarjobs-reason"].split(":")[0] for m in dead_letters(app))
     assert reasons == ["BadArguments", "Undecodable", "Undecodable", "UnknownJobType"]
     assert sorted(r["greeting"] for r in started(record)) == ["hello after!", "hello before!"]
+
+
+def test_an_argument_not_of_its_annotated_type_from_another_producer_is_dead_at_once(
+    app: App, record: Path
+) -> None:
+    # The command line without the app's code, and a producer that sends envelopes as built
+    # elsewhere (Go, Java): neither checks the types.
+    sent = subprocess.run(
+        [sys.executable, "-m", "pulsarjobs", "enqueue", "always_fails", "--args", "[123]"],
+        env=settings_env(app.settings, record),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert sent.returncode == 0, sent.stderr
+    hold = app.jobs["hold"]
+    app.publish_envelope(app.envelope(hold.call(0.1)).replace(args=("0.1",))).result()
+    hold.enqueue(0)  # an int is a float: it runs
+    with worker_in_thread(app) as worker:
+        wait_until(lambda: len(dead_letters(app)) == 2 and len(started(record)) == 1, 30)
+        time.sleep(1.5)  # a retry of always_fails would have run by now (its backoff: 0.5 s)
+        assert (worker.stats.dead, worker.stats.retried, worker.stats.done) == (2, 0, 1)
+    letters = dead_letters(app)
+    reasons = {decode(m.data()).type: m.properties()["pulsarjobs-reason"] for m in letters}
+    always_fails = app.jobs["always_fails"]
+    assert reasons == {
+        "always_fails": f"BadArguments: always_fails{always_fails.signature}: args[0] (reason): "
+        "expected str, got int 123",
+        "hold": f"BadArguments: hold{hold.signature}: args[0] (seconds): expected float, "
+        "got str '0.1'",
+    }
+    assert [run["type"] for run in started(record)] == ["hold"]  # the int, for a float
 
 
 def test_sync_and_async_handlers_run_concurrently(app: App, record: Path) -> None:
