@@ -199,7 +199,7 @@ def test_cancelling_an_id_no_job_is_known_by_says_what_it_did_not_check(app: App
 
 
 def test_cancelling_a_running_job_names_its_worker(app: App, record: Path) -> None:
-    job_id = app.jobs["hold"].enqueue(3.0)
+    job_id = app.jobs["hold"].enqueue(30.0)  # running until cancelled (an async run stops)
     with worker_in_thread(app, "default") as worker:
         wait_until(lambda: len(started(record)) == 1, timeout=30)
         wait_until(lambda: cli_json(app.settings, "workers")[0]["busy"] == 1, timeout=30)
