@@ -21,6 +21,7 @@ from typer.testing import CliRunner, Result
 from pulsarjobs.app import App, JobCall
 from pulsarjobs.broker.process import free_port
 from pulsarjobs.cli import app as cli_app
+from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.topics import topics_for
 from tests.conftest import BrokerUnderTest
@@ -352,3 +353,19 @@ def test_a_broker_that_is_down_gets_no_traceback_from_a_real_process(closed_port
         assert done.returncode == 1
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert f"127.0.0.1:{closed_port}" in done.stderr
+
+
+def test_enqueue_with_the_app_checks_the_type_and_arguments_and_takes_the_declared_queue(
+    app: App,
+) -> None:
+    settings, with_app = app.settings, ("--app", "tests.apps.pipeline:app")
+    critical = cli_json(settings, "enqueue", "critical_job", "--args", "[1]", *with_app)
+    assert (critical["queue"], critical["checked"]) == ("critical", True)
+    misspelt = cli(settings, "enqueue", "critcal_job", *with_app)
+    assert misspelt.exit_code == 1 and "no job 'critcal_job'" in misspelt.stderr
+    wrong = cli(settings, "enqueue", "critical_job", "--args", '["one"]', *with_app)
+    assert wrong.exit_code == 1 and "expected int" in wrong.stderr
+    unchecked = cli(settings, "enqueue", "critcal_job")
+    assert unchecked.exit_code == 0 and "not checked" in unchecked.stdout
+    with Inspector(settings) as inspector:
+        assert inspector.queue("critical").waiting == 1
