@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 
 from pulsarjobs.app import App
-from pulsarjobs.cli.context import settings_of
-from pulsarjobs.cli.output import AsJson, print_json, reports_errors
+from pulsarjobs.cli.context import setting_overrides, settings_of
+from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
 from pulsarjobs.jobs import JobCall
+from pulsarjobs.loading import load_app
 from pulsarjobs.middleware import Hooks
 from pulsarjobs.operations.durations import parse_duration, parse_instant
 from pulsarjobs.transport.client_log import silent_logger
@@ -30,8 +31,19 @@ def enqueue(
         str, typer.Option("--kwargs", help="Keyword arguments, a JSON object.")
     ] = "{}",
     queue: Annotated[
-        str, typer.Option("--queue", "-q", help="The queue to put it on.")
-    ] = "default",
+        str | None,
+        typer.Option(
+            "--queue", "-q", help="The queue to put it on. [default: its declared one, or default]"
+        ),
+    ] = None,
+    app_reference: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            help="module:attribute of your App: the type, its arguments and options are checked "
+            "against the job it declares before anything is stored.",
+        ),
+    ] = None,
     in_: Annotated[
         str | None, typer.Option("--in", help="Run it in a while: 30s, 5m, 2h, 1d.")
     ] = None,
@@ -47,7 +59,7 @@ def enqueue(
     as_json: AsJson = False,
 ) -> None:
     """Enqueue one job; prints its id once the broker has stored it (with --unique-key, the id
-    of the job that holds the key, if one does)."""
+    of the job that holds the key, if one does). Without --app, the job type is not checked."""
     call = JobCall(
         job_type,
         args=tuple(parse_json(args, list, "--args")),
@@ -57,23 +69,32 @@ def enqueue(
         order_key=order_key,
     )
     delay, due = when(in_, at)
-    settings = settings_of(ctx)
+    app = load_app(app_reference, setting_overrides(ctx)) if app_reference else None
+    if app is not None and job_type not in app.jobs:
+        declared = ", ".join(sorted(app.jobs)) or "none"
+        fail(f"no job {job_type!r} is declared in {app_reference} (declared: {declared})")
+    settings = app.settings if app is not None else settings_of(ctx)
     probe(settings.service_url)
-    with App(settings) as app:
-        app.hooks = Hooks()  # no middleware: this command does not load your app
-        app.connection = Connection(settings, client_logger=silent_logger())
-        envelope = app.envelope(call, in_=delay, at=due)  # what will be sent, for the report
-        job_id = app.enqueue(call.with_options(job_id=envelope.id), in_=delay, at=due)
+    with app or App(settings) as enqueuing:
+        if app is None:
+            enqueuing.hooks = Hooks()  # no middleware: this command does not know your app
+        enqueuing.connection = Connection(settings, client_logger=silent_logger())
+        # What will be sent, for the report; with the app, its arguments are checked here.
+        envelope = enqueuing.envelope(call, in_=delay, at=due)
+        job_id = enqueuing.enqueue(call.with_options(job_id=envelope.id), in_=delay, at=due)
     run_at, duplicate = envelope.run_at, job_id != envelope.id
     if as_json:
-        found = {"id": job_id, "type": job_type, "queue": queue, "run_at": run_at}
-        print_json({**found, "duplicate": duplicate})
+        found = {"id": job_id, "type": job_type, "queue": envelope.queue, "run_at": run_at}
+        print_json({**found, "duplicate": duplicate, "checked": app is not None})
         return
     if duplicate:
         console.print(f"Not enqueued: job {job_id} holds key {unique_key!r}.", highlight=False)
         return
     timing = f"due {run_at.astimezone().isoformat(timespec='seconds')}" if run_at else "due now"
-    console.print(f"Enqueued {job_type} {job_id} on {queue}, {timing}.", highlight=False)
+    said = f"Enqueued {job_type} {job_id} on {envelope.queue}, {timing}."
+    if app is None:
+        said += " Its type and arguments were not checked: give --app module:app to check them."
+    console.print(said, highlight=False, soft_wrap=True)
 
 
 def parse_json(text: str, kind: type, option: str) -> Any:

@@ -356,16 +356,24 @@ def test_a_broker_that_is_down_gets_no_traceback_from_a_real_process(closed_port
 
 
 def test_enqueue_with_the_app_checks_the_type_and_arguments_and_takes_the_declared_queue(
-    app: App,
+    app: App, tmp_path: Path
 ) -> None:
-    settings, with_app = app.settings, ("--app", "tests.apps.pipeline:app")
-    critical = cli_json(settings, "enqueue", "critical_job", "--args", "[1]", *with_app)
-    assert (critical["queue"], critical["checked"]) == ("critical", True)
-    misspelt = cli(settings, "enqueue", "critcal_job", *with_app)
-    assert misspelt.exit_code == 1 and "no job 'critcal_job'" in misspelt.stderr
-    wrong = cli(settings, "enqueue", "critical_job", "--args", '["one"]', *with_app)
-    assert wrong.exit_code == 1 and "expected int" in wrong.stderr
-    unchecked = cli(settings, "enqueue", "critcal_job")
-    assert unchecked.exit_code == 0 and "not checked" in unchecked.stdout
-    with Inspector(settings) as inspector:
+    env = settings_env(app.settings, tmp_path / "record.jsonl")
+
+    def enqueue(*args: str) -> subprocess.CompletedProcess[str]:  # as a user runs it: the app
+        command = [sys.executable, "-m", "pulsarjobs", "enqueue", *args]  # loads with its env
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    with_app = ("--app", "tests.apps.pipeline:app")
+    critical = enqueue("critical_job", "--args", "[1]", "--json", *with_app)
+    assert critical.returncode == 0, critical.stderr
+    assert json.loads(critical.stdout)["queue"] == "critical"
+    assert json.loads(critical.stdout)["checked"] is True
+    misspelt = enqueue("critcal_job", *with_app)
+    assert misspelt.returncode == 1 and "no job 'critcal_job'" in misspelt.stderr
+    wrong = enqueue("critical_job", "--args", '["one"]', *with_app)
+    assert wrong.returncode == 1 and "expected int" in wrong.stderr
+    unchecked = enqueue("critcal_job")
+    assert unchecked.returncode == 0 and "not checked" in unchecked.stdout
+    with Inspector(app.settings) as inspector:
         assert inspector.queue("critical").waiting == 1
