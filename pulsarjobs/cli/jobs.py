@@ -65,9 +65,10 @@ def cancel_job(
     if not job_id.strip():
         raise typer.BadParameter("give the id of the job to cancel", param_hint="JOB_ID")
     with inspecting(ctx) as inspector:
-        cancel(inspector.connection, job_id)
+        # Who runs it, asked first: a worker that hears of the cancel says at once it stopped.
         running = [worker for worker in inspector.workers()
                    if any(job.job_id == job_id for job in worker.running)]  # fmt: skip
+        cancel(inspector.connection, job_id)
     if running:
         said = (f"Job {job_id} is cancelled: it was running on {running[0].worker} (an async "
                 "run stops, a sync run's result is discarded).")  # fmt: skip
