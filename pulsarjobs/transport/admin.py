@@ -116,6 +116,10 @@ class Admin(Closing):
             check(created, self._token)
         self._call("POST", f"{topic_path(topic)}/permissions/{role}", json=actions)
 
+    def topic_permissions(self, topic: str) -> dict[str, list[str]]:
+        """The roles with permissions on one topic: its own grants and its namespace's."""
+        return dict(self._call("GET", f"{topic_path(topic)}/permissions"))
+
     # -- topics ------------------------------------------------------------------------------
 
     def topics(self, namespace: str) -> list[str]:

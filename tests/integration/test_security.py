@@ -297,3 +297,29 @@ def test_a_job_the_inspector_cannot_decrypt_is_shown_as_such_and_the_rest_reads(
         assert len(page.items) == 2
         assert sum(item.envelope is not None for item in page.items) == readable
         assert all("encrypted" in item.unreadable for item in page.items if item.envelope is None)
+
+
+def test_revoking_a_role_takes_its_topic_permissions_too_and_permissions_lists_them(
+    secured: LocalBroker, record: Path, tmp_path: Path
+) -> None:
+    settings = admin_settings(secured).with_changes(namespace=f"rev{tmp_path.name[-8:]}")
+    with Admin.of(settings) as admin:
+        admin.ensure_namespace(settings.full_namespace)
+    env = environment(settings, record)
+
+    def run(*args: str) -> str:
+        command = pulsarjobs(env, "namespace", *args)
+        out, err = command.communicate(timeout=120)
+        assert command.returncode == 0, err
+        return out
+
+    run("grant", "auditor", "--consume")
+    run("grant", "auditor", "--produce", "--topic=reports-pulsarjobs-RETRY")
+    listed = run("permissions")
+    assert "reports-pulsarjobs-RETRY" in listed and "produce" in listed, listed
+    run("revoke", "auditor")
+    with Admin.of(settings) as admin:
+        assert "auditor" not in admin.permissions(settings.full_namespace)
+        topic = f"persistent://{settings.full_namespace}/reports-pulsarjobs-RETRY"
+        assert "auditor" not in admin.topic_permissions(topic)
+    assert "auditor" not in run("permissions")
