@@ -12,6 +12,7 @@ from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import fail, reports_errors
 from pulsarjobs.operations.durations import parse_duration
 from pulsarjobs.operations.namespaces import JobPolicies, set_up_namespace
+from pulsarjobs.operations.permissions import revoke_role, topic_grants
 
 app = typer.Typer(no_args_is_help=True, help="The namespace jobs live in.")
 console = Console()
@@ -99,21 +100,30 @@ def revoke(
     ctx: typer.Context,
     role: Annotated[str, typer.Argument(help="The role (a token's subject).")],
 ) -> None:
-    """Take every namespace permission of ROLE away."""
+    """Take every permission of ROLE away: on the namespace and on each of its topics."""
     with inspecting(ctx) as inspector:
         namespace = inspector.settings.full_namespace
-        inspector.admin.revoke(namespace, role)
-    console.print(f"{role} has no permission on {namespace} any more.", highlight=False)
+        topics = revoke_role(inspector.admin, namespace, role)
+    on_topics = f" (nor on the {len(topics)} topics it had grants on)" if topics else ""
+    console.print(f"{role} has no permission on {namespace} any more{on_topics}.",
+                  highlight=False)  # fmt: skip
 
 
 @app.command()
 @reports_errors
 def permissions(ctx: typer.Context) -> None:
-    """The roles with permissions on the namespace, and what each may do."""
+    """The roles with permissions on the namespace, and what each may do; then what roles may
+    do on single topics beyond that."""
     with inspecting(ctx) as inspector:
-        granted = inspector.admin.permissions(inspector.settings.full_namespace)
+        namespace = inspector.settings.full_namespace
+        granted = inspector.admin.permissions(namespace)
+        on_topics = topic_grants(inspector.admin, namespace)
     for role, actions in sorted(granted.items()):
         console.print(f"{role:<24} {', '.join(sorted(actions))}", highlight=False)
+    for topic, grants in on_topics.items():
+        name = topic.rsplit("/", 1)[-1]
+        for role, actions in sorted(grants.items()):
+            console.print(f"{role:<24} {', '.join(actions)} on topic {name}", highlight=False)
 
 
 def duration_text(duration: timedelta | None) -> str:

@@ -116,6 +116,9 @@ class Admin(Closing):
             check(created, self._token)
         self._call("POST", f"{topic_path(topic)}/permissions/{role}", json=actions)
 
+    def revoke_on_topic(self, topic: str, role: str) -> None:
+        self._call("DELETE", f"{topic_path(topic)}/permissions/{role}")
+
     def topic_permissions(self, topic: str) -> dict[str, list[str]]:
         """The roles with permissions on one topic: its own grants and its namespace's."""
         return dict(self._call("GET", f"{topic_path(topic)}/permissions"))
