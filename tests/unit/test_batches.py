@@ -4,15 +4,18 @@ record) and the whole flow under the in-memory TestRunner."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import Future
 from datetime import timedelta
 
+import pulsar
 import pytest
 
 from pulsarjobs import App, Settings
 from pulsarjobs.errors import EnqueueError
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.workflows import batch_tracker
 from pulsarjobs.workflows.batch_state import BatchState, BatchTable
 from pulsarjobs.workflows.batches import Batch, both
 
@@ -158,3 +161,45 @@ def test_a_chain_whose_links_run_twice_counts_once() -> None:
     assert sorted(job.args[0] for job in runner.done if job.type == "report") == ["done", "ok"]
     state = runner.batches.states[batch.id]
     assert state.members | state.succeeded | state.dead == {chained.id}
+
+
+class _Said:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.lines.append(("warning", event))
+
+    def exception(self, event: str, **fields: object) -> None:
+        self.lines.append(("error with traceback", event))
+
+
+class _QuietEvents:
+    """A batch-events consumer with nothing to deliver, for `rounds` rounds."""
+
+    def __init__(self, stopping: threading.Event, rounds: int) -> None:
+        self.stopping, self.rounds = stopping, rounds
+
+    def batch_receive(self) -> list[object]:
+        self.rounds -= 1
+        if self.rounds <= 0:
+            self.stopping.set()
+        return []
+
+
+def test_a_broker_away_while_batches_are_looked_after_is_one_warning_without_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    said = _Said()
+    monkeypatch.setattr(batch_tracker, "log", said)
+    monkeypatch.setattr(batch_tracker, "HEAL_AFTER_S", 0.0)  # look after batches every round
+    tracker = batch_tracker.BatchTracker.__new__(batch_tracker.BatchTracker)
+    tracker._stopping = threading.Event()
+    tracker._consumer = _QuietEvents(tracker._stopping, rounds=5)  # type: ignore[assignment]
+
+    def broker_away() -> None:
+        raise pulsar.NotConnected()
+
+    tracker._heal = broker_away  # type: ignore[method-assign]
+    tracker._run()
+    assert [level for level, _ in said.lines] == ["warning"], said.lines
