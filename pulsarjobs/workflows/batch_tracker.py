@@ -48,6 +48,7 @@ READ_TIMEOUT_MS = 5_000
 RETRY_EVENTS_MS = 1_000  # a round that failed is delivered again after this
 HEAL_AFTER_S = 10.0  # a batch complete in the stored state but not ended: its owner was lost
 LOCK_SCOPE = "batch"
+BROKER_AWAY = (pulsar.NotConnected, pulsar.ConnectError, pulsar.Timeout, pulsar.AlreadyClosed)
 SCAN_MARGIN = timedelta(minutes=1)  # clocks of the machines that fire and publish may differ
 
 
@@ -102,6 +103,7 @@ class BatchTracker:
 
     def _run(self) -> None:
         healed_at = time.monotonic()
+        away = False  # the broker was away at the last round: said once, until it is back
         while not self._stopping.is_set():
             try:
                 messages = self._consumer.batch_receive()
@@ -117,10 +119,21 @@ class BatchTracker:
                 elif time.monotonic() - healed_at > HEAL_AFTER_S / 2:
                     healed_at = time.monotonic()
                     self._heal()
+                away = False
+            except BROKER_AWAY as exc:  # a fail-over: no fault of ours, the client reconnects
+                if not away:
+                    log.warning("batches wait for the broker; their events will be delivered "
+                                "again", error=error_text(exc))  # fmt: skip
+                away = True
+                self._hand_back(messages)
             except Exception:
                 log.exception("could not count batch events; they will be delivered again")
-                for message in messages:
-                    self._consumer.negative_acknowledge(message)
+                self._hand_back(messages)
+
+    def _hand_back(self, messages: list[pulsar.Message]) -> None:
+        for message in messages:
+            with contextlib.suppress(Exception):  # a lost connection hands them back anyway
+                self._consumer.negative_acknowledge(message)
 
     def _count(self, messages: list[pulsar.Message]) -> None:
         """Apply a round of events, store the states, fire the complete batches, then ack."""
