@@ -37,6 +37,7 @@ from pulsarjobs.transport.closing import Closing
 from pulsarjobs.transport.connection import Acks, Connection
 from pulsarjobs.transport.topics import check_queue_name, topics_for
 from pulsarjobs.wire.envelope import ArgumentError, Envelope, encode, new_id
+from pulsarjobs.worker.execution import current_job
 from pulsarjobs.workflows.app_methods import Workflows
 from pulsarjobs.workflows.batches import Batch, BatchOptions
 
@@ -333,7 +334,7 @@ class App(PeriodicJobs, Workflows, Closing):
 
     def current_batch(self) -> Batch:
         """The running job's batch, to add jobs to it (RuntimeError if it belongs to none)."""
-        return Batch.of_running_job(self)
+        return Batch.of_running_job(self, current_job().envelope)
 
     def pause(self, queue: str) -> None:
         """Stop every worker taking `queue`'s jobs (they stay stored); returns once stored."""

@@ -27,7 +27,6 @@ from pulsarjobs.jobs import Job, JobCall
 from pulsarjobs.transport.topics import BATCH_SUBSCRIPTION, batch_events_topic
 from pulsarjobs.wire.envelope import Envelope, new_id
 from pulsarjobs.wire.verdicts import Outcome
-from pulsarjobs.worker.execution import current_job
 from pulsarjobs.workflows.batch_state import OWNER_SEPARATOR, callback_text
 from pulsarjobs.workflows.chains import Chained
 
@@ -124,8 +123,8 @@ class Batch:
         self.closed = False
 
     @classmethod
-    def of_running_job(cls, app: BatchingApp) -> Batch:
-        envelope = current_job()
+    def of_running_job(cls, app: BatchingApp, envelope: Envelope) -> Batch:
+        """The batch of the running job whose envelope this is."""
         if envelope.batch_id is None:
             raise RuntimeError(f"job {envelope.id} ({envelope.type}) belongs to no batch")
         batch = cls(app, id=envelope.batch_id)

@@ -26,9 +26,7 @@ LAYERS: list[tuple[str, str]] = [
     ("interfaces", r"(cli|dashboard)(\..+)?|__main__"),
 ]
 # Imports up the layers that stay for now, each with the reason.
-UPWARD: dict[tuple[str, str], str] = {
-    ("workflows.batches", "worker.execution"): "a batch opened in a running job reads current_job",
-}
+UPWARD: dict[tuple[str, str], str] = {}
 
 
 def module_names() -> dict[str, Path]:
