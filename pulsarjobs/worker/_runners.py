@@ -1,4 +1,5 @@
-"""Runners: take the next job from the feed, run it, settle it with the broker.
+"""Runners: where each job runs. They take the next job from the feed and carry it through the
+pipeline (pipeline.py), which decides everything else.
 
 `async def` jobs run on `concurrency` tasks of the worker's event loop; plain `def` jobs on
 `concurrency` runner threads, each job on the thread that took it, as a bare receive loop would
@@ -17,22 +18,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulsar
 import structlog
 
-from pulsarjobs.wire.verdicts import Outcome
-from pulsarjobs.worker._intake import Intake, Ready, SchemaNotCached
+from pulsarjobs.app_view import AppView
 from pulsarjobs.worker._queue_feed import QueueFeed
-from pulsarjobs.worker._stats import WorkerStats
-from pulsarjobs.worker.execution import JobExecutor
 from pulsarjobs.worker.feed import Feed
-from pulsarjobs.worker.settle import Settler
-
-if TYPE_CHECKING:
-    from pulsarjobs.worker._flow_control import WorkerFlow
-    from pulsarjobs.worker.metrics import WorkerMetrics
+from pulsarjobs.worker.pipeline import Pipeline, SchemaNotCached, Taken
 
 log = structlog.get_logger("pulsarjobs.runners")
 
@@ -70,32 +64,23 @@ class Slots:
 
 
 class Runners:
-    """What both kinds share: the parts a job goes through, and the count of running jobs."""
+    """What both kinds share: the feed they take from and the pipeline they carry jobs through."""
 
     kind: str  # as the worker's first log line says it
 
     def __init__(
         self,
         feed: Feed,
-        intake: Intake,
-        settler: Settler,
-        executor: JobExecutor,
-        stats: WorkerStats,
+        pipeline: Pipeline,
         concurrency: int,
         loop: asyncio.AbstractEventLoop,
         slots: Slots | None = None,
-        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.feed = feed
-        self.intake = intake
-        self.settler = settler
-        self.executor = executor
-        self.stats = stats
+        self.pipeline = pipeline
         self.concurrency = concurrency
         self.loop = loop
         self.slots = slots
-        self.metrics = metrics  # None unless the worker serves metrics
-        self.flow: WorkerFlow | None = None  # unique keys to give back, in a worker
 
     @property
     def busy(self) -> int:
@@ -113,23 +98,6 @@ class Runners:
         """Wait up to `timeout` for the running jobs to settle; hand back the late ones and
         return how many there were."""
         raise NotImplementedError
-
-    def settled(self, ready: Ready, outcome: Outcome) -> None:
-        self.stats.count(outcome.kind)
-        if self.metrics is not None:
-            self.metrics.settled(ready.queue.queue, outcome)
-        self.settler.remember(ready.delivery)
-        ready.queue.consumer.acknowledge(ready.message)
-        if ready.queue.ordered:
-            ready.queue.done(ready.message)  # the key's next job may run
-        if outcome.envelope.unique_key is not None and self.flow is not None:
-            self.flow.settled(outcome)
-
-    def retry_wait(self, outcome: Outcome) -> float:
-        """Seconds until an ordered job is due again: it waits where it is (ordering.py). Woken
-        a little before its run_at by a coarser clock, it is early, and waits out the rest."""
-        assert outcome.envelope.run_at is not None
-        return max(0.0, (outcome.envelope.run_at - self.executor.clock()).total_seconds())
 
 
 class LoopRunners(Runners):
@@ -212,40 +180,31 @@ class LoopRunners(Runners):
     async def _handle(
         self, queue: QueueFeed, message: pulsar.Message, task: asyncio.Task[None] | None
     ) -> None:
-        handed_over = False
+        pipeline, handed_over = self.pipeline, False
         self._busy += 1
         try:
             try:
-                ready = self.intake(queue, message, may_block=False)
+                taken = pipeline.take_in(queue, message, may_block=False)
             except SchemaNotCached:  # once per topic and schema version
-                ready = await asyncio.to_thread(self.intake, queue, message)
-            if ready is None:
+                taken = await self._take_in_off_loop(queue, message)
+            if taken is None:
                 return
-            if self.threads is not None and self.intake.runs_on_threads(ready):
-                self.threads.hand_over(ready)  # with its slot
+            if self.threads is not None and pipeline.runs_on_threads(taken):
+                self.threads.hand_over(taken)  # with its slot
                 handed_over = True
                 return
-            job = ready.job
-            outcome = job if isinstance(job, Outcome) else await self.executor.run(job, task)
-            if queue.ordered:
-                while outcome.kind.policy.holds_its_order:  # the key's later jobs wait behind it
-                    self.stats.count(outcome.kind)  # as if it went to the retry topic
-                    await asyncio.sleep(self.retry_wait(outcome))
-                    outcome = await self.executor.run(outcome.envelope, task)
-            stored = self.settler.store(queue.queue, ready.delivery, outcome)
-            if stored is not None:
-                await asyncio.wrap_future(stored)
-            self.settled(ready, outcome)
-        except asyncio.CancelledError:
-            queue.give_back(message)  # shutdown ran out of time: hand it back
-            raise
-        except Exception:
-            log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
-            queue.give_back(message)
+            await pipeline.carry_async(taken, task)  # hands the job back if it must
         finally:
             self._busy -= 1
             if self.slots is not None and not handed_over:
                 self.slots.give()
+
+    async def _take_in_off_loop(self, queue: QueueFeed, message: pulsar.Message) -> Taken | None:
+        try:
+            return await asyncio.to_thread(self.pipeline.take_in, queue, message)
+        except asyncio.CancelledError:
+            queue.give_back(message)  # shutdown ran out of time: hand it back
+            raise
 
 
 class ThreadRunners(Runners):
@@ -254,12 +213,12 @@ class ThreadRunners(Runners):
     def __init__(self, *args: Any, from_loop: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.from_loop = from_loop  # jobs come from the loop's runners, not from the feed
-        self._handed: deque[Ready] = deque()  # sync jobs the loop's runners took in
+        self._handed: deque[Taken] = deque()  # sync jobs the loop's runners took in
         self._bell = threading.Condition()  # rung when jobs arrive or a queue runs dry
         self._idle = 0  # runners waiting for the bell
         self._waking = False  # one was rung and has not looked yet
         # By thread: each writes its own key, one dict write, whole under the GIL: no lock.
-        self._running: dict[int, Ready] = {}
+        self._running: dict[int, Taken] = {}
         self._abandoned = False  # past the grace period: late runs are no longer settled
         self._threads = [
             threading.Thread(target=self._run_jobs, name=f"pulsarjobs-runner-{i}", daemon=True)
@@ -276,9 +235,9 @@ class ThreadRunners(Runners):
     def busy(self) -> int:
         return len(self._running)
 
-    def hand_over(self, ready: Ready) -> None:
+    def hand_over(self, taken: Taken) -> None:
         """A sync job for these threads; callable from the loop."""
-        self._handed.append(ready)
+        self._handed.append(taken)
         self._wake_one()
 
     def wake_all(self) -> None:
@@ -290,8 +249,8 @@ class ThreadRunners(Runners):
         await asyncio.to_thread(join_all, self._threads, timeout)
         self._abandoned = True
         late = list(self._running.values())
-        for ready in late + list(self._handed):
-            ready.queue.give_back(ready.message)
+        for taken in late + list(self._handed):
+            taken.queue.give_back(taken.message)
         self._handed.clear()
         return len(late)
 
@@ -316,23 +275,23 @@ class ThreadRunners(Runners):
     def _more_waiting(self) -> bool:
         return bool(self._handed) if self.from_loop else self.feed.has_jobs()
 
-    def _next(self) -> Ready | None:
+    def _next(self) -> Taken | None:
         if self.from_loop:
             try:
                 return self._handed.popleft()
             except IndexError:
                 return None
         while (picked := self.feed.pick()) is not None:
-            ready = self.intake(*picked)
-            if ready is not None:  # None: a second delivery, skipped
-                return ready
+            taken = self.pipeline.take_in(*picked)
+            if taken is not None:  # None: a second delivery, skipped
+                return taken
         return None
 
     def _run_jobs(self) -> None:
         feed, bell = self.feed, self._bell
         while feed.open:
-            ready = self._next()
-            if ready is None:
+            taken = self._next()
+            if taken is None:
                 with bell:
                     self._idle += 1
                     if not self._more_waiting() and feed.open:  # a ring cannot slip by
@@ -342,41 +301,17 @@ class ThreadRunners(Runners):
                 continue
             if self._more_waiting():
                 self._wake_one()
-            self._handle(ready)
+            self._handle(taken)
 
-    def _handle(self, ready: Ready) -> None:
+    def _handle(self, taken: Taken) -> None:
         me = threading.get_ident()
-        self._running[me] = ready
+        self._running[me] = taken
         try:
-            job = ready.job
-            outcome = job if isinstance(job, Outcome) else self.executor.run_here(job)
-            if ready.queue.ordered:
-                while outcome.kind.policy.holds_its_order:  # the key's later jobs wait behind it
-                    self.stats.count(outcome.kind)  # as if it went to the retry topic
-                    if not _sleep_while_open(self.feed, self.retry_wait(outcome)):
-                        raise RuntimeError("stopping: an ordered job's retry goes back")
-                    outcome = self.executor.run_here(outcome.envelope)
-            stored = self.settler.store(ready.queue.queue, ready.delivery, outcome)
-            if stored is not None:
-                stored.result()
-            if not self._abandoned:
-                self.settled(ready, outcome)
-        except Exception:
-            log.exception("could not settle a job; it will be delivered again",
-                          queue=ready.queue.queue)  # fmt: skip
-            ready.queue.give_back(ready.message)
+            self.pipeline.carry(taken, still_ours=lambda: not self._abandoned)
         finally:
             del self._running[me]
             if self.from_loop and self.slots is not None:
                 self.slots.give()
-
-
-def _sleep_while_open(feed: Feed, seconds: float) -> bool:
-    """Sleep `seconds`, or until the feed closes; whether it is still open."""
-    ends = time.monotonic() + seconds
-    while feed.open and (left := ends - time.monotonic()) > 0:
-        time.sleep(min(left, IDLE_WAIT_S))
-    return feed.open
 
 
 def join_all(threads: list[threading.Thread], timeout: float) -> None:
@@ -385,3 +320,19 @@ def join_all(threads: list[threading.Thread], timeout: float) -> None:
     ends = time.monotonic() + timeout
     for thread in threads:
         thread.join(None if math.isinf(timeout) else max(0.0, ends - time.monotonic()))
+
+
+def make_runners(
+    app: AppView, feed: Feed, pipeline: Pipeline, concurrency: int, loop: asyncio.AbstractEventLoop
+) -> list[Runners]:
+    """The runners an app's jobs need: threads for an all-sync app; else loop runners, with
+    runner threads beside them for its sync jobs, `concurrency` counting the jobs of both."""
+    kinds = {job.is_async for job in app.jobs.values()}
+    any_async, any_sync = True in kinds or not kinds, False in kinds
+    parts = (feed, pipeline, concurrency, loop)
+    if not any_async:
+        return [ThreadRunners(*parts)]
+    slots = Slots(concurrency) if any_sync else None
+    threads = ThreadRunners(*parts, slots, from_loop=True) if any_sync else None
+    loop_runners = LoopRunners(*parts, slots, threads=threads)
+    return [loop_runners] + ([threads] if threads else [])

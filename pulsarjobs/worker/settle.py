@@ -3,11 +3,8 @@
 What replaces a message is the verdict's to say (wire/verdicts.py): a job still to run is
 re-published to the subscription's retry topic, due at its time; a dead job goes to the
 dead-letter topic with properties saying why; a message that is no job keeps its own bytes
-there. Only once the broker has stored the replacement is the original acknowledged: nothing is
-lost. What follows from a job is stored
-the same way, before it is acknowledged: its kept result (results.py), a chain's next link
-(chains.py), its batch told that it is over (batches.py). The worker's runners and the
-in-memory TestRunner both settle through here.
+there. Only once the broker has stored the replacement, and what the pipeline's steps store
+beside it (steps.py), is the original acknowledged (pipeline.py): nothing is lost.
 """
 
 from __future__ import annotations
@@ -21,11 +18,10 @@ import pulsar
 
 from pulsarjobs.app_view import AppView
 from pulsarjobs.transport.connection import Acks
-from pulsarjobs.transport.topics import QueueTopics, results_topic
-from pulsarjobs.wire.envelope import Envelope, EnvelopeError, JobError, decode, encode, immutable
-from pulsarjobs.wire.verdicts import Outcome, Publish, Verdict
-from pulsarjobs.workflows import batches, chains, results
-from pulsarjobs.workflows.chains import next_link
+from pulsarjobs.transport.topics import QueueTopics
+from pulsarjobs.wire.envelope import encode, immutable
+from pulsarjobs.wire.verdicts import Outcome, Publish
+from pulsarjobs.workflows import chains
 
 # Messages remembered as settled: the broker may deliver one twice (at least once: an ack
 # still on its way when a connection drops), and a message already settled needs no second run.
@@ -46,54 +42,14 @@ def delivery_of(message: pulsar.Message) -> Delivery:
 
 
 class Settler:
-    def __init__(self, app: AppView, topics: Callable[[str], QueueTopics], worker: str) -> None:
+    def __init__(self, app: AppView, topics: Callable[[str], QueueTopics]) -> None:
         self.app = app
-        self.worker = worker
         self.topics = topics  # of a queue, by its name
         self._settled: OrderedDict[str, None] = OrderedDict()
 
-    def decode(self, delivery: Delivery, writer_schema: str | None) -> Envelope | Outcome:
-        """The job a message carries, or the "undecodable" outcome of one that carries none."""
-        try:
-            return decode(delivery.data, writer_schema)
-        except EnvelopeError as exc:
-            error = JobError("pulsarjobs.Undecodable", str(exc), "", self.app.clock(), self.worker)
-            stand_in = Envelope(id=delivery.message_id, type="", queue="", last_error=error)
-            reason = f"Undecodable: {exc}"
-            self.app.hooks.emit("on_dead", stand_in, reason)
-            return Outcome(Verdict.UNDECODABLE, stand_in, reason=reason)
-
     def store(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
-        """Publish what replaces the message, and what follows from it (a kept result, a
-        chain's next link, its batch told it is over); the future completes once the broker has
-        it all. None when nothing needs storing."""
-        stored = self._replace(queue, delivery, outcome)
-        envelope = outcome.envelope
-        if envelope.keep_result is not None or envelope.chain is not None:
-            follow_ups = self._follow_ups(outcome)
-            stored = all_stored([stored, *follow_ups] if stored is not None else follow_ups)
-        if envelope.batch_id is not None:
-            stored = batches.report(self.app, outcome, stored)
-        return stored
-
-    def _follow_ups(self, outcome: Outcome) -> list[Future[None]]:
-        now, connection = self.app.clock(), self.app.connection
-        stored = []
-        if outcome.kind.policy.succeeded and (
-            link := next_link(outcome.envelope, outcome.value, now)
-        ):
-            stored.append(self.app.publish_envelope(link))
-        kept = results.kept(outcome, now, self.worker, self.app.settings.max_message_size)
-        if kept:
-            topic = results_topic(self.app.settings)
-            longest = max(result.expires_at - now for result in kept).total_seconds()
-            connection.keep_results(topic, longest)  # before its producer: it has a schema
-            for result in kept:
-                stored.append(connection.publish(topic, result.encode(), key=result.job_id))
-        return stored
-
-    def _replace(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
-        """Publish what replaces the message: a retry, a dead letter."""
+        """Publish what replaces the message, as its verdict says: a retry, a dead letter; None
+        when nothing replaces it."""
         publishes = outcome.kind.policy.publishes
         if publishes is Publish.NOTHING:
             return None

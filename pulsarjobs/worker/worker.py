@@ -14,7 +14,7 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -30,15 +30,19 @@ from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
 from pulsarjobs.worker._flow_control import WorkerFlow
 from pulsarjobs.worker._following import Following
-from pulsarjobs.worker._intake import Intake, kinds_of_jobs
 from pulsarjobs.worker._presence import Presence
-from pulsarjobs.worker._runners import LoopRunners, Runners, Slots, ThreadRunners
+from pulsarjobs.worker._queue_feed import Receiver
+from pulsarjobs.worker._runners import Runners, make_runners
+from pulsarjobs.worker._running import CurrentRuns
 from pulsarjobs.worker._stats import WorkerStats
 from pulsarjobs.worker.crashes import CrashGuard
 from pulsarjobs.worker.execution import JobExecutor
 from pulsarjobs.worker.feed import Feed, QueuePlan, keep_dead_letters, subscribe
+from pulsarjobs.worker.judge import Judge
 from pulsarjobs.worker.metrics import WorkerMetrics
+from pulsarjobs.worker.pipeline import Pipeline, WallClockWaits
 from pulsarjobs.worker.settle import Settler
+from pulsarjobs.worker.steps import worker_steps
 from pulsarjobs.workflows import results
 from pulsarjobs.workflows.batch_tracker import BatchTracker
 
@@ -56,7 +60,7 @@ class _WorkerSession:
     loop: asyncio.AbstractEventLoop
     stop_requested: asyncio.Event
     feed: Feed | None = None
-    executor: JobExecutor | None = None
+    current: CurrentRuns | None = None  # what runs now, and the cancelled job ids
     following: Following | None = None  # paused queues and cancelled jobs
     batches: BatchTracker | None = None  # counts batches' events, enqueues their callbacks
     flow: WorkerFlow | None = None  # unique keys and concurrency slots
@@ -137,9 +141,9 @@ class Worker:
             return
         await asyncio.to_thread(results.prepare, self.app)
         self._build(running, consumers)
-        assert running.feed is not None and running.executor is not None
+        assert running.feed is not None and running.current is not None
         running.following = await asyncio.to_thread(
-            Following.start, self.app.connection, running.feed, running.executor.running
+            Following.start, self.app.connection, running.feed, running.current
         )
         running.batches = await asyncio.to_thread(BatchTracker.start_or_warn, self.app, self.name)
         self._start(running)
@@ -152,35 +156,25 @@ class Worker:
         await running.stop_requested.wait()
         await self._shutdown(running)
 
-    def _build(self, running: _WorkerSession, consumers: dict[str, pulsar.Consumer]) -> None:
-        running.threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pulsarjobs-job")
-        settler = Settler(self.app, self.topics.__getitem__, self.name)
-        intake = Intake(self.app, settler, WriterSchemas(self.settings), self.stats)
+    def _build(self, running: _WorkerSession, consumers: Mapping[str, Receiver]) -> None:
+        app, name, concurrency = self.app, self.name, self.concurrency
+        running.threads = ThreadPoolExecutor(concurrency, thread_name_prefix="pulsarjobs-job")
         plain = {queue: consumers[queue] for queue in self.plan.names}
         ordered = {queue: consumers[f"{queue}-ordered"] for queue in self.plan.names}
         feed = running.feed = Feed(self.plan, plain, self.ready_room, ordered)
-        metrics = self.metrics
-        on_start = metrics.started if metrics is not None else None
         if self.crash_ledger is not None:
-            running.crashes = CrashGuard(self.crash_ledger, self.concurrency)
+            running.crashes = CrashGuard(self.crash_ledger, concurrency)
             running.crashes.start()
-        executor = JobExecutor(
-            self.app, self.name, running.threads, on_start=on_start, crashes=running.crashes
-        )
-        running.executor = executor
-        flow = running.flow = WorkerFlow(self.app, self.name, self.concurrency)
-        executor.slots = flow.slots
-        parts = (feed, intake, settler, executor, self.stats, self.concurrency, running.loop)
-        any_async, any_sync = kinds_of_jobs(self.app)
-        if not any_async:
-            running.runners = [ThreadRunners(*parts, metrics=metrics)]
-        else:  # both kinds: `concurrency` counts the jobs of both
-            slots = Slots(self.concurrency) if any_sync else None
-            threads = ThreadRunners(*parts, slots, metrics, from_loop=True) if any_sync else None
-            loop_runners = LoopRunners(*parts, slots, metrics, threads=threads)
-            running.runners = [loop_runners] + ([threads] if threads else [])
-        for runners in running.runners:
-            runners.flow = flow
+        current = running.current = CurrentRuns(running.crashes)
+        judge = Judge(app, name, app.clock, current)
+        flow = running.flow = WorkerFlow(app, name, concurrency)
+        steps = worker_steps(app, name, judge, self.stats, flow, self.metrics, running.crashes)
+        pipeline = Pipeline(
+            app, judge, JobExecutor(app, judge, current, running.threads),
+            Settler(app, self.topics.__getitem__), WriterSchemas(self.settings), self.stats,
+            steps, WallClockWaits(app.clock, lambda: feed.open), flow.slots,
+        )  # fmt: skip
+        running.runners = make_runners(app, feed, pipeline, concurrency, running.loop)
 
     def _start(self, running: _WorkerSession) -> None:
         assert running.feed is not None
@@ -361,14 +355,14 @@ class Worker:
     def running_jobs(self) -> tuple[RunningJob, ...]:
         """The longest-running jobs, the longest first, as many as a heartbeat lists."""
         running = self._running
-        if running is None or running.executor is None:
+        if running is None or running.current is None:
             return ()
-        return running.executor.running.listed(RUNNING_SHOWN)
+        return running.current.listed(RUNNING_SHOWN)
 
     @property
     def ended_jobs(self) -> tuple[RunningJob, ...]:
         """Jobs that ended lately having reported a progress (progress.py)."""
         running = self._running
-        if running is None or running.executor is None:
+        if running is None or running.current is None:
             return ()
-        return running.executor.running.ended_lately()
+        return running.current.ended_lately()

@@ -66,18 +66,17 @@ def event(kind: str, batch_id: str, **fields: Any) -> bytes:
     return json.dumps({"kind": kind, "batch": batch_id, **fields}, separators=(",", ":")).encode()
 
 
-def report(app: AppView, outcome: Outcome, stored: Future[None] | None) -> Future[None] | None:
-    """Tell the job's batch that it settled (a final outcome), besides storing what replaces
-    it: the future completes once the broker has both, before the job is acknowledged."""
+def told(app: AppView, outcome: Outcome) -> Future[None] | None:
+    """Tell the job's batch that it settled (a final outcome): stored before the job is
+    acknowledged, beside what replaces it. None when its batch is not to hear of it yet."""
     envelope, chain, policy = outcome.envelope, outcome.envelope.chain, outcome.kind.policy
     if not policy.over or envelope.batch_id is None:
-        return stored
+        return None
     if chain is not None and policy.succeeded and chain.next:
-        return stored  # a link the chain goes on from: the chain settles with the one ending it
+        return None  # a link the chain goes on from: the chain settles with the one ending it
     counted = envelope.id if chain is None else chain.id  # a chain counts as one job: its id
-    told = publish(app, envelope.batch_id, event("settled", envelope.batch_id, job=counted,
+    return publish(app, envelope.batch_id, event("settled", envelope.batch_id, job=counted,
                                                  ok=policy.succeeded))  # fmt: skip
-    return told if stored is None else both(stored, told)
 
 
 def publish(app: AppView, batch_id: str, data: bytes) -> Future[None]:

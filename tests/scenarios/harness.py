@@ -157,7 +157,7 @@ class InMemory(Driver):
     def __init__(self) -> None:
         self.app = App(Settings())
         self.tally = Tally()
-        self.runner = TestRunner(self.app)
+        self.runner = TestRunner(self.app, concurrency=10)  # as a worker runs by default
         self.runner.__enter__()
 
     def pass_time(self, seconds: float) -> None:

@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 from pulsarjobs import RetryPolicy
-from tests.scenarios.harness import Driver, diverges, on_both
+from tests.scenarios.harness import Driver, on_both
 
 
 @on_both()
@@ -28,12 +28,7 @@ def test_the_same_unique_key_twice_makes_one_job_that_runs_once(driver: Driver) 
     assert report.verdicts == {first: "done", other: "done"}
 
 
-@on_both(
-    memory=diverges(
-        "the TestRunner puts an ordered job's retry back in its queue, due after its backoff, "
-        "so its key's later jobs overtake it (they finish 1 2 3 4 0)"
-    )
-)
+@on_both()
 def test_an_ordered_key_finishes_in_enqueue_order_through_a_retry(driver: Driver) -> None:
     app, tally = driver.app, driver.tally
 
@@ -53,12 +48,7 @@ def test_an_ordered_key_finishes_in_enqueue_order_through_a_retry(driver: Driver
     assert report.verdicts == dict.fromkeys(ids, "done")
 
 
-@on_both(
-    memory=diverges(
-        "the TestRunner skips the runners: it runs one job at a time and applies no "
-        "concurrency limit, so jobs limited to 2 at once never run 2 at once"
-    )
-)
+@on_both()
 def test_a_concurrency_limit_of_two_runs_two_at_once_never_more(driver: Driver) -> None:
     app, tally = driver.app, driver.tally
 

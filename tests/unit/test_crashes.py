@@ -3,7 +3,6 @@ becomes of a job with crashes before it runs again."""
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import os
 import time
@@ -14,8 +13,10 @@ import pytest
 from pulsarjobs import App, Settings
 from pulsarjobs.clock import utc_now
 from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.worker._running import CurrentRuns
 from pulsarjobs.worker.crashes import CRASHES_BEFORE_DEAD, CrashGuard, CrashLedger, ledger_key
-from pulsarjobs.worker.execution import JobExecutor
+from pulsarjobs.worker.judge import Judge
+from pulsarjobs.worker.steps import AfterCrashes
 
 LONG_ID = "x" * 300
 
@@ -69,7 +70,7 @@ def test_a_process_that_died_before_running_anything_counts_nothing() -> None:
 
 
 @pytest.fixture
-def executor() -> JobExecutor:
+def after_crashes() -> AfterCrashes:
     app = App(Settings())
 
     @app.job
@@ -79,16 +80,18 @@ def executor() -> JobExecutor:
     ledger = CrashLedger()
     guard = CrashGuard(ledger.directory, slots=2)
     ledger.close()  # the counts are set by hand below
-    return JobExecutor(app, "w", crashes=guard)
+    return AfterCrashes(Judge(app, "w", utc_now, CurrentRuns()), guard)
 
 
-def outcome_with(executor: JobExecutor, deaths: int, deferred: bool = False) -> tuple[str, str]:
-    assert executor.crashes is not None
+def outcome_with(step: AfterCrashes, deaths: int, deferred: bool = False) -> tuple[str, str]:
+    """The pipeline's verdict on the job before it runs; ("runs", "") when it runs."""
     last_death = time.time() - 60
-    executor.crashes.counts = {"j": (deaths, last_death)}
+    step.crashes.counts = {"j": (deaths, last_death)}
     run_at = utc_now() - timedelta(seconds=30) if deferred else None
     envelope = Envelope(id="j", type="fine", queue="default", created_at=utc_now(), run_at=run_at)
-    outcome = asyncio.run(executor.run(envelope))
+    outcome = step.judge(envelope)
+    if outcome is None:
+        return "runs", ""
     if outcome.kind == "deferred":
         assert outcome.envelope.run_at is not None
         assert 0.5 < (outcome.envelope.run_at - utc_now()).total_seconds() < 6
@@ -97,14 +100,14 @@ def outcome_with(executor: JobExecutor, deaths: int, deferred: bool = False) -> 
 
 
 def test_a_job_that_was_running_in_a_dead_process_runs_again_later_once(
-    executor: JobExecutor,
+    after_crashes: AfterCrashes,
 ) -> None:
-    assert outcome_with(executor, 1)[0] == "deferred"
-    assert outcome_with(executor, CRASHES_BEFORE_DEAD - 1, deferred=True) == ("done", "")
+    assert outcome_with(after_crashes, 1)[0] == "deferred"
+    assert outcome_with(after_crashes, CRASHES_BEFORE_DEAD - 1, deferred=True) == ("runs", "")
 
 
 def test_a_job_that_killed_its_process_often_enough_is_dead_lettered_with_the_reason(
-    executor: JobExecutor,
+    after_crashes: AfterCrashes,
 ) -> None:
-    kind, reason = outcome_with(executor, CRASHES_BEFORE_DEAD, deferred=True)
+    kind, reason = outcome_with(after_crashes, CRASHES_BEFORE_DEAD, deferred=True)
     assert (kind, reason) == ("dead", f"killed its worker process {CRASHES_BEFORE_DEAD} times")

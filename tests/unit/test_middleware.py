@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,10 +14,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pulsarjobs import App, Envelope, Middleware, current_job, tracing
+from pulsarjobs.clock import utc_now
 from pulsarjobs.middleware import Hooks, listening_changed
 from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.worker._running import CurrentRuns
 from pulsarjobs.worker.execution import JobExecutor
+from pulsarjobs.worker.judge import Judge
 
 
 class Switchable(Middleware):
@@ -85,13 +89,19 @@ def test_with_no_middleware_listening_a_run_is_the_job_alone_in_its_own_context(
         return f"async {current_job().id}"
 
     with ThreadPoolExecutor(1) as threads:
-        executor = JobExecutor(app, "worker", threads)
+        current = CurrentRuns()
+        judge = Judge(app, "worker", utc_now, current)
+        executor = JobExecutor(app, judge, current, threads)
         sync_envelope = Envelope(id="s1", type="sync_job", queue="default")
         async_envelope = Envelope(id="a1", type="async_job", queue="default")
-        assert executor.run_here(sync_envelope).value == "sync s1"
-        assert asyncio.run(executor.run(async_envelope)).value == "async a1"
-        assert asyncio.run(executor.run(sync_envelope)).value == "sync s1"  # on the pool
-    assert executor.running.now == {}
+        sync_work = judge.work(sync_envelope)
+        assert isinstance(sync_work, functools.partial)
+        assert executor.run_here(sync_work, sync_envelope).value == "sync s1"
+        async_run = executor.run(judge.work(async_envelope), async_envelope, None)  # type: ignore[arg-type]
+        assert asyncio.run(async_run).value == "async a1"
+        pooled = executor.run(judge.work(sync_envelope), sync_envelope, None)  # type: ignore[arg-type]
+        assert asyncio.run(pooled).value == "sync s1"  # on the pool
+    assert current.now == {}
 
 
 def test_runs_are_traced_once_an_enqueue_finds_a_tracer_provider_set_after_the_app_was_made(

@@ -4,6 +4,7 @@ executor's rules, and the in-memory TestRunner."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -19,8 +20,11 @@ from pulsarjobs.testing import TestRunner
 from pulsarjobs.transport.backlog import parse_position
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.heartbeat import Heartbeat, RunningJob
+from pulsarjobs.wire.verdicts import Outcome
+from pulsarjobs.worker._running import CurrentRuns
 from pulsarjobs.worker.execution import JobExecutor
 from pulsarjobs.worker.feed import Feed, QueuePlan
+from pulsarjobs.worker.judge import Judge
 from tests.unit.test_feed import FakeConsumer, picked_queue, until
 
 AT = datetime(2027, 1, 4, 12, 30, 15, 123456, tzinfo=UTC)
@@ -94,6 +98,11 @@ def app() -> App:
     return App(Settings())
 
 
+def executor_for(app: App) -> JobExecutor:
+    current = CurrentRuns()
+    return JobExecutor(app, Judge(app, "w", utc_now, current), current)
+
+
 def test_a_running_async_job_is_stopped_by_its_cancel(app: App) -> None:
     begun = threading.Event()
 
@@ -102,11 +111,13 @@ def test_a_running_async_job_is_stopped_by_its_cancel(app: App) -> None:
         begun.set()
         await asyncio.sleep(60)
 
-    executor = JobExecutor(app, "w")
+    executor = executor_for(app)
     envelope = Envelope(id="j1", type="wait_long", queue="default", created_at=utc_now())
 
     async def scenario() -> str:
-        run = asyncio.ensure_future(executor.run(envelope))
+        work = executor.judge.work(envelope)
+        assert not isinstance(work, Outcome)
+        run = asyncio.ensure_future(executor.run(work, envelope, None))
         await asyncio.to_thread(begun.wait, 5)
         threading.Thread(target=executor.running.cancel, args=("j1", utc_now())).start()
         outcome = await asyncio.wait_for(run, 5)
@@ -125,8 +136,10 @@ def test_a_running_sync_job_cancelled_has_its_failure_discarded(app: App) -> Non
         cancelled.wait(5)
         raise RuntimeError("would be retried")
 
-    executor = JobExecutor(app, "w")
+    executor = executor_for(app)
     envelope = Envelope(id="j2", type="fails_after_cancel", queue="default", created_at=utc_now())
+    work = executor.judge.work(envelope)
+    assert isinstance(work, functools.partial)
 
     def cancel_once_begun() -> None:
         begun.wait(5)
@@ -134,7 +147,7 @@ def test_a_running_sync_job_cancelled_has_its_failure_discarded(app: App) -> Non
         cancelled.set()
 
     threading.Thread(target=cancel_once_begun).start()
-    assert executor.run_here(envelope).kind == "cancelled"
+    assert executor.run_here(work, envelope).kind == "cancelled"
 
 
 def test_the_test_runner_drops_a_cancelled_job_and_its_retries(app: App) -> None:

@@ -12,7 +12,7 @@ from pulsarjobs.worker.settle import Delivery, Settler
 
 def test_only_the_same_message_counts_as_a_second_delivery() -> None:
     app = App()
-    settler = Settler(app, lambda queue: topics_for(app.settings, queue), "w")
+    settler = Settler(app, lambda queue: topics_for(app.settings, queue))
     data = encode(Envelope(id="job-1", type="greet", queue="default"))
     first = Delivery("persistent://public/pulsarjobs/default", "10:1:-1", data)
     settler.remember(first)

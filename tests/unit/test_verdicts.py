@@ -19,7 +19,7 @@ from pulsarjobs.wire.envelope import Envelope, JobError, decode
 from pulsarjobs.wire.verdicts import Outcome, Publish, Verdict
 from pulsarjobs.worker._flow_control import WorkerFlow
 from pulsarjobs.worker._stats import WorkerStats
-from pulsarjobs.worker.settle import Delivery, Settler
+from pulsarjobs.worker.settle import Delivery
 from pulsarjobs.workflows.results import JobResult
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pulsarjobs"
@@ -36,8 +36,8 @@ def settled_with(verdict: Verdict) -> tuple[Delivery, list[PublishedMessage], Ap
                         keep_result=60.0, unique_key="k", last_error=error)  # fmt: skip
     delivery = Delivery(topics_for(app.settings, QUEUE).jobs, "1:2:-1", b"as received")
     with TestRunner(app) as runner:
-        settler = Settler(app, lambda queue: topics_for(app.settings, queue), "w")
-        stored = settler.store(QUEUE, delivery, Outcome(verdict, envelope, "why", value=42))
+        pipeline = runner._pipeline  # the worker's own, on the in-memory transport
+        stored = pipeline.store(QUEUE, delivery, Outcome(verdict, envelope, "why", value=42))
         if stored is not None:
             stored.result()
         published = runner.connection.take()

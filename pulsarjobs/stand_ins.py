@@ -1,0 +1,172 @@
+"""What the in-memory TestRunner (testing.py) puts in place of what lives on the broker:
+unique keys, kept results, batch counting, concurrency limits, and waiting on the clock.
+
+Each behaves as its broker twin does for one worker: a unique key is held until its job no
+longer keeps it; a result is there once its job stored it, until it expires by the virtual
+clock; a batch's callbacks are enqueued once, when its last job is over; at most N jobs of a
+concurrency limit's key run at once. Rate limits are not paced: the clock is virtual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from pulsarjobs.app_view import AppView
+from pulsarjobs.clock import Clock
+from pulsarjobs.flow.unique import UniqueKeys
+from pulsarjobs.middleware import Middleware
+from pulsarjobs.transport.memory import InMemoryConnection
+from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.wire.values import JobArg
+from pulsarjobs.wire.verdicts import Outcome
+from pulsarjobs.worker.steps import Step
+from pulsarjobs.workflows import batches
+from pulsarjobs.workflows.batch_state import BatchState, due_callbacks
+from pulsarjobs.workflows.result_reader import ResultReader, no_result
+from pulsarjobs.workflows.results import JobResult
+
+
+class InMemoryUniqueKeys(UniqueKeys):
+    """The held unique keys in memory: one lock for all, nothing to read."""
+
+    def __init__(self, connection: InMemoryConnection, clock: Clock) -> None:
+        super().__init__(connection, clock)
+        self._memory_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[Callable[[bytes], None]]:
+        with self._memory_lock:
+            yield lambda data: self._apply(key, data)
+
+    def _catch_up(self) -> None:
+        """Memory has it all."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class InMemoryBatches:
+    """Batches counted as a worker counts them (batch_tracker.py): callbacks enqueued once."""
+
+    def __init__(self, app: AppView) -> None:
+        self.app = app
+        self.states: dict[str, BatchState] = {}  # by batch id: its progress() for a test
+        self._ended: set[str] = set()
+
+    def count(self, data: bytes) -> None:
+        event = json.loads(data)
+        state = self.states.setdefault(event["batch"], BatchState(event["batch"]))
+        if state.id in self._ended:
+            return
+        state.apply(event)
+        if state.complete:
+            self._ended.add(state.id)
+            for envelope in due_callbacks(state).values():
+                self.app.publish_envelope(envelope)
+            if state.parent is not None:
+                told = batches.event("settled", state.parent, job=state.id, ok=state.all_succeeded)
+                batches.publish(self.app, state.parent, told)
+
+
+class InMemoryResults(ResultReader):
+    """The kept results, as the jobs run by the runner stored them: asked for, a result is
+    there or not (nothing runs while a test waits), and expires by the virtual clock."""
+
+    def __init__(self, connection: InMemoryConnection, clock: Clock) -> None:
+        super().__init__(connection, clock)
+        self.stored: dict[str, JobResult] = {}
+
+    def wait(self, job_id: str, timeout: float | None) -> JobArg:
+        result = self.stored.get(job_id)
+        if result is None or result.expires_at <= self.clock():
+            raise no_result(job_id, timeout)
+        return result.get()
+
+    async def wait_async(self, job_id: str, timeout: float | None) -> JobArg:
+        return self.wait(job_id, timeout)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class MemoryLimits:
+    """Concurrency limits in memory (the pipeline's Limits): a job over its key's limit waits
+    for a slot, as on the broker."""
+
+    def __init__(self, app: AppView) -> None:
+        self.app = app
+        self._held: Counter[str] = Counter()
+        self._freed = threading.Condition()
+
+    def take(self, envelope: Envelope) -> str | None:
+        job, key = self.app.jobs.get(envelope.type), envelope.limit_key
+        limit = None if job is None else job.flow.concurrency_limit
+        if key is None or limit is None:
+            return None
+        with self._freed:
+            self._freed.wait_for(lambda: self._held[key] < limit)
+            self._held[key] += 1
+        return key
+
+    async def take_async(self, envelope: Envelope) -> str | None:
+        return await asyncio.to_thread(self.take, envelope)
+
+    def give(self, envelope: Envelope, slot: str) -> None:
+        with self._freed:
+            self._held[slot] -= 1
+            self._freed.notify_all()
+
+
+class VirtualWaits:
+    """A job held in place for its order waits by moving the virtual clock to its time."""
+
+    def __init__(self, move_to: Callable[[datetime], None]) -> None:
+        self.move_to = move_to
+
+    async def until_async(self, at: datetime) -> None:
+        self.move_to(at)
+
+    def until(self, at: datetime) -> bool:
+        self.move_to(at)
+        return True
+
+
+class Recorder(Step):
+    """Each verdict, as the TestRunner lists them: in order, and by the counter it moves."""
+
+    name = "test recorder"
+
+    def __init__(self, outcomes: list[Outcome], by_counter: dict[str, list[Envelope]]) -> None:
+        self.outcomes = outcomes
+        self.by_counter = by_counter
+        self._lock = threading.Lock()  # runner threads settle at once
+
+    def told(self, queue: str, outcome: Outcome) -> None:
+        with self._lock:
+            self.outcomes.append(outcome)
+            listed = self.by_counter.get(outcome.kind.policy.counter)
+            if listed is not None:
+                listed.append(outcome.envelope)
+
+
+class RunCounter(Middleware):
+    """Counts runs that reach the handler, by job id and by job type."""
+
+    def __init__(self) -> None:
+        self.runs: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def before_process(self, envelope: Envelope) -> None:
+        with self._lock:
+            self.runs[envelope.id] += 1
+            self.runs[envelope.type] += 1
+
+    def count(self, key: Any) -> int:
+        return self.runs[key]

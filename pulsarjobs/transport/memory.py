@@ -1,0 +1,200 @@
+"""A broker in memory, for the TestRunner (testing.py): the worker's own feed, runners and
+pipeline run on it, with the transport replaced — as dramatiq's StubBroker and procrastinate's
+InMemoryConnector replace theirs, not the worker.
+
+`InMemoryConnection` keeps what is published, in order, each message due at its deliver_at
+on the TestRunner's virtual clock. The TestRunner hands each job, once due, to the
+`MemoryConsumer` of its queue (or of its queue's ordered jobs), which stands in for a Pulsar
+consumer: the feed receives from it, the pipeline acknowledges on it, and a job handed back
+comes round again. `Outstanding` counts the jobs handed out and not yet acknowledged.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NoReturn
+
+import pulsar
+
+from pulsarjobs.clock import Clock
+from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.settings import Settings
+from pulsarjobs.transport.connection import Acks, Connection
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedMessage:
+    topic: str
+    data: bytes
+    due: datetime  # when the broker would deliver it
+    properties: Mapping[str, str]
+    key: str | None = None  # its message key: an ordered job's order key
+
+
+class MemoryMessage:
+    """A delivered message, with the accessors of a pulsar.Message the worker uses."""
+
+    __slots__ = ("_id", "published")
+
+    def __init__(self, published: PublishedMessage, message_id: str) -> None:
+        self.published = published
+        self._id = message_id
+
+    def topic_name(self) -> str:
+        return self.published.topic
+
+    def data(self) -> bytes:
+        return self.published.data
+
+    def message_id(self) -> str:
+        return self._id
+
+    def schema_version(self) -> bytes:
+        return b""  # memory keeps no schema registry: the reader's schema reads every job
+
+    def partition_key(self) -> str:
+        return self.published.key or ""
+
+    def properties(self) -> dict[str, str]:
+        return dict(self.published.properties)
+
+
+class InMemoryConnection(Connection):
+    """Stands in for the broker: keeps what is published, in order, until it is taken."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        super().__init__(settings)
+        self.clock = clock
+        self._published: list[PublishedMessage] = []
+        self._published_lock = threading.Lock()  # sync jobs enqueue from runner threads
+        self.marks: dict[str, dict[str, bytes]] = {}  # by topic, then key (see marks.py)
+
+    @property
+    def client(self) -> NoReturn:
+        raise ConfigurationError(
+            "the in-memory connection has no Pulsar client: under TestRunner, run jobs with "
+            "runner.run_all() or runner.run_next(), not with a Worker"
+        )
+
+    def prepare_queue(self, topic: str, subscription: str, key_shared: bool = False) -> None:
+        """Nothing to prepare: no message is lost in memory."""
+
+    def prepared(self, topic: str) -> bool:
+        return True
+
+    def ready(self, topic: str, scheduled: bool = False) -> bool:
+        """Publishing to memory never blocks."""
+        return True
+
+    def message_ttl(self) -> float | None:
+        """Memory keeps messages for ever."""
+        return None
+
+    def keep_results(self, topic: str, seconds: float) -> None:
+        """Memory keeps results for ever (each says when it expires)."""
+
+    def put_mark(self, topic: str, key: str, value: bytes) -> None:
+        """Kept in memory, as the broker keeps marks; an empty value removes the mark."""
+        with self._published_lock:
+            marks = self.marks.setdefault(topic, {})
+            if value:
+                marks[key] = value
+            else:
+                marks.pop(key, None)
+
+    def _send(
+        self,
+        topic: str,
+        data: bytes,
+        deliver_at: datetime | None,
+        properties: dict[str, str] | None,
+        key: str | None,
+        acks: Acks,
+    ) -> None:
+        now = self.clock()
+        due = now if deliver_at is None else max(deliver_at, now)
+        with self._published_lock:
+            self._published.append(PublishedMessage(topic, data, due, properties or {}, key))
+        acks.ok()
+
+    def take(self) -> list[PublishedMessage]:
+        """Every message published since the last take, oldest first."""
+        with self._published_lock:
+            taken, self._published = self._published, []
+        return taken
+
+
+class Outstanding:
+    """Jobs handed to the consumers and not yet acknowledged."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def add(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def settled(self) -> None:
+        with self._lock:
+            self._count -= 1
+
+
+class MemoryConsumer:
+    """A queue's consumer in memory (the feed's Receiver): what was handed to it, in order; a
+    job handed back comes first again."""
+
+    def __init__(self, outstanding: Outstanding) -> None:
+        self.outstanding = outstanding
+        self._ready: deque[MemoryMessage] = deque()
+        self._arrived = threading.Condition()
+        self._closed = False
+
+    def hand(self, message: MemoryMessage) -> None:
+        self.outstanding.add()
+        with self._arrived:
+            self._ready.append(message)
+            self._arrived.notify()
+
+    def receive(self, timeout_millis: int | None = None) -> pulsar.Message:
+        with self._arrived:
+            if not self._ready and not self._closed:
+                self._arrived.wait(None if timeout_millis is None else timeout_millis / 1000)
+            if not self._ready:
+                raise pulsar.Timeout()
+            return self._ready.popleft()
+
+    def batch_receive(self) -> list[pulsar.Message]:
+        with self._arrived:
+            taken, self._ready = list(self._ready), deque()
+        return taken
+
+    def acknowledge(self, message: pulsar.Message) -> None:
+        self.outstanding.settled()
+
+    def negative_acknowledge(self, message: pulsar.Message) -> None:
+        with self._arrived:
+            self._ready.appendleft(message)
+            self._arrived.notify()
+
+    def close(self) -> None:
+        """Stop waiting: the fetch thread that receives from it ends."""
+        with self._arrived:
+            self._closed = True
+            self._arrived.notify_all()
+
+    def left(self) -> list[MemoryMessage]:
+        """What was handed and not received (the feed handed back what it held)."""
+        with self._arrived:
+            left, self._ready = list(self._ready), deque()
+        for _ in left:
+            self.outstanding.settled()
+        return left

@@ -1,0 +1,313 @@
+"""One delivery of a job, from the message its feed gave to its acknowledgement: the one place
+that says what happens to a job, and in which order.
+
+    1. skip     a second delivery of a message settled here is acknowledged again, not run
+    2. decode   with its writer's schema; a message that is no job is undecodable
+    3. judge    before it runs: cancelled, expired, early; the steps' own verdicts (a crash
+                ledger); no such job, arguments that do not fit
+    4. slot     a rate limit's start token, a concurrency limit's slot (flow/limits.py)
+    5. run      the job, with its hooks, timeout and cancel (execution.py)
+    6. hold     on an ordered queue, a verdict that holds its order runs again in place,
+                once due: the key's later jobs wait behind it (_ordering.py)
+    7. store    what replaces the message (settle.py), and the steps' follow-ups beside it —
+                a kept result, a chain's next link, a batch event — all stored by the broker
+    8. ack      only then; an ordered key's next job may run
+    9. tell     each step hears the verdict: counters, metrics, a unique key given back
+
+Stages 1-2 (`take_in`) come first so that the runners can choose where the job runs — a loop
+task, or a runner thread for a plain `def` job — and stages 3-9 (`carry_async`, `carry`) run
+there. The features are steps (steps.py), called only at the stages they take part in; what each
+does with a verdict is the verdict table's to say (wire/verdicts.py). A delivery that fails
+between the stages — the broker could not store its replacement — is handed back, unacked,
+to be delivered again: nothing is lost. The worker and the in-memory TestRunner (testing.py)
+both carry every delivery through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pulsar
+import structlog
+
+from pulsarjobs.clock import Clock
+from pulsarjobs.logs import error_text
+from pulsarjobs.transport.schema_registry import WriterSchemas
+from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
+from pulsarjobs.wire.verdicts import Outcome
+from pulsarjobs.worker._queue_feed import QueueFeed
+from pulsarjobs.worker._stats import WorkerStats
+from pulsarjobs.worker.execution import JobExecutor
+from pulsarjobs.worker.judge import Judge, Work
+from pulsarjobs.worker.settle import Delivery, Settler, all_stored, delivery_of
+from pulsarjobs.worker.steps import Step, at_stage
+
+if TYPE_CHECKING:
+    from pulsarjobs.app_view import AppView
+
+log = structlog.get_logger("pulsarjobs.runners")
+
+IDLE_WAIT_S = 0.5  # a runner thread waiting in place looks this often whether the worker stops
+
+
+class SchemaNotCached(Exception):
+    """Taking this message in would block: its writer's schema must be looked up first."""
+
+
+@dataclass(slots=True)
+class Taken:
+    """A delivery taken in: `job` is its envelope, or the verdict on a message that is no job."""
+
+    queue: QueueFeed
+    message: pulsar.Message
+    delivery: Delivery
+    job: Envelope | Outcome
+
+
+class Limits(Protocol):
+    """Where a limited job takes its slot (flow/limits.py; in memory under the TestRunner)."""
+
+    def take(self, envelope: Envelope) -> Any: ...
+    async def take_async(self, envelope: Envelope) -> Any: ...
+    def give(self, envelope: Envelope, slot: Any) -> None: ...
+
+
+class Waits(Protocol):
+    """How a job held in place waits for its time: on the wall clock in a worker, by moving
+    the virtual clock under the TestRunner."""
+
+    async def until_async(self, at: datetime) -> None: ...
+    def until(self, at: datetime) -> bool: ...  # False: the worker stops meanwhile
+
+
+class WallClockWaits:
+    def __init__(self, clock: Clock, still_open: Callable[[], bool]) -> None:
+        self.clock = clock
+        self.still_open = still_open
+
+    async def until_async(self, at: datetime) -> None:
+        await asyncio.sleep(self._left(at))
+
+    def until(self, at: datetime) -> bool:
+        ends = time.monotonic() + self._left(at)
+        while self.still_open() and (left := ends - time.monotonic()) > 0:
+            time.sleep(min(left, IDLE_WAIT_S))
+        return self.still_open()
+
+    def _left(self, at: datetime) -> float:
+        """Woken a little early by a coarser clock, a job is early, and waits out the rest."""
+        return max(0.0, (at - self.clock()).total_seconds())
+
+
+class Pipeline:
+    def __init__(
+        self,
+        app: AppView,
+        judge: Judge,
+        executor: JobExecutor,
+        settler: Settler,
+        schemas: WriterSchemas,
+        stats: WorkerStats,
+        steps: Sequence[Step],
+        waits: Waits,
+        limits: Limits | None = None,
+    ) -> None:
+        self.app = app
+        self.judge = judge
+        self.executor = executor
+        self.settler = settler
+        self.schemas = schemas
+        self.stats = stats  # a second delivery is counted here; verdicts by a step
+        self.steps = tuple(steps)
+        self.waits = waits
+        self.limits = limits
+        self._judging: tuple[Callable[[Envelope], Outcome | None], ...]
+        self._judging = at_stage(steps, "judge")
+        self._starting: tuple[Callable[[Envelope], None], ...] = at_stage(steps, "started")
+        self._following_up: tuple[Callable[[Outcome], Sequence[Future[None]]], ...]
+        self._following_up = at_stage(steps, "follow_ups")
+        self._telling: tuple[Callable[[str, Outcome], None], ...] = at_stage(steps, "told")
+
+    # -- 1, 2: taking a delivery in ----------------------------------------------------------
+
+    def take_in(
+        self, queue: QueueFeed, message: pulsar.Message, may_block: bool = True
+    ) -> Taken | None:
+        """The delivery, decoded; None for a second delivery (acknowledged here), or when its
+        writer's schema cannot be read now (handed back). That schema is looked up once per
+        topic and version, which blocks: with `may_block` False, SchemaNotCached is raised
+        instead, and the message is left as it came."""
+        delivery = delivery_of(message)
+        if self.settler.seen(delivery):
+            self.stats.count_duplicate()
+            log.info("second delivery of a settled message skipped", message_id=delivery.message_id)
+            self._acknowledge(queue, message)
+            return None
+        schema = None
+        key = WriterSchemas.key(delivery.topic, message.schema_version())
+        if key is not None:
+            found, schema = self.schemas.cached(key)
+            if not found:
+                if not may_block:
+                    raise SchemaNotCached(key)
+                try:
+                    schema = self.schemas.fetch(key)
+                except Exception as exc:
+                    log.warning("could not read the writer's schema; the job goes back",
+                                queue=queue.queue, error=error_text(exc))  # fmt: skip
+                    queue.give_back(message)
+                    return None
+        try:
+            job: Envelope | Outcome = decode(delivery.data, schema)
+        except EnvelopeError as exc:
+            job = self.judge.undecodable(delivery.message_id, exc)
+        return Taken(queue, message, delivery, job)
+
+    def runs_on_threads(self, taken: Taken) -> bool:
+        """Whether the job is a plain `def` one (it runs on a runner thread)."""
+        job = taken.job
+        declared = self.app.jobs.get(job.type) if isinstance(job, Envelope) else None
+        return declared is not None and not declared.is_async
+
+    # -- 3 to 9, on the event loop ------------------------------------------------------------
+
+    async def carry_async(self, taken: Taken, task: asyncio.Task[Any] | None) -> None:
+        """Judge, run, store, acknowledge and tell, on the loop (a sync job on the thread
+        pool). Cancelled (the grace period ran out), the delivery is handed back."""
+        queue, job = taken.queue, taken.job
+        try:
+            outcome = job if isinstance(job, Outcome) else await self._run_async(job, task)
+            while queue.ordered and outcome.kind.policy.holds_its_order:  # 6
+                self._tell(queue.queue, outcome)
+                assert outcome.envelope.run_at is not None
+                await self.waits.until_async(outcome.envelope.run_at)
+                outcome = await self._run_async(outcome.envelope, task)
+            stored = self.store(queue.queue, taken.delivery, outcome)
+            if stored is not None:
+                await asyncio.wrap_future(stored)
+            self._acknowledge(queue, taken.message, taken.delivery)
+            self._tell(queue.queue, outcome)
+        except asyncio.CancelledError:
+            queue.give_back(taken.message)
+            raise
+        except Exception:
+            log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
+            queue.give_back(taken.message)
+
+    async def _run_async(self, envelope: Envelope, task: asyncio.Task[Any] | None) -> Outcome:
+        work = self._judge(envelope)  # 3
+        if isinstance(work, Outcome):
+            return work
+        slot = None
+        if envelope.limit_key is not None and self.limits is not None:  # 4
+            slot = await self.limits.take_async(envelope)  # waits its turn, unacknowledged
+            if slot is not None and (called_off := self._waited(envelope, slot)) is not None:
+                if not isinstance(work, functools.partial):
+                    work.close()
+                return called_off
+        try:
+            for started in self._starting:
+                started(envelope)
+            return await self.executor.run(work, envelope, task)  # 5
+        finally:
+            if slot is not None:
+                self._give_slot(envelope, slot)
+
+    # -- 3 to 9, on this thread (a runner thread) ---------------------------------------------
+
+    def carry(self, taken: Taken, still_ours: Callable[[], bool] = lambda: True) -> None:
+        """`carry_async` for a sync job on a runner thread. Once `still_ours` is False (the
+        grace period ran out, the delivery was handed back), the run is stored, not acked."""
+        queue, job = taken.queue, taken.job
+        try:
+            outcome = job if isinstance(job, Outcome) else self._run(job)
+            while queue.ordered and outcome.kind.policy.holds_its_order:  # 6
+                self._tell(queue.queue, outcome)
+                assert outcome.envelope.run_at is not None
+                if not self.waits.until(outcome.envelope.run_at):
+                    raise RuntimeError("stopping: an ordered job's retry goes back")
+                outcome = self._run(outcome.envelope)
+            stored = self.store(queue.queue, taken.delivery, outcome)
+            if stored is not None:
+                stored.result()
+            if still_ours():
+                self._acknowledge(queue, taken.message, taken.delivery)
+                self._tell(queue.queue, outcome)
+        except Exception:
+            log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
+            queue.give_back(taken.message)
+
+    def _run(self, envelope: Envelope) -> Outcome:
+        work = self._judge(envelope)  # 3
+        if isinstance(work, Outcome):
+            return work
+        assert isinstance(work, functools.partial)
+        slot = None
+        if envelope.limit_key is not None and self.limits is not None:  # 4
+            slot = self.limits.take(envelope)  # waits its turn, unacknowledged
+            if slot is not None and (called_off := self._waited(envelope, slot)) is not None:
+                return called_off
+        try:
+            for started in self._starting:
+                started(envelope)
+            return self.executor.run_here(work, envelope)  # 5
+        finally:
+            if slot is not None:
+                self._give_slot(envelope, slot)
+
+    # -- the stages both share ----------------------------------------------------------------
+
+    def _judge(self, envelope: Envelope) -> Outcome | Work:
+        verdict = self.judge.before(envelope)
+        if verdict is not None:
+            return verdict
+        for judge in self._judging:
+            if (verdict := judge(envelope)) is not None:
+                return verdict
+        return self.judge.work(envelope)
+
+    def _waited(self, envelope: Envelope, slot: Any) -> Outcome | None:
+        """Once a slot came: the job's verdict if it was cancelled or expired meanwhile (its
+        slot then goes back at once)."""
+        called_off = self.judge.called_off(envelope, self.judge.clock())
+        if called_off is not None:
+            self._give_slot(envelope, slot)
+        return called_off
+
+    def _give_slot(self, envelope: Envelope, slot: Any) -> None:
+        assert self.limits is not None
+        try:
+            self.limits.give(envelope, slot)
+        except Exception as exc:  # a closed consumer gave it back already
+            log.warning(
+                "could not give back a slot", limit_key=envelope.limit_key, error=error_text(exc)
+            )
+
+    def store(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:  # 7
+        """What replaces the message and what follows from it; the future completes once the
+        broker has it all. None when nothing needs storing."""
+        replaced = self.settler.store(queue, delivery, outcome)
+        follow_ups = [stored for follow_up in self._following_up for stored in follow_up(outcome)]
+        if not follow_ups:
+            return replaced
+        return all_stored(follow_ups if replaced is None else [replaced, *follow_ups])
+
+    def _acknowledge(
+        self, queue: QueueFeed, message: pulsar.Message, delivery: Delivery | None = None
+    ) -> None:  # 8
+        if delivery is not None:
+            self.settler.remember(delivery)
+        queue.consumer.acknowledge(message)
+        if queue.ordered:
+            queue.done(message)  # the key's next job may run
+
+    def _tell(self, queue: str, outcome: Outcome) -> None:  # 9
+        for told in self._telling:
+            told(queue, outcome)
