@@ -4,8 +4,9 @@
 
 Builds a worker's parts as `pulsarjobs worker bench.noop_app:app` (or, for `noop_sync`,
 `bench.sync_app:app`) builds them, with stand-in consumers and messages, and drives its runners
-by hand: for each no-op job, the feed's pick, intake (duplicate check, writer schema, decode),
-the run with its hooks, settling and acknowledgement. No fetch thread, no broker, no other
+by hand: for each no-op job, the feed's pick and every stage of the pipeline (pipeline.py: the
+duplicate check, writer schema, decode, judging, the run with its hooks, storing, the
+acknowledgement and the steps told). No fetch thread, no broker, no other
 thread: what is left is the Python work each job costs. Prints the thread CPU time per job (the
 least and the median of `--repeat` rounds: CPU time, not wall time, so that other processes on
 the machine count less) and the Python calls per job (cProfile, over `--profiled` more jobs; the
@@ -90,7 +91,7 @@ def build(job: str) -> tuple[Callable[[list[Any]], None], Callable[[int], list[A
     assert feed is not None
     feed.open = True  # as Feed.start leaves it, without its fetch threads
     runners = running.runners[0]
-    runners.intake.schemas._known[(topic, 0)] = SCHEMA_JSON  # looked up once in a worker
+    runners.pipeline.schemas._known[(topic, 0)] = SCHEMA_JSON  # looked up once in a worker
     ready = feed.queues[0]._ready
     numbers = iter(range(1, 1 << 62))
     # One payload for all (made once: its encoding is no part of the worker's path); each

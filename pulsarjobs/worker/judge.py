@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -59,8 +59,11 @@ class Judge:
 
     # -- before it runs ----------------------------------------------------------------------
 
-    def before(self, envelope: Envelope) -> Outcome | None:
-        """Cancelled, expired or early: a job that must not run now."""
+    def before(
+        self, envelope: Envelope, steps: Sequence[Callable[[Envelope], Outcome | None]] = ()
+    ) -> Outcome | Work:
+        """The verdict on a job that must not run now — cancelled, expired, early, one of the
+        `steps`' own, no such job, arguments that do not fit — else its work, ready to run."""
         # The clock is read only for a job with something to check: most have nothing.
         if self.running.cancelled or envelope.expires_at is not None:  # else nothing to call off
             called_off = self.called_off(envelope, self.clock())
@@ -68,7 +71,10 @@ class Judge:
                 return called_off
         if envelope.run_at is not None and envelope.run_at > self.clock():
             return Outcome(Verdict.EARLY, envelope)  # the broker let it out early: never run it so
-        return None
+        for step in steps:
+            if (verdict := step(envelope)) is not None:
+                return verdict
+        return self.work(envelope)
 
     def work(self, envelope: Envelope) -> Outcome | Work:
         """The job's run, its arguments bound; dead when no such job is declared, or when its

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -45,14 +46,18 @@ from pulsarjobs.wire.verdicts import Outcome
 from pulsarjobs.worker._queue_feed import QueueFeed
 from pulsarjobs.worker._stats import WorkerStats
 from pulsarjobs.worker.execution import JobExecutor
-from pulsarjobs.worker.judge import Judge, Work
-from pulsarjobs.worker.settle import Delivery, Settler, all_stored, delivery_of
+from pulsarjobs.worker.judge import Judge
+from pulsarjobs.worker.settle import Delivery, Settler, all_stored
 from pulsarjobs.worker.steps import Step, at_stage
 
 if TYPE_CHECKING:
     from pulsarjobs.app_view import AppView
 
 log = structlog.get_logger("pulsarjobs.runners")
+
+# Messages remembered as settled: the broker may deliver one twice (at least once: an ack
+# still on its way when a connection drops), and a message already settled needs no second run.
+RECENTLY_SETTLED = 10_000
 
 IDLE_WAIT_S = 0.5  # a runner thread waiting in place looks this often whether the worker stops
 
@@ -134,6 +139,7 @@ class Pipeline:
         self._following_up: tuple[Callable[[Outcome], Sequence[Future[None]]], ...]
         self._following_up = at_stage(steps, "follow_ups")
         self._telling: tuple[Callable[[str, Outcome], None], ...] = at_stage(steps, "told")
+        self._settled: OrderedDict[str, None] = OrderedDict()  # message ids, the latest last
 
     # -- 1, 2: taking a delivery in ----------------------------------------------------------
 
@@ -144,8 +150,8 @@ class Pipeline:
         writer's schema cannot be read now (handed back). That schema is looked up once per
         topic and version, which blocks: with `may_block` False, SchemaNotCached is raised
         instead, and the message is left as it came."""
-        delivery = delivery_of(message)
-        if self.settler.seen(delivery):
+        delivery = Delivery(message.topic_name(), str(message.message_id()), message.data())
+        if delivery.message_id in self._settled:  # this very message: a job enqueued again runs
             self.stats.count_duplicate()
             log.info("second delivery of a settled message skipped", message_id=delivery.message_id)
             self._acknowledge(queue, message)
@@ -185,7 +191,7 @@ class Pipeline:
         try:
             outcome = job if isinstance(job, Outcome) else await self._run_async(job, task)
             while queue.ordered and outcome.kind.policy.holds_its_order:  # 6
-                self._tell(queue.queue, outcome)
+                self._held(queue.queue, outcome)
                 assert outcome.envelope.run_at is not None
                 await self.waits.until_async(outcome.envelope.run_at)
                 outcome = await self._run_async(outcome.envelope, task)
@@ -193,7 +199,8 @@ class Pipeline:
             if stored is not None:
                 await asyncio.wrap_future(stored)
             self._acknowledge(queue, taken.message, taken.delivery)
-            self._tell(queue.queue, outcome)
+            for told in self._telling:  # 9
+                told(queue.queue, outcome)
         except asyncio.CancelledError:
             queue.give_back(taken.message)
             raise
@@ -202,7 +209,7 @@ class Pipeline:
             queue.give_back(taken.message)
 
     async def _run_async(self, envelope: Envelope, task: asyncio.Task[Any] | None) -> Outcome:
-        work = self._judge(envelope)  # 3
+        work = self.judge.before(envelope, self._judging)  # 3
         if isinstance(work, Outcome):
             return work
         slot = None
@@ -229,7 +236,7 @@ class Pipeline:
         try:
             outcome = job if isinstance(job, Outcome) else self._run(job)
             while queue.ordered and outcome.kind.policy.holds_its_order:  # 6
-                self._tell(queue.queue, outcome)
+                self._held(queue.queue, outcome)
                 assert outcome.envelope.run_at is not None
                 if not self.waits.until(outcome.envelope.run_at):
                     raise RuntimeError("stopping: an ordered job's retry goes back")
@@ -239,13 +246,14 @@ class Pipeline:
                 stored.result()
             if still_ours():
                 self._acknowledge(queue, taken.message, taken.delivery)
-                self._tell(queue.queue, outcome)
+                for told in self._telling:  # 9
+                    told(queue.queue, outcome)
         except Exception:
             log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
             queue.give_back(taken.message)
 
     def _run(self, envelope: Envelope) -> Outcome:
-        work = self._judge(envelope)  # 3
+        work = self.judge.before(envelope, self._judging)  # 3
         if isinstance(work, Outcome):
             return work
         assert isinstance(work, functools.partial)
@@ -263,15 +271,6 @@ class Pipeline:
                 self._give_slot(envelope, slot)
 
     # -- the stages both share ----------------------------------------------------------------
-
-    def _judge(self, envelope: Envelope) -> Outcome | Work:
-        verdict = self.judge.before(envelope)
-        if verdict is not None:
-            return verdict
-        for judge in self._judging:
-            if (verdict := judge(envelope)) is not None:
-                return verdict
-        return self.judge.work(envelope)
 
     def _waited(self, envelope: Envelope, slot: Any) -> Outcome | None:
         """Once a slot came: the job's verdict if it was cancelled or expired meanwhile (its
@@ -294,20 +293,26 @@ class Pipeline:
         """What replaces the message and what follows from it; the future completes once the
         broker has it all. None when nothing needs storing."""
         replaced = self.settler.store(queue, delivery, outcome)
-        follow_ups = [stored for follow_up in self._following_up for stored in follow_up(outcome)]
-        if not follow_ups:
-            return replaced
-        return all_stored(follow_ups if replaced is None else [replaced, *follow_ups])
+        stored = [] if replaced is None else [replaced]
+        for follow_up in self._following_up:
+            stored += follow_up(outcome)
+        return None if not stored else stored[0] if len(stored) == 1 else all_stored(stored)
 
     def _acknowledge(
         self, queue: QueueFeed, message: pulsar.Message, delivery: Delivery | None = None
     ) -> None:  # 8
-        if delivery is not None:
-            self.settler.remember(delivery)
+        if delivery is not None:  # remembered: the broker may deliver it again
+            # From any runner thread without a lock: each step is one call into C, whole under
+            # the GIL; two runners past the limit at once forget one more.
+            settled = self._settled
+            settled[delivery.message_id] = None
+            if len(settled) > RECENTLY_SETTLED:
+                settled.popitem(last=False)
         queue.consumer.acknowledge(message)
         if queue.ordered:
             queue.done(message)  # the key's next job may run
 
-    def _tell(self, queue: str, outcome: Outcome) -> None:  # 9
+    def _held(self, queue: str, outcome: Outcome) -> None:
+        """A job held in place is told as if it went to the retry topic (6)."""
         for told in self._telling:
             told(queue, outcome)

@@ -9,12 +9,9 @@ beside it (steps.py), is the original acknowledged (pipeline.py): nothing is los
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import cast
-
-import pulsar
 
 from pulsarjobs.app_view import AppView
 from pulsarjobs.transport.connection import Acks
@@ -22,10 +19,6 @@ from pulsarjobs.transport.topics import QueueTopics
 from pulsarjobs.wire.envelope import encode, immutable
 from pulsarjobs.wire.verdicts import Outcome, Publish
 from pulsarjobs.workflows import chains
-
-# Messages remembered as settled: the broker may deliver one twice (at least once: an ack
-# still on its way when a connection drops), and a message already settled needs no second run.
-RECENTLY_SETTLED = 10_000
 
 
 @immutable
@@ -37,15 +30,10 @@ class Delivery:
     data: bytes
 
 
-def delivery_of(message: pulsar.Message) -> Delivery:
-    return Delivery(message.topic_name(), str(message.message_id()), message.data())
-
-
 class Settler:
     def __init__(self, app: AppView, topics: Callable[[str], QueueTopics]) -> None:
         self.app = app
         self.topics = topics  # of a queue, by its name
-        self._settled: OrderedDict[str, None] = OrderedDict()
 
     def store(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
         """Publish what replaces the message, as its verdict says: a retry, a dead letter; None
@@ -60,18 +48,6 @@ class Settler:
         data = delivery.data if as_received else encode(outcome.envelope)
         properties = dead_letter_properties(delivery, outcome)
         return self.app.connection.publish(topics.dead, data, properties=properties)
-
-    def seen(self, delivery: Delivery) -> bool:
-        """Whether this very message was settled here before (a second broker delivery). A job
-        enqueued again, even with the same id, is a new message and runs."""
-        return delivery.message_id in self._settled
-
-    def remember(self, delivery: Delivery) -> None:
-        """Callable from any runner thread without a lock (one per job): each step is one call
-        into C, whole under the GIL; two runners past the limit at once forget one more."""
-        self._settled[delivery.message_id] = None
-        if len(self._settled) > RECENTLY_SETTLED:
-            self._settled.popitem(last=False)
 
 
 def all_stored(futures: list[Future[None]]) -> Future[None]:
