@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 from pulsarjobs import App
+from pulsarjobs.clock import utc_now
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.transport.memory import MemoryConsumer, MemoryMessage, Outstanding, PublishedMessage
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import Envelope, encode
 from pulsarjobs.wire.verdicts import Outcome
-from pulsarjobs.worker.settle import Delivery, Settler
+from pulsarjobs.worker._queue_feed import QueueFeed
 
 
 def test_only_the_same_message_counts_as_a_second_delivery() -> None:
     app = App()
-    settler = Settler(app, lambda queue: topics_for(app.settings, queue))
+    ran: list[str] = []
+
+    @app.job
+    def greet() -> None:
+        ran.append("greet")
+
     data = encode(Envelope(id="job-1", type="greet", queue="default"))
-    first = Delivery("persistent://public/pulsarjobs/default", "10:1:-1", data)
-    settler.remember(first)
-    assert settler.seen(Delivery(first.topic, "10:1:-1", data))  # the broker's redelivery
-    assert not settler.seen(Delivery(first.topic, "10:2:-1", data))  # the same id, enqueued again
+    published = PublishedMessage("persistent://public/pulsarjobs/default", data, utc_now(), {})
+    consumer = MemoryConsumer(Outstanding())
+    queue = QueueFeed("default", consumer, 10, lambda _arrived: None)
+    with TestRunner(app) as runner:
+        pipeline = runner._pipeline  # the worker's own
+        first = pipeline.take_in(queue, MemoryMessage(published, "10:1:-1"))
+        assert first is not None
+        pipeline.carry(first)
+        assert pipeline.take_in(queue, MemoryMessage(published, "10:1:-1")) is None  # redelivered
+        again = pipeline.take_in(queue, MemoryMessage(published, "10:2:-1"))  # enqueued again
+        assert again is not None
+        pipeline.carry(again)
+    assert ran == ["greet", "greet"]
+    assert runner.stats.duplicates == 1
 
 
 def test_a_dead_job_is_published_with_its_reason_before_it_is_acked() -> None:
