@@ -91,7 +91,7 @@ def build(job: str) -> tuple[Callable[[list[Any]], None], Callable[[int], list[A
     assert feed is not None
     feed.open = True  # as Feed.start leaves it, without its fetch threads
     runners = running.runners[0]
-    runners.pipeline.schemas._known[(topic, 0)] = SCHEMA_JSON  # looked up once in a worker
+    runners.pipeline.schemas.known[(topic, 0)] = SCHEMA_JSON  # looked up once in a worker
     ready = feed.queues[0]._ready
     numbers = iter(range(1, 1 << 62))
     # One payload for all (made once: its encoding is no part of the worker's path); each

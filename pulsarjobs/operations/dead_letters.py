@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pulsar
 
 from pulsarjobs.transport.backlog import Position, parse_position
-from pulsarjobs.transport.schema_registry import WriterSchemas
+from pulsarjobs.transport.schema_registry import NOT_LOOKED_UP, WriterSchemas
 from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
 
 CRASH_REASON = "redelivered too often without a verdict (did it crash the worker?)"
@@ -140,5 +140,5 @@ def writer_schema(schemas: WriterSchemas, message: pulsar.Message) -> str | None
     key = WriterSchemas.key(message.topic_name(), message.schema_version())
     if key is None:
         return None
-    found, schema = schemas.cached(key)
-    return schema if found else schemas.fetch(key)
+    schema = schemas.known.get(key, NOT_LOOKED_UP)
+    return schemas.fetch(key) if schema is NOT_LOOKED_UP else schema

@@ -26,12 +26,14 @@ from pulsarjobs.wire.result_schema import RESULT_SCHEMA
 log = structlog.get_logger("pulsarjobs.schemas")
 
 Key = tuple[str, int]
+NOT_LOOKED_UP = "not looked up"  # what `known` gives for a version not asked yet
 
 
 class WriterSchemas:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._known: dict[Key, str | None] = {}
+        # Each version looked up: its schema, or None where the registry could not say.
+        self.known: dict[Key, str | None] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -42,12 +44,6 @@ class WriterSchemas:
             return None
         data = raw_version.encode("latin-1") if isinstance(raw_version, str) else raw_version
         return topic, int.from_bytes(data, "big")
-
-    def cached(self, key: Key) -> tuple[bool, str | None]:
-        """(found, schema): the schema text is None where the registry could not say."""
-        if key in self._known:
-            return True, self._known[key]
-        return False, None
 
     def fetch(self, key: Key) -> str | None:
         """Look a version up (blocking); remembered, failures included, so it is asked once."""
@@ -60,7 +56,7 @@ class WriterSchemas:
             log.warning("cannot read a writer schema; decoding with ours", topic=topic,
                         version=version, error=error_text(exc))  # fmt: skip
         with self._lock:
-            self._known[key] = schema
+            self.known[key] = schema
         return schema
 
 

@@ -219,7 +219,6 @@ class ThreadRunners(Runners):
         self._waking = False  # one was rung and has not looked yet
         # By thread: each writes its own key, one dict write, whole under the GIL: no lock.
         self._running: dict[int, Taken] = {}
-        self._abandoned = False  # past the grace period: late runs are no longer settled
         self._threads = [
             threading.Thread(target=self._run_jobs, name=f"pulsarjobs-runner-{i}", daemon=True)
             for i in range(self.concurrency)
@@ -247,7 +246,8 @@ class ThreadRunners(Runners):
         """Wait for the running jobs; after `timeout`, hand back what is still running (a
         thread cannot be stopped: its run goes on, unsettled, until the process ends)."""
         await asyncio.to_thread(join_all, self._threads, timeout)
-        self._abandoned = True
+        if self._running:
+            self.pipeline.abandon_late_runs()
         late = list(self._running.values())
         for taken in late + list(self._handed):
             taken.queue.give_back(taken.message)
@@ -307,7 +307,7 @@ class ThreadRunners(Runners):
         me = threading.get_ident()
         self._running[me] = taken
         try:
-            self.pipeline.carry(taken, still_ours=lambda: not self._abandoned)
+            self.pipeline.carry(taken)
         finally:
             del self._running[me]
             if self.from_loop and self.slots is not None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
-from pulsarjobs.wire.verdicts import Verdict
+from pulsarjobs.wire.verdicts import Outcome
 
 
 @dataclass
 class WorkerStats:
+    """A step of the pipeline (steps.py) as well: it counts every verdict it is told."""
+
+    name: ClassVar[str] = "counters"
     done: int = 0  # ran and succeeded
     retried: int = 0  # failed, published again to run later
     dead: int = 0  # failed for the last time, could not run at all, or no job (undecodable)
@@ -23,9 +27,9 @@ class WorkerStats:
     grouped: int = 0  # their work joined another stored job (debounce, aggregation)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def count(self, verdict: Verdict) -> None:
-        """One more run settled with `verdict`; runner threads count concurrently."""
-        name = verdict.policy.counter
+    def told(self, queue: str, outcome: Outcome) -> None:
+        """One more run settled with this verdict; runner threads count concurrently."""
+        name = outcome.kind.policy.counter
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
 

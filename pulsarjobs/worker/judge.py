@@ -74,11 +74,6 @@ class Judge:
         for step in steps:
             if (verdict := step(envelope)) is not None:
                 return verdict
-        return self.work(envelope)
-
-    def work(self, envelope: Envelope) -> Outcome | Work:
-        """The job's run, its arguments bound; dead when no such job is declared, or when its
-        arguments do not fit."""
         job = self.app.jobs.get(envelope.type)
         if job is None:
             return self.dead(envelope, "UnknownJobType", f"no job {envelope.type!r} is declared")

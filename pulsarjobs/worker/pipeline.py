@@ -29,7 +29,7 @@ import asyncio
 import functools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,15 +40,15 @@ import structlog
 
 from pulsarjobs.clock import Clock
 from pulsarjobs.logs import error_text
-from pulsarjobs.transport.schema_registry import WriterSchemas
+from pulsarjobs.transport.schema_registry import NOT_LOOKED_UP, WriterSchemas
 from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.wire.verdicts import Outcome
 from pulsarjobs.worker._queue_feed import QueueFeed
 from pulsarjobs.worker._stats import WorkerStats
 from pulsarjobs.worker.execution import JobExecutor
-from pulsarjobs.worker.judge import Judge
-from pulsarjobs.worker.settle import Delivery, Settler, all_stored
-from pulsarjobs.worker.steps import Step, at_stage
+from pulsarjobs.worker.judge import Judge, Work
+from pulsarjobs.worker.settle import Received, Settler, all_stored
+from pulsarjobs.worker.steps import Named, Stage
 
 if TYPE_CHECKING:
     from pulsarjobs.app_view import AppView
@@ -68,12 +68,15 @@ class SchemaNotCached(Exception):
 
 @dataclass(slots=True)
 class Taken:
-    """A delivery taken in: `job` is its envelope, or the verdict on a message that is no job."""
+    """A delivery taken in: `job` is its envelope, or the verdict on a message that is no job.
+    It is what settling reads of the message, too (settle.Received)."""
 
     queue: QueueFeed
     message: pulsar.Message
-    delivery: Delivery
-    job: Envelope | Outcome
+    topic: str
+    message_id: str
+    data: bytes
+    job: Envelope | Outcome | None = None
 
 
 class Limits(Protocol):
@@ -120,7 +123,7 @@ class Pipeline:
         settler: Settler,
         schemas: WriterSchemas,
         stats: WorkerStats,
-        steps: Sequence[Step],
+        steps: Sequence[Named],
         waits: Waits,
         limits: Limits | None = None,
     ) -> None:
@@ -133,13 +136,16 @@ class Pipeline:
         self.steps = tuple(steps)
         self.waits = waits
         self.limits = limits
+        judging, starting = Stage(steps, "judge"), Stage(steps, "started")
+        # Before the run, every step is asked about every job.
         self._judging: tuple[Callable[[Envelope], Outcome | None], ...]
-        self._judging = at_stage(steps, "judge")
-        self._starting: tuple[Callable[[Envelope], None], ...] = at_stage(steps, "started")
-        self._following_up: tuple[Callable[[Outcome], Sequence[Future[None]]], ...]
-        self._following_up = at_stage(steps, "follow_ups")
-        self._telling: tuple[Callable[[str, Outcome], None], ...] = at_stage(steps, "told")
+        self._judging = judging.every + judging.concerned
+        self._starting: tuple[Callable[[Envelope], None], ...]
+        self._starting = starting.every + starting.concerned
+        self._following_up = Stage(steps, "follow_ups")
+        self._telling = Stage(steps, "told")
         self._settled: OrderedDict[str, None] = OrderedDict()  # message ids, the latest last
+        self._late_runs_abandoned = False
 
     # -- 1, 2: taking a delivery in ----------------------------------------------------------
 
@@ -150,31 +156,33 @@ class Pipeline:
         writer's schema cannot be read now (handed back). That schema is looked up once per
         topic and version, which blocks: with `may_block` False, SchemaNotCached is raised
         instead, and the message is left as it came."""
-        delivery = Delivery(message.topic_name(), str(message.message_id()), message.data())
-        if delivery.message_id in self._settled:  # this very message: a job enqueued again runs
+        taken = Taken(
+            queue, message, message.topic_name(), str(message.message_id()), message.data()
+        )
+        if taken.message_id in self._settled:  # this very message: a job enqueued again runs
             self.stats.count_duplicate()
-            log.info("second delivery of a settled message skipped", message_id=delivery.message_id)
+            log.info("second delivery of a settled message skipped", message_id=taken.message_id)
             self._acknowledge(queue, message)
             return None
-        schema = None
-        key = WriterSchemas.key(delivery.topic, message.schema_version())
-        if key is not None:
-            found, schema = self.schemas.cached(key)
-            if not found:
-                if not may_block:
-                    raise SchemaNotCached(key)
-                try:
-                    schema = self.schemas.fetch(key)
-                except Exception as exc:
-                    log.warning("could not read the writer's schema; the job goes back",
-                                queue=queue.queue, error=error_text(exc))  # fmt: skip
-                    queue.give_back(message)
-                    return None
+        schema, key = None, WriterSchemas.key(taken.topic, message.schema_version())
+        if (
+            key is not None
+            and (schema := self.schemas.known.get(key, NOT_LOOKED_UP)) is NOT_LOOKED_UP
+        ):
+            if not may_block:
+                raise SchemaNotCached(key)
+            try:
+                schema = self.schemas.fetch(key)
+            except Exception as exc:
+                log.warning("could not read the writer's schema; the job goes back",
+                            queue=queue.queue, error=error_text(exc))  # fmt: skip
+                queue.give_back(message)
+                return None
         try:
-            job: Envelope | Outcome = decode(delivery.data, schema)
+            taken.job = decode(taken.data, schema)
         except EnvelopeError as exc:
-            job = self.judge.undecodable(delivery.message_id, exc)
-        return Taken(queue, message, delivery, job)
+            taken.job = self.judge.undecodable(taken.message_id, exc)
+        return taken
 
     def runs_on_threads(self, taken: Taken) -> bool:
         """Whether the job is a plain `def` one (it runs on a runner thread)."""
@@ -188,19 +196,23 @@ class Pipeline:
         """Judge, run, store, acknowledge and tell, on the loop (a sync job on the thread
         pool). Cancelled (the grace period ran out), the delivery is handed back."""
         queue, job = taken.queue, taken.job
+        assert job is not None
         try:
             outcome = job if isinstance(job, Outcome) else await self._run_async(job, task)
             while queue.ordered and outcome.kind.policy.holds_its_order:  # 6
-                self._held(queue.queue, outcome)
+                self._tell(queue.queue, outcome)
                 assert outcome.envelope.run_at is not None
                 await self.waits.until_async(outcome.envelope.run_at)
                 outcome = await self._run_async(outcome.envelope, task)
-            stored = self.store(queue.queue, taken.delivery, outcome)
+            stored = self.store(queue.queue, taken, outcome)
             if stored is not None:
                 await asyncio.wrap_future(stored)
-            self._acknowledge(queue, taken.message, taken.delivery)
-            for told in self._telling:  # 9
+            self._acknowledge(queue, taken.message, taken.message_id)
+            telling = self._telling  # 9, as _tell does it, without a call of its own per job
+            for told in telling.every:
                 told(queue.queue, outcome)
+            if telling.concerned and telling.asked(outcome.envelope) != telling.unset:
+                self._tell_concerned(queue.queue, outcome)
         except asyncio.CancelledError:
             queue.give_back(taken.message)
             raise
@@ -208,46 +220,60 @@ class Pipeline:
             log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
             queue.give_back(taken.message)
 
-    async def _run_async(self, envelope: Envelope, task: asyncio.Task[Any] | None) -> Outcome:
+    def _run_async(self, envelope: Envelope, task: asyncio.Task[Any] | None) -> Awaitable[Outcome]:
+        """Stages 3 to 5; what it returns is awaited by the caller — the run itself, for most
+        jobs: no coroutine of its own around it."""
         work = self.judge.before(envelope, self._judging)  # 3
         if isinstance(work, Outcome):
-            return work
-        slot = None
+            return _ready(work)
         if envelope.limit_key is not None and self.limits is not None:  # 4
-            slot = await self.limits.take_async(envelope)  # waits its turn, unacknowledged
-            if slot is not None and (called_off := self._waited(envelope, slot)) is not None:
-                if not isinstance(work, functools.partial):
-                    work.close()
-                return called_off
+            return self._run_in_slot_async(envelope, work, task)
+        for started in self._starting:
+            started(envelope)
+        return self.executor.run(work, envelope, task)  # 5
+
+    async def _run_in_slot_async(
+        self, envelope: Envelope, work: Work, task: asyncio.Task[Any] | None
+    ) -> Outcome:
+        assert self.limits is not None
+        slot = await self.limits.take_async(envelope)  # waits its turn, unacknowledged
+        if slot is not None and (called_off := self._waited(envelope, slot)) is not None:
+            if not isinstance(work, functools.partial):
+                work.close()
+            return called_off
         try:
             for started in self._starting:
                 started(envelope)
-            return await self.executor.run(work, envelope, task)  # 5
+            return await self.executor.run(work, envelope, task)
         finally:
             if slot is not None:
                 self._give_slot(envelope, slot)
 
     # -- 3 to 9, on this thread (a runner thread) ---------------------------------------------
 
-    def carry(self, taken: Taken, still_ours: Callable[[], bool] = lambda: True) -> None:
-        """`carry_async` for a sync job on a runner thread. Once `still_ours` is False (the
-        grace period ran out, the delivery was handed back), the run is stored, not acked."""
+    def carry(self, taken: Taken) -> None:
+        """`carry_async` for a sync job on a runner thread. A run that ends once the runner
+        threads' late jobs were handed back (`abandon_late_runs`) is stored, not acked."""
         queue, job = taken.queue, taken.job
+        assert job is not None
         try:
             outcome = job if isinstance(job, Outcome) else self._run(job)
             while queue.ordered and outcome.kind.policy.holds_its_order:  # 6
-                self._held(queue.queue, outcome)
+                self._tell(queue.queue, outcome)
                 assert outcome.envelope.run_at is not None
                 if not self.waits.until(outcome.envelope.run_at):
                     raise RuntimeError("stopping: an ordered job's retry goes back")
                 outcome = self._run(outcome.envelope)
-            stored = self.store(queue.queue, taken.delivery, outcome)
+            stored = self.store(queue.queue, taken, outcome)
             if stored is not None:
                 stored.result()
-            if still_ours():
-                self._acknowledge(queue, taken.message, taken.delivery)
-                for told in self._telling:  # 9
+            if not self._late_runs_abandoned:
+                self._acknowledge(queue, taken.message, taken.message_id)
+                telling = self._telling  # 9, as in carry_async
+                for told in telling.every:
                     told(queue.queue, outcome)
+                if telling.concerned and telling.asked(outcome.envelope) != telling.unset:
+                    self._tell_concerned(queue.queue, outcome)
         except Exception:
             log.exception("could not settle a job; it will be delivered again", queue=queue.queue)
             queue.give_back(taken.message)
@@ -270,6 +296,11 @@ class Pipeline:
             if slot is not None:
                 self._give_slot(envelope, slot)
 
+    def abandon_late_runs(self) -> None:
+        """The grace period ran out and the jobs still running were handed back: a sync run
+        (a thread cannot be stopped) that ends later must not be acknowledged."""
+        self._late_runs_abandoned = True
+
     # -- the stages both share ----------------------------------------------------------------
 
     def _waited(self, envelope: Envelope, slot: Any) -> Outcome | None:
@@ -289,30 +320,48 @@ class Pipeline:
                 "could not give back a slot", limit_key=envelope.limit_key, error=error_text(exc)
             )
 
-    def store(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:  # 7
+    def store(self, queue: str, delivery: Received, outcome: Outcome) -> Future[None] | None:  # 7
         """What replaces the message and what follows from it; the future completes once the
         broker has it all. None when nothing needs storing."""
         replaced = self.settler.store(queue, delivery, outcome)
+        stage = self._following_up
+        follow_ups = stage.every
+        if stage.concerned and stage.asked(outcome.envelope) != stage.unset:
+            follow_ups += stage.concerned
+        if not follow_ups:
+            return replaced
         stored = [] if replaced is None else [replaced]
-        for follow_up in self._following_up:
+        for follow_up in follow_ups:
             stored += follow_up(outcome)
         return None if not stored else stored[0] if len(stored) == 1 else all_stored(stored)
 
     def _acknowledge(
-        self, queue: QueueFeed, message: pulsar.Message, delivery: Delivery | None = None
+        self, queue: QueueFeed, message: pulsar.Message, message_id: str | None = None
     ) -> None:  # 8
-        if delivery is not None:  # remembered: the broker may deliver it again
+        if message_id is not None:  # remembered: the broker may deliver it again
             # From any runner thread without a lock: each step is one call into C, whole under
             # the GIL; two runners past the limit at once forget one more.
             settled = self._settled
-            settled[delivery.message_id] = None
+            settled[message_id] = None
             if len(settled) > RECENTLY_SETTLED:
                 settled.popitem(last=False)
         queue.consumer.acknowledge(message)
         if queue.ordered:
             queue.done(message)  # the key's next job may run
 
-    def _held(self, queue: str, outcome: Outcome) -> None:
-        """A job held in place is told as if it went to the retry topic (6)."""
-        for told in self._telling:
+    def _tell(self, queue: str, outcome: Outcome) -> None:  # 9
+        """Each step hears the verdict; one held in place as if it went to the retry topic."""
+        stage = self._telling
+        for told in stage.every:
             told(queue, outcome)
+        if stage.concerned and stage.asked(outcome.envelope) != stage.unset:
+            self._tell_concerned(queue, outcome)
+
+    def _tell_concerned(self, queue: str, outcome: Outcome) -> None:
+        for told in self._telling.concerned:
+            told(queue, outcome)
+
+
+async def _ready(outcome: Outcome) -> Outcome:
+    """A verdict given before the run, as an awaitable (rare: most jobs run)."""
+    return outcome

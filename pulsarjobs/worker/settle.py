@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import cast
+from typing import Protocol, cast
 
 from pulsarjobs.app_view import AppView
 from pulsarjobs.transport.connection import Acks
@@ -23,11 +23,22 @@ from pulsarjobs.workflows import chains
 
 @immutable
 class Delivery:
-    """What settling needs of a received message (a Pulsar message, or one in memory)."""
+    """A received message, as settling needs it (a Pulsar message, or one in memory)."""
 
     topic: str
     message_id: str
     data: bytes
+
+
+class Received(Protocol):
+    """What settling reads of a received message: a Delivery, or the pipeline's Taken."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
 
 
 class Settler:
@@ -35,7 +46,7 @@ class Settler:
         self.app = app
         self.topics = topics  # of a queue, by its name
 
-    def store(self, queue: str, delivery: Delivery, outcome: Outcome) -> Future[None] | None:
+    def store(self, queue: str, delivery: Received, outcome: Outcome) -> Future[None] | None:
         """Publish what replaces the message, as its verdict says: a retry, a dead letter; None
         when nothing replaces it."""
         publishes = outcome.kind.policy.publishes
@@ -63,7 +74,7 @@ def all_stored(futures: list[Future[None]]) -> Future[None]:
     return acks.stored
 
 
-def dead_letter_properties(delivery: Delivery, outcome: Outcome) -> dict[str, str]:
+def dead_letter_properties(delivery: Received, outcome: Outcome) -> dict[str, str]:
     error, chain = outcome.envelope.last_error, outcome.envelope.chain
     properties = {
         "pulsarjobs-reason": outcome.reason

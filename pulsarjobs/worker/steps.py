@@ -15,9 +15,10 @@ each stage, are `worker_steps()`; the in-memory TestRunner adds its own recorder
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import Any, ClassVar, Protocol
+from operator import attrgetter
+from typing import ClassVar, Protocol
 
 from pulsarjobs.app_view import AppView
 from pulsarjobs.transport.topics import results_topic
@@ -34,10 +35,19 @@ from pulsarjobs.workflows.chains import next_link
 NOTHING: tuple[Future[None], ...] = ()
 
 
-class Step:
-    """A feature on the pipeline."""
+class Named(Protocol):
+    """Anything with a name and some of Step's hooks is a step (WorkerStats counts at `told`)."""
 
     name: ClassVar[str]
+
+
+class Step:
+    """A feature on the pipeline: it defines the hooks of the stages it takes part in."""
+
+    name: ClassVar[str]
+    # The envelope fields it is about: at `follow_ups` and `told`, it is called only for the
+    # jobs that set one of them (most jobs set none: one look skips them all). (): every job.
+    concerns: ClassVar[tuple[str, ...]] = ()
 
     def judge(self, envelope: Envelope) -> Outcome | None:
         return None
@@ -50,10 +60,6 @@ class Step:
 
     def told(self, queue: str, outcome: Outcome) -> None:
         return None
-
-    @classmethod
-    def takes_part_in(cls, stage: str) -> bool:
-        return getattr(cls, stage) is not getattr(Step, stage)
 
 
 class AfterCrashes(Step):
@@ -90,6 +96,7 @@ class KeptResults(Step):
     """A job over keeps its result, if it asked to; a chain that stopped keeps the chain's."""
 
     name = "results"
+    concerns = ("keep_result", "chain")
 
     def __init__(self, app: AppView, worker: str) -> None:
         self.app = app
@@ -113,6 +120,7 @@ class ChainLinks(Step):
     """A chain link that succeeded enqueues the next, with its value passed on."""
 
     name = "chains"
+    concerns = ("chain",)
 
     def __init__(self, app: AppView) -> None:
         self.app = app
@@ -129,6 +137,7 @@ class BatchEvents(Step):
     """A job of a batch that is over tells its batch (batch_tracker.py counts it)."""
 
     name = "batches"
+    concerns = ("batch_id",)
 
     def __init__(self, app: AppView) -> None:
         self.app = app
@@ -140,18 +149,6 @@ class BatchEvents(Step):
         return NOTHING if told is None else (told,)
 
 
-class Counting(Step):
-    """The worker's counters (WorkerStats), as heartbeats and its last log line report them."""
-
-    name = "counters"
-
-    def __init__(self, stats: WorkerStats) -> None:
-        self.stats = stats
-
-    def told(self, queue: str, outcome: Outcome) -> None:
-        self.stats.count(outcome.kind)
-
-
 class KeyKeeper(Protocol):
     def settled(self, outcome: Outcome) -> None: ...  # gives the key back, unless still kept
 
@@ -160,6 +157,7 @@ class UniqueKeysBack(Step):
     """A unique job's key is given back once the job no longer keeps it (after the ack)."""
 
     name = "unique keys"
+    concerns = ("unique_key",)
 
     def __init__(self, flow: KeyKeeper) -> None:
         self.flow = flow
@@ -177,20 +175,42 @@ def worker_steps(
     flow: WorkerFlow | None,
     metrics: WorkerMetrics | None = None,
     crashes: CrashGuard | None = None,
-) -> list[Step]:
+) -> list[Named]:
     """A worker's steps, in order. Tracing and users' middleware are hooks around the run
     itself (middleware.py), not steps."""
-    steps: list[Step] = []
+    steps: list[Named] = []
     if crashes is not None:
         steps.append(AfterCrashes(judge, crashes))
     if metrics is not None:
         steps.append(Metrics(metrics))
-    steps += [KeptResults(app, worker), ChainLinks(app), BatchEvents(app), Counting(stats)]
+    steps += [KeptResults(app, worker), ChainLinks(app), BatchEvents(app), stats]
     if flow is not None:
         steps.append(UniqueKeysBack(flow))
     return steps
 
 
-def at_stage(steps: Sequence[Step], stage: str) -> tuple[Callable[..., Any], ...]:
-    """The steps taking part in `stage`, as their bound hooks, in order."""
-    return tuple(getattr(step, stage) for step in steps if step.takes_part_in(stage))
+class Stage:
+    """A stage's hooks: `every` job's, in order, then the `concerned` steps' — for a job that
+    sets one of their fields, which `asked(envelope) != unset` says in one look."""
+
+    __slots__ = ("asked", "concerned", "every", "unset")
+
+    def __init__(self, steps: Sequence[Named], stage: str) -> None:
+        taking_part = [step for step in steps if takes_part(step, stage)]
+        every = [step for step in taking_part if not concerns(step)]
+        self.every = tuple(getattr(step, stage) for step in every)
+        self.concerned = tuple(getattr(step, stage) for step in taking_part if concerns(step))
+        fields = sorted({field for step in taking_part for field in concerns(step)})
+        self.asked = attrgetter(*fields) if fields else attrgetter("__class__")
+        # attrgetter gives a tuple for several fields, the value itself for one
+        self.unset: object = (None,) * len(fields) if len(fields) > 1 else None
+
+
+def takes_part(step: Named, stage: str) -> bool:
+    """Whether the step defines its own hook for `stage` (a Step's defaults do nothing)."""
+    hook = getattr(type(step), stage, None)
+    return hook is not None and hook is not getattr(Step, stage)
+
+
+def concerns(step: Named) -> tuple[str, ...]:
+    return getattr(step, "concerns", ())

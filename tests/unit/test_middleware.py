@@ -94,12 +94,12 @@ def test_with_no_middleware_listening_a_run_is_the_job_alone_in_its_own_context(
         executor = JobExecutor(app, judge, current, threads)
         sync_envelope = Envelope(id="s1", type="sync_job", queue="default")
         async_envelope = Envelope(id="a1", type="async_job", queue="default")
-        sync_work = judge.work(sync_envelope)
+        sync_work = judge.before(sync_envelope)
         assert isinstance(sync_work, functools.partial)
         assert executor.run_here(sync_work, sync_envelope).value == "sync s1"
-        async_run = executor.run(judge.work(async_envelope), async_envelope, None)  # type: ignore[arg-type]
+        async_run = executor.run(judge.before(async_envelope), async_envelope, None)  # type: ignore[arg-type]
         assert asyncio.run(async_run).value == "async a1"
-        pooled = executor.run(judge.work(sync_envelope), sync_envelope, None)  # type: ignore[arg-type]
+        pooled = executor.run(judge.before(sync_envelope), sync_envelope, None)  # type: ignore[arg-type]
         assert asyncio.run(pooled).value == "sync s1"  # on the pool
     assert current.now == {}
 

@@ -115,7 +115,7 @@ def test_a_running_async_job_is_stopped_by_its_cancel(app: App) -> None:
     envelope = Envelope(id="j1", type="wait_long", queue="default", created_at=utc_now())
 
     async def scenario() -> str:
-        work = executor.judge.work(envelope)
+        work = executor.judge.before(envelope)
         assert not isinstance(work, Outcome)
         run = asyncio.ensure_future(executor.run(work, envelope, None))
         await asyncio.to_thread(begun.wait, 5)
@@ -138,7 +138,7 @@ def test_a_running_sync_job_cancelled_has_its_failure_discarded(app: App) -> Non
 
     executor = executor_for(app)
     envelope = Envelope(id="j2", type="fails_after_cancel", queue="default", created_at=utc_now())
-    work = executor.judge.work(envelope)
+    work = executor.judge.before(envelope)
     assert isinstance(work, functools.partial)
 
     def cancel_once_begun() -> None:

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pulsarjobs.operations.control import CommandMessage
+from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.heartbeat import Heartbeat, rss_bytes
-from pulsarjobs.wire.verdicts import Verdict
+from pulsarjobs.wire.verdicts import Outcome, Verdict
 from pulsarjobs.worker._stats import WorkerStats
 
 NOW = datetime(2027, 1, 4, 12, tzinfo=UTC)
@@ -75,7 +76,7 @@ def test_worker_stats_count_processed_and_failed_runs() -> None:
 def test_worker_stats_count_each_verdict_under_its_name() -> None:
     stats = WorkerStats()
     for verdict in Verdict:
-        stats.count(verdict)
+        stats.told("default", Outcome(verdict, Envelope(id="j", type="t", queue="default")))
     stats.count_duplicate()
     assert stats.as_dict() == {
         "done": 1,
