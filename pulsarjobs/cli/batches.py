@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from pulsarjobs.cli.context import inspecting
-from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
+from pulsarjobs.cli.output import AsJson, fail, print_json, print_table, reports_errors
 from pulsarjobs.workflows.batch_state import BatchProgress
 
 app = typer.Typer(help="Batches of jobs: their progress and callbacks.")
@@ -30,14 +29,10 @@ def list_batches(ctx: typer.Context, as_json: AsJson = False) -> None:
     if as_json:
         print_json([batch.as_dict() for batch in batches])
         return
-    table = Table(title="Batches")
-    for column in COLUMNS:
-        table.add_column(column, justify="right" if column in COLUMNS[3:7] else "left")
-    for batch in batches:
-        table.add_row(*row(batch))
-    if not batches:
-        table.caption = "no batches"
-    console.print(table)
+    rows = [row(batch) for batch in batches]
+    caption = None if batches else "no batches"
+    wraps, right = {"description"}, COLUMNS[3:7]
+    print_table(console, "Batches", COLUMNS, rows, wraps=wraps, right=right, caption=caption)
 
 
 @app.command("list")

@@ -9,10 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from pulsarjobs.cli.context import inspecting
-from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
+from pulsarjobs.cli.output import AsJson, fail, print_json, print_table, reports_errors
 from pulsarjobs.clock import utc_now
 from pulsarjobs.operations import replay as moves
 from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
@@ -65,18 +64,19 @@ def list_letters(
     if as_json:
         print_json(letters)
         return
-    table = Table(title=f"Dead letters of {queue}: {len(letters)} shown of {total}")
-    for column in ("job id", "type", "attempts", "dead since", "error"):
-        table.add_column(column, overflow="fold")
-    for letter in letters:
-        table.add_row(
+    rows = [
+        (
             letter.job_id,
             letter.job_type or "-",
             str(letter.attempts or "-"),
             letter.dead_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
             letter.error or letter.reason,
         )
-    console.print(table)
+        for letter in letters
+    ]
+    title = f"Dead letters of {queue}: {len(letters)} shown of {total}"
+    columns = ("job id", "type", "attempts", "dead since", "error")
+    print_table(console, title, columns, rows, wraps={"dead since", "error"})
 
 
 @app.command()

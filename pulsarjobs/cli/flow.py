@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from pulsarjobs.cli.context import inspecting
-from pulsarjobs.cli.output import AsJson, print_json, reports_errors
+from pulsarjobs.cli.output import AsJson, print_json, print_table, reports_errors
 from pulsarjobs.flow.rates import set_rate_limit
 from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.operations.flow_report import FlowReport, flow_report, rate_limits
@@ -61,26 +60,26 @@ def parse_rate(text: str) -> int:
 
 
 def show(report: FlowReport) -> None:
-    limits = Table(title="Limits")
-    for column in ("kind", "of", "limit"):
-        limits.add_column(column)
+    limits: list[tuple[str, str, str]] = []
     for queue, per_second in sorted(report.rate_limits.items()):
-        limits.add_row("rate", f"queue {queue}", f"{per_second}/s")
+        limits.append(("rate", f"queue {queue}", f"{per_second}/s"))
     for key, per_second in sorted(report.key_rate_limits.items()):
-        limits.add_row("rate", key, f"{per_second}/s")
+        limits.append(("rate", key, f"{per_second}/s"))
     for key, at_once in sorted(report.concurrency_limits.items()):
-        limits.add_row("concurrency", key, f"{at_once} at once")
-    if not limits.row_count:
-        limits.caption = "no limits"
+        limits.append(("concurrency", key, f"{at_once} at once"))
+    caption = None
+    if not limits:
+        caption = "no limits"
     elif report.held_by_limit:
-        limits.caption = f"{report.held_by_limit} jobs wait for a concurrency slot"
-    console.print(limits)
-    held = Table(title=f"Unique keys held: {report.unique_held}")
-    for column in ("key", "job", "type", "queue", "until"):
-        held.add_column(column)
+        caption = f"{report.held_by_limit} jobs wait for a concurrency slot"
+    print_table(console, "Limits", ("kind", "of", "limit"), limits, caption=caption)
+    held = []
     for hold in report.unique_keys:
         until = hold.expires_at.isoformat(timespec="seconds")
-        held.add_row(hold.key, hold.job_id, hold.type, hold.queue, until)
+        held.append((hold.key, hold.job_id, hold.type, hold.queue, until))
+    caption = None
     if report.unique_held > len(report.unique_keys):
-        held.caption = f"the {len(report.unique_keys)} soonest to expire"
-    console.print(held)
+        caption = f"the {len(report.unique_keys)} soonest to expire"
+    title = f"Unique keys held: {report.unique_held}"
+    columns = ("key", "job", "type", "queue", "until")
+    print_table(console, title, columns, held, wraps={"until"}, caption=caption)

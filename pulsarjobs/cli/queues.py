@@ -8,12 +8,11 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.table import Table
 
 from pulsarjobs.cli.context import inspecting
-from pulsarjobs.cli.output import AsJson, print_json, reports_errors
+from pulsarjobs.cli.output import AsJson, print_json, reports_errors, table
 from pulsarjobs.operations.durations import parse_duration, parse_size
 from pulsarjobs.operations.inspector import Inspector, QueueStats
 from pulsarjobs.operations.pauses import pause, resume
@@ -145,17 +144,12 @@ def watch_queues(inspector: Inspector, interval: float) -> None:
             pass
 
 
-def queue_table(inspector: Inspector) -> Table:
+def queue_table(inspector: Inspector) -> RenderableType:
     settings = inspector.settings
     title = f"Queues of {settings.full_namespace}, subscription {settings.subscription}"
-    table = Table(title=title)
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column == "queue" else "right")
-    for queue in inspector.queues():
-        table.add_row(*row(queue))
-    if not table.row_count:
-        table.caption = "no queues yet: they appear with their first job"
-    return table
+    rows = [row(queue) for queue in inspector.queues()]
+    caption = None if rows else "no queues yet: they appear with their first job"
+    return table(console, title, COLUMNS, rows, right=COLUMNS[1:], caption=caption)
 
 
 def row(queue: QueueStats) -> tuple[str, ...]:

@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from pulsarjobs.cli.context import setting_overrides
-from pulsarjobs.cli.output import print_json, reports_errors
+from pulsarjobs.cli.output import print_json, print_table, reports_errors
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
 from pulsarjobs.scheduling.scheduler import Scheduler, last_ticks
@@ -53,12 +52,10 @@ def list_schedules(
     if as_json:
         print_json(statuses)
         return
-    table = Table(title="Schedules")
-    for column in ("schedule", "cron", "tz", "job", "missed", "next runs", "last tick"):
-        table.add_column(column)
-    for status in statuses:
-        table.add_row(
-            status.schedule, status.cron, status.tz, status.job, status.missed,
-            "\n".join(status.next), status.last_tick or "never",
-        )  # fmt: skip
-    Console().print(table)
+    rows = [
+        (status.schedule, status.cron, status.tz, status.job, status.missed,
+         "\n".join(status.next), status.last_tick or "never")
+        for status in statuses
+    ]  # fmt: skip
+    columns = ("schedule", "cron", "tz", "job", "missed", "next runs", "last tick")
+    print_table(Console(), "Schedules", columns, rows, wraps=columns[5:])

@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from pulsarjobs.cli.context import inspecting
-from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
+from pulsarjobs.cli.output import AsJson, fail, print_json, print_table, reports_errors
 from pulsarjobs.transport.topic_stats import TopicStats
 
 app = typer.Typer(no_args_is_help=True, help="The topics of the namespace.")
@@ -30,12 +29,8 @@ def list_topics(ctx: typer.Context, as_json: AsJson = False) -> None:
     if as_json:
         print_json(topics)
         return
-    table = Table(title=f"Topics of {namespace}")
-    for column in ("name", "kind", "partitions"):
-        table.add_column(column)
-    for topic in topics:
-        table.add_row(topic.name, topic.kind, str(topic.partitions or "-"))
-    console.print(table)
+    rows = [(topic.name, topic.kind, str(topic.partitions or "-")) for topic in topics]
+    print_table(console, f"Topics of {namespace}", ("name", "kind", "partitions"), rows)
 
 
 @app.command()
@@ -90,20 +85,13 @@ def stats(ctx: typer.Context, name: TopicName, as_json: AsJson = False) -> None:
         f"storage {found.storage_bytes} B  de-duplication {found.deduplication}",
         highlight=False,
     )
-    table = Table(title="Subscriptions")
-    for column in ("subscription", "type", "backlog", "unacked", "delayed", "consumers", "out/s"):
-        table.add_column(column, justify="left" if column in ("subscription", "type") else "right")
-    for sub in found.subscriptions:
-        table.add_row(
-            sub.name,
-            sub.type,
-            str(sub.backlog),
-            str(sub.unacked),
-            str(sub.delayed),
-            str(sub.consumers),
-            f"{sub.rate_out:.1f}",
-        )
-    console.print(table)
+    columns = ("subscription", "type", "backlog", "unacked", "delayed", "consumers", "out/s")
+    rows = [
+        (sub.name, sub.type, str(sub.backlog), str(sub.unacked), str(sub.delayed),
+         str(sub.consumers), f"{sub.rate_out:.1f}")
+        for sub in found.subscriptions
+    ]  # fmt: skip
+    print_table(console, "Subscriptions", columns, rows, right=columns[2:])
 
 
 def refuse_if_busy(stats: TopicStats) -> None:

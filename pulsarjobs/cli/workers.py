@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from pulsarjobs.cli.context import inspecting
-from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
+from pulsarjobs.cli.output import AsJson, fail, print_json, print_table, reports_errors
 from pulsarjobs.cli.queues import age
 from pulsarjobs.operations.control import Command, tell
 from pulsarjobs.operations.inspector import WorkerStatus
@@ -27,6 +26,7 @@ Wait = Annotated[
     typer.Option(min=0, help="Seconds to wait for the worker to confirm; 0: do not wait."),
 ]
 STATE_STYLE = {"running": "green", "quiet": "yellow", "stopping": "yellow", "gone": "red"}
+COLUMNS = ("worker", "state", "queues", "busy", "processed", "failed", "memory", "seen")
 
 
 @app.callback(invoke_without_command=True)
@@ -46,29 +46,9 @@ def list_workers(
     if as_json:
         print_json(workers)
         return
-    table = Table(title="Workers")
-    for column in ("worker", "state", "queues", "busy", "processed", "failed", "memory", "seen"):
-        table.add_column(
-            column,
-            justify="right"
-            if column in ("busy", "processed", "failed", "memory", "seen")
-            else "left",
-        )
-    for worker in workers:
-        style = STATE_STYLE.get(worker.state, "dim")
-        table.add_row(
-            worker.worker,
-            f"[{style}]{worker.state}[/]",
-            ",".join(worker.queues),
-            f"{worker.busy}/{worker.concurrency}",
-            str(worker.processed),
-            str(worker.failed),
-            f"{worker.rss_bytes / 2**20:.0f} MB" if worker.rss_bytes else "-",
-            f"{age(worker.silent_seconds)} ago",
-        )
-    if not workers:
-        table.caption = "no workers running"
-    console.print(table)
+    rows = [row(worker) for worker in workers]
+    caption = None if workers else "no workers running"
+    print_table(console, "Workers", COLUMNS, rows, right=COLUMNS[3:], caption=caption)
 
 
 @app.command()
@@ -83,6 +63,20 @@ def quiet(ctx: typer.Context, worker_id: WorkerId, wait: Wait = 15.0) -> None:
 def stop(ctx: typer.Context, worker_id: WorkerId, wait: Wait = 15.0) -> None:
     """Ask a worker to shut down gracefully, as SIGTERM would."""
     command_worker(ctx, worker_id, "stop", wait)
+
+
+def row(worker: WorkerStatus) -> tuple[str, ...]:
+    style = STATE_STYLE.get(worker.state, "dim")
+    return (
+        worker.worker,
+        f"[{style}]{worker.state}[/]",
+        ",".join(worker.queues),
+        f"{worker.busy}/{worker.concurrency}",
+        str(worker.processed),
+        str(worker.failed),
+        f"{worker.rss_bytes / 2**20:.0f} MB" if worker.rss_bytes else "-",
+        f"{age(worker.silent_seconds)} ago",
+    )
 
 
 def command_worker(ctx: typer.Context, worker_id: str, command: Command, wait: float) -> None:
