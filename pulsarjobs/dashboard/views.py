@@ -20,6 +20,7 @@ from pulsarjobs.operations.durations import parse_since
 from pulsarjobs.operations.retention import KEPT_FOREVER
 from pulsarjobs.scheduling.leader import scheduler_leader
 from pulsarjobs.scheduling.schedules import recorded_ticks, schedule_statuses
+from pulsarjobs.scheduling.scope import schedules_scope
 from pulsarjobs.transport.backlog import Position, parse_position
 from pulsarjobs.transport.topics import check_queue_name
 from pulsarjobs.worker.progress import last_progress
@@ -130,7 +131,9 @@ def cron(request: Request, dash: Dashboard) -> Context:
     return {
         "schedules": schedule_statuses(app, NEXT_RUNS, ticks) if app is not None else None,
         "last_ticks": ticks,
-        "leader": scheduler_leader(inspector.admin, dash.settings),
+        "leader": scheduler_leader(
+            inspector.admin, dash.settings, schedules_scope(app) if app is not None else None
+        ),
         "now": utc_now(),
     }
 

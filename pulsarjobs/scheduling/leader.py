@@ -1,5 +1,5 @@
-"""Which scheduler leads a namespace's schedules: the holder of the leader topic's exclusive
-producer, as the broker's statistics show it."""
+"""Which scheduler leads a scope's schedules (scope.py): the holder of its leader topic's
+exclusive producer, as the broker's statistics show it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from pulsarjobs.errors import NotFound
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
-from pulsarjobs.transport.topics import scheduler_leader_topic
+from pulsarjobs.transport.topics import is_scheduler_leader_topic, scheduler_leader_topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +22,22 @@ class Leader:
     client_version: str
 
 
-def scheduler_leader(admin: Admin, settings: Settings) -> Leader | None:
-    """The leading scheduler; None when no scheduler runs (or none ever ran)."""
+def scheduler_leader(admin: Admin, settings: Settings, scope: str | None = None) -> Leader | None:
+    """The scheduler leading the schedules of `scope`, or with no scope the first found of any
+    scope in the namespace; None when no scheduler runs (or none ever ran)."""
+    if scope is not None:
+        return topic_leader(admin, scheduler_leader_topic(settings, scope))
+    for topic in sorted(admin.topics(settings.full_namespace)):
+        leader = topic_leader(admin, topic) if is_scheduler_leader_topic(topic) else None
+        if leader is not None:
+            return leader
+    return None
+
+
+def topic_leader(admin: Admin, topic: str) -> Leader | None:
+    """The holder of a leader topic's exclusive producer."""
     try:
-        stats = admin.stats(scheduler_leader_topic(settings))
+        stats = admin.stats(topic)
     except NotFound:
         return None
     for publisher in stats.get("publishers", []):

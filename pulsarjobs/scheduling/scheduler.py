@@ -1,14 +1,18 @@
 """The periodic-job scheduler: run as many as you like, exactly one enqueues each tick.
 
-Leadership: every scheduler asks for an exclusive producer on the namespace's leader topic
-(WaitForExclusive). The broker grants it to one process, queues the others, and passes it on the
-moment the leader's connection drops, a crash included.
+Leadership: every scheduler asks for an exclusive producer on its scope's leader topic
+(WaitForExclusive). The scope is a digest of the app's schedules (scope.py): the replicas of an
+app share it, apps with other schedules in the namespace have their own. The broker grants it to
+one process, queues the others, and passes it on the moment the leader's connection drops, a
+crash included.
 
 Exactly once per tick: the leader publishes a schedule's ticks through a producer named after
-the schedule, with the tick's time in ms as sequence id, to a queue topic with de-duplication on.
-The broker drops a tick at or before the last one it stored for that name, so a new leader cannot
-publish a tick twice; and the broker tells it where the last leader stopped (the producer's last
-sequence id), so it knows which ticks were missed.
+the schedule's ticks (scope.py), with the tick's time in ms as sequence id, to a queue topic with
+de-duplication on. The broker drops a tick at or before the last one it stored for that name, so
+a new leader cannot publish a tick twice; and the broker tells it where the last leader stopped
+(the producer's last sequence id), so it knows which ticks were missed. The broker grants a
+producer name to one connection at a time: a schedule whose producer another scheduler holds
+(another app that declares it too) is left to that one, and taken over when it lets go.
 """
 
 from __future__ import annotations
@@ -18,23 +22,29 @@ import os
 import signal
 import socket
 import threading
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Protocol
 
 import pulsar
 import structlog
 
-from pulsarjobs.app_view import AppView
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.errors import BrokerError, PulsarJobsError
 from pulsarjobs.logs import error_text
 from pulsarjobs.scheduling.cron import Schedule
 from pulsarjobs.scheduling.leader import scheduler_leader
+from pulsarjobs.scheduling.scope import SchedulingApp, schedule_queue, schedules_scope, tick_keys
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.schema_registry import pulsar_schema
-from pulsarjobs.transport.topics import scheduler_leader_topic, scheduler_ticks_topic, topics_for
+from pulsarjobs.transport.topics import (
+    cron_producer_name,
+    scheduler_leader_topic,
+    scheduler_ticks_topic,
+    topics_for,
+)
 from pulsarjobs.wire.envelope import encode
 
 log = structlog.get_logger("pulsarjobs.scheduler")
@@ -51,11 +61,13 @@ def tick_from_sequence(sequence: int) -> datetime | None:
     return datetime.fromtimestamp(sequence / 1000, UTC) if sequence >= 0 else None
 
 
-class SchedulingApp(AppView, Protocol):
-    """What the scheduler and the schedules' status use of the App beyond what the worker does."""
+@dataclass(slots=True)
+class Ticking:
+    """A schedule the leader enqueues the ticks of: through `publisher`, all up to `done`."""
 
-    @property
-    def schedules(self) -> dict[str, Schedule]: ...
+    schedule: Schedule
+    publisher: pulsar.Producer
+    done: datetime
 
 
 class Scheduler:
@@ -69,7 +81,10 @@ class Scheduler:
         self.leading = threading.Event()
         self._enqueueing = threading.Lock()  # held while a tick's job and record are written
         self._standing_behind: str | None = None  # the leader's address, once said
-        self.leader_topic = scheduler_leader_topic(app.settings)
+        self._held_elsewhere: set[str] = set()  # schedules another scheduler ticks, once said
+        self.tick_keys = tick_keys(app)
+        self.scope = schedules_scope(app)
+        self.leader_topic = scheduler_leader_topic(app.settings, self.scope)
         self.ticks_topic = scheduler_ticks_topic(app.settings)
 
     def run(self) -> None:
@@ -118,7 +133,7 @@ class Scheduler:
         said once per leader; with no leader, the broker is what failed."""
         try:
             with Admin.of(self.app.settings, timeout=5.0) as admin:
-                leader = scheduler_leader(admin, self.app.settings)
+                leader = scheduler_leader(admin, self.app.settings, self.scope)
         except PulsarJobsError as exc:
             leader, timeout = None, exc
         if leader is None:
@@ -128,8 +143,8 @@ class Scheduler:
         if leader.address != self._standing_behind:
             self._standing_behind = leader.address
             since = leader.connected_since.isoformat() if leader.connected_since else None
-            log.info("standing by: another scheduler leads this namespace's schedules",
-                     scheduler=self.name, leader=leader.address, leading_since=since)  # fmt: skip
+            log.info("standing by: another scheduler leads these schedules", scheduler=self.name,
+                     scope=self.scope, leader=leader.address, leading_since=since)  # fmt: skip
 
     def _serve_once(self) -> None:
         client = self.app.connection.client
@@ -139,7 +154,8 @@ class Scheduler:
             access_mode=pulsar.ProducerAccessMode.WaitForExclusive,
         )
         try:
-            log.info("leading: this scheduler enqueues the ticks", scheduler=self.name)
+            log.info("leading: this scheduler enqueues the ticks", scheduler=self.name,
+                     scope=self.scope)  # fmt: skip
             self.leading.set()
             self._standing_behind = None
             self._lead(client, leader)
@@ -147,45 +163,77 @@ class Scheduler:
             leader.close()
 
     def _lead(self, client: pulsar.Client, leader: pulsar.Producer) -> None:
-        publishers = {
-            name: self._tick_publisher(client, s) for name, s in self.app.schedules.items()
-        }
         ticks = client.create_producer(self.ticks_topic)
-        last: dict[str, datetime] = {}
-        now = self.clock()
-        for name, schedule in self.app.schedules.items():
-            previous = tick_from_sequence(publishers[name].last_sequence_id())
-            for tick in schedule.due(previous, now):
-                self._publish(schedule, publishers[name], ticks, tick)
-            last[name] = max(previous, now) if previous else now
+        ticking: dict[str, Ticking] = {}
+        untaken = dict.fromkeys(self.app.schedules, 0.0)  # when to try for them (monotonic)
+        prepared: set[str] = set()  # the queue topics made ready for ticks
         try:
             while not self.stopping.is_set() and leader.is_connected():
+                self._take(client, ticks, untaken, ticking, prepared)
                 now = self.clock()
-                for name, schedule in self.app.schedules.items():
-                    for tick in schedule.ticks(last[name], now):
-                        self._publish(schedule, publishers[name], ticks, tick)
-                    last[name] = max(last[name], now)
-                upcoming = [s.next_tick(last[n]) for n, s in self.app.schedules.items()]
+                for held in ticking.values():
+                    for tick in held.schedule.ticks(held.done, now):
+                        self._publish(held.schedule, held.publisher, ticks, tick)
+                    held.done = max(held.done, now)
+                upcoming = [held.schedule.next_tick(held.done) for held in ticking.values()]
                 wait = (min(upcoming) - self.clock()).total_seconds() if upcoming else 1.0
                 self.stopping.wait(min(max(wait, 0.0), 1.0))
         finally:
             ticks.close()
-            for publisher in publishers.values():
-                publisher.close()
+            for held in ticking.values():
+                held.publisher.close()
 
-    def _tick_publisher(self, client: pulsar.Client, schedule: Schedule) -> pulsar.Producer:
-        queue = self.app.envelope(schedule.call(self.clock())).queue
-        topic = topics_for(self.app.settings, queue).jobs
-        self.app.connection.prepare_queue(topic, self.app.settings.subscription)
-        with Admin.of(self.app.settings) as admin:
-            admin.enable_deduplication(topic)
-            wait_for_deduplication(admin, topic, self.stopping)
-        return client.create_producer(
-            topic,
-            producer_name=f"pulsarjobs-cron-{schedule.name}",
-            schema=pulsar_schema(),
-            batching_enabled=False,
-        )
+    def _take(
+        self,
+        client: pulsar.Client,
+        ticks: pulsar.Producer,
+        untaken: dict[str, float],
+        ticking: dict[str, Ticking],
+        prepared: set[str],
+    ) -> None:
+        """Take the schedules no other scheduler ticks, each with the ticks it missed (the
+        broker says which it enqueued last); try again later for the others."""
+        for name, when in list(untaken.items()):
+            if time.monotonic() < when or self.stopping.is_set():
+                continue
+            schedule = self.app.schedules[name]
+            publisher = self._tick_publisher(client, schedule, prepared)
+            if publisher is None:
+                untaken[name] = time.monotonic() + RETRY_SECONDS
+                continue
+            del untaken[name]
+            now = self.clock()
+            previous = tick_from_sequence(publisher.last_sequence_id())
+            for tick in schedule.due(previous, now):
+                self._publish(schedule, publisher, ticks, tick)
+            ticking[name] = Ticking(schedule, publisher, max(previous, now) if previous else now)
+
+    def _tick_publisher(
+        self, client: pulsar.Client, schedule: Schedule, prepared: set[str]
+    ) -> pulsar.Producer | None:
+        """The producer of the schedule's ticks; None while another scheduler holds it."""
+        topic = topics_for(self.app.settings, schedule_queue(self.app, schedule)).jobs
+        if topic not in prepared:
+            self.app.connection.prepare_queue(topic, self.app.settings.subscription)
+            with Admin.of(self.app.settings) as admin:
+                admin.enable_deduplication(topic)
+                wait_for_deduplication(admin, topic, self.stopping)
+            prepared.add(topic)
+        producer_name = cron_producer_name(self.tick_keys[schedule.name])
+        try:
+            producer = client.create_producer(
+                topic, producer_name=producer_name, schema=pulsar_schema(), batching_enabled=False
+            )
+        except pulsar.ProducerBusy:
+            if schedule.name not in self._held_elsewhere:
+                self._held_elsewhere.add(schedule.name)
+                log.info(
+                    "another scheduler enqueues this schedule's ticks; leaving them to it",
+                    scheduler=self.name, schedule=schedule.name, producer=producer_name,
+                )  # fmt: skip
+            return None
+        self._held_elsewhere.discard(schedule.name)
+        return producer
 
     def _publish(
         self, schedule: Schedule, publisher: pulsar.Producer, ticks: pulsar.Producer, tick: datetime
@@ -193,14 +241,15 @@ class Scheduler:
         call = schedule.call(tick)
         call = call.with_options(meta={**call.meta, SCHEDULER_META: self.name})
         envelope = self.app.hooks.before_enqueue(self.app.envelope(call))
-        record = {"tick": tick.isoformat(), "job_id": envelope.id, "scheduler": self.name}
+        record = {"tick": tick.isoformat(), "job_id": envelope.id, "scheduler": self.name,
+                  "schedule": schedule.name}  # fmt: skip
         with self._enqueueing:
             # The key keeps a schedule's ticks on one partition of a partitioned queue: the
             # broker de-duplicates a sequence per partition.
             publisher.send(
                 encode(envelope), sequence_id=tick_sequence(tick), partition_key=schedule.name
             )
-            ticks.send(json.dumps(record).encode(), partition_key=schedule.name)
+            ticks.send(json.dumps(record).encode(), partition_key=self.tick_keys[schedule.name])
         self.app.hooks.emit("after_enqueue", envelope)
         log.info("tick enqueued", schedule=schedule.name, tick=tick.isoformat(), job_id=envelope.id)
 
@@ -214,8 +263,9 @@ def wait_for_deduplication(admin: Admin, topic: str, stopping: threading.Event) 
 
 
 def last_ticks(client: pulsar.Client, settings: Settings) -> dict[str, dict[str, str]]:
-    """The last tick each schedule enqueued, as the scheduler recorded it: its tick, job id and
-    scheduler, by schedule name."""
+    """The last tick each schedule enqueued, as the scheduler recorded it: its tick, job id,
+    scheduler and schedule, by the name of the schedule's ticks (scope.py; by schedule name
+    alone for the ticks of schedulers before scopes)."""
     reader = client.create_reader(
         scheduler_ticks_topic(settings), pulsar.MessageId.earliest, is_read_compacted=True
     )

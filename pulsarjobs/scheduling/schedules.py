@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pulsar
 
 from pulsarjobs.errors import NotFound
-from pulsarjobs.scheduling.scheduler import SchedulingApp, last_ticks
+from pulsarjobs.scheduling.scheduler import last_ticks
+from pulsarjobs.scheduling.scope import SchedulingApp, tick_keys
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.topics import scheduler_ticks_topic
@@ -41,15 +42,17 @@ def recorded_ticks(
 def schedule_statuses(
     app: SchedulingApp, runs: int, last: dict[str, dict[str, str]]
 ) -> list[ScheduleStatus]:
-    """Each schedule of the app with its next `runs` runs and its last tick (`last`)."""
+    """Each schedule of the app with its next `runs` runs and its last tick (`last`: by the name
+    of its ticks, or by its own name as schedulers before scopes recorded it)."""
     now = app.clock()
+    keys = tick_keys(app)
     statuses = []
     for name, schedule in app.schedules.items():
         upcoming, tick = [], now
         for _ in range(runs):
             tick = schedule.next_tick(tick)
             upcoming.append(tick.astimezone(schedule.tz).isoformat())
-        recorded = last.get(name, {})
+        recorded = last.get(keys[name]) or last.get(name, {})
         statuses.append(
             ScheduleStatus(
                 schedule=name,

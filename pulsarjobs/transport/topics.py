@@ -27,7 +27,7 @@ KEEPER_SUBSCRIPTION = "pulsarjobs-keep"  # on marks topics; never acknowledges: 
 # The namespace's own topics, beside the queues'.
 WORKERS_TOPIC = "pulsarjobs-workers"  # compacted: each worker's latest heartbeat
 CONTROL_TOPIC = "pulsarjobs-control"  # commands to running workers
-SCHEDULER_LEADER_TOPIC = "pulsarjobs-scheduler-leader"  # its exclusive producer is the leader
+SCHEDULER_LEADER_TOPIC = "pulsarjobs-scheduler-leader"  # + "-<scope>": its exclusive producer leads
 SCHEDULER_TICKS_TOPIC = "pulsarjobs-scheduler-ticks"  # compacted: the last tick of each schedule
 PAUSED_TOPIC = "pulsarjobs-paused"  # compacted marks: the paused queues
 CANCELLED_TOPIC = "pulsarjobs-cancelled"  # compacted marks: the cancelled job ids
@@ -38,13 +38,13 @@ BATCHES_TOPIC = "pulsarjobs-batches"  # compacted: each batch's state, as its ow
 BATCH_SUBSCRIPTION = "pulsarjobs-batches"  # Key_Shared: one worker counts each batch's events
 RESULTS_TOPIC = "pulsarjobs-results"  # kept results of jobs, keyed by job id (results.py)
 SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots, one a message
+CRON_PRODUCER_PREFIX = "pulsarjobs-cron-"  # + a schedule's tick key: its ticks' producer
 
 
 # What the namespace's own topics hold, and those of a queue, by the end of their names.
 KINDS = {
     WORKERS_TOPIC: "worker heartbeats",
     CONTROL_TOPIC: "worker commands",
-    SCHEDULER_LEADER_TOPIC: "scheduler leader",
     SCHEDULER_TICKS_TOPIC: "scheduler ticks",
     PAUSED_TOPIC: "paused queues",
     CANCELLED_TOPIC: "cancelled jobs",
@@ -94,8 +94,20 @@ def control_topic(settings: Settings) -> str:
     return namespace_topic(settings, CONTROL_TOPIC)
 
 
-def scheduler_leader_topic(settings: Settings) -> str:
-    return namespace_topic(settings, SCHEDULER_LEADER_TOPIC)
+def scheduler_leader_topic(settings: Settings, scope: str) -> str:
+    """The topic whose exclusive producer leads the schedules of a scope (scheduling/scope.py)."""
+    return namespace_topic(settings, f"{SCHEDULER_LEADER_TOPIC}-{scope}")
+
+
+def is_scheduler_leader_topic(topic: str) -> bool:
+    """Whether a topic elects a scheduler leader (without a scope: one before scopes)."""
+    return topic.rsplit("/", 1)[-1].startswith(SCHEDULER_LEADER_TOPIC)
+
+
+def cron_producer_name(tick_key: str) -> str:
+    """The name of the producer that publishes a schedule's ticks, which the broker
+    de-duplicates by: the same in every scheduler that runs that schedule."""
+    return f"{CRON_PRODUCER_PREFIX}{tick_key}"
 
 
 def scheduler_ticks_topic(settings: Settings) -> str:
@@ -161,6 +173,8 @@ def topic_kind(name: str) -> str:
         return KINDS[name]
     if name.startswith(SLOTS_PREFIX):
         return "concurrency slots"
+    if is_scheduler_leader_topic(name):
+        return "scheduler leader"
     kind = next((kind for suffix, kind in SUFFIX_KINDS if name.endswith(suffix)), None)
     return kind or ("queue" if QUEUE_NAME.match(name) else "topic")
 

@@ -1,4 +1,5 @@
-"""Periodic jobs on the real broker: several schedulers, exactly one enqueue per tick."""
+"""Periodic jobs on the real broker: several schedulers, exactly one enqueue per tick, whether
+they run one app's schedules or several apps' in one namespace."""
 
 from __future__ import annotations
 
@@ -7,15 +8,28 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from pulsarjobs import App
+from pulsarjobs.scheduling.cron import SCHEDULE_META, TICK_META, Schedule
+from pulsarjobs.scheduling.scheduler import SCHEDULER_META, Scheduler
+from pulsarjobs.settings import Settings
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import Envelope, decode
-from tests.integration.helpers import read_topic, settings_env, stop_process, wait_until
+from tests.conftest import BrokerUnderTest
+from tests.integration.helpers import (
+    fresh_settings,
+    read_topic,
+    settings_env,
+    stop_process,
+    wait_until,
+)
 
 
 def start_scheduler(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -120,3 +134,123 @@ def test_a_standby_scheduler_says_whom_it_stands_behind_and_warns_of_nothing(
     said = standby_log.read_text()
     assert "lost the broker" not in said and "warning" not in said, said
     assert "leads" in said and "127.0.0.1" in said, said
+
+
+# Two apps' schedules, side by side in one namespace: (schedule name, cron line, queue) each.
+TWO_APPS = {
+    "names": {"a": ("beat_a", "* * * * * *", "clock"), "b": ("beat_b", "* * * * * *", "clock")},
+    "expressions": {"a": ("beat", "* * * * * *", "clock"), "b": ("beat", "* * * * * */2", "clock")},
+    "queues": {"a": ("beat", "* * * * * *", "clock_a"), "b": ("beat", "* * * * * *", "clock_b")},
+}
+
+
+def clock_app(settings: Settings, label: str, name: str, cron: str, queue: str) -> App:
+    """An app of its own with one schedule, whose ticks carry `label` as their argument."""
+    app = App(settings)
+
+    @app.job(name="beat", queue=queue)
+    def beat(label: str) -> None: ...
+
+    app.schedule(beat, cron, name=name, args=(label,), missed="all")
+    return app
+
+
+def serve(app: App, label: str) -> tuple[Scheduler, threading.Thread]:
+    """The app's own scheduler, serving in a thread."""
+    scheduler = Scheduler(app, name=f"app-{label}")
+    thread = threading.Thread(target=scheduler.serve, daemon=True)
+    thread.start()
+    return scheduler, thread
+
+
+def halt(*running: tuple[Scheduler, threading.Thread]) -> None:
+    for scheduler, _ in running:
+        scheduler.stop()
+    for scheduler, _ in running:
+        scheduler.app.close()  # also ends a wait for leadership
+    for _, thread in running:
+        thread.join(30)
+
+
+def ticks_on(settings: Settings, queues: set[str]) -> list[Envelope]:
+    return [
+        decode(m.data())
+        for queue in sorted(queues)
+        for m in read_topic(settings, topics_for(settings, queue).jobs, 1_000)
+    ]
+
+
+def tally(
+    schedule: Schedule, enqueued: list[Envelope], began: datetime, ended: datetime
+) -> dict[str, int]:
+    """The schedule's ticks among `enqueued`, those due while it was served, those enqueued
+    more than once, and those missing from its first tick to its last."""
+    ticks = Counter(datetime.fromisoformat(e.meta[TICK_META].replace("Z", "+00:00"))
+                    for e in enqueued)  # fmt: skip
+    between = schedule.ticks(min(ticks) - timedelta(seconds=1), max(ticks)) if ticks else []
+    return {
+        "ticks": sum(ticks.values()),
+        "due": len(schedule.ticks(began, ended)),
+        "doubled": sum(count - 1 for count in ticks.values()),
+        "missing": len(set(between) - set(ticks)),
+    }
+
+
+@pytest.mark.parametrize("differ", sorted(TWO_APPS))
+def test_two_apps_in_one_namespace_each_tick_their_own_schedule_exactly_once(
+    broker: BrokerUnderTest, differ: str
+) -> None:
+    """Each app runs its own scheduler: each one's ticks are all enqueued, once."""
+    settings = fresh_settings(broker)
+    apps = {label: clock_app(settings, label, *spec) for label, spec in TWO_APPS[differ].items()}
+    began = datetime.now(UTC)
+    running = [serve(app, label) for label, app in apps.items()]
+    try:
+        time.sleep(20)
+        ended = datetime.now(UTC)
+    finally:
+        halt(*running)
+    enqueued = ticks_on(settings, {queue for _, _, queue in TWO_APPS[differ].values()})
+    counted = {
+        label: tally(schedule, [e for e in enqueued if e.args == (label,)], began, ended)
+        for label, app in apps.items()
+        for schedule in app.schedules.values()
+    }
+    print(f"{differ}: {counted}")
+    for label, seen in counted.items():
+        assert seen["ticks"] >= seen["due"] // 2, f"app {label} ticked too little: {counted}"
+        assert (seen["doubled"], seen["missing"]) == (0, 0), f"app {label}: {counted}"
+
+
+def test_a_schedule_two_apps_declare_alike_ticks_once_and_on_when_one_app_stops(
+    broker: BrokerUnderTest,
+) -> None:
+    """App a declares `beat`; app b the same `beat` and `tock` besides (as a new release of a
+    beside the old one would). Each second of each is enqueued once, by a then by b."""
+    settings = fresh_settings(broker)
+    one = clock_app(settings, "a", "beat", "* * * * * *", "clock")
+    other = clock_app(settings, "b", "beat", "* * * * * *", "clock")
+    other.schedule(other.jobs["beat"], "* * * * * *", name="tock", args=("b",), missed="all")
+    began = datetime.now(UTC)
+    first = serve(one, "a")
+    second = None
+    try:
+        time.sleep(4)
+        second = serve(other, "b")
+        time.sleep(12)
+        halt(first)
+        time.sleep(8)
+        ended = datetime.now(UTC)
+    finally:
+        halt(first, *([second] if second else []))
+    enqueued = ticks_on(settings, {"clock"})
+    counted = {
+        name: tally(schedule, [e for e in enqueued if e.meta[SCHEDULE_META] == name], began, ended)
+        for name, schedule in other.schedules.items()
+    }
+    by = Counter(e.meta[SCHEDULER_META] for e in enqueued if e.meta[SCHEDULE_META] == "beat")
+    print(f"{counted}, beat's ticks by {dict(by)}")
+    for name, seen in counted.items():
+        assert seen["ticks"] >= seen["due"] - 12, f"{name} ticked too little: {counted}"
+        assert (seen["doubled"], seen["missing"]) == (0, 0), f"{name}: {counted}"
+    assert set(by) == {"app-a", "app-b"}, "b takes beat over once a stops"
