@@ -26,6 +26,7 @@ from pulsarjobs.transport.memory import InMemoryConnection
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.values import JobArg
 from pulsarjobs.wire.verdicts import Outcome
+from pulsarjobs.worker.crashes import Crashes
 from pulsarjobs.worker.steps import Step
 from pulsarjobs.workflows import batches
 from pulsarjobs.workflows.batch_state import BatchState, due_callbacks
@@ -124,6 +125,39 @@ class MemoryLimits:
             self._freed.notify_all()
 
 
+class MemoryCrashes:
+    """The crash ledger in memory (crashes.py): how often each job was running when its
+    process died, and when it last did, on the virtual clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.counts: dict[str, Crashes] = {}
+        self.doomed: Counter[str] = Counter()  # job types whose next runs die
+        self.dying: set[str] = set()  # job ids whose process dies before they are acked
+        self._lock = threading.Lock()
+
+    def of(self, job_id: str) -> Crashes | None:
+        return self.counts.get(job_id)
+
+    def runs(self, envelope: Envelope) -> None:
+        """A run starts: its process is to die once it is over, if its type is doomed."""
+        with self._lock:
+            if self.doomed[envelope.type] > 0:
+                self.doomed[envelope.type] -= 1
+                self.dying.add(envelope.id)
+
+    def dies(self, job_id: str) -> bool:
+        """Whether the process dies as this job is to be acknowledged (it is then counted
+        as running when it did)."""
+        with self._lock:
+            if job_id not in self.dying:
+                return False
+            self.dying.discard(job_id)
+            count, _ = self.counts.get(job_id, (0, 0.0))
+            self.counts[job_id] = (count + 1, self.clock().timestamp())
+        return True
+
+
 class VirtualWaits:
     """A job held in place for its order waits by moving the virtual clock to its time."""
 
@@ -157,16 +191,19 @@ class Recorder(Step):
 
 
 class RunCounter(Middleware):
-    """Counts runs that reach the handler, by job id and by job type."""
+    """Counts runs that reach the handler, by job id and by job type (and tells the crash
+    ledger, whose doomed runs die once over)."""
 
-    def __init__(self) -> None:
+    def __init__(self, crashes: MemoryCrashes) -> None:
         self.runs: Counter[str] = Counter()
+        self.crashes = crashes
         self._lock = threading.Lock()
 
     def before_process(self, envelope: Envelope) -> None:
         with self._lock:
             self.runs[envelope.id] += 1
             self.runs[envelope.type] += 1
+        self.crashes.runs(envelope)
 
     def count(self, key: Any) -> int:
         return self.runs[key]

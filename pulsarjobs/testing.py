@@ -32,6 +32,7 @@ from pulsarjobs.stand_ins import (
     InMemoryBatches,
     InMemoryResults,
     InMemoryUniqueKeys,
+    MemoryCrashes,
     MemoryLimits,
     Recorder,
     RunCounter,
@@ -121,12 +122,13 @@ class TestRunner:
         self.results = InMemoryResults(self.connection, self._clock)  # what app.result reads
         self._pending: list[_Pending] = []
         self._sequence = 0
-        self._counter = RunCounter()
+        self._crashes = MemoryCrashes(self._clock)
+        self._counter = RunCounter(self._crashes)
         self._outstanding = Outstanding()
         self._threads = ThreadPoolExecutor(thread_name_prefix="pulsarjobs-test-job")
         self._current = CurrentRuns()
         judge = Judge(app, WORKER, self._clock, self._current)
-        steps = worker_steps(app, WORKER, judge, self.stats, flow=None)
+        steps = worker_steps(app, WORKER, judge, self.stats, flow=None, crashes=self._crashes)
         steps += [UniqueKeysBack(self), Recorder(self.outcomes, by_counter)]
         self._pipeline = Pipeline(
             app, judge, JobExecutor(app, judge, self._current, self._threads),
@@ -215,6 +217,21 @@ class TestRunner:
         await self._drain(1, self._now, moves_clock=False, at_most=1)
         return self.outcomes[-1] if len(self.outcomes) > told else None
 
+    def crash_process_in(self, job: str | Job[Any, Any], times: int = 1) -> None:
+        """The worker process dies in the next `times` runs of `job`, each once its run is over
+        and before it is acknowledged: the handler's own effects happened, and the job comes
+        back as it would to a group of worker processes — `deferred` a few seconds, then run
+        again; `dead` once it was running in CRASHES_BEFORE_DEAD processes that died."""
+        self._crashes.doomed[job.name if isinstance(job, Job) else job] += times
+
+    def _dies_at(self, message: MemoryMessage) -> bool:
+        if not self._crashes.dying:
+            return False
+        try:
+            return self._crashes.dies(decode(message.data(), None).id)
+        except EnvelopeError:
+            return False
+
     def settled(self, outcome: Outcome) -> None:
         """A unique job's key goes back once its verdict no longer keeps it."""
         if not outcome.kind.policy.keeps_unique_key:
@@ -266,8 +283,8 @@ class TestRunner:
         names = sorted(
             {pending.queue for pending in self._pending} | set(self.app.declared_queues())
         )
-        consumers = {name: MemoryConsumer(self._outstanding) for name in names}
-        ordered = {name: MemoryConsumer(self._outstanding) for name in names}
+        consumers = {name: MemoryConsumer(self._outstanding, self._dies_at) for name in names}
+        ordered = {name: MemoryConsumer(self._outstanding, self._dies_at) for name in names}
         plan = QueuePlan.parse(names)  # in order: the pending jobs' due times choose, not weights
         feed = Feed(plan, consumers, self.concurrency, ordered)
         loop = asyncio.get_running_loop()
@@ -292,7 +309,7 @@ class TestRunner:
         await asyncio.to_thread(session.feed.stop)
         await asyncio.gather(*(runners.finish(float("inf")) for runners in session.runners))
         for consumer in session.consumers.values():
-            for message in consumer.left():  # handed back unrun: it waits for the next drain
+            for message in consumer.left():  # not acknowledged: it comes round again, in place
                 self._push(message, self._now)
 
     def _due_head(self, horizon: datetime | None) -> _Pending | None:
@@ -324,9 +341,8 @@ class TestRunner:
             self.batches.count(published.data)
         else:
             self._sequence += 1
-            self._push(MemoryMessage(published, f"memory:{self._sequence}"), published.due)
+            self._push(MemoryMessage(published, self._sequence), published.due)
 
     def _push(self, message: MemoryMessage, due: datetime) -> None:
         queue = queue_of(self.app.settings, message.topic_name())
-        self._sequence += 1
-        heapq.heappush(self._pending, _Pending(due, self._sequence, message, queue))
+        heapq.heappush(self._pending, _Pending(due, message.sequence, message, queue))

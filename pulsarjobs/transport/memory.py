@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
@@ -38,11 +38,12 @@ class PublishedMessage:
 class MemoryMessage:
     """A delivered message, with the accessors of a pulsar.Message the worker uses."""
 
-    __slots__ = ("_id", "published")
+    __slots__ = ("_id", "published", "sequence")
 
-    def __init__(self, published: PublishedMessage, message_id: str) -> None:
+    def __init__(self, published: PublishedMessage, sequence: int) -> None:
         self.published = published
-        self._id = message_id
+        self.sequence = sequence  # its place in publish order
+        self._id = f"memory:{sequence}"
 
     def topic_name(self) -> str:
         return self.published.topic
@@ -128,6 +129,10 @@ class InMemoryConnection(Connection):
         return taken
 
 
+class ProcessDied(Exception):
+    """The worker process died before it could acknowledge a job (`crash_process_in`)."""
+
+
 class Outstanding:
     """Jobs handed to the consumers and not yet acknowledged."""
 
@@ -150,11 +155,16 @@ class Outstanding:
 
 class MemoryConsumer:
     """A queue's consumer in memory (the feed's Receiver): what was handed to it, in order; a
-    job handed back comes first again."""
+    job handed back comes first again. As with Pulsar, what it received and did not
+    acknowledge is not lost when it closes: `left()` gives it back."""
 
-    def __init__(self, outstanding: Outstanding) -> None:
+    def __init__(
+        self, outstanding: Outstanding, dies_at: Callable[[MemoryMessage], bool] = lambda _: False
+    ) -> None:
         self.outstanding = outstanding
+        self.dies_at = dies_at  # whether the process dies as this message is to be acked
         self._ready: deque[MemoryMessage] = deque()
+        self._received: dict[str, MemoryMessage] = {}  # not acknowledged yet, by message id
         self._arrived = threading.Condition()
         self._closed = False
 
@@ -170,19 +180,30 @@ class MemoryConsumer:
                 self._arrived.wait(None if timeout_millis is None else timeout_millis / 1000)
             if not self._ready:
                 raise pulsar.Timeout()
-            return self._ready.popleft()
+            message = self._ready.popleft()
+            self._received[message.message_id()] = message
+            return message
 
     def batch_receive(self) -> list[pulsar.Message]:
         with self._arrived:
             taken, self._ready = list(self._ready), deque()
+            self._received.update((message.message_id(), message) for message in taken)
         return taken
 
     def acknowledge(self, message: pulsar.Message) -> None:
+        if self.dies_at(message):
+            raise ProcessDied(
+                f"the worker process died before it acknowledged {message.message_id()} "
+                "(TestRunner.crash_process_in): it is delivered again"
+            )
+        with self._arrived:
+            self._received.pop(message.message_id(), None)
         self.outstanding.settled()
 
     def negative_acknowledge(self, message: pulsar.Message) -> None:
-        with self._arrived:
-            self._ready.appendleft(message)
+        with self._arrived:  # redelivered in publish order, as the broker does
+            self._received.pop(message.message_id(), None)
+            self._ready = deque(sorted([*self._ready, message], key=by_sequence))
             self._arrived.notify()
 
     def close(self) -> None:
@@ -192,9 +213,15 @@ class MemoryConsumer:
             self._arrived.notify_all()
 
     def left(self) -> list[MemoryMessage]:
-        """What was handed and not received (the feed handed back what it held)."""
+        """What was handed and not acknowledged: not received yet, or received by a runner
+        that is gone (its process died)."""
         with self._arrived:
-            left, self._ready = list(self._ready), deque()
+            left = [*self._ready, *self._received.values()]
+            self._ready, self._received = deque(), {}
         for _ in left:
             self.outstanding.settled()
         return left
+
+
+def by_sequence(message: MemoryMessage) -> int:
+    return message.sequence

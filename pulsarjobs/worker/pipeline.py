@@ -338,14 +338,14 @@ class Pipeline:
     def _acknowledge(
         self, queue: QueueFeed, message: pulsar.Message, message_id: str | None = None
     ) -> None:  # 8
-        if message_id is not None:  # remembered: the broker may deliver it again
+        queue.consumer.acknowledge(message)
+        if message_id is not None:  # remembered once acked: the broker may deliver it again
             # From any runner thread without a lock: each step is one call into C, whole under
             # the GIL; two runners past the limit at once forget one more.
             settled = self._settled
             settled[message_id] = None
             if len(settled) > RECENTLY_SETTLED:
                 settled.popitem(last=False)
-        queue.consumer.acknowledge(message)
         if queue.ordered:
             queue.done(message)  # the key's next job may run
 

@@ -26,7 +26,7 @@ from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.verdicts import Outcome
 from pulsarjobs.worker._flow_control import WorkerFlow
 from pulsarjobs.worker._stats import WorkerStats
-from pulsarjobs.worker.crashes import CrashGuard
+from pulsarjobs.worker.crashes import Crashes
 from pulsarjobs.worker.judge import Judge
 from pulsarjobs.worker.metrics import WorkerMetrics
 from pulsarjobs.workflows import batches, results
@@ -62,13 +62,20 @@ class Step:
         return None
 
 
+class CrashCounts(Protocol):
+    """How often a job was running when a process died (crashes.py; in memory under the
+    TestRunner)."""
+
+    def of(self, job_id: str) -> Crashes | None: ...
+
+
 class AfterCrashes(Step):
     """In a group of processes: a job that was running when a process died runs again a little
     later, beside other jobs, and is dead once it was there too often (crashes.py)."""
 
     name = "after crashes"
 
-    def __init__(self, judge: Judge, crashes: CrashGuard) -> None:
+    def __init__(self, judge: Judge, crashes: CrashCounts) -> None:
         self.judge_ = judge
         self.crashes = crashes
 
@@ -174,7 +181,7 @@ def worker_steps(
     stats: WorkerStats,
     flow: WorkerFlow | None,
     metrics: WorkerMetrics | None = None,
-    crashes: CrashGuard | None = None,
+    crashes: CrashCounts | None = None,
 ) -> list[Named]:
     """A worker's steps, in order. Tracing and users' middleware are hooks around the run
     itself (middleware.py), not steps."""

@@ -141,7 +141,8 @@ class Driver:
         raise NotImplementedError
 
     def kill_process_in(self, job_type: str) -> None:
-        """Have the process running the first run of `job_type` die during that run."""
+        """Have the process running the first run of `job_type` die once that run is over,
+        before the job is acknowledged."""
         raise NoProcessToKill(
             f"{self.name}: a job's process cannot be made to die here (the jobs run in the "
             f"test's own process)"
@@ -162,6 +163,9 @@ class InMemory(Driver):
 
     def pass_time(self, seconds: float) -> None:
         self.runner.advance(timedelta(seconds=seconds))
+
+    def kill_process_in(self, job_type: str) -> None:
+        self.runner.crash_process_in(job_type)
 
     def drain(self, settled: int) -> Report:
         self.runner.run_all()

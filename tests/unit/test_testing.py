@@ -369,3 +369,27 @@ def test_the_app_is_restored_after_the_block(app: App) -> None:
     assert app.connection is connection
     assert app.clock is utc_now
     assert app.hooks.stack == hooks
+
+
+def test_a_job_whose_process_dies_runs_again_and_is_dead_after_three_deaths(
+    app: App, runner: TestRunner
+) -> None:
+    charged: list[str] = []
+
+    @app.job
+    def charge(order: str) -> None:
+        charged.append(order)
+
+    runner.crash_process_in(charge)
+    charge.enqueue("o-1")
+    runner.run_all()
+    assert charged == ["o-1", "o-1"]  # its effect happened, then it ran again: be idempotent
+    assert [str(outcome.kind) for outcome in runner.outcomes] == ["deferred", "done"]
+
+    runner.crash_process_in(charge, times=3)
+    charge.enqueue("o-2")
+    runner.run_all()
+    assert charged.count("o-2") == 3
+    [dead] = runner.dead
+    assert runner.outcomes[-1].reason == "killed its worker process 3 times"
+    assert dead.last_error is not None and dead.last_error.type == "pulsarjobs.KilledWorker"
