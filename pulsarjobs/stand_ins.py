@@ -54,7 +54,8 @@ class InMemoryUniqueKeys(UniqueKeys):
 
 
 class InMemoryBatches:
-    """Batches counted as a worker counts them (batch_tracker.py): callbacks enqueued once."""
+    """Batches counted as a worker counts them (batch_tracker.py), from the same states and
+    events: callbacks enqueued once, the parent told. No lock, no stored state: one process."""
 
     def __init__(self, app: AppView) -> None:
         self.app = app
@@ -71,9 +72,7 @@ class InMemoryBatches:
             self._ended.add(state.id)
             for envelope in due_callbacks(state).values():
                 self.app.publish_envelope(envelope)
-            if state.parent is not None:
-                told = batches.event("settled", state.parent, job=state.id, ok=state.all_succeeded)
-                batches.publish(self.app, state.parent, told)
+            batches.tell_parent(self.app, state)
 
 
 class InMemoryResults(ResultReader):

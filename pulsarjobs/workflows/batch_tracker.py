@@ -198,9 +198,8 @@ class BatchTracker:
                 store(state.id, firing_record(datetime.now(UTC)))
             for envelope in callbacks:
                 self.app.publish_envelope(envelope).result()
-            if state.parent is not None:
-                told = batches.event("settled", state.parent, job=state.id, ok=state.all_succeeded)
-                batches.publish(self.app, state.parent, told).result()
+            if (told := batches.tell_parent(self.app, state)) is not None:
+                told.result()
             store(state.id, final_record(state, fired))
             for owner in list(self.table.states.get(state.id, {})):
                 store(f"{state.id}{OWNER_SEPARATOR}{owner}", b"")

@@ -27,7 +27,7 @@ from pulsarjobs.jobs import Job, JobCall
 from pulsarjobs.transport.topics import BATCH_SUBSCRIPTION, batch_events_topic
 from pulsarjobs.wire.envelope import Envelope, new_id
 from pulsarjobs.wire.verdicts import Outcome
-from pulsarjobs.workflows.batch_state import OWNER_SEPARATOR, callback_text
+from pulsarjobs.workflows.batch_state import OWNER_SEPARATOR, BatchState, callback_text
 from pulsarjobs.workflows.chains import Chained
 
 MAX_JOBS = 10_000  # a batch's state is one message: nest batches for more (a child counts as 1)
@@ -77,6 +77,14 @@ def told(app: AppView, outcome: Outcome) -> Future[None] | None:
     counted = envelope.id if chain is None else chain.id  # a chain counts as one job: its id
     return publish(app, envelope.batch_id, event("settled", envelope.batch_id, job=counted,
                                                  ok=policy.succeeded))  # fmt: skip
+
+
+def tell_parent(app: AppView, state: BatchState) -> Future[None] | None:
+    """A complete batch is one job of its parent batch, if it has one: tell the parent."""
+    if state.parent is None:
+        return None
+    told = event("settled", state.parent, job=state.id, ok=state.all_succeeded)
+    return publish(app, state.parent, told)
 
 
 def publish(app: AppView, batch_id: str, data: bytes) -> Future[None]:
