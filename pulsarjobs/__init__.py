@@ -41,6 +41,7 @@ from pulsarjobs.worker.worker import Worker
 from pulsarjobs.workflows.batch_state import BatchProgress
 from pulsarjobs.workflows.batches import Batch
 from pulsarjobs.workflows.chains import Chained
+from pulsarjobs.workflows.durable import Durable
 
 __version__ = "0.1.0"
 
@@ -58,6 +59,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetterFilter",
     "DuplicateJob",
+    "Durable",
     "EnqueueError",
     "Envelope",
     "EnvelopeError",

@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar, Unpack, overload
+from typing import Any, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from pulsarjobs import tracing
 from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
 from pulsarjobs.flow import rates
 from pulsarjobs.flow.unique import DuplicateJob, UniqueKeys, default_key, hold_for
-from pulsarjobs.jobs import DEFAULT_QUEUE, FlowOptions, Job, JobCall, JobDecorator
+from pulsarjobs.jobs import DEFAULT_QUEUE, DurableDecorator, FlowOptions, Job, JobCall, JobDecorator
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
 from pulsarjobs.operations import cancels, pauses, retention
@@ -40,6 +40,7 @@ from pulsarjobs.wire.envelope import ArgumentError, Envelope, encode, new_id
 from pulsarjobs.worker.execution import current_job
 from pulsarjobs.workflows.app_methods import Workflows
 from pulsarjobs.workflows.batches import Batch, BatchOptions
+from pulsarjobs.workflows.durable import durable_run
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -106,7 +107,25 @@ class App(PeriodicJobs, Workflows, Closing):
         rate_limit: int | None = None,
         max_snoozes: int = DEFAULT_MAX_SNOOZES,
         keep_result: timedelta | None = None,
+        durable: Literal[False] = False,
     ) -> JobDecorator: ...
+
+    @overload
+    def job(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        max_attempts: int | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        unique_for: timedelta | None = None,
+        concurrency_limit: int | None = None,
+        rate_limit: int | None = None,
+        max_snoozes: int = DEFAULT_MAX_SNOOZES,
+        keep_result: timedelta | None = None,
+        durable: Literal[True],
+    ) -> DurableDecorator: ...
 
     def job(
         self,
@@ -122,10 +141,12 @@ class App(PeriodicJobs, Workflows, Closing):
         rate_limit: int | None = None,
         max_snoozes: int = DEFAULT_MAX_SNOOZES,
         keep_result: timedelta | None = None,
+        durable: bool = False,
     ) -> Any:
         """Declare a job: `@app.job` or `@app.job(queue="critical", max_attempts=5, timeout=30)`.
         `unique_for`, `concurrency_limit`, `rate_limit`: see docs/flow-control.md; `max_snoozes`:
-        how often a run may raise Snooze (docs/concepts.md); `keep_result`: docs/workflows.md."""
+        how often a run may raise Snooze (docs/concepts.md); `keep_result`, `durable` (its first
+        parameter a `Durable` context, which the worker passes): docs/workflows.md."""
         policy = retry or RetryPolicy()
         flow = FlowOptions(unique_for, concurrency_limit, rate_limit)
         if max_attempts is not None:
@@ -135,9 +156,10 @@ class App(PeriodicJobs, Workflows, Closing):
             job_name = name or function.__name__
             if job_name in self.jobs:
                 raise ConfigurationError(f"a job named {job_name!r} is declared twice")
-            declared = Job(
-                self, function, job_name, queue, policy, timeout, flow, max_snoozes, keep_result
-            )
+            declared = Job(self, function, job_name, queue, policy, timeout, flow, max_snoozes,
+                           keep_result, durable)  # fmt: skip
+            if durable:
+                declared.func = durable_run(self, declared, lambda: current_job().envelope)
             self.jobs[job_name] = declared
             return declared
 

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, Protocol, TypeVar
 
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.retry import RetryPolicy
@@ -84,13 +84,15 @@ class Job(Generic[P, R]):
         flow: FlowOptions = FlowOptions(),
         max_snoozes: int = DEFAULT_MAX_SNOOZES,
         keep_result: timedelta | None = None,
+        durable: bool = False,
     ) -> None:
         if max_snoozes < 0:
             raise ConfigurationError(f"max_snoozes must be >= 0, got {max_snoozes}")
         if keep_result is not None and keep_result <= timedelta(0):
             raise ConfigurationError(f"keep_result must be positive, got {keep_result}")
         self.app = app
-        self.func = func
+        self.handler = func  # the function declared; `func` is what a worker calls
+        self.func: Callable[..., Any] = func  # a durable job's: its context passed first
         self.name = name
         self.queue = check_queue_name(queue)
         self.retry = retry
@@ -99,7 +101,10 @@ class Job(Generic[P, R]):
         self.max_snoozes = max_snoozes  # runs that raise Snooze beyond this are dead-lettered
         self.keep_result = keep_result  # how long its result is kept once it settled
         self.is_async = inspect.iscoroutinefunction(func)
+        self.durable = durable  # its first parameter is its context, which callers do not pass
         self.signature = inspect.signature(func)
+        if durable:
+            self.signature = without_context(self.signature, name)
         # Shapes that fit (see below), of a job whose arguments' types are not checked, and of
         # one whose are: only the first kind returns at once.
         self._fitting: set[tuple[int, tuple[str, ...]]] = set()
@@ -128,11 +133,13 @@ class Job(Generic[P, R]):
         """The checks of its parameters' plain annotations (None if it has none), resolved
         once, at the first check: names its module defines after the job exist by then."""
         if isinstance(self.types, UnresolvedTypes):
-            self.types = ArgumentTypes.of(self.func, self.signature)
+            self.types = ArgumentTypes.of(self.handler, self.signature)
         return self.types
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.func(*args, **kwargs)
+        if self.durable:
+            raise TypeError(f"durable job {self.name!r} runs on a worker (or a TestRunner)")
+        return self.handler(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<Job {self.name} queue={self.queue}>"
@@ -146,6 +153,18 @@ class Job(Generic[P, R]):
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> str:
         return await self.app.enqueue_async(self.call(*args, **kwargs))
+
+
+def without_context(signature: inspect.Signature, name: str) -> inspect.Signature:
+    """A durable job's signature as callers see it: without its first parameter, its context."""
+    parameters = list(signature.parameters.values())
+    first = parameters[0].kind if parameters else None  # a parameter's kind: no verdict
+    if first not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        raise ConfigurationError(
+            f"durable job {name!r} must take its context as its first parameter: "
+            "`def job(ctx: Durable, ...)`"
+        )
+    return signature.replace(parameters=parameters[1:])
 
 
 class UnresolvedTypes:
@@ -170,6 +189,12 @@ class Enqueuer(Protocol):
 
 class JobDecorator(Protocol):
     def __call__(self, func: Callable[P, R], /) -> Job[P, R]: ...
+
+
+class DurableDecorator(Protocol):
+    """A durable job is enqueued without its first parameter, its context."""
+
+    def __call__(self, func: Callable[Concatenate[Any, P], R], /) -> Job[P, R]: ...
 
 
 def declared_job(jobs: Mapping[str, Job[Any, Any]], job: Job[Any, Any] | str) -> Job[Any, Any]:

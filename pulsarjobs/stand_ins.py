@@ -15,6 +15,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from pulsarjobs.worker.crashes import Crashes
 from pulsarjobs.worker.steps import Step
 from pulsarjobs.workflows import batches
 from pulsarjobs.workflows.batch_state import BatchState, due_callbacks
+from pulsarjobs.workflows.durable_store import decode_step, step_key
 from pulsarjobs.workflows.result_reader import ResultReader, no_result
 from pulsarjobs.workflows.results import JobResult
 
@@ -94,6 +96,32 @@ class InMemoryResults(ResultReader):
 
     def close(self) -> None:
         """Nothing to close."""
+
+
+class InMemorySteps:
+    """Durable jobs' completed steps in memory, as the steps topic keeps them: by
+    `<job id>/<step name>`, the latest value of each; stored as soon as written."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, bytes] = {}
+        self._lock = threading.Lock()  # sync jobs store from runner threads
+
+    def read(self, job_id: str) -> dict[str, bytes]:
+        prefix = step_key(job_id, "")
+        with self._lock:
+            return {key[len(prefix) :]: data for key, data in self.stored.items()
+                    if key.startswith(prefix)}  # fmt: skip
+
+    def write(self, job_id: str, name: str, data: bytes) -> Future[None]:
+        with self._lock:
+            self.stored[step_key(job_id, name)] = data
+        stored: Future[None] = Future()
+        stored.set_result(None)
+        return stored
+
+    def value(self, job_id: str, name: str) -> Any:
+        """A step's stored value (KeyError if it is not stored)."""
+        return decode_step(self.stored[step_key(job_id, name)])
 
 
 class MemoryLimits:

@@ -31,6 +31,7 @@ from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.stand_ins import (
     InMemoryBatches,
     InMemoryResults,
+    InMemorySteps,
     InMemoryUniqueKeys,
     MemoryCrashes,
     MemoryLimits,
@@ -120,6 +121,7 @@ class TestRunner:
         self.stats = WorkerStats()
         self.batches = InMemoryBatches(app)
         self.results = InMemoryResults(self.connection, self._clock)  # what app.result reads
+        self.steps = InMemorySteps()  # durable jobs' completed steps: `steps.value(id, name)`
         self._pending: list[_Pending] = []
         self._sequence = 0
         self._crashes = MemoryCrashes(self._clock)
@@ -141,7 +143,8 @@ class TestRunner:
     def __enter__(self) -> TestRunner:
         app = self.app
         self._previous = app.connection, app.clock, app.unique_keys, app.result_reader
-        app.connection, app.clock = self.connection, self._clock
+        self._previous_steps = app.step_store
+        app.connection, app.clock, app.step_store = self.connection, self._clock, self.steps
         app.unique_keys = InMemoryUniqueKeys(self.connection, self._clock)
         app.result_reader = self.results
         self.app.hooks.add(self._counter)
@@ -155,6 +158,7 @@ class TestRunner:
     ) -> None:
         app = self.app
         app.connection, app.clock, app.unique_keys, app.result_reader = self._previous
+        app.step_store = self._previous_steps
         self.app.hooks.remove(self._counter)
         self._loop.close()
         # A sync job that timed out cannot be stopped: leave its thread to finish alone.

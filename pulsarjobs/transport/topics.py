@@ -37,6 +37,7 @@ BATCH_EVENTS_TOPIC = "pulsarjobs-batch-events"  # what happens to batches, keyed
 BATCHES_TOPIC = "pulsarjobs-batches"  # compacted: each batch's state, as its owners last wrote it
 BATCH_SUBSCRIPTION = "pulsarjobs-batches"  # Key_Shared: one worker counts each batch's events
 RESULTS_TOPIC = "pulsarjobs-results"  # kept results of jobs, keyed by job id (results.py)
+STEPS_TOPIC = "pulsarjobs-steps"  # compacted: durable jobs' completed steps, "<job id>/<step>"
 SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots, one a message
 CRON_PRODUCER_PREFIX = "pulsarjobs-cron-"  # + a schedule's tick key: its ticks' producer
 
@@ -53,8 +54,10 @@ KINDS = {
     BATCH_EVENTS_TOPIC: "batch events",
     BATCHES_TOPIC: "batches",
     RESULTS_TOPIC: "job results",
+    STEPS_TOPIC: "durable steps",
 }
-RAW_TOPICS = (BATCH_EVENTS_TOPIC, BATCHES_TOPIC)  # JSON messages, not job envelopes
+# Messages that are not job envelopes: JSON (batches), Avro records of their own (steps).
+RAW_TOPICS = (BATCH_EVENTS_TOPIC, BATCHES_TOPIC, STEPS_TOPIC)
 SUFFIX_KINDS = (("-RETRY", "retries"), ("-DLQ", "dead letters"), ("-ordered", "ordered jobs"))
 
 
@@ -145,6 +148,10 @@ def carries_jobs(topic: str) -> bool:
 
 def results_topic(settings: Settings) -> str:
     return namespace_topic(settings, RESULTS_TOPIC)
+
+
+def steps_topic(settings: Settings) -> str:
+    return namespace_topic(settings, STEPS_TOPIC)
 
 
 def slots_topic(settings: Settings, limit_key: str) -> str:

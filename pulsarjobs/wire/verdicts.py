@@ -78,10 +78,10 @@ class Verdict(StrEnum):
     DEFERRED = "deferred", Policy(Publish.RETRY, False, False, True, True, "deferred")
     # It raised Snooze (snooze.py): runs again later, the same attempt.
     SNOOZED = "snoozed", Policy(Publish.RETRY, False, False, True, True, "snoozed")
-    # Not reachable yet, named so that durable jobs do not re-open this table: a job parked
-    # until a time, an event or its child jobs — its state travels in its envelope, published
-    # due at its wake-up (or its wait's timeout); it keeps its key and its place in its order,
-    # frees its slots, and its batch hears of it only once it is over.
+    # A durable job parked until a time (its `ctx.sleep`; later an event or its child jobs):
+    # published due at its wake-up, the same attempt; its steps are stored apart
+    # (workflows/durable.py); it keeps its key and its place in its order, frees its slots,
+    # and its batch hears of it only once it is over.
     PARKED = "parked", Policy(Publish.RETRY, False, False, True, True, "parked")
     # Not reachable yet, named for debounce and aggregation: a delivery whose work now belongs
     # to another stored job (a later call of a debounced job, or the aggregate run that carries

@@ -1,5 +1,5 @@
 """The verdicts a worker gives a delivery: before it runs (cancelled, expired, early, no such
-job, arguments that do not fit) and once it ran (done, retried, dead, snoozed, cancelled).
+job, arguments that do not fit) and once it ran (done, retried, dead, snoozed, parked, cancelled).
 
 What each verdict then means — what is stored, whether the job is over, whether it keeps its
 unique key and its place in its order — is the verdict table's to say (wire/verdicts.py); the
@@ -27,6 +27,7 @@ from pulsarjobs.wire.verdicts import Outcome, Verdict
 from pulsarjobs.worker._running import CurrentRuns
 from pulsarjobs.worker.crashes import CRASHES_BEFORE_DEAD, DEFER_SECONDS, Crashes
 from pulsarjobs.workflows import chains
+from pulsarjobs.workflows.durable import Parked
 
 if TYPE_CHECKING:
     from pulsarjobs.app_view import AppView
@@ -133,6 +134,8 @@ class Judge:
     def failed(self, envelope: Envelope, exc: Exception, duration: float) -> Outcome:
         if isinstance(exc, Snooze):
             return self.snoozed(envelope, exc, duration)
+        if isinstance(exc, Parked):
+            return self.parked(envelope, exc, duration)
         error = JobError.from_exception(exc, self.worker, now=self.clock())
         failed = envelope.replace(last_error=error)
         if envelope.retry.exhausted(envelope.attempt):
@@ -156,6 +159,14 @@ class Judge:
         later = snooze.applied_to(envelope, self.clock())
         log.info("job snoozed", **fields(envelope), snoozes=later.snoozes, run_at=str(later.run_at))
         return Outcome(Verdict.SNOOZED, later, duration=duration)
+
+    @staticmethod
+    def parked(envelope: Envelope, parked: Parked, duration: float) -> Outcome:
+        """A durable job asleep (workflows/durable.py): due again at its wake-up, its attempt
+        unchanged."""
+        later = envelope.replace(run_at=parked.until)
+        log.info("job parked", **fields(envelope), run_at=str(later.run_at))
+        return Outcome(Verdict.PARKED, later, duration=duration)
 
     @staticmethod
     def cancelled(envelope: Envelope) -> Outcome:

@@ -22,10 +22,10 @@ between the stages — the broker could not store its replacement — is handed 
 to be delivered again: nothing is lost. The worker and the in-memory TestRunner (testing.py)
 both carry every delivery through here.
 
-The parked and grouped verdicts have their places already, though no step gives them yet: a
-durable job parked by its run (5) holds its order (6) and is stored due at its wake-up (7); a
-delivery grouped into another job (debounce, aggregation) is judged so before it runs (3) and
-acknowledged once that job is stored (7).
+A durable job parked by its run (5, `ctx.sleep`: the Judge gives the verdict) holds its order
+(6) and is stored due at its wake-up (7). The grouped verdict has its place already, though no
+step gives it yet: a delivery grouped into another job (debounce, aggregation) is judged so
+before it runs (3) and acknowledged once that job is stored (7).
 """
 
 from __future__ import annotations

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING
 
 from pulsarjobs.wire.values import JobArg
 from pulsarjobs.workflows.chains import Chained, first_link
+from pulsarjobs.workflows.durable_store import BrokerSteps, StepStore
 from pulsarjobs.workflows.result_reader import ResultReader
 
 if TYPE_CHECKING:
     from pulsarjobs.app_view import AppView
     from pulsarjobs.clock import Clock
     from pulsarjobs.jobs import JobCall
+    from pulsarjobs.settings import Settings
     from pulsarjobs.transport.connection import Connection
 
 
@@ -24,7 +26,9 @@ class Workflows:
 
     connection: Connection
     clock: Clock
+    settings: Settings
     _result_reader: ResultReader | None = None  # created on the first wait for a result
+    _step_store: StepStore | None = None  # durable jobs' steps; in memory under the TestRunner
 
     @property
     def result_reader(self) -> ResultReader:
@@ -35,6 +39,17 @@ class Workflows:
     @result_reader.setter
     def result_reader(self, reader: ResultReader | None) -> None:
         self._result_reader = reader
+
+    @property
+    def step_store(self) -> StepStore:
+        """Where durable jobs' completed steps are stored (durable_store.py)."""
+        if self._step_store is None:
+            self._step_store = BrokerSteps(self)
+        return self._step_store
+
+    @step_store.setter
+    def step_store(self, store: StepStore | None) -> None:
+        self._step_store = store
 
     def result(self, job_id: str, timeout: float | None = None) -> JobArg:
         """The return value of a job declared (or enqueued) with `keep_result`, once it has

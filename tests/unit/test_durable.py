@@ -1,0 +1,166 @@
+"""Durable jobs under the TestRunner: steps stored, not run again; sleeps on the virtual clock."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from pulsarjobs import App, ArgumentError, Durable, Envelope, Settings
+from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.testing import TestRunner
+
+
+@pytest.fixture
+def app() -> App:
+    return App(Settings())
+
+
+@pytest.fixture
+def runner(app: App) -> Iterator[TestRunner]:
+    with TestRunner(app) as runner:
+        yield runner
+
+
+def test_a_retry_resumes_at_the_step_that_failed(app: App, runner: TestRunner) -> None:
+    ran: Counter[str] = Counter()
+
+    def charge(order_id: str) -> dict[str, str]:
+        ran["charge"] += 1
+        return {"order": order_id, "charge": "ch-1"}
+
+    async def reserve(order_id: str) -> list[str]:
+        ran["reserve"] += 1
+        if ran["reserve"] == 1:
+            raise RuntimeError("warehouse down")
+        return [order_id, "shelf-7"]
+
+    def ship(charged: dict[str, str], reserved: list[str]) -> str:
+        ran["ship"] += 1
+        return f"{charged['charge']}:{reserved[1]}"
+
+    @app.job(durable=True, retry=RetryPolicy(max_attempts=3, jitter=0.0))
+    async def place_order(ctx: Durable, order_id: str) -> str:
+        charged = await ctx.step("charge", charge, order_id)
+        reserved = await ctx.step("reserve", reserve, order_id)
+        shipped: str = await ctx.step("ship", ship, charged, reserved)
+        return shipped
+
+    job_id = place_order.enqueue("o-1")
+    runner.run_all()
+    assert ran == {"charge": 1, "reserve": 2, "ship": 1}
+    assert [outcome.kind for outcome in runner.outcomes] == ["retry", "done"]
+    assert runner.outcomes[-1].value == "ch-1:shelf-7"
+    assert runner.steps.value(job_id, "reserve") == ["o-1", "shelf-7"]
+
+
+def test_a_sleep_parks_the_job_and_it_resumes_once_the_clock_reaches_its_wake_up(
+    app: App, runner: TestRunner
+) -> None:
+    ran: Counter[str] = Counter()
+
+    def step(name: str) -> str:
+        ran[name] += 1
+        return name
+
+    @app.job(durable=True)
+    async def remind(ctx: Durable, user: str) -> None:
+        await ctx.step("welcome", step, "welcome")
+        await ctx.sleep(timedelta(days=3))
+        await ctx.step("nudge", step, "nudge")
+
+    started = runner.now
+    remind.enqueue("u-1")
+    first = runner.run_next()
+    assert first is not None and first.kind == "parked"
+    [parked] = runner.pending
+    assert parked.attempt == 1 and parked.run_at is not None
+    assert timedelta(days=3) <= parked.run_at - started < timedelta(days=3, seconds=1)
+    assert ran == {"welcome": 1}
+    assert runner.run_next() is None  # not due: never early
+    runner.run_all()
+    assert runner.now - started >= timedelta(days=3)
+    assert ran == {"welcome": 1, "nudge": 1}
+    assert [outcome.kind for outcome in runner.outcomes] == ["parked", "done"]
+    assert runner.stats.parked == 1 and runner.stats.done == 1
+
+
+def test_a_sync_durable_job_uses_step_sync_and_sleep_sync(app: App, runner: TestRunner) -> None:
+    ran: Counter[str] = Counter()
+
+    def count(name: str) -> int:
+        ran[name] += 1
+        return ran[name]
+
+    @app.job(durable=True)
+    def nightly(ctx: Durable, times: int) -> int:
+        total = 0
+        for index in range(times):
+            total += ctx.step_sync(f"count-{index}", count, f"count-{index}")
+            ctx.sleep_sync(60)
+        return total
+
+    nightly.enqueue(2)
+    runner.run_all()
+    assert ran == {"count-0": 1, "count-1": 1}
+    assert [outcome.kind for outcome in runner.outcomes] == ["parked", "parked", "done"]
+    assert runner.outcomes[-1].value == 2
+
+
+def test_the_context_is_not_an_argument_at_enqueue_nor_in_the_worker(
+    app: App, runner: TestRunner
+) -> None:
+    @app.job(durable=True)
+    async def typed(ctx: Durable, count: int) -> int:
+        return count
+
+    with pytest.raises(ArgumentError, match="expected int"):
+        typed.enqueue("three")  # type: ignore[arg-type]
+    with pytest.raises(ArgumentError):
+        typed.enqueue(1, 2)  # type: ignore[call-arg]
+    typed.enqueue(3)
+    runner.run_all()
+    assert runner.outcomes[-1].value == 3
+    assert str(typed.signature) == "(count: 'int') -> 'int'"
+    # In the worker too: what no enqueue checked (another client's job) is dead there.
+    for args in (("three",), (1, 2)):
+        app.publish_envelope(Envelope(id=f"bad-{len(args)}", type="typed", queue="default",
+                                      args=args)).result()  # fmt: skip
+    runner.run_all()
+    assert [dead.last_error.type for dead in runner.dead if dead.last_error] == [
+        "pulsarjobs.BadArguments"
+    ] * 2
+
+
+def test_a_durable_job_needs_a_context_parameter(app: App) -> None:
+    with pytest.raises(ConfigurationError, match="first parameter"):
+
+        @app.job(durable=True)
+        def nothing() -> None: ...
+
+
+def test_a_step_name_used_twice_in_a_run_fails_it(app: App, runner: TestRunner) -> None:
+    @app.job(durable=True, max_attempts=1)
+    async def twice(ctx: Durable) -> None:
+        await ctx.step("same", str, 1)
+        await ctx.step("same", str, 2)
+
+    twice.enqueue()
+    runner.run_all()
+    [dead] = runner.dead
+    assert dead.last_error is not None and "used twice" in dead.last_error.message
+
+
+def test_a_step_value_that_is_no_job_argument_fails_the_step(app: App, runner: TestRunner) -> None:
+    @app.job(durable=True, max_attempts=1)
+    async def unencodable(ctx: Durable) -> None:
+        await ctx.step("set", lambda: {1, 2})
+
+    unencodable.enqueue()
+    runner.run_all()
+    [dead] = runner.dead
+    assert dead.last_error is not None
+    assert dead.last_error.type.endswith(ArgumentError.__name__)
