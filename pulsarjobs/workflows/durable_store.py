@@ -5,19 +5,25 @@ step's value (the `Value` of job arguments and results) and when it was stored.
 The topic is kept as marks topics are (transport/marks.py): a subscription that never
 acknowledges, and compaction, so that reading it reads one message per key. A run of a durable
 job reads it to its end before its first step, so that a step stored by a worker that died
-since is seen. Nothing deletes a step's value yet: it is kept for good (docs/workflows.md).
+since is seen: each process keeps one reader and what it read, so that a run reads only what
+was stored since the last one (the first reads the whole topic). Nothing deletes a step's value
+yet: it is kept for good (docs/workflows.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 from concurrent.futures import Future
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import fastavro
+import pulsar
 
 from pulsarjobs.transport import marks
+from pulsarjobs.transport.connection import client_errors
 from pulsarjobs.transport.topics import steps_topic
 from pulsarjobs.wire.result_schema import RESULT_SCHEMA
 from pulsarjobs.wire.values import from_value, to_value
@@ -78,12 +84,40 @@ class BrokerSteps:
 
     def __init__(self, app: Connected) -> None:
         self.app = app
+        self._lock = threading.Lock()  # runs of durable jobs read at once
+        self._reader: pulsar.Reader | None = None
+        self._stored: dict[str, bytes] = {}  # every step read so far, by its key
 
     def read(self, job_id: str) -> dict[str, bytes]:
-        """Reads the whole compacted topic: one message per step of every job it keeps."""
+        """The job's steps, by name: what this process read before, and what was stored since."""
         prefix = step_key(job_id, "")
-        table = marks.read(self.app.connection, steps_topic(self.app.settings))
-        return {key[len(prefix) :]: data for key, data in table.items() if key.startswith(prefix)}
+        with self._lock:
+            try:
+                self._catch_up()
+            except Exception:
+                self._forget()  # a client closed and made anew: read it all again, once
+                self._catch_up()
+            return {key[len(prefix) :]: data for key, data in self._stored.items()
+                    if key.startswith(prefix) and data}  # fmt: skip
+
+    def _catch_up(self) -> None:
+        connection, topic = self.app.connection, steps_topic(self.app.settings)
+        with client_errors(connection.settings.service_url, f"reading {topic}"):
+            if self._reader is None:
+                connection.keep_marks(topic)
+                self._reader = connection.client.create_reader(
+                    topic, pulsar.MessageId.earliest, is_read_compacted=True
+                )
+            reader = self._reader
+            while reader.has_message_available():
+                message = reader.read_next(timeout_millis=marks.READ_TIMEOUT_MS)
+                self._stored[message.partition_key()] = message.data()
+
+    def _forget(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                self._reader.close()
+        self._reader, self._stored = None, {}
 
     def write(self, job_id: str, name: str, data: bytes) -> Future[None]:
         connection, topic = self.app.connection, steps_topic(self.app.settings)
