@@ -393,3 +393,22 @@ def test_a_job_whose_process_dies_runs_again_and_is_dead_after_three_deaths(
     [dead] = runner.dead
     assert runner.outcomes[-1].reason == "killed its worker process 3 times"
     assert dead.last_error is not None and dead.last_error.type == "pulsarjobs.KilledWorker"
+
+
+def test_a_paused_queues_jobs_wait_until_it_is_resumed(app: App, runner: TestRunner) -> None:
+    @app.job(queue="reports")
+    def build_report(n: int) -> None: ...
+
+    @app.job
+    def greet(n: int) -> None: ...
+
+    app.pause("reports")
+    build_report.enqueue(1)
+    greet.enqueue(2)
+    runner.run_all()
+    assert (runner.runs(build_report), runner.runs(greet)) == (0, 1)
+    assert [envelope.type for envelope in runner.pending] == ["build_report"]
+
+    app.resume("reports")
+    runner.run_all()
+    assert runner.runs(build_report) == 1 and runner.pending == []
