@@ -51,6 +51,7 @@ from pulsarjobs.transport.topics import (
     cancelled_topic,
     carries_jobs,
     is_dead_letter_topic,
+    paused_topic,
     queue_of,
     results_topic,
     topics_for,
@@ -270,7 +271,7 @@ class TestRunner:
                             f"jobs are still pending after {max_runs} runs: does a job "
                             f"enqueue itself?"
                         )
-                    heapq.heappop(self._pending)
+                    self._take(head)
                     name = head.queue + ("-ordered" if head.message.partition_key() else "")
                     session.consumers[name].hand(head.message)
                     handed, wave = handed + 1, wave + 1
@@ -317,11 +318,22 @@ class TestRunner:
                 self._push(message, self._now)
 
     def _due_head(self, horizon: datetime | None) -> _Pending | None:
-        """The next job to run, if it is due by `horizon` (None: whenever it is due)."""
+        """The next job to run, if it is due by `horizon` (None: whenever it is due). A paused
+        queue's jobs wait, as workers leave them stored (`app.pause`)."""
         self._collect()
-        if not self._pending or (horizon is not None and self._pending[0].due > horizon):
-            return None
-        return self._pending[0]
+        paused = self.connection.marks.get(paused_topic(self.app.settings))
+        if not paused:
+            head = self._pending[0] if self._pending else None
+        else:
+            head = min((job for job in self._pending if job.queue not in paused), default=None)
+        return None if head is None or (horizon is not None and head.due > horizon) else head
+
+    def _take(self, pending: _Pending) -> None:
+        if self._pending[0] is pending:
+            heapq.heappop(self._pending)
+        else:  # the first due of a queue not paused
+            self._pending.remove(pending)
+            heapq.heapify(self._pending)
 
     def _follow_cancels(self) -> None:
         """What `app.cancel` stored, as a worker follows it."""
