@@ -64,7 +64,7 @@ log = structlog.get_logger("pulsarjobs.runners")
 # still on its way when a connection drops), and a message already settled needs no second run.
 RECENTLY_SETTLED = 10_000
 
-IDLE_WAIT_S = 0.5  # a runner thread waiting in place looks this often whether the worker stops
+HELD_LOOK_S = 0.5  # a runner thread holding a job in place looks this often whether to stop
 
 
 class SchemaNotCached(Exception):
@@ -111,7 +111,7 @@ class WallClockWaits:
     def until(self, at: datetime) -> bool:
         ends = time.monotonic() + self._left(at)
         while self.still_open() and (left := ends - time.monotonic()) > 0:
-            time.sleep(min(left, IDLE_WAIT_S))
+            time.sleep(min(left, HELD_LOOK_S))
         return self.still_open()
 
     def _left(self, at: datetime) -> float:
@@ -138,7 +138,6 @@ class Pipeline:
         self.settler = settler
         self.schemas = schemas
         self.stats = stats  # a second delivery is counted here; verdicts by a step
-        self.steps = tuple(steps)
         self.waits = waits
         self.limits = limits
         judging, starting = Stage(steps, "judge"), Stage(steps, "started")
