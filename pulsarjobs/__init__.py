@@ -41,7 +41,7 @@ from pulsarjobs.worker.worker import Worker
 from pulsarjobs.workflows.batch_state import BatchProgress
 from pulsarjobs.workflows.batches import Batch
 from pulsarjobs.workflows.chains import Chained
-from pulsarjobs.workflows.durable import Durable
+from pulsarjobs.workflows.durable import Durable, WaitTimedOut
 
 __version__ = "0.1.0"
 
@@ -89,6 +89,7 @@ __all__ = [
     "TopicInfo",
     "TopicStats",
     "Verdict",
+    "WaitTimedOut",
     "Worker",
     "WorkerMetrics",
     "WorkerStatus",

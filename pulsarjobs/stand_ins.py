@@ -34,6 +34,7 @@ from pulsarjobs.workflows.batch_state import BatchState, due_callbacks
 from pulsarjobs.workflows.durable_store import decode_step, step_key
 from pulsarjobs.workflows.result_reader import ResultReader, no_result
 from pulsarjobs.workflows.results import JobResult
+from pulsarjobs.workflows.signals import SignalBoard, SignalingApp
 
 
 class InMemoryUniqueKeys(UniqueKeys):
@@ -122,6 +123,26 @@ class InMemorySteps:
     def value(self, job_id: str, name: str) -> Any:
         """A step's stored value (KeyError if it is not stored)."""
         return decode_step(self.stored[step_key(job_id, name)])
+
+
+class InMemorySignals(SignalBoard):
+    """Kept signals and waiting jobs in memory: stored as soon as written, one lock for all
+    waits (a copy a signal sends goes through the App, to the in-memory broker)."""
+
+    def __init__(self, app: SignalingApp) -> None:
+        super().__init__(app)
+        self._waits_lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def locked(self, job_id: str, name: str) -> Iterator[None]:
+        with self._waits_lock:
+            yield
+
+    def _write(self, key: str, data: bytes) -> None:
+        self._apply(key, data)
+
+    def _catch_up(self) -> None:
+        """Memory has it all."""
 
 
 class MemoryLimits:

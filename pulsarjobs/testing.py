@@ -31,6 +31,7 @@ from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.stand_ins import (
     InMemoryBatches,
     InMemoryResults,
+    InMemorySignals,
     InMemorySteps,
     InMemoryUniqueKeys,
     MemoryCrashes,
@@ -123,6 +124,7 @@ class TestRunner:
         self.batches = InMemoryBatches(app)
         self.results = InMemoryResults(self.connection, self._clock)  # what app.result reads
         self.steps = InMemorySteps()  # durable jobs' completed steps: `steps.value(id, name)`
+        self.signals = InMemorySignals(app)  # what `app.signal` sends to: `signals.waiting()`
         self._pending: list[_Pending] = []
         self._sequence = 0
         self._crashes = MemoryCrashes(self._clock)
@@ -144,8 +146,9 @@ class TestRunner:
     def __enter__(self) -> TestRunner:
         app = self.app
         self._previous = app.connection, app.clock, app.unique_keys, app.result_reader
-        self._previous_steps = app.step_store
+        self._previous_steps = app.step_store, app.signals
         app.connection, app.clock, app.step_store = self.connection, self._clock, self.steps
+        app.signals = self.signals
         app.unique_keys = InMemoryUniqueKeys(self.connection, self._clock)
         app.result_reader = self.results
         self.app.hooks.add(self._counter)
@@ -159,7 +162,7 @@ class TestRunner:
     ) -> None:
         app = self.app
         app.connection, app.clock, app.unique_keys, app.result_reader = self._previous
-        app.step_store = self._previous_steps
+        app.step_store, app.signals = self._previous_steps
         self.app.hooks.remove(self._counter)
         self._loop.close()
         # A sync job that timed out cannot be stopped: leave its thread to finish alone.

@@ -38,6 +38,7 @@ BATCHES_TOPIC = "pulsarjobs-batches"  # compacted: each batch's state, as its ow
 BATCH_SUBSCRIPTION = "pulsarjobs-batches"  # Key_Shared: one worker counts each batch's events
 RESULTS_TOPIC = "pulsarjobs-results"  # kept results of jobs, keyed by job id (results.py)
 STEPS_TOPIC = "pulsarjobs-steps"  # compacted: durable jobs' completed steps, "<job id>/<step>"
+SIGNALS_TOPIC = "pulsarjobs-signals"  # compacted: kept signals and durable jobs waiting for one
 SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots, one a message
 CRON_PRODUCER_PREFIX = "pulsarjobs-cron-"  # + a schedule's tick key: its ticks' producer
 
@@ -55,9 +56,10 @@ KINDS = {
     BATCHES_TOPIC: "batches",
     RESULTS_TOPIC: "job results",
     STEPS_TOPIC: "durable steps",
+    SIGNALS_TOPIC: "signals and waits",
 }
-# Messages that are not job envelopes: JSON (batches), Avro records of their own (steps).
-RAW_TOPICS = (BATCH_EVENTS_TOPIC, BATCHES_TOPIC, STEPS_TOPIC)
+# Messages that are not job envelopes: JSON (batches, signals), Avro records of their own (steps).
+RAW_TOPICS = (BATCH_EVENTS_TOPIC, BATCHES_TOPIC, STEPS_TOPIC, SIGNALS_TOPIC)
 SUFFIX_KINDS = (("-RETRY", "retries"), ("-DLQ", "dead letters"), ("-ordered", "ordered jobs"))
 
 
@@ -152,6 +154,10 @@ def results_topic(settings: Settings) -> str:
 
 def steps_topic(settings: Settings) -> str:
     return namespace_topic(settings, STEPS_TOPIC)
+
+
+def signals_topic(settings: Settings) -> str:
+    return namespace_topic(settings, SIGNALS_TOPIC)
 
 
 def slots_topic(settings: Settings, limit_key: str) -> str:

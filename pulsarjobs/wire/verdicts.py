@@ -83,6 +83,9 @@ class Verdict(StrEnum):
     # (workflows/durable.py); it keeps its key and its place in its order, frees its slots,
     # and its batch hears of it only once it is over.
     PARKED = "parked", Policy(Publish.RETRY, False, False, True, True, "parked")
+    # A copy of a durable job that another copy carried on past a signalled wait
+    # (workflows/signals.py): acknowledged, and nothing else, as a second delivery is.
+    SUPERSEDED = "superseded", Policy(Publish.NOTHING, False, False, True, False, "duplicates")
     # Not reachable yet, named for debounce and aggregation: a delivery whose work now belongs
     # to another stored job (a later call of a debounced job, or the aggregate run that carries
     # its arguments), acknowledged once that job is stored. It is over, as succeeded: the job

@@ -27,7 +27,7 @@ from pulsarjobs.wire.verdicts import Outcome, Verdict
 from pulsarjobs.worker._running import CurrentRuns
 from pulsarjobs.worker.crashes import CRASHES_BEFORE_DEAD, DEFER_SECONDS, Crashes
 from pulsarjobs.workflows import chains
-from pulsarjobs.workflows.durable import Parked
+from pulsarjobs.workflows.durable import Parked, Superseded
 
 if TYPE_CHECKING:
     from pulsarjobs.app_view import AppView
@@ -136,6 +136,9 @@ class Judge:
             return self.snoozed(envelope, exc, duration)
         if isinstance(exc, Parked):
             return self.parked(envelope, exc, duration)
+        if isinstance(exc, Superseded):
+            log.info("job copy superseded", **fields(envelope), reason=str(exc))
+            return Outcome(Verdict.SUPERSEDED, envelope, str(exc), duration)
         error = JobError.from_exception(exc, self.worker, now=self.clock())
         failed = envelope.replace(last_error=error)
         if envelope.retry.exhausted(envelope.attempt):

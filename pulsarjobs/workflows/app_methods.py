@@ -4,6 +4,7 @@ chains.py."""
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Future
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from pulsarjobs.wire.values import JobArg
 from pulsarjobs.workflows.chains import Chained, first_link
 from pulsarjobs.workflows.durable_store import BrokerSteps, StepStore
 from pulsarjobs.workflows.result_reader import ResultReader
+from pulsarjobs.workflows.signals import DEFAULT_SIGNAL_KEEP, SignalBoard
 
 if TYPE_CHECKING:
     from pulsarjobs.app_view import AppView
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from pulsarjobs.jobs import JobCall
     from pulsarjobs.settings import Settings
     from pulsarjobs.transport.connection import Connection
+    from pulsarjobs.wire.envelope import Envelope
 
 
 class Workflows:
@@ -29,6 +32,13 @@ class Workflows:
     settings: Settings
     _result_reader: ResultReader | None = None  # created on the first wait for a result
     _step_store: StepStore | None = None  # durable jobs' steps; in memory under the TestRunner
+    _signals: SignalBoard | None = None  # kept signals, waiting jobs; in memory likewise
+
+    if TYPE_CHECKING:  # the App's (signals send copies of jobs)
+
+        def publish_envelope(
+            self, envelope: Envelope, topic: str | None = None
+        ) -> Future[None]: ...
 
     @property
     def result_reader(self) -> ResultReader:
@@ -50,6 +60,30 @@ class Workflows:
     @step_store.setter
     def step_store(self, store: StepStore | None) -> None:
         self._step_store = store
+
+    @property
+    def signals(self) -> SignalBoard:
+        """Kept signals and the durable jobs waiting for one (signals.py)."""
+        if self._signals is None:
+            self._signals = SignalBoard(self)
+        return self._signals
+
+    @signals.setter
+    def signals(self, board: SignalBoard | None) -> None:
+        self._signals = board
+
+    def signal(
+        self, key: str, payload: JobArg = None, keep: timedelta = DEFAULT_SIGNAL_KEEP
+    ) -> int:
+        """Resume every durable job waiting on `key` (`ctx.wait_for`) with `payload`, once each;
+        a job that starts waiting on it within `keep` gets it too. Returns once the signal is
+        stored, with how many waiting jobs it resumed."""
+        return self.signals.send(key, payload, keep)
+
+    async def signal_async(
+        self, key: str, payload: JobArg = None, keep: timedelta = DEFAULT_SIGNAL_KEEP
+    ) -> int:
+        return await asyncio.to_thread(self.signals.send, key, payload, keep)
 
     def result(self, job_id: str, timeout: float | None = None) -> JobArg:
         """The return value of a job declared (or enqueued) with `keep_result`, once it has
@@ -97,6 +131,9 @@ class Workflows:
         return chained
 
     def close_workflows(self) -> None:
+        if self._signals is not None:
+            self._signals.close()
+            self._signals = None
         if self._result_reader is not None:
             self._result_reader.close()
             self._result_reader = None

@@ -7,7 +7,9 @@ and a later run of the same job — a retry, a run after its worker died, after 
 the stored value back without running `fn`. `await ctx.sleep(delay)` stores its wake-up time
 and ends the run with the PARKED verdict (wire/verdicts.py, through the Judge): the job is
 stored on the retry topic due at its wake-up, its attempt unchanged, and goes on past the
-sleep when it runs again. A sync job calls `step_sync` and `sleep_sync`.
+sleep when it runs again. `await ctx.wait_for(key)` parks the job until `app.signal(key, ...)`
+or its timeout (signals.py), and returns the signal's payload. A sync job calls `step_sync`,
+`sleep_sync` and `wait_for_sync`.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pulsarjobs.snooze import Snooze
+from pulsarjobs.wire.envelope import encode
 from pulsarjobs.wire.values import Unencodable
 from pulsarjobs.workflows.durable_store import StepStore, decode_step, encode_step
+from pulsarjobs.workflows.signals import TIMED_OUT, SignalBoard, Waiting, by_signal, resumed_copy
 
 if TYPE_CHECKING:
     from pulsarjobs.clock import Clock
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
     from pulsarjobs.wire.envelope import Envelope
 
 _MISSING = object()
+DEFAULT_WAIT_TIMEOUT = timedelta(days=7)  # how long `wait_for` waits unless told
 
 
 class Parked(Exception):
@@ -40,8 +45,22 @@ class Parked(Exception):
         self.until = until
 
 
+class WaitTimedOut(TimeoutError):
+    """Raised by `Durable.wait_for` when no signal came before its timeout."""
+
+    def __init__(self, key: str, deadline: datetime) -> None:
+        super().__init__(f"no signal {key!r} came by {deadline.isoformat()}")
+        self.key = key
+        self.deadline = deadline
+
+
+class Superseded(Exception):
+    """Raised by `Durable.wait_for` in a copy of the job that another copy has carried on past
+    a signalled wait (signals.py): this one ends there (the SUPERSEDED verdict)."""
+
+
 class DurableApp(Protocol):
-    """What a durable job's runs use of its App: its clock and where steps are stored."""
+    """What a durable job's runs use of its App: its clock, where steps are stored, signals."""
 
     @property
     def clock(self) -> Clock: ...
@@ -49,31 +68,33 @@ class DurableApp(Protocol):
     @property
     def step_store(self) -> StepStore: ...
 
+    @property
+    def signals(self) -> SignalBoard: ...
+
 
 class Durable:
     """A durable job's context, its first parameter: its steps and its sleeps. Steps must be
     called in the same order in every run, each under a name of its own."""
 
-    def __init__(
-        self, job_id: str, store: StepStore, clock: Clock, stored: Mapping[str, bytes]
-    ) -> None:
-        self.job_id = job_id
-        self._store = store
-        self._clock = clock
-        self._stored = dict(stored)  # this job's completed steps and sleeps, by name
+    def __init__(self, app: DurableApp, job: Envelope, stored: Mapping[str, bytes]) -> None:
+        self.job_id = job.id
+        self._job = job
+        self._app = app
+        self._store = app.step_store
+        self._clock = app.clock
+        self._stored = dict(stored)  # this job's completed steps, sleeps and waits, by name
         self._named: set[str] = set()  # the names used in this run
         self._sleeps = 0
+        self._waits = 0
 
     @classmethod
-    def open(cls, app: DurableApp, job_id: str) -> Durable:
+    def open(cls, app: DurableApp, job: Envelope) -> Durable:
         """The context of a run, with every step stored for the job read (blocks)."""
-        store = app.step_store
-        return cls(job_id, store, app.clock, store.read(job_id))
+        return cls(app, job, app.step_store.read(job.id))
 
     @classmethod
-    async def open_async(cls, app: DurableApp, job_id: str) -> Durable:
-        store = app.step_store
-        return cls(job_id, store, app.clock, await asyncio.to_thread(store.read, job_id))
+    async def open_async(cls, app: DurableApp, job: Envelope) -> Durable:
+        return cls(app, job, await asyncio.to_thread(app.step_store.read, job.id))
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -154,6 +175,66 @@ class Durable:
         _, storing = self._keep(name, millis)
         return wake_at, storing
 
+    # -- waits for a signal ------------------------------------------------------------------
+
+    async def wait_for(
+        self, key: str, timeout: timedelta | float = DEFAULT_WAIT_TIMEOUT, name: str | None = None
+    ) -> Any:
+        """The payload of the signal `key` (`app.signal`): one kept from before, or the next.
+        Until it comes the job is parked, holding no worker; WaitTimedOut after `timeout`."""
+        return await asyncio.to_thread(self.wait_for_sync, key, timeout, name)
+
+    def wait_for_sync(
+        self, key: str, timeout: timedelta | float = DEFAULT_WAIT_TIMEOUT, name: str | None = None
+    ) -> Any:
+        """`wait_for` in a sync (`def`) job."""
+        self._waits += 1
+        name = f"wait-{self._waits}" if name is None else name
+        self._replayed(name)  # the name is this wait's
+        deadline = self._deadline(name, timeout)
+        claim = f"{name}.claim"  # the copy of the job that went on past the wait
+        if name not in self._stored or claim not in self._stored:
+            self._settle(key, name, claim, deadline)
+        if decode_step(self._stored[claim]) != resumed_copy(self._job):
+            raise Superseded(f"wait {name!r} was passed by another copy of job {self.job_id}")
+        outcome = decode_step(self._stored[name])
+        if outcome == TIMED_OUT:
+            raise WaitTimedOut(key, deadline)
+        return outcome["signal"]
+
+    def _deadline(self, name: str, timeout: timedelta | float) -> datetime:
+        """When the wait times out: as its first run stored it."""
+        until = f"{name}.until"
+        stored = self._stored.get(until)
+        if stored is not None:
+            return datetime.fromtimestamp(decode_step(stored) / 1000, self._clock().tzinfo)
+        deadline = Snooze(timeout).due(self._clock())
+        self._keep(until, round(deadline.timestamp() * 1000))[1].result()
+        return deadline
+
+    def _settle(self, key: str, name: str, claim: str, deadline: datetime) -> None:
+        """Under the wait's lock: end the wait (a kept signal, the timeout) or park the job
+        until it ends, then claim it for this copy unless another copy did."""
+        signals, job_id = self._app.signals, self.job_id
+        with signals.locked(job_id, name):
+            self._stored.update(self._store.read(job_id))  # what others stored since
+            if claim in self._stored:
+                return
+            if name not in self._stored:
+                if self._clock() >= deadline:
+                    self._keep(name, TIMED_OUT)[1].result()
+                else:
+                    # Registered first, then a kept signal looked for: a signal stored meanwhile
+                    # is seen here, or it sees this wait (signals.py).
+                    parked = self._job.replace(run_at=deadline)
+                    signals.wait(Waiting(job_id, name, key, encode(parked), deadline))
+                    signal = signals.kept(key)
+                    if signal is None:
+                        raise Parked(deadline)
+                    self._keep(name, by_signal(signal.payload))[1].result()
+            signals.done_waiting(job_id, name)
+            self._keep(claim, resumed_copy(self._job))[1].result()
+
 
 def durable_run(
     app: DurableApp, job: Job[Any, Any], current: Callable[[], Envelope]
@@ -164,7 +245,7 @@ def durable_run(
     if job.is_async:
 
         async def run_async(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            context = await Durable.open_async(app, current().id)
+            context = await Durable.open_async(app, current())
             return await handler(context, *args, **kwargs)
 
         def start(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
@@ -174,6 +255,6 @@ def durable_run(
         return start
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        return handler(Durable.open(app, current().id), *args, **kwargs)
+        return handler(Durable.open(app, current()), *args, **kwargs)
 
     return run

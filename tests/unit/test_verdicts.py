@@ -102,13 +102,19 @@ def test_each_verdict_moves_a_counter_of_the_worker() -> None:
 
 
 def test_a_job_still_to_run_keeps_its_key_and_its_place_and_goes_to_the_retry_topic() -> None:
-    for verdict in Verdict:
+    for verdict in set(Verdict) - {Verdict.SUPERSEDED}:
         policy = verdict.policy
         still_to_run = not policy.over
         assert policy.keeps_unique_key == still_to_run, verdict
         assert policy.holds_its_order == still_to_run, verdict
         assert (policy.publishes is Publish.RETRY) == still_to_run, verdict
         assert not policy.succeeded or policy.over, verdict
+
+
+def test_a_superseded_copy_leaves_its_job_to_the_copy_that_carries_it_on() -> None:
+    policy = Verdict.SUPERSEDED.policy
+    assert not policy.over and policy.keeps_unique_key  # the job is still to finish, elsewhere
+    assert policy.publishes is Publish.NOTHING and not policy.holds_its_order
 
 
 def test_a_verdict_reads_as_its_kind() -> None:

@@ -84,7 +84,7 @@ def test_worker_stats_count_each_verdict_under_its_name() -> None:
         "dead": 2,  # and undecodable
         "expired": 1,
         "early": 1,
-        "duplicates": 1,
+        "duplicates": 2,  # and a superseded copy of a durable job
         "cancelled": 1,
         "deferred": 1,
         "snoozed": 1,
