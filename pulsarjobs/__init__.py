@@ -41,7 +41,7 @@ from pulsarjobs.worker.worker import Worker
 from pulsarjobs.workflows.batch_state import BatchProgress
 from pulsarjobs.workflows.batches import Batch
 from pulsarjobs.workflows.chains import Chained
-from pulsarjobs.workflows.durable import Durable, WaitTimedOut
+from pulsarjobs.workflows.durable import ChildFailed, Durable, WaitTimedOut
 
 __version__ = "0.1.0"
 
@@ -54,6 +54,7 @@ __all__ = [
     "BrokerUnavailable",
     "Cancel",
     "Chained",
+    "ChildFailed",
     "ConfigurationError",
     "CurrentJob",
     "DeadLetter",

@@ -27,6 +27,12 @@ class UniqueKeyHolder(Protocol):
     def release(self, key: str, job_id: str) -> None: ...
 
 
+class SignalSender(Protocol):
+    """The signals of an App, as the worker resumes a child job's parent (workflows/signals.py)."""
+
+    def send(self, key: str, payload: Any = None, keep: timedelta = ...) -> int: ...
+
+
 class AppView(Protocol):
     @property
     def settings(self) -> Settings: ...
@@ -45,6 +51,9 @@ class AppView(Protocol):
 
     @property
     def unique_keys(self) -> UniqueKeyHolder: ...
+
+    @property
+    def signals(self) -> SignalSender: ...
 
     def envelope(
         self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None

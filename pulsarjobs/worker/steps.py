@@ -16,9 +16,9 @@ each stage, are `worker_steps()`; the in-memory TestRunner adds its own recorder
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pulsarjobs.app_view import AppView
 from pulsarjobs.transport.topics import results_topic
@@ -31,6 +31,7 @@ from pulsarjobs.worker.judge import Judge
 from pulsarjobs.worker.metrics import WorkerMetrics
 from pulsarjobs.workflows import batches, results
 from pulsarjobs.workflows.chains import next_link
+from pulsarjobs.workflows.signals import CHILD_KEEP, PARENT_META, child_key, child_outcome
 
 NOTHING: tuple[Future[None], ...] = ()
 
@@ -156,6 +157,31 @@ class BatchEvents(Step):
         return NOTHING if told is None else (told,)
 
 
+class DurableParents(Step):
+    """A child of a durable job (`ctx.child`) that is over resumes its parent with its value or
+    its failure before it is acknowledged: a signal, sent from a thread of its own as it waits
+    for locks and the broker (workflows/signals.py)."""
+
+    name = "durable parents"
+    concerns = ("keep_result",)  # a child keeps its result: jobs that keep none are not looked at
+
+    def __init__(self, app: AppView) -> None:
+        self.app = app
+        self._sending: ThreadPoolExecutor | None = None
+
+    def follow_ups(self, outcome: Outcome) -> Sequence[Future[None]]:
+        envelope = outcome.envelope
+        if PARENT_META not in envelope.meta or not outcome.kind.policy.over:
+            return NOTHING
+        if self._sending is None:
+            self._sending = ThreadPoolExecutor(2, thread_name_prefix="pulsarjobs-parents")
+        told = child_outcome(outcome, self.app.clock())
+        return (self._sending.submit(self._tell, child_key(envelope.id), told),)
+
+    def _tell(self, key: str, told: dict[str, Any]) -> None:
+        self.app.signals.send(key, told, CHILD_KEEP)
+
+
 class KeyKeeper(Protocol):
     def settled(self, outcome: Outcome) -> None: ...  # gives the key back, unless still kept
 
@@ -190,7 +216,8 @@ def worker_steps(
         steps.append(AfterCrashes(judge, crashes))
     if metrics is not None:
         steps.append(Metrics(metrics))
-    steps += [KeptResults(app, worker), ChainLinks(app), BatchEvents(app), stats]
+    steps += [KeptResults(app, worker), ChainLinks(app), BatchEvents(app), DurableParents(app)]
+    steps.append(stats)
     if flow is not None:
         steps.append(UniqueKeysBack(flow))
     return steps

@@ -21,15 +21,25 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pulsarjobs.app_view import AppView
 from pulsarjobs.snooze import Snooze
 from pulsarjobs.wire.envelope import encode
 from pulsarjobs.wire.values import Unencodable
 from pulsarjobs.workflows.durable_store import StepStore, decode_step, encode_step
-from pulsarjobs.workflows.signals import TIMED_OUT, SignalBoard, Waiting, by_signal, resumed_copy
+from pulsarjobs.workflows.signals import (
+    CHILD_KEEP,
+    PARENT_META,
+    TIMED_OUT,
+    SignalBoard,
+    Waiting,
+    by_signal,
+    child_key,
+    goes_on,
+    lineage_of,
+)
 
 if TYPE_CHECKING:
-    from pulsarjobs.clock import Clock
-    from pulsarjobs.jobs import Job
+    from pulsarjobs.jobs import Job, JobCall
     from pulsarjobs.wire.envelope import Envelope
 
 _MISSING = object()
@@ -59,11 +69,19 @@ class Superseded(Exception):
     a signalled wait (signals.py): this one ends there (the SUPERSEDED verdict)."""
 
 
-class DurableApp(Protocol):
-    """What a durable job's runs use of its App: its clock, where steps are stored, signals."""
+class ChildFailed(Exception):
+    """Raised by `Durable.child` and `Durable.gather` for a child job that is over and did not
+    succeed (dead, cancelled, expired): its error's type and message."""
 
-    @property
-    def clock(self) -> Clock: ...
+    def __init__(self, job_id: str, error: dict[str, str]) -> None:
+        super().__init__(f"child job {job_id} failed: {error['type']}: {error['message']}")
+        self.job_id = job_id
+        self.error_type = error["type"]
+        self.error_message = error["message"]
+
+
+class DurableApp(AppView, Protocol):
+    """What a durable job's runs use of its App: that of every feature, and its steps."""
 
     @property
     def step_store(self) -> StepStore: ...
@@ -86,6 +104,7 @@ class Durable:
         self._named: set[str] = set()  # the names used in this run
         self._sleeps = 0
         self._waits = 0
+        self._children = 0
 
     @classmethod
     def open(cls, app: DurableApp, job: Envelope) -> Durable:
@@ -195,12 +214,59 @@ class Durable:
         claim = f"{name}.claim"  # the copy of the job that went on past the wait
         if name not in self._stored or claim not in self._stored:
             self._settle(key, name, claim, deadline)
-        if decode_step(self._stored[claim]) != resumed_copy(self._job):
+        if not goes_on(decode_step(self._stored[claim]), lineage_of(self._job), name):
             raise Superseded(f"wait {name!r} was passed by another copy of job {self.job_id}")
         outcome = decode_step(self._stored[name])
         if outcome == TIMED_OUT:
             raise WaitTimedOut(key, deadline)
         return outcome["signal"]
+
+    # -- child jobs --------------------------------------------------------------------------
+
+    async def child(self, call: JobCall, timeout: timedelta | float = DEFAULT_WAIT_TIMEOUT) -> Any:
+        """Enqueue `call` as a child job and return its value once it is done, parked until
+        then; ChildFailed if it is over without succeeding, WaitTimedOut after `timeout`."""
+        return await asyncio.to_thread(self.child_sync, call, timeout)
+
+    def child_sync(self, call: JobCall, timeout: timedelta | float = DEFAULT_WAIT_TIMEOUT) -> Any:
+        """`child` in a sync (`def`) job."""
+        return self._child_value(*self._send_child(call), timeout)
+
+    async def gather(
+        self, *calls: JobCall, timeout: timedelta | float = DEFAULT_WAIT_TIMEOUT
+    ) -> list[Any]:
+        """Enqueue every call as a child job, then return their values in call order; parked
+        until they are done. ChildFailed for the first (in call order) that failed."""
+        return await asyncio.to_thread(lambda: self.gather_sync(*calls, timeout=timeout))
+
+    def gather_sync(
+        self, *calls: JobCall, timeout: timedelta | float = DEFAULT_WAIT_TIMEOUT
+    ) -> list[Any]:
+        """`gather` in a sync (`def`) job."""
+        sent = [self._send_child(call) for call in calls]  # all run while it waits for the first
+        return [self._child_value(name, child_id, timeout) for name, child_id in sent]
+
+    def _send_child(self, call: JobCall) -> tuple[str, str]:
+        """Enqueue a child once (the name of its wait, its job id): a later run finds it sent."""
+        self._children += 1
+        name = f"child-{self._children}"
+        child_id, sent = f"{self.job_id}.{name}", f"{name}.sent"
+        if sent not in self._stored:
+            app = self._app
+            envelope = app.envelope(call.with_options(job_id=child_id))
+            envelope = app.hooks.before_enqueue(envelope.replace(
+                keep_result=max(envelope.keep_result or 0.0, CHILD_KEEP.total_seconds()),
+                meta={**envelope.meta, PARENT_META: self.job_id}))  # fmt: skip
+            app.publish_envelope(envelope).result()
+            app.hooks.emit("after_enqueue", envelope)
+            self._keep(sent, child_id)[1].result()
+        return name, child_id
+
+    def _child_value(self, name: str, child_id: str, timeout: timedelta | float) -> Any:
+        told = self.wait_for_sync(child_key(child_id), timeout, name)
+        if "error" in told:
+            raise ChildFailed(child_id, told["error"])
+        return told["value"]
 
     def _deadline(self, name: str, timeout: timedelta | float) -> datetime:
         """When the wait times out: as its first run stored it."""
@@ -233,7 +299,7 @@ class Durable:
                         raise Parked(deadline)
                     self._keep(name, by_signal(signal.payload))[1].result()
             signals.done_waiting(job_id, name)
-            self._keep(claim, resumed_copy(self._job))[1].result()
+            self._keep(claim, lineage_of(self._job))[1].result()
 
 
 def durable_run(

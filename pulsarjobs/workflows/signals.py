@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,6 +37,8 @@ from pulsarjobs.transport.keylocks import key_lock
 from pulsarjobs.transport.topics import signals_topic, steps_topic
 from pulsarjobs.wire.envelope import Envelope, decode
 from pulsarjobs.wire.records import decode_record, encode_record, instant
+from pulsarjobs.wire.values import Unencodable
+from pulsarjobs.wire.verdicts import Outcome
 from pulsarjobs.workflows.durable_store import StepStore, decode_step, encode_step
 
 if TYPE_CHECKING:
@@ -47,6 +50,8 @@ log = structlog.get_logger("pulsarjobs.signals")
 
 DEFAULT_SIGNAL_KEEP = timedelta(hours=24)  # a signal also resumes jobs that wait this long after
 COPY_META = "pulsarjobs-copy"  # in a resumed copy's meta: the token its claims carry
+PARENT_META = "pulsarjobs-parent"  # in a child job's meta (`ctx.child`): its parent's id
+CHILD_KEEP = timedelta(days=30)  # a child's outcome waits this long for its parent to ask
 LOCK_SCOPE = "wait"
 
 
@@ -111,6 +116,26 @@ def by_signal(payload: bytes) -> dict[str, Any]:
 
 
 TIMED_OUT: dict[str, Any] = {"timed_out": True}  # a wait's outcome when its time ran out
+
+
+def child_key(job_id: str) -> str:
+    """The signal a child job sends its parent once it is over."""
+    return f"child:{job_id}"
+
+
+def child_outcome(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    """What a child that is over tells its parent: its value, or why it failed."""
+    if outcome.kind.policy.succeeded:
+        try:
+            encode_step(outcome.value, now)
+            return {"value": outcome.value}
+        except Unencodable as exc:
+            return {"error": {"type": "pulsarjobs.UnpassableResult", "message": str(exc)}}
+    error = outcome.envelope.last_error
+    if error is not None and not outcome.kind.policy.result_error:
+        return {"error": {"type": error.type, "message": error.message}}
+    kind = outcome.kind.policy.result_error or str(outcome.kind)
+    return {"error": {"type": f"pulsarjobs.{kind}", "message": outcome.reason or str(outcome.kind)}}
 
 
 class SignalingApp(Protocol):
@@ -188,8 +213,8 @@ class SignalBoard:
                 outcome = encode_step(by_signal(signal.payload), self.app.clock())
                 store.write(wait.job_id, wait.name, outcome).result()
                 parked = decode(wait.job)
-                token = uuid.uuid4().hex
-                copy = parked.replace(run_at=None, meta={**parked.meta, COPY_META: token})
+                lineage = json.dumps([*lineage_of(parked), f"{wait.name}@{uuid.uuid4().hex[:12]}"])
+                copy = parked.replace(run_at=None, meta={**parked.meta, COPY_META: lineage})
                 self.app.publish_envelope(copy).result()
             self.done_waiting(wait.job_id, wait.name)
         return not over
@@ -238,6 +263,20 @@ class SignalBoard:
                 self._reader = None
 
 
-def resumed_copy(envelope: Envelope) -> str:
-    """The token of a copy a signal sent, "" for the job as enqueued (and its retries)."""
-    return envelope.meta.get(COPY_META, "")
+def lineage_of(envelope: Envelope) -> list[str]:
+    """Which copy of its job an envelope is: the waits whose signals made it and its forebears,
+    each `<wait>@<token>`, oldest first; [] for the job as enqueued (and its retries, sleeps)."""
+    copy = envelope.meta.get(COPY_META)
+    return [] if copy is None else list(json.loads(copy))
+
+
+def goes_on(claimed_by: list[str], copy: list[str], wait: str) -> bool:
+    """Whether a copy of the job goes on past `wait`, which the copy `claimed_by` claimed: the
+    claimant does, and so do the copies made since on its line for later waits; a copy made
+    for `wait` itself lost it, and any other copy is stale."""
+    if copy == claimed_by:
+        return True
+    if copy[: len(claimed_by)] != claimed_by or len(copy) == len(claimed_by):
+        return False
+    made_for = copy[len(claimed_by)].rsplit("@", 1)[0]
+    return made_for != wait

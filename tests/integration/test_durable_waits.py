@@ -112,3 +112,24 @@ def test_a_short_keep_lets_a_later_wait_time_out(app: App, returned: list[str]) 
         app.jobs["order"].enqueue("o-4")
         wait_until(lambda: worker.stats.done == 1, TIMEOUT_S + 60, 0.1)
     assert returned == ["never shipped"]  # the signal was no longer kept when it began to wait
+
+
+def test_gather_fans_out_to_child_jobs_and_resumes_the_parent_with_their_values(app: App) -> None:
+    @app.job()
+    def square(n: int) -> int:
+        return n * n
+
+    totals: list[int] = []
+
+    @app.job(durable=True)
+    async def total(ctx: Durable, count: int) -> int:
+        squares = await ctx.gather(*[square.call(n) for n in range(1, count + 1)])
+        totals.append(sum(squares))
+        return totals[-1]
+
+    with worker_in_thread(app) as worker:
+        total.enqueue(5)
+        wait_until(lambda: worker.stats.done == 5 + 1, 60, 0.1)  # the children, the parent
+        stats = worker.stats
+    assert totals == [1 + 4 + 9 + 16 + 25]  # the code past the gather ran once
+    assert stats.parked >= 1 and stats.failed == 0

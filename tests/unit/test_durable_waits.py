@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from pulsarjobs import App, Durable, Settings, WaitTimedOut
+from pulsarjobs import App, ChildFailed, Durable, Settings, WaitTimedOut
 from pulsarjobs.jobs import Job
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.workflows.signals import goes_on
 
 
 @pytest.fixture
@@ -135,3 +136,84 @@ def test_a_signal_after_the_timeout_resumes_nothing(
     assert app.signal("shipped:o-5", {"tracking": "late"}) == 0
     runner.run_all()
     assert kinds(runner) == ["parked", "done"]
+
+
+def test_gather_runs_children_while_the_parent_is_parked_and_resumes_it_with_their_values(
+    app: App, runner: TestRunner
+) -> None:
+    @app.job()
+    def square(n: int) -> int:
+        return n * n
+
+    @app.job(durable=True)
+    async def total(ctx: Durable, count: int) -> int:
+        squares = await ctx.gather(*[square.call(n) for n in range(1, count + 1)])
+        return sum(squares)
+
+    total.enqueue(3)
+    runner.run_all()
+    [done] = [o for o in runner.outcomes if o.kind == "done" and o.envelope.type == "total"]
+    assert done.value == 1 + 4 + 9
+    assert runner.runs(square) == 3
+    assert runner.stats.parked >= 1  # it held no runner while its children ran
+
+
+def test_a_child_that_fails_for_good_raises_child_failed_in_its_parent(
+    app: App, runner: TestRunner
+) -> None:
+    @app.job(max_attempts=1)
+    def flaky() -> None:
+        raise ValueError("card declined")
+
+    @app.job(durable=True)
+    def parent(ctx: Durable) -> str:
+        try:
+            ctx.child_sync(flaky.call())
+        except ChildFailed as failed:
+            return f"{failed.error_type}: {failed.error_message}"
+        return "ok"
+
+    parent.enqueue()
+    runner.run_all()
+    [done] = [o for o in runner.outcomes if o.kind == "done"]
+    assert done.value == "ValueError: card declined"
+
+
+def test_a_job_resumed_by_two_signals_in_turn_is_done_by_the_second_not_at_a_timeout(
+    app: App, runner: TestRunner
+) -> None:
+    @app.job(durable=True)
+    def approvals(ctx: Durable) -> str:
+        first = ctx.wait_for_sync("manager", timeout=timedelta(days=7))
+        second = ctx.wait_for_sync("finance", timeout=timedelta(days=7))
+        return f"{first}+{second}"
+
+    approvals.enqueue()
+    hour = timedelta(hours=1)
+    runner.run_all(until=runner.now + hour)
+    assert app.signal("manager", "ok") == 1
+    runner.run_all(until=runner.now + hour)
+    assert app.signal("finance", "ok too") == 1
+    runner.run_all(until=runner.now + hour)  # well before either timeout
+    assert kinds(runner) == ["parked", "parked", "done"]
+    assert runner.outcomes[-1].value == "ok+ok too"
+    runner.run_all()  # the two copies parked until the timeouts: each ends at its wait
+    assert kinds(runner)[3:] == ["superseded", "superseded"]
+
+
+@pytest.mark.parametrize(
+    ("claimed_by", "copy", "wait", "goes"),
+    [
+        ([], [], "w1", True),  # the job as enqueued claimed it: itself
+        ([], ["w1@a"], "w1", False),  # the copy a signal made for w1 lost it to a timeout
+        (["w1@a"], [], "w1", False),  # the copy parked until the timeout, once w1 was signalled
+        (["w1@a"], ["w1@a", "w2@b"], "w1", True),  # made later on the claimant's line
+        (["w1@a", "w2@b"], ["w1@a"], "w2", False),  # that line's copy parked at w2
+        ([], ["w2@b"], "w1", True),  # the enqueued job claimed w1, then was resumed at w2
+        (["w1@a"], ["w1@x", "w2@b"], "w1", False),  # another line
+    ],
+)
+def test_which_copy_of_a_job_goes_on_past_a_claimed_wait(
+    claimed_by: list[str], copy: list[str], wait: str, goes: bool
+) -> None:
+    assert goes_on(claimed_by, copy, wait) is goes
