@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pulsarjobs.snooze import Snooze
 from pulsarjobs.wire.values import Unencodable
-from pulsarjobs.workflows.durable_store import StepStore, decode_step, encode_step
+from pulsarjobs.workflows.durable_store import StepKind, StepStore, decode_step, encode_step
 
 if TYPE_CHECKING:
     from pulsarjobs.clock import Clock
@@ -83,10 +83,11 @@ class Durable:
         job argument may be, and comes back as one (a tuple as a list)."""
         if (value := self._replayed(name)) is not _MISSING:
             return value
+        started = self._clock()
         value = fn(*args, **kwargs)
         if inspect.isawaitable(value):
             value = await value
-        value, stored = self._keep(name, value)
+        value, stored = self._keep(name, value, started)
         await asyncio.wrap_future(stored)
         return value
 
@@ -94,12 +95,13 @@ class Durable:
         """`step` in a sync (`def`) job: `fn` must be a plain function."""
         if (value := self._replayed(name)) is not _MISSING:
             return value
+        started = self._clock()
         value = fn(*args, **kwargs)
         if inspect.isawaitable(value):
             if isinstance(value, Coroutine):
                 value.close()
             raise TypeError(f"step {name!r}: step_sync cannot await; use `await ctx.step`")
-        value, stored = self._keep(name, value)
+        value, stored = self._keep(name, value, started)
         stored.result()
         return value
 
@@ -110,10 +112,12 @@ class Durable:
         data = self._stored.get(name)
         return _MISSING if data is None else decode_step(data)
 
-    def _keep(self, name: str, value: Any) -> tuple[Any, Future[None]]:
+    def _keep(
+        self, name: str, value: Any, started: datetime | None = None, kind: StepKind = "step"
+    ) -> tuple[Any, Future[None]]:
         """The value as it comes back from the broker, and the future of its storing."""
         try:
-            data = encode_step(value, self._clock())
+            data = encode_step(value, self._clock(), started, kind)
         except Unencodable as exc:
             raise exc.to_argument_error(f"step {name!r}'s return value") from None
         self._stored[name] = data
@@ -151,7 +155,7 @@ class Durable:
             return (None if wake_at <= now else wake_at), None
         wake_at = Snooze(delay).due(now)  # never before the time asked for, to the millisecond
         millis = round(wake_at.timestamp() * 1000)
-        _, storing = self._keep(name, millis)
+        _, storing = self._keep(name, millis, kind="sleep")
         return wake_at, storing
 
 
