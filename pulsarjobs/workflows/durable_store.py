@@ -22,7 +22,7 @@ import io
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, get_args
 
 import fastavro
@@ -80,6 +80,7 @@ class StoredStep:
     stored_at: datetime
     started_at: datetime | None  # None for a sleep, and in records of the first version
     kind: StepKind
+    wakes_at: datetime | None  # a sleep's wake-up time: its value, in epoch millis
 
 
 def encode_step(
@@ -101,13 +102,11 @@ def decode_record(data: bytes) -> StoredStep:
         record: Any = fastavro.schemaless_reader(io.BytesIO(data), _PARSED, None)
     except EOFError:  # written by the first version: its fields end sooner
         record = fastavro.schemaless_reader(io.BytesIO(data), _FIRST, _PARSED)
-    value = record["value"]
-    return StoredStep(
-        None if value is None else from_value(value),
-        record["stored_at"],
-        record["started_at"],
-        record["kind"],
-    )
+    value: Any = None if record["value"] is None else from_value(record["value"])
+    wakes_at = None
+    if record["kind"] == "sleep":
+        wakes_at = datetime.fromtimestamp(value / 1000, UTC)
+    return StoredStep(value, record["stored_at"], record["started_at"], record["kind"], wakes_at)
 
 
 def step_key(job_id: str, name: str) -> str:
