@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import pulsar
@@ -82,11 +82,10 @@ def _compacted(client: pulsar.Client, topic: str, end: Position) -> Iterator[tup
 
 def step_of(name: str, data: bytes, now: datetime) -> DurableStep:
     stored = decode_record(data)
-    if stored.kind == "sleep":
-        wakes_at = datetime.fromtimestamp(stored.value / 1000, UTC)
+    if (wakes_at := stored.wakes_at) is not None:
         state: StepState = "over" if wakes_at <= now else "sleeping"
         return DurableStep(
-            name, "sleep", state, stored.stored_at, None, None, stored.value, wakes_at
+            name, stored.kind, state, stored.stored_at, None, None, stored.value, wakes_at
         )
     started, seconds = stored.started_at, None
     if started is not None:
@@ -97,3 +96,10 @@ def step_of(name: str, data: bytes, now: datetime) -> DurableStep:
 def asleep_until(steps: list[DurableStep]) -> datetime | None:
     """When the job wakes, while a sleep of it is not over."""
     return next((step.wakes_at for step in reversed(steps) if step.state == "sleeping"), None)
+
+
+def took_text(step: DurableStep) -> str:
+    """How long a step took, as the CLI and the dashboard show it: `120 ms`, `3.4 s`, `-`."""
+    if step.seconds is None:
+        return "-"
+    return f"{step.seconds * 1000:.0f} ms" if step.seconds < 1 else f"{step.seconds:.1f} s"
