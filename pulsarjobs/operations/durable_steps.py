@@ -44,8 +44,8 @@ class DurableStep:
 def read_steps(
     admin: Admin, client: pulsar.Client, settings: Settings, job_id: str, now: datetime
 ) -> list[DurableStep]:
-    """The job's stored steps, in the order they were stored (the latest of a name kept at its
-    place); none when no durable job ever stored one in the namespace."""
+    """The job's stored steps, in the order they were stored (a name stored twice, by two runs
+    at once, where it was stored last); none when no durable job ever stored one here."""
     topic, prefix = steps_topic(settings), step_key(job_id, "")
     try:
         end = admin.last_message_id(topic)  # a reader would create a missing topic
