@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pulsarjobs.app import App
 from pulsarjobs.cli.context import inspecting, settings_of
-from pulsarjobs.cli.output import AsJson, fail, print_json, reports_errors
+from pulsarjobs.cli.output import AsJson, fail, print_json, print_table, reports_errors
 from pulsarjobs.cli.queues import age
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import JobFailed
 from pulsarjobs.operations.cancels import cancel
-from pulsarjobs.wire.heartbeat import PROGRESS_KEPT_AFTER
+from pulsarjobs.operations.durable_steps import DurableStep, asleep_until, took_text
+from pulsarjobs.operations.jsonable import jsonable
+from pulsarjobs.wire.heartbeat import PROGRESS_KEPT_AFTER, RunningJob
 from pulsarjobs.worker.progress import last_progress
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Jobs by id: show where one runs and how far, cancel one, show one's result.",
+    help="Jobs by id: show where one runs, how far it got and its durable steps, cancel one, "
+    "show one's result.",
 )
 console = Console()
 JobId = Annotated[str, typer.Argument(metavar="JOB_ID", help="The id enqueue returned.")]
@@ -29,26 +36,64 @@ JobId = Annotated[str, typer.Argument(metavar="JOB_ID", help="The id enqueue ret
 @reports_errors
 def show_job(ctx: typer.Context, job_id: JobId, as_json: AsJson = False) -> None:
     """Where a job runs and how far it got, by the workers' heartbeats; a job that ended is
-    shown for a while after, with the last progress it reported."""
+    shown for a while after, with the last progress it reported. A durable job's stored steps
+    and sleeps are listed too, whether a worker runs it now or not."""
     with inspecting(ctx) as inspector:
         found = last_progress(inspector.workers(everyone=True), job_id)
-    if found is None:
+        steps = inspector.steps(job_id)
+    if found is None and not steps:
         minutes = PROGRESS_KEPT_AFTER.total_seconds() / 60
         fail(f"No worker runs job {job_id} now, nor ended it in the last {minutes:g} minutes "
-             "having reported its progress (the dashboard and `pulsarjobs dlq` list the jobs "
-             "that wait and the dead).")  # fmt: skip
-    worker, job = found
+             "having reported its progress, and it stored no durable step (the dashboard and "
+             "`pulsarjobs dlq` list the jobs that wait and the dead).")  # fmt: skip
     if as_json:
-        print_json({"worker": worker.worker, **job.to_fields()})
+        seen = {"worker": None, **dict.fromkeys(RUNNING_FIELDS), "job_id": job_id}
+        if found is not None:
+            seen = {"worker": found[0].worker, **found[1].to_fields()}
+        print_json({**seen, "steps": steps, "asleep_until": asleep_until(steps)})
         return
     now = utc_now()
-    if job.ended_at is None:
-        state = f"running on {worker.worker} for {age((now - job.started_at).total_seconds())}"
-    else:
-        state = f"ended on {worker.worker} {age((now - job.ended_at).total_seconds())} ago"
-    lines = (f"Job {job.job_id}: {job.type} on {job.queue}", state,
-             f"progress: {job.progress or 'none reported'}")  # fmt: skip
+    lines = [f"Job {job_id}: no worker runs it now, nor ended it lately"]
+    if found is not None:
+        worker, job = found
+        if job.ended_at is None:
+            state = f"running on {worker.worker} for {age((now - job.started_at).total_seconds())}"
+        else:
+            state = f"ended on {worker.worker} {age((now - job.ended_at).total_seconds())} ago"
+        lines = [f"Job {job.job_id}: {job.type} on {job.queue}", state,
+                 f"progress: {job.progress or 'none reported'}"]  # fmt: skip
+    if (wakes_at := asleep_until(steps)) is not None:
+        lines.append(f"asleep until {moment(wakes_at)} ({relative(wakes_at, now)})")
     console.print("\n".join(lines), highlight=False, soft_wrap=True)
+    if steps:
+        running = found is not None and found[1].ended_at is None
+        caption = "running now, past the last step stored" if running else None
+        rows = [step_row(step, now) for step in steps]
+        title = f"Steps of job {job_id}, as stored"
+        print_table(console, title, STEP_COLUMNS, rows, wraps={"stored", "value"},
+                    right={"took"}, caption=caption)  # fmt: skip
+
+
+RUNNING_FIELDS = tuple(field.name for field in fields(RunningJob))
+STEP_COLUMNS = ("step", "state", "stored", "took", "value")
+
+
+def step_row(step: DurableStep, now: datetime) -> tuple[str, ...]:
+    """A stored step as `jobs show` lists it: a sleep's value is when it wakes."""
+    if step.wakes_at is not None:
+        value = f"until {moment(step.wakes_at)} ({relative(step.wakes_at, now)})"
+    else:
+        value = json.dumps(jsonable(step.value), ensure_ascii=False)
+    return (escape(step.name), step.state, moment(step.stored_at), took_text(step), escape(value))
+
+
+def moment(at: datetime) -> str:
+    return at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def relative(at: datetime, now: datetime) -> str:
+    seconds = (at - now).total_seconds()
+    return f"in {age(seconds)}" if seconds > 0 else f"{age(-seconds)} ago"
 
 
 @app.command("cancel")

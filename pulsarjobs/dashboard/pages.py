@@ -26,6 +26,7 @@ from pulsarjobs.errors import (
     NotFound,
     PulsarJobsError,
 )
+from pulsarjobs.operations.durable_steps import took_text
 from pulsarjobs.operations.jsonable import jsonable
 
 View = Callable[[Request, Dashboard], views.Context]
@@ -203,5 +204,12 @@ def as_json(value: Any) -> str:
 
 
 templates.env.filters.update(
-    iso=iso, ago=ago, span=span, size=size_text, json=as_json, query=query, num=number
+    iso=iso,
+    ago=ago,
+    span=span,
+    size=size_text,
+    json=as_json,
+    query=query,
+    num=number,
+    took=took_text,
 )

@@ -16,6 +16,7 @@ from pulsarjobs.errors import NotFound, PulsarJobsError
 from pulsarjobs.operations.browse import PAGE_SIZES, WHERE, JobMessage, Page, Where
 from pulsarjobs.operations.cancels import cancelled_jobs
 from pulsarjobs.operations.dead_letters import DeadLetterFilter
+from pulsarjobs.operations.durable_steps import asleep_until
 from pulsarjobs.operations.durations import parse_since
 from pulsarjobs.operations.retention import KEPT_FOREVER
 from pulsarjobs.scheduling.leader import scheduler_leader
@@ -162,7 +163,15 @@ def job(request: Request, dash: Dashboard) -> Context:
     seen = None  # where it runs, or ended lately, with its progress (progress.py)
     if envelope is not None and where != "dead":
         seen = last_progress(dash.inspector.workers(everyone=True), envelope.id)
-    return {"found": found, "cancelled": cancelled, "tab": TAB_OF[where], "seen": seen}
+    steps = dash.inspector.steps(envelope.id) if envelope is not None else []  # durable jobs'
+    return {
+        "found": found,
+        "cancelled": cancelled,
+        "tab": TAB_OF[where],
+        "seen": seen,
+        "steps": steps,
+        "asleep_until": asleep_until(steps),
+    }
 
 
 TAB_OF: dict[Where, str] = {"jobs": "queues", "retry": "retries", "dead": "dead"}  # a job's page

@@ -100,8 +100,9 @@ class Browser:
         return self._jobs(queue, "jobs", after, size, lambda job: job.due_at > now)
 
     def retries(self, queue: str, after: Position | None, size: int) -> Page[JobMessage]:
-        """Jobs on the subscription's retry topic that failed or snoozed before: waiting for
-        their backoff or snooze, or due and about to run again."""
+        """Jobs on the subscription's retry topic: those that failed or snoozed before, durable
+        jobs asleep (parked) and any other published again to run later, waiting for their
+        time, or due and about to run again."""
         return self._jobs(queue, "retry", after, size, is_retry)
 
     def dead(
@@ -199,7 +200,9 @@ class Browser:
 
 
 def is_retry(job: JobMessage) -> bool:
-    return job.envelope is not None and (job.envelope.attempt > 1 or job.envelope.snoozes > 0)
+    """Every job the retry topic holds waits there to run again (a parked durable job keeps its
+    first attempt and snoozed none: it must be listed too)."""
+    return job.envelope is not None
 
 
 def _page(

@@ -24,6 +24,7 @@ from pulsarjobs.operations.dead_letters import (
     pick_dead_letter,
     writer_schema,
 )
+from pulsarjobs.operations.durable_steps import DurableStep, read_steps
 from pulsarjobs.operations.pauses import Pause, paused_queues
 from pulsarjobs.operations.retention import KEPT_FOREVER, DeadRetention, dead_retention
 from pulsarjobs.settings import Settings
@@ -190,6 +191,11 @@ class Inspector(Closing):
 
     def batch(self, batch_id: str) -> BatchProgress | None:
         return read_table(self.connection).progress(batch_id)
+
+    def steps(self, job_id: str) -> list[DurableStep]:
+        """A durable job's stored steps and sleeps, in the order they were stored (read from
+        the steps topic: durable_steps.py); none for a job that stored none."""
+        return read_steps(self.admin, self.client, self.settings, job_id, utc_now())
 
     def queue(
         self, name: str, scan_limit: int = SCAN_LIMIT, *, paused: bool | None = None

@@ -25,7 +25,7 @@ from pulsarjobs.app_view import AppView
 from pulsarjobs.snooze import Snooze
 from pulsarjobs.wire.envelope import encode
 from pulsarjobs.wire.values import Unencodable
-from pulsarjobs.workflows.durable_store import StepStore, decode_step, encode_step
+from pulsarjobs.workflows.durable_store import StepKind, StepStore, decode_step, encode_step
 from pulsarjobs.workflows.signals import (
     CHILD_KEEP,
     PARENT_META,
@@ -123,10 +123,11 @@ class Durable:
         job argument may be, and comes back as one (a tuple as a list)."""
         if (value := self._replayed(name)) is not _MISSING:
             return value
+        started = self._clock()
         value = fn(*args, **kwargs)
         if inspect.isawaitable(value):
             value = await value
-        value, stored = self._keep(name, value)
+        value, stored = self._keep(name, value, started)
         await asyncio.wrap_future(stored)
         return value
 
@@ -134,12 +135,13 @@ class Durable:
         """`step` in a sync (`def`) job: `fn` must be a plain function."""
         if (value := self._replayed(name)) is not _MISSING:
             return value
+        started = self._clock()
         value = fn(*args, **kwargs)
         if inspect.isawaitable(value):
             if isinstance(value, Coroutine):
                 value.close()
             raise TypeError(f"step {name!r}: step_sync cannot await; use `await ctx.step`")
-        value, stored = self._keep(name, value)
+        value, stored = self._keep(name, value, started)
         stored.result()
         return value
 
@@ -150,10 +152,12 @@ class Durable:
         data = self._stored.get(name)
         return _MISSING if data is None else decode_step(data)
 
-    def _keep(self, name: str, value: Any) -> tuple[Any, Future[None]]:
+    def _keep(
+        self, name: str, value: Any, started: datetime | None = None, kind: StepKind = "step"
+    ) -> tuple[Any, Future[None]]:
         """The value as it comes back from the broker, and the future of its storing."""
         try:
-            data = encode_step(value, self._clock())
+            data = encode_step(value, self._clock(), started, kind)
         except Unencodable as exc:
             raise exc.to_argument_error(f"step {name!r}'s return value") from None
         self._stored[name] = data
@@ -191,7 +195,7 @@ class Durable:
             return (None if wake_at <= now else wake_at), None
         wake_at = Snooze(delay).due(now)  # never before the time asked for, to the millisecond
         millis = round(wake_at.timestamp() * 1000)
-        _, storing = self._keep(name, millis)
+        _, storing = self._keep(name, millis, kind="sleep")
         return wake_at, storing
 
     # -- waits for a signal ------------------------------------------------------------------
@@ -259,7 +263,7 @@ class Durable:
                 meta={**envelope.meta, PARENT_META: self.job_id}))  # fmt: skip
             app.publish_envelope(envelope).result()
             app.hooks.emit("after_enqueue", envelope)
-            self._keep(sent, child_id)[1].result()
+            self._keep(sent, child_id, kind="internal")[1].result()
         return name, child_id
 
     def _child_value(self, name: str, child_id: str, timeout: timedelta | float) -> Any:
@@ -275,7 +279,7 @@ class Durable:
         if stored is not None:
             return datetime.fromtimestamp(decode_step(stored) / 1000, self._clock().tzinfo)
         deadline = Snooze(timeout).due(self._clock())
-        self._keep(until, round(deadline.timestamp() * 1000))[1].result()
+        self._keep(until, round(deadline.timestamp() * 1000), kind="internal")[1].result()
         return deadline
 
     def _settle(self, key: str, name: str, claim: str, deadline: datetime) -> None:
@@ -288,7 +292,7 @@ class Durable:
                 return
             if name not in self._stored:
                 if self._clock() >= deadline:
-                    self._keep(name, TIMED_OUT)[1].result()
+                    self._keep(name, TIMED_OUT, kind="wait")[1].result()
                 else:
                     # Registered first, then a kept signal looked for: a signal stored meanwhile
                     # is seen here, or it sees this wait (signals.py).
@@ -297,9 +301,9 @@ class Durable:
                     signal = signals.kept(key)
                     if signal is None:
                         raise Parked(deadline)
-                    self._keep(name, by_signal(signal.payload))[1].result()
+                    self._keep(name, by_signal(signal.payload), kind="wait")[1].result()
             signals.done_waiting(job_id, name)
-            self._keep(claim, lineage_of(self._job))[1].result()
+            self._keep(claim, lineage_of(self._job), kind="internal")[1].result()
 
 
 def durable_run(

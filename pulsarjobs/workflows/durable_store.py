@@ -1,6 +1,11 @@
 """Where durable jobs' completed steps are stored: the namespace's compacted topic
 `pulsarjobs-steps`, one message per step keyed `<job id>/<step name>`, an Avro record of the
-step's value (the `Value` of job arguments and results) and when it was stored.
+step's value (the `Value` of job arguments and results), when it was stored, when the step
+started, and whether it is a sleep (`kind`).
+
+Records are schemaless Avro: a version adds fields at the end only, so that a record is read
+with the newest schema it was written with (`decode_record` tries STEP_SCHEMA, then the first
+version's), and an older reader still reads a newer record's first fields.
 
 The topic is kept as marks topics are (transport/marks.py): a subscription that never
 acknowledges, and compaction, so that reading it reads one message per key. A run of a durable
@@ -16,8 +21,9 @@ import contextlib
 import io
 import threading
 from concurrent.futures import Future
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, get_args
 
 import fastavro
 import pulsar
@@ -33,30 +39,76 @@ if TYPE_CHECKING:
     from pulsarjobs.transport.connection import Connection
 
 _VALUE = next(field["type"] for field in RESULT_SCHEMA["fields"] if field["name"] == "value")
-STEP_SCHEMA: Final[dict[str, Any]] = {
+_INSTANT: Final = {"type": "long", "logicalType": "timestamp-millis"}
+# A sleep's value is its wake-up time, in epoch millis; a wait's, its outcome (signals.py); an
+# internal record is the bookkeeping of waits and child jobs (a deadline, a claim, a child sent).
+StepKind = Literal["step", "sleep", "wait", "internal"]
+FIRST_STEP_SCHEMA: Final[dict[str, Any]] = {  # what the first version wrote, read still
     "type": "record",
     "name": "StoredStep",
     "namespace": "io.pulsarjobs.v1",
     "doc": "A durable job's completed step: its value, keyed <job id>/<step name>.",
     "fields": [
-        {"name": "stored_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "stored_at", "type": _INSTANT},
         {"name": "value", "type": _VALUE},
     ],
 }
+STEP_SCHEMA: Final[dict[str, Any]] = {
+    **FIRST_STEP_SCHEMA,
+    "fields": [
+        *FIRST_STEP_SCHEMA["fields"],
+        {"name": "started_at", "type": ["null", _INSTANT], "default": None},
+        {
+            "name": "kind",
+            "type": {
+                "type": "enum",
+                "name": "StepKind",
+                "symbols": list(get_args(StepKind)),
+                "default": "step",  # what a reader makes of a kind newer than itself
+            },
+            "default": "step",
+        },
+    ],
+}
 _PARSED: Final = fastavro.parse_schema(STEP_SCHEMA)
+_FIRST: Final = fastavro.parse_schema(FIRST_STEP_SCHEMA)
 
 
-def encode_step(value: Any, now: datetime) -> bytes:
+@dataclass(frozen=True, slots=True)
+class StoredStep:
+    """A step as stored: its value, when it was stored and, for a step, when it started."""
+
+    value: Any
+    stored_at: datetime
+    started_at: datetime | None  # None for a sleep, and in records of the first version
+    kind: StepKind
+    wakes_at: datetime | None  # a sleep's wake-up time: its value, in epoch millis
+
+
+def encode_step(
+    value: Any, now: datetime, started_at: datetime | None = None, kind: StepKind = "step"
+) -> bytes:
     """Raises Unencodable for a value that is no job argument."""
+    record = {"stored_at": now, "value": to_value(value), "started_at": started_at, "kind": kind}
     stream = io.BytesIO()
-    fastavro.schemaless_writer(stream, _PARSED, {"stored_at": now, "value": to_value(value)})
+    fastavro.schemaless_writer(stream, _PARSED, record)
     return stream.getvalue()
 
 
 def decode_step(data: bytes) -> Any:
-    record = fastavro.schemaless_reader(io.BytesIO(data), _PARSED, None)
-    value = record["value"]  # type: ignore[call-overload, index]
-    return None if value is None else from_value(value)
+    return decode_record(data).value
+
+
+def decode_record(data: bytes) -> StoredStep:
+    try:
+        record: Any = fastavro.schemaless_reader(io.BytesIO(data), _PARSED, None)
+    except EOFError:  # written by the first version: its fields end sooner
+        record = fastavro.schemaless_reader(io.BytesIO(data), _FIRST, _PARSED)
+    value: Any = None if record["value"] is None else from_value(record["value"])
+    wakes_at = None
+    if record["kind"] == "sleep":
+        wakes_at = datetime.fromtimestamp(value / 1000, UTC)
+    return StoredStep(value, record["stored_at"], record["started_at"], record["kind"], wakes_at)
 
 
 def step_key(job_id: str, name: str) -> str:

@@ -210,7 +210,7 @@ class SignalBoard:
         with self.locked(wait.job_id, wait.name):
             over = wait.name in store.read(wait.job_id)
             if not over:
-                outcome = encode_step(by_signal(signal.payload), self.app.clock())
+                outcome = encode_step(by_signal(signal.payload), self.app.clock(), kind="wait")
                 store.write(wait.job_id, wait.name, outcome).result()
                 parked = decode(wait.job)
                 lineage = json.dumps([*lineage_of(parked), f"{wait.name}@{uuid.uuid4().hex[:12]}"])

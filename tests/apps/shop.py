@@ -4,22 +4,26 @@ the docs: names, arguments and errors as a user's would read.
 Each run appends a line to the file PULSARJOBS_TEST_RECORD names (tests/apps/pipeline.py's
 `record`). `charge_card` always fails and retries in an hour; `sync_inventory` dies at its first
 failure until the file PULSARJOBS_TEST_FIX names exists; `render_video` runs for as long as asked,
-having said it encoded a quarter of its frames.
+having said it encoded a quarter of its frames; `ship_order`, a durable job, charges and packs in
+steps, then sleeps until the courier's pickup.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from datetime import timedelta
 
 from pulsarjobs.app import App
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.worker.execution import current_job
+from pulsarjobs.workflows.durable import Durable
 from tests.apps.pipeline import record
 
 HOURLY_RETRY = RetryPolicy(max_attempts=5, initial_delay=3600, jitter=0.0)
 RENDERED_FRAMES, FRAMES = 1800, 7200  # render_video's progress while it runs
+PICKUP = timedelta(hours=2)  # ship_order's sleep
 
 
 def make_app(settings: Settings) -> App:
@@ -56,6 +60,19 @@ def make_app(settings: Settings) -> App:
     def reserve_stock(sku: str, count: int) -> None:
         record("start")
         raise LookupError(f"only {count - 1} of {sku} left")
+
+    async def charge(order_id: str, cents: int) -> dict[str, object]:
+        await asyncio.sleep(0.4)  # the card network takes its time
+        return {"charge_id": f"ch-{order_id}", "cents": cents}
+
+    def pack(skus: list[str]) -> list[str]:
+        return [f"{sku}@shelf-{n}" for n, sku in enumerate(skus, 1)]
+
+    @app.job(queue="images", durable=True)
+    async def ship_order(ctx: Durable, order_id: str, cents: int, skus: list[str]) -> None:
+        await ctx.step("charge", charge, order_id, cents)
+        await ctx.step("pack", pack, skus)
+        await ctx.sleep(PICKUP, name="until-pickup")
 
     @app.job(queue="reports")
     def build_report(name: str, day: str) -> None:

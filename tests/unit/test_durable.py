@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import fastavro
 import pytest
 
 from pulsarjobs import App, ArgumentError, Durable, Envelope, Settings
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.operations.durable_steps import DurableStep, asleep_until, step_of
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.wire.values import to_value
+from pulsarjobs.workflows.durable_store import FIRST_STEP_SCHEMA, decode_record, decode_step
 
 
 @pytest.fixture
@@ -164,3 +169,49 @@ def test_a_step_value_that_is_no_job_argument_fails_the_step(app: App, runner: T
     [dead] = runner.dead
     assert dead.last_error is not None
     assert dead.last_error.type.endswith(ArgumentError.__name__)
+
+
+def test_operators_see_each_step_with_its_duration_and_a_sleep_until_it_is_over(
+    app: App, runner: TestRunner
+) -> None:
+    def charge(order_id: str) -> str:
+        runner.advance(timedelta(seconds=2))  # the card network takes its time
+        return f"charged {order_id}"
+
+    @app.job(durable=True)
+    async def place_order(ctx: Durable, order_id: str) -> None:
+        await ctx.step("charge", charge, order_id)
+        await ctx.sleep(timedelta(hours=1), name="cool-off")
+
+    job_id = place_order.enqueue("o-1")
+    started = runner.now
+    runner.run_next()
+
+    def shown() -> list[DurableStep]:
+        stored = runner.steps.read(job_id)
+        return [step_of(name, data, runner.now) for name, data in stored.items()]
+
+    charged, sleep = shown()
+    assert (charged.name, charged.kind, charged.state) == ("charge", "step", "done")
+    assert (charged.value, charged.seconds) == ("charged o-1", 2.0)
+    to_the_milli = timedelta(milliseconds=1)  # as stored
+    assert charged.started_at is not None and abs(charged.started_at - started) < to_the_milli
+    assert (sleep.name, sleep.kind, sleep.state) == ("cool-off", "sleep", "sleeping")
+    assert sleep.wakes_at is not None
+    assert abs(sleep.wakes_at - (started + timedelta(hours=1, seconds=2))) <= to_the_milli
+    assert asleep_until([charged, sleep]) == sleep.wakes_at
+    runner.advance(timedelta(hours=1, seconds=1))
+    assert [step.state for step in shown()] == ["done", "over"]
+    assert asleep_until(shown()) is None
+
+
+def test_a_step_stored_by_the_first_version_still_reads() -> None:
+    stream = io.BytesIO()
+    first = fastavro.parse_schema(FIRST_STEP_SCHEMA)
+    stored_at = datetime(2026, 1, 4, 9, 0, tzinfo=UTC)
+    record = {"stored_at": stored_at, "value": to_value(["o-1", 3])}
+    fastavro.schemaless_writer(stream, first, record)
+    stored = decode_record(stream.getvalue())
+    assert (stored.value, stored.stored_at) == (["o-1", 3], stored_at)
+    assert (stored.started_at, stored.kind) == (None, "step")
+    assert decode_step(stream.getvalue()) == ["o-1", 3]

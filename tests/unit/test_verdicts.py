@@ -131,12 +131,24 @@ def _reads_a_kind(node: ast.AST) -> bool:
     return isinstance(node, ast.Attribute) and node.attr in ("kind", "verdict")
 
 
+def _names_a_verdict(node: ast.AST) -> bool:
+    """A verdict's kind, `Verdict.X`, or a collection of kinds (a step's `kind`, say, is not)."""
+    if isinstance(node, ast.Constant):
+        return node.value in KINDS
+    if isinstance(node, ast.Attribute):
+        return isinstance(node.value, ast.Name) and node.value.id == "Verdict"
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return any(map(_names_a_verdict, node.elts))
+    return isinstance(node, ast.Name)  # a name may hold one: count it
+
+
 def interpretations(tree: ast.AST) -> list[int]:
     """Lines that compare an outcome's kind with a verdict, match on it, or list verdicts."""
     lines = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
-            if any(map(_reads_a_kind, [node.left, *node.comparators])):
+            sides = [node.left, *node.comparators]
+            if any(map(_reads_a_kind, sides)) and any(map(_names_a_verdict, sides)):
                 lines.append(node.lineno)
         elif isinstance(node, ast.Match) and _reads_a_kind(node.subject):
             lines.append(node.lineno)
@@ -168,6 +180,7 @@ def test_no_module_but_the_table_interprets_outcome_kinds() -> None:
         'KEEPS_ITS_KEY = ("retry", "early", "snoozed")',
         'match outcome.kind:\n    case "done": pass',
         'COUNTER = {"done": "done", "retry": "retried"}',
+        "if outcome.kind == wanted: pass",
     ],
 )
 def test_the_search_finds_each_way_of_interpreting_a_kind(source: str) -> None:
@@ -176,3 +189,7 @@ def test_the_search_finds_each_way_of_interpreting_a_kind(source: str) -> None:
 
 def test_a_topic_or_a_state_named_like_a_verdict_is_no_verdict() -> None:
     assert interpretations(ast.parse('if where == "dead" or state.get("state") == "done": 0')) == []
+
+
+def test_a_kind_that_is_no_verdict_may_be_compared() -> None:
+    assert interpretations(ast.parse('steps = [s for s in steps if s.kind != "internal"]')) == []
