@@ -159,7 +159,7 @@ class App(PeriodicJobs, Workflows, Closing):
             declared = Job(self, function, job_name, queue, policy, timeout, flow, max_snoozes,
                            keep_result, durable)  # fmt: skip
             if durable:
-                declared.func = durable_run(self, declared, lambda: current_job().envelope)
+                declared.func = durable_run(self, declared, current_job)
             self.jobs[job_name] = declared
             return declared
 

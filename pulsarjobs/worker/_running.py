@@ -36,7 +36,9 @@ Reported = tuple[float, float | None, str]  # done, total, message: a tuple is c
 class Run:
     """One job running now."""
 
-    __slots__ = ("cancelled", "envelope", "interrupted", "progress", "slot", "started", "task")
+    __slots__ = (
+        "cancelled", "envelope", "interrupted", "progress", "slot", "started", "stopping", "task",
+    )  # fmt: skip
 
     def __init__(self, envelope: Envelope, started: float, task: asyncio.Task[None] | None):
         self.envelope = envelope
@@ -46,6 +48,7 @@ class Run:
         self.interrupted = False  # its task was cancelled for it
         self.slot = -1  # where the crash ledger holds its id, if anywhere
         self.progress: Reported | None = None  # the last the job reported, from any thread
+        self.stopping = NEVER_STOPS  # set once its worker is asked to stop (CurrentRuns.start)
 
     def seen(self, wall: datetime, clock: float, ended_at: datetime | None = None) -> RunningJob:
         """As a heartbeat tells of it; `wall` and `clock` are now on both clocks."""
@@ -63,8 +66,14 @@ class Run:
         )
 
 
+NEVER_STOPS = threading.Event()  # a run's own, until CurrentRuns hands it its worker's
+
+
 class CurrentRuns:
-    def __init__(self, crashes: CrashGuard | None = None) -> None:
+    def __init__(
+        self, crashes: CrashGuard | None = None, stopping: threading.Event | None = None
+    ) -> None:
+        self.stopping = stopping or threading.Event()  # set once the worker is asked to stop
         self.now: dict[str, Run] = {}  # by job id
         self.cancelled: dict[str, datetime] = {}  # job id -> cancelled at
         self.crashes = crashes  # in a group of processes: what runs, for the supervisor
@@ -74,6 +83,7 @@ class CurrentRuns:
     def start(self, run: Run) -> None:
         """A run starts: registered before its job's code runs (a cancel cannot slip by)."""
         self.now[run.envelope.id] = run
+        run.stopping = self.stopping
         if self.crashes is not None:
             run.slot = self.crashes.started(run.envelope.id)
 

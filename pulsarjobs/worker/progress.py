@@ -32,6 +32,12 @@ class CurrentJob:
     def envelope(self) -> Envelope:
         return self._run.envelope
 
+    @property
+    def stopping(self) -> bool:
+        """Whether its worker is asked to stop (SIGTERM, `workers stop`; not `quiet`): a long
+        job may store where it is and end, to go on elsewhere (a durable job's iterate does)."""
+        return self._run.stopping.is_set()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._run.envelope, name)
 

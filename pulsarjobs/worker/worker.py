@@ -165,7 +165,7 @@ class Worker:
         if self.crash_ledger is not None:
             running.crashes = CrashGuard(self.crash_ledger, concurrency)
             running.crashes.start()
-        current = running.current = CurrentRuns(running.crashes)
+        current = running.current = CurrentRuns(running.crashes, self._stop_asked)
         judge = Judge(app, name, app.clock, current)
         flow = running.flow = WorkerFlow(app, name, concurrency)
         steps = worker_steps(app, name, judge, self.stats, flow, self.metrics, running.crashes)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,6 +26,16 @@ from pulsarjobs.snooze import Snooze
 from pulsarjobs.wire.envelope import encode
 from pulsarjobs.wire.values import Unencodable
 from pulsarjobs.workflows.durable_store import StepKind, StepStore, decode_step, encode_step
+from pulsarjobs.workflows.iteration import (
+    ITERATE_EVERY,
+    ITERATE_SECONDS,
+    ItemsAfter,
+    Position,
+    Stopped,
+    ThisRun,
+    iterate_async,
+    iterate_sync,
+)
 from pulsarjobs.workflows.signals import (
     CHILD_KEEP,
     PARENT_META,
@@ -80,6 +90,13 @@ class ChildFailed(Exception):
         self.error_message = error["message"]
 
 
+class RunOfJob(ThisRun, Protocol):
+    """The run a durable job's context is for (a `CurrentJob`)."""
+
+    @property
+    def envelope(self) -> Envelope: ...
+
+
 class DurableApp(AppView, Protocol):
     """What a durable job's runs use of its App: that of every feature, and its steps."""
 
@@ -94,9 +111,11 @@ class Durable:
     """A durable job's context, its first parameter: its steps and its sleeps. Steps must be
     called in the same order in every run, each under a name of its own."""
 
-    def __init__(self, app: DurableApp, job: Envelope, stored: Mapping[str, bytes]) -> None:
+    def __init__(self, app: DurableApp, run: RunOfJob, stored: Mapping[str, bytes]) -> None:
+        job = run.envelope
         self.job_id = job.id
         self._job = job
+        self._run = run
         self._app = app
         self._store = app.step_store
         self._clock = app.clock
@@ -107,13 +126,13 @@ class Durable:
         self._children = 0
 
     @classmethod
-    def open(cls, app: DurableApp, job: Envelope) -> Durable:
+    def open(cls, app: DurableApp, run: RunOfJob) -> Durable:
         """The context of a run, with every step stored for the job read (blocks)."""
-        return cls(app, job, app.step_store.read(job.id))
+        return cls(app, run, app.step_store.read(run.envelope.id))
 
     @classmethod
-    async def open_async(cls, app: DurableApp, job: Envelope) -> Durable:
-        return cls(app, job, await asyncio.to_thread(app.step_store.read, job.id))
+    async def open_async(cls, app: DurableApp, run: RunOfJob) -> Durable:
+        return cls(app, run, await asyncio.to_thread(app.step_store.read, run.envelope.id))
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -225,6 +244,41 @@ class Durable:
             raise WaitTimedOut(key, deadline)
         return outcome["signal"]
 
+    # -- iteration ---------------------------------------------------------------------------
+
+    async def iterate(
+        self, name: str, items_after: ItemsAfter, every: int = ITERATE_EVERY,
+        seconds: float = ITERATE_SECONDS,
+    ) -> AsyncIterator[Any]:  # fmt: skip
+        """The items `items_after(cursor)` gives — `(cursor, item)` pairs, from an iterable or
+        an async iterable; each cursor the position past its item — from where the job's last
+        run stored its position (iteration.py): every `every` items or `seconds` seconds, when
+        its worker is asked to stop (the run then ends, to go on elsewhere), and at the end."""
+        try:
+            async for item in iterate_async(self._position(name, every, seconds), items_after):
+                yield item
+        except Stopped:
+            raise Parked(self._clock()) from None
+
+    def iterate_sync(
+        self, name: str, items_after: ItemsAfter, every: int = ITERATE_EVERY,
+        seconds: float = ITERATE_SECONDS,
+    ) -> Iterator[Any]:  # fmt: skip
+        """`iterate` in a sync (`def`) job: `items_after` gives a plain iterable."""
+        try:
+            yield from iterate_sync(self._position(name, every, seconds), items_after)
+        except Stopped:
+            raise Parked(self._clock()) from None
+
+    def _position(self, name: str, every: int, seconds: float) -> Position:
+        stored = self._replayed(name)
+
+        def keep(position: Any) -> Future[None]:
+            return self._keep(name, position, kind="cursor")[1]
+
+        found = None if stored is _MISSING else stored
+        return Position(name, found, keep, self._run, every, seconds)
+
     # -- child jobs --------------------------------------------------------------------------
 
     async def child(self, call: JobCall, timeout: timedelta | float = DEFAULT_WAIT_TIMEOUT) -> Any:
@@ -307,10 +361,10 @@ class Durable:
 
 
 def durable_run(
-    app: DurableApp, job: Job[Any, Any], current: Callable[[], Envelope]
+    app: DurableApp, job: Job[Any, Any], current: Callable[[], RunOfJob]
 ) -> Callable[..., Any]:
     """What the worker calls for a durable job, with the caller's arguments: the job's own
-    function, its context first. `current` gives the envelope of the run (the job's id)."""
+    function, its context first. `current` gives the run (`current_job`)."""
     handler = job.handler
     if job.is_async:
 

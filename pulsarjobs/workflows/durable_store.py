@@ -42,7 +42,7 @@ _VALUE = next(field["type"] for field in RESULT_SCHEMA["fields"] if field["name"
 _INSTANT: Final = {"type": "long", "logicalType": "timestamp-millis"}
 # A sleep's value is its wake-up time, in epoch millis; a wait's, its outcome (signals.py); an
 # internal record is the bookkeeping of waits and child jobs (a deadline, a claim, a child sent).
-StepKind = Literal["step", "sleep", "wait", "internal"]
+StepKind = Literal["step", "sleep", "wait", "cursor", "internal"]  # cursor: iterate's position
 FIRST_STEP_SCHEMA: Final[dict[str, Any]] = {  # what the first version wrote, read still
     "type": "record",
     "name": "StoredStep",

@@ -4,7 +4,7 @@ once with the payload, timed out on the virtual clock."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -217,3 +217,50 @@ def test_which_copy_of_a_job_goes_on_past_a_claimed_wait(
     claimed_by: list[str], copy: list[str], wait: str, goes: bool
 ) -> None:
     assert goes_on(claimed_by, copy, wait) is goes
+
+
+def test_an_iteration_resumes_after_the_last_stored_position_when_a_run_fails(
+    app: App, runner: TestRunner
+) -> None:
+    processed: Counter[int] = Counter()
+
+    def numbers_after(cursor: int | None) -> Iterator[tuple[int, int]]:
+        start = 0 if cursor is None else cursor
+        return ((n + 1, n) for n in range(start, 25))
+
+    @app.job(durable=True, max_attempts=2)
+    def export(ctx: Durable) -> int:
+        for n in ctx.iterate_sync("rows", numbers_after, every=10):
+            if n == 17 and sum(processed.values()) < 20:
+                raise RuntimeError("the database went away")
+            processed[n] += 1
+        return sum(processed.values())
+
+    job_id = export.enqueue()
+    runner.run_all()
+    assert kinds(runner) == ["retry", "done"]
+    # 0-9 stored at 10; 10-16 processed, then the failure: the retry goes on from 10.
+    assert [n for n, times in processed.items() if times > 1] == list(range(10, 17))
+    assert set(processed) == set(range(25))
+    position = runner.steps.value(job_id, "rows")
+    assert position == {"cursor": 25, "count": 25, "done": True}
+
+
+def test_a_finished_iteration_is_not_run_again_by_a_later_run(app: App, runner: TestRunner) -> None:
+    processed: list[str] = []
+
+    async def letters_after(cursor: int | None) -> AsyncIterator[tuple[int, str]]:
+        for index, letter in enumerate("abc"[cursor or 0 :], start=cursor or 0):
+            yield index + 1, letter
+
+    @app.job(durable=True)
+    async def spell(ctx: Durable) -> str:
+        async for letter in ctx.iterate("letters", letters_after):
+            processed.append(letter)
+        await ctx.sleep(60)  # the run after the sleep passes the iteration by
+        return "".join(processed)
+
+    spell.enqueue()
+    runner.run_all()
+    assert kinds(runner) == ["parked", "done"]
+    assert runner.outcomes[-1].value == "abc"
