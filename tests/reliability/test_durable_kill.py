@@ -149,7 +149,8 @@ def test_durable_sleeps_across_broker_kill_9(own_scenario: Scenario) -> None:
     """Durable jobs that sleep 5-20 s (5-60 s long) across a broker SIGKILL and restart, one
     worker: every job resumes, none before its wake-up as stored on the steps topic, to the
     millisecond (the run after the sleep records when it went on past it). Reported: the
-    lateness past the wake-up, and the runs that came before it and parked again."""
+    lateness past the wake-up, and the runs besides the first that started before it (each
+    must park again: one that went on is early)."""
     scenario = own_scenario
     count = scenario.sized(1_000, 10_000)
     longest = scenario.sized(20, 60)
@@ -174,11 +175,11 @@ def test_durable_sleeps_across_broker_kill_9(own_scenario: Scenario) -> None:
         for job_id, started in sleepers(scenario)
         if started < min(wake_ups.get(job_id, [math.inf]))
     )
-    parked_again = sum(n - 1 for n in before_wake.values())  # the first run is one of them
+    before_wake_again = sum(n - 1 for n in before_wake.values())  # the first run aside
     notes = (f"lateness p50 {percentile(late, 50):.2f} s, p99 {percentile(late, 99):.2f} s, "
              f"max {late[-1]:.2f} s; {kills} broker kills; "
              f"{sum(len(w) > 1 for w in wake_ups.values())} sleeps stored twice; "
-             f"{parked_again} runs before the wake-up parked again, "
+             f"{before_wake_again} runs besides the first started before the wake-up, "
              f"{early_put_back(scenario)} put back by the worker's guard")  # fmt: skip
     made = scenario.check(runs=runs, notes=notes)
     assert (made.jobs, made.lost, made.dead_lettered) == (count, 0, 0), made.lost_ids
