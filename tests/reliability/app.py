@@ -8,12 +8,14 @@ from __future__ import annotations
 import functools
 import os
 import time
+import uuid
 
-from pulsarjobs import App, Settings, current_job
+from pulsarjobs import App, Durable, Settings, current_job
 from tests.reliability.recorder import Recorder
 
 FIX_VARIABLE = "PULSARJOBS_RELIABILITY_FIX"  # a file: once it exists, broken jobs work
 CALLBACKS = "callbacks"  # the queue of batches' callbacks
+STEPS = 5  # the steps of a durable job of test_durable_kill.py
 
 
 @functools.cache
@@ -56,6 +58,32 @@ def make_app(settings: Settings) -> App:
     def batch_done(kind: str) -> None:
         """A batch's callback (test_batch_kill.py)."""
         record_run(time.time())
+
+    def step_work(job_id: str, name: str, milliseconds: int, previous: str | None) -> str:
+        """A durable job's step: records that it ran, and after which value of the step before
+        (stored, since this one runs), and returns a token of this run alone."""
+        token = uuid.uuid4().hex
+        recorder().event("step_ran", job=job_id, step=name, token=token, started=time.time(),
+                         previous=previous)  # fmt: skip
+        time.sleep(milliseconds / 1000)
+        return token
+
+    @app.job(durable=True)
+    def five_steps(ctx: Durable, milliseconds: int) -> None:
+        """Records, after each step, the token its value holds: that of the run now stored."""
+        started, token = time.time(), None
+        for n in range(1, STEPS + 1):
+            name = f"step-{n}"
+            token = ctx.step_sync(name, step_work, ctx.job_id, name, milliseconds, token)
+            recorder().event("step_stored", job=ctx.job_id, step=name, token=token, at=time.time())
+        record_run(started)
+
+    @app.job(durable=True)
+    def sleeps(ctx: Durable, seconds: float) -> None:
+        """Records each run's start, and the time its sleep was over (test_durable_kill.py)."""
+        recorder().event("sleeper_ran", job=ctx.job_id, started=time.time())
+        ctx.sleep_sync(seconds)
+        record_run(time.time())  # started: when the run went on past its sleep
 
     @app.periodic("* * * * * *", name="every_second", queue="ticks", missed="all")
     def every_second() -> None:

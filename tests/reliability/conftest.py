@@ -24,7 +24,7 @@ from tests.integration.helpers import fresh_settings, read_topic, settings_env, 
 from tests.reliability import report
 from tests.reliability.app import FIX_VARIABLE, make_app
 from tests.reliability.proxy import Proxy
-from tests.reliability.recorder import DIRECTORY_VARIABLE, Recorder, read_record
+from tests.reliability.recorder import DIRECTORY_VARIABLE, Recorder, RunRecord, read_record
 
 APP = "tests.reliability.app:app"
 PROXY_HOST = "127.0.0.2"  # where the suite's own broker is reached, through the proxy
@@ -97,11 +97,19 @@ class Scenario:
     def completed(self) -> set[str]:
         return {run.job_id for run in read_record(self.recorder.directory)[1]}
 
-    def check(self, dead_letters: dict[str, str] | None = None) -> report.Report:
-        enqueued, runs = read_record(self.recorder.directory)
+    def check(
+        self,
+        dead_letters: dict[str, str] | None = None,
+        runs: list[RunRecord] | None = None,
+        notes: str = "",
+    ) -> report.Report:
+        """The report on the record (or on `runs` in its place: the same runs, as the scenario
+        knows them better)."""
+        enqueued, recorded = read_record(self.recorder.directory)
         letters = self.dead_letters() if dead_letters is None else dead_letters
         seconds = time.monotonic() - self.started
-        return report.check(self.name, self.size, enqueued, runs, letters, seconds)
+        runs = recorded if runs is None else runs
+        return report.check(self.name, self.size, enqueued, runs, letters, seconds, notes)
 
     def stop_workers(self) -> None:
         for process in self.workers:

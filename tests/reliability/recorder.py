@@ -4,7 +4,8 @@ Each process appends JSON lines to a file of its own in one directory (no lock b
 processes), and fsyncs each write before it returns: a record written is a record kept, even
 when the process is killed the next instant. Producers record after `enqueue` returned;
 handlers record at the end of a run, so a run that a kill cut short leaves nothing, and a job
-recorded twice really ran twice.
+recorded twice really ran twice. A scenario may add facts of its own (`event`: a durable
+job's step that ran, a sleep that ended), which `read_events` reads back.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 DIRECTORY_VARIABLE = "PULSARJOBS_RELIABILITY_DIR"  # where worker processes find the record
 
@@ -50,6 +52,10 @@ class Recorder:
                 "run_at": due}  # fmt: skip
         self._append(json.dumps(line) + "\n")
 
+    def event(self, kind: str, **fields: object) -> None:
+        """A fact of the scenario's own, as one line; `read_events` gives it back."""
+        self._append(json.dumps({"event": kind, **fields}) + "\n")
+
     def _append(self, text: str) -> None:
         if self._fd is None or self._pid != os.getpid():  # opened anew in a forked child
             self._pid = os.getpid()
@@ -68,6 +74,8 @@ def read_record(directory: str | Path) -> tuple[list[str], list[RunRecord]]:
             if not line.endswith("}"):
                 continue  # a write cut by a kill: the run did not end, as far as we know
             item = json.loads(line)
+            if "event" in item:
+                continue
             if "enqueued" in item:
                 enqueued.append(item["enqueued"])
             else:
@@ -77,3 +85,13 @@ def read_record(directory: str | Path) -> tuple[list[str], list[RunRecord]]:
                     )
                 )
     return enqueued, runs
+
+
+def read_events(directory: str | Path, kind: str) -> list[dict[str, Any]]:
+    """The facts of one kind that processes recorded with `Recorder.event`."""
+    events = []
+    for path in sorted(Path(directory).glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.endswith("}") and (item := json.loads(line)).get("event") == kind:
+                events.append(item)
+    return events

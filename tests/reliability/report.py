@@ -2,8 +2,9 @@
 
 Lost: enqueued (its enqueue returned) and neither completed nor dead-lettered. A duplicate: a
 run of the same job and attempt completed more than once. Early: a run started before its
-job's `run_at`. Reports are printed at the end of the session (conftest.py) and, with
-PULSARJOBS_RELIABILITY_REPORT naming a file, appended there as JSON lines.
+job's `run_at`. A scenario may add what else it counted (`notes`). Reports are printed at the
+end of the session (conftest.py) and, with PULSARJOBS_RELIABILITY_REPORT naming a file,
+appended there as JSON lines.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ class Report:
     early: int
     dead_lettered: int
     seconds: float
+    notes: str = ""  # what else the scenario counted, in words
     lost_ids: list[str] = field(default_factory=list, repr=False)
 
     def line(self) -> str:
         return (f"{self.scenario} ({self.size}): {self.jobs:,} jobs, lost {self.lost}, "
                 f"duplicates {self.duplicates}, early {self.early}, "
-                f"dead-lettered {self.dead_lettered}, {self.seconds:.0f} s")  # fmt: skip
+                f"dead-lettered {self.dead_lettered}, {self.seconds:.0f} s"
+                + (f"; {self.notes}" if self.notes else ""))  # fmt: skip
 
 
 def check(
@@ -45,6 +48,7 @@ def check(
     runs: Iterable[RunRecord],
     dead_letters: Mapping[str, str],
     seconds: float,
+    notes: str = "",
 ) -> Report:
     """The report of a scenario, kept for the session's summary. `dead_letters`: reason by job
     id."""
@@ -62,6 +66,7 @@ def check(
         early=sum(1 for run in runs if run.run_at is not None and run.started < run.run_at),
         dead_lettered=len(set(dead_letters) & expected),
         seconds=seconds,
+        notes=notes,
         lost_ids=lost[:20],
     )
     REPORTS.append(report)
