@@ -27,6 +27,7 @@ from tests.integration.helpers import (
     worker_in_thread,
 )
 from tests.integration.test_cli import run
+from tests.integration.test_operations import cli
 
 SLEEP_SECONDS = 2.0
 
@@ -156,3 +157,33 @@ def test_a_sleeping_jobs_steps_are_listed_though_no_worker_runs_it(app: App) -> 
     assert "done" in charge_row and '{"order": "o-1", "charge": "ch-1"}' in charge_row
     [sleep_row] = [line for line in text.splitlines() if " sleep-1 " in line]
     assert "sleeping" in sleep_row and "until" in sleep_row
+
+
+def test_a_dead_durable_job_replayed_resumes_at_the_step_it_failed(app: App) -> None:
+    ran: Counter[str] = Counter()
+    broken = [True]
+
+    def charge(order_id: str) -> str:
+        ran["charge"] += 1
+        return f"charged {order_id}"
+
+    def ship(order_id: str) -> str:
+        ran["ship"] += 1
+        if broken[0]:
+            raise RuntimeError("the carrier is down")
+        return f"shipped {order_id}"
+
+    @app.job(durable=True, max_attempts=1)
+    def fulfil(ctx: Durable, order_id: str) -> str:
+        charged: str = ctx.step_sync("charge", charge, order_id)
+        shipped: str = ctx.step_sync("ship", ship, order_id)
+        return f"{charged}, {shipped}"
+
+    with worker_in_thread(app) as worker:
+        fulfil.enqueue("o-9")
+        wait_until(lambda: worker.stats.dead == 1, 60, 0.1)
+        broken[0] = False  # the carrier is back: replay it from the dead letters
+        replayed = cli(app.settings, "dlq", "replay", "default")
+        assert replayed.exit_code == 0, replayed.output
+        wait_until(lambda: worker.stats.done == 1, 60, 0.1)
+    assert ran == {"charge": 1, "ship": 2}  # charged once, in its first run only
