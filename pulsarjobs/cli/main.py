@@ -18,7 +18,7 @@ from pulsarjobs.cli.context import connection_options
 from pulsarjobs.cli.dashboard import dashboard
 from pulsarjobs.cli.enqueue import enqueue
 from pulsarjobs.cli.scheduling import cron, scheduler
-from pulsarjobs.cli.signal import signal
+from pulsarjobs.cli.signals import signal, waiting
 from pulsarjobs.cli.worker import worker
 from pulsarjobs.logs import configure_logging
 
@@ -32,6 +32,7 @@ app.add_typer(cron, name="cron")
 # Operating: see docs/operations.md.
 app.command()(enqueue)
 app.command()(signal)
+app.command()(waiting)
 app.add_typer(queues.app, name="queues")
 app.add_typer(flow.app, name="flow")
 app.add_typer(jobs.app, name="jobs")

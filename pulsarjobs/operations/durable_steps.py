@@ -8,6 +8,7 @@ step a running job is in is not known by name: the workers' heartbeats say only 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,8 +21,9 @@ from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.backlog import Position, position_of
 from pulsarjobs.transport.connection import client_errors
-from pulsarjobs.transport.topics import steps_topic
+from pulsarjobs.transport.topics import signals_topic, steps_topic
 from pulsarjobs.workflows.durable_store import StepKind, decode_record, step_key
+from pulsarjobs.workflows.signals import WAIT_PREFIX, Waiting
 
 READ_TIMEOUT_MS = 5_000
 StepState = Literal["done", "sleeping", "over"]  # a step is done; a sleep, until its wake-up
@@ -59,6 +61,27 @@ def read_steps(
                 found[key] = data
     steps = [step_of(key[len(prefix) :], data, now) for key, data in found.items() if data]
     return [step for step in steps if step.kind != "internal"]  # a wait's own bookkeeping
+
+
+def read_waits(admin: Admin, client: pulsar.Client, settings: Settings) -> list[Waiting]:
+    """The durable jobs waiting for a signal now (`ctx.wait_for`, child jobs: signals.py), the
+    soonest to time out first; none when no job ever waited here."""
+    topic = signals_topic(settings)
+    try:
+        end = admin.last_message_id(topic)
+    except NotFound:
+        return []
+    waits: dict[str, Waiting] = {}
+    with client_errors(settings.service_url, f"reading {topic}"):
+        for key, data in _compacted(client, topic, end):
+            if not key.startswith(WAIT_PREFIX):
+                continue
+            if not data:
+                waits.pop(key, None)
+                continue
+            with contextlib.suppress(ValueError):  # not ours: someone else wrote to the topic
+                waits[key] = Waiting.decode(data)
+    return sorted(waits.values(), key=lambda wait: wait.deadline)
 
 
 def _compacted(client: pulsar.Client, topic: str, end: Position) -> Iterator[tuple[str, bytes]]:

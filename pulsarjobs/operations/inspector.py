@@ -24,7 +24,7 @@ from pulsarjobs.operations.dead_letters import (
     pick_dead_letter,
     writer_schema,
 )
-from pulsarjobs.operations.durable_steps import DurableStep, read_steps
+from pulsarjobs.operations.durable_steps import DurableStep, read_steps, read_waits
 from pulsarjobs.operations.pauses import Pause, paused_queues
 from pulsarjobs.operations.retention import KEPT_FOREVER, DeadRetention, dead_retention
 from pulsarjobs.settings import Settings
@@ -53,6 +53,7 @@ from pulsarjobs.transport.topics import (
 from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.wire.heartbeat import RunningJob, SeenState, read_heartbeats
 from pulsarjobs.workflows.batch_state import BatchProgress, read_table
+from pulsarjobs.workflows.signals import Waiting
 
 ALL = DeadLetterFilter()  # picks every dead letter
 SCAN_LIMIT = 10_000  # messages read per topic to tell scheduled jobs from waiting ones
@@ -196,6 +197,11 @@ class Inspector(Closing):
         """A durable job's stored steps and sleeps, in the order they were stored (read from
         the steps topic: durable_steps.py); none for a job that stored none."""
         return read_steps(self.admin, self.client, self.settings, job_id, utc_now())
+
+    def waiting(self) -> list[Waiting]:
+        """The durable jobs waiting for a signal now, by key: `Waiting(job_id, name, key, job,
+        deadline)`, the soonest to time out first."""
+        return read_waits(self.admin, self.client, self.settings)
 
     def queue(
         self, name: str, scan_limit: int = SCAN_LIMIT, *, paused: bool | None = None

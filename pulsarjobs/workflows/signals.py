@@ -106,8 +106,11 @@ def signal_key(key: str) -> str:
     return f"signal/{key}"
 
 
+WAIT_PREFIX = "wait/"  # the keys of waiting jobs on the signals topic
+
+
 def wait_key(job_id: str, name: str) -> str:
-    return f"wait/{job_id}/{name}"
+    return f"{WAIT_PREFIX}{job_id}/{name}"
 
 
 def by_signal(payload: bytes) -> dict[str, Any]:

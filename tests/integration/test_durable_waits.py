@@ -61,10 +61,14 @@ def test_a_signal_from_the_cli_resumes_the_parked_job_once_with_its_payload(
         app.jobs["order"].enqueue("o-1")
         wait_until(lambda: worker.stats.parked == 1, 60, 0.1)
         assert worker.busy == 0  # waiting holds no runner
+        [listed] = cli_json(app.settings, "waiting")
+        assert (listed["key"], listed["type"], listed["wait"]) == ("shipped:o-1", "order", "wait-1")
+        assert "shipped:o-1" in cli(app.settings, "waiting").stdout
         sent = cli(app.settings, "signal", "shipped:o-1", "--data", '{"tracking": "TR-9"}')
         assert sent.exit_code == 0, sent.output
         assert "1 waiting job resumed" in sent.stdout
         wait_until(lambda: worker.stats.done == 1, 60, 0.1)
+        assert cli_json(app.settings, "waiting") == []  # its wait is over
         # The copy parked until the timeout comes round, finds the wait passed, and ends.
         wait_until(lambda: worker.stats.duplicates == 1, TIMEOUT_S + 60, 0.2)
         stats = worker.stats

@@ -1,19 +1,24 @@
-"""`pulsarjobs signal KEY`: resume the durable jobs waiting on a key (`ctx.wait_for`)."""
+"""`pulsarjobs signal KEY`: resume the durable jobs waiting on a key (`ctx.wait_for`); and
+`pulsarjobs waiting`: which jobs wait, on which keys."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from pulsarjobs.app import App
-from pulsarjobs.cli.context import settings_of
-from pulsarjobs.cli.output import AsJson, print_json, reports_errors
+from pulsarjobs.cli.context import inspecting, settings_of
+from pulsarjobs.cli.output import AsJson, print_json, print_table, reports_errors
+from pulsarjobs.cli.queues import age
+from pulsarjobs.clock import utc_now
 from pulsarjobs.operations.durations import parse_duration
 from pulsarjobs.transport.client_log import silent_logger
 from pulsarjobs.transport.connection import Connection, probe
+from pulsarjobs.wire.envelope import decode
 
 console = Console()
 
@@ -54,3 +59,29 @@ def parse_payload(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
+
+
+@reports_errors
+def waiting(
+    ctx: typer.Context,
+    key: Annotated[str | None, typer.Option("--key", help="Only the jobs waiting on KEY.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """The durable jobs waiting for a signal (`ctx.wait_for`, or their child jobs), the
+    soonest to time out first."""
+    with inspecting(ctx) as inspector:
+        waits = [wait for wait in inspector.waiting() if key is None or wait.key == key]
+    if as_json:
+        print_json([{"key": wait.key, "job_id": wait.job_id, "wait": wait.name,
+                     "type": decode(wait.job).type, "times_out_at": wait.deadline}
+                    for wait in waits])  # fmt: skip
+        return
+    now = utc_now()
+    rows = [(wait.key, wait.job_id, decode(wait.job).type, wait.name, times_out(wait.deadline, now))
+            for wait in waits]  # fmt: skip
+    columns = ("key", "job", "type", "wait", "times out")
+    print_table(console, "Jobs waiting for a signal", columns, rows)
+
+
+def times_out(deadline: datetime, now: datetime) -> str:
+    return f"{deadline.astimezone():%Y-%m-%d %H:%M:%S} (in {age((deadline - now).total_seconds())})"
