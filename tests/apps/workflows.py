@@ -4,13 +4,10 @@ subprocesses (`tests.apps.workflows:app`)."""
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-from pulsarjobs import Durable
 from pulsarjobs.app import App
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
@@ -63,25 +60,7 @@ def make_app(settings: Settings) -> App:
     def passes(previous: object, suffix: str) -> str:
         return f"{previous}{suffix}"
 
-    @app.job(durable=True)
-    def export(ctx: Durable, rows: int, pause: float) -> int:
-        """A durable iteration over `rows` numbers, noting each processed row (a line per row
-        in the record file) and taking `pause` seconds a row."""
-        count = 0
-        with Path(os.environ["PULSARJOBS_TEST_RECORD"]).open("a") as noted:
-            for row in ctx.iterate_sync("rows", lambda after: rows_after(after, rows), every=50):
-                time.sleep(pause)
-                noted.write(f"{row}\n")
-                noted.flush()
-                count += 1
-        return count
-
     return app
-
-
-def rows_after(cursor: int | None, rows: int) -> Iterator[tuple[int, int]]:
-    """Rows 0.. `rows` - 1 past `cursor`, each with the cursor past it."""
-    return ((row + 1, row) for row in range(cursor or 0, rows))
 
 
 app = make_app(Settings.from_env())

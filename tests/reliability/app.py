@@ -9,6 +9,7 @@ import functools
 import os
 import time
 import uuid
+from collections.abc import Iterator
 
 from pulsarjobs import App, Durable, Settings, current_job
 from tests.reliability.recorder import Recorder
@@ -26,6 +27,11 @@ def recorder() -> Recorder:
 def record_run(started: float) -> None:
     job = current_job()
     recorder().ran(job.id, job.attempt, started, job.run_at)
+
+
+def items_after(count: int, cursor: int | None) -> Iterator[tuple[int, int]]:
+    """Items 0..count-1 past `cursor`, each with the cursor past it."""
+    return ((item + 1, item) for item in range(cursor or 0, count))
 
 
 def make_app(settings: Settings) -> App:
@@ -84,6 +90,20 @@ def make_app(settings: Settings) -> App:
         recorder().event("sleeper_ran", job=ctx.job_id, started=time.time())
         ctx.sleep_sync(seconds)
         record_run(time.time())  # started: when the run went on past its sleep
+
+    @app.job(durable=True)
+    def iterate_items(ctx: Durable, count: int, every: int, micros: int) -> None:
+        """Works through items 0..count-1 with ctx.iterate_sync, a line per item processed in
+        a file of this process (no fsync: a kill -9 loses no written line, only a power cut
+        would), `micros` µs of work each (test_iteration_kill.py)."""
+        started = time.time()
+        noted = recorder().directory / f"items-{os.getpid()}-{uuid.uuid4().hex[:8]}.txt"
+        with noted.open("a", buffering=1) as lines:
+            for item in ctx.iterate_sync("items", functools.partial(items_after, count),
+                                         every=every, seconds=3600):  # fmt: skip
+                time.sleep(micros / 1_000_000)
+                lines.write(f"{item}\n")
+        record_run(started)
 
     @app.periodic("* * * * * *", name="every_second", queue="ticks", missed="all")
     def every_second() -> None:
