@@ -41,7 +41,8 @@ from pulsarjobs.worker.worker import Worker
 from pulsarjobs.workflows.batch_state import BatchProgress
 from pulsarjobs.workflows.batches import Batch
 from pulsarjobs.workflows.chains import Chained
-from pulsarjobs.workflows.durable import ChildFailed, Durable, WaitTimedOut
+from pulsarjobs.workflows.durable import Durable
+from pulsarjobs.workflows.durable_errors import ChildFailed, WaitTimedOut
 
 __version__ = "0.1.0"
 

@@ -27,7 +27,7 @@ from pulsarjobs.wire.verdicts import Outcome, Verdict
 from pulsarjobs.worker._running import CurrentRuns
 from pulsarjobs.worker.crashes import CRASHES_BEFORE_DEAD, DEFER_SECONDS, Crashes
 from pulsarjobs.workflows import chains
-from pulsarjobs.workflows.durable import Parked, Superseded
+from pulsarjobs.workflows.durable_errors import Parked, Superseded
 
 if TYPE_CHECKING:
     from pulsarjobs.app_view import AppView

@@ -22,9 +22,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pulsarjobs.app_view import AppView
+from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.snooze import Snooze
 from pulsarjobs.wire.envelope import encode
 from pulsarjobs.wire.values import Unencodable
+from pulsarjobs.workflows.durable_errors import ChildFailed, Parked, Superseded, WaitTimedOut
 from pulsarjobs.workflows.durable_store import StepKind, StepStore, decode_step, encode_step
 from pulsarjobs.workflows.iteration import (
     ITERATE_EVERY,
@@ -54,40 +56,6 @@ if TYPE_CHECKING:
 
 _MISSING = object()
 DEFAULT_WAIT_TIMEOUT = timedelta(days=7)  # how long `wait_for` waits unless told
-
-
-class Parked(Exception):
-    """Raised by `Durable.sleep`: the run ends here, and the job runs again at `until` (the
-    PARKED verdict). Do not catch it: as with Snooze, the worker must see it."""
-
-    def __init__(self, until: datetime) -> None:
-        super().__init__(f"parked until {until.isoformat()}")
-        self.until = until
-
-
-class WaitTimedOut(TimeoutError):
-    """Raised by `Durable.wait_for` when no signal came before its timeout."""
-
-    def __init__(self, key: str, deadline: datetime) -> None:
-        super().__init__(f"no signal {key!r} came by {deadline.isoformat()}")
-        self.key = key
-        self.deadline = deadline
-
-
-class Superseded(Exception):
-    """Raised by `Durable.wait_for` in a copy of the job that another copy has carried on past
-    a signalled wait (signals.py): this one ends there (the SUPERSEDED verdict)."""
-
-
-class ChildFailed(Exception):
-    """Raised by `Durable.child` and `Durable.gather` for a child job that is over and did not
-    succeed (dead, cancelled, expired): its error's type and message."""
-
-    def __init__(self, job_id: str, error: dict[str, str]) -> None:
-        super().__init__(f"child job {job_id} failed: {error['type']}: {error['message']}")
-        self.job_id = job_id
-        self.error_type = error["type"]
-        self.error_message = error["message"]
 
 
 class RunOfJob(ThisRun, Protocol):
@@ -136,26 +104,42 @@ class Durable:
 
     # -- steps -------------------------------------------------------------------------------
 
-    async def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    async def step(
+        self, name: str, fn: Callable[..., Any], /, *args: Any,
+        retry: RetryPolicy | None = None, **kwargs: Any,
+    ) -> Any:  # fmt: skip
         """`fn(*args, **kwargs)`'s value (awaited if it is awaitable), once it is stored; in a
         later run of the job, the stored value, without calling `fn`. The value must be what a
-        job argument may be, and comes back as one (a tuple as a list)."""
+        job argument may be, and comes back as one (a tuple as a list). With `retry`, a step
+        that raises is tried again by the job parked until its backoff is over (the job's own
+        attempt unchanged), until the step's attempts are used up: then it fails the run."""
         if (value := self._replayed(name)) is not _MISSING:
             return value
         started = self._clock()
-        value = fn(*args, **kwargs)
-        if inspect.isawaitable(value):
-            value = await value
+        try:
+            value = fn(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:
+            await asyncio.to_thread(self._failed, name, exc, retry)
+            raise
         value, stored = self._keep(name, value, started)
         await asyncio.wrap_future(stored)
         return value
 
-    def step_sync(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    def step_sync(
+        self, name: str, fn: Callable[..., Any], /, *args: Any,
+        retry: RetryPolicy | None = None, **kwargs: Any,
+    ) -> Any:  # fmt: skip
         """`step` in a sync (`def`) job: `fn` must be a plain function."""
         if (value := self._replayed(name)) is not _MISSING:
             return value
         started = self._clock()
-        value = fn(*args, **kwargs)
+        try:
+            value = fn(*args, **kwargs)
+        except Exception as exc:
+            self._failed(name, exc, retry)
+            raise
         if inspect.isawaitable(value):
             if isinstance(value, Coroutine):
                 value.close()
@@ -163,6 +147,19 @@ class Durable:
         value, stored = self._keep(name, value, started)
         stored.result()
         return value
+
+    def _failed(self, name: str, exc: Exception, retry: RetryPolicy | None) -> None:
+        """A step raised: with attempts of its own left, park the job until its backoff is over
+        (the count stored first); else return, and the error fails the run."""
+        if retry is None:
+            return
+        tries = f"{name}.tries"
+        failed = 1 + (decode_step(self._stored[tries]) if tries in self._stored else 0)
+        if retry.exhausted(failed):
+            return
+        self._keep(tries, failed, kind="internal")[1].result()
+        due = self._clock() + timedelta(seconds=retry.delay(failed))
+        raise Parked(due) from exc
 
     def _replayed(self, name: str) -> Any:
         if name in self._named:

@@ -215,3 +215,49 @@ def test_a_step_stored_by_the_first_version_still_reads() -> None:
     assert (stored.value, stored.stored_at) == (["o-1", 3], stored_at)
     assert (stored.started_at, stored.kind) == (None, "step")
     assert decode_step(stream.getvalue()) == ["o-1", 3]
+
+
+def test_a_step_with_its_own_retry_policy_parks_the_job_until_its_backoff_is_over(
+    app: App, runner: TestRunner
+) -> None:
+    ran: Counter[str] = Counter()
+
+    def reserve() -> str:
+        ran["reserve"] += 1
+        return "reserved"
+
+    def call_carrier() -> str:
+        ran["carrier"] += 1
+        if ran["carrier"] < 3:
+            raise ConnectionError("the carrier's API is down")
+        return "booked"
+
+    @app.job(durable=True, max_attempts=1)
+    async def ship(ctx: Durable) -> str:
+        reserved: str = await ctx.step("reserve", reserve)
+        policy = RetryPolicy(max_attempts=5, initial_delay=60, jitter=0.0)
+        booked: str = await ctx.step("carrier", call_carrier, retry=policy)
+        return f"{reserved}, {booked}"
+
+    started = runner.now
+    ship.enqueue()
+    runner.run_all()
+    assert [outcome.kind for outcome in runner.outcomes] == ["parked", "parked", "done"]
+    assert ran == {"reserve": 1, "carrier": 3}
+    assert runner.outcomes[-1].envelope.attempt == 1  # the job's own attempts are untouched
+    assert runner.now - started >= timedelta(seconds=60 + 120)  # its backoff, never early
+
+
+def test_a_step_out_of_its_own_attempts_fails_the_run(app: App, runner: TestRunner) -> None:
+    def always_down() -> None:
+        raise ConnectionError("down for good")
+
+    @app.job(durable=True, max_attempts=1)
+    def book(ctx: Durable) -> None:
+        ctx.step_sync("carrier", always_down, retry=RetryPolicy(max_attempts=2, jitter=0.0))
+
+    book.enqueue()
+    runner.run_all()
+    assert [outcome.kind for outcome in runner.outcomes] == ["parked", "dead"]
+    [dead] = runner.dead
+    assert dead.last_error is not None and dead.last_error.message == "down for good"
