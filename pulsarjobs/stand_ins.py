@@ -139,7 +139,8 @@ class InMemorySignals(SignalBoard):
             yield
 
     def _write(self, key: str, data: bytes) -> None:
-        self._apply(key, data)
+        with self._reading:
+            self._apply(key, data)
 
     def _catch_up(self) -> None:
         """Memory has it all."""

@@ -165,7 +165,9 @@ class SignalBoard:
         self._signals: dict[str, Signal] = {}  # by key
         self._waits: dict[str, Waiting] = {}  # by wait_key
         self._reader: pulsar.Reader | None = None
-        self._reading = threading.Lock()  # one catch-up at a time
+        # One catch-up at a time, and the maps read whole while no thread changes them (runs
+        # of durable jobs wait and signals are sent from several threads at once).
+        self._reading = threading.RLock()
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -175,7 +177,8 @@ class SignalBoard:
         signal = Signal(key, encode_step(payload, now), now, now + keep)
         self._write(signal_key(key), signal.encode())
         self._catch_up()
-        waiting = [wait for wait in self._waits.values() if wait.key == key]
+        with self._reading:
+            waiting = [wait for wait in self._waits.values() if wait.key == key]
         return sum(self._resume(wait, signal) for wait in waiting)
 
     def kept(self, key: str) -> Signal | None:
@@ -187,7 +190,8 @@ class SignalBoard:
     def waiting(self) -> list[Waiting]:
         """Every job waiting now, the soonest to time out first."""
         self._catch_up()
-        return sorted(self._waits.values(), key=lambda wait: wait.deadline)
+        with self._reading:
+            return sorted(self._waits.values(), key=lambda wait: wait.deadline)
 
     # -- waits -------------------------------------------------------------------------------
 
@@ -229,7 +233,8 @@ class SignalBoard:
         connection = self.app.connection
         connection.keep_marks(self.topic)
         connection.publish(self.topic, data, key=key).result()
-        self._apply(key, data)
+        with self._reading:
+            self._apply(key, data)
 
     def _catch_up(self) -> None:
         """Read to the end of the topic: what was stored before this call is read."""
