@@ -111,8 +111,19 @@ def decode_record(data: bytes) -> StoredStep:
     return StoredStep(value, record["stored_at"], record["started_at"], record["kind"], wakes_at)
 
 
+JOB_PROPERTY = "pulsarjobs-job"  # a step's job id, as a property: a job id may hold a "/"
+
+
 def step_key(job_id: str, name: str) -> str:
     return f"{job_id}/{name}"
+
+
+def split_key(key: str, properties: dict[str, str]) -> tuple[str, str]:
+    """A stored step's job id and name."""
+    job_id = properties.get(JOB_PROPERTY)
+    if job_id is None or not key.startswith(job_id + "/"):
+        job_id = key.partition("/")[0]  # stored without the property: the first "/" parts them
+    return job_id, key[len(job_id) + 1 :]
 
 
 class StepStore(Protocol):
@@ -138,19 +149,19 @@ class BrokerSteps:
         self.app = app
         self._lock = threading.Lock()  # runs of durable jobs read at once
         self._reader: pulsar.Reader | None = None
-        self._stored: dict[str, bytes] = {}  # every step read so far, by its key
+        # Every step read so far, by job id and name: a run looks up its own job's, whatever
+        # the number of steps the process has read.
+        self._stored: dict[str, dict[str, bytes]] = {}
 
     def read(self, job_id: str) -> dict[str, bytes]:
         """The job's steps, by name: what this process read before, and what was stored since."""
-        prefix = step_key(job_id, "")
         with self._lock:
             try:
                 self._catch_up()
             except Exception:
                 self._forget()  # a client closed and made anew: read it all again, once
                 self._catch_up()
-            return {key[len(prefix) :]: data for key, data in self._stored.items()
-                    if key.startswith(prefix) and data}  # fmt: skip
+            return dict(self._stored.get(job_id, {}))
 
     def _catch_up(self) -> None:
         connection, topic = self.app.connection, steps_topic(self.app.settings)
@@ -163,7 +174,12 @@ class BrokerSteps:
             reader = self._reader
             while reader.has_message_available():
                 message = reader.read_next(timeout_millis=marks.READ_TIMEOUT_MS)
-                self._stored[message.partition_key()] = message.data()
+                job_id, name = split_key(message.partition_key(), message.properties())
+                steps, data = self._stored.setdefault(job_id, {}), message.data()
+                if data:
+                    steps[name] = data
+                else:  # removed
+                    steps.pop(name, None)
 
     def _forget(self) -> None:
         if self._reader is not None:
@@ -174,4 +190,5 @@ class BrokerSteps:
     def write(self, job_id: str, name: str, data: bytes) -> Future[None]:
         connection, topic = self.app.connection, steps_topic(self.app.settings)
         connection.keep_marks(topic)  # once per process: the read before made it so
-        return connection.publish(topic, data, key=step_key(job_id, name))
+        key, job = step_key(job_id, name), {JOB_PROPERTY: job_id}
+        return connection.publish(topic, data, key=key, properties=job)

@@ -42,6 +42,7 @@ from pulsarjobs import (
     JobError,
     Middleware,
     Settings,
+    Verdict,
     current_job,
 )
 from pulsarjobs.testing import TestRunner
@@ -169,7 +170,10 @@ class InMemory(Driver):
 
     def drain(self, settled: int) -> Report:
         self.runner.run_all()
-        verdicts = {outcome.envelope.id: str(outcome.kind) for outcome in self.runner.outcomes}
+        # A superseded copy of a durable job (run out to its timeout here: the clock is virtual)
+        # says nothing of its job, which another copy carried on.
+        verdicts = {outcome.envelope.id: str(outcome.kind) for outcome in self.runner.outcomes
+                    if outcome.kind is not Verdict.SUPERSEDED}  # fmt: skip
         over = sum(verdict in OVER for verdict in verdicts.values())
         assert over >= settled, f"{over} jobs are over after run_all(), {settled} expected"
         dead_letters = {

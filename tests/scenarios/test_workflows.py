@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 
-from pulsarjobs import JobFailed
+from pulsarjobs import Durable, JobFailed
 from tests.scenarios.harness import Driver, on_both
 
 KEEP = timedelta(minutes=5)
@@ -125,3 +126,47 @@ def test_a_batch_with_a_dead_job_completes_but_does_not_succeed(driver: Driver) 
         ids[2]: "done",
         f"{batch.id}.on_complete": "done",
     }
+
+
+@on_both()
+def test_a_durable_job_runs_each_completed_step_once_across_a_retry_its_waits_and_children(
+    driver: Driver,
+) -> None:
+    app, tally = driver.app, driver.tally
+    failures = [1]  # `ship` fails once: the job is retried, from that step
+
+    @app.job
+    def square(n: int) -> int:
+        tally.ran(n)
+        return n * n
+
+    def charge() -> str:
+        tally.ran("charge")
+        return "ch-1"
+
+    def ship() -> str:
+        tally.ran("ship")
+        if failures:
+            failures.pop()
+            raise ConnectionError("the carrier is down")
+        return "shipped"
+
+    # In memory, the copies parked until the waits' timeouts run out on the virtual clock: the
+    # result is kept longer than that, so that it is still there once they have.
+    @app.job(durable=True, max_attempts=2, keep_result=timedelta(days=1))
+    async def order(ctx: Durable, order_id: str) -> str:
+        charged = await ctx.step("charge", charge)
+        paid = await ctx.wait_for(f"paid:{order_id}", timeout=timedelta(minutes=10))
+        squares = await ctx.gather(square.call(2), square.call(3), timeout=timedelta(minutes=10))
+        await ctx.sleep(1)
+        shipped = await ctx.step("ship", ship)
+        return f"{charged} {paid['cents']} {sum(squares)} {shipped}"
+
+    app.signal("paid:o-1", {"cents": 500})  # kept: met as the job waits
+    job_id = order.enqueue("o-1")
+    report = driver.drain(settled=3)
+
+    assert report.verdicts[job_id] == "done"
+    assert Counter(report.notes("order")) == {"charge": 1, "ship": 2}  # each stored step once
+    assert sorted(report.notes("square")) == [2, 3]
+    assert app.result(job_id, timeout=30) == "ch-1 500 13 shipped"
