@@ -27,7 +27,7 @@ from tests.integration.helpers import (
     worker_in_thread,
 )
 from tests.integration.test_cli import run
-from tests.integration.test_operations import cli
+from tests.integration.test_dashboard import api, dashboard, finished, post
 
 SLEEP_SECONDS = 2.0
 
@@ -159,7 +159,9 @@ def test_a_sleeping_jobs_steps_are_listed_though_no_worker_runs_it(app: App) -> 
     assert "sleeping" in sleep_row and "until" in sleep_row
 
 
-def test_a_dead_durable_job_replayed_resumes_at_the_step_it_failed(app: App) -> None:
+def test_a_dead_durable_job_replayed_from_the_dead_page_resumes_at_the_step_it_failed(
+    app: App,
+) -> None:
     ran: Counter[str] = Counter()
     broken = [True]
 
@@ -179,11 +181,13 @@ def test_a_dead_durable_job_replayed_resumes_at_the_step_it_failed(app: App) -> 
         shipped: str = ctx.step_sync("ship", ship, order_id)
         return f"{charged}, {shipped}"
 
-    with worker_in_thread(app) as worker:
-        fulfil.enqueue("o-9")
+    with worker_in_thread(app) as worker, dashboard(app.settings) as client:
+        job_id = fulfil.enqueue("o-9")
         wait_until(lambda: worker.stats.dead == 1, 60, 0.1)
-        broken[0] = False  # the carrier is back: replay it from the dead letters
-        replayed = cli(app.settings, "dlq", "replay", "default")
-        assert replayed.exit_code == 0, replayed.output
+        broken[0] = False  # the carrier is back: replay it from the dashboard's Dead page
+        [letter] = api(client, "/dead?queue=default")["page"]["items"]
+        assert letter["job_id"] == job_id
+        replayed = post(client, "/dead/replay", {"queue": "default", "one": letter["message_id"]})
+        assert finished(client, replayed["task"])["result"]["moved"] == 1
         wait_until(lambda: worker.stats.done == 1, 60, 0.1)
     assert ran == {"charge": 1, "ship": 2}  # charged once, in its first run only
