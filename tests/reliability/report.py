@@ -31,11 +31,13 @@ class Report:
     dead_lettered: int
     seconds: float
     lost_ids: list[str] = field(default_factory=list, repr=False)
+    notes: str = ""  # what else the scenario counted
 
     def line(self) -> str:
         return (f"{self.scenario} ({self.size}): {self.jobs:,} jobs, lost {self.lost}, "
                 f"duplicates {self.duplicates}, early {self.early}, "
-                f"dead-lettered {self.dead_lettered}, {self.seconds:.0f} s")  # fmt: skip
+                f"dead-lettered {self.dead_lettered}, {self.seconds:.0f} s"
+                + (f"; {self.notes}" if self.notes else ""))  # fmt: skip
 
 
 def check(
@@ -45,9 +47,10 @@ def check(
     runs: Iterable[RunRecord],
     dead_letters: Mapping[str, str],
     seconds: float,
+    notes: str = "",
 ) -> Report:
     """The report of a scenario, kept for the session's summary. `dead_letters`: reason by job
-    id."""
+    id; `notes`: what else it counted, for its line."""
     expected = set(enqueued)
     runs = list(runs)
     completed = {run.job_id for run in runs}
@@ -63,6 +66,7 @@ def check(
         dead_lettered=len(set(dead_letters) & expected),
         seconds=seconds,
         lost_ids=lost[:20],
+        notes=notes,
     )
     REPORTS.append(report)
     if path := os.environ.get(REPORT_VARIABLE):
