@@ -51,7 +51,7 @@ def check(
     notes: str = "",
 ) -> Report:
     """The report of a scenario, kept for the session's summary. `dead_letters`: reason by job
-    id."""
+    id; `notes`: what else it counted, for its line."""
     expected = set(enqueued)
     runs = list(runs)
     completed = {run.job_id for run in runs}
