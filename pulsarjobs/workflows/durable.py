@@ -8,8 +8,9 @@ the stored value back without running `fn`. `await ctx.sleep(delay)` stores its 
 and ends the run with the PARKED verdict (wire/verdicts.py, through the Judge): the job is
 stored on the retry topic due at its wake-up, its attempt unchanged, and goes on past the
 sleep when it runs again. `await ctx.wait_for(key)` parks the job until `app.signal(key, ...)`
-or its timeout (signals.py), and returns the signal's payload. A sync job calls `step_sync`,
-`sleep_sync` and `wait_for_sync`.
+or its timeout (signals.py), and returns the signal's payload; `ctx.child` and `ctx.gather`
+enqueue child jobs and wait for their outcomes the same way; `ctx.iterate` works through a long
+collection from its last stored position (iteration.py). Each has a `_sync` twin for `def` jobs.
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ class DurableApp(AppView, Protocol):
 
 
 class Durable:
-    """A durable job's context, its first parameter: its steps and its sleeps. Steps must be
-    called in the same order in every run, each under a name of its own."""
+    """A durable job's context, its first parameter: its steps, sleeps, waits, child jobs and
+    iterations. They must be called in the same order in every run, each under a name of its
+    own."""
 
     def __init__(self, app: DurableApp, run: RunOfJob, stored: Mapping[str, bytes]) -> None:
         job = run.envelope
