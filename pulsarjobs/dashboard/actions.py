@@ -207,7 +207,8 @@ async def send_signal(request: Request) -> Response:
         dash = dashboard_of(request)
         resumed = await run_in_threadpool(dash.signal, asked.key, asked.payload, asked.keep)
     except (BadRequest, Unencodable) as exc:  # said on the page it came from, not a crash
-        return answer(request, {"error": str(exc)}, to, f"No signal sent. {exc}", 400)
+        error = str(exc) if isinstance(exc, BadRequest) else f"The payload cannot be sent: {exc}."
+        return answer(request, {"error": error}, to, f"No signal sent. {error}", 400)
     body = {"key": asked.key, "resumed": resumed, "kept_for_seconds": asked.keep.total_seconds()}
     jobs = "job" if resumed == 1 else "jobs"
     notice = (

@@ -161,6 +161,7 @@ def test_a_signal_that_cannot_be_sent_is_a_one_line_error_and_a_notice(
         ({"key": "paid:o-1", "payload": "[1,"}, "The payload is not JSON: "),
         ({"key": " ", "payload": "1"}, "Say which key to signal"),
         ({"key": "paid:o-1", "keep": "a while"}, "keep: 'a while' is not a duration"),
+        ({"key": "paid:o-1", "payload": str(2**70)}, "The payload cannot be sent: int "),
     ):
         response = client.post("/api/signals/send", data=form, headers=bearer())
         assert response.status_code == 400, form
