@@ -1,6 +1,7 @@
 """What the dashboard's buttons do, each through the same code as the command line: replay and
 delete dead letters (replay.py, in a background task), quiet and stop workers (control.tell),
-pause and resume queues (pauses.py), cancel a job or run it now (cancels.py).
+pause and resume queues (pauses.py), cancel a job or run it now (cancels.py), send a signal to
+the durable jobs waiting on its key (app.signal, as `pulsarjobs signal` does).
 Every one is a POST, also under /api/ (answering JSON there, and redirecting a browser
 elsewhere), and works from a plain HTML form: htmx only enhances."""
 
@@ -25,11 +26,13 @@ from pulsarjobs.dashboard.views import (
     parse_position_param,
     queue_param,
 )
+from pulsarjobs.dashboard.waits import signal_asked
 from pulsarjobs.errors import NotFound
 from pulsarjobs.operations import cancels, pauses
 from pulsarjobs.operations.control import COMMANDS, Command, tell
 from pulsarjobs.operations.dead_letters import DeadLetterFilter
 from pulsarjobs.transport.connection import client_errors
+from pulsarjobs.wire.values import Unencodable
 
 CONFIRM_SECONDS = 5.0  # how long a worker command waits for the worker to confirm
 ACTIONS: dict[str, Action] = {"replay": "replay", "delete": "delete"}
@@ -49,6 +52,7 @@ def routes() -> list[Route]:
             Route(f"{prefix}/queues/{{switch}}", switch_queue, methods=["POST"]),
             Route(f"{prefix}/jobs/cancel", cancel_job, methods=["POST"]),
             Route(f"{prefix}/jobs/run-now", run_job_now, methods=["POST"]),
+            Route(f"{prefix}/signals/send", send_signal, methods=["POST"]),
         ]
     return found
 
@@ -193,6 +197,25 @@ async def run_job_now(request: Request) -> Response:
     dash.snapshots.forget()
     notice = f"Job {job_id} runs now: a copy is enqueued, due now; the waiting one is cancelled."
     return answer(request, {"job_id": job_id}, back(form, "/scheduled"), notice)
+
+
+async def send_signal(request: Request) -> Response:
+    form = await request.form()
+    to = back(form, "/waiting")
+    try:
+        asked = signal_asked(form)
+        dash = dashboard_of(request)
+        resumed = await run_in_threadpool(dash.signal, asked.key, asked.payload, asked.keep)
+    except (BadRequest, Unencodable) as exc:  # said on the page it came from, not a crash
+        error = str(exc) if isinstance(exc, BadRequest) else f"The payload cannot be sent: {exc}."
+        return answer(request, {"error": error}, to, f"No signal sent. {error}", 400)
+    body = {"key": asked.key, "resumed": resumed, "kept_for_seconds": asked.keep.total_seconds()}
+    jobs = "job" if resumed == 1 else "jobs"
+    notice = (
+        f"Signal {asked.key!r} sent: {resumed} waiting {jobs} resumed; kept for "
+        f"{asked.keep_text} for jobs that start waiting on it."
+    )
+    return answer(request, body, to, notice)
 
 
 def back(form: FormData, default: str) -> str:

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from pulsarjobs.clock import utc_now
-from pulsarjobs.dashboard import views
+from pulsarjobs.dashboard import views, waits
 from pulsarjobs.dashboard.state import POLL_SECONDS, Dashboard, dashboard_of
 from pulsarjobs.errors import (
     BrokerUnavailable,
@@ -40,6 +40,7 @@ NAV = (
     ("workers", "/workers", "Workers"),
     ("cron", "/cron", "Cron"),
     ("batches", "/batches", "Batches"),
+    ("waiting", "/waiting", "Waiting"),
 )
 
 
@@ -66,6 +67,7 @@ PAGES = (
     Page("/cron", "cron", views.cron),
     Page("/batches", "batches", views.batches),
     Page("/batches/{batch}", "batch", views.batch, tab="batches"),
+    Page("/waiting", "waiting", waits.waiting),
     Page("/jobs/{queue}/{where}/{position}", "job", views.job, tab="queues"),
     Page("/tasks/{task}", "task", views.task, tab="dead"),
 )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
@@ -16,6 +19,8 @@ from pulsarjobs.operations.browse import Browser
 from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.operations.queue_metrics import QueueCollector
 from pulsarjobs.settings import Settings
+from pulsarjobs.transport.client_log import silent_logger
+from pulsarjobs.transport.connection import Connection
 
 POLL_SECONDS = 3.0  # how often live parts of the pages refresh
 
@@ -32,6 +37,8 @@ class Dashboard:
     snapshots: Snapshots
     tasks: Tasks
     metrics: CollectorRegistry  # what /metrics serves: the queues' gauges, read when scraped
+    signaler: App  # sends the Waiting page's signals: an App of its own, the user's may be None
+    _signaling: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(
@@ -42,6 +49,8 @@ class Dashboard:
         samples = Samples()
         metrics = CollectorRegistry()
         metrics.register(QueueCollector(inspector))
+        signaler = App(settings)
+        signaler.connection = Connection(settings, client_logger=silent_logger())  # opens lazily
         return cls(
             settings=settings,
             inspector=inspector,
@@ -53,11 +62,19 @@ class Dashboard:
             snapshots=Snapshots(browser, samples, max_age=POLL_SECONDS - 0.5),
             tasks=Tasks(settings),
             metrics=metrics,
+            signaler=signaler,
         )
+
+    def signal(self, key: str, payload: Any, keep: timedelta) -> int:
+        """app.signal: how many waiting jobs it resumed. One at a time: the App's signal board
+        keeps what it read in memory, for one caller at a time."""
+        with self._signaling:
+            return self.signaler.signal(key, payload, keep=keep)
 
     def close(self) -> None:
         self.snapshots.close()
         self.inspector.close()
+        self.signaler.close()
         if self.app is not None:
             self.app.close()
 

@@ -5,7 +5,8 @@ Each run appends a line to the file PULSARJOBS_TEST_RECORD names (tests/apps/pip
 `record`). `charge_card` always fails and retries in an hour; `sync_inventory` dies at its first
 failure until the file PULSARJOBS_TEST_FIX names exists; `render_video` runs for as long as asked,
 having said it encoded a quarter of its frames; `ship_order`, a durable job, charges and packs in
-steps, then sleeps until the courier's pickup.
+steps, then sleeps until the courier's pickup; `await_payment`, another, waits for the signal
+`paid:<order id>` and records the payment it got.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.apps.pipeline import record
 HOURLY_RETRY = RetryPolicy(max_attempts=5, initial_delay=3600, jitter=0.0)
 RENDERED_FRAMES, FRAMES = 1800, 7200  # render_video's progress while it runs
 PICKUP = timedelta(hours=2)  # ship_order's sleep
+PAYMENT_WINDOW = timedelta(days=3)  # how long await_payment waits for its signal
 
 
 def make_app(settings: Settings) -> App:
@@ -73,6 +75,11 @@ def make_app(settings: Settings) -> App:
         await ctx.step("charge", charge, order_id, cents)
         await ctx.step("pack", pack, skus)
         await ctx.sleep(PICKUP, name="until-pickup")
+
+    @app.job(queue="billing", durable=True)
+    async def await_payment(ctx: Durable, order_id: str) -> None:
+        payment = await ctx.wait_for(f"paid:{order_id}", PAYMENT_WINDOW, name="payment")
+        record("paid", order_id=order_id, payment=payment)
 
     @app.job(queue="reports")
     def build_report(name: str, day: str) -> None:

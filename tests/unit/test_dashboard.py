@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import pytest
 from typer.testing import CliRunner
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from pulsarjobs.cli import app as cli_app
 from pulsarjobs.dashboard import Secret, create_app
 from pulsarjobs.dashboard.auth import COOKIE, is_loopback, safe_next
-from pulsarjobs.dashboard.pages import ago, iso, span
+from pulsarjobs.dashboard.pages import NOTICE_COOKIE, ago, iso, span
 from pulsarjobs.dashboard.samples import Sample, Samples, growth
 from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.settings import Settings
@@ -124,8 +125,15 @@ def test_an_api_client_with_the_bearer_token_needs_no_origin(client: TestClient)
 
 
 def test_a_read_only_dashboard_refuses_every_post_but_logging_out(read_only: TestClient) -> None:
-    for path in ("/api/dead/replay", "/api/dead/delete", "/api/workers/stop", "/api/queues/pause"):
-        assert read_only.post(path, data={"queue": "default"}, headers=bearer()).status_code == 403
+    for path in (
+        "/api/dead/replay",
+        "/api/dead/delete",
+        "/api/workers/stop",
+        "/api/queues/pause",
+        "/api/signals/send",
+    ):
+        form = {"queue": "default", "key": "paid:o-1"}
+        assert read_only.post(path, data=form, headers=bearer()).status_code == 403
     assert (
         read_only.post("/logout", headers=same_origin(), follow_redirects=False).status_code == 303
     )
@@ -142,6 +150,29 @@ def test_wrong_parameters_are_one_line_errors(client: TestClient) -> None:
     )
     page = client.get("/jobs/default/elsewhere/1:2", headers=bearer())
     assert page.status_code == 400 and 'data-testid="error"' in page.text
+
+
+def test_a_signal_that_cannot_be_sent_is_a_one_line_error_and_a_notice(
+    client: TestClient,
+) -> None:
+    # Checked before anything is sent: no broker is needed to refuse these.
+    for form, said in (
+        ({"key": "paid:o-1", "payload": "{'cents': 5}"}, "The payload is not JSON: "),
+        ({"key": "paid:o-1", "payload": "[1,"}, "The payload is not JSON: "),
+        ({"key": " ", "payload": "1"}, "Say which key to signal"),
+        ({"key": "paid:o-1", "keep": "a while"}, "keep: 'a while' is not a duration"),
+        ({"key": "paid:o-1", "payload": str(2**70)}, "The payload cannot be sent: int "),
+    ):
+        response = client.post("/api/signals/send", data=form, headers=bearer())
+        assert response.status_code == 400, form
+        error = response.json()["error"]
+        assert error.startswith(said) and "\n" not in error, error
+    client.get(f"/?token={TOKEN}", follow_redirects=False)
+    form = {"key": "paid:o-1", "payload": "{oops", "back": "/waiting?key=paid%3Ao-1"}
+    page = client.post("/signals/send", data=form, headers=same_origin(), follow_redirects=False)
+    assert (page.status_code, page.headers["location"]) == (303, "/waiting?key=paid%3Ao-1")
+    notice = unquote(client.cookies[NOTICE_COOKIE])
+    assert notice.startswith("No signal sent. The payload is not JSON: Expecting property name")
 
 
 def test_safe_next_and_loopback() -> None:
