@@ -38,6 +38,7 @@ from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.worker.crashes import CrashLedger
+from pulsarjobs.worker.health import WEDGED_AFTER
 from pulsarjobs.worker.metrics import GroupMetrics, WorkerMetrics
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ def run_worker(
     metrics_port: int | None = None,
     in_group: bool = False,
     crash_ledger: str | None = None,
+    wedged_after: float = WEDGED_AFTER,
 ) -> None:
     """One worker process; with `with_scheduler`, it also competes to lead the schedules. With
     `metrics_port`, it serves its metrics there, or, `in_group`, leaves that to its supervisor.
@@ -85,7 +87,8 @@ def run_worker(
     from pulsarjobs.worker.worker import Worker
 
     app = load_app(app_reference, settings)
-    metrics = None if metrics_port is None else WorkerMetrics(None if in_group else metrics_port)
+    metrics = (None if metrics_port is None
+               else WorkerMetrics(None if in_group else metrics_port, wedged_after))  # fmt: skip
     worker = Worker(app, **options, metrics=metrics, crash_ledger=crash_ledger)
     if not with_scheduler:
         worker.run()

@@ -11,6 +11,7 @@ from pulsarjobs.cli.output import reports_errors
 from pulsarjobs.logs import LogFormat, configure_logging
 from pulsarjobs.processes import run_worker, supervise
 from pulsarjobs.worker.feed import QueuePlan
+from pulsarjobs.worker.health import WEDGED_AFTER
 
 
 @reports_errors
@@ -68,10 +69,18 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    wedged_after: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="With --metrics-port: /livez fails once the event loop stood this many seconds.",
+        ),
+    ] = WEDGED_AFTER,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Run jobs from the given queues until SIGTERM/SIGINT; SIGTSTP stops fetching (quiet)."""
+    """Run jobs from the given queues until SIGTERM/SIGINT; SIGTSTP stops fetching (quiet).
+    With --metrics-port, /livez and /readyz there answer Kubernetes' probes."""
     fmt: LogFormat = "json" if log_format == "json" else "console"
     if queues is not None:
         QueuePlan.parse(queues)  # a bad queue list fails here, before any process starts
@@ -90,4 +99,5 @@ def worker(
         )  # fmt: skip
         raise typer.Exit(code)
     configure_logging(fmt, log_level)
-    run_worker(app_reference, options, with_scheduler, settings, metrics_port)
+    run_worker(app_reference, options, with_scheduler, settings, metrics_port,
+               wedged_after=wedged_after)  # fmt: skip

@@ -15,16 +15,17 @@ copies its gauges into its files every second.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     REGISTRY,
@@ -32,15 +33,17 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    make_wsgi_app,
     multiprocess,
-    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.verdicts import Outcome
+from pulsarjobs.worker.health import WEDGED_AFTER, Health, StartResponse, WsgiApp
 
 if TYPE_CHECKING:
     from pulsarjobs.worker._worker_view import WorkerView
@@ -105,8 +108,10 @@ class WorkerMetrics:
     """A worker's metrics. With a `port`, it serves them there; without, it is a process of a
     group whose supervisor serves them (see GroupMetrics)."""
 
-    def __init__(self, port: int | None) -> None:
+    def __init__(self, port: int | None, wedged_after: float = WEDGED_AFTER) -> None:
         self.port = port
+        self.wedged_after = wedged_after  # /livez fails once the event loop stood this long
+        self.health: Health | None = None
         self.families = families()
         self._jobs: Mapping[str, object] = {}  # the app's declared jobs, by type
         self._settled: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
@@ -116,7 +121,9 @@ class WorkerMetrics:
         self._stopping = threading.Event()
         self._progress: ProgressCollector | None = None
 
-    def start(self, worker: WorkerView) -> None:
+    def start(self, worker: WorkerView, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Serve (or copy, in a group) the worker's metrics; `loop`: the worker's event loop,
+        whose ticks say it is live (health.py)."""
         self._jobs = worker.app.jobs
         gauges = self._gauges(worker)
         if self.port is None:
@@ -134,10 +141,15 @@ class WorkerMetrics:
             gauge.set_function(read)  # read at scrape time
         self._progress = ProgressCollector(worker)
         REGISTRY.register(self._progress)
-        self._server = serve(self.port, REGISTRY)
+        self.health = Health(worker, self.wedged_after)
+        if loop is not None:
+            self.health.start(loop)
+        self._server = serve(self.port, REGISTRY, self.health)
 
     def stop(self) -> None:
         self._stopping.set()
+        if self.health is not None:
+            self.health.stop()
         if self._copier is not None:
             self._copier.join()
         if self._server is not None:
@@ -261,13 +273,37 @@ class GroupMetrics:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def serve(port: int, registry: CollectorRegistry) -> WSGIServer:
-    """Metrics over HTTP on every interface, from a thread of their own."""
+def serve(port: int, registry: CollectorRegistry, health: Health | None = None) -> WSGIServer:
+    """Metrics over HTTP on every interface, from a thread of their own; with `health`, its
+    probes too (health.py), else /livez and /readyz say they are not served here."""
+    metrics = make_wsgi_app(registry)
+    app = health.serving(metrics) if health is not None else without_probes(metrics)
     try:
-        server, _ = start_http_server(port, registry=registry)
+        server = make_server("", port, app, ThreadingWSGIServer, handler_class=_Quiet)
     except OSError as exc:
         raise ConfigurationError(
             f"cannot serve metrics on port {port}: {exc.strerror or exc}; "
             "choose another with --metrics-port"
         ) from None
+    threading.Thread(
+        target=server.serve_forever, name="pulsarjobs-metrics-http", daemon=True
+    ).start()
     return server
+
+
+def without_probes(metrics: WsgiApp) -> WsgiApp:
+    """A group's supervisor answers no probe yet: 404 rather than metrics a probe would read
+    as a 200."""
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") in ("/livez", "/readyz"):
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"no probes with --processes yet\n"]
+        return metrics(environ, start_response)
+
+    return app
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes and probes are not logged."""

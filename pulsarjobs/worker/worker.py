@@ -122,7 +122,8 @@ class Worker:
 
     async def run_async(self, handle_signals: bool = False) -> None:
         if self.metrics is not None:
-            self.metrics.start(self)  # a port in use fails here, before the broker is asked
+            # A port in use fails here, before the broker is asked.
+            self.metrics.start(self, asyncio.get_running_loop())
         try:
             await self._run(handle_signals)
         finally:

@@ -114,6 +114,12 @@ def make_app(settings: Settings) -> App:
         record("start")
 
     @app.job
+    async def wedge(seconds: float) -> None:
+        """Blocks its worker's event loop, as a blocking call in an `async def` does."""
+        record("start")
+        time.sleep(seconds)
+
+    @app.job
     async def hold(seconds: float) -> None:
         record("start")
         await asyncio.sleep(seconds)
