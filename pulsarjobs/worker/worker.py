@@ -292,9 +292,22 @@ class Worker:
             running.presence.beat_soon()  # operators see "stopping" at once
         if running.feed.open:
             await self._stop_taking(running)
+        # Which jobs are still running as the grace period ends: those handed back, by name.
+        still: list[str] = []
+        if (current := running.current) is not None:
+            look = running.loop.call_later(
+                self.shutdown_timeout,
+                lambda: still.extend(
+                    f"{run.envelope.type} {job_id}" for job_id, run in list(current.now.items())
+                ),
+            )
         late = await self._finish_running(running, self.shutdown_timeout)
+        if current is not None:
+            look.cancel()
         if late:
-            log.warning("jobs did not finish within the grace period; handed back", count=late)
+            log.warning(
+                "jobs did not finish within the grace period; handed back", count=late, jobs=still
+            )
         self.app.hooks.emit("on_worker_stop", self)
         if running.presence is not None:
             await running.presence.stop()  # its last heartbeat says "stopped"

@@ -1,6 +1,7 @@
 """Kubernetes' probes on a real worker process's metrics port: /livez fails while its event loop
 is wedged and comes back after; /readyz is ready once it takes jobs, and unready as soon as a
-SIGTERM asks it to stop, while its running job is still running (before it is handed back)."""
+SIGTERM asks it to stop, while its running job is still running (before it is handed back, and
+named in the log as it is)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def test_readyz_turns_unready_on_sigterm_before_the_running_job_is_handed_back(
                                   "--shutdown-timeout", "8")  # fmt: skip
     try:
         wait_until(lambda: probe(port, "/readyz")[0] == 200, 60, 0.2)
-        app.jobs["hold"].enqueue(60.0)
+        job_id = app.jobs["hold"].enqueue(60.0)
         wait_until(lambda: len(started(record)) == 1, 60, 0.2)
         worker.send_signal(signal.SIGTERM)
         wait_until(lambda: probe(port, "/readyz")[0] == 503, 5, 0.1)
@@ -67,6 +68,7 @@ def test_readyz_turns_unready_on_sigterm_before_the_running_job_is_handed_back(
         assert worker.wait(60) == 0
         assert time.monotonic() - unready_at > 3  # it was unready well before the job went back
         assert "handed back" in log.read_text()
+        assert f"hold {job_id}" in log.read_text()  # the log names the job handed back
     finally:
         if worker.poll() is None:
             worker.kill()
