@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -40,6 +40,8 @@ def create_app(
             *actions.routes(),
             *pages.routes(),
             Route("/metrics", metrics),
+            Route("/livez", answering("live")),
+            Route("/readyz", answering("ready")),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[Middleware(Guard, secret=secret, read_only=read_only)],
@@ -54,3 +56,13 @@ def metrics(request: Request) -> Response:
     """Prometheus' scrape: per-queue gauges from the broker (workers serve their own)."""
     body = generate_latest(dashboard_of(request).metrics)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def answering(said: str) -> Callable[[Request], Response]:
+    """A probe: the dashboard answers while it serves, broker or not (a page without the
+    broker says so itself); a wedged server answers nothing, which fails the probe."""
+
+    def probe(_: Request) -> Response:
+        return PlainTextResponse(f"{said}\n")
+
+    return probe

@@ -37,7 +37,8 @@ from starlette.types import ASGIApp
 
 TOKEN_VARIABLE = "PULSARJOBS_DASHBOARD_TOKEN"
 COOKIE = "pulsarjobs_dashboard"
-OPEN_PATHS = ("/static/", "/login", "/logout")  # reachable without the token
+# Reachable without the token (Kubernetes' probes carry none: they tell nothing of the jobs).
+OPEN_PATHS = ("/static/", "/login", "/logout", "/livez", "/readyz")
 SHORTEST_TOKEN = 16  # characters, off loopback: guessing must be hopeless
 MACHINE_PATHS = ("/api/", "/metrics")  # asked by programs: refused, never sent to log in
 SECURITY_HEADERS = {

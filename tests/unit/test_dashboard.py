@@ -263,3 +263,8 @@ def test_positions_and_times_as_shown() -> None:
     assert ago(T0, T0 + timedelta(minutes=3)) == "3m ago"
     assert ago(T0 + timedelta(hours=5), T0) == "in 5h"
     assert span(90) == "90s" and span(3 * 86400) == "3d"
+
+
+def test_the_probes_answer_without_the_token(client: TestClient) -> None:
+    assert (client.get("/livez").status_code, client.get("/livez").text) == (200, "live\n")
+    assert (client.get("/readyz").status_code, client.get("/readyz").text) == (200, "ready\n")
