@@ -154,12 +154,13 @@ def supervise(
     with_scheduler: bool = False,
     settings: dict[str, Any] | None = None,
     metrics_port: int | None = None,
+    wedged_after: float = WEDGED_AFTER,
 ) -> int:
     load_app(app_reference, settings)  # a mistake in it fails here, in one line, before any child
     crashes = CrashLedger()
     arguments = (app_reference, log_format, log_level, options, with_scheduler, settings,
                  metrics_port, crashes.directory)  # fmt: skip
-    metrics = GroupMetrics(metrics_port) if metrics_port is not None else None
+    metrics = GroupMetrics(metrics_port, wedged_after) if metrics_port is not None else None
     try:
         if metrics is not None:
             metrics.start()  # before the children: they inherit where to write
@@ -189,9 +190,19 @@ def run_children(
     misconfigured = False
     ended = [False] * processes  # stopped as asked (`pulsarjobs workers stop`): not replaced
 
+    def watched() -> list[int | None]:
+        """The processes the probes ask about: None for one to be started again."""
+        return [child.pid if child.is_alive() else None
+                for index, child in enumerate(children) if not ended[index]]  # fmt: skip
+
+    if metrics is not None and metrics.health is not None:
+        metrics.health.processes = watched
+
     def forward(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = stopping or signum in (signal.SIGTERM, signal.SIGINT)
+        if stopping and metrics is not None and metrics.health is not None:
+            metrics.health.stopping = True  # unready at once, before the processes hear of it
         to_children = signal.SIGTERM if signum == signal.SIGINT else signum
         for child in children:
             if child.is_alive() and child.pid is not None:

@@ -95,7 +95,7 @@ def worker(
     if processes > 1:
         code = supervise(
             app_reference, processes, fmt, log_level, options, with_scheduler, settings,
-            metrics_port,
+            metrics_port, wedged_after,
         )  # fmt: skip
         raise typer.Exit(code)
     configure_logging(fmt, log_level)

@@ -22,8 +22,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -43,7 +44,14 @@ from prometheus_client.registry import Collector
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.verdicts import Outcome
-from pulsarjobs.worker.health import WEDGED_AFTER, Health, StartResponse, WsgiApp
+from pulsarjobs.worker.health import (
+    WEDGED_AFTER,
+    GroupHealth,
+    Health,
+    Probes,
+    report_path,
+    serving,
+)
 
 if TYPE_CHECKING:
     from pulsarjobs.worker._worker_view import WorkerView
@@ -136,6 +144,10 @@ class WorkerMetrics:
                 target=self._copy_gauges, args=(gauges,), name="pulsarjobs-metrics", daemon=True
             )
             self._copier.start()
+            report = report_path(Path(os.environ[MULTIPROCESS_DIR]), os.getpid())
+            self.health = Health(worker, self.wedged_after, report)  # the supervisor answers
+            if loop is not None:
+                self.health.start(loop)
             return
         for gauge, read in gauges:
             gauge.set_function(read)  # read at scrape time
@@ -244,9 +256,11 @@ class ProgressCollector(Collector):
 class GroupMetrics:
     """The one endpoint of a group of worker processes, served by their supervisor."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, wedged_after: float = WEDGED_AFTER) -> None:
         self.port = port
+        self.wedged_after = wedged_after
         self.directory = ""
+        self.health: GroupHealth | None = None  # its processes' health, for the probes
         self._server: WSGIServer | None = None
 
     def start(self) -> None:
@@ -254,8 +268,9 @@ class GroupMetrics:
         self.directory = tempfile.mkdtemp(prefix="pulsarjobs-metrics-")
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=self.directory)  # type: ignore[no-untyped-call]
+        self.health = GroupHealth(Path(self.directory), self.wedged_after)
         try:
-            self._server = serve(self.port, registry)
+            self._server = serve(self.port, registry, self.health)
         except ConfigurationError:
             shutil.rmtree(self.directory, ignore_errors=True)
             raise
@@ -264,6 +279,7 @@ class GroupMetrics:
     def process_died(self, pid: int) -> None:
         """Its gauges go; its counters stay in the sums, as a host's totals should."""
         multiprocess.mark_process_dead(pid, self.directory)  # type: ignore[no-untyped-call]
+        report_path(Path(self.directory), pid).unlink(missing_ok=True)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -273,11 +289,10 @@ class GroupMetrics:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def serve(port: int, registry: CollectorRegistry, health: Health | None = None) -> WSGIServer:
-    """Metrics over HTTP on every interface, from a thread of their own; with `health`, its
-    probes too (health.py), else /livez and /readyz say they are not served here."""
-    metrics = make_wsgi_app(registry)
-    app = health.serving(metrics) if health is not None else without_probes(metrics)
+def serve(port: int, registry: CollectorRegistry, probes: Probes) -> WSGIServer:
+    """Metrics over HTTP on every interface, from a thread of their own, with the probes
+    /livez and /readyz (health.py)."""
+    app = serving(probes, make_wsgi_app(registry))
     try:
         server = make_server("", port, app, ThreadingWSGIServer, handler_class=_Quiet)
     except OSError as exc:
@@ -289,19 +304,6 @@ def serve(port: int, registry: CollectorRegistry, health: Health | None = None) 
         target=server.serve_forever, name="pulsarjobs-metrics-http", daemon=True
     ).start()
     return server
-
-
-def without_probes(metrics: WsgiApp) -> WsgiApp:
-    """A group's supervisor answers no probe yet: 404 rather than metrics a probe would read
-    as a 200."""
-
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") in ("/livez", "/readyz"):
-            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"no probes with --processes yet\n"]
-        return metrics(environ, start_response)
-
-    return app
 
 
 class _Quiet(WSGIRequestHandler):
