@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from prometheus_client import REGISTRY
 from rich.console import Console
 
 from pulsarjobs.cli.context import setting_overrides
 from pulsarjobs.cli.output import print_json, print_table, reports_errors
 from pulsarjobs.loading import load_app
 from pulsarjobs.logs import LogFormat, configure_logging
+from pulsarjobs.scheduling.health import WEDGED_AFTER, SchedulerHealth
 from pulsarjobs.scheduling.scheduler import Scheduler, last_ticks
 from pulsarjobs.scheduling.schedules import schedule_statuses
+from pulsarjobs.worker.metrics import serve
 
 AppReference = Annotated[str, typer.Argument(metavar="APP", help="module:attribute of your App.")]
 
@@ -24,6 +27,22 @@ cron = typer.Typer(no_args_is_help=True, help="Periodic jobs declared with @app.
 def scheduler(
     ctx: typer.Context,
     app_reference: AppReference,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            show_default=False,
+            help="Serve /livez, /readyz (and the process's metrics) on this port.",
+        ),
+    ] = None,
+    wedged_after: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="With --metrics-port: /livez fails once the scheduler stood this many seconds.",
+        ),
+    ] = WEDGED_AFTER,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -31,7 +50,16 @@ def scheduler(
     enqueues each tick."""
     fmt: LogFormat = "json" if log_format == "json" else "console"
     configure_logging(fmt, log_level)
-    Scheduler(load_app(app_reference, setting_overrides(ctx))).run()
+    running = Scheduler(load_app(app_reference, setting_overrides(ctx)))
+    server = None
+    if metrics_port is not None:
+        server = serve(metrics_port, REGISTRY, SchedulerHealth(running, wedged_after))
+    try:
+        running.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 
 
 @cron.command("list")

@@ -79,6 +79,7 @@ class Scheduler:
         self.clock = clock
         self.stopping = threading.Event()
         self.leading = threading.Event()
+        self.moved = time.monotonic()  # when its serving thread last went round (health.py)
         self._enqueueing = threading.Lock()  # held while a tick's job and record are written
         self._standing_behind: str | None = None  # the leader's address, once said
         self._held_elsewhere: set[str] = set()  # schedules another scheduler ticks, once said
@@ -103,6 +104,14 @@ class Scheduler:
         server.join(10)
         log.info("scheduler stopped", scheduler=self.name)
 
+    @property
+    def serving(self) -> bool:
+        return not self.stopping.is_set()
+
+    @property
+    def is_leading(self) -> bool:
+        return self.leading.is_set()
+
     def stop(self) -> None:
         """Stop leading. A tick being enqueued is finished first, so that closing the app next
         cannot store its job without its record (`cron list` would then lag a tick behind)."""
@@ -115,6 +124,7 @@ class Scheduler:
         if not self.app.schedules:
             log.warning("no schedules are declared in this app; nothing to do")
         while not self.stopping.is_set():
+            self.moved = time.monotonic()
             try:
                 self._serve_once()
             except pulsar.Timeout as exc:  # no leadership within the client's operation timeout
@@ -169,6 +179,7 @@ class Scheduler:
         prepared: set[str] = set()  # the queue topics made ready for ticks
         try:
             while not self.stopping.is_set() and leader.is_connected():
+                self.moved = time.monotonic()
                 self._take(client, ticks, untaken, ticking, prepared)
                 now = self.clock()
                 for held in ticking.values():

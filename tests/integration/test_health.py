@@ -12,7 +12,13 @@ from pathlib import Path
 import httpx
 
 from pulsarjobs.app import App
-from tests.integration.helpers import settings_env, start_worker_process, started, wait_until
+from tests.integration.helpers import (
+    settings_env,
+    start_pulsarjobs,
+    start_worker_process,
+    started,
+    wait_until,
+)
 from tests.integration.test_metrics import free_port
 
 WEDGED_AFTER_S = 2
@@ -96,3 +102,34 @@ def test_a_groups_supervisor_answers_for_its_processes_and_names_the_wedged_one(
     finally:
         if group.poll() is None:
             group.kill()
+
+
+def test_two_schedulers_are_ready_one_leading_and_the_other_takes_over_its_stop(
+    app: App, tmp_path: Path
+) -> None:
+    env = settings_env(app.settings, tmp_path / "record.jsonl")
+    ports = [free_port(), free_port()]
+    args = ("scheduler", "tests.apps.pipeline:app", "--metrics-port")
+    schedulers = [
+        start_pulsarjobs(env, tmp_path / f"scheduler{n}.log", *args, str(port))
+        for n, port in enumerate(ports)
+    ]
+    try:
+
+        def said() -> list[str]:
+            return sorted(probe(port, "/readyz")[1] for port in ports)
+
+        wait_until(lambda: said() == ["ready: leading", "ready: standing by"], 90, 0.2)
+        assert [probe(port, "/livez") for port in ports] == [(200, "live")] * 2
+        leader = next(
+            n for n, port in enumerate(ports) if probe(port, "/readyz")[1].endswith("leading")
+        )
+        schedulers[leader].send_signal(signal.SIGTERM)
+        assert schedulers[leader].wait(60) == 0
+        other = ports[1 - leader]
+        wait_until(lambda: probe(other, "/readyz") == (200, "ready: leading"), 90, 0.2)
+    finally:
+        for process in schedulers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(60)
