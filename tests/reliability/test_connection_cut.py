@@ -1,6 +1,7 @@
 """Scenario 6: the network between clients and the broker cut by a proxy of our own — first a
 black hole (nothing refused, nothing arrives), then every connection reset — while producers
-enqueue and a worker runs: nothing whose enqueue returned is lost.
+enqueue and a worker runs: nothing whose enqueue returned is lost, and the worker's /livez
+answers 200 all along (Kubernetes must not restart workers for a broker away).
 
 The broker is the suite's own, reached through the proxy (conftest.py).
 """
@@ -15,23 +16,33 @@ import pytest
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import decode
 from tests.integration.helpers import read_topic, wait_until
+from tests.integration.test_health import probe
+from tests.integration.test_metrics import free_port
 from tests.reliability.conftest import Scenario
 from tests.reliability.producer import BackgroundProducer
 from tests.reliability.proxy import Proxy
 
 pytestmark = pytest.mark.reliability
 
+WEDGED_AFTER_S = 3  # shorter than the cut: /livez would fail were it to wait for the broker
+
 
 def test_connection_cut(own_scenario: Scenario, proxy: Proxy) -> None:
     scenario = own_scenario
     seconds = scenario.sized(10, 60)  # 60: past the clients' send timeout and keep-alive
-    worker = scenario.start_worker("--concurrency", "16")
+    port = free_port()  # its probes: a broker out of reach must not fail /livez
+    worker = scenario.start_worker("--concurrency", "16", "--metrics-port", str(port),
+                                   "--wedged-after", str(WEDGED_AFTER_S))  # fmt: skip
     with BackgroundProducer(scenario) as producer:
         wait_until(lambda: len(scenario.completed()) >= 200, 120, interval=0.2)
         connections = proxy.connections
         proxy.blackhole()
         cut = len(scenario.completed())
-        time.sleep(seconds)
+        lives: list[tuple[int, str]] = []
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            lives.append(probe(port, "/livez"))
+            time.sleep(0.5)
         during = len(scenario.completed()) - cut
         proxy.reset()
         producer.wait_for(200)  # it gets through once the network is back
@@ -45,6 +56,7 @@ def test_connection_cut(own_scenario: Scenario, proxy: Proxy) -> None:
           f"enqueue raised {producer.raised} times: {sorted(set(producer.errors))[:3]}; "
           f"{stored_twice(scenario)} jobs stored twice on the queue")  # fmt: skip
     assert producer.unexpected == []
+    assert set(lives) == {(200, "live")}, lives  # past --wedged-after without the broker
     assert (made.lost, made.dead_lettered) == (0, 0), made.lost_ids
 
 
