@@ -41,6 +41,7 @@ from typing import Any
 from bench.broker import BenchBroker, benchmark_broker, fresh_namespace
 from bench.durable_app import notes
 from bench.environment import environment
+from bench.report import save
 from bench.systems import PYTHON, PulsarjobsClient, worker_env
 from bench.workers import ROOT, WorkerFailed, Workers, watch_drain
 from pulsarjobs.app import App, JobCall
@@ -123,11 +124,7 @@ class Bench:
         return self.results
 
     def save(self) -> None:
-        out: Path = self.options.out
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = out.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(self.results, indent=2) + "\n")
-        temporary.replace(out)
+        save(self.results, self.options.out)
 
     @contextmanager
     def worker(self, settings: Settings, queue: str, name: str) -> Iterator[tuple[Workers, Path]]:

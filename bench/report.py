@@ -17,6 +17,14 @@ PROCESSES = ("1", "2")
 PERCENTILES = (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
 
 
+def save(results: dict[str, Any], out: Path) -> None:
+    """Write the results as JSON, whole: renamed into place, never read half-written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(results, indent=2) + "\n")
+    temporary.replace(out)
+
+
 def table(results: dict[str, Any]) -> str:
     sections = [
         drain_table(results),

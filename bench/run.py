@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import os
 import statistics
 import sys
@@ -31,7 +30,7 @@ from bench import record
 from bench.broker import BenchBroker, benchmark_broker
 from bench.environment import environment
 from bench.redis_server import RedisServer, missing, redis_server
-from bench.report import plot, table
+from bench.report import plot, save, table
 from bench.systems import (
     PulsarjobsClient,
     System,
@@ -214,11 +213,7 @@ class Bench:
         return self.results
 
     def save(self) -> None:
-        out: Path = self.options.out
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = out.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(self.results, indent=2) + "\n")
-        temporary.replace(out)
+        save(self.results, self.options.out)
 
     # -- runs ------------------------------------------------------------------------------
 
