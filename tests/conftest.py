@@ -23,6 +23,7 @@ import pytest
 
 from pulsarjobs.broker import PULSAR_VERSION, LocalBroker
 from pulsarjobs.broker.process import free_port
+from pulsarjobs.broker.templates import properties
 from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.transport.admin import Admin
 
@@ -143,15 +144,13 @@ def container_broker() -> Iterator[BrokerUnderTest]:
     container = (
         DockerContainer(f"apachepulsar/pulsar:{PULSAR_VERSION}")
         .with_exposed_ports(6650, 8080)
-        .with_env("PULSAR_PREFIX_delayedDeliveryTickTimeMillis", "50")
-        .with_env("PULSAR_PREFIX_isDelayedDeliveryDeliverAtTimeStrict", "true")
-        .with_env("PULSAR_PREFIX_brokerDeleteInactiveTopicsEnabled", "false")
-        .with_env("PULSAR_PREFIX_acknowledgmentAtBatchIndexLevelEnabled", "true")
         .with_command(
             "sh -c 'bin/apply-config-from-env.py conf/standalone.conf && "
             "exec bin/pulsar standalone --no-functions-worker --no-stream-storage'"
         )
     )
+    for key, value in properties("jobs-broker.conf").items():  # as the launcher's broker
+        container = container.with_env(f"PULSAR_PREFIX_{key}", value)
     with container:
         wait_for_logs(container, "messaging service is ready", timeout=180)
         host = container.get_container_host_ip()
