@@ -18,6 +18,7 @@ from pulsarjobs.dashboard.tasks import Tasks
 from pulsarjobs.operations.browse import Browser
 from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.operations.queue_metrics import QueueCollector
+from pulsarjobs.operations.ready_work import ReadyWork
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.client_log import silent_logger
 from pulsarjobs.transport.connection import Connection
@@ -37,6 +38,7 @@ class Dashboard:
     snapshots: Snapshots
     tasks: Tasks
     metrics: CollectorRegistry  # what /metrics serves: the queues' gauges, read when scraped
+    ready_work: ReadyWork  # /api/ready: what it read of each backlog, kept between looks
     signaler: App  # sends the Waiting page's signals: an App of its own, the user's may be None
     _signaling: threading.Lock = field(default_factory=threading.Lock)
 
@@ -47,8 +49,9 @@ class Dashboard:
         inspector = Inspector(settings)
         browser = Browser(inspector)
         samples = Samples()
+        ready_work = ReadyWork(inspector)
         metrics = CollectorRegistry()
-        metrics.register(QueueCollector(inspector))
+        metrics.register(QueueCollector(inspector, ready_work))
         signaler = App(settings)
         signaler.connection = Connection(settings, client_logger=silent_logger())  # opens lazily
         return cls(
@@ -62,6 +65,7 @@ class Dashboard:
             snapshots=Snapshots(browser, samples, max_age=POLL_SECONDS - 0.5),
             tasks=Tasks(settings),
             metrics=metrics,
+            ready_work=ready_work,
             signaler=signaler,
         )
 

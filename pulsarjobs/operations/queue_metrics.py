@@ -15,7 +15,8 @@ not fail the scrape: the queues it could read are reported, and the scrape error
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -23,8 +24,10 @@ from prometheus_client.registry import Collector
 
 from pulsarjobs.logs import error_text
 from pulsarjobs.operations.inspector import Inspector, QueueStats
+from pulsarjobs.operations.ready_work import ReadyQueue, ReadyWork
 
 log = structlog.get_logger("pulsarjobs.queue_metrics")
+Stats = TypeVar("Stats", QueueStats, ReadyQueue)
 
 # name, help, value of a queue's stats (None: not known, no sample)
 GAUGES: tuple[tuple[str, str, Callable[[QueueStats], float | None]], ...] = (
@@ -37,47 +40,56 @@ GAUGES: tuple[tuple[str, str, Callable[[QueueStats], float | None]], ...] = (
     ("oldest_due_seconds", "How long the oldest due job has been due.",
      lambda q: q.oldest_seconds),
 )  # fmt: skip
+READY_GAUGES: tuple[tuple[str, str, Callable[[ReadyQueue], float | None]], ...] = (
+    ("ready", "Jobs due now and not yet handed to a worker, counted exactly (ready_work.py).",
+     lambda q: q.ready),
+    ("oldest_ready_seconds", "How long the oldest due job not yet acknowledged has been due.",
+     lambda q: q.oldest_ready_seconds),
+)  # fmt: skip
 
 
 class QueueCollector(Collector):
-    """Gauges `pulsarjobs_queue_<name>{queue}` for every queue, read when scraped."""
+    """Gauges `pulsarjobs_queue_<name>{queue}` for every queue, read when scraped; with
+    `ready_work`, the exact ready counts too."""
 
-    def __init__(self, inspector: Inspector) -> None:
+    def __init__(self, inspector: Inspector, ready_work: ReadyWork | None = None) -> None:
         self.inspector = inspector
+        self.ready_work = ready_work
         self.errors = 0  # scrapes that could not read every queue
         self._scraping = threading.Lock()  # one broker read at a time, however many scrapers
 
     def describe(self) -> Iterable[Metric]:
         """The metrics without values: registering asks this, not the broker."""
-        return [*self._gauges(), self._errors()]
+        return [*self._gauges(GAUGES), *self._gauges(self._ready_specs()), self._errors()]
 
     def collect(self) -> Iterable[Metric]:
         with self._scraping:
-            queues = self._read()
-        gauges = self._gauges()
-        for stats in queues:
-            for gauge, (_, _, value_of) in zip(gauges, GAUGES, strict=True):
-                value = value_of(stats)
-                if value is not None:
-                    gauge.add_metric([stats.queue], value)
-        return [*gauges, self._errors()]
+            queues, ready = self._read()
+        return [*_filled(GAUGES, queues), *_filled(self._ready_specs(), ready), self._errors()]
 
-    def _read(self) -> list[QueueStats]:
+    def _ready_specs(self) -> tuple[tuple[str, str, Callable[[ReadyQueue], float | None]], ...]:
+        return READY_GAUGES if self.ready_work is not None else ()
+
+    def _read(self) -> tuple[list[QueueStats], list[ReadyQueue]]:
         """Every queue the broker tells of; what it does not is logged and counted."""
         read: list[QueueStats] = []
+        ready: list[ReadyQueue] = []
         try:
-            for name in self.inspector.queue_names():
+            names = self.inspector.queue_names()
+            for name in names:
                 read.append(self.inspector.queue(name))
+            if self.ready_work is not None:
+                ready = self.ready_work.queues(names)
         except Exception as exc:
             self.errors += 1
             log.warning("cannot read the queues for metrics", error=error_text(exc))
-        return read
+        return read, ready
 
     @staticmethod
-    def _gauges() -> list[GaugeMetricFamily]:
+    def _gauges(specs: Sequence[tuple[str, str, object]]) -> list[GaugeMetricFamily]:
         return [
             GaugeMetricFamily(f"pulsarjobs_queue_{name}", text, labels=["queue"])
-            for name, text, _ in GAUGES
+            for name, text, _ in specs
         ]
 
     def _errors(self) -> CounterMetricFamily:
@@ -86,3 +98,15 @@ class QueueCollector(Collector):
             "Scrapes that could not read every queue from the broker.",
             value=self.errors,
         )
+
+
+def _filled(
+    specs: Sequence[tuple[str, str, Callable[[Stats], float | None]]], found: list[Stats]
+) -> list[GaugeMetricFamily]:
+    """The gauges of `specs`, with a sample per queue of `found` that has a value."""
+    gauges = QueueCollector._gauges(specs)
+    for stats in found:
+        for gauge, (_, _, value_of) in zip(gauges, specs, strict=True):
+            if (value := value_of(stats)) is not None:
+                gauge.add_metric([stats.queue], value)
+    return gauges

@@ -1,0 +1,155 @@
+"""Ready work: how many of a queue's jobs are due now and not yet handed to a worker, and how
+long the oldest due one has waited — exact at any depth and with no worker connected, so that
+an autoscaler can scale workers from zero (the dashboard serves it at /api/ready).
+
+The broker cannot say it alone: a subscription's backlog counts jobs due tomorrow too, and its
+count of delayed messages covers only what a connected consumer made it read ahead. So the
+backlog is read — whole at the first look, then only what came since — and each message still
+held is remembered by its position and due time (16 bytes a job); at every look the ones the
+subscription acknowledged since are dropped, read off its cursor. A deep first read stops at a
+time budget and goes on at the next look; until it is through, the figures say `exact=False`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pulsarjobs.errors import NotFound
+from pulsarjobs.operations.inspector import Inspector, due_time
+from pulsarjobs.transport.backlog import (
+    Cursor,
+    Position,
+    position_of,
+    read_backlog,
+    subscription_cursor,
+)
+from pulsarjobs.transport.topic_stats import subscription_of
+from pulsarjobs.transport.topics import topics_for
+
+READ_BUDGET_SECONDS = 2.0  # reading per look: below the HTTP timeouts of autoscalers' polls
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyQueue:
+    queue: str
+    ready: int  # due now, not yet handed to a worker
+    scheduled: int  # held and due later: enqueued for later, or a retry waiting for its backoff
+    oldest_ready_seconds: float | None  # how long the oldest due job not yet acknowledged
+    # (waiting or running) has been due; None when none is due
+    paused: bool  # workers take none of its jobs: an autoscaler should not count them
+    exact: bool  # False while a deep backlog is still being read: counts cover what was read
+
+
+def packed(position: Position) -> int:
+    """A position as one sortable integer (an entry of -1 stands before the ledger's first)."""
+    return (position[0] << 32) + position[1]
+
+
+@dataclass
+class _Held:
+    """What a subscription still holds of one topic (or partition), as far as it was read:
+    each message's packed position and due time (epoch seconds), in the order of positions."""
+
+    positions: array[int] = field(default_factory=lambda: array("q"))
+    dues: array[float] = field(default_factory=lambda: array("d"))
+    read_to: Position | None = None  # the last position read; None: read from the start
+
+    def forget_acked(self, cursor: Cursor) -> None:
+        """Drop what the subscription acknowledged: all up to its mark-delete position, and the
+        ranges acknowledged out of order beyond it."""
+        gone = [(-1, bisect.bisect_right(self.positions, packed(cursor.mark_delete)))]
+        for after, through in cursor.acked:
+            start = bisect.bisect_right(self.positions, packed(after))
+            gone.append((start, bisect.bisect_right(self.positions, packed(through))))
+        if gone == [(-1, 0)]:
+            return
+        kept_positions, kept_dues = array("q"), array("d")
+        begin = 0
+        for start, end in gone:
+            if start > begin:
+                kept_positions += self.positions[begin:start]
+                kept_dues += self.dues[begin:start]
+            begin = max(begin, end)
+        kept_positions += self.positions[begin:]
+        kept_dues += self.dues[begin:]
+        self.positions, self.dues = kept_positions, kept_dues
+
+
+class ReadyWork:
+    """Ready jobs per queue, each look reading only what reached the broker since the last.
+    One look at a time: it is shared by every request of a dashboard."""
+
+    def __init__(self, inspector: Inspector, read_budget: float = READ_BUDGET_SECONDS) -> None:
+        self.inspector = inspector
+        self.read_budget = read_budget
+        self._held: dict[str, _Held] = {}  # by topic or partition
+        self._looking = threading.Lock()
+
+    def queues(self, names: Sequence[str] | None = None) -> list[ReadyQueue]:
+        """The named queues (every queue when none are named); a queue without a topic yet
+        has no work."""
+        with self._looking:
+            deadline = time.monotonic() + self.read_budget
+            chosen = list(names) if names else self.inspector.queue_names()
+            paused = self.inspector.paused_queues() if chosen else {}
+            return [self._queue(name, name in paused, deadline) for name in chosen]
+
+    def _queue(self, name: str, paused: bool, deadline: float) -> ReadyQueue:
+        topics = topics_for(self.inspector.settings, name)
+        subscription = self.inspector.settings.subscription
+        held, delivered, exact = [], 0, True
+        for topic in (topics.jobs, topics.retry, topics.ordered):
+            try:
+                stats = self.inspector.admin.summed_stats(topic)
+                parts = self.inspector.admin.parts(topic)
+            except NotFound:
+                continue
+            delivered += int(subscription_of(stats, subscription).get("unackedMessages", 0))
+            for part in parts:
+                exact = self._look(part, deadline) and exact
+                held.append(self._held[part])
+        now = time.time()
+        due = [due for each in held for due in each.dues if due <= now]
+        return ReadyQueue(
+            queue=name,
+            ready=max(0, len(due) - delivered),
+            scheduled=sum(len(each.dues) for each in held) - len(due),
+            oldest_ready_seconds=now - min(due) if due else None,
+            paused=paused,
+            exact=exact,
+        )
+
+    def _look(self, topic: str, deadline: float) -> bool:
+        """Bring what is held of `topic` up to date; False when the time budget ran out first."""
+        admin, subscription = self.inspector.admin, self.inspector.settings.subscription
+        cursor = subscription_cursor(admin, topic, subscription)
+        if cursor is None:  # no topic or no subscription (any more): nothing is held
+            self._held.pop(topic, None)
+            return True
+        held = self._held.setdefault(topic, _Held())
+        held.forget_acked(cursor)
+        messages = read_backlog(
+            admin,
+            self.inspector.client,
+            self.inspector.settings.service_url,
+            topic,
+            subscription,
+            held.read_to,
+            self.inspector.crypto,
+        )
+        try:
+            for message in messages:
+                position = position_of(message.message_id())
+                held.positions.append(packed(position))
+                held.dues.append(due_time(message, self.inspector.envelope_of(message)).timestamp())
+                held.read_to = position
+                if time.monotonic() > deadline:
+                    return False
+        finally:
+            messages.close()
+        return True
