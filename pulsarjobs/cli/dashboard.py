@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -65,4 +67,11 @@ def dashboard(
         typer.echo(f"Open it with its token: {url}?token={secret.token}")
     else:
         typer.echo(f"Log in with the token in {TOKEN_VARIABLE}.")
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again, which would end the
+    # process as killed by it (exit 143): a stop Kubernetes asks for ends with 0, as a worker's.
+    signal.signal(signal.SIGTERM, exit_cleanly)
     uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+def exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
