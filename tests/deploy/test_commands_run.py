@@ -66,7 +66,8 @@ def test_the_rendered_commands_run_answer_their_probes_and_stop_on_sigterm(
         "image": {"repository": "local"},
         "broker": {"serviceUrl": broker.service_url, "adminUrl": broker.admin_url,
                    "namespace": settings.namespace},
-        "workers": [{"name": "default", "queues": "default", "metricsPort": free_port()}],
+        "workers": [{"name": "default", "queues": "default", "metricsPort": free_port(),
+                     "autoscaling": {"enabled": True}}],
         "scheduler": {"metricsPort": free_port()},
         "dashboard": {"port": free_port(), "token": {"existingSecret": "pulsarjobs-dashboard"}},
     }  # fmt: skip
@@ -97,6 +98,7 @@ def test_the_rendered_commands_run_answer_their_probes_and_stop_on_sigterm(
                 if not answers(process, port, path):
                     pytest.fail(f"{name}: {path} on {port} did not answer 200, exit code "
                                 f"{process.poll()}:\n{log.read_text()[-3000:]}")  # fmt: skip
+        assert_the_autoscaler_is_answered(chart.of_kind("ScaledObject"), values)
         for process, _, _ in started.values():
             process.send_signal(signal.SIGTERM)  # all at once, as a `helm uninstall` does
         asked_at = time.monotonic()
@@ -113,3 +115,15 @@ def test_the_rendered_commands_run_answer_their_probes_and_stop_on_sigterm(
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
+
+
+def assert_the_autoscaler_is_answered(scaled: list[dict[str, Any]], values: dict[str, Any]) -> None:
+    """KEDA's request, as the ScaledObject's trigger makes it (the Service's host swapped for
+    the dashboard's local port), answers with the value it names."""
+    ((trigger,),) = [each["spec"]["triggers"] for each in scaled]
+    url = httpx.URL(trigger["metadata"]["url"])
+    local = url.copy_with(host="127.0.0.1", port=values["dashboard"]["port"])
+    token = SECRETS["pulsarjobs-dashboard", "token"]
+    answer = httpx.get(local, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()[trigger["metadata"]["valueLocation"]] == 0  # nothing enqueued yet
