@@ -17,7 +17,7 @@ cancel stays what keeps it from running: a worker holding it already drops it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Literal
@@ -28,7 +28,7 @@ from pulsarjobs.clock import utc_now
 from pulsarjobs.operations.cancels import cancel, cancelled_jobs, just_after, run_copy_now
 from pulsarjobs.operations.dead_letters import dead_letter_properties
 from pulsarjobs.operations.inspector import Inspector, due_time
-from pulsarjobs.operations.replay import Moved
+from pulsarjobs.operations.replay import Moved, Progress
 from pulsarjobs.transport.backlog import parse_position, position_of, position_text, read_backlog
 from pulsarjobs.transport.connection import client_errors
 from pulsarjobs.transport.topics import DEAD_LETTER_SUBSCRIPTION, topics_for
@@ -39,8 +39,6 @@ JOB_ACTIONS: tuple[JobAction, ...] = ("run-now", "cancel", "kill")
 JobTopic = Literal["jobs", "retry"]  # where waiting jobs are: the queue's topic, its retry topic
 KILL_REASON = "killed from the dashboard"
 KILLED_AT_META = "pulsarjobs-killed-at"
-
-Progress = Callable[[int], None]  # told how many more messages were read
 
 
 @dataclass(frozen=True, slots=True)

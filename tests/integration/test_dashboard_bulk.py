@@ -93,6 +93,10 @@ def test_scheduled_jobs_run_now_killed_and_cancelled_in_bulk(
     letters = api(client, "/dead?queue=default")["page"]["items"]
     assert sorted(letter["job_id"] for letter in letters) == sorted(killed)
     assert {letter["reason"] for letter in letters} == {KILL_REASON}
+    counted = api(client, "/dead?queue=default&error=killed")["everything"]
+    assert counted == {"found": 2, "complete": True}
+    page = html.unescape(client.get("/dead?queue=default&error=killed", headers=BEARER).text)
+    assert "Replay 2 dead jobs matching queue=default error=killed?" in page
     replayed = post(client, "/dead/replay", {"queue": "default", "job_id": killed})
     assert finished(client, replayed["task"])["result"]["moved"] == 2
 
