@@ -1,12 +1,14 @@
 """What the dashboard's buttons do, each through the same code as the command line: replay and
 delete dead letters (replay.py, in a background task), quiet and stop workers (control.tell),
-pause and resume queues (pauses.py), cancel a job or run it now (cancels.py), send a signal to
-the durable jobs waiting on its key (app.signal, as `pulsarjobs signal` does).
+pause and resume queues (pauses.py), cancel a job or run it now (cancels.py), and run now,
+cancel or kill many scheduled or retrying jobs (bulk_jobs.py, in a background task), send a
+signal to the durable jobs waiting on its key (app.signal, as `pulsarjobs signal` does).
 Every one is a POST, also under /api/ (answering JSON there, and redirecting a browser
 elsewhere), and works from a plain HTML form: htmx only enhances."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +20,7 @@ from starlette.routing import Route
 from pulsarjobs.dashboard.auth import COOKIE, safe_next
 from pulsarjobs.dashboard.pages import render, with_notice
 from pulsarjobs.dashboard.state import dashboard_of
-from pulsarjobs.dashboard.tasks import Action, Busy
+from pulsarjobs.dashboard.tasks import TAB, Action, Busy, Work
 from pulsarjobs.dashboard.views import (
     BadRequest,
     dead_letter_filter,
@@ -29,13 +31,22 @@ from pulsarjobs.dashboard.views import (
 from pulsarjobs.dashboard.waits import signal_asked
 from pulsarjobs.errors import NotFound
 from pulsarjobs.operations import cancels, pauses
+from pulsarjobs.operations import replay as moves
+from pulsarjobs.operations.browse import Where
+from pulsarjobs.operations.bulk_jobs import JOB_ACTIONS, JobAction, JobPick, JobTopic, act_on_jobs
 from pulsarjobs.operations.control import COMMANDS, Command, tell
 from pulsarjobs.operations.dead_letters import DeadLetterFilter
+from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.transport.connection import client_errors
 from pulsarjobs.wire.values import Unencodable
 
 CONFIRM_SECONDS = 5.0  # how long a worker command waits for the worker to confirm
 ACTIONS: dict[str, Action] = {"replay": "replay", "delete": "delete"}
+JOB_ACTION: dict[str, JobAction] = {action: action for action in JOB_ACTIONS}
+LISTS: dict[str, tuple[JobTopic, str]] = {  # the pages acting on many jobs: their topic, their jobs
+    "scheduled": ("jobs", "scheduled jobs"),
+    "retries": ("retry", "retrying jobs"),
+}
 WORKER_COMMANDS: dict[str, Command] = {command: command for command in COMMANDS}
 
 
@@ -48,6 +59,10 @@ def routes() -> list[Route]:
     for prefix in ("", "/api"):
         found += [
             Route(f"{prefix}/dead/{{action}}", dead_letters, methods=["POST"]),
+            *[
+                Route(f"{prefix}/{listed}/{{action}}", acting_on(*LISTS[listed]), methods=["POST"])
+                for listed in LISTS
+            ],
             Route(f"{prefix}/workers/{{command}}", command_worker, methods=["POST"]),
             Route(f"{prefix}/queues/{{switch}}", switch_queue, methods=["POST"]),
             Route(f"{prefix}/jobs/cancel", cancel_job, methods=["POST"]),
@@ -78,10 +93,23 @@ async def dead_letters(request: Request) -> Response:
     matching, picks = picked(form)
     dash = dashboard_of(request)
     total = await run_in_threadpool(dash.inspector.dead_count, queue)
+
+    def work(inspector: Inspector, progress: moves.Progress) -> moves.Moved:
+        move = moves.replay if action == "replay" else moves.purge
+        return move(inspector, queue, matching, progress=progress)
+
+    return started(request, action, queue, "dead", picks, total, work)
+
+
+def started(
+    request: Request, action: Action, queue: str, where: Where, picks: str, total: int, work: Work
+) -> Response:
+    """A background task begun (202), or 409 while another acts on the same topic."""
+    dash = dashboard_of(request)
     try:
-        task = dash.tasks.start(action, queue, matching, picks, total)
+        task = dash.tasks.start(action, queue, where, picks, total, work)
     except Busy as exc:
-        return answer(request, {"error": str(exc)}, f"/dead?queue={queue}", str(exc), 409)
+        return answer(request, {"error": str(exc)}, f"/{TAB[where]}?queue={queue}", str(exc), 409)
     body = {"task": task.id, "url": f"/api/tasks/{task.id}"}
     return answer(request, body, f"/tasks/{task.id}", f"Started: {action} {picks}.", 202)
 
@@ -122,6 +150,50 @@ def filter_words(matching: DeadLetterFilter) -> str:
         if value
     ]
     return (" " + ", ".join(words)) if words else ""
+
+
+# -- scheduled and retrying jobs --------------------------------------------------------------
+
+
+def acting_on(where: JobTopic, jobs: str) -> Callable[[Request], Awaitable[Response]]:
+    """The buttons of the Scheduled or Retries page, for the `jobs` on the topic `where`."""
+
+    async def many_jobs(request: Request) -> Response:
+        """Run now, cancel or kill the jobs ticked (`scope=selected`, `ids=POSITION`
+        repeated), or every one the page lists (`scope=matching`)."""
+        action = JOB_ACTION.get(request.path_params["action"])
+        if action is None:
+            raise NotFound(
+                f"No action {request.path_params['action']!r}: use {', '.join(JOB_ACTIONS)}."
+            )
+        form = await request.form()
+        queue = queue_param(str(form.get("queue") or ""))
+        pick, picks = jobs_picked(form, where, jobs)
+        dash = dashboard_of(request)
+        total = await run_in_threadpool(dash.browser.held, queue, where)
+
+        def work(inspector: Inspector, progress: moves.Progress) -> moves.Moved:
+            return act_on_jobs(inspector, queue, action, pick, progress=progress)
+
+        return started(request, action, queue, where, picks, total, work)
+
+    return many_jobs
+
+
+def jobs_picked(form: FormData, where: JobTopic, jobs: str) -> tuple[JobPick, str]:
+    """The jobs a form names, and how to say which: those ticked (`scope=selected`, `ids`), or
+    every one the page lists (`scope=matching`)."""
+    scope = form.get("scope")
+    if scope == "selected":
+        ids = [str(position) for position in form.getlist("ids")]
+        if not ids:
+            raise BadRequest("No job is selected: tick some first.")
+        for position in ids:
+            parse_position_param(position)
+        return JobPick(where, frozenset(ids)), f"{len(ids)} selected {jobs}"
+    if scope == "matching":
+        return JobPick(where), f"all {jobs}"
+    raise BadRequest("Say which jobs: scope=selected with ids=POSITION, or scope=matching.")
 
 
 # -- workers -----------------------------------------------------------------------------------

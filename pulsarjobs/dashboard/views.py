@@ -13,7 +13,7 @@ from pulsarjobs.dashboard.samples import Point
 from pulsarjobs.dashboard.snapshot import Snapshot
 from pulsarjobs.dashboard.state import Dashboard
 from pulsarjobs.errors import NotFound, PulsarJobsError
-from pulsarjobs.operations.browse import PAGE_SIZES, WHERE, JobMessage, Page, Where
+from pulsarjobs.operations.browse import PAGE_SIZES, WHERE, Count, JobMessage, Page, Where
 from pulsarjobs.operations.cancels import cancelled_jobs
 from pulsarjobs.operations.dead_letters import DeadLetterFilter
 from pulsarjobs.operations.durable_steps import asleep_until
@@ -70,12 +70,18 @@ def queue(request: Request, dash: Dashboard) -> Context:
 def scheduled(request: Request, dash: Dashboard) -> Context:
     snapshot = dash.snapshots.latest()
     counts = {q.queue: q.scheduled for q in snapshot.queues}
-    return jobs_due_later(request, dash, snapshot, counts, dash.browser.scheduled)
+    browser = dash.browser
+    return jobs_due_later(
+        request, dash, snapshot, counts, browser.scheduled, browser.count_scheduled
+    )
 
 
 def retries(request: Request, dash: Dashboard) -> Context:
     snapshot = dash.snapshots.latest()
-    return jobs_due_later(request, dash, snapshot, snapshot.retrying, dash.browser.retries)
+    browser = dash.browser
+    return jobs_due_later(
+        request, dash, snapshot, snapshot.retrying, browser.retries, browser.count_retries
+    )
 
 
 def jobs_due_later(
@@ -84,8 +90,10 @@ def jobs_due_later(
     snapshot: Snapshot,
     counts: dict[str, int],
     read: Callable[[str, Position | None, int], Page[JobMessage]],
+    count: Callable[[str], Count],
 ) -> Context:
-    """The Scheduled or the Retries page: a queue's jobs due later, which one may cancel."""
+    """The Scheduled or the Retries page: a queue's jobs due later, which one may run now,
+    cancel or kill, and how many there are, for the buttons acting on them all."""
     name = chosen_queue(request, snapshot, counts)
     size = page_size(request)
     page = read(name, cursor(request), size) if name else None
@@ -95,7 +103,18 @@ def jobs_due_later(
         "size": size,
         "page": page,
         "cancelled": cancelled_among(dash, page.items if page else ()),
+        "everything": everything(dash, page, lambda: count(name) if name else Count(0, True)),
     }
+
+
+def everything(dash: Dashboard, page: Page[Any] | None, count: Callable[[], Count]) -> Count | None:
+    """How many the page's filter matches, said by the buttons acting on them all (None: no
+    button): the page's own count when it read the whole topic from its start."""
+    if dash.read_only or page is None:
+        return None
+    if page.after is None and page.next_after is None:
+        return Count(page.matched, complete=True)
+    return count()
 
 
 def dead(request: Request, dash: Dashboard) -> Context:
@@ -104,6 +123,7 @@ def dead(request: Request, dash: Dashboard) -> Context:
     size = page_size(request)
     matching = dead_letter_filter(request.query_params)
     page = dash.browser.dead(name, matching, cursor(request), size) if name else None
+    counted = everything(dash, page, lambda: dash.browser.count_dead(name or "", matching))
     return {
         "queue": name,
         "queues": queue_names(snapshot),
@@ -114,7 +134,8 @@ def dead(request: Request, dash: Dashboard) -> Context:
         },
         "size": size,
         "page": page,
-        "tasks": [task for task in dash.tasks.recent() if task.queue == name],
+        "everything": counted,
+        "tasks": [t for t in dash.tasks.recent() if (t.queue, t.where) == (name, "dead")],
         "retention": next((q.dead_retention for q in snapshot.queues if q.queue == name), None)
         or KEPT_FOREVER,
     }
@@ -181,7 +202,7 @@ def task(request: Request, dash: Dashboard) -> Context:
     found = dash.tasks.get(request.path_params["task"])
     if found is None:
         raise NotFound("No such task: the dashboard forgets them when it restarts.")
-    return {"task": found}
+    return {"task": found, "tab": found.tab}
 
 
 def cancelled_among(dash: Dashboard, jobs: Iterable[JobMessage]) -> list[str]:

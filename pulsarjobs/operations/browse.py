@@ -70,6 +70,17 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class Count:
+    """How many a list holds; when it is too long to read whole, at least how many."""
+
+    found: int
+    complete: bool
+
+    def __str__(self) -> str:
+        return f"{self.found:,}" if self.complete else f"at least {self.found:,}"
+
+
+@dataclass(frozen=True, slots=True)
 class FoundMessage:
     """One message by its position, and whether the subscription still holds it."""
 
@@ -113,6 +124,21 @@ class Browser:
         with closing(self.inspector.scan_dead_letters(queue, matching, after)) as scan:
             found = ((position_of(message_id), letter) for message_id, letter in scan)
             return _page(found, size, held, after)
+
+    def count_scheduled(self, queue: str) -> Count:
+        """The jobs due later on the queue's topic, counted in the first SCAN_PER_PAGE read."""
+        return _counted(self.scheduled(queue, None, SCAN_PER_PAGE))
+
+    def count_retries(self, queue: str) -> Count:
+        """The jobs on the retry topic: every message there is one (the broker counts them)."""
+        return Count(self.held(queue, "retry"), complete=True)
+
+    def count_dead(self, queue: str, matching: DeadLetterFilter) -> Count:
+        """The dead letters `matching` picks; with filters, counted in the first SCAN_PER_PAGE
+        read."""
+        if matching == DeadLetterFilter():
+            return Count(self.inspector.dead_count(queue), complete=True)
+        return _counted(self.dead(queue, matching, None, SCAN_PER_PAGE))
 
     def message(self, queue: str, where: Where, position: Position) -> FoundMessage | None:
         """The message at `position` on one of the queue's topics; None when there is none."""
@@ -203,6 +229,10 @@ def is_retry(job: JobMessage) -> bool:
     """Every job the retry topic holds waits there to run again (a parked durable job keeps its
     first attempt and snoozed none: it must be listed too)."""
     return job.envelope is not None
+
+
+def _counted(page: Page[T]) -> Count:
+    return Count(page.matched, complete=page.next_after is None)
 
 
 def _page(

@@ -105,19 +105,29 @@ def run_now(inspector: Inspector, queue: str, message_id: str) -> str:
             f"Job {envelope.id} is due already: it runs as soon as a worker takes it (or runs "
             "now). Run now is for jobs due later."
         )
+    run_copy_now(inspector, queue, envelope)
+    return envelope.id
+
+
+def run_copy_now(inspector: Inspector, queue: str, envelope: Envelope) -> None:
+    """Cancel the job and enqueue a copy of it due now, created after the cancel: the copy runs
+    once, the original never."""
     mark = cancel(inspector.connection, envelope.id)
-    # Creation times are stored to the millisecond: one later than the cancel, the copy runs.
-    created = mark.cancelled_at.replace(microsecond=mark.cancelled_at.microsecond // 1000 * 1000)
     copy = envelope.replace(
         run_at=None,
-        created_at=created + timedelta(milliseconds=1),
+        created_at=just_after(mark.cancelled_at),
         meta={**envelope.meta, RUN_NOW_META: mark.cancelled_at.isoformat()},
     )
-    settings = inspector.settings
+    topics, settings = topics_for(inspector.settings, queue), inspector.settings
     with client_errors(settings.service_url, f"publishing to {topics.jobs}"):
         inspector.connection.prepare_queue(topics.jobs, settings.subscription)
     inspector.connection.publish(topics.jobs, encode(copy)).result()
-    return envelope.id
+
+
+def just_after(at: datetime) -> datetime:
+    """The first creation time a job may have that a cancel at `at` does not cancel: creation
+    times are stored to the millisecond, so one later."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000) + timedelta(milliseconds=1)
 
 
 def _waiting_job(inspector: Inspector, topic: str, position: Position) -> Envelope | None:

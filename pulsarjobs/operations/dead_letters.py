@@ -16,6 +16,7 @@ import pulsar
 from pulsarjobs.transport.backlog import Position, parse_position
 from pulsarjobs.transport.schema_registry import NOT_LOOKED_UP, WriterSchemas
 from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
+from pulsarjobs.workflows import chains
 
 CRASH_REASON = "redelivered too often without a verdict (did it crash the worker?)"
 
@@ -80,6 +81,25 @@ class DeadLetterFilter:
 
 def _sorted(ids: frozenset[str] | None) -> list[str] | None:
     return None if ids is None else sorted(ids)
+
+
+def dead_letter_properties(
+    envelope: Envelope, reason: str, origin_topic: str, origin_message_id: str
+) -> dict[str, str]:
+    """What a dead letter says of itself, beside its job: why it died, its last error, where
+    from (a worker's, or a kill's). A filter reads these without decoding the job."""
+    error, chain = envelope.last_error, envelope.chain
+    properties = {
+        "pulsarjobs-reason": reason if chain is None else f"{reason} ({chain.where})",
+        "pulsarjobs-error": error.summary[:1000] if error else "",
+        "pulsarjobs-job-id": envelope.id,
+        "pulsarjobs-job-type": envelope.type,
+        "pulsarjobs-origin-topic": origin_topic,
+        "pulsarjobs-origin-message-id": origin_message_id,
+    }
+    if chain is not None:  # the chain stops here: say which link
+        properties.update(chains.dead_letter_properties(chain))
+    return properties
 
 
 def read_dead_letter(message: pulsar.Message, schemas: WriterSchemas) -> DeadLetter:

@@ -50,7 +50,7 @@ Progress = Callable[[int], None]  # told how many more dead letters were read
 @dataclass(frozen=True, slots=True)
 class Moved:
     matched: int  # dead letters the filter picked
-    moved: int  # replayed (or purged) by this run
+    moved: int  # replayed (or purged; or run now, cancelled, killed: bulk_jobs.py) by this run
     resumed: int  # replayed by an interrupted run: only acknowledged by this one
     skipped: int  # left in place: not job envelopes, or batched messages
 

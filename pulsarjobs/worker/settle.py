@@ -14,11 +14,11 @@ from concurrent.futures import Future
 from typing import Protocol, cast
 
 from pulsarjobs.app_view import AppView
+from pulsarjobs.operations.dead_letters import dead_letter_properties
 from pulsarjobs.transport.connection import Acks
 from pulsarjobs.transport.topics import QueueTopics
 from pulsarjobs.wire.envelope import encode, immutable
 from pulsarjobs.wire.verdicts import Outcome, Publish
-from pulsarjobs.workflows import chains
 
 
 @immutable
@@ -57,7 +57,9 @@ class Settler:
             return self.app.publish_envelope(outcome.envelope, topics.retry)
         as_received = publishes is Publish.DEAD_LETTER_AS_RECEIVED
         data = delivery.data if as_received else encode(outcome.envelope)
-        properties = dead_letter_properties(delivery, outcome)
+        properties = dead_letter_properties(
+            outcome.envelope, outcome.reason, delivery.topic, delivery.message_id
+        )
         return self.app.connection.publish(topics.dead, data, properties=properties)
 
 
@@ -72,20 +74,3 @@ def all_stored(futures: list[Future[None]]) -> Future[None]:
     for future in futures:
         future.add_done_callback(told)
     return acks.stored
-
-
-def dead_letter_properties(delivery: Received, outcome: Outcome) -> dict[str, str]:
-    error, chain = outcome.envelope.last_error, outcome.envelope.chain
-    properties = {
-        "pulsarjobs-reason": outcome.reason
-        if chain is None
-        else f"{outcome.reason} ({chain.where})",
-        "pulsarjobs-error": error.summary[:1000] if error else "",
-        "pulsarjobs-job-id": outcome.envelope.id,
-        "pulsarjobs-job-type": outcome.envelope.type,
-        "pulsarjobs-origin-topic": delivery.topic,
-        "pulsarjobs-origin-message-id": delivery.message_id,
-    }
-    if chain is not None:  # the chain stops here: say which link
-        properties.update(chains.dead_letter_properties(chain))
-    return properties

@@ -105,6 +105,8 @@ def test_scheduled_and_retries_list_the_jobs_due_later(
         retrying = Browser(inspector).held("billing", "retry")
     assert rows(page, "job-row", "data-job-id") == shop.scheduled
     assert int(text(page, "matched")) == scheduled == len(shop.scheduled)
+    for box in page.get_by_test_id("select-row").all()[:2]:  # as one picks jobs to act on
+        box.check()
     screenshot(page, "scheduled")
 
     page.get_by_test_id("nav-retries").click()

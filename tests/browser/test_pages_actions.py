@@ -1,7 +1,8 @@
 """The dashboard's buttons in a real headless Chromium, as a user clicks them (saying OK to their
 confirms), and what live worker processes then do. They change the shared shop
 (tests/browser/shop.py), so they run after test_pages.py, in this order: replay on billing,
-pause and cancel on reports, and last quieting the second worker (the one that takes reports)."""
+pause and cancel on reports, cancel of ticked rows and of all on reports, and last quieting the
+second worker (the one that takes reports)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.browser.shown import agrees, rows, text
 from tests.integration.helpers import started, wait_until
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import Dialog, Locator, Page
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
@@ -58,7 +59,7 @@ def test_replay_on_the_dead_page_runs_the_job_again(page: Page, shop: Shop) -> N
     assert text(page, "task-result").startswith("1 matched · 1 replayed")
     wait_until(lambda: len(ran(shop.record, [job_id])) == 2, 60)  # it died once, then ran again
 
-    page.get_by_test_id("back-to-dead").click()
+    page.get_by_test_id("back-to-list").click()
     with shop.inspector() as inspector:
         shown = agrees(
             page, lambda: int(text(page, "held")), lambda: inspector.dead_count("billing")
@@ -116,6 +117,39 @@ def test_cancel_on_the_scheduled_page_keeps_the_job_from_running(page: Page, sho
     with shop.inspector() as inspector:  # acknowledged unrun, not left behind
         wait_until(lambda: inspector.queue("reports").scheduled == 0, 30, interval=0.5)
         assert inspector.queue("reports").waiting == 0
+
+
+def test_cancel_of_two_ticked_on_the_scheduled_page_says_two_and_takes_them_away(
+    page: Page, shop: Shop
+) -> None:
+    ids = shop.app.enqueue_many(reports(3, "2026-01-07"), in_=timedelta(hours=1))
+    log_in(page, shop.dashboard, "/scheduled?queue=reports")
+    asked: list[str] = []
+
+    def answer(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)
+    for job_id in ids[:2]:
+        page.locator(f'[data-testid="job-row"][data-job-id="{job_id}"]').get_by_test_id(
+            "select-row"
+        ).check()
+    page.get_by_test_id("cancel-selected").click()
+    done = page.get_by_test_id("task").and_(page.locator('[data-state="done"]'))
+    done.wait_for(timeout=60_000)
+    assert asked == ["Cancel 2 scheduled jobs? They will not run."]
+    assert text(page, "task-result").startswith("2 matched · 2 cancelled")
+    page.get_by_test_id("back-to-list").click()
+    assert rows(page, "job-row", "data-job-id") == ids[2:]
+
+    page.get_by_test_id("cancel-matching").click()  # and the last one, with every one listed
+    done.wait_for(timeout=60_000)
+    assert asked[-1] == "Cancel 1 scheduled job matching queue=reports? They will not run."
+    page.get_by_test_id("back-to-list").click()
+    assert rows(page, "job-row", "data-job-id") == []
+    with shop.inspector() as inspector:
+        assert inspector.queue("reports").scheduled == 0
 
 
 def test_quiet_on_the_workers_page_stops_the_worker_fetching(page: Page, shop: Shop) -> None:

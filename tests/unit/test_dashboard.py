@@ -1,5 +1,6 @@
 """The dashboard's pure parts and its guard, without a broker: who may look, who may act and
-from where, rates that never go negative, filters by id, positions and times as shown."""
+from where, rates that never go negative, filters by id, positions and times as shown, counts
+as the confirmations say them."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typer.testing import CliRunner
 from pulsarjobs.cli import app as cli_app
 from pulsarjobs.dashboard import Secret, create_app
 from pulsarjobs.dashboard.auth import COOKIE, is_loopback, safe_next
-from pulsarjobs.dashboard.pages import NOTICE_COOKIE, ago, iso, span
+from pulsarjobs.dashboard.pages import NOTICE_COOKIE, ago, iso, span, templates
 from pulsarjobs.dashboard.samples import Sample, Samples, growth
+from pulsarjobs.operations.browse import Count
 from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.backlog import parse_position
@@ -131,6 +133,8 @@ def test_a_read_only_dashboard_refuses_every_post_but_logging_out(read_only: Tes
         "/api/workers/stop",
         "/api/queues/pause",
         "/api/signals/send",
+        "/api/scheduled/cancel",
+        "/api/retries/kill",
     ):
         form = {"queue": "default", "key": "paid:o-1"}
         assert read_only.post(path, data=form, headers=bearer()).status_code == 403
@@ -150,6 +154,21 @@ def test_wrong_parameters_are_one_line_errors(client: TestClient) -> None:
     )
     page = client.get("/jobs/default/elsewhere/1:2", headers=bearer())
     assert page.status_code == 400 and 'data-testid="error"' in page.text
+    for form, error in (
+        ({"queue": "default", "scope": "selected"}, "No job is selected"),
+        ({"queue": "default", "scope": "selected", "ids": "nope"}, "ledger:entry"),
+        ({"queue": "default"}, "scope=selected"),
+    ):
+        answer = client.post("/api/scheduled/run-now", data=form, headers=bearer())
+        assert answer.status_code == 400 and error in answer.json()["error"]
+    assert client.post("/api/retries/drop", data={}, headers=bearer()).status_code == 404
+
+
+def test_a_count_of_all_says_at_least_when_not_all_was_read() -> None:
+    many = templates.env.get_template("macros.html").module.many
+    assert many(Count(240, complete=True), "scheduled job") == "240 scheduled jobs"
+    assert many(Count(1, complete=True), "dead job") == "1 dead job"
+    assert many(Count(5000, complete=False), "dead job") == "at least 5,000 dead jobs"
 
 
 def test_a_signal_that_cannot_be_sent_is_a_one_line_error_and_a_notice(

@@ -1,8 +1,22 @@
 // Small enhancements; every page works without them.
 "use strict";
+
+// The ticked boxes of a form, theirs by nesting or by their form attribute.
+function ticked(form, name) {
+  return [...form.elements].filter((box) => box.name === name && box.checked);
+}
+
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-confirm]");
-  if (button && !window.confirm(button.dataset.confirm)) {
+  if (!button) {
+    return;
+  }
+  // "{n}" is how many rows are ticked, "{s}" the plural's ending: "Cancel 2 scheduled jobs?"
+  const count = button.form ? ticked(button.form, "ids").length : 0;
+  const question = button.dataset.confirm
+    .replaceAll("{n}", String(count))
+    .replaceAll("{s}", count === 1 ? "" : "s");
+  if (!window.confirm(question)) {
     event.preventDefault();
   }
 });
@@ -12,9 +26,10 @@ document.addEventListener("change", (event) => {
     target.form.requestSubmit();
   }
   if (target.matches("input[data-select-all]")) {
-    const name = target.dataset.selectAll;
-    for (const box of target.form.querySelectorAll(`input[type=checkbox][name="${name}"]`)) {
-      box.checked = target.checked;
+    for (const box of target.form.elements) {
+      if (box.type === "checkbox" && box.name === target.dataset.selectAll) {
+        box.checked = target.checked;
+      }
     }
   }
 });
