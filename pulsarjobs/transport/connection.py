@@ -184,11 +184,14 @@ class Connection:
         Returns once the broker has stored it."""
         with client_errors(self.settings.service_url, f"writing to {topic}"):
             self.keep_marks(topic)
-            producer = self.client.create_producer(topic, batching_enabled=False)
-            try:
-                producer.send(value, partition_key=key)
-            finally:
-                producer.close()
+            client = self.client
+            # Kept open beside the jobs' producers (a bulk cancel writes thousands of marks),
+            # under a key no topic has: a mark is plain bytes, never encrypted.
+            with self._lock:
+                if (producer := self._producers.get(f"mark {topic}")) is None:
+                    producer = client.create_producer(topic, batching_enabled=False)
+                    self._producers[f"mark {topic}"] = producer
+            producer.send(value, partition_key=key)
 
     def keep_marks(self, topic: str) -> None:
         """Make a marks topic keep its marks for good: a subscription that never acknowledges
