@@ -220,10 +220,16 @@ class Connection:
                 self._producers[topic] = producer
             return producer
 
-    def _create_producer(self, client: pulsar.Client, topic: str) -> pulsar.Producer:
+    def named_producer(self, topic: str, name: str) -> pulsar.Producer:
+        """A producer of its own, named: the broker de-duplicates a name's sequence ids."""
+        return self._create_producer(self.client, topic, name)
+
+    def _create_producer(self, client: pulsar.Client, topic: str,
+                         name: str | None = None) -> pulsar.Producer:  # fmt: skip
         try:
             return client.create_producer(
                 topic,
+                producer_name=name,
                 schema=result_schema()
                 if topic in self._results_kept
                 else pulsar_schema()
