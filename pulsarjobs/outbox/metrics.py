@@ -38,7 +38,7 @@ class RelayCollector(Collector):
             value=self.relay.duplicates,
         )
         try:
-            lag = self.relay.store.lag()
+            lag = self.relay.lag()
         except sa.exc.SQLAlchemyError as exc:  # the database away: no lag to report
             log.warning("cannot read the outbox's lag", error=error_text(exc))
             return

@@ -34,7 +34,7 @@ import structlog
 from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.logs import error_text
 from pulsarjobs.outbox.publishers import Publishers
-from pulsarjobs.outbox.store import Row, Store
+from pulsarjobs.outbox.store import Lag, Row, Store
 from pulsarjobs.outbox.wakeup import Wakeup
 from pulsarjobs.transport.connection import Acks, Connection
 from pulsarjobs.transport.leadership import leadership
@@ -93,6 +93,10 @@ class Relay:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def lag(self) -> Lag:
+        """The rows not yet published, and when the oldest was enqueued (read from the table)."""
+        return self.store.lag()
 
     def serve(self) -> None:
         """Wait for leadership, relay until it is lost, again, until stopped."""

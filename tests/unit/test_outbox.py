@@ -3,17 +3,24 @@ transaction, and the relay's claims on the table (the relay itself: tests/integr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from pulsarjobs import App, Settings
 from pulsarjobs.errors import PayloadTooLarge
 from pulsarjobs.outbox import Outbox, metadata, outbox_table
+from pulsarjobs.outbox.metrics import RelayCollector
+from pulsarjobs.outbox.relay import Relay
 from pulsarjobs.outbox.store import Store
+from pulsarjobs.transport.connection import Connection
 from pulsarjobs.wire.envelope import ArgumentError, decode
 
 
@@ -96,3 +103,34 @@ def test_rows_are_claimed_in_order_then_marked_published(engine: sa.Engine, app:
     assert lag.pending == 3 and lag.oldest is not None and lag.oldest.tzinfo is not None
     assert store.prune(timedelta(0)) == 2
     assert Store(engine, "public/other").lag().pending == 0  # another namespace's relay
+
+
+def test_the_docs_give_the_tables_sql() -> None:
+    """docs/outbox.md's SQL is what SQLAlchemy creates on PostgreSQL."""
+    page = (Path(__file__).parents[2] / "docs" / "outbox.md").read_text()
+    documented = page.split("```sql\n", 1)[1].split("```", 1)[0]
+    dialect = postgresql.dialect()
+    created = [str(CreateTable(outbox_table).compile(dialect=dialect))]
+    created += [str(CreateIndex(index).compile(dialect=dialect)) for index in outbox_table.indexes]
+    assert words(documented) == words(";".join(created) + ";")
+
+
+def words(sql: str) -> list[str]:
+    return re.sub(r"([(),;])", r" \1 ", sql).split()
+
+
+def test_the_relays_metrics_tell_its_lag(engine: sa.Engine, app: App) -> None:
+    with Session(engine) as session, session.begin():
+        Outbox(app).enqueue(session, app.jobs["send_receipt"].call(1))
+    relay = Relay(engine, Connection(app.settings))  # no broker is asked before it serves
+    found = {
+        sample.name: sample.value
+        for metric in RelayCollector(relay).collect()
+        for sample in metric.samples
+    }
+    assert found["pulsarjobs_outbox_pending_rows"] == 1
+    assert 0 <= found["pulsarjobs_outbox_oldest_pending_seconds"] < 60
+    assert (found["pulsarjobs_outbox_leading"], found["pulsarjobs_outbox_published_total"]) == (
+        0,
+        0,
+    )
