@@ -82,6 +82,7 @@ class Relay:
         self.published = 0  # jobs the broker stored (or had) from this relay
         self.duplicates = 0  # unique jobs not published: their key was held
         self._pruned = 0.0
+        self._said_standing_by = False
 
     @property
     def serving(self) -> bool:
@@ -107,7 +108,10 @@ class Relay:
                 try:
                     self._serve_once(unique_keys)
                 except pulsar.Timeout:  # another relay leads: wait for leadership again
-                    pass
+                    if not self._said_standing_by:
+                        self._said_standing_by = True
+                        log.info("standing by: another relay publishes the outbox",
+                                 relay=self.name)  # fmt: skip
                 except Exception as exc:
                     if self.stopping.is_set():
                         break
