@@ -168,6 +168,14 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """The SQLAlchemy URL of a real PostgreSQL (tests/postgres.py), for the whole run."""
+    from tests.postgres import launched_postgres
+
+    yield from launched_postgres(unavailable)
+
+
 @pytest.fixture
 def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The file the test jobs append a line to for each run (see tests/apps/pipeline.py)."""
