@@ -96,7 +96,7 @@ def check(
     runs = [RunRecord(job_id, 1, 0, 0.0, None) for job_id, count in stored.items()
             for _ in range(count) if job_id not in rolled_back]  # fmt: skip
     leaked = sum(stored[job_id] for job_id in rolled_back)
-    notes = (f"{len(rolled_back)} transactions rolled back, {leaked} of them published; "
+    notes = (f"{len(rolled_back):,} transactions rolled back, {leaked} of them published; "
              f"{kills} relay kills" + (", a broker restart" if restarted else ""))  # fmt: skip
     made = report.check(scenario.name, scenario.size, committed, runs, {},
                         time.monotonic() - scenario.started, notes)  # fmt: skip
