@@ -4,6 +4,7 @@ order the transactions committed, through relay kills and a leader's `kill -9`."
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -12,11 +13,14 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
 from pulsarjobs.app import App
+from pulsarjobs.broker.process import free_port
 from pulsarjobs.outbox import Outbox, metadata
 from pulsarjobs.outbox.store import Store
 from pulsarjobs.settings import Settings
@@ -178,8 +182,10 @@ def test_a_standby_relay_takes_over_a_kill_9ed_leader_within_seconds(
         with Session(postgres_engine) as session, session.begin():
             before = outbox.enqueue(session, receipt.call(1))
         wait_until(lambda: pending(postgres_engine, app.settings) == 0, 60)
-        standby = start_pulsarjobs(env, tmp_path / "standby.log", *command)
-        time.sleep(2)  # the standby waits for leadership
+        port = free_port()
+        standby = start_pulsarjobs(env, tmp_path / "standby.log", *command,
+                                   "--metrics-port", str(port))  # fmt: skip
+        wait_until(lambda: "pulsarjobs_outbox_leading 0.0" in metrics(port), 30)
         leader.kill()
         leader.wait(10)
         killed = time.monotonic()
@@ -187,6 +193,7 @@ def test_a_standby_relay_takes_over_a_kill_9ed_leader_within_seconds(
             after = outbox.enqueue(session, receipt.call(2))
         wait_until(lambda: pending(postgres_engine, app.settings) == 0, 30)
         took_over = time.monotonic() - killed
+        scraped = metrics(port)
     finally:
         for process in (leader, standby):
             if process is not None:
@@ -194,3 +201,34 @@ def test_a_standby_relay_takes_over_a_kill_9ed_leader_within_seconds(
     print(f"published {took_over:.2f} s after the leader's kill -9")
     assert took_over < 10
     assert [envelope.id for envelope in published(app.settings)] == [before, after]
+    for line in ("leading 1.0", "published_total 1.0", "pending_rows 0.0"):
+        assert f"pulsarjobs_outbox_{line}" in scraped
+
+
+def metrics(port: int) -> str:
+    """A relay's /metrics ("" while it does not answer)."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return ""
+
+
+def test_an_asyncio_session_writes_in_its_transaction(
+    postgres: str, postgres_engine: sa.Engine, app: App
+) -> None:
+    outbox, receipt = Outbox(app), app.jobs["receipt"]
+
+    async def enqueue() -> list[str]:
+        engine = create_async_engine(postgres)
+        try:
+            async with AsyncSession(engine) as session:
+                await outbox.enqueue_async(session, receipt.call(1))
+                await session.rollback()
+            async with AsyncSession(engine) as session, session.begin():
+                return await outbox.enqueue_many_async(session, [receipt.call(2)])
+        finally:
+            await engine.dispose()
+
+    written = asyncio.run(enqueue())
+    rows = Store(postgres_engine, app.settings.full_namespace).unclaimed(10)
+    assert [row.job_id for row in rows] == written
