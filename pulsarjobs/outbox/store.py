@@ -17,6 +17,10 @@ import sqlalchemy as sa
 from pulsarjobs.outbox.table import outbox_table as table
 
 
+class ClaimedElsewhere(Exception):
+    """Rows to claim had been claimed by another relay."""
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """A row to publish, once claimed (`sequence_id`)."""
@@ -65,17 +69,25 @@ class Store:
 
     def claim(self, rows: Sequence[Row], first: int) -> list[Row]:
         """Store the sequence ids `first`, `first + 1`, ... in the rows, in their order: the
-        rows as claimed, committed when this returns."""
+        rows as claimed, committed when this returns. ClaimedElsewhere if any of them was
+        claimed already (nothing is sent then)."""
         claimed = [replace(row, sequence_id=first + index) for index, row in enumerate(rows)]
         update = (
             table.update()
             .where(table.c.id == sa.bindparam("row_id"), table.c.sequence_id.is_(None))
             .values(sequence_id=sa.bindparam("sequence"))
         )
+        ids = [row.id for row in claimed]
         with self.engine.begin() as connection:
             connection.execute(
                 update, [{"row_id": row.id, "sequence": row.sequence_id} for row in claimed]
             )
+            query = sa.select(table.c.id, table.c.sequence_id).where(table.c.id.in_(ids))
+            stored = {row_id: sequence for row_id, sequence in connection.execute(query)}
+        if any(stored.get(row.id) != row.sequence_id for row in claimed):
+            # A relay that lost its leadership without knowing it yet: its numbers must not
+            # go out under rows another relay numbered.
+            raise ClaimedElsewhere("another outbox relay claimed these rows: not leading")
         return claimed
 
     def mark_published(self, rows: Sequence[Row], duplicates: dict[int, str]) -> None:

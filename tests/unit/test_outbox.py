@@ -19,7 +19,7 @@ from pulsarjobs.errors import PayloadTooLarge
 from pulsarjobs.outbox import Outbox, metadata, outbox_table
 from pulsarjobs.outbox.metrics import RelayCollector
 from pulsarjobs.outbox.relay import Relay
-from pulsarjobs.outbox.store import Store
+from pulsarjobs.outbox.store import ClaimedElsewhere, Store
 from pulsarjobs.transport.connection import Connection
 from pulsarjobs.wire.envelope import ArgumentError, decode
 
@@ -97,6 +97,8 @@ def test_rows_are_claimed_in_order_then_marked_published(engine: sa.Engine, app:
     assert [row.job_id for row in store.unclaimed(10)] == ids[3:]
     assert [row.sequence_id for row in store.claimed()] == [10, 11, 12]
     assert store.last_sequence_id() == 12
+    with pytest.raises(ClaimedElsewhere):  # rows a stale relay read before another claimed them
+        store.claim(claimed[2:], first=20)
     store.mark_published(claimed[:2], {claimed[1].id: "holder"})
     assert [row.job_id for row in store.claimed()] == [ids[2]]
     lag = store.lag()
