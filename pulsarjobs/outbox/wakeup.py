@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +15,8 @@ from pulsarjobs.logs import error_text
 from pulsarjobs.outbox.table import NOTIFY_CHANNEL
 
 log = structlog.get_logger("pulsarjobs.outbox")
+
+STOP_CHECK_SECONDS = 0.5
 
 
 class Wakeup:
@@ -47,9 +50,13 @@ class Wakeup:
             return
         import psycopg
 
+        deadline = time.monotonic() + self.poll_interval
         try:
-            for _ in self._listening.notifies(timeout=self.poll_interval, stop_after=1):
-                pass
+            while not stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+                # In slices, so that a stop is seen within one.
+                slice_ = min(left, STOP_CHECK_SECONDS)
+                if any(True for _ in self._listening.notifies(timeout=slice_, stop_after=1)):
+                    return
         except psycopg.Error as exc:
             log.warning("outbox relay lost its LISTEN; polling", error=error_text(exc))
             self.close()

@@ -135,6 +135,20 @@ def test_transactions_are_published_in_the_order_they_committed(
     assert [envelope.args[0] for envelope in published(app.settings)] == list(range(12))
 
 
+def test_a_commit_wakes_the_relay_on_postgresql(postgres_engine: sa.Engine, app: App) -> None:
+    """LISTEN/NOTIFY: published at once, though the relay would look only once a minute."""
+    outbox, receipt = Outbox(app), app.jobs["receipt"]
+    with outbox.relay(postgres_engine, poll_interval=60) as relay:
+        wait_until(lambda: relay.is_leading, 30)
+        time.sleep(0.5)  # past its first look: asleep until woken
+        with Session(postgres_engine) as session, session.begin():
+            outbox.enqueue(session, receipt.call(1))
+        committed = time.monotonic()
+        wait_until(lambda: pending(postgres_engine, app.settings) == 0, 10, interval=0.02)
+        print(f"published {time.monotonic() - committed:.2f} s after the commit")
+    assert len(published(app.settings)) == 1
+
+
 def test_relays_killed_between_the_broker_ack_and_marking_publish_each_job_once(
     postgres: str, postgres_engine: sa.Engine, app: App, tmp_path: Path
 ) -> None:
