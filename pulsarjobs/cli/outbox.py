@@ -68,7 +68,8 @@ def relay(
     if metrics_port is not None:
         registry = CollectorRegistry()
         registry.register(RelayCollector(running))
-        server = serve(metrics_port, registry, SchedulerHealth(running, WEDGED_AFTER))
+        health = SchedulerHealth(running, WEDGED_AFTER, "outbox relay")
+        server = serve(metrics_port, registry, health)
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         running.stop()
