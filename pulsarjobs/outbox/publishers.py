@@ -44,7 +44,7 @@ class Publishers:
     def send(self, row: Row, acks: Acks | None = None) -> Future[None]:
         """Send a claimed row (its topic opened); the future completes once the broker stored
         it, or dropped it as one it had stored already."""
-        assert row.sequence_id is not None
+        assert row.sequence_id, "a claimed row's sequence id is 1 or more"
         acks = acks or Acks(1)
 
         def acked(result: Any, _message_id: Any) -> None:

@@ -148,7 +148,8 @@ class Relay:
         if not rows:
             return False
         publishers.open(row.topic for row in rows)
-        first = max(self.store.last_sequence_id(), publishers.last_sequence_id) + 1
+        # From 1: the Python client ignores a sequence id of 0 and numbers that message itself.
+        first = max(self.store.last_sequence_id(), publishers.last_sequence_id, 0) + 1
         self._publish(publishers, unique_keys, self.store.claim(rows, first))
         return True
 

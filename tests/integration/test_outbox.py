@@ -161,7 +161,7 @@ def test_relays_killed_between_the_broker_ack_and_marking_publish_each_job_once(
             )
     env = settings_env(app.settings, tmp_path / "unused.jsonl")
     log = tmp_path / "relay.log"
-    for die_at in (2, 3, 2):  # each life publishes a batch or more (of 20), then dies
+    for die_at in (1, 3, 2):  # dies as it marks its first batch (then resent), its third, ...
         died = relay_round(
             postgres, {**env, DIE_VARIABLE: str(die_at)}, log, postgres_engine, app.settings
         )
