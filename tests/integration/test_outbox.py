@@ -180,8 +180,11 @@ def relay_round(
     with log.open("ab") as out:
         relay = subprocess.Popen([sys.executable, "-m", "tests.apps.outbox", url], env=env,
                                  stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    wait_until(lambda: relay.poll() is not None or pending(engine, settings) == 0, 60)
-    return stop_process(relay)
+    try:
+        wait_until(lambda: relay.poll() is not None or pending(engine, settings) == 0, 60)
+    finally:
+        code = stop_process(relay)
+    return code
 
 
 def test_a_standby_relay_takes_over_a_kill_9ed_leader_within_seconds(
