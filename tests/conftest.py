@@ -4,7 +4,8 @@ Where the broker comes from, first match wins:
 1. PULSARJOBS_TEST_SERVICE_URL (and PULSARJOBS_TEST_ADMIN_URL): a broker you run;
 2. a Docker engine that answers: a Pulsar container, through testcontainers;
 3. the project's own launcher: a standalone on free ports in a temporary directory.
-A broker the fixture started is stopped when the run ends.
+A broker the fixture started is stopped when the run ends. The outbox's tests also get a real
+PostgreSQL (`postgres`, tests/postgres.py), started once for the run.
 """
 
 from __future__ import annotations
@@ -165,6 +166,14 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """The SQLAlchemy URL of a real PostgreSQL (tests/postgres.py), for the whole run."""
+    from tests.postgres import launched_postgres
+
+    yield from launched_postgres(unavailable)
 
 
 @pytest.fixture

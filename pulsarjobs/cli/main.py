@@ -10,6 +10,7 @@ from pulsarjobs.cli import (
     flow,
     jobs,
     namespace,
+    outbox,
     queues,
     topics,
     workers,
@@ -29,6 +30,7 @@ app.add_typer(cluster.app, name="cluster")
 app.command()(worker)
 app.command()(scheduler)
 app.add_typer(cron, name="cron")
+app.add_typer(outbox.app, name="outbox")
 # Operating: see docs/operations.md.
 app.command()(enqueue)
 app.command()(signal)

@@ -27,15 +27,20 @@ class Served(Protocol):
 
 
 class SchedulerHealth:
-    def __init__(self, scheduler: Served, wedged_after: float = WEDGED_AFTER) -> None:
+    def __init__(
+        self, scheduler: Served, wedged_after: float = WEDGED_AFTER, name: str = "scheduler"
+    ) -> None:
+        """`name`: what serves, in the probes' answers (the outbox relay leads and stands by
+        the same way)."""
         self.scheduler = scheduler
         self.wedged_after = wedged_after
+        self.name = name
 
     def live(self) -> tuple[bool, str]:
         still = time.monotonic() - self.scheduler.moved
         if still < self.wedged_after:
             return True, "live"
-        return False, f"wedged: the scheduler has not gone round for {still:.0f} s"
+        return False, f"wedged: the {self.name} has not gone round for {still:.0f} s"
 
     def ready(self) -> tuple[bool, str]:
         if not self.scheduler.serving:

@@ -31,13 +31,14 @@ import pulsar
 import structlog
 
 from pulsarjobs.clock import Clock, utc_now
-from pulsarjobs.errors import BrokerError, PulsarJobsError
+from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.logs import error_text
 from pulsarjobs.scheduling.cron import Schedule
 from pulsarjobs.scheduling.leader import scheduler_leader
 from pulsarjobs.scheduling.scope import SchedulingApp, schedule_queue, schedules_scope, tick_keys
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.leadership import deduplicate, leadership
 from pulsarjobs.transport.schema_registry import pulsar_schema
 from pulsarjobs.transport.topics import (
     cron_producer_name,
@@ -158,19 +159,12 @@ class Scheduler:
 
     def _serve_once(self) -> None:
         client = self.app.connection.client
-        leader = client.create_producer(
-            self.leader_topic,
-            producer_name=None,
-            access_mode=pulsar.ProducerAccessMode.WaitForExclusive,
-        )
-        try:
+        with leadership(client, self.leader_topic) as leader:
             log.info("leading: this scheduler enqueues the ticks", scheduler=self.name,
                      scope=self.scope)  # fmt: skip
             self.leading.set()
             self._standing_behind = None
             self._lead(client, leader)
-        finally:
-            leader.close()
 
     def _lead(self, client: pulsar.Client, leader: pulsar.Producer) -> None:
         ticks = client.create_producer(self.ticks_topic)
@@ -227,8 +221,7 @@ class Scheduler:
         if topic not in prepared:
             self.app.connection.prepare_queue(topic, self.app.settings.subscription)
             with Admin.of(self.app.settings) as admin:
-                admin.enable_deduplication(topic)
-                wait_for_deduplication(admin, topic, self.stopping)
+                deduplicate(admin, topic, self.stopping)
             prepared.add(topic)
         producer_name = cron_producer_name(self.tick_keys[schedule.name])
         try:
@@ -263,14 +256,6 @@ class Scheduler:
             ticks.send(json.dumps(record).encode(), partition_key=self.tick_keys[schedule.name])
         self.app.hooks.emit("after_enqueue", envelope)
         log.info("tick enqueued", schedule=schedule.name, tick=tick.isoformat(), job_id=envelope.id)
-
-
-def wait_for_deduplication(admin: Admin, topic: str, stopping: threading.Event) -> None:
-    """A topic policy reaches the broker asynchronously; ticks must not go out before it."""
-    for _ in range(100):
-        if admin.deduplicating(topic) or stopping.wait(0.1):
-            return
-    raise BrokerError(f"de-duplication did not become active on {topic}")
 
 
 def last_ticks(client: pulsar.Client, settings: Settings) -> dict[str, dict[str, str]]:

@@ -180,17 +180,14 @@ class Connection:
                 and self._owner_pid == os.getpid() and (fresh or not scheduled))  # fmt: skip
 
     def put_mark(self, topic: str, key: str, value: bytes) -> None:
-        """Store a mark on a marks topic (see marks.py); an empty value removes the mark.
-        Returns once the broker has stored it."""
+        """Store a mark on a marks topic (marks.py), returning once stored; empty removes it."""
         with client_errors(self.settings.service_url, f"writing to {topic}"):
             self.keep_marks(topic)
-            client = self.client
-            # Kept open beside the jobs' producers (a bulk cancel writes thousands of marks),
-            # under a key no topic has: a mark is plain bytes, never encrypted.
-            with self._lock:
-                if (producer := self._producers.get(f"mark {topic}")) is None:
-                    producer = client.create_producer(topic, batching_enabled=False)
-                    self._producers[f"mark {topic}"] = producer
+            client, name = self.client, f"mark {topic}"  # kept under a key no topic has: a
+            with self._lock:  # mark is plain bytes, never encrypted as jobs may be, and unbatched
+                if (producer := self._producers.get(name)) is None:
+                    producer = self._producers[name] = client.create_producer(
+                        topic, batching_enabled=False)  # fmt: skip
             producer.send(value, partition_key=key)
 
     def keep_marks(self, topic: str) -> None:
@@ -223,10 +220,16 @@ class Connection:
                 self._producers[topic] = producer
             return producer
 
-    def _create_producer(self, client: pulsar.Client, topic: str) -> pulsar.Producer:
+    def named_producer(self, topic: str, name: str) -> pulsar.Producer:
+        """A producer of its own, named: the broker de-duplicates a name's sequence ids."""
+        return self._create_producer(self.client, topic, name)
+
+    def _create_producer(self, client: pulsar.Client, topic: str,
+                         name: str | None = None) -> pulsar.Producer:  # fmt: skip
         try:
             return client.create_producer(
                 topic,
+                producer_name=name,
                 schema=result_schema()
                 if topic in self._results_kept
                 else pulsar_schema()

@@ -41,6 +41,8 @@ STEPS_TOPIC = "pulsarjobs-steps"  # compacted: durable jobs' completed steps, "<
 SIGNALS_TOPIC = "pulsarjobs-signals"  # compacted: kept signals and durable jobs waiting for one
 SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots, one a message
 CRON_PRODUCER_PREFIX = "pulsarjobs-cron-"  # + a schedule's tick key: its ticks' producer
+OUTBOX_LEADER_TOPIC = "pulsarjobs-outbox-leader"  # + "-<outbox>": its exclusive producer relays
+OUTBOX_PRODUCER_PREFIX = "pulsarjobs-outbox-"  # + "<outbox>": the relay's producers' name
 
 
 # What the namespace's own topics hold, and those of a queue, by the end of their names.
@@ -113,6 +115,16 @@ def cron_producer_name(tick_key: str) -> str:
     """The name of the producer that publishes a schedule's ticks, which the broker
     de-duplicates by: the same in every scheduler that runs that schedule."""
     return f"{CRON_PRODUCER_PREFIX}{tick_key}"
+
+
+def outbox_leader_topic(settings: Settings, outbox: str) -> str:
+    """The topic whose exclusive producer leads the relays of an outbox (outbox/relay.py)."""
+    return namespace_topic(settings, f"{OUTBOX_LEADER_TOPIC}-{outbox}")
+
+
+def outbox_producer_name(outbox: str) -> str:
+    """The name the relays of an outbox publish under, which the broker de-duplicates by."""
+    return f"{OUTBOX_PRODUCER_PREFIX}{outbox}"
 
 
 def scheduler_ticks_topic(settings: Settings) -> str:

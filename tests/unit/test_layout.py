@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, str]] = [
     ("transport", r"transport(\..+)?"),
     ("broker", r"broker(\..+)?"),
     ("jobs", r"jobs|snooze|app_view"),
-    ("features", r"(scheduling|flow|workflows)(\..+)?"),
+    ("features", r"(scheduling|flow|workflows|outbox)(\..+)?"),
     ("operations", r"operations(\..+)?"),
     ("worker", r"worker(\..+)?"),
     ("app", r"pulsarjobs|app|testing|stand_ins|loading|processes"),
