@@ -1,7 +1,9 @@
-"""`pulsarjobs outbox relay --database URL`: publish the outbox table's committed jobs."""
+"""`pulsarjobs outbox relay --database URL`: publish the outbox table's committed jobs;
+`pulsarjobs outbox status`: how far that is behind."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from types import FrameType
@@ -13,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from pulsarjobs.cli.context import setting_overrides
 from pulsarjobs.cli.output import reports_errors
+from pulsarjobs.clock import utc_now
 from pulsarjobs.logs import LogFormat, configure_logging
 from pulsarjobs.scheduling.health import WEDGED_AFTER, SchedulerHealth
 from pulsarjobs.settings import Settings
@@ -23,18 +26,51 @@ app = typer.Typer(no_args_is_help=True, help="The transactional outbox (docs/out
 log = structlog.get_logger("pulsarjobs.outbox")
 
 
+Database = Annotated[
+    str,
+    typer.Option(
+        envvar="PULSARJOBS_OUTBOX_DATABASE",
+        help="SQLAlchemy URL of the database with the outbox table, "
+        "e.g. postgresql+psycopg://user:password@host/db.",
+    ),
+]
+
+
+@app.command()
+@reports_errors
+def status(
+    ctx: typer.Context,
+    database: Database,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """How far publishing is behind: the namespace's rows not yet published and how long the
+    oldest has waited, and the unique jobs not published because their key was held."""
+    import sqlalchemy as sa  # the outbox extra's: imported by these commands alone
+
+    from pulsarjobs.outbox.store import Store
+
+    settings = Settings.from_env(**setting_overrides(ctx))
+    engine = sa.create_engine(database)
+    try:
+        store = Store(engine, settings.full_namespace)
+        lag, duplicates = store.lag(), store.duplicates()
+    finally:
+        engine.dispose()
+    waited = (utc_now() - lag.oldest).total_seconds() if lag.oldest is not None else None
+    if as_json:
+        found = {"pending": lag.pending, "oldest_pending_seconds": waited, "duplicates": duplicates}
+        typer.echo(json.dumps(found))
+        return
+    oldest = f", the oldest enqueued {waited:.1f} s ago" if waited is not None else ""
+    typer.echo(f"{lag.pending} jobs not yet published in {settings.full_namespace}{oldest}")
+    typer.echo(f"{duplicates} unique jobs not published: their key was held")
+
+
 @app.command()
 @reports_errors
 def relay(
     ctx: typer.Context,
-    database: Annotated[
-        str,
-        typer.Option(
-            envvar="PULSARJOBS_OUTBOX_DATABASE",
-            help="SQLAlchemy URL of the database with the outbox table, "
-            "e.g. postgresql+psycopg://user:password@host/db.",
-        ),
-    ],
+    database: Database,
     poll_interval: Annotated[
         float,
         typer.Option(min=0.05, help="Seconds between looks for new rows without a NOTIFY."),
@@ -54,7 +90,7 @@ def relay(
 ) -> None:
     """Publish the jobs committed to the outbox table until SIGTERM/SIGINT. Run several for
     high availability: one publishes, the others stand by."""
-    import sqlalchemy as sa  # the outbox extra's: imported by this command alone
+    import sqlalchemy as sa
 
     from pulsarjobs.outbox.metrics import RelayCollector
     from pulsarjobs.outbox.relay import Relay

@@ -117,6 +117,13 @@ class Store:
             pending, oldest = connection.execute(query).one()
         return Lag(int(pending), aware(oldest))
 
+    def duplicates(self) -> int:
+        """The unique jobs not published because another job held their key, among the rows
+        still kept (the relay deletes published rows a while after)."""
+        query = sa.select(sa.func.count()).where(self.mine, table.c.duplicate_of.is_not(None))
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
     def _rows(self) -> sa.Select[tuple[object, ...]]:
         columns = [getattr(table.c, name) for name in Row.__slots__]
         return sa.select(*columns).where(self.unpublished)

@@ -3,6 +3,7 @@ transaction, and the relay's claims on the table (the relay itself: tests/integr
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,8 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex, CreateTable
+from typer.testing import CliRunner
 
 from pulsarjobs import App, Settings
+from pulsarjobs.cli import app as cli
 from pulsarjobs.errors import PayloadTooLarge
 from pulsarjobs.outbox import Outbox, metadata, outbox_table
 from pulsarjobs.outbox.metrics import RelayCollector
@@ -136,3 +139,25 @@ def test_the_relays_metrics_tell_its_lag(engine: sa.Engine, app: App) -> None:
         0,
         0,
     )
+
+
+def test_outbox_status_tells_what_waits_to_be_published_in_its_namespace(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    with Session(engine) as session:
+        Outbox(app).enqueue_many(session, [app.jobs["send_receipt"].call(n) for n in range(3)])
+        session.commit()
+    engine.dispose()
+
+    monkeypatch.setenv("PULSARJOBS_NAMESPACE", "shop")
+    said = CliRunner().invoke(cli, ["outbox", "status", "--database", url, "--json"])
+    assert said.exit_code == 0, said.output
+    found = json.loads(said.output)
+    assert (found["pending"], found["duplicates"]) == (3, 0)
+    assert found["oldest_pending_seconds"] >= 0
+    monkeypatch.setenv("PULSARJOBS_NAMESPACE", "elsewhere")  # another namespace's rows are not its
+    said = CliRunner().invoke(cli, ["outbox", "status", "--database", url])
+    assert said.output.startswith("0 jobs not yet published in public/elsewhere"), said.output
