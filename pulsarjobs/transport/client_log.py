@@ -51,6 +51,7 @@ SERVES = ("Created producer on broker", "Created consumer on broker")
 ROUTINE = (
     "was interrupted: AlreadyClosed",
     "Failed to close producer: AlreadyClosed",
+    "Failed to close producer: NotConnected",  # closing while the broker is away: nothing left
     "Failed to close consumer: AlreadyClosed",
     "Cancel the pending reconnection due to the start timeout",
     "ProducerBusy",

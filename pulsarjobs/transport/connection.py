@@ -159,13 +159,10 @@ class Connection:
         read it with (the broker refuses another type while they are connected)."""
         if topic in self._prepared_topics:
             return
+        kind = pulsar.ConsumerType.KeyShared if key_shared else pulsar.ConsumerType.Shared
+        start = pulsar.InitialPosition.Earliest
         self.client.subscribe(
-            topic,
-            subscription,
-            consumer_type=pulsar.ConsumerType.KeyShared
-            if key_shared
-            else pulsar.ConsumerType.Shared,
-            initial_position=pulsar.InitialPosition.Earliest,
+            topic, subscription, consumer_type=kind, initial_position=start
         ).close()
         self._prepared_topics.add(topic)
 
@@ -305,7 +302,9 @@ class Connection:
         for producer in producers:
             with contextlib.suppress(Exception):  # a failed producer has nothing to flush
                 producer.flush()
-        with contextlib.suppress(pulsar.AlreadyClosed):  # its owner closed it directly
+        # Closed already by its owner; or its broker is away, and what was sent is acked or
+        # failed already (enqueue waits for the acks): nothing is left to do.
+        with contextlib.suppress(pulsar.AlreadyClosed, pulsar.NotConnected):
             client.close()
 
 
