@@ -91,9 +91,14 @@ def test_pause_keeps_a_live_worker_off_the_queue_and_resume_lets_it_run(
         )
     assert waiting + in_flight == 3  # stored: waiting, or held by the worker, not run
 
-    row.get_by_test_id("resume").click()
+    page.goto(shop.dashboard.at("/queues/reports"))  # its own page pauses and resumes it too
+    assert text(page, "queue-paused") == "paused"
+    page.get_by_test_id("resume").click()
     assert text(page, "notice") == "Queue reports is resumed."
+    assert page.url.endswith("/queues/reports")
+    assert page.get_by_test_id("queue-paused").count() == 0
     wait_until(lambda: sorted(ran(shop.record, ids)) == sorted(ids), 60)
+    page.goto(shop.dashboard.at("/queues"))
     assert text(queue_row(page, "reports"), "queue-state") == "active"
 
 
