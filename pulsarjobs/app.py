@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, ParamSpec, TypeVar, Unpack, overload
 
@@ -21,7 +20,16 @@ from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
 from pulsarjobs.flow import rates
 from pulsarjobs.flow.unique import DuplicateJob, UniqueKeys, default_key, hold_for
-from pulsarjobs.jobs import DEFAULT_QUEUE, DurableDecorator, FlowOptions, Job, JobCall, JobDecorator
+from pulsarjobs.jobs import (
+    DEFAULT_QUEUE,
+    DurableDecorator,
+    FlowOptions,
+    Job,
+    JobCall,
+    JobDecorator,
+    JobOptions,
+    check_options,
+)
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
 from pulsarjobs.operations import cancels, pauses, retention
@@ -31,7 +39,6 @@ from pulsarjobs.scheduling.cron import (
 )
 from pulsarjobs.scheduling.periodic import PeriodicJobs
 from pulsarjobs.settings import Settings
-from pulsarjobs.snooze import DEFAULT_MAX_SNOOZES
 from pulsarjobs.transport import access
 from pulsarjobs.transport.closing import Closing
 from pulsarjobs.transport.connection import Acks, Connection
@@ -95,72 +102,31 @@ class App(PeriodicJobs, Workflows, Closing):
 
     @overload
     def job(
-        self,
-        *,
-        name: str | None = None,
-        queue: str = DEFAULT_QUEUE,
-        max_attempts: int | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-        unique_for: timedelta | None = None,
-        concurrency_limit: int | None = None,
-        rate_limit: int | None = None,
-        max_snoozes: int = DEFAULT_MAX_SNOOZES,
-        keep_result: timedelta | None = None,
-        durable: Literal[False] = False,
+        self, *, durable: Literal[False] = False, **options: Unpack[JobOptions]
     ) -> JobDecorator: ...
 
     @overload
-    def job(
-        self,
-        *,
-        name: str | None = None,
-        queue: str = DEFAULT_QUEUE,
-        max_attempts: int | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-        unique_for: timedelta | None = None,
-        concurrency_limit: int | None = None,
-        rate_limit: int | None = None,
-        max_snoozes: int = DEFAULT_MAX_SNOOZES,
-        keep_result: timedelta | None = None,
-        durable: Literal[True],
-    ) -> DurableDecorator: ...
+    def job(self, *, durable: Literal[True], **options: Unpack[JobOptions]) -> DurableDecorator: ...
 
     def job(
         self,
         func: Callable[..., Any] | None = None,
         *,
-        name: str | None = None,
-        queue: str = DEFAULT_QUEUE,
-        max_attempts: int | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-        unique_for: timedelta | None = None,
-        concurrency_limit: int | None = None,
-        rate_limit: int | None = None,
-        max_snoozes: int = DEFAULT_MAX_SNOOZES,
-        keep_result: timedelta | None = None,
         durable: bool = False,
+        **options: Unpack[JobOptions],
     ) -> Any:
         """Declare a job: `@app.job` or `@app.job(queue="critical", max_attempts=5, timeout=30)`.
-        `unique_for`, `concurrency_limit`, `rate_limit`: see docs/flow-control.md; `max_snoozes`:
-        how often a run may raise Snooze (docs/concepts.md); `keep_result`, `durable` (its first
-        parameter a `Durable` context, which the worker passes): docs/workflows.md."""
-        policy = retry or RetryPolicy()
-        flow = FlowOptions(unique_for, concurrency_limit, rate_limit)
-        if max_attempts is not None:
-            policy = replace(policy, max_attempts=max_attempts)
+        The options are JobOptions' (jobs.py); `durable` (its first parameter a `Durable`
+        context, which the worker passes): docs/workflows.md."""
+        check_options(options)
 
         def declare(function: Callable[..., Any]) -> Job[Any, Any]:
-            job_name = name or function.__name__
-            if job_name in self.jobs:
-                raise ConfigurationError(f"a job named {job_name!r} is declared twice")
-            declared = Job(self, function, job_name, queue, policy, timeout, flow, max_snoozes,
-                           keep_result, durable)  # fmt: skip
+            declared = Job.declared(self, function, options, durable)
+            if declared.name in self.jobs:
+                raise ConfigurationError(f"a job named {declared.name!r} is declared twice")
             if durable:
                 declared.func = durable_run(self, declared, current_job)
-            self.jobs[job_name] = declared
+            self.jobs[declared.name] = declared
             return declared
 
         return declare(func) if func is not None else declare
