@@ -184,14 +184,15 @@ class Worker:
             runners.start()  # each looks before it waits: no ring before this is missed
 
     def stop(self) -> None:
-        """Ask the worker to shut down gracefully; callable from any thread."""
+        """Ask the worker to shut down gracefully; callable from any thread, and again once it
+        stopped (a `stop` command from the dashboard may have stopped it already)."""
         self._stop_asked.set()
-        if (running := self._running) is not None:
+        if (running := self._running) is not None and not running.loop.is_closed():
             running.loop.call_soon_threadsafe(running.stop_requested.set)
 
     def quiet(self) -> None:
         """Stop fetching jobs, finish the running ones, keep running; callable from any thread."""
-        if (running := self._running) is not None:
+        if (running := self._running) is not None and not running.loop.is_closed():
             running.loop.call_soon_threadsafe(self._go_quiet)
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
