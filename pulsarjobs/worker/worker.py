@@ -132,13 +132,14 @@ class Worker:
 
     async def _run(self, handle_signals: bool) -> None:
         running = self._running = _WorkerSession(asyncio.get_running_loop(), asyncio.Event())
+        self.app.hold()
         if self._stop_asked.is_set():
             running.stop_requested.set()
         if handle_signals:
             self._install_signal_handlers(running.loop)
         consumers = await self._subscribe_until_ready(running.stop_requested)
         if consumers is None:  # stopped before the broker could be reached
-            await asyncio.to_thread(self.app.close)
+            await asyncio.to_thread(self.app.release)
             return
         await asyncio.to_thread(results.prepare, self.app)
         self._build(running, consumers)
@@ -259,7 +260,7 @@ class Worker:
                 connection = self.app.connection
                 denied = await asyncio.to_thread(connection.refusal, exc, "subscribing to jobs")
                 if denied is not None:
-                    await asyncio.to_thread(self.app.close)
+                    await asyncio.to_thread(self.app.release)
                     raise denied from exc
                 log.warning("cannot subscribe yet; retrying", error=error_text(exc), retry_in=delay)
                 with contextlib.suppress(TimeoutError):
@@ -328,7 +329,7 @@ class Worker:
             running.crashes.stop()
         if running.flow is not None:
             running.flow.stop()
-        self.app.close()
+        self.app.release()
 
     # -- presence: what heartbeats report (see _presence.py) ------------------------------------
 
