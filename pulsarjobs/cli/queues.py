@@ -48,7 +48,8 @@ def queues(
     ] = 2.0,
     as_json: AsJson = False,
 ) -> None:
-    """Jobs waiting, scheduled, in flight and dead, per queue, with rates and workers."""
+    """Jobs waiting, scheduled, in flight and dead, per queue, with rates and workers; and
+    the transactional outbox's lag, while a relay runs."""
     if ctx.invoked_subcommand is not None:
         return
     if watch and as_json:
@@ -148,7 +149,10 @@ def queue_table(inspector: Inspector) -> RenderableType:
     settings = inspector.settings
     title = f"Queues of {settings.full_namespace}, subscription {settings.subscription}"
     rows = [row(queue) for queue in inspector.queues()]
-    caption = None if rows else "no queues yet: they appear with their first job"
+    captions = [] if rows else ["no queues yet: they appear with their first job"]
+    if (outbox := inspector.outbox()) is not None:  # its relays' heartbeats tell its lag
+        captions.append(outbox.sentence())
+    caption = "\n".join(captions) or None
     return table(console, title, COLUMNS, rows, right=COLUMNS[1:], caption=caption)
 
 

@@ -21,6 +21,7 @@ from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.operations.browse import Browser
 from pulsarjobs.operations.flow_report import FlowReport, flow_report
 from pulsarjobs.operations.inspector import Inspector, QueueStats, WorkerStatus
+from pulsarjobs.operations.outbox_lag import OutboxStatus
 
 SUMMARY_SCAN = 1_000  # messages read per topic to tell scheduled jobs from waiting ones
 
@@ -46,6 +47,7 @@ class Snapshot:
     workers: tuple[WorkerStatus, ...]
     scan_limit: int
     flow: FlowReport  # limits and unique keys held
+    outbox: OutboxStatus | None = None  # the outbox's lag, told by its relays; None: no relay
 
     @property
     def totals(self) -> Totals:
@@ -108,4 +110,5 @@ class Snapshots:
         if self._unique_keys is None:
             self._unique_keys = UniqueKeys(inspector.connection)  # read on at each snapshot
         flow = flow_report(inspector.connection, self._unique_keys, rates, workers)
-        return Snapshot(utc_now(), queues, retrying, workers, self.scan, flow)
+        outbox = inspector.outbox()
+        return Snapshot(utc_now(), queues, retrying, workers, self.scan, flow, outbox)

@@ -249,3 +249,40 @@ def test_an_asyncio_session_writes_in_its_transaction(
     written = asyncio.run(enqueue())
     rows = Store(postgres_engine, app.settings.full_namespace).unclaimed(10)
     assert [row.job_id for row in rows] == written
+
+
+def test_queues_and_the_dashboard_show_a_running_relays_pending_jobs(
+    broker: BrokerUnderTest, tmp_path: Path
+) -> None:
+    """They have no database URL: the relay's heartbeats tell its lag, then that it stopped."""
+    from typer.testing import CliRunner
+
+    from pulsarjobs.cli.main import app as cli_app
+    from tests.integration.test_dashboard import api, dashboard
+
+    settings = fresh_settings(broker).with_changes(heartbeat_interval=0.5)
+    app, engine = make_app(settings), sa.create_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
+    metadata.create_all(engine)
+    outbox, receipt = Outbox(app), app.jobs["receipt"]
+    env = {name: value for name, value in settings_env(settings, tmp_path / "r").items()
+           if name.startswith("PULSARJOBS_")}  # fmt: skip
+
+    def queues() -> str:
+        done = CliRunner().invoke(cli_app, ["queues"], env={**env, "COLUMNS": "200"})
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    try:
+        with outbox.relay(engine, poll_interval=60) as relay, dashboard(settings) as web:
+            wait_until(lambda: relay.is_leading, 30)
+            time.sleep(0.5)  # past its first look: on SQLite it looks again in a minute
+            with Session(engine) as session, session.begin():
+                outbox.enqueue_many(session, [receipt.call(n) for n in range(3)])
+            wait_until(lambda: "Outbox: 3 jobs not yet published" in queues(), 10)
+            assert "publishes" in queues()
+            wait_until(lambda: (api(web, "/queues")["outbox"] or {}).get("pending") == 3, 10)
+            assert api(web, "/home")["outbox"]["relays"] == 1
+        assert "Outbox" not in queues()  # its last heartbeat said it stopped
+    finally:
+        engine.dispose()
+        app.close()
