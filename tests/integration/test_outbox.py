@@ -286,3 +286,29 @@ def test_queues_and_the_dashboard_show_a_running_relays_pending_jobs(
     finally:
         engine.dispose()
         app.close()
+
+
+def test_jobs_a_service_committed_right_before_its_kill_9_are_published_by_the_next_relay(
+    postgres: str, postgres_engine: sa.Engine, app: App, tmp_path: Path
+) -> None:
+    """The relay in the service's process (`with outbox.relay(engine)`) dies with it, right
+    after its last COMMIT: what it had not published, the next relay to start publishes."""
+    ids, log = tmp_path / "ids.txt", tmp_path / "service.log"
+    env = settings_env(app.settings, tmp_path / "unused.jsonl")
+    service = [sys.executable, "-m", "tests.apps.outbox", "service", postgres, "30", str(ids)]
+    with log.open("ab") as out:
+        died = subprocess.run(service, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              timeout=120, check=False).returncode  # fmt: skip
+    assert died == -signal.SIGKILL, log.read_text()[-3000:]
+    committed = ids.read_text().split()
+    assert len(committed) == 30
+    left = pending(postgres_engine, app.settings)
+    assert left > 0, "the service's relay had published everything: no kill right after COMMIT"
+    relay = start_pulsarjobs(env, tmp_path / "relay.log", "outbox", "relay", "--database",
+                             postgres, "--poll-interval", "0.2")  # fmt: skip
+    try:
+        wait_until(lambda: pending(postgres_engine, app.settings) == 0, 60)
+    finally:
+        stop_process(relay)
+    print(f"{left} of 30 jobs were left unpublished by the kill")
+    assert Counter(envelope.id for envelope in published(app.settings)) == Counter(committed)
