@@ -26,7 +26,7 @@ from pulsarjobs.outbox.store import Store
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import Envelope, decode
-from tests.apps.outbox import DIE_VARIABLE, make_app
+from tests.apps.outbox import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     fresh_settings,
@@ -147,44 +147,6 @@ def test_a_commit_wakes_the_relay_on_postgresql(postgres_engine: sa.Engine, app:
         wait_until(lambda: pending(postgres_engine, app.settings) == 0, 10, interval=0.02)
         print(f"published {time.monotonic() - committed:.2f} s after the commit")
     assert len(published(app.settings)) == 1
-
-
-def test_relays_killed_between_the_broker_ack_and_marking_publish_each_job_once(
-    postgres: str, postgres_engine: sa.Engine, app: App, tmp_path: Path
-) -> None:
-    outbox, receipt = Outbox(app), app.jobs["receipt"]
-    committed: list[str] = []
-    for start in range(0, 140, 10):
-        with Session(postgres_engine) as session, session.begin():
-            committed += outbox.enqueue_many(
-                session, [receipt.call(n) for n in range(start, start + 10)]
-            )
-    env = settings_env(app.settings, tmp_path / "unused.jsonl")
-    log = tmp_path / "relay.log"
-    for die_at in (1, 3, 2):  # dies as it marks its first batch (then resent), its third, ...
-        died = relay_round(
-            postgres, {**env, DIE_VARIABLE: str(die_at)}, log, postgres_engine, app.settings
-        )
-        assert died == -signal.SIGKILL, log.read_text()[-3000:]
-        assert pending(postgres_engine, app.settings) > 0, log.read_text()[-3000:]
-    relay_round(postgres, env, log, postgres_engine, app.settings)
-    assert pending(postgres_engine, app.settings) == 0
-    assert Counter(envelope.id for envelope in published(app.settings)) == Counter(committed)
-
-
-def relay_round(
-    url: str, env: dict[str, str], log: Path, engine: sa.Engine, settings: Settings
-) -> int:
-    """Run a relay until it dies, or nothing is left to publish (then stop it): its exit
-    code."""
-    with log.open("ab") as out:
-        relay = subprocess.Popen([sys.executable, "-m", "tests.apps.outbox", url], env=env,
-                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        wait_until(lambda: relay.poll() is not None or pending(engine, settings) == 0, 60)
-    finally:
-        code = stop_process(relay)
-    return code
 
 
 def test_a_standby_relay_takes_over_a_kill_9ed_leader_within_seconds(
