@@ -1,12 +1,15 @@
 """The web-framework examples (examples/frameworks, shown in docs/frameworks.md) against a real
 broker: FastAPI with its lifespan, `enqueue_async` in a handler and the outbox in a request's
 transaction (on the real PostgreSQL: asyncio needs psycopg); Django with `on_commit` and the
-outbox through its ORM (on SQLite)."""
+outbox through its ORM, on SQLite and on the real PostgreSQL (tests/apps/django_shop.py drives
+it with Django's test client, in a process of its own per database)."""
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -15,7 +18,6 @@ from types import ModuleType
 import pytest
 import sqlalchemy as sa
 
-from pulsarjobs.outbox import metadata
 from pulsarjobs.outbox.store import Store
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.topics import topics_for
@@ -70,43 +72,29 @@ def test_fastapi_enqueues_from_a_handler_and_through_the_outbox_in_the_requests_
     ]
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_django_enqueues_on_commit_and_through_the_outbox_in_its_transaction(
-    broker: BrokerUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: str, broker: BrokerUnderTest, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    import django
-    from django.core.management import call_command
-    from django.test import Client
-
     settings = fresh_settings(broker)
-    database = tmp_path / "shop.sqlite3"
-    env = {**pulsarjobs_env(settings, tmp_path), "SHOP_SQLITE": str(database),
+    env = {**os.environ, **pulsarjobs_env(settings, tmp_path),
            "DJANGO_SETTINGS_MODULE": "examples.frameworks.django_shop.settings"}  # fmt: skip
-    for variable, value in env.items():
-        monkeypatch.setenv(variable, value)
-    django.setup()  # once per process: this test alone configures Django
-    call_command("migrate", run_syncdb=True, verbosity=0)  # the shop's tables
-    engine = sa.create_engine(f"sqlite:///{database}")
-    metadata.create_all(engine)  # the outbox table
-    from examples.frameworks.django_shop.jobs import app, outbox
-
-    client = Client(raise_request_exception=False)  # a 500, as a server answers
-    try:
-        with outbox.relay(engine, poll_interval=0.2):  # `pulsarjobs outbox relay` in production
-            post = lambda path, body: client.post(path, json.dumps(body), "application/json")  # noqa: E731
-            welcome = post("/signups", {"email": "ada@example.com"})
-            twice = post("/signups", {"email": "ada@example.com"})  # unique: rolled back
-            order = post("/orders", {"total": 42})
-            refused = post("/orders", {"total": 5_000})
-            wait_until(lambda: len(mail(settings)) >= 2, 30)
-            wait_until(lambda: pending(f"sqlite:///{database}", settings) == 0, 10)
-    finally:
-        app.close()
-        engine.dispose()
-    assert (welcome.status_code, order.status_code, refused.status_code) == (200, 200, 402)
-    assert twice.status_code == 500
+    if database == "postgresql":
+        url = request.getfixturevalue("postgres")  # postgresql+psycopg://...
+        env["SHOP_POSTGRES"], outbox_database = url.replace("+psycopg", ""), url
+    else:
+        env["SHOP_SQLITE"] = str(tmp_path / "shop.sqlite3")
+        outbox_database = f"sqlite:///{tmp_path / 'shop.sqlite3'}"
+    command = [sys.executable, "-m", "tests.apps.django_shop", outbox_database]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = json.loads(done.stdout.splitlines()[-1])
+    statuses = {name: status for name, (status, _) in answers.items()}
+    assert statuses == {"welcome": 200, "twice": 500, "order": 200, "refused": 402, "pending": 0}
     assert mail(settings) == [
         ("send_welcome", ["ada@example.com"]),
-        ("send_receipt", [order.json()["order"]]),
+        ("send_receipt", [answers["order"][1]["order"]]),
     ]
 
 
