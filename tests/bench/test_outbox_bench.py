@@ -39,3 +39,4 @@ def test_the_outbox_benchmark_measures_every_figure(
     assert figures["relay"]["median"]["rows_per_s"] > 0
     latency = figures["latency"]["median"]
     assert latency["jobs"] >= 1 and 0 < latency["p50_ms"] <= latency["p99_ms"]
+    assert latency["reached_per_s"] > 0
