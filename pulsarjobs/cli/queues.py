@@ -53,8 +53,9 @@ def queues(
     as_json: AsJson = False,
 ) -> None:
     """Jobs waiting, scheduled, retrying, cancelled, in flight and dead, per queue, with rates
-    and workers. Counts are exact: each queue's backlog is read through (about 20,000 jobs a
-    second; --watch then reads only what came since)."""
+    and workers; and the transactional outbox's lag, while a relay runs. Counts are exact: each
+    queue's backlog is read through (about 20,000 jobs a second; --watch then reads only what
+    came since)."""
     if ctx.invoked_subcommand is not None:
         return
     if watch and as_json:
@@ -155,7 +156,10 @@ def queue_table(inspector: Inspector, counts: ReadyWork) -> RenderableType:
     settings = inspector.settings
     title = f"Queues of {settings.full_namespace}, subscription {settings.subscription}"
     rows = [row(queue) for queue in counts.exact(inspector.queues())]
-    caption = None if rows else "no queues yet: they appear with their first job"
+    captions = [] if rows else ["no queues yet: they appear with their first job"]
+    if (outbox := inspector.outbox()) is not None:  # its relays' heartbeats tell its lag
+        captions.append(outbox.sentence())
+    caption = "\n".join(captions) or None
     return table(console, title, COLUMNS, rows, right=COLUMNS[1:], caption=caption)
 
 

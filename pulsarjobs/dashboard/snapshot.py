@@ -21,6 +21,7 @@ from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.operations.browse import Browser
 from pulsarjobs.operations.flow_report import FlowReport, flow_report
 from pulsarjobs.operations.inspector import Inspector, QueueStats, WorkerStatus
+from pulsarjobs.operations.outbox_lag import OutboxStatus
 from pulsarjobs.operations.ready_work import ReadyWork
 
 SUMMARY_SCAN = 1_000  # messages read per topic to tell scheduled jobs from waiting ones
@@ -47,6 +48,7 @@ class Snapshot:
     workers: tuple[WorkerStatus, ...]
     scan_limit: int
     flow: FlowReport  # limits and unique keys held
+    outbox: OutboxStatus | None = None  # the outbox's lag, told by its relays; None: no relay
 
     @property
     def totals(self) -> Totals:
@@ -115,4 +117,5 @@ class Snapshots:
         if self._unique_keys is None:
             self._unique_keys = UniqueKeys(inspector.connection)  # read on at each snapshot
         flow = flow_report(inspector.connection, self._unique_keys, rates, workers)
-        return Snapshot(utc_now(), queues, workers, self.scan, flow)
+        outbox = inspector.outbox()
+        return Snapshot(utc_now(), queues, workers, self.scan, flow, outbox)

@@ -41,6 +41,7 @@ def home(request: Request, dash: Dashboard) -> Context:
         "taken_at": snapshot.taken_at,
         "scan_limit": snapshot.scan_limit,
         "series": series(dash.samples.points()),
+        "outbox": snapshot.outbox,
     }
 
 
@@ -51,6 +52,7 @@ def queues(request: Request, dash: Dashboard) -> Context:
         "flow": snapshot.flow,
         "taken_at": snapshot.taken_at,
         "scan_limit": snapshot.scan_limit,
+        "outbox": snapshot.outbox,
     }
 
 

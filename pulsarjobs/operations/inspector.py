@@ -25,6 +25,7 @@ from pulsarjobs.operations.dead_letters import (
     writer_schema,
 )
 from pulsarjobs.operations.durable_steps import DurableStep, read_steps, read_waits
+from pulsarjobs.operations.outbox_lag import OutboxStatus, outbox_status
 from pulsarjobs.operations.pauses import Pause, paused_queues
 from pulsarjobs.operations.retention import KEPT_FOREVER, DeadRetention, dead_retention
 from pulsarjobs.settings import Settings
@@ -51,7 +52,7 @@ from pulsarjobs.transport.topics import (
     workers_topic,
 )
 from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
-from pulsarjobs.wire.heartbeat import RunningJob, SeenState, read_heartbeats
+from pulsarjobs.wire.heartbeat import Heartbeat, RunningJob, SeenState, read_heartbeats
 from pulsarjobs.workflows.batch_state import BatchProgress, read_table
 from pulsarjobs.workflows.signals import Waiting
 
@@ -325,11 +326,7 @@ class Inspector(Closing):
 
     def workers(self, everyone: bool = False) -> list[WorkerStatus]:
         """Workers by their latest heartbeat; stopped and long-gone ones only for `everyone`."""
-        topic = workers_topic(self.settings)
-        if not self._stats(topic):
-            return []  # no worker ever ran in this namespace
-        with client_errors(self.settings.service_url, "reading worker heartbeats"):
-            heartbeats = read_heartbeats(self.client, topic)
+        heartbeats = [beat for beat in self._heartbeats() if beat.outbox is None]
         now = utc_now()
         statuses = [
             WorkerStatus(
@@ -351,12 +348,24 @@ class Inspector(Closing):
                 held_by_limit=beat.held_by_limit,
                 ended=beat.ended,
             )
-            for beat in heartbeats.values()
+            for beat in heartbeats
         ]
         return sorted(
             (status for status in statuses if everyone or is_current(status)),
             key=lambda status: (status.state == "gone", status.worker),
         )
+
+    def outbox(self) -> OutboxStatus | None:
+        """The outbox's lag, as its relays' heartbeats tell it; None when no relay runs."""
+        return outbox_status(self._heartbeats(), utc_now())
+
+    def _heartbeats(self) -> list[Heartbeat]:
+        """The latest heartbeat of every worker and outbox relay of the namespace."""
+        topic = workers_topic(self.settings)
+        if not self._stats(topic):
+            return []  # none ever ran in this namespace
+        with client_errors(self.settings.service_url, "reading worker heartbeats"):
+            return list(read_heartbeats(self.client, topic).values())
 
 
 def is_current(status: WorkerStatus) -> bool:

@@ -18,6 +18,7 @@ from pulsarjobs.flow.unique import Hold
 from pulsarjobs.operations.dead_letters import DeadLetter
 from pulsarjobs.operations.flow_report import FlowReport
 from pulsarjobs.operations.inspector import QueueStats, WorkerStatus
+from pulsarjobs.operations.outbox_lag import OutboxStatus
 from pulsarjobs.scheduling.schedules import ScheduleStatus
 from pulsarjobs.transport.topic_stats import SubscriptionStats, TopicInfo, TopicStats
 from pulsarjobs.workflows.batch_state import BatchProgress
@@ -31,6 +32,7 @@ TYPE = "send_signup_confirmation_email"
 TOPICS = [f"{queue}-pulsarjobs-DLQ" for queue in QUEUES]
 SUBSCRIPTIONS = [f"{queue}-audit-replica" for queue in QUEUES]
 SCHEDULES = [f"nightly_{queue}_digest" for queue in QUEUES]
+RELAY = "outbox-relay-web-production-eu-west-1a.internal:48213"
 
 
 @dataclass
@@ -58,6 +60,9 @@ class FakeInspector:
                 rss_bytes=80 * 2**20, started_at=NOW, last_seen=NOW, silent_seconds=1.0,
             )
         ]  # fmt: skip
+
+    def outbox(self) -> OutboxStatus:
+        return OutboxStatus(12, 3.4, 2, RELAY, 1.0)
 
     def dead_letters(self, queue: str, matching: Any, limit: int) -> list[DeadLetter]:
         error = "SMTPRecipientsRefused: {'ada@example.com': (550, b'5.1.1 user unknown')}"
@@ -137,7 +142,7 @@ def at_80_columns(*command: str) -> str:
 
 
 CASES = {
-    "queues": (["queues"], QUEUES),
+    "queues": (["queues"], [*QUEUES, RELAY]),
     "workers": (["workers"], [WORKER, *QUEUES[:2]]),
     "dlq list": (["dlq", "list", QUEUES[0]], [*JOB_IDS, TYPE]),
     "topics list": (["topics", "list"], TOPICS),
