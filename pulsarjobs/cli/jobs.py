@@ -104,8 +104,8 @@ def located_text(located: FoundJob, now: datetime) -> str:
         said += f", due {relative(located.due_at, now)}"
     result = located.result
     if result is not None and located.state in ("finished", "failed"):
-        kept = relative(result.expires_at, now)
-        said += f", settled {relative(result.settled_at, now)}; its result kept until {kept}"
+        expires = relative(result.expires_at, now)
+        said += f", settled {relative(result.settled_at, now)}; its result expires {expires}"
         if result.error is not None:
             said += f" ({result.error.type}: {result.error.message})"
     return said

@@ -23,8 +23,10 @@ only while it runs, by its kept result, or once a worker publishes it again.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +93,8 @@ class JobIndex:
         self._stop = threading.Event()
         self._failed = False  # said once in the log
         self._writes: bool | None = None  # False under TestRunner: its connection is in memory
+        in_child = weakref.WeakMethod(self._after_fork)  # an App made before worker processes
+        os.register_at_fork(after_in_child=lambda: (forget := in_child()) and forget())
 
     def acks(self, job_id: str, queue: str, topic: str, group: Acks | None = None) -> Acks:
         """The Acks to publish a job's message with: once stored, its position is indexed."""
@@ -125,6 +129,13 @@ class JobIndex:
         self._stop.clear()
 
     # -- inside ------------------------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        """A forked child has neither the parent's thread nor its client: it starts anew."""
+        self._notes.clear()
+        self._settled.clear()
+        self._thread, self._producer = None, None
+        self._starting, self._stop = threading.Lock(), threading.Event()
 
     def _start(self) -> None:
         with self._starting:
