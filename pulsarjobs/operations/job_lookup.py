@@ -17,16 +17,18 @@ import pulsar
 
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import NotFound
-from pulsarjobs.operations.browse import Browser, FoundMessage
+from pulsarjobs.operations.browse import WHERE, Browser, FoundMessage, Where
 from pulsarjobs.operations.inspector import Inspector, WorkerStatus
+from pulsarjobs.transport.backlog import partition_holding, subscription_cursor
 from pulsarjobs.transport.connection import client_errors
 from pulsarjobs.transport.job_index import IndexEntry
-from pulsarjobs.transport.topics import job_index_topic, results_topic
+from pulsarjobs.transport.topics import job_index_topic, results_topic, topics_for
 from pulsarjobs.wire.heartbeat import RunningJob
 from pulsarjobs.workflows.result_reader import ResultReader
 from pulsarjobs.workflows.results import JobResult
 
 READ_TIMEOUT_MS = 5_000
+BROWSED: dict[str, Where] = {where: where for where in WHERE}  # topics Browser reads by position
 
 JobState = Literal[
     "running",  # a worker runs it now
@@ -34,7 +36,7 @@ JobState = Literal[
     "scheduled",  # on its queue, due later
     "retrying",  # on its queue's retry topic, due at its time
     "dead",  # on its queue's dead-letter topic
-    "ordered",  # on its queue's topic of ordered jobs (read by position only from the index)
+    "ordered",  # held on its queue's topic of ordered jobs, waiting its turn (or its time)
     "finished",  # over, its result kept
     "failed",  # over for good, its error kept
     "ended",  # ended lately on a worker, having reported its progress; no result kept
@@ -84,13 +86,13 @@ def find_job(
     (worker/progress.py's last_progress); None when nothing stored knows of it (an unknown id,
     a job settled without keeping its result, or one whose index entry was lost)."""
     entry, read = read_entry(inspector, job_id)
-    message = None
-    if entry is not None and entry.where != "ordered":
-        where = entry.where
-        assert where in ("jobs", "retry", "dead")
-        message = Browser(inspector).message(entry.queue, where, entry.position)  # type: ignore[arg-type]
+    message, held_in_order = None, False
+    if entry is not None and (where := BROWSED.get(entry.where)) is not None:
+        message = Browser(inspector).message(entry.queue, where, entry.position)
+    elif entry is not None:
+        held_in_order = held_on_ordered_topic(inspector, entry)
     result = kept_result(inspector, job_id)
-    state = state_of(entry, message, seen, result)
+    state = state_of(entry, message, seen, result, held_in_order)
     if state is None:
         return None
     queue = entry.queue if entry else (seen[1].queue if seen else None)
@@ -102,6 +104,7 @@ def state_of(
     message: FoundMessage | None,
     seen: tuple[WorkerStatus, RunningJob] | None,
     result: JobResult | None,
+    held_in_order: bool = False,
 ) -> JobState | None:
     if seen is not None and seen[1].ended_at is None:
         return "running"
@@ -117,8 +120,17 @@ def state_of(
     if seen is not None:
         return "ended"
     if entry is not None:
-        return "ordered" if entry.where == "ordered" else "settled"
+        return "ordered" if held_in_order else "settled"
     return None
+
+
+def held_on_ordered_topic(inspector: Inspector, entry: IndexEntry) -> bool:
+    """Whether the workers' subscription still holds the job on its queue's ordered topic (its
+    cursor says; the message itself is not read)."""
+    topic = topics_for(inspector.settings, entry.queue).ordered
+    topic = partition_holding(inspector.admin, topic, entry.position) or topic
+    cursor = subscription_cursor(inspector.admin, topic, inspector.settings.subscription)
+    return cursor is not None and not cursor.is_acked(entry.position)
 
 
 def read_entry(inspector: Inspector, job_id: str) -> tuple[IndexEntry | None, int]:

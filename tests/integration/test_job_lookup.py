@@ -1,7 +1,7 @@
 """`pulsarjobs jobs show ID` on the real broker finds a job by its id in every state (the job
-index, pulsarjobs/transport/job_index.py): waiting, scheduled, retrying, dead, running, finished
-with a kept result; a replayed dead job where it waits again; a job done without keeping its
-result is forgotten once its entry is emptied."""
+index, pulsarjobs/transport/job_index.py): waiting, scheduled, retrying, dead, running, held on
+its queue's ordered topic, finished with a kept result; a replayed dead job where it waits
+again; a job done without keeping its result is forgotten once its entry is emptied."""
 
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ def test_jobs_show_finds_a_job_by_its_id_in_every_state(broker: BrokerUnderTest)
     try:
         waiting = unserved.enqueue()
         scheduled = app.enqueue(JobCall("unserved", ()), in_=timedelta(hours=1))
+        in_order = app.enqueue(JobCall("unserved", (), order_key="customer-7"))
         with worker_in_thread(app, "work") as worker:
             dead, retrying = break_down.enqueue(), try_later.enqueue()
             kept = app.enqueue(JobCall("double", (21,), keep_result=timedelta(minutes=10)))
@@ -87,11 +88,12 @@ def test_jobs_show_finds_a_job_by_its_id_in_every_state(broker: BrokerUnderTest)
             assert app.result(kept, timeout=60) == 42
             wait_until(lambda: state(app, running) == "running", 60, 0.5)
             assert shown_state(app, running) == "running"
-            ids = (waiting, scheduled, dead, retrying)
+            ids = (waiting, scheduled, in_order, dead, retrying)
             found = {job_id: shown_state(app, job_id) for job_id in ids}
             assert found == {
                 waiting: "waiting",
                 scheduled: "scheduled",
+                in_order: "ordered",
                 dead: "dead",
                 retrying: "retrying",
             }
