@@ -10,6 +10,7 @@ runs on a thread.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta
@@ -70,6 +71,8 @@ class App(PeriodicJobs, Workflows, Closing):
         self._unique_keys: UniqueKeys | None = None
         self.job_index = JobIndex(lambda: self.connection)  # where each stored job is
         self.clock: Clock = utc_now  # when jobs are created and due; TestRunner's is virtual
+        self._holders = 0  # workers running on it: the last to stop closes it
+        self._holders_lock = threading.Lock()
 
     @property
     def connection(self) -> Connection:
@@ -349,6 +352,19 @@ class App(PeriodicJobs, Workflows, Closing):
     def cancel(self, job_id: str) -> None:
         """Cancel a job: it does not start, or stops (its result discarded); once stored."""
         cancels.cancel(self.connection, job_id, at=self.clock())
+
+    def hold(self) -> None:
+        """A worker starts on this app (several may, each on its own thread)."""
+        with self._holders_lock:
+            self._holders += 1
+
+    def release(self) -> None:
+        """A worker stopped: the last one closes the app, and the others keep its connection."""
+        with self._holders_lock:
+            self._holders -= 1
+            last = self._holders <= 0
+        if last:
+            self.close()
 
     def close(self) -> None:
         self.close_workflows()

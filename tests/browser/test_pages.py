@@ -5,6 +5,7 @@ test_pages_actions.py, which runs after them."""
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -160,6 +161,12 @@ def test_workers_lists_both_workers_as_their_heartbeats_say(
 
     shown = agrees(page, table, held)
     assert set(shown) == {shop.first, shop.second}
+    host = page.get_by_test_id("host")  # both run here: one group, with its own buttons
+    assert (host.count(), host.get_attribute("data-host")) == (1, socket.gethostname())
+    assert host.get_by_test_id("stop-host").get_attribute("data-confirm") == (
+        f"Stop the 2 workers on {socket.gethostname()}? Each finishes its running jobs first."
+    )
+    assert all(cell.inner_text().strip() for cell in page.get_by_test_id("uptime").all())
     running = page.get_by_test_id("running-job")
     assert [job.get_attribute("data-job-id") for job in running.all()] == [shop.rendering]
     screenshot(page, "workers")

@@ -194,23 +194,35 @@ def test_dead_letters_are_replayed_one_and_deleted_selected_from_the_dashboard(
     assert 'data-testid="task-result">2 matched · 2 deleted' in page.text
 
 
-def test_quiet_from_the_dashboard_makes_a_worker_stop_fetching(
+def test_quiet_from_the_dashboard_makes_a_worker_stop_fetching_and_stop_all_stops_its_host(
     broker: BrokerUnderTest, record: Path
 ) -> None:
     settings = fresh_settings(broker).with_changes(heartbeat_interval=1.0)
-    app = make_app(settings)
+    app, other_app = make_app(settings), make_app(settings)  # as two processes on one host
     try:
-        with worker_in_thread(app) as worker, dashboard(settings) as client:
-            wait_until(lambda: len(api(client, "/workers")["workers"]) == 1, 60)
-            (listed,) = api(client, "/workers")["workers"]
-            assert (listed["worker"], listed["state"]) == (worker.name, "running")
+        with (
+            worker_in_thread(app) as worker,
+            worker_in_thread(other_app) as other,
+            dashboard(settings) as client,
+        ):
+            wait_until(lambda: len(api(client, "/workers")["workers"]) == 2, 60)
             told = post(client, "/workers/quiet", {"worker": worker.name})
             assert (told["confirmed"], told["state"]) == (True, "quiet")
-            assert api(client, "/workers")["workers"][0]["state"] == "quiet"
+            states = {w["worker"]: w["state"] for w in api(client, "/workers")["workers"]}
+            assert states == {worker.name: "quiet", other.name: "running"}
             html = client.get("/workers", headers=BEARER).text
             assert 'data-testid="worker-state">quiet<' in html
+            (host,) = {w["host"] for w in api(client, "/workers")["workers"]}
+            assert html.count('data-testid="host"') == 1
+            assert 'data-confirm="Stop the 2 workers on' in html
+
+            told = post(client, "/workers/stop", {"host": host})
+            assert set(told["workers"]) == {worker.name, other.name}
+            assert set(told["workers"].values()) <= {"stopping", "stopped"}, told
+            wait_until(lambda: api(client, "/workers")["workers"] == [], 30)
     finally:
         app.close()
+        other_app.close()
 
 
 def test_a_queue_is_paused_and_resumed_and_a_scheduled_job_run_now(
