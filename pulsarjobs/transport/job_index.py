@@ -8,10 +8,11 @@ ordered). It is written
 - when the broker has stored a job sent to a queue's topic by `App.publish_envelope` or an
   enqueue (so also a chain's next link, a cron tick, a retry or a snooze a worker publishes);
 - when a worker dead-letters a job (its position on the dead-letter topic);
-- and emptied (compaction's tombstone) when a worker settles a job for good with nothing
-  published in its place (done, expired, cancelled): its kept result, if any, says the rest.
-So it holds one entry per job stored and not settled, the dead ones included, until compaction
-drops those emptied (the broker compacts it past COMPACTION_THRESHOLD_BYTES of new entries).
+- and emptied (compaction's tombstone) when a worker settles a job that succeeded: its kept
+  result, if any, says the rest.
+So it holds one entry per job stored and not settled, the dead ones included, and one per job
+that ended unrun (expired, cancelled), until compaction drops those emptied (the broker compacts
+it past COMPACTION_THRESHOLD_BYTES of new entries).
 
 Writing never delays an enqueue nor adds a round trip: the broker's ack (on the client's thread)
 appends (id, queue, topic, message id) to a deque, and a thread of the index sends what gathered
@@ -217,8 +218,10 @@ def where_on(settings: Settings, queue: str, topic: str) -> str:
 
 
 class IndexedSettles:
-    """The worker's step that empties the entry of a job settled for good with nothing
-    published in its place (a retry's or a dead letter's position is indexed as it is stored)."""
+    """The worker's step that empties the entry of a job that succeeded (a retry's or a dead
+    letter's position is indexed as it is stored). A job that ended unrun keeps its entry: a
+    cancelled one may have a copy stored under its id (Kill, Run now), and what a lookup then
+    says of the entry (settled, or where the copy is) holds."""
 
     name: ClassVar[str] = "job index"
 
@@ -227,5 +230,5 @@ class IndexedSettles:
 
     def told(self, queue: str, outcome: Outcome) -> None:
         policy = outcome.kind.policy
-        if policy.over and policy.publishes is Publish.NOTHING:
+        if policy.succeeded and policy.publishes is Publish.NOTHING:
             self.index.settled(outcome.envelope.id)
