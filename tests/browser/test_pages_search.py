@@ -116,6 +116,13 @@ def test_search_by_type_or_arguments_lists_the_jobs_it_matches_and_what_it_read(
     assert rows(page, "job-row", "data-position") == receipts[:25]
     assert text(page, "scanned") == str(held) or page.get_by_test_id("next-page").is_visible()
 
+    page.goto(shop.dashboard.at("/"))  # a page that lists no jobs: choose the list to search
+    search(page, "later2@example")
+    emails = page.locator('[data-testid="search-queue"][data-queue="emails"]')
+    emails.get_by_test_id("search-scheduled").click()
+    page.wait_for_url("**/scheduled?queue=emails&q=**")
+    assert rows(page, "job-row", "data-position") == later2
+
 
 def search(page: Page, words: str) -> None:
     """Type into the top bar's box and wait for the list it searched."""
