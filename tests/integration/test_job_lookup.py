@@ -1,7 +1,8 @@
 """`pulsarjobs jobs show ID` on the real broker finds a job by its id in every state (the job
 index, pulsarjobs/transport/job_index.py): waiting, scheduled, retrying, dead, running, held on
 its queue's ordered topic, finished with a kept result; a replayed dead job where it waits
-again; a job done without keeping its result is forgotten once its entry is emptied."""
+again; a job done without keeping its result is forgotten once its entry is emptied; a job the
+outbox relay published."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from pulsarjobs import App, Inspector
 from pulsarjobs.jobs import JobCall
 from pulsarjobs.operations.inspector import ALL
 from pulsarjobs.operations.job_lookup import find_job
 from pulsarjobs.operations.replay import replay
+from pulsarjobs.outbox import Outbox, metadata
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.transport.job_index import EMPTY_AFTER_SECONDS
 from pulsarjobs.worker.progress import last_progress
@@ -109,4 +113,26 @@ def test_jobs_show_finds_a_job_by_its_id_in_every_state(broker: BrokerUnderTest)
         assert shown_state(app, dead) == "waiting"
         assert shown_state(app, "0123456789abcdef0123456789abcdef") is None
     finally:
+        app.close()
+
+
+def test_a_job_the_outbox_relay_published_is_found_waiting(
+    broker: BrokerUnderTest, tmp_path: Path
+) -> None:
+    app = App(fresh_settings(broker))
+
+    @app.job(queue="idle")
+    def send_invoice(order_id: str) -> None: ...
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
+    metadata.create_all(engine)
+    outbox = Outbox(app)
+    try:
+        with Session(engine) as session, session.begin():
+            job_id = outbox.enqueue(session, send_invoice.call("order-7"))
+        with outbox.relay(engine, poll_interval=0.2):
+            wait_until(lambda: state(app, job_id) == "waiting", 30, 0.5)
+        assert shown_state(app, job_id) == "waiting"
+    finally:
+        engine.dispose()
         app.close()
