@@ -43,6 +43,7 @@ from pulsarjobs.settings import Settings
 from pulsarjobs.transport import access
 from pulsarjobs.transport.closing import Closing
 from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.topics import check_queue_name, topics_for
 from pulsarjobs.wire.envelope import ArgumentError, Envelope, encode, new_id
 from pulsarjobs.worker.execution import current_job
@@ -68,6 +69,7 @@ class App(PeriodicJobs, Workflows, Closing):
         self.hooks = Hooks([LoggingMiddleware(), *tracing.middleware(), *middleware])
         self._connection: Connection | None = None
         self._unique_keys: UniqueKeys | None = None
+        self.job_index = JobIndex(lambda: self.connection)  # where each stored job is
         self.clock: Clock = utc_now  # when jobs are created and due; TestRunner's is virtual
         self._holders = 0  # workers running on it: the last to stop closes it
         self._holders_lock = threading.Lock()
@@ -232,9 +234,9 @@ class App(PeriodicJobs, Workflows, Closing):
     def publish_envelope(self, envelope: Envelope, topic: str | None = None) -> Future[None]:
         """Send a ready envelope to its queue (or `topic`), due at its `run_at`."""
         destination = topic or self._queue_topic(envelope)
-        return self.connection.publish(
-            destination, encode(envelope), deliver_at=envelope.run_at, key=envelope.order_key
-        )
+        acks = self.job_index.acks(envelope.id, envelope.queue, destination)
+        return self.connection.publish(destination, encode(envelope), deliver_at=envelope.run_at,
+                                       key=envelope.order_key, acks=acks)  # fmt: skip
 
     def queue_topic(self, envelope: Envelope) -> str:
         """The topic of the envelope's queue (its ordered jobs have one of their own)."""
@@ -282,8 +284,9 @@ class App(PeriodicJobs, Workflows, Closing):
         sent = [(topic, data, env) for topic, data, env in messages if env.unique_key is None]
         acks = Acks(len(sent))
         for topic, data, env in sent:
+            indexed = self.job_index.acks(env.id, env.queue, topic, acks)
             self.connection.publish(topic, data, deliver_at=env.run_at, key=env.order_key,
-                                    acks=acks)  # fmt: skip
+                                    acks=indexed)  # fmt: skip
         return acks.stored
 
     def _enqueued(self, calls: Sequence[JobCall], envelopes: list[Envelope]) -> list[str]:
@@ -368,6 +371,7 @@ class App(PeriodicJobs, Workflows, Closing):
         if self._unique_keys is not None:
             self._unique_keys.close()
             self._unique_keys = None
+        self.job_index.close()
         if self._connection is not None:
             self._connection.close()
             self._connection = None

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pulsarjobs.middleware import Hooks
     from pulsarjobs.settings import Settings
     from pulsarjobs.transport.connection import Connection
+    from pulsarjobs.transport.job_index import JobIndex
     from pulsarjobs.wire.envelope import Envelope
 
 
@@ -48,6 +49,9 @@ class AppView(Protocol):
 
     @property
     def clock(self) -> Clock: ...
+
+    @property
+    def job_index(self) -> JobIndex: ...
 
     @property
     def unique_keys(self) -> UniqueKeyHolder: ...

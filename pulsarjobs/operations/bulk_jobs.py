@@ -99,7 +99,8 @@ def kill(
         connection.prepare_queue(dead, DEAD_LETTER_SUBSCRIPTION)
     position = position_text(position_of(message.message_id()))
     properties = dead_letter_properties(letter, reason, message.topic_name(), position)
-    connection.publish(dead, encode(letter), properties=properties).result()
+    acks = inspector.job_index.acks(envelope.id, queue, dead)
+    connection.publish(dead, encode(letter), properties=properties, acks=acks).result()
     cancel(connection, envelope.id, at=at)
 
 

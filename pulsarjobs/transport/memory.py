@@ -67,6 +67,8 @@ class MemoryMessage:
 class InMemoryConnection(Connection):
     """Stands in for the broker: keeps what is published, in order, until it is taken."""
 
+    in_memory = True  # no job index is written (job_index.py)
+
     def __init__(self, settings: Settings, clock: Clock) -> None:
         super().__init__(settings)
         self.clock = clock

@@ -21,6 +21,7 @@ from operator import attrgetter
 from typing import Any, ClassVar, Protocol
 
 from pulsarjobs.app_view import AppView
+from pulsarjobs.transport.job_index import IndexedSettles
 from pulsarjobs.transport.topics import results_topic
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.verdicts import Outcome
@@ -218,6 +219,7 @@ def worker_steps(
         steps.append(Metrics(metrics))
     steps += [KeptResults(app, worker), ChainLinks(app), BatchEvents(app), DurableParents(app)]
     steps.append(stats)
+    steps.append(IndexedSettles(app.job_index))
     if flow is not None:
         steps.append(UniqueKeysBack(flow))
     return steps
