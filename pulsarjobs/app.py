@@ -19,6 +19,7 @@ from pulsarjobs import tracing
 from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
 from pulsarjobs.flow import rates
+from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.flow.unique import DuplicateJob, UniqueKeys, default_key, hold_for
 from pulsarjobs.jobs import (
     DEFAULT_QUEUE,
@@ -67,6 +68,7 @@ class App(PeriodicJobs, Workflows, Closing):
         self.hooks = Hooks([LoggingMiddleware(), *tracing.middleware(), *middleware])
         self._connection: Connection | None = None
         self._unique_keys: UniqueKeys | None = None
+        self._debounces: Debounces | None = None
         self.clock: Clock = utc_now  # when jobs are created and due; TestRunner's is virtual
 
     @property
@@ -96,6 +98,17 @@ class App(PeriodicJobs, Workflows, Closing):
     @unique_keys.setter
     def unique_keys(self, unique_keys: UniqueKeys | None) -> None:
         self._unique_keys = unique_keys
+
+    @property
+    def debounces(self) -> Debounces:
+        """The debounce windows (flow/debounce.py), read once a debounced job is enqueued or due."""
+        if self._debounces is None:
+            self._debounces = Debounces(self.connection, self.clock)
+        return self._debounces
+
+    @debounces.setter
+    def debounces(self, debounces: Debounces | None) -> None:
+        self._debounces = debounces
 
     @overload
     def job(self, func: Callable[P, R]) -> Job[P, R]: ...
@@ -148,6 +161,11 @@ class App(PeriodicJobs, Workflows, Closing):
         run_at = when_due(now, in_, at)
         if call.order_key is not None and run_at is not None:
             raise ValueError("an ordered job runs in enqueue order: it cannot be scheduled")
+        if call.debounce_key is not None and not flow.debounce:
+            raise ValueError(f"debounce_key= is for jobs declared with debounce=; not {call.type}")
+        if flow.debounce and (run_at is not None or call.order_key is not None):
+            raise ValueError("a debounced job is due after its key's last call: it cannot be "
+                             "scheduled (in_=, at=) or ordered (order_key=)")  # fmt: skip
         return Envelope(
             id=call.job_id or new_id(),
             type=call.type,
@@ -170,6 +188,7 @@ class App(PeriodicJobs, Workflows, Closing):
             keep_result=keep.total_seconds()
             if (keep := call.keep_result or getattr(declared, "keep_result", None))
             else None,
+            debounce_key=call.debounce_key or (call.type if flow.debounce else None),
         )
 
     def enqueue(
@@ -200,7 +219,7 @@ class App(PeriodicJobs, Workflows, Closing):
         topics = [self.queue_topic(envelope) for envelope in envelopes]
         scheduled = any(envelope.run_at is not None for envelope in envelopes)
         await self.stored_async(lambda: self._send(envelopes), topics, scheduled)
-        if any(envelope.unique_key is not None for envelope in envelopes):  # claims block
+        if any(env.unique_key or env.debounce_key for env in envelopes):  # claims, calls block
             return await asyncio.to_thread(self._enqueued, calls, envelopes)
         return self._enqueued(calls, envelopes)
 
@@ -268,7 +287,7 @@ class App(PeriodicJobs, Workflows, Closing):
         return [self.hooks.before_enqueue(self.envelope(call, in_=in_, at=at)) for call in calls]
 
     def _send(self, envelopes: list[Envelope]) -> Future[None]:
-        """Send every job but the unique ones (`_enqueued` claims their keys); blocks when a
+        """Send every job but the unique and debounced ones (`_enqueued` sends those); blocks when a
         queue is used for the first time, or the namespace's TTL is asked."""
         # Encode all, then send: a job whose arguments cannot be encoded fails the whole call
         # before any of its jobs is sent.
@@ -276,7 +295,8 @@ class App(PeriodicJobs, Workflows, Closing):
         for envelope in envelopes:
             if envelope.run_at is not None:
                 self._check_ttl(envelope)
-        sent = [(topic, data, env) for topic, data, env in messages if env.unique_key is None]
+        sent = [(topic, data, env) for topic, data, env in messages
+                if env.unique_key is None and env.debounce_key is None]  # fmt: skip
         acks = Acks(len(sent))
         for topic, data, env in sent:
             self.connection.publish(topic, data, deliver_at=env.run_at, key=env.order_key,
@@ -284,11 +304,16 @@ class App(PeriodicJobs, Workflows, Closing):
         return acks.stored
 
     def _enqueued(self, calls: Sequence[JobCall], envelopes: list[Envelope]) -> list[str]:
-        """The ids, once the unique jobs have claimed their keys (blocks); DuplicateJob for the
+        """The ids, once the unique jobs have claimed their keys and the debounced ones joined
+        their windows (blocks); DuplicateJob for the
         first duplicate whose call asked for it, once every other job is enqueued."""
         ids, duplicate = [], None
         for call, envelope in zip(calls, envelopes, strict=True):
-            if envelope.unique_key is not None:
+            if envelope.debounce_key is not None:  # of a job declared with debounce=: envelope()
+                debounce = self.jobs[envelope.type].flow.debounce
+                assert debounce is not None
+                envelope = self.debounces.call(envelope, debounce, self.publish_envelope)
+            elif envelope.unique_key is not None:
                 job = self.jobs.get(envelope.type)
                 hold = hold_for(job.flow if job else None)
                 holder = self.unique_keys.claim(envelope, hold, self.publish_envelope)
@@ -352,6 +377,9 @@ class App(PeriodicJobs, Workflows, Closing):
         if self._unique_keys is not None:
             self._unique_keys.close()
             self._unique_keys = None
+        if self._debounces is not None:
+            self._debounces.close()
+            self._debounces = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None

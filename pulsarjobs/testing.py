@@ -26,6 +26,7 @@ from typing import Any
 from pulsarjobs.app import App
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.jobs import Job
 from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.stand_ins import (
@@ -43,6 +44,7 @@ from pulsarjobs.stand_ins import (
 from pulsarjobs.transport.memory import (
     InMemoryConnection,
     MemoryConsumer,
+    MemoryKeyTable,
     MemoryMessage,
     Outstanding,
     PublishedMessage,
@@ -133,7 +135,8 @@ class TestRunner:
         self._threads = ThreadPoolExecutor(thread_name_prefix="pulsarjobs-test-job")
         self._current = CurrentRuns()
         judge = Judge(app, WORKER, self._clock, self._current)
-        steps = worker_steps(app, WORKER, judge, self.stats, flow=None, crashes=self._crashes)
+        steps = worker_steps(app, WORKER, judge, self.stats, flow=None, crashes=self._crashes,
+                             debounced=True)  # fmt: skip
         steps += [UniqueKeysBack(self), Recorder(self.outcomes, by_counter)]
         self._pipeline = Pipeline(
             app, judge, JobExecutor(app, judge, self._current, self._threads),
@@ -151,6 +154,8 @@ class TestRunner:
         app.signals = self.signals
         app.unique_keys = InMemoryUniqueKeys(self.connection, self._clock)
         app.result_reader = self.results
+        self._previous_debounces = app.debounces
+        app.debounces = Debounces(self.connection, self._clock, MemoryKeyTable)
         self.app.hooks.add(self._counter)
         return self
 
@@ -163,6 +168,7 @@ class TestRunner:
         app = self.app
         app.connection, app.clock, app.unique_keys, app.result_reader = self._previous
         app.step_store, app.signals = self._previous_steps
+        app.debounces = self._previous_debounces
         self.app.hooks.remove(self._counter)
         self._loop.close()
         # A sync job that timed out cannot be stopped: leave its thread to finish alone.
