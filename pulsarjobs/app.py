@@ -34,6 +34,7 @@ from pulsarjobs.jobs import (
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
 from pulsarjobs.operations import cancels, pauses, retention
+from pulsarjobs.operations.cancel_matching import JobKeys, check_keys, on_broker
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.scheduling.cron import (
     Schedule,
@@ -70,6 +71,7 @@ class App(PeriodicJobs, Workflows, Closing):
         self._unique_keys: UniqueKeys | None = None
         self._debounces: Debounces | None = None
         self.clock: Clock = utc_now  # when jobs are created and due; TestRunner's is virtual
+        self.matching_jobs_cancelled = on_broker  # cancel_matching's; the TestRunner's own
 
     @property
     def connection(self) -> Connection:
@@ -367,6 +369,13 @@ class App(PeriodicJobs, Workflows, Closing):
         """Keep `queue`'s dead letters `max_age` long and/or up to `max_size` bytes (or "1G");
         None lifts that limit. Returns what is in force (see retention.py)."""
         return retention.set_dead_retention(self.connection, queue, max_age, max_size)
+
+    def cancel_matching(self, queue: str | None = None, **keys: Unpack[JobKeys]) -> int:
+        """Cancel every waiting, scheduled or retrying job that carries all of `keys` (in
+        `queue`, or in any), e.g. `cancel_matching(type="sync", unique_key="user:42")`; returns
+        how many, once their cancels are stored (operations/cancel_matching.py)."""
+        check_keys(keys)
+        return self.matching_jobs_cancelled(self.settings, keys, queue)
 
     def cancel(self, job_id: str) -> None:
         """Cancel a job: it does not start, or stops (its result discarded); once stored."""

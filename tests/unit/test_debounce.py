@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from pulsarjobs import App, ConfigurationError, Debounce, Settings
+from pulsarjobs import App, ConfigurationError, Debounce, RetryPolicy, Settings
 from pulsarjobs.testing import TestRunner
 
 
@@ -68,3 +68,44 @@ def test_bad_debounce_options_are_refused_where_they_are_given() -> None:
         app.envelope(plain.call().with_options(debounce_key="k"))
     with pytest.raises(ValueError, match="cannot be scheduled"):
         app.envelope(debounced.call(), in_=timedelta(seconds=1))
+
+
+def test_cancel_matching_cancels_waiting_scheduled_and_retrying_jobs_with_the_key() -> None:
+    app = App(Settings())
+    ran: list[tuple[str, int]] = []
+
+    @app.job(retry=RetryPolicy(max_attempts=3, initial_delay=3600, jitter=0.0))
+    def sync_user(n: int) -> None:
+        ran.append(("sync_user", n))
+        if n == 2:
+            raise ConnectionError("directory away")
+
+    @app.job(unique_for=timedelta(hours=1))
+    def refresh_profile(n: int) -> None:
+        ran.append(("refresh_profile", n))
+
+    @app.job
+    def audit(n: int) -> None:
+        ran.append(("audit", n))
+
+    with TestRunner(app) as runner:
+        sync_user.enqueue(2)
+        runner.run_next()  # failed: retrying in an hour
+        sync_user.enqueue(0)
+        app.enqueue(sync_user.call(1), in_=timedelta(hours=2))
+        app.enqueue(refresh_profile.call(5).with_options(unique_key="user:42"))
+        audit.enqueue(4)
+
+        assert app.cancel_matching(type="sync_user") == 3
+        assert app.cancel_matching(unique_key="user:42") == 1
+        assert app.cancel_matching(type="sync_user") == 0  # cancelled already
+        runner.run_all()
+        assert refresh_profile.enqueue(5) != ""  # the cancelled job gave its key back
+        runner.run_all()
+
+    assert ran == [("sync_user", 2), ("audit", 4), ("refresh_profile", 5)]
+    assert len(runner.cancelled) == 4
+    with pytest.raises(ValueError, match="cannot match on colour"):
+        app.cancel_matching(colour="red")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="at least one key"):
+        app.cancel_matching()
