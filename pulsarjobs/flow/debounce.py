@@ -60,6 +60,11 @@ class Window:
     first: bytes | None = None
     closed: bool = False
 
+    @property
+    def debounce_key(self) -> str:
+        """The key as the calls gave it (the table's is per job type: table_key)."""
+        return self.key.removeprefix(f"{self.type}/")
+
     def encode(self) -> bytes:
         fields = {
             "call": self.call,

@@ -1,5 +1,5 @@
-"""Cancel by key on the real broker: jobs waiting, scheduled and retrying with a key are
-cancelled and counted; the others are untouched and run."""
+"""On the real broker: cancel by key — jobs waiting, scheduled and retrying with a key are
+cancelled and counted, the others untouched and run — and pending debounces as listed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from pulsarjobs import App, RetryPolicy
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, wait_until, worker_in_thread
-from tests.integration.test_operations import cli
+from tests.integration.test_dashboard import BEARER, dashboard
+from tests.integration.test_operations import cli, cli_json
 
 pytestmark = pytest.mark.broker
 
@@ -60,3 +61,19 @@ def test_jobs_with_the_key_are_cancelled_and_counted_and_the_others_run(app: App
     assert ran == {("sync_user", 2): 1, ("audit", 4): 1, ("refresh_profile", 5): 1}
     bad = cli(app.settings, "jobs", "cancel-matching", "colour=red")
     assert bad.exit_code != 0 and "cannot match on colour" in bad.output
+
+
+def test_pending_debounces_are_listed_by_the_cli_and_the_queues_page(app: App) -> None:
+    @app.job(debounce=timedelta(minutes=5))
+    def reindex(doc: int) -> None: ...
+
+    for doc in range(3):
+        app.enqueue(reindex.call(doc).with_options(debounce_key="doc:7"))
+    report = cli_json(app.settings, "flow")
+    [window] = report["debounce_windows"]
+    assert (window["type"], window["calls"], report["debounces_open"]) == ("reindex", 3, 1)
+    shown = cli(app.settings, "flow")
+    assert "Pending debounces: 1" in shown.output and "doc:7" in shown.output
+    with dashboard(app.settings) as client:
+        html = client.get("/queues", headers=BEARER).text
+    assert 'data-testid="debounce"' in html and "doc:7" in html
