@@ -14,6 +14,7 @@ from pulsarjobs.dashboard.snapshot import Snapshot
 from pulsarjobs.dashboard.state import Dashboard
 from pulsarjobs.errors import NotFound, PulsarJobsError
 from pulsarjobs.operations.browse import PAGE_SIZES, WHERE, Count, JobMessage, Page, Where
+from pulsarjobs.operations.cancel_matching import JobKeys
 from pulsarjobs.operations.cancels import cancelled_jobs
 from pulsarjobs.operations.dead_letters import DeadLetterFilter
 from pulsarjobs.operations.durable_steps import asleep_until
@@ -52,6 +53,7 @@ def queues(request: Request, dash: Dashboard) -> Context:
         "flow": snapshot.flow,
         "taken_at": snapshot.taken_at,
         "scan_limit": snapshot.scan_limit,
+        "job_keys": list(JobKeys.__annotations__),  # what cancel by key matches on
     }
 
 

@@ -12,7 +12,7 @@ import pytest
 from pulsarjobs import App, RetryPolicy
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, wait_until, worker_in_thread
-from tests.integration.test_dashboard import BEARER, dashboard
+from tests.integration.test_dashboard import BEARER, dashboard, post
 from tests.integration.test_operations import cli, cli_json
 
 pytestmark = pytest.mark.broker
@@ -76,4 +76,11 @@ def test_pending_debounces_are_listed_by_the_cli_and_the_queues_page(app: App) -
     assert "Pending debounces: 1" in shown.output and "doc:7" in shown.output
     with dashboard(app.settings) as client:
         html = client.get("/queues", headers=BEARER).text
-    assert 'data-testid="debounce"' in html and "doc:7" in html
+        assert 'data-testid="debounce"' in html and "doc:7" in html
+        assert 'data-testid="cancel-matching"' in html
+        cancelled = post(client, "/jobs/cancel-matching", {"key": "debounce_key", "value": "doc:7"})
+        assert cancelled == {"cancelled": 3}  # every call's job: the window will not run
+        refused = client.post("/api/jobs/cancel-matching", data={"key": "colour", "value": "red"},
+                              headers=BEARER)  # fmt: skip
+        assert refused.status_code == 400 and "cannot match on colour" in refused.text
+    assert cli_json(app.settings, "flow")["debounces_open"] == 0  # its window closed
