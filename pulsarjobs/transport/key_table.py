@@ -47,7 +47,8 @@ class KeyTable(Generic[T]):
     def values(self) -> list[T]:
         """Every key's value as stored now."""
         self.catch_up()
-        return list(self._values.values())
+        with self._reading:  # another thread's catch-up may be changing them
+            return list(self._values.values())
 
     def apply(self, key: str, data: bytes) -> None:
         """A value read (or written here): b"" removes the key."""
