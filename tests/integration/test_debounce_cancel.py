@@ -3,15 +3,19 @@ cancelled and counted, the others untouched and run — and pending debounces as
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
-from pulsarjobs import App, RetryPolicy
+from pulsarjobs import App, Debounce, RetryPolicy, current_job
+from pulsarjobs.flow.debounce import AFTER_META, CALL_META, WINDOW_META
+from pulsarjobs.transport.topics import topics_for
+from pulsarjobs.wire.envelope import decode
 from tests.conftest import BrokerUnderTest
-from tests.integration.helpers import fresh_settings, wait_until, worker_in_thread
+from tests.integration.helpers import fresh_settings, read_topic, wait_until, worker_in_thread
 from tests.integration.test_dashboard import BEARER, dashboard, post
 from tests.integration.test_operations import cli, cli_json
 
@@ -84,3 +88,31 @@ def test_pending_debounces_are_listed_by_the_cli_and_the_queues_page(app: App) -
                               headers=BEARER)  # fmt: skip
         assert refused.status_code == 400 and "cannot match on colour" in refused.text
     assert cli_json(app.settings, "flow")["debounces_open"] == 0  # its window closed
+
+
+def test_a_timeout_makes_one_run_per_window_however_often_the_key_is_called(app: App) -> None:
+    ran: list[str] = []  # job ids, as they ran
+
+    @app.job(debounce=Debounce(timedelta(seconds=2), timeout=timedelta(seconds=3)))
+    def reindex(n: int) -> None:
+        ran.append(current_job().id)
+
+    ids = []
+    with worker_in_thread(app) as worker:
+        for n in range(28):  # a call every 0.25 s for 7 s: the period never passes quietly
+            ids.append(reindex.enqueue(n))
+            time.sleep(0.25)
+        wait_until(lambda: worker.stats.done + worker.stats.grouped == len(ids), 60)
+    topic = topics_for(app.settings, "default").jobs
+    jobs = {job.id: job for job in (decode(m.data()) for m in read_topic(app.settings, topic))}
+    windows: dict[str, list[str]] = {}  # the calls of each window, in order
+    for job_id in ids:
+        windows.setdefault(jobs[job_id].meta[WINDOW_META], []).append(job_id)
+    assert len(windows) >= 2
+    ran_calls = {jobs[job_id].meta[CALL_META] for job_id in ran}
+    for calls in windows.values():
+        runs = [job_id for job_id in ran if job_id in calls]
+        assert calls[-1] in runs  # the window's last call ran
+        for extra in set(runs) - {calls[-1]}:  # a call made as the run started runs too
+            assert jobs[extra].meta[AFTER_META] in ran_calls
+    assert len(ran) == len(set(ran))

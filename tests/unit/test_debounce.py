@@ -29,6 +29,23 @@ def test_a_timeout_bounds_a_window_and_the_next_call_opens_another() -> None:
     assert grouped == 27
 
 
+def test_calls_faster_than_a_second_past_the_timeout_do_not_put_the_run_off() -> None:
+    app = App(Settings())
+    ran: list[float] = []
+
+    @app.job(debounce=Debounce(timedelta(seconds=2), timeout=timedelta(seconds=3)))
+    def reindex(at: float) -> None:
+        ran.append(at)
+
+    with TestRunner(app) as runner:
+        for quarter in range(40):  # a call every 0.25 s for 10 s
+            reindex.enqueue(quarter / 4)
+            runner.run_all(until=runner.now + timedelta(seconds=0.25))
+        runner.run_all()
+
+    assert ran == [2.75, 5.75, 8.75, 9.75]  # each window's last call, 3 s after its first
+
+
 def test_a_cancelled_latest_call_cancels_its_window_and_the_next_call_starts_afresh() -> None:
     app = App(Settings())
     ran: list[str] = []
