@@ -28,6 +28,13 @@ class UniqueKeyHolder(Protocol):
     def release(self, key: str, job_id: str) -> None: ...
 
 
+class DebounceWindows(Protocol):
+    """The debounce windows of an App, as the worker asks them (flow/debounce.py)."""
+
+    def superseded_by(self, envelope: Envelope) -> str | None: ...
+    def settled(self, envelope: Envelope) -> None: ...
+
+
 class SignalSender(Protocol):
     """The signals of an App, as the worker resumes a child job's parent (workflows/signals.py)."""
 
@@ -58,6 +65,9 @@ class AppView(Protocol):
 
     @property
     def signals(self) -> SignalSender: ...
+
+    @property
+    def debounces(self) -> DebounceWindows: ...
 
     def envelope(
         self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None

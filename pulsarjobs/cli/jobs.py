@@ -1,4 +1,5 @@
-"""`pulsarjobs jobs show|cancel|result ID`: one job, by its id."""
+"""`pulsarjobs jobs show|cancel|result ID`: one job, by its id; `jobs cancel-matching NAME=VALUE`:
+every job that carries those keys."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pulsarjobs.cli.output import AsJson, fail, print_json, print_table, reports
 from pulsarjobs.cli.queues import age
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import JobFailed
+from pulsarjobs.operations.cancel_matching import JobKeys, cancel_matching, check_keys
 from pulsarjobs.operations.cancels import cancel
 from pulsarjobs.operations.durable_steps import DurableStep, asleep_until, took_text
 from pulsarjobs.operations.job_lookup import FoundJob, find_job, where_said
@@ -131,6 +133,35 @@ def moment(at: datetime) -> str:
 def relative(at: datetime, now: datetime) -> str:
     seconds = (at - now).total_seconds()
     return f"in {age(seconds)}" if seconds > 0 else f"{age(-seconds)} ago"
+
+
+@app.command("cancel-matching")
+@reports_errors
+def cancel_matching_jobs(
+    ctx: typer.Context,
+    keys: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="NAME=VALUE...",
+            help=f"Keys the jobs carry, all of them: {', '.join(JobKeys.__annotations__)}.",
+        ),
+    ],
+    queue: Annotated[str | None, typer.Option(help="Only this queue's jobs.")] = None,
+) -> None:
+    """Cancel every waiting, scheduled or retrying job that carries these keys, e.g.
+    `unique_key=user:42` or `type=sync_user order_key=account:7`, and say how many."""
+    pairs = [key.partition("=") for key in keys]
+    if bad := [key for key, (_, equals, _) in zip(keys, pairs, strict=True) if not equals]:
+        raise typer.BadParameter(f"{bad[0]!r}: give NAME=VALUE", param_hint="NAME=VALUE")
+    matching = {name: value for name, _, value in pairs}
+    try:
+        check_keys(matching)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="NAME=VALUE") from None
+    with inspecting(ctx) as inspector:
+        count = cancel_matching(inspector, matching, None if queue is None else [queue])
+    where = f"queue {queue}" if queue else "every queue"
+    console.print(f"Cancelled {count} jobs carrying {' '.join(keys)} in {where}.", highlight=False)
 
 
 @app.command("cancel")

@@ -22,6 +22,7 @@ from pulsarjobs.operations.browse import (
     Page,
     Where,
 )
+from pulsarjobs.operations.cancel_matching import JobKeys
 from pulsarjobs.operations.cancels import cancelled_jobs
 from pulsarjobs.operations.dead_letters import DeadLetterFilter
 from pulsarjobs.operations.durable_steps import asleep_until
@@ -62,6 +63,7 @@ def queues(request: Request, dash: Dashboard) -> Context:
         "taken_at": snapshot.taken_at,
         "scan_limit": snapshot.scan_limit,
         "outbox": snapshot.outbox,
+        "job_keys": list(JobKeys.__annotations__),  # what cancel by key matches on
     }
 
 

@@ -64,7 +64,7 @@ def act_on_jobs(
     (for run now) due already, which a copy would run twice."""
     marks = cancelled_jobs(inspector.connection)
     matched = moved = skipped = 0
-    with _Ackers(inspector) as ackers:
+    with Ackers(inspector) as ackers:
         for message, envelope in _picked(inspector, queue, pick, progress):
             matched += 1
             mark = marks.get(envelope.id) if envelope is not None else None
@@ -104,7 +104,7 @@ def kill(
     cancel(connection, envelope.id, at=at)
 
 
-class _Ackers:
+class Ackers:
     """Acknowledges messages on the workers' subscription, with one consumer per topic (or
     partition) that never receives; closing them sends the acknowledgements still grouped."""
 
@@ -112,7 +112,7 @@ class _Ackers:
         self.inspector = inspector
         self.consumers: dict[str, pulsar.Consumer] = {}
 
-    def __enter__(self) -> _Ackers:
+    def __enter__(self) -> Ackers:
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import pulsar
 
@@ -24,6 +24,9 @@ from pulsarjobs.clock import Clock
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.key_table import KeyTable
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,20 @@ class InMemoryConnection(Connection):
         with self._published_lock:
             taken, self._published = self._published, []
         return taken
+
+
+class MemoryKeyTable(KeyTable[T]):
+    """A compacted topic's table in memory: the marks `put_mark` keeps (key_table.py)."""
+
+    def catch_up(self) -> None:
+        assert isinstance(self.connection, InMemoryConnection)
+        stored = dict(self.connection.marks.get(self.topic, {}))
+        self._values = {}
+        for key, data in stored.items():
+            self.apply(key, data)
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 class ProcessDied(Exception):

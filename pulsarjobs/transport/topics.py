@@ -32,6 +32,7 @@ SCHEDULER_TICKS_TOPIC = "pulsarjobs-scheduler-ticks"  # compacted: the last tick
 PAUSED_TOPIC = "pulsarjobs-paused"  # compacted marks: the paused queues
 CANCELLED_TOPIC = "pulsarjobs-cancelled"  # compacted marks: the cancelled job ids
 UNIQUE_TOPIC = "pulsarjobs-unique"  # compacted marks: the held unique keys
+DEBOUNCE_TOPIC = "pulsarjobs-debounce"  # compacted: each debounce key's window (debounce.py)
 LIMITS_TOPIC = "pulsarjobs-limits"  # compacted marks: the concurrency limits, by limit key
 BATCH_EVENTS_TOPIC = "pulsarjobs-batch-events"  # what happens to batches, keyed by batch id
 BATCHES_TOPIC = "pulsarjobs-batches"  # compacted: each batch's state, as its owners last wrote it
@@ -54,6 +55,7 @@ KINDS = {
     PAUSED_TOPIC: "paused queues",
     CANCELLED_TOPIC: "cancelled jobs",
     UNIQUE_TOPIC: "unique keys",
+    DEBOUNCE_TOPIC: "debounce windows",
     LIMITS_TOPIC: "concurrency limits",
     BATCH_EVENTS_TOPIC: "batch events",
     BATCHES_TOPIC: "batches",
@@ -143,6 +145,10 @@ def cancelled_topic(settings: Settings) -> str:
 
 def unique_topic(settings: Settings) -> str:
     return namespace_topic(settings, UNIQUE_TOPIC)
+
+
+def debounce_topic(settings: Settings) -> str:
+    return namespace_topic(settings, DEBOUNCE_TOPIC)
 
 
 def limits_topic(settings: Settings) -> str:
