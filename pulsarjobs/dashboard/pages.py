@@ -28,6 +28,7 @@ from pulsarjobs.errors import (
 )
 from pulsarjobs.operations.durable_steps import took_text
 from pulsarjobs.operations.jsonable import jsonable
+from pulsarjobs.wire.envelope import EARLIER_ERRORS_KEPT
 
 View = Callable[[Request, Dashboard], views.Context]
 NOTICE_COOKIE = "pulsarjobs_notice"
@@ -205,6 +206,7 @@ def as_json(value: Any) -> str:
     return json.dumps(jsonable(value), ensure_ascii=False)
 
 
+templates.env.globals["earlier_kept"] = EARLIER_ERRORS_KEPT  # a job page's earlier errors
 templates.env.filters.update(
     iso=iso,
     ago=ago,

@@ -126,7 +126,8 @@ def back_to_work(envelope: Envelope, queue: str, now: datetime) -> Envelope:
     meta = {**envelope.meta, "pulsarjobs-replayed-at": now.isoformat()}
     if envelope.last_error is not None:
         meta["pulsarjobs-replayed-error"] = envelope.last_error.summary[:1000]
-    return envelope.replace(queue=queue, attempt=1, run_at=None, last_error=None, meta=meta)
+    return envelope.replace(queue=queue, attempt=1, run_at=None, last_error=None,
+                            earlier_errors=(), meta=meta)  # fmt: skip
 
 
 def sequence_id(message_id: pulsar.MessageId) -> int | None:

@@ -31,6 +31,7 @@ from pulsarjobs.wire.values import Unencodable, from_value, to_value_list, to_va
 _SCHEMA_FILE = "job_envelope.avsc"
 _DEFAULT_RETRY = RetryPolicy()
 _TRACEBACK_LIMIT = 8000
+EARLIER_ERRORS_KEPT = 20  # errors of runs before the last an envelope carries, the oldest dropped
 _REASON_LIMIT = 200  # fastavro's schema mismatch errors print both schemas whole
 
 
@@ -123,6 +124,8 @@ class Envelope:
     keep_result: float | None = None  # seconds its result is kept once settled (results.py)
     chain: Chain | None = None  # its place in a chain and the links after it (chains.py)
     debounce_key: str | None = None  # calls of this key collapse into one run (debounce.py)
+    # Why the runs before the previous one failed, the oldest first, without their tracebacks.
+    earlier_errors: tuple[JobError, ...] = ()
 
     def __post_init__(self) -> None:
         _require_aware("created_at", self.created_at)
@@ -138,6 +141,15 @@ class Envelope:
     def replace(self, **changes: Any) -> Envelope:
         """A copy with ``changes`` applied, e.g. ``env.replace(attempt=env.attempt + 1)``."""
         return dataclasses.replace(self, **changes)
+
+    def failed_with(self, error: JobError) -> Envelope:
+        """A copy whose last error is `error`; the one it replaces joins the earlier errors,
+        without its traceback (EARLIER_ERRORS_KEPT at most)."""
+        earlier = self.earlier_errors
+        if self.last_error is not None:
+            latest = dataclasses.replace(self.last_error, traceback="")
+            earlier = (*earlier, latest)[-EARLIER_ERRORS_KEPT:]
+        return dataclasses.replace(self, last_error=error, earlier_errors=earlier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +258,7 @@ def _to_record(env: Envelope) -> dict[str, object]:
         "keep_result_ms": _millis(env.keep_result),
         "chain": None if env.chain is None else _chain_record(env.chain),
         "debounce_key": env.debounce_key,
+        "earlier_errors": [dataclasses.asdict(e) for e in env.earlier_errors] or None,
     }
     return {
         "id": env.id,
@@ -330,6 +343,7 @@ def _from_extras(extras: dict[str, Any]) -> dict[str, Any]:
         "keep_result": None if (keep := extras["keep_result_ms"]) is None else keep / 1000,
         "chain": None if (chain := extras["chain"]) is None else _chain(chain),
         "debounce_key": extras["debounce_key"],
+        "earlier_errors": tuple(JobError(**e) for e in extras["earlier_errors"] or ()),
     }
 
 

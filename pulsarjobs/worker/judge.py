@@ -110,7 +110,7 @@ class Judge:
         if count >= CRASHES_BEFORE_DEAD:
             reason = f"killed its worker process {count} times"
             error = JobError("pulsarjobs.KilledWorker", reason, "", self.clock(), self.worker)
-            dead = envelope.replace(last_error=error)
+            dead = envelope.failed_with(error)
             self.app.hooks.emit("on_dead", dead, reason)
             return Outcome(Verdict.DEAD, dead, reason)
         if envelope.run_at is not None and envelope.run_at.timestamp() > last_death:
@@ -140,7 +140,7 @@ class Judge:
             log.info("job copy superseded", **fields(envelope), reason=str(exc))
             return Outcome(Verdict.SUPERSEDED, envelope, str(exc), duration)
         error = JobError.from_exception(exc, self.worker, now=self.clock())
-        failed = envelope.replace(last_error=error)
+        failed = envelope.failed_with(error)
         if envelope.retry.exhausted(envelope.attempt):
             self.app.hooks.emit("on_failure", failed, error, None)
             reason = f"failed {envelope.attempt} of {envelope.retry.max_attempts} attempts"
@@ -185,6 +185,6 @@ class Judge:
             failed_at=self.clock(),
             worker=self.worker,
         )
-        failed = envelope.replace(last_error=error)
+        failed = envelope.failed_with(error)
         self.app.hooks.emit("on_dead", failed, f"{error_type}: {message}")
         return Outcome(Verdict.DEAD, failed, f"{error_type}: {message}")

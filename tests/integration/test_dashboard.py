@@ -162,6 +162,19 @@ def test_pages_tell_what_the_inspector_tells_and_page_through_every_job_once(
         assert client.get(path, headers=BEARER).status_code == 200, path
 
 
+def test_a_dead_jobs_page_shows_the_error_of_each_of_its_runs(
+    app: App, client: TestClient, record: Path
+) -> None:
+    job_id = app.enqueue(JobCall("always_fails", args=("the mail server is down",)))
+    with worker_in_thread(app):  # 3 attempts, the last one dead-lettered
+        wait_until(lambda: len(api(client, "/dead?queue=default")["page"]["items"]) == 1, 60)
+    (letter,) = api(client, "/dead?queue=default")["page"]["items"]
+    assert letter["job_id"] == job_id
+    page = client.get(f"/jobs/default/dead/{letter['message_id']}", headers=BEARER).text
+    assert page.count('data-testid="earlier-error"') == 2  # the first two; the last has its own
+    assert 'data-testid="traceback"' in page
+
+
 def test_dead_letters_are_replayed_one_and_deleted_selected_from_the_dashboard(
     app: App, client: TestClient, record: Path, fix: Path
 ) -> None:

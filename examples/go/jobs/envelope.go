@@ -96,6 +96,8 @@ type Extras struct {
 	Chain        *Chain `avro:"chain"` // chains: its place and the links after it
 	// Debounce: calls of this key collapse into one run; nil: not debounced.
 	DebounceKey *string `avro:"debounce_key"`
+	// Why the runs before the last failed, the oldest first, without tracebacks; nil: none.
+	EarlierErrors *[]JobError `avro:"earlier_errors"`
 }
 
 // Extra is the envelope's extras, all zero values when it has none.

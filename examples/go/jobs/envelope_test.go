@@ -187,14 +187,17 @@ func extrasJSON(x *Extras) any {
 		"unique_key": optionalString(x.UniqueKey), "order_key": optionalString(x.OrderKey),
 		"limit_key": optionalString(x.LimitKey), "snoozes": x.Snoozes,
 		"batch_id": optionalString(x.BatchID), "keep_result_ms": optionalLong(x.KeepResultMs),
-		"chain": nil, "debounce_key": optionalString(x.DebounceKey),
+		"chain": nil, "debounce_key": optionalString(x.DebounceKey), "earlier_errors": nil,
 	}
 	if x.LastError != nil {
-		out["last_error"] = map[string]any{"io.pulsarjobs.v1.JobError": map[string]any{
-			"type": x.LastError.Type, "message": x.LastError.Message,
-			"traceback": x.LastError.Traceback, "failed_at": x.LastError.FailedAt.UnixMilli(),
-			"worker": x.LastError.Worker,
-		}}
+		out["last_error"] = map[string]any{"io.pulsarjobs.v1.JobError": jobErrorJSON(x.LastError)}
+	}
+	if x.EarlierErrors != nil {
+		earlier := make([]any, len(*x.EarlierErrors))
+		for i := range *x.EarlierErrors {
+			earlier[i] = jobErrorJSON(&(*x.EarlierErrors)[i])
+		}
+		out["earlier_errors"] = map[string]any{"array": earlier}
 	}
 	if x.Chain != nil {
 		next := make([]any, len(x.Chain.Next))
@@ -266,4 +269,11 @@ func valueJSON(value Value) map[string]any {
 		union = map[string]any{"unknown": v}
 	}
 	return map[string]any{"v": union}
+}
+
+func jobErrorJSON(e *JobError) map[string]any {
+	return map[string]any{
+		"type": e.Type, "message": e.Message, "traceback": e.Traceback,
+		"failed_at": e.FailedAt.UnixMilli(), "worker": e.Worker,
+	}
 }
