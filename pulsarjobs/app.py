@@ -10,9 +10,9 @@ runs on a thread.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, ParamSpec, TypeVar, Unpack, overload
 
@@ -21,7 +21,16 @@ from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
 from pulsarjobs.flow import rates
 from pulsarjobs.flow.unique import DuplicateJob, UniqueKeys, default_key, hold_for
-from pulsarjobs.jobs import DEFAULT_QUEUE, DurableDecorator, FlowOptions, Job, JobCall, JobDecorator
+from pulsarjobs.jobs import (
+    DEFAULT_QUEUE,
+    DurableDecorator,
+    FlowOptions,
+    Job,
+    JobCall,
+    JobDecorator,
+    JobOptions,
+    check_options,
+)
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
 from pulsarjobs.operations import cancels, pauses, retention
@@ -31,7 +40,6 @@ from pulsarjobs.scheduling.cron import (
 )
 from pulsarjobs.scheduling.periodic import PeriodicJobs
 from pulsarjobs.settings import Settings
-from pulsarjobs.snooze import DEFAULT_MAX_SNOOZES
 from pulsarjobs.transport import access
 from pulsarjobs.transport.closing import Closing
 from pulsarjobs.transport.connection import Acks, Connection
@@ -61,6 +69,8 @@ class App(PeriodicJobs, Workflows, Closing):
         self._connection: Connection | None = None
         self._unique_keys: UniqueKeys | None = None
         self.clock: Clock = utc_now  # when jobs are created and due; TestRunner's is virtual
+        self._holders = 0  # workers running on it: the last to stop closes it
+        self._holders_lock = threading.Lock()
 
     @property
     def connection(self) -> Connection:
@@ -95,72 +105,31 @@ class App(PeriodicJobs, Workflows, Closing):
 
     @overload
     def job(
-        self,
-        *,
-        name: str | None = None,
-        queue: str = DEFAULT_QUEUE,
-        max_attempts: int | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-        unique_for: timedelta | None = None,
-        concurrency_limit: int | None = None,
-        rate_limit: int | None = None,
-        max_snoozes: int = DEFAULT_MAX_SNOOZES,
-        keep_result: timedelta | None = None,
-        durable: Literal[False] = False,
+        self, *, durable: Literal[False] = False, **options: Unpack[JobOptions]
     ) -> JobDecorator: ...
 
     @overload
-    def job(
-        self,
-        *,
-        name: str | None = None,
-        queue: str = DEFAULT_QUEUE,
-        max_attempts: int | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-        unique_for: timedelta | None = None,
-        concurrency_limit: int | None = None,
-        rate_limit: int | None = None,
-        max_snoozes: int = DEFAULT_MAX_SNOOZES,
-        keep_result: timedelta | None = None,
-        durable: Literal[True],
-    ) -> DurableDecorator: ...
+    def job(self, *, durable: Literal[True], **options: Unpack[JobOptions]) -> DurableDecorator: ...
 
     def job(
         self,
         func: Callable[..., Any] | None = None,
         *,
-        name: str | None = None,
-        queue: str = DEFAULT_QUEUE,
-        max_attempts: int | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-        unique_for: timedelta | None = None,
-        concurrency_limit: int | None = None,
-        rate_limit: int | None = None,
-        max_snoozes: int = DEFAULT_MAX_SNOOZES,
-        keep_result: timedelta | None = None,
         durable: bool = False,
+        **options: Unpack[JobOptions],
     ) -> Any:
         """Declare a job: `@app.job` or `@app.job(queue="critical", max_attempts=5, timeout=30)`.
-        `unique_for`, `concurrency_limit`, `rate_limit`: see docs/flow-control.md; `max_snoozes`:
-        how often a run may raise Snooze (docs/concepts.md); `keep_result`, `durable` (its first
-        parameter a `Durable` context, which the worker passes): docs/workflows.md."""
-        policy = retry or RetryPolicy()
-        flow = FlowOptions(unique_for, concurrency_limit, rate_limit)
-        if max_attempts is not None:
-            policy = replace(policy, max_attempts=max_attempts)
+        The options are JobOptions' (jobs.py); `durable` (its first parameter a `Durable`
+        context, which the worker passes): docs/workflows.md."""
+        check_options(options)
 
         def declare(function: Callable[..., Any]) -> Job[Any, Any]:
-            job_name = name or function.__name__
-            if job_name in self.jobs:
-                raise ConfigurationError(f"a job named {job_name!r} is declared twice")
-            declared = Job(self, function, job_name, queue, policy, timeout, flow, max_snoozes,
-                           keep_result, durable)  # fmt: skip
+            declared = Job.declared(self, function, options, durable)
+            if declared.name in self.jobs:
+                raise ConfigurationError(f"a job named {declared.name!r} is declared twice")
             if durable:
                 declared.func = durable_run(self, declared, current_job)
-            self.jobs[job_name] = declared
+            self.jobs[declared.name] = declared
             return declared
 
         return declare(func) if func is not None else declare
@@ -380,6 +349,19 @@ class App(PeriodicJobs, Workflows, Closing):
     def cancel(self, job_id: str) -> None:
         """Cancel a job: it does not start, or stops (its result discarded); once stored."""
         cancels.cancel(self.connection, job_id, at=self.clock())
+
+    def hold(self) -> None:
+        """A worker starts on this app (several may, each on its own thread)."""
+        with self._holders_lock:
+            self._holders += 1
+
+    def release(self) -> None:
+        """A worker stopped: the last one closes the app, and the others keep its connection."""
+        with self._holders_lock:
+            self._holders -= 1
+            last = self._holders <= 0
+        if last:
+            self.close()
 
     def close(self) -> None:
         self.close_workflows()

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any, Concatenate, Generic, Literal, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, Protocol, TypedDict, TypeVar
 
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.retry import RetryPolicy
@@ -70,6 +70,28 @@ class FlowOptions:
                 raise ConfigurationError(f"{name} must be >= 1, got {value}")
 
 
+class JobOptions(TypedDict, total=False):
+    """What `@app.job(...)` takes, each optional; None is the same as leaving it out."""
+
+    name: str | None  # None: the function's name
+    queue: str  # default: DEFAULT_QUEUE
+    max_attempts: int | None  # None: the retry policy's
+    retry: RetryPolicy | None  # None: RetryPolicy() (retry.py)
+    timeout: float | None  # seconds a run may take; None: no limit
+    unique_for: timedelta | None  # FlowOptions' three (docs/flow-control.md)
+    concurrency_limit: int | None
+    rate_limit: int | None
+    max_snoozes: int  # runs that raise Snooze beyond this are dead-lettered (docs/concepts.md)
+    keep_result: timedelta | None  # how long its result is kept (docs/workflows.md)
+
+
+def check_options(options: Mapping[str, object]) -> None:
+    """A mistyped option fails where the job is declared, as a plain keyword argument would."""
+    if unknown := sorted(set(options) - set(JobOptions.__annotations__)):
+        raise TypeError(f"app.job() got unexpected options {unknown}; "
+                        f"it takes {sorted(JobOptions.__annotations__)}")  # fmt: skip
+
+
 class Job(Generic[P, R]):
     """A declared job: call it to run it here, `.enqueue(...)` to have a worker run it."""
 
@@ -111,6 +133,21 @@ class Job(Generic[P, R]):
         self._fitting_checked: set[tuple[int, tuple[str, ...]]] = set()
         # The checks of its plain annotations; None: none, and checking types costs nothing.
         self.types: ArgumentTypes | UnresolvedTypes | None = UnresolvedTypes(self)
+
+    @classmethod
+    def declared(
+        cls, app: Enqueuer, func: Callable[..., Any], options: JobOptions, durable: bool
+    ) -> Job[Any, Any]:
+        """The job `@app.job(**options)` declares of `func`."""
+        policy = options.get("retry") or RetryPolicy()
+        if (max_attempts := options.get("max_attempts")) is not None:
+            policy = replace(policy, max_attempts=max_attempts)
+        flow = FlowOptions(options.get("unique_for"), options.get("concurrency_limit"),
+                           options.get("rate_limit"))  # fmt: skip
+        return cls(app, func, options.get("name") or func.__name__,
+                   options.get("queue", DEFAULT_QUEUE), policy, options.get("timeout"), flow,
+                   options.get("max_snoozes", DEFAULT_MAX_SNOOZES), options.get("keep_result"),
+                   durable)  # fmt: skip
 
     def check_arguments(self, args: Sequence[object], kwargs: Mapping[str, object]) -> None:
         """Raise TypeError when the arguments do not fit the signature, or one is not of its

@@ -34,7 +34,7 @@ from pulsarjobs.operations import cancels, pauses
 from pulsarjobs.operations import replay as moves
 from pulsarjobs.operations.browse import Where
 from pulsarjobs.operations.bulk_jobs import JOB_ACTIONS, JobAction, JobPick, JobTopic, act_on_jobs
-from pulsarjobs.operations.control import COMMANDS, Command, tell
+from pulsarjobs.operations.control import COMMANDS, Command, tell_each
 from pulsarjobs.operations.dead_letters import DeadLetterFilter
 from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.transport.connection import client_errors
@@ -200,33 +200,50 @@ def jobs_picked(form: FormData, where: JobTopic, jobs: str) -> tuple[JobPick, st
 
 
 async def command_worker(request: Request) -> Response:
+    """Quiet or stop one worker (`worker=`), or every live worker on a host (`host=`)."""
     command = WORKER_COMMANDS.get(request.path_params["command"])
     if command is None:
         raise NotFound(f"No worker command: use {' or '.join(COMMANDS)}.")
     form = await request.form()
+    if host := str(form.get("host") or ""):
+        states = await run_in_threadpool(tell_host, request, host, command)
+        confirmed = {worker: state for worker, state in states.items() if state is not None}
+        body: dict[str, object] = {"host": host, "command": command, "workers": states}
+        notice = (f"{len(confirmed)} of {len(states)} workers on {host} confirmed {command} "
+                  f"within {CONFIRM_SECONDS:g} s.")  # fmt: skip
+        return answer(request, body, "/workers", notice)
     worker = str(form.get("worker") or "")
-    state = await run_in_threadpool(tell_worker, request, worker, command)
-    body = {"worker": worker, "command": command, "confirmed": state is not None, "state": state}
-    if state is None:
+    state = await run_in_threadpool(tell_workers, request, [worker], command)
+    body = {"worker": worker, "command": command, "confirmed": state[worker] is not None,
+            "state": state[worker]}  # fmt: skip
+    if state[worker] is None:
         notice = f"Sent {command} to {worker}; it has not confirmed within {CONFIRM_SECONDS:g} s."
     else:
-        notice = f"Worker {worker} is {state}."
+        notice = f"Worker {worker} is {state[worker]}."
     return answer(request, body, "/workers", notice)
 
 
-def tell_worker(request: Request, worker: str, command: Command) -> str | None:
-    """The state the worker confirms, or None when it did not in time."""
+def tell_host(request: Request, host: str, command: Command) -> dict[str, str | None]:
+    workers = dashboard_of(request).inspector.workers(everyone=True)
+    live = [w.worker for w in workers if w.host == host and w.state in ("running", "quiet")]
+    if not live:
+        raise BadRequest(f"No worker on {host} takes a command.")
+    return tell_workers(request, live, command)
+
+
+def tell_workers(request: Request, workers: list[str], command: Command) -> dict[str, str | None]:
+    """The state each worker confirms, or None when it did not in time."""
     dash = dashboard_of(request)
     inspector = dash.inspector
     known = {status.worker: status for status in inspector.workers(everyone=True)}
-    target = known.get(worker)
-    if target is None:
-        raise NotFound(f"No worker {worker!r}.")
-    if target.state in ("gone", "stopped"):
-        raise BadRequest(f"Worker {worker} is {target.state}: it takes no command.")
-    with client_errors(dash.settings.service_url, f"telling {worker} to {command}"):
-        beat = tell(inspector.client, dash.settings, worker, command, CONFIRM_SECONDS)
-    return beat.state if beat is not None else None
+    for worker in workers:
+        if (target := known.get(worker)) is None:
+            raise NotFound(f"No worker {worker!r}.")
+        if target.state in ("gone", "stopped"):
+            raise BadRequest(f"Worker {worker} is {target.state}: it takes no command.")
+    with client_errors(dash.settings.service_url, f"telling {', '.join(workers)} to {command}"):
+        beats = tell_each(inspector.client, dash.settings, workers, command, CONFIRM_SECONDS)
+    return {worker: beat.state if beat is not None else None for worker, beat in beats.items()}
 
 
 # -- queues and jobs ---------------------------------------------------------------------------

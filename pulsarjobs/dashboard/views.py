@@ -49,7 +49,6 @@ def queues(request: Request, dash: Dashboard) -> Context:
     snapshot = dash.snapshots.latest()
     return {
         "queues": snapshot.queues,
-        "retrying": snapshot.retrying,
         "flow": snapshot.flow,
         "taken_at": snapshot.taken_at,
         "scan_limit": snapshot.scan_limit,
@@ -81,9 +80,8 @@ def scheduled(request: Request, dash: Dashboard) -> Context:
 def retries(request: Request, dash: Dashboard) -> Context:
     snapshot = dash.snapshots.latest()
     browser = dash.browser
-    return jobs_due_later(
-        request, dash, snapshot, snapshot.retrying, browser.retries, browser.count_retries
-    )
+    counts = {q.queue: q.retrying or 0 for q in snapshot.queues}
+    return jobs_due_later(request, dash, snapshot, counts, browser.retries, browser.count_retries)
 
 
 def jobs_due_later(

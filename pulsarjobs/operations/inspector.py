@@ -76,6 +76,10 @@ class QueueStats:
     paused: bool = False  # workers take none of its jobs until it is resumed
     rate_limit: int | None = None  # at most this many start a second (rates.py); None: no limit
     dead_retention: DeadRetention = KEPT_FOREVER  # how long and how much of `dead` is kept
+    # Counted only by a full read (ready_work.py, which then makes `waiting` and `scheduled`
+    # exact and excludes these from them); None: not counted.
+    retrying: int | None = None  # due later on the retry topic, waiting out a backoff
+    cancelled: int | None = None  # held until due, then dropped by a worker
 
 
 @dataclass(frozen=True, slots=True)

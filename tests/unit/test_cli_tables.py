@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -106,6 +106,10 @@ def inspecting(ctx: Any) -> Iterator[FakeInspector]:
 def no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in (queues, workers, dlq, topics, batches, flow):
         monkeypatch.setattr(module, "inspecting", inspecting)
+    counted = SimpleNamespace(
+        exact=lambda stats: [replace(s, retrying=2, cancelled=1) for s in stats]
+    )
+    monkeypatch.setattr(queues, "ReadyWork", lambda inspector, read_budget: counted)
     monkeypatch.setattr(flow, "UniqueKeys", lambda connection: SimpleNamespace(close=lambda: None))
     monkeypatch.setattr(flow, "rate_limits", lambda inspector: {})
     monkeypatch.setattr(flow, "flow_report", lambda *args: flow_in_force())
