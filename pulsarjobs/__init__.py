@@ -19,7 +19,7 @@ from pulsarjobs.errors import (
     ResultTimeout,
 )
 from pulsarjobs.flow.unique import DuplicateJob
-from pulsarjobs.jobs import Job, JobCall
+from pulsarjobs.jobs import Debounce, Job, JobCall
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.operations.cancels import Cancel, run_now
 from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
@@ -60,6 +60,7 @@ __all__ = [
     "CurrentJob",
     "DeadLetter",
     "DeadLetterFilter",
+    "Debounce",
     "DuplicateJob",
     "Durable",
     "EnqueueError",

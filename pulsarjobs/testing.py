@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,8 +27,11 @@ from typing import Any
 from pulsarjobs.app import App
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.jobs import Job
+from pulsarjobs.operations.cancel_matching import matches
 from pulsarjobs.operations.cancels import Cancel
+from pulsarjobs.settings import Settings
 from pulsarjobs.stand_ins import (
     InMemoryBatches,
     InMemoryResults,
@@ -43,6 +47,7 @@ from pulsarjobs.stand_ins import (
 from pulsarjobs.transport.memory import (
     InMemoryConnection,
     MemoryConsumer,
+    MemoryKeyTable,
     MemoryMessage,
     Outstanding,
     PublishedMessage,
@@ -133,7 +138,8 @@ class TestRunner:
         self._threads = ThreadPoolExecutor(thread_name_prefix="pulsarjobs-test-job")
         self._current = CurrentRuns()
         judge = Judge(app, WORKER, self._clock, self._current)
-        steps = worker_steps(app, WORKER, judge, self.stats, flow=None, crashes=self._crashes)
+        steps = worker_steps(app, WORKER, judge, self.stats, flow=None, crashes=self._crashes,
+                             debounced=True)  # fmt: skip
         steps += [UniqueKeysBack(self), Recorder(self.outcomes, by_counter)]
         self._pipeline = Pipeline(
             app, judge, JobExecutor(app, judge, self._current, self._threads),
@@ -151,6 +157,9 @@ class TestRunner:
         app.signals = self.signals
         app.unique_keys = InMemoryUniqueKeys(self.connection, self._clock)
         app.result_reader = self.results
+        self._previous_debounces = app.debounces
+        app.matching_jobs_cancelled = self._cancel_matching
+        app.debounces = Debounces(self.connection, self._clock, MemoryKeyTable)
         self.app.hooks.add(self._counter)
         return self
 
@@ -163,6 +172,8 @@ class TestRunner:
         app = self.app
         app.connection, app.clock, app.unique_keys, app.result_reader = self._previous
         app.step_store, app.signals = self._previous_steps
+        app.debounces = self._previous_debounces
+        del app.matching_jobs_cancelled  # the App's own again
         self.app.hooks.remove(self._counter)
         self._loop.close()
         # A sync job that timed out cannot be stopped: leave its thread to finish alone.
@@ -245,6 +256,23 @@ class TestRunner:
         if not outcome.kind.policy.keeps_unique_key:
             assert outcome.envelope.unique_key is not None
             self.app.unique_keys.release(outcome.envelope.unique_key, outcome.envelope.id)
+
+    def _cancel_matching(
+        self, settings: Settings, keys: Mapping[str, object], queue: str | None
+    ) -> int:
+        """`app.cancel_matching` on the jobs waiting here, as on the broker's."""
+        marks = self.connection.marks.get(cancelled_topic(self.app.settings), {})
+        cancelled = {job_id: Cancel.decode(mark).cancelled_at for job_id, mark in marks.items()}
+        count = 0
+        for job in self.pending:
+            at = cancelled.get(job.id)
+            if (queue in (None, job.queue) and matches(job, keys)
+                    and (at is None or job.created_at > at)):  # fmt: skip
+                self.app.cancel(job.id)
+                cancelled[job.id], count = self._now, count + 1
+                if job.debounce_key is not None:
+                    self.app.debounces.settled(job)
+        return count
 
     # -- draining --------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """What the dashboard's buttons do, each through the same code as the command line: replay and
 delete dead letters (replay.py, in a background task), quiet and stop workers (control.tell),
-pause and resume queues (pauses.py), cancel a job or run it now (cancels.py), and run now,
+pause and resume queues (pauses.py), cancel a job or run it now (cancels.py) or every job that
+carries a key (cancel_matching.py), and run now,
 cancel or kill many scheduled or retrying jobs (bulk_jobs.py, in a background task), send a
 signal to the durable jobs waiting on its key (app.signal, as `pulsarjobs signal` does).
 Every one is a POST, also under /api/ (answering JSON there, and redirecting a browser
@@ -34,6 +35,7 @@ from pulsarjobs.operations import cancels, pauses
 from pulsarjobs.operations import replay as moves
 from pulsarjobs.operations.browse import Where
 from pulsarjobs.operations.bulk_jobs import JOB_ACTIONS, JobAction, JobPick, JobTopic, act_on_jobs
+from pulsarjobs.operations.cancel_matching import cancel_matching, check_keys
 from pulsarjobs.operations.control import COMMANDS, Command, tell_each
 from pulsarjobs.operations.dead_letters import DeadLetterFilter
 from pulsarjobs.operations.inspector import Inspector
@@ -66,6 +68,7 @@ def routes() -> list[Route]:
             Route(f"{prefix}/workers/{{command}}", command_worker, methods=["POST"]),
             Route(f"{prefix}/queues/{{switch}}", switch_queue, methods=["POST"]),
             Route(f"{prefix}/jobs/cancel", cancel_job, methods=["POST"]),
+            Route(f"{prefix}/jobs/cancel-matching", cancel_matching_jobs, methods=["POST"]),
             Route(f"{prefix}/jobs/run-now", run_job_now, methods=["POST"]),
             Route(f"{prefix}/signals/send", send_signal, methods=["POST"]),
         ]
@@ -274,6 +277,24 @@ async def cancel_job(request: Request) -> Response:
     body = {"job_id": job_id, "cancelled_at": mark.cancelled_at.isoformat()}
     notice = f"Job {job_id} is cancelled: it will not run (a running one stops or is discarded)."
     return answer(request, body, back(form, "/scheduled"), notice)
+
+
+async def cancel_matching_jobs(request: Request) -> Response:
+    """Cancel every waiting, scheduled or retrying job whose `key` (an envelope attribute, e.g.
+    unique_key) is `value`, in `queue` or in every queue (cancel_matching.py); says how many."""
+    form = await request.form()
+    name, value = str(form.get("key") or ""), str(form.get("value") or "").strip()
+    queue = str(form.get("queue") or "").strip() or None
+    try:
+        check_keys({name: value})
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    inspector = dashboard_of(request).inspector
+    queues = None if queue is None else [queue_param(queue)]
+    count = await run_in_threadpool(cancel_matching, inspector, {name: value}, queues)
+    dashboard_of(request).snapshots.forget()
+    notice = f"Cancelled {count} jobs with {name} {value!r} in {queue or 'every queue'}."
+    return answer(request, {"cancelled": count}, back(form, "/queues"), notice)
 
 
 async def run_job_now(request: Request) -> Response:

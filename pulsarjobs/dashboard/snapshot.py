@@ -17,6 +17,7 @@ from datetime import datetime
 
 from pulsarjobs.clock import utc_now
 from pulsarjobs.dashboard.samples import Samples, take_sample
+from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.operations.browse import Browser
 from pulsarjobs.operations.flow_report import FlowReport, flow_report
@@ -85,6 +86,7 @@ class Snapshots:
         self.max_age = max_age
         self.scan = scan
         self._unique_keys: UniqueKeys | None = None  # made at the first read: no broker yet
+        self._debounces: Debounces | None = None  # likewise
         self._latest: Snapshot | None = None
         self._read_at = 0.0  # monotonic
         self._lock = threading.Lock()
@@ -104,6 +106,9 @@ class Snapshots:
             if self._unique_keys is not None:
                 self._unique_keys.close()
                 self._unique_keys = None
+            if self._debounces is not None:
+                self._debounces.close()
+                self._debounces = None
 
     def forget(self) -> None:
         """After a change: the next page reads afresh."""
@@ -116,6 +121,8 @@ class Snapshots:
         workers = tuple(inspector.workers())
         if self._unique_keys is None:
             self._unique_keys = UniqueKeys(inspector.connection)  # read on at each snapshot
-        flow = flow_report(inspector.connection, self._unique_keys, rates, workers)
+        if self._debounces is None:
+            self._debounces = Debounces(inspector.connection)
+        flow = flow_report(inspector.connection, self._unique_keys, rates, workers, self._debounces)
         outbox = inspector.outbox()
         return Snapshot(utc_now(), queues, workers, self.scan, flow, outbox)

@@ -34,6 +34,7 @@ from pulsarjobs.transport.backlog import Position, read_backlog
 from pulsarjobs.transport.client_log import silent_logger
 from pulsarjobs.transport.closing import Closing
 from pulsarjobs.transport.connection import Connection, client_errors, crypto_key_reader, probe
+from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topic_stats import (
     TopicInfo,
@@ -120,9 +121,11 @@ class Inspector(Closing):
         self._opening = threading.Lock()  # a dashboard reads from several threads
         self.schemas = WriterSchemas(settings)  # writer schemas, looked up once each
         self.crypto = crypto_key_reader(settings)  # end-to-end encrypted jobs, with the key
+        self.job_index = JobIndex(lambda: self.connection)  # for the jobs it moves
 
     def close(self) -> None:
         self.admin.close()
+        self.job_index.close()
         if self._connection is not None:
             self._connection.close()
 

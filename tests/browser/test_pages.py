@@ -188,10 +188,9 @@ def test_workers_and_the_job_page_show_a_running_jobs_progress(
         str(RENDERED_FRAMES),
         str(FRAMES),
     )
-    with shop.inspector() as inspector:
-        held = Browser(inspector).waiting("images", None, 100).items
-    [job] = [job for job in held if job.envelope and job.envelope.id == shop.rendering]
-    page.goto(shop.dashboard.at(f"/jobs/images/jobs/{job.position}"))
+    running.get_by_test_id("running-job-link").click()  # to the job's own page, by its id
+    page.wait_for_url(f"**/jobs/{shop.rendering}")
+    assert text(page, "job-id") == shop.rendering
     assert text(page, "job-progress") == progress
     assert text(page, "job-running").startswith(f"on {shop.first}")
     assert text(page, "job-snoozes") == "none"

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pulsarjobs.cli import app, batches, dlq, flow, queues, scheduling, topics, workers
+from pulsarjobs.flow.debounce import Window
 from pulsarjobs.flow.unique import Hold
 from pulsarjobs.operations.dead_letters import DeadLetter
 from pulsarjobs.operations.flow_report import FlowReport
@@ -111,6 +112,7 @@ def no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setattr(queues, "ReadyWork", lambda inspector, read_budget: counted)
     monkeypatch.setattr(flow, "UniqueKeys", lambda connection: SimpleNamespace(close=lambda: None))
+    monkeypatch.setattr(flow, "Debounces", lambda connection: SimpleNamespace(close=lambda: None))
     monkeypatch.setattr(flow, "rate_limits", lambda inspector: {})
     monkeypatch.setattr(flow, "flow_report", lambda *args: flow_in_force())
     loaded = SimpleNamespace(schedules={}, close=lambda: None)
@@ -124,7 +126,8 @@ def flow_in_force() -> FlowReport:
         for queue, job_id in zip(QUEUES, JOB_IDS, strict=True)
     ]
     rates = {queue: 50 for queue in QUEUES}
-    return FlowReport(rates, {f"smtp:{QUEUES[0]}": 4}, {}, holds, len(holds), 0)
+    window = Window(f"{TYPE}/reindex:{QUEUES[1]}", "call", JOB_IDS[0], TYPE, QUEUES[2], NOW, NOW, 3)
+    return FlowReport(rates, {f"smtp:{QUEUES[0]}": 4}, {}, holds, len(holds), 0, [window], 1)
 
 
 def schedules() -> list[ScheduleStatus]:
@@ -148,7 +151,17 @@ CASES = {
     "topics list": (["topics", "list"], TOPICS),
     "topics stats": (["topics", "stats", TOPICS[0]], SUBSCRIPTIONS),
     "batches": (["batches"], JOB_IDS),
-    "flow": (["flow"], [*QUEUES, *JOB_IDS, TYPE, f"signup:{QUEUES[0]}", f"smtp:{QUEUES[0]}"]),
+    "flow": (
+        ["flow"],
+        [
+            *QUEUES,
+            *JOB_IDS,
+            TYPE,
+            f"signup:{QUEUES[0]}",
+            f"smtp:{QUEUES[0]}",
+            f"reindex:{QUEUES[1]}",
+        ],
+    ),
     "cron list": (["cron", "list", "myproject.jobs:app"], [*SCHEDULES, TYPE]),
 }
 
