@@ -13,8 +13,8 @@ import structlog
 import typer
 from prometheus_client import CollectorRegistry
 
-from pulsarjobs.cli.context import setting_overrides
-from pulsarjobs.cli.output import reports_errors
+from pulsarjobs.cli.context import inspecting, setting_overrides
+from pulsarjobs.cli.output import print_json, reports_errors
 from pulsarjobs.clock import utc_now
 from pulsarjobs.logs import LogFormat, configure_logging
 from pulsarjobs.scheduling.health import WEDGED_AFTER, SchedulerHealth
@@ -40,11 +40,23 @@ Database = Annotated[
 @reports_errors
 def status(
     ctx: typer.Context,
-    database: Database,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PULSARJOBS_OUTBOX_DATABASE",
+            show_default=False,
+            help="SQLAlchemy URL of the database with the outbox table; without it, the lag "
+            "the running relays' heartbeats tell.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """How far publishing is behind: the namespace's rows not yet published and how long the
-    oldest has waited, and the unique jobs not published because their key was held."""
+    oldest has waited, and the unique jobs not published because their key was held. Without
+    --database: what the running relays' heartbeats tell (no unique jobs counted)."""
+    if database is None:
+        told_by_relays(ctx, as_json)
+        return
     import sqlalchemy as sa  # the outbox extra's: imported by these commands alone
 
     from pulsarjobs.outbox.store import Store
@@ -64,6 +76,18 @@ def status(
     oldest = f", the oldest enqueued {waited:.1f} s ago" if waited is not None else ""
     typer.echo(f"{lag.pending} jobs not yet published in {settings.full_namespace}{oldest}")
     typer.echo(f"{duplicates} unique jobs not published: their key was held")
+
+
+def told_by_relays(ctx: typer.Context, as_json: bool) -> None:
+    with inspecting(ctx) as inspector:
+        told = inspector.outbox()
+        namespace = inspector.settings.full_namespace
+    if as_json:
+        print_json(told)  # null: no relay runs
+    elif told is None:
+        typer.echo(f"No outbox relay runs in {namespace}: --database reads the table itself.")
+    else:
+        typer.echo(told.sentence())
 
 
 @app.command()

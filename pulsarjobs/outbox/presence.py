@@ -59,7 +59,9 @@ class RelayPresence:
                                         daemon=True)  # fmt: skip
 
     def start(self) -> None:
-        self._thread.start()
+        """Start beating, once in the relay's life (a relay serves once)."""
+        if self._thread.ident is None:
+            self._thread.start()
 
     def stopped(self) -> None:
         """Wait (a few seconds at most) until, the relay stopping, its last beat said so."""

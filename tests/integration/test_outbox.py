@@ -5,6 +5,7 @@ order the transactions committed, through relay kills and a leader's `kill -9`."
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -229,8 +230,9 @@ def test_queues_and_the_dashboard_show_a_running_relays_pending_jobs(
     env = {name: value for name, value in settings_env(settings, tmp_path / "r").items()
            if name.startswith("PULSARJOBS_")}  # fmt: skip
 
-    def queues() -> str:
-        done = CliRunner().invoke(cli_app, ["queues"], env={**env, "COLUMNS": "200"})
+    def queues(*command: str) -> str:
+        done = CliRunner().invoke(cli_app, list(command or ["queues"]),
+                                  env={**env, "COLUMNS": "200"})  # fmt: skip
         assert done.exit_code == 0, done.output
         return done.output
 
@@ -244,7 +246,9 @@ def test_queues_and_the_dashboard_show_a_running_relays_pending_jobs(
             assert "publishes" in queues()
             wait_until(lambda: (api(web, "/queues")["outbox"] or {}).get("pending") == 3, 10)
             assert api(web, "/home")["outbox"]["relays"] == 1
+            assert json.loads(queues("outbox", "status", "--json"))["pending"] == 3
         assert "Outbox" not in queues()  # its last heartbeat said it stopped
+        assert json.loads(queues("outbox", "status", "--json")) is None
     finally:
         engine.dispose()
         app.close()
