@@ -20,6 +20,7 @@ from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
 from pulsarjobs.flow import rates
 from pulsarjobs.flow.unique import DuplicateJob, UniqueKeys, default_key, hold_for
+from pulsarjobs.grouping.job import GroupedJob
 from pulsarjobs.jobs import (
     DEFAULT_QUEUE,
     DurableDecorator,
@@ -121,7 +122,13 @@ class App(PeriodicJobs, Workflows, Closing):
         check_options(options)
 
         def declare(function: Callable[..., Any]) -> Job[Any, Any]:
-            declared = Job.declared(self, function, options, durable)
+            declared: Job[Any, Any]
+            if options.get("group") is not None:  # its handler takes a list of members
+                if durable:
+                    raise ConfigurationError("a grouped job cannot be durable")
+                declared = GroupedJob.declared_grouped(self, function, options, current_job)
+            else:
+                declared = Job.declared(self, function, options, durable)
             if declared.name in self.jobs:
                 raise ConfigurationError(f"a job named {declared.name!r} is declared twice")
             if durable:

@@ -26,6 +26,7 @@ from typing import Any
 from pulsarjobs.app import App
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.grouping.memory import MemoryGroups
 from pulsarjobs.jobs import Job
 from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.stand_ins import (
@@ -52,6 +53,7 @@ from pulsarjobs.transport.topics import (
     cancelled_topic,
     carries_jobs,
     is_dead_letter_topic,
+    is_group_topic,
     paused_topic,
     queue_of,
     results_topic,
@@ -126,6 +128,7 @@ class TestRunner:
         self.steps = InMemorySteps()  # durable jobs' completed steps: `steps.value(id, name)`
         self.signals = InMemorySignals(app)  # what `app.signal` sends to: `signals.waiting()`
         self._pending: list[_Pending] = []
+        self.groups = MemoryGroups(app)  # grouped jobs' members: `groups.pending`, `.stored`
         self._sequence = 0
         self._crashes = MemoryCrashes(self._clock)
         self._counter = RunCounter(self._crashes)
@@ -324,6 +327,13 @@ class TestRunner:
         """The next job to run, if it is due by `horizon` (None: whenever it is due). A paused
         queue's jobs wait, as workers leave them stored (`app.pause`)."""
         self._collect()
+        while (group_due := self.groups.next_due()) is not None and (  # due groups go first
+            (horizon is None or group_due <= horizon)
+            and (not self._pending or group_due <= self._pending[0].due)
+        ):
+            self._move_to(group_due)
+            self.groups.store_due(self._now)
+            self._collect()
         paused = self.connection.marks.get(paused_topic(self.app.settings))
         if not paused:
             head = self._pending[0] if self._pending else None
@@ -356,6 +366,8 @@ class TestRunner:
         elif published.topic == results_topic(self.app.settings):
             result = JobResult.decode(published.data)
             self.results.stored[result.job_id] = result
+        elif is_group_topic(published.topic):
+            self.groups.hold(published, self._now)
         elif not carries_jobs(published.topic):  # a batch's event: counted as a worker would
             self.batches.count(published.data)
         else:

@@ -1,0 +1,185 @@
+"""The worker's group collector: holds grouped jobs' members until their group is due, then
+stores the group as one job of its queue and only then acknowledges its members.
+
+It reads the group topics (`<queue>-groups`) of the queues the worker serves that have a
+grouped job, on one Key_Shared subscription: the broker gives each group key to one worker at
+a time, so a key's members meet in one buffer. Members wait unacknowledged: a worker that dies
+leaves them to the worker the broker gives their key next. A member runs no code here, so its
+redeliveries say nothing of it — the subscription has no dead-letter policy and nothing is
+lost; a group's job has the queue's own crash backstop (worker/feed.py) and retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, wait
+from datetime import UTC, datetime
+
+import pulsar
+import structlog
+
+from pulsarjobs.app_view import AppView
+from pulsarjobs.grouping.buffer import GroupBuffer, PendingGroup
+from pulsarjobs.grouping.job import GroupedJob
+from pulsarjobs.grouping.members import group_envelope, member_of
+from pulsarjobs.grouping.options import UNGROUPED, GroupOptions
+from pulsarjobs.logs import error_text
+from pulsarjobs.operations.dead_letters import dead_letter_properties
+from pulsarjobs.transport.connection import crypto_key_reader
+from pulsarjobs.transport.schema_registry import WriterSchemas, pulsar_schema
+from pulsarjobs.transport.topics import topics_for
+from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
+
+log = structlog.get_logger("pulsarjobs.grouping")
+
+RECEIVER_QUEUE = 1_000  # members fetched ahead; those held in groups are beyond it
+# A round of members: at most this many, or what came within this many ms (due groups are
+# looked at after each round: grace and max_delay are kept to about this).
+ROUND = pulsar.ConsumerBatchReceivePolicy(RECEIVER_QUEUE, 0, 50)
+STOP_WAIT_S = 10.0  # for groups being stored as the worker stops
+
+
+def grouped_queues(app: AppView, queues: Sequence[str]) -> list[str]:
+    """The queues of `queues` with a grouped job declared."""
+    grouped = {job.queue for job in app.jobs.values() if isinstance(job, GroupedJob)}
+    return [queue for queue in queues if queue in grouped]
+
+
+def options_of(app: AppView, type_: str) -> GroupOptions:
+    job = app.jobs.get(type_)
+    return job.group if isinstance(job, GroupedJob) else UNGROUPED
+
+
+class GroupCollector:
+    def __init__(self, app: AppView, queues: Sequence[str], subscription: str, name: str) -> None:
+        self.app = app
+        self.topics = {queue: topics_for(app.settings, queue) for queue in queues}
+        self.buffer = GroupBuffer(lambda type_: options_of(app, type_))
+        self.schemas = WriterSchemas(app.settings)
+        self._storing: set[Future[None]] = set()  # groups sent, not yet stored
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._consumer = app.connection.client.subscribe(
+            [topics.groups for topics in self.topics.values()],
+            subscription,
+            consumer_type=pulsar.ConsumerType.KeyShared,
+            schema=pulsar_schema(),
+            receiver_queue_size=RECEIVER_QUEUE,
+            batch_receive_policy=ROUND,
+            consumer_name=name,
+            initial_position=pulsar.InitialPosition.Earliest,
+            crypto_key_reader=crypto_key_reader(app.settings),
+        )
+        self._thread = threading.Thread(target=self._run, name="pulsarjobs-groups", daemon=True)
+
+    @classmethod
+    def start(
+        cls, app: AppView, queues: Sequence[str], subscription: str, name: str
+    ) -> GroupCollector | None:
+        """A running collector of the grouped jobs of `queues`; None if they have none."""
+        grouped = grouped_queues(app, queues)
+        if not grouped:
+            return None
+        collector = cls(app, grouped, subscription, name)
+        collector._thread.start()
+        return collector
+
+    def stop(self) -> None:
+        """Stop collecting; groups being stored are waited for, and the members still held go
+        back, unacknowledged, to the workers that get their keys next."""
+        self._stopping.set()
+        self._thread.join()
+        with self._lock:
+            storing = list(self._storing)
+        wait(storing, timeout=STOP_WAIT_S)
+        with contextlib.suppress(Exception):
+            self._consumer.close()
+
+    @property
+    def pending_members(self) -> int:
+        return self.buffer.members
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                messages = self._consumer.batch_receive()  # what came within ROUND
+            except pulsar.Timeout:
+                messages = []
+            except Exception as exc:
+                if self._stopping.is_set():
+                    return
+                log.warning("could not receive group members", error=error_text(exc))
+                self._stopping.wait(1.0)
+                continue
+            for message in messages:  # all of a round before any is due: a backlog fills groups
+                self._hold(message)
+            for group in self.buffer.take_due(self.app.clock()):
+                self._store(group)
+
+    def _hold(self, message: pulsar.Message) -> None:
+        try:
+            key = WriterSchemas.key(message.topic_name(), message.schema_version())
+            schema = None if key is None else self.schemas.fetch(key)
+            envelope = decode(message.data(), schema)
+        except EnvelopeError as exc:
+            self._dead_letter(message, exc)
+            return
+        except Exception as exc:  # its writer's schema could not be read: later
+            log.warning("could not read a member's schema; it comes back", error=error_text(exc))
+            self._consumer.negative_acknowledge(message)
+            return
+        enqueued = datetime.fromtimestamp(message.publish_timestamp() / 1000, UTC)
+        member = member_of(envelope, message.partition_key())
+        full = self.buffer.add(envelope.type, envelope.queue, member, enqueued,
+                               self.app.clock(), message)  # fmt: skip
+        if full is not None:
+            self._store(full)
+
+    def _store(self, group: PendingGroup) -> None:
+        """Publish the group's job; acknowledge its members once the broker has it."""
+        job = self.app.jobs.get(group.type)
+        envelope = group_envelope(job, group.type, group.queue, group.members, self.app.clock())
+        try:
+            stored = self.app.publish_envelope(envelope, self.topics[group.queue].jobs)
+        except Exception as exc:
+            stored = Future()
+            stored.set_exception(exc)
+        with self._lock:
+            self._storing.add(stored)
+        stored.add_done_callback(lambda done: self._settle(group, envelope, done))
+
+    def _settle(self, group: PendingGroup, envelope: Envelope, stored: Future[None]) -> None:
+        consumer = self._consumer
+        try:
+            if (failure := stored.exception()) is None:
+                for message in group.held:
+                    consumer.acknowledge(message)
+                log.debug("group stored", job_id=envelope.id, job_type=group.type,
+                          key=group.key, members=len(group.members))  # fmt: skip
+            else:
+                log.warning("could not store a group; its members come back", job_type=group.type,
+                            key=group.key, error=error_text(failure))  # fmt: skip
+                for message in group.held:
+                    consumer.negative_acknowledge(message)
+        except Exception as exc:  # closed meanwhile: the broker gives them out again
+            log.warning("could not settle a group's members", error=error_text(exc))
+        finally:
+            with self._lock:
+                self._storing.discard(stored)
+
+    def _dead_letter(self, message: pulsar.Message, exc: EnvelopeError) -> None:
+        """A member that is no job goes to its queue's dead letters as it came."""
+        message_id = str(message.message_id())
+        stand_in = Envelope(id=message_id, type="", queue="")
+        topics = next(t for t in self.topics.values() if t.groups == message.topic_name())
+        properties = dead_letter_properties(
+            stand_in, f"Undecodable: {exc}", message.topic_name(), message_id
+        )
+        try:
+            self.app.connection.publish(topics.dead, message.data(), properties=properties).result()
+            self._consumer.acknowledge(message)
+        except Exception as failure:
+            log.warning("could not dead-letter a member", error=error_text(failure))
+            self._consumer.negative_acknowledge(message)
