@@ -28,16 +28,14 @@ from pulsarjobs.grouping.options import UNGROUPED, GroupOptions
 from pulsarjobs.logs import error_text
 from pulsarjobs.operations.dead_letters import dead_letter_properties
 from pulsarjobs.transport.connection import crypto_key_reader
-from pulsarjobs.transport.schema_registry import WriterSchemas, pulsar_schema
+from pulsarjobs.transport.schema_registry import NOT_LOOKED_UP, WriterSchemas, pulsar_schema
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
 
 log = structlog.get_logger("pulsarjobs.grouping")
 
 RECEIVER_QUEUE = 1_000  # members fetched ahead; those held in groups are beyond it
-# A round of members: at most this many, or what came within this many ms (due groups are
-# looked at after each round: grace and max_delay are kept to about this).
-ROUND = pulsar.ConsumerBatchReceivePolicy(RECEIVER_QUEUE, 0, 50)
+LOOK_MS = 50  # due groups are looked at this often at least: grace and max_delay are kept to it
 STOP_WAIT_S = 10.0  # for groups being stored as the worker stops
 
 
@@ -67,7 +65,6 @@ class GroupCollector:
             consumer_type=pulsar.ConsumerType.KeyShared,
             schema=pulsar_schema(),
             receiver_queue_size=RECEIVER_QUEUE,
-            batch_receive_policy=ROUND,
             consumer_name=name,
             initial_position=pulsar.InitialPosition.Earliest,
             crypto_key_reader=crypto_key_reader(app.settings),
@@ -103,25 +100,37 @@ class GroupCollector:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            due = self.buffer.next_due()
+            left_ms = LOOK_MS if due is None else (due - self.app.clock()).total_seconds() * 1000
+            held = 0  # a round: every member already fetched, before any group is due
             try:
-                messages = self._consumer.batch_receive()  # what came within ROUND
-            except pulsar.Timeout:
-                messages = []
+                message = self._receive(max(1, min(int(left_ms), LOOK_MS)))
+                while message is not None and held < RECEIVER_QUEUE:
+                    self._hold(message)
+                    held += 1
+                    message = self._receive(1)
             except Exception as exc:
                 if self._stopping.is_set():
                     return
                 log.warning("could not receive group members", error=error_text(exc))
                 self._stopping.wait(1.0)
-                continue
-            for message in messages:  # all of a round before any is due: a backlog fills groups
-                self._hold(message)
             for group in self.buffer.take_due(self.app.clock()):
                 self._store(group)
+
+    def _receive(self, timeout_ms: int) -> pulsar.Message | None:
+        try:
+            return self._consumer.receive(timeout_millis=timeout_ms)
+        except pulsar.Timeout:
+            return None
 
     def _hold(self, message: pulsar.Message) -> None:
         try:
             key = WriterSchemas.key(message.topic_name(), message.schema_version())
-            schema = None if key is None else self.schemas.fetch(key)
+            schema = None
+            if key is not None and (schema := self.schemas.known.get(key, NOT_LOOKED_UP)) is (
+                NOT_LOOKED_UP
+            ):
+                schema = self.schemas.fetch(key)  # once per topic and version
             envelope = decode(message.data(), schema)
         except EnvelopeError as exc:
             self._dead_letter(message, exc)
