@@ -28,6 +28,7 @@ COLUMNS = (
     "waiting",
     "scheduled",
     "in flight",
+    "grouping",
     "dead",
     "dead kept",
     "in/s",
@@ -159,6 +160,7 @@ def row(queue: QueueStats) -> tuple[str, ...]:
         str(queue.waiting),
         scheduled,
         str(queue.in_flight),
+        str(queue.grouping),  # grouped jobs' members: "N in M" groups
         f"[red]{queue.dead}[/]" if queue.dead else "0",
         str(queue.dead_retention),
         f"{queue.rate_in:.1f}",

@@ -22,6 +22,7 @@ from pulsarjobs.settings import Settings
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 PARTITION = re.compile(r"-partition-\d+$")  # how Pulsar names the partitions of a topic
 DEAD_LETTER_SUBSCRIPTION = "pulsarjobs-dead-letters"
+GROUPS_SUFFIX = "-groups"  # `<queue>-groups`: the members of a queue's grouped jobs
 KEEPER_SUBSCRIPTION = "pulsarjobs-keep"  # on marks topics; never acknowledges: keeps marks stored
 
 # The namespace's own topics, beside the queues'.
@@ -66,7 +67,7 @@ SUFFIX_KINDS = (
     ("-RETRY", "retries"),
     ("-DLQ", "dead letters"),
     ("-ordered", "ordered jobs"),
-    ("-groups", "group members"),
+    (GROUPS_SUFFIX, "group members"),
 )
 
 
@@ -192,7 +193,7 @@ def topics_for(settings: Settings, queue: str) -> QueueTopics:
         retry=f"{own}-RETRY",
         dead=f"{own}-DLQ",
         ordered=f"{base}-ordered",
-        groups=f"{base}-groups",
+        groups=f"{base}{GROUPS_SUFFIX}",
     )
 
 
@@ -201,7 +202,7 @@ def queue_of(settings: Settings, topic: str) -> str:
     members' topic or a subscription's retry topic belongs to."""
     name = without_partition(topic.rsplit("/", 1)[-1])
     name = name.removesuffix(f"-{settings.subscription}-RETRY").removesuffix("-ordered")
-    return name.removesuffix("-groups")
+    return name.removesuffix(GROUPS_SUFFIX)
 
 
 def topic_kind(name: str) -> str:
@@ -228,7 +229,7 @@ def without_partition(topic: str) -> str:
 
 def is_group_topic(topic: str) -> bool:
     """Whether a topic holds the members of grouped jobs (a queue name holds no '-')."""
-    return topic.endswith("-groups")
+    return topic.endswith(GROUPS_SUFFIX)
 
 
 def is_dead_letter_topic(topic: str) -> bool:

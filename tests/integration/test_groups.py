@@ -3,6 +3,11 @@ in a group no larger than max_size, and a poisoned member ends in the dead lette
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from pulsarjobs.app import App
+from pulsarjobs.dashboard import Secret, create_app
+from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.operations.pending_groups import PendingGroups
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import decode
 from tests.apps.groups import MAX_SIZE, POISON, make_app
@@ -23,6 +31,10 @@ from tests.integration.helpers import (
     stop_process,
     wait_until,
 )
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*httpx2")  # Starlette would rather have httpx2
+    from starlette.testclient import TestClient
 
 KEYS, PER_KEY = 6, 25
 
@@ -63,3 +75,20 @@ def test_members_run_once_each_in_groups_of_their_key_across_two_workers(
     [letter] = read_topic(groups_app.settings, dead)
     [member] = decode(letter.data(), None).args[0]  # type: ignore[misc]
     assert member["id"] == poison_id  # type: ignore[index]
+
+
+def test_pending_groups_show_in_the_inspector_the_cli_and_the_dashboard(groups_app: App) -> None:
+    collect = groups_app.jobs["collect"]
+    collect.enqueue_many([(f"k{n % 3}", collect.call(n)) for n in range(7)])  # type: ignore[attr-defined]
+    with Inspector(groups_app.settings) as inspector:
+        [queue] = [q for q in inspector.queues() if q.queue == collect.queue]
+    assert queue.grouping == PendingGroups(members=7, groups=3)
+    env = settings_env(groups_app.settings, Path("unused"))
+    shown = subprocess.run([sys.executable, "-m", "pulsarjobs", "queues", "--json"], env=env,
+                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    [listed] = [q for q in json.loads(shown.stdout) if q["queue"] == collect.queue]
+    assert listed["grouping"] == {"members": 7, "groups": 3, "exact": True}
+    web = create_app(groups_app.settings, Secret("token"))
+    with TestClient(web, base_url="http://127.0.0.1:7420") as client:
+        page = client.get("/queues", headers={"Authorization": "Bearer token"}).text
+    assert re.search(r'data-testid="grouping">7 in 3<', page)

@@ -10,9 +10,11 @@ import pytest
 from pulsarjobs.app import App
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.grouping.options import GroupOptions, Member
+from pulsarjobs.operations.pending_groups import PendingGroups, pending_groups
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.wire.envelope import Envelope
 
 SECOND = timedelta(seconds=1)
 
@@ -139,3 +141,21 @@ def test_a_grouped_job_cannot_be_durable(app: App) -> None:
 
         @app.job(durable=True, group=GroupOptions())
         def send(ctx: object, members: list[Member]) -> None: ...
+
+
+class _Message:
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def partition_key(self) -> str:
+        return self.key
+
+
+def test_pending_groups_count_members_and_their_groups_as_far_as_read() -> None:
+    backlog = [_Message(key) for key in ("a", "b", "a", "c")]
+    envelope = Envelope(id="1", type="send", queue="default")
+    counted = pending_groups(4, lambda: backlog, lambda _: envelope, scan_limit=10)
+    assert counted == PendingGroups(4, 3) and str(counted) == "4 in 3"
+    cut = pending_groups(4, lambda: backlog, lambda _: envelope, scan_limit=2)
+    assert cut == PendingGroups(4, 2, exact=False) and str(cut) == "4 in ≥2"
+    assert str(pending_groups(0, lambda: backlog, lambda _: envelope, 10)) == "-"
