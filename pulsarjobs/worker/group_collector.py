@@ -102,13 +102,12 @@ class GroupCollector:
         while not self._stopping.is_set():
             due = self.buffer.next_due()
             left_ms = LOOK_MS if due is None else (due - self.app.clock()).total_seconds() * 1000
-            held = 0  # a round: every member already fetched, before any group is due
-            try:
-                message = self._receive(max(1, min(int(left_ms), LOOK_MS)))
-                while message is not None and held < RECEIVER_QUEUE:
+            try:  # a round: the members already fetched, up to a receiver queue's worth
+                message, held = self._receive(max(1, min(int(left_ms), LOOK_MS))), 0
+                while message is not None:
                     self._hold(message)
                     held += 1
-                    message = self._receive(1)
+                    message = self._receive(1) if held < RECEIVER_QUEUE else None
             except Exception as exc:
                 if self._stopping.is_set():
                     return
