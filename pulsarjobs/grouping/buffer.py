@@ -35,11 +35,7 @@ class PendingGroup:
 class GroupBuffer:
     def __init__(self, options_of: Callable[[str], GroupOptions]) -> None:
         self.options_of = options_of  # of a job type
-        self.groups: dict[tuple[str, str], PendingGroup] = {}
-
-    @property
-    def members(self) -> int:
-        return sum(len(group.members) for group in self.groups.values())
+        self.groups: dict[tuple[str, str, str], PendingGroup] = {}  # by type, queue and key
 
     def add(
         self, type_: str, queue: str, member: Member, enqueued: datetime, now: datetime,
@@ -47,17 +43,18 @@ class GroupBuffer:
     ) -> PendingGroup | None:  # fmt: skip
         """Hold a member; its group, taken out, if that made it full. A member enqueued long
         ago (delivered again after its worker died) makes its group due at once."""
-        group = self.groups.get((type_, member.key))
+        ident = (type_, queue, member.key)
+        group = self.groups.get(ident)
         if group is None:
             group = PendingGroup(type_, member.key, queue, self.options_of(type_),
                                  min(enqueued, now), now)  # fmt: skip
-            self.groups[(type_, member.key)] = group
+            self.groups[ident] = group
         group.first_enqueued = min(group.first_enqueued, enqueued)
         group.last_arrived = now
         group.members.append(member)
         group.held.append(held)
         if len(group.members) >= group.options.max_size:
-            return self.groups.pop((type_, member.key))
+            return self.groups.pop(ident)
         return None
 
     def next_due(self) -> datetime | None:
@@ -67,7 +64,3 @@ class GroupBuffer:
         """The groups whose grace or max_delay has passed, taken out."""
         due = [ident for ident, group in self.groups.items() if group.due <= now]
         return [self.groups.pop(ident) for ident in due]
-
-    def take_all(self) -> list[PendingGroup]:
-        taken, self.groups = list(self.groups.values()), {}
-        return taken

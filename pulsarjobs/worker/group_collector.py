@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, wait
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ log = structlog.get_logger("pulsarjobs.grouping")
 RECEIVER_QUEUE = 1_000  # members fetched ahead; those held in groups are beyond it
 LOOK_MS = 50  # due groups are looked at this often at least: grace and max_delay are kept to it
 STOP_WAIT_S = 10.0  # for groups being stored as the worker stops
+RECENTLY_STORED = 100_000  # members' message ids remembered once their group is stored
 
 
 def grouped_queues(app: AppView, queues: Sequence[str]) -> list[str]:
@@ -57,6 +59,11 @@ class GroupCollector:
         self.buffer = GroupBuffer(lambda type_: options_of(app, type_))
         self.schemas = WriterSchemas(app.settings)
         self._storing: set[Future[None]] = set()  # groups sent, not yet stored
+        # Message ids of the members held (in a group or being stored), and of those stored
+        # lately, the latest last: the broker delivers a member again after a reconnection,
+        # and a copy of one held or stored here makes no second run.
+        self._held: set[str] = set()
+        self._stored: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._consumer = app.connection.client.subscribe(
@@ -94,10 +101,6 @@ class GroupCollector:
         with contextlib.suppress(Exception):
             self._consumer.close()
 
-    @property
-    def pending_members(self) -> int:
-        return self.buffer.members
-
     def _run(self) -> None:
         while not self._stopping.is_set():
             due = self.buffer.next_due()
@@ -123,6 +126,14 @@ class GroupCollector:
             return None
 
     def _hold(self, message: pulsar.Message) -> None:
+        message_id = str(message.message_id())
+        with self._lock:
+            if message_id in self._held:  # acknowledged with its group
+                return
+            if message_id in self._stored:  # its group is stored: acknowledged again
+                self._consumer.acknowledge(message)
+                return
+            self._held.add(message_id)
         try:
             key = WriterSchemas.key(message.topic_name(), message.schema_version())
             schema = None
@@ -131,12 +142,15 @@ class GroupCollector:
             ):
                 schema = self.schemas.fetch(key)  # once per topic and version
             envelope = decode(message.data(), schema)
-        except EnvelopeError as exc:
-            self._dead_letter(message, exc)
-            return
-        except Exception as exc:  # its writer's schema could not be read: later
-            log.warning("could not read a member's schema; it comes back", error=error_text(exc))
-            self._consumer.negative_acknowledge(message)
+        except Exception as exc:
+            with self._lock:
+                self._held.discard(message_id)
+            if isinstance(exc, EnvelopeError):
+                self._dead_letter(message, exc)
+            else:  # its writer's schema could not be read: later
+                log.warning("could not read a member's schema; it comes back",
+                            error=error_text(exc))  # fmt: skip
+                self._consumer.negative_acknowledge(message)
             return
         enqueued = datetime.fromtimestamp(message.publish_timestamp() / 1000, UTC)
         member = member_of(envelope, message.partition_key())
@@ -159,9 +173,17 @@ class GroupCollector:
         stored.add_done_callback(lambda done: self._settle(group, envelope, done))
 
     def _settle(self, group: PendingGroup, envelope: Envelope, stored: Future[None]) -> None:
-        consumer = self._consumer
+        consumer, failure = self._consumer, stored.exception()
+        ids = [str(message.message_id()) for message in group.held]
+        with self._lock:
+            self._storing.discard(stored)
+            self._held.difference_update(ids)
+            if failure is None:
+                self._stored.update(dict.fromkeys(ids))
+                while len(self._stored) > RECENTLY_STORED:
+                    self._stored.popitem(last=False)
         try:
-            if (failure := stored.exception()) is None:
+            if failure is None:
                 for message in group.held:
                     consumer.acknowledge(message)
                 log.debug("group stored", job_id=envelope.id, job_type=group.type,
@@ -173,9 +195,6 @@ class GroupCollector:
                     consumer.negative_acknowledge(message)
         except Exception as exc:  # closed meanwhile: the broker gives them out again
             log.warning("could not settle a group's members", error=error_text(exc))
-        finally:
-            with self._lock:
-                self._storing.discard(stored)
 
     def _dead_letter(self, message: pulsar.Message, exc: EnvelopeError) -> None:
         """A member that is no job goes to its queue's dead letters as it came."""

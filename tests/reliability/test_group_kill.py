@@ -9,13 +9,9 @@ import time
 
 import pytest
 
-from pulsarjobs.errors import NotFound
-from pulsarjobs.transport.admin import Admin
-from pulsarjobs.transport.topic_stats import consumer_count, subscription_of
-from pulsarjobs.transport.topics import topics_for
-from tests.integration.helpers import wait_until
 from tests.reliability.app import GROUPS
 from tests.reliability.conftest import Scenario
+from tests.reliability.groups import wait_for_collectors
 from tests.reliability.recorder import read_events
 
 pytestmark = pytest.mark.reliability
@@ -28,24 +24,13 @@ ROUNDS = 20  # members are enqueued in this many rounds, half a second apart
 SLACK_S = 3.0
 
 
-def consumers(scenario: Scenario, topic: str) -> int:
-    with Admin(scenario.settings.admin_url) as admin:
-        try:
-            stats = admin.stats(topic)
-        except NotFound:
-            return 0
-    return consumer_count(subscription_of(stats, scenario.settings.subscription))
-
-
 def test_group_kill_9(scenario: Scenario) -> None:
     members, keys = scenario.sized(1_000, 10_000), scenario.sized(20, 100)
     kills_wanted = scenario.sized(2, 5)
     collects = scenario.app.jobs["collects"]
     options = ("--concurrency", str(CONCURRENCY))
     workers = [scenario.start_worker(*options) for _ in range(2)]
-    # Members that wait at the broker for a worker run late by design: measure from the start.
-    groups_topic = topics_for(scenario.settings, collects.queue).groups
-    wait_until(lambda: consumers(scenario, groups_topic) == 2, 120, interval=0.5)
+    wait_for_collectors(scenario, len(workers))
     per_round = members // ROUNDS
     enqueued, kills, next_kill = 0, 0, time.monotonic() + random.uniform(2, 5)
     deadline = time.monotonic() + 180 + members / 20

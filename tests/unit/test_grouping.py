@@ -93,6 +93,24 @@ def test_a_failed_group_is_retried_then_split_so_only_the_poisoned_member_dies(
     assert len(runner.dead_letters) == 1
 
 
+def test_a_group_that_kills_its_worker_process_is_dead_whole_after_three_deaths(
+    app: App, runner: TestRunner
+) -> None:
+    runs: list[int] = []
+
+    @app.job(group=GroupOptions(max_size=3))
+    def send(members: list[Member]) -> None:
+        runs.append(len(members))
+
+    runner.crash_process_in(send, times=3)  # the queue's crash rules, as for any job
+    send.enqueue_many([("k", send.call(n)) for n in range(3)])
+    runner.run_all()
+    assert runs == [3, 3, 3]
+    [dead] = runner.dead
+    assert dead.last_error is not None and dead.last_error.type == "pulsarjobs.KilledWorker"
+    assert len(dead.args[0]) == 3  # type: ignore[arg-type]
+
+
 def test_async_handlers_take_their_members_too(app: App, runner: TestRunner) -> None:
     sizes: list[int] = []
 
