@@ -4,9 +4,11 @@
 
 On the broker named by PULSARJOBS_SERVICE_URL / PULSARJOBS_ADMIN_URL (a namespace of its own):
 the time of one `enqueue` of an ordinary job, of a unique job (a new key: lock, read, hold, job,
-unlock), and of a duplicate (lock, read, unlock); and the time to take and give back a slot of a
-limit with slots to spare. In process, without a broker: `Feed.pick` of one queue, with and
-without the ordered-jobs feed beside it (what every ordinary job pays for ordered jobs).
+unlock), of a duplicate (lock, read, unlock) and of a debounced call (read, job, write); the
+time a due debounced job takes to find a later call and give way (read); and the time to take
+and give back a slot of a limit with slots to spare. In process, without a broker: `Feed.pick`
+of one queue, with and without the ordered-jobs feed beside it (what every ordinary job pays for
+ordered jobs).
 """
 
 from __future__ import annotations
@@ -18,14 +20,22 @@ import time
 import timeit
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import timedelta
 from typing import Any
 
 from pulsarjobs.app import App
 from pulsarjobs.flow.limits import LimitSlots
+from pulsarjobs.jobs import Debounce
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.worker.feed import Feed, QueuePlan
+
+
+def completed() -> Future[None]:
+    done: Future[None] = Future()
+    done.set_result(None)
+    return done
 
 
 def median_ms(action: Callable[[int], Any], number: int) -> float:
@@ -53,13 +63,26 @@ def on_broker(number: int) -> dict[str, float]:
     @app.job(concurrency_limit=1_000)
     def limited() -> None: ...
 
+    @app.job(debounce=timedelta(minutes=10))
+    def debounced(n: int) -> None: ...
+
     try:
         plain.enqueue(-1), unique.enqueue(-1)  # connections and topics made before timing
         figures = {
             "enqueue_ms": median_ms(plain.enqueue, number),
             "unique_enqueue_ms": median_ms(unique.enqueue, number),
             "duplicate_enqueue_ms": median_ms(lambda n: unique.enqueue(0), number),
+            "debounced_enqueue_ms": median_ms(debounced.enqueue, number),
         }
+        # A due job of an earlier call of the key: it reads the table to its end, gives way.
+        superseded = app.envelope(debounced.call(0))
+        superseded = app.debounces.call(
+            superseded, Debounce(timedelta(minutes=10)), lambda envelope: completed()
+        )  # not sent: not timed
+        debounced.enqueue(1)
+        figures["debounced_gives_way_ms"] = median_ms(
+            lambda n: app.debounces.superseded_by(superseded), number
+        )
         slots = LimitSlots(app, "bench", 1)
         envelope = app.envelope(limited.call())
 

@@ -21,7 +21,7 @@ from pulsarjobs.errors import (
 from pulsarjobs.flow.unique import DuplicateJob
 from pulsarjobs.grouping.job import GroupedJob
 from pulsarjobs.grouping.options import GroupOptions, Member
-from pulsarjobs.jobs import Job, JobCall
+from pulsarjobs.jobs import Debounce, Job, JobCall
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.operations.cancels import Cancel, run_now
 from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
@@ -62,6 +62,7 @@ __all__ = [
     "CurrentJob",
     "DeadLetter",
     "DeadLetterFilter",
+    "Debounce",
     "DuplicateJob",
     "Durable",
     "EnqueueError",

@@ -10,21 +10,23 @@ runs on a thread.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from pulsarjobs import tracing
-from pulsarjobs.clock import Clock, utc_now, when_due
+from pulsarjobs.calls import envelope_of
+from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
 from pulsarjobs.flow import rates
-from pulsarjobs.flow.unique import DuplicateJob, UniqueKeys, default_key, hold_for
+from pulsarjobs.flow.debounce import Debounces
+from pulsarjobs.flow.unique import DuplicateJob, UniqueKeys, hold_for
 from pulsarjobs.grouping.job import GroupedJob
 from pulsarjobs.jobs import (
     DEFAULT_QUEUE,
     DurableDecorator,
-    FlowOptions,
     Job,
     JobCall,
     JobDecorator,
@@ -34,7 +36,7 @@ from pulsarjobs.jobs import (
 from pulsarjobs.logs import LoggingMiddleware
 from pulsarjobs.middleware import Hooks, Middleware
 from pulsarjobs.operations import cancels, pauses, retention
-from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.operations.cancel_matching import JobKeys, check_keys, on_broker
 from pulsarjobs.scheduling.cron import (
     Schedule,
 )
@@ -43,8 +45,9 @@ from pulsarjobs.settings import Settings
 from pulsarjobs.transport import access
 from pulsarjobs.transport.closing import Closing
 from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.topics import check_queue_name, topics_for
-from pulsarjobs.wire.envelope import ArgumentError, Envelope, encode, new_id
+from pulsarjobs.wire.envelope import Envelope, encode
 from pulsarjobs.worker.execution import current_job
 from pulsarjobs.workflows.app_methods import Workflows
 from pulsarjobs.workflows.batches import Batch, BatchOptions
@@ -68,7 +71,12 @@ class App(PeriodicJobs, Workflows, Closing):
         self.hooks = Hooks([LoggingMiddleware(), *tracing.middleware(), *middleware])
         self._connection: Connection | None = None
         self._unique_keys: UniqueKeys | None = None
+        self.job_index = JobIndex(lambda: self.connection)  # where each stored job is
+        self._debounces: Debounces | None = None
         self.clock: Clock = utc_now  # when jobs are created and due; TestRunner's is virtual
+        self.matching_jobs_cancelled = on_broker  # cancel_matching's; the TestRunner's own
+        self._holders = 0  # workers running on it: the last to stop closes it
+        self._holders_lock = threading.Lock()
 
     @property
     def connection(self) -> Connection:
@@ -97,6 +105,17 @@ class App(PeriodicJobs, Workflows, Closing):
     @unique_keys.setter
     def unique_keys(self, unique_keys: UniqueKeys | None) -> None:
         self._unique_keys = unique_keys
+
+    @property
+    def debounces(self) -> Debounces:
+        """The debounce windows (flow/debounce.py), read once a debounced job is enqueued or due."""
+        if self._debounces is None:
+            self._debounces = Debounces(self.connection, self.clock)
+        return self._debounces
+
+    @debounces.setter
+    def debounces(self, debounces: Debounces | None) -> None:
+        self._debounces = debounces
 
     @overload
     def job(self, func: Callable[P, R]) -> Job[P, R]: ...
@@ -141,43 +160,8 @@ class App(PeriodicJobs, Workflows, Closing):
     def envelope(
         self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None
     ) -> Envelope:
-        """The envelope a call is sent as; a job declared elsewhere goes to `default` unless
-        the call names a queue."""
-        declared = self.jobs.get(call.type)
-        if declared is not None:  # fail here, at the caller, rather than in a worker later
-            try:
-                declared.check_arguments(call.args, call.kwargs)
-            except TypeError as exc:
-                raise ArgumentError(f"its args and kwargs do not fit {call.type}"
-                                    f"{declared.signature}: {exc}") from None  # fmt: skip
-        flow = declared.flow if declared else FlowOptions()
-        now = self.clock()
-        run_at = when_due(now, in_, at)
-        if call.order_key is not None and run_at is not None:
-            raise ValueError("an ordered job runs in enqueue order: it cannot be scheduled")
-        return Envelope(
-            id=call.job_id or new_id(),
-            type=call.type,
-            queue=check_queue_name(call.queue or (declared.queue if declared else DEFAULT_QUEUE)),
-            args=call.args,
-            kwargs=call.kwargs,
-            created_at=now,
-            run_at=run_at,
-            retry=call.retry or (declared.retry if declared else RetryPolicy()),
-            timeout=call.timeout
-            if call.timeout is not None
-            else getattr(declared, "timeout", None),
-            expires_at=(run_at or now) + call.expires_in if call.expires_in else None,
-            meta=call.meta,
-            unique_key=call.unique_key
-            or (default_key(call.type, call.args, call.kwargs) if flow.unique_for else None),
-            order_key=call.order_key,
-            limit_key=call.limit_key or (call.type if flow.limited else None),
-            batch_id=call.batch_id,
-            keep_result=keep.total_seconds()
-            if (keep := call.keep_result or getattr(declared, "keep_result", None))
-            else None,
-        )
+        """The envelope a call is sent as (calls.py)."""
+        return envelope_of(call, self.jobs.get(call.type), self.clock(), in_, at)
 
     def enqueue(
         self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None
@@ -207,7 +191,7 @@ class App(PeriodicJobs, Workflows, Closing):
         topics = [self.queue_topic(envelope) for envelope in envelopes]
         scheduled = any(envelope.run_at is not None for envelope in envelopes)
         await self.stored_async(lambda: self._send(envelopes), topics, scheduled)
-        if any(envelope.unique_key is not None for envelope in envelopes):  # claims block
+        if any(env.unique_key or env.debounce_key for env in envelopes):  # claims, calls block
             return await asyncio.to_thread(self._enqueued, calls, envelopes)
         return self._enqueued(calls, envelopes)
 
@@ -236,9 +220,9 @@ class App(PeriodicJobs, Workflows, Closing):
     def publish_envelope(self, envelope: Envelope, topic: str | None = None) -> Future[None]:
         """Send a ready envelope to its queue (or `topic`), due at its `run_at`."""
         destination = topic or self._queue_topic(envelope)
-        return self.connection.publish(
-            destination, encode(envelope), deliver_at=envelope.run_at, key=envelope.order_key
-        )
+        acks = self.job_index.acks(envelope.id, envelope.queue, destination)
+        return self.connection.publish(destination, encode(envelope), deliver_at=envelope.run_at,
+                                       key=envelope.order_key, acks=acks)  # fmt: skip
 
     def queue_topic(self, envelope: Envelope) -> str:
         """The topic of the envelope's queue (its ordered jobs have one of their own)."""
@@ -275,7 +259,7 @@ class App(PeriodicJobs, Workflows, Closing):
         return [self.hooks.before_enqueue(self.envelope(call, in_=in_, at=at)) for call in calls]
 
     def _send(self, envelopes: list[Envelope]) -> Future[None]:
-        """Send every job but the unique ones (`_enqueued` claims their keys); blocks when a
+        """Send every job but the unique and debounced ones (`_enqueued` sends those); blocks when a
         queue is used for the first time, or the namespace's TTL is asked."""
         # Encode all, then send: a job whose arguments cannot be encoded fails the whole call
         # before any of its jobs is sent.
@@ -283,19 +267,26 @@ class App(PeriodicJobs, Workflows, Closing):
         for envelope in envelopes:
             if envelope.run_at is not None:
                 self._check_ttl(envelope)
-        sent = [(topic, data, env) for topic, data, env in messages if env.unique_key is None]
+        sent = [(topic, data, env) for topic, data, env in messages
+                if env.unique_key is None and env.debounce_key is None]  # fmt: skip
         acks = Acks(len(sent))
         for topic, data, env in sent:
+            indexed = self.job_index.acks(env.id, env.queue, topic, acks)
             self.connection.publish(topic, data, deliver_at=env.run_at, key=env.order_key,
-                                    acks=acks)  # fmt: skip
+                                    acks=indexed)  # fmt: skip
         return acks.stored
 
     def _enqueued(self, calls: Sequence[JobCall], envelopes: list[Envelope]) -> list[str]:
-        """The ids, once the unique jobs have claimed their keys (blocks); DuplicateJob for the
+        """The ids, once the unique jobs have claimed their keys and the debounced ones joined
+        their windows (blocks); DuplicateJob for the
         first duplicate whose call asked for it, once every other job is enqueued."""
         ids, duplicate = [], None
         for call, envelope in zip(calls, envelopes, strict=True):
-            if envelope.unique_key is not None:
+            if envelope.debounce_key is not None:  # of a job declared with debounce=: envelope()
+                debounce = self.jobs[envelope.type].flow.debounce
+                assert debounce is not None
+                envelope = self.debounces.call(envelope, debounce, self.publish_envelope)
+            elif envelope.unique_key is not None:
                 job = self.jobs.get(envelope.type)
                 hold = hold_for(job.flow if job else None)
                 holder = self.unique_keys.claim(envelope, hold, self.publish_envelope)
@@ -350,15 +341,39 @@ class App(PeriodicJobs, Workflows, Closing):
         None lifts that limit. Returns what is in force (see retention.py)."""
         return retention.set_dead_retention(self.connection, queue, max_age, max_size)
 
+    def cancel_matching(self, queue: str | None = None, **keys: Unpack[JobKeys]) -> int:
+        """Cancel every waiting, scheduled or retrying job that carries all of `keys` (in
+        `queue`, or in any), e.g. `cancel_matching(type="sync", unique_key="user:42")`; returns
+        how many, once their cancels are stored (operations/cancel_matching.py)."""
+        check_keys(keys)
+        return self.matching_jobs_cancelled(self.settings, keys, queue)
+
     def cancel(self, job_id: str) -> None:
         """Cancel a job: it does not start, or stops (its result discarded); once stored."""
         cancels.cancel(self.connection, job_id, at=self.clock())
+
+    def hold(self) -> None:
+        """A worker starts on this app (several may, each on its own thread)."""
+        with self._holders_lock:
+            self._holders += 1
+
+    def release(self) -> None:
+        """A worker stopped: the last one closes the app, and the others keep its connection."""
+        with self._holders_lock:
+            self._holders -= 1
+            last = self._holders <= 0
+        if last:
+            self.close()
 
     def close(self) -> None:
         self.close_workflows()
         if self._unique_keys is not None:
             self._unique_keys.close()
             self._unique_keys = None
+        self.job_index.close()
+        if self._debounces is not None:
+            self._debounces.close()
+            self._debounces = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pulsarjobs.middleware import Hooks
     from pulsarjobs.settings import Settings
     from pulsarjobs.transport.connection import Connection
+    from pulsarjobs.transport.job_index import JobIndex
     from pulsarjobs.wire.envelope import Envelope
 
 
@@ -25,6 +26,13 @@ class UniqueKeyHolder(Protocol):
     """The unique keys of an App, as the worker gives them back (flow/unique.py)."""
 
     def release(self, key: str, job_id: str) -> None: ...
+
+
+class DebounceWindows(Protocol):
+    """The debounce windows of an App, as the worker asks them (flow/debounce.py)."""
+
+    def superseded_by(self, envelope: Envelope) -> str | None: ...
+    def settled(self, envelope: Envelope) -> None: ...
 
 
 class SignalSender(Protocol):
@@ -50,10 +58,16 @@ class AppView(Protocol):
     def clock(self) -> Clock: ...
 
     @property
+    def job_index(self) -> JobIndex: ...
+
+    @property
     def unique_keys(self) -> UniqueKeyHolder: ...
 
     @property
     def signals(self) -> SignalSender: ...
+
+    @property
+    def debounces(self) -> DebounceWindows: ...
 
     def envelope(
         self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None
@@ -70,5 +84,9 @@ class AppView(Protocol):
     ) -> None: ...
 
     def declared_queues(self) -> tuple[str, ...]: ...
+
+    def hold(self) -> None: ...
+
+    def release(self) -> None: ...
 
     def close(self) -> None: ...

@@ -25,6 +25,8 @@ R = TypeVar("R")
 # What enqueueing a unique job whose key is held does: return the holder's id, or raise
 # DuplicateJob (which names it).
 IfDuplicate = Literal["id", "raise"]
+Keep = Literal["first", "last"]  # which call's arguments a debounced run takes
+SHORTEST_DEBOUNCE = timedelta(seconds=1)  # the broker delivers scheduled jobs by the second
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +48,36 @@ class JobCall:
     limit_key: str | None = None  # None: the job's type, if it has a concurrency limit
     batch_id: str | None = None  # set by Batch.enqueue (batches.py)
     keep_result: timedelta | None = None  # None: as the job is declared (results.py)
+    debounce_key: str | None = None  # None: the job's type, if it is declared with debounce=
 
     def with_options(self, **options: Any) -> JobCall:
         return replace(self, **options)
+
+
+@dataclass(frozen=True, slots=True)
+class Debounce:
+    """`@app.job(debounce=Debounce(timedelta(seconds=30), timeout=timedelta(minutes=5)))`: calls
+    of a key make one run, `period` after the last one, at most `timeout` after the first
+    (None: no bound), with the `keep`="last" (or "first") call's arguments."""
+
+    period: timedelta
+    timeout: timedelta | None = None
+    keep: Keep = "last"
+
+    def __post_init__(self) -> None:
+        if self.period < SHORTEST_DEBOUNCE:
+            raise ConfigurationError(f"debounce period must be at least 1 s, got {self.period}")
+        if self.timeout is not None and self.timeout < self.period:
+            raise ConfigurationError(
+                f"debounce timeout must be at least its period ({self.period}), got {self.timeout}"
+            )
+        if self.keep not in ("first", "last"):
+            raise ConfigurationError(f'debounce keep must be "first" or "last", got {self.keep!r}')
+
+    @classmethod
+    def of(cls, option: Debounce | timedelta | None) -> Debounce | None:
+        """What `debounce=` declares: a Debounce, or a period alone."""
+        return cls(option) if isinstance(option, timedelta) else option
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +87,7 @@ class FlowOptions:
     unique_for: timedelta | None = None  # enqueues of one key make one job while it is held
     concurrency_limit: int | None = None  # at most this many run at once, cluster-wide
     rate_limit: int | None = None  # at most this many start a second, cluster-wide
+    debounce: Debounce | None = None  # calls of a key make one run (flow/debounce.py)
 
     @property
     def limited(self) -> bool:
@@ -69,6 +99,8 @@ class FlowOptions:
         for name in ("concurrency_limit", "rate_limit"):
             if (value := getattr(self, name)) is not None and value < 1:
                 raise ConfigurationError(f"{name} must be >= 1, got {value}")
+        if self.debounce is not None and self.unique_for is not None:
+            raise ConfigurationError("debounce= and unique_for= do not combine: choose one")
 
 
 class JobOptions(TypedDict, total=False):
@@ -84,6 +116,7 @@ class JobOptions(TypedDict, total=False):
     rate_limit: int | None
     max_snoozes: int  # runs that raise Snooze beyond this are dead-lettered (docs/concepts.md)
     keep_result: timedelta | None  # how long its result is kept (docs/workflows.md)
+    debounce: Debounce | timedelta | None  # calls of a key make one run (docs/flow-control.md)
     group: GroupOptions | None  # its runs take a list of members (docs/flow-control.md)
 
 
@@ -146,6 +179,10 @@ class Job(Generic[P, R]):
             policy = replace(policy, max_attempts=max_attempts)
         flow = FlowOptions(options.get("unique_for"), options.get("concurrency_limit"),
                            options.get("rate_limit"))  # fmt: skip
+        if (debounce := Debounce.of(options.get("debounce"))) is not None:
+            if durable:
+                raise ConfigurationError("a durable job cannot be debounced")
+            flow = replace(flow, debounce=debounce)
         return cls(app, func, options.get("name") or func.__name__,
                    options.get("queue", DEFAULT_QUEUE), policy, options.get("timeout"), flow,
                    options.get("max_snoozes", DEFAULT_MAX_SNOOZES), options.get("keep_result"),

@@ -23,7 +23,7 @@ from pulsarjobs.app_view import AppView
 from pulsarjobs.clock import Clock
 from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.middleware import Middleware
-from pulsarjobs.transport.memory import InMemoryConnection
+from pulsarjobs.transport.memory import InMemoryConnection, MemoryKeyTable
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.values import JobArg
 from pulsarjobs.wire.verdicts import Outcome
@@ -38,22 +38,16 @@ from pulsarjobs.workflows.signals import SignalBoard, SignalingApp
 
 
 class InMemoryUniqueKeys(UniqueKeys):
-    """The held unique keys in memory: one lock for all, nothing to read."""
+    """The held unique keys in memory: one lock for all, the holds kept as marks."""
 
     def __init__(self, connection: InMemoryConnection, clock: Clock) -> None:
-        super().__init__(connection, clock)
+        super().__init__(connection, clock, MemoryKeyTable)
         self._memory_lock = threading.Lock()
 
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[Callable[[bytes], None]]:
         with self._memory_lock:
-            yield lambda data: self._apply(key, data)
-
-    def _catch_up(self) -> None:
-        """Memory has it all."""
-
-    def close(self) -> None:
-        """Nothing to close."""
+            yield lambda data: self.connection.put_mark(self.topic, key, data)
 
 
 class InMemoryBatches:

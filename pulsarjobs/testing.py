@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,9 +27,12 @@ from typing import Any
 from pulsarjobs.app import App
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.grouping.memory import MemoryGroups
 from pulsarjobs.jobs import Job
+from pulsarjobs.operations.cancel_matching import matches
 from pulsarjobs.operations.cancels import Cancel
+from pulsarjobs.settings import Settings
 from pulsarjobs.stand_ins import (
     InMemoryBatches,
     InMemoryResults,
@@ -44,6 +48,7 @@ from pulsarjobs.stand_ins import (
 from pulsarjobs.transport.memory import (
     InMemoryConnection,
     MemoryConsumer,
+    MemoryKeyTable,
     MemoryMessage,
     Outstanding,
     PublishedMessage,
@@ -53,7 +58,6 @@ from pulsarjobs.transport.topics import (
     cancelled_topic,
     carries_jobs,
     is_dead_letter_topic,
-    is_group_topic,
     paused_topic,
     queue_of,
     results_topic,
@@ -136,7 +140,8 @@ class TestRunner:
         self._threads = ThreadPoolExecutor(thread_name_prefix="pulsarjobs-test-job")
         self._current = CurrentRuns()
         judge = Judge(app, WORKER, self._clock, self._current)
-        steps = worker_steps(app, WORKER, judge, self.stats, flow=None, crashes=self._crashes)
+        steps = worker_steps(app, WORKER, judge, self.stats, flow=None, crashes=self._crashes,
+                             debounced=True)  # fmt: skip
         steps += [UniqueKeysBack(self), Recorder(self.outcomes, by_counter)]
         self._pipeline = Pipeline(
             app, judge, JobExecutor(app, judge, self._current, self._threads),
@@ -154,6 +159,9 @@ class TestRunner:
         app.signals = self.signals
         app.unique_keys = InMemoryUniqueKeys(self.connection, self._clock)
         app.result_reader = self.results
+        self._previous_debounces = app.debounces
+        app.matching_jobs_cancelled = self._cancel_matching
+        app.debounces = Debounces(self.connection, self._clock, MemoryKeyTable)
         self.app.hooks.add(self._counter)
         return self
 
@@ -166,6 +174,8 @@ class TestRunner:
         app = self.app
         app.connection, app.clock, app.unique_keys, app.result_reader = self._previous
         app.step_store, app.signals = self._previous_steps
+        app.debounces = self._previous_debounces
+        del app.matching_jobs_cancelled  # the App's own again
         self.app.hooks.remove(self._counter)
         self._loop.close()
         # A sync job that timed out cannot be stopped: leave its thread to finish alone.
@@ -249,6 +259,23 @@ class TestRunner:
             assert outcome.envelope.unique_key is not None
             self.app.unique_keys.release(outcome.envelope.unique_key, outcome.envelope.id)
 
+    def _cancel_matching(
+        self, settings: Settings, keys: Mapping[str, object], queue: str | None
+    ) -> int:
+        """`app.cancel_matching` on the jobs waiting here, as on the broker's."""
+        marks = self.connection.marks.get(cancelled_topic(self.app.settings), {})
+        cancelled = {job_id: Cancel.decode(mark).cancelled_at for job_id, mark in marks.items()}
+        count = 0
+        for job in self.pending:
+            at = cancelled.get(job.id)
+            if (queue in (None, job.queue) and matches(job, keys)
+                    and (at is None or job.created_at > at)):  # fmt: skip
+                self.app.cancel(job.id)
+                cancelled[job.id], count = self._now, count + 1
+                if job.debounce_key is not None:
+                    self.app.debounces.settled(job)
+        return count
+
     # -- draining --------------------------------------------------------------------------
 
     async def _drain(
@@ -327,12 +354,7 @@ class TestRunner:
         """The next job to run, if it is due by `horizon` (None: whenever it is due). A paused
         queue's jobs wait, as workers leave them stored (`app.pause`)."""
         self._collect()
-        while (group_due := self.groups.next_due()) is not None and (  # due groups go first
-            (horizon is None or group_due <= horizon)
-            and (not self._pending or group_due <= self._pending[0].due)
-        ):
-            self._move_to(group_due)
-            self.groups.store_due(self._now)
+        while self.groups.store_next(horizon, self._pending, self._move_to):  # before the jobs
             self._collect()
         paused = self.connection.marks.get(paused_topic(self.app.settings))
         if not paused:
@@ -357,8 +379,9 @@ class TestRunner:
     def _collect(self) -> None:
         """Sort what was published since the last look, as the broker and a worker would."""
         while published := self.connection.take():  # settling on arrival publishes too
-            for message in published:
-                self._collect_one(message)
+            for message in published:  # a grouped job's member waits in its group
+                if not self.groups.held(message, self._now):
+                    self._collect_one(message)
 
     def _collect_one(self, published: PublishedMessage) -> None:
         if is_dead_letter_topic(published.topic):
@@ -366,8 +389,6 @@ class TestRunner:
         elif published.topic == results_topic(self.app.settings):
             result = JobResult.decode(published.data)
             self.results.stored[result.job_id] = result
-        elif is_group_topic(published.topic):
-            self.groups.hold(published, self._now)
         elif not carries_jobs(published.topic):  # a batch's event: counted as a worker would
             self.batches.count(published.data)
         else:

@@ -1,5 +1,5 @@
 """`pulsarjobs flow | flow rate QUEUE N|off`: the flow control in force — rate limits, concurrency
-limits, unique keys held — and setting a queue's rate limit."""
+limits, unique keys held, pending debounces — and setting a queue's rate limit."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.console import Console
 
 from pulsarjobs.cli.context import inspecting
 from pulsarjobs.cli.output import AsJson, print_json, print_table, reports_errors
+from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.flow.rates import set_rate_limit
 from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.operations.flow_report import FlowReport, flow_report, rate_limits
@@ -25,13 +26,13 @@ def flow(ctx: typer.Context, as_json: AsJson = False) -> None:
     if ctx.invoked_subcommand is not None:
         return
     with inspecting(ctx) as inspector:
-        unique_keys = UniqueKeys(inspector.connection)
+        unique_keys, debounces = UniqueKeys(inspector.connection), Debounces(inspector.connection)
         try:
-            report = flow_report(
-                inspector.connection, unique_keys, rate_limits(inspector), inspector.workers()
-            )
+            report = flow_report(inspector.connection, unique_keys, rate_limits(inspector),
+                                 inspector.workers(), debounces)  # fmt: skip
         finally:
             unique_keys.close()
+            debounces.close()
     if as_json:
         print_json(report)
     else:
@@ -83,3 +84,16 @@ def show(report: FlowReport) -> None:
     title = f"Unique keys held: {report.unique_held}"
     columns = ("key", "job", "type", "queue", "until")
     print_table(console, title, columns, held, wraps={"until"}, caption=caption)
+    show_debounces(report)
+
+
+def show_debounces(report: FlowReport) -> None:
+    windows = [(w.debounce_key, w.type, w.queue, str(w.calls),
+                w.started_at.isoformat(timespec="seconds"), w.due_at.isoformat(timespec="seconds"))
+               for w in report.debounce_windows]  # fmt: skip
+    caption = None
+    if report.debounces_open > len(windows):
+        caption = f"the {len(windows)} soonest due"
+    title = f"Pending debounces: {report.debounces_open}"
+    columns = ("key", "type", "queue", "calls", "first call", "runs at")
+    print_table(console, title, columns, windows, wraps={"first call", "runs at"}, caption=caption)

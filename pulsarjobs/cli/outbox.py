@@ -119,6 +119,8 @@ def relay(
         while server_thread.is_alive() and not running.stopping.wait(0.5):
             pass
     finally:
+        running.stop()
+        running.presence.stopped()  # its last heartbeat said "stopped"
         connection.close()  # also ends a wait for leadership
         server_thread.join(10)
         engine.dispose()

@@ -3,6 +3,7 @@ pausing and resuming a queue for every worker; how long its dead letters are kep
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Annotated, TypeVar
@@ -16,6 +17,7 @@ from pulsarjobs.cli.output import AsJson, print_json, reports_errors, table
 from pulsarjobs.operations.durations import parse_duration, parse_size
 from pulsarjobs.operations.inspector import Inspector, QueueStats
 from pulsarjobs.operations.pauses import pause, resume
+from pulsarjobs.operations.ready_work import ReadyWork
 from pulsarjobs.operations.retention import KEPT_FOREVER, dead_retention, set_dead_retention
 from pulsarjobs.transport.topics import topics_for
 
@@ -27,6 +29,8 @@ COLUMNS = (
     "queue",
     "waiting",
     "scheduled",
+    "retrying",
+    "cancelled",
     "in flight",
     "grouping",
     "dead",
@@ -49,18 +53,22 @@ def queues(
     ] = 2.0,
     as_json: AsJson = False,
 ) -> None:
-    """Jobs waiting, scheduled, in flight and dead, per queue, with rates and workers."""
+    """Jobs waiting, scheduled, retrying, cancelled, in flight and dead, per queue, with rates
+    and workers; and the transactional outbox's lag, while a relay runs. Counts are exact: each
+    queue's backlog is read through (about 20,000 jobs a second; --watch then reads only what
+    came since)."""
     if ctx.invoked_subcommand is not None:
         return
     if watch and as_json:
         raise typer.BadParameter("--watch shows a table; leave out --json", param_hint="--watch")
     with inspecting(ctx) as inspector:
+        counts = ReadyWork(inspector, read_budget=math.inf)
         if as_json:
-            print_json(inspector.queues())
+            print_json(counts.exact(inspector.queues()))
         elif watch:
-            watch_queues(inspector, interval)
+            watch_queues(inspector, counts, interval)
         else:
-            console.print(queue_table(inspector))
+            console.print(queue_table(inspector, counts))
 
 
 @app.command("pause")
@@ -135,30 +143,34 @@ def parse_option(parse: Callable[[str], T], text: str | None, option: str) -> T 
         raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
-def watch_queues(inspector: Inspector, interval: float) -> None:
-    with Live(queue_table(inspector), console=console, auto_refresh=False) as live:
+def watch_queues(inspector: Inspector, counts: ReadyWork, interval: float) -> None:
+    with Live(queue_table(inspector, counts), console=console, auto_refresh=False) as live:
         try:
             while True:
                 time.sleep(interval)
-                live.update(queue_table(inspector), refresh=True)
+                live.update(queue_table(inspector, counts), refresh=True)
         except KeyboardInterrupt:
             pass
 
 
-def queue_table(inspector: Inspector) -> RenderableType:
+def queue_table(inspector: Inspector, counts: ReadyWork) -> RenderableType:
     settings = inspector.settings
     title = f"Queues of {settings.full_namespace}, subscription {settings.subscription}"
-    rows = [row(queue) for queue in inspector.queues()]
-    caption = None if rows else "no queues yet: they appear with their first job"
+    rows = [row(queue) for queue in counts.exact(inspector.queues())]
+    captions = [] if rows else ["no queues yet: they appear with their first job"]
+    if (outbox := inspector.outbox()) is not None:  # its relays' heartbeats tell its lag
+        captions.append(outbox.sentence())
+    caption = "\n".join(captions) or None
     return table(console, title, COLUMNS, rows, right=COLUMNS[1:], caption=caption)
 
 
 def row(queue: QueueStats) -> tuple[str, ...]:
-    scheduled = f"{queue.scheduled}" if queue.exact else f"≥{queue.scheduled}"
     return (
         f"{queue.queue} [yellow](paused)[/]" if queue.paused else queue.queue,
         str(queue.waiting),
-        scheduled,
+        str(queue.scheduled),
+        str(queue.retrying),
+        str(queue.cancelled),
         str(queue.in_flight),
         str(queue.grouping),  # grouped jobs' members: "N in M" groups
         f"[red]{queue.dead}[/]" if queue.dead else "0",

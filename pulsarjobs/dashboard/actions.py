@@ -1,6 +1,7 @@
 """What the dashboard's buttons do, each through the same code as the command line: replay and
 delete dead letters (replay.py, in a background task), quiet and stop workers (control.tell),
-pause and resume queues (pauses.py), cancel a job or run it now (cancels.py), and run now,
+pause and resume queues (pauses.py), cancel a job or run it now (cancels.py) or every job that
+carries a key (cancel_matching.py), and run now,
 cancel or kill many scheduled or retrying jobs (bulk_jobs.py, in a background task), send a
 signal to the durable jobs waiting on its key (app.signal, as `pulsarjobs signal` does).
 Every one is a POST, also under /api/ (answering JSON there, and redirecting a browser
@@ -34,7 +35,8 @@ from pulsarjobs.operations import cancels, pauses
 from pulsarjobs.operations import replay as moves
 from pulsarjobs.operations.browse import Where
 from pulsarjobs.operations.bulk_jobs import JOB_ACTIONS, JobAction, JobPick, JobTopic, act_on_jobs
-from pulsarjobs.operations.control import COMMANDS, Command, tell
+from pulsarjobs.operations.cancel_matching import cancel_matching, check_keys
+from pulsarjobs.operations.control import COMMANDS, Command, tell_each
 from pulsarjobs.operations.dead_letters import DeadLetterFilter
 from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.transport.connection import client_errors
@@ -66,6 +68,7 @@ def routes() -> list[Route]:
             Route(f"{prefix}/workers/{{command}}", command_worker, methods=["POST"]),
             Route(f"{prefix}/queues/{{switch}}", switch_queue, methods=["POST"]),
             Route(f"{prefix}/jobs/cancel", cancel_job, methods=["POST"]),
+            Route(f"{prefix}/jobs/cancel-matching", cancel_matching_jobs, methods=["POST"]),
             Route(f"{prefix}/jobs/run-now", run_job_now, methods=["POST"]),
             Route(f"{prefix}/signals/send", send_signal, methods=["POST"]),
         ]
@@ -200,33 +203,50 @@ def jobs_picked(form: FormData, where: JobTopic, jobs: str) -> tuple[JobPick, st
 
 
 async def command_worker(request: Request) -> Response:
+    """Quiet or stop one worker (`worker=`), or every live worker on a host (`host=`)."""
     command = WORKER_COMMANDS.get(request.path_params["command"])
     if command is None:
         raise NotFound(f"No worker command: use {' or '.join(COMMANDS)}.")
     form = await request.form()
+    if host := str(form.get("host") or ""):
+        states = await run_in_threadpool(tell_host, request, host, command)
+        confirmed = {worker: state for worker, state in states.items() if state is not None}
+        body: dict[str, object] = {"host": host, "command": command, "workers": states}
+        notice = (f"{len(confirmed)} of {len(states)} workers on {host} confirmed {command} "
+                  f"within {CONFIRM_SECONDS:g} s.")  # fmt: skip
+        return answer(request, body, "/workers", notice)
     worker = str(form.get("worker") or "")
-    state = await run_in_threadpool(tell_worker, request, worker, command)
-    body = {"worker": worker, "command": command, "confirmed": state is not None, "state": state}
-    if state is None:
+    state = await run_in_threadpool(tell_workers, request, [worker], command)
+    body = {"worker": worker, "command": command, "confirmed": state[worker] is not None,
+            "state": state[worker]}  # fmt: skip
+    if state[worker] is None:
         notice = f"Sent {command} to {worker}; it has not confirmed within {CONFIRM_SECONDS:g} s."
     else:
-        notice = f"Worker {worker} is {state}."
+        notice = f"Worker {worker} is {state[worker]}."
     return answer(request, body, "/workers", notice)
 
 
-def tell_worker(request: Request, worker: str, command: Command) -> str | None:
-    """The state the worker confirms, or None when it did not in time."""
+def tell_host(request: Request, host: str, command: Command) -> dict[str, str | None]:
+    workers = dashboard_of(request).inspector.workers(everyone=True)
+    live = [w.worker for w in workers if w.host == host and w.state in ("running", "quiet")]
+    if not live:
+        raise BadRequest(f"No worker on {host} takes a command.")
+    return tell_workers(request, live, command)
+
+
+def tell_workers(request: Request, workers: list[str], command: Command) -> dict[str, str | None]:
+    """The state each worker confirms, or None when it did not in time."""
     dash = dashboard_of(request)
     inspector = dash.inspector
     known = {status.worker: status for status in inspector.workers(everyone=True)}
-    target = known.get(worker)
-    if target is None:
-        raise NotFound(f"No worker {worker!r}.")
-    if target.state in ("gone", "stopped"):
-        raise BadRequest(f"Worker {worker} is {target.state}: it takes no command.")
-    with client_errors(dash.settings.service_url, f"telling {worker} to {command}"):
-        beat = tell(inspector.client, dash.settings, worker, command, CONFIRM_SECONDS)
-    return beat.state if beat is not None else None
+    for worker in workers:
+        if (target := known.get(worker)) is None:
+            raise NotFound(f"No worker {worker!r}.")
+        if target.state in ("gone", "stopped"):
+            raise BadRequest(f"Worker {worker} is {target.state}: it takes no command.")
+    with client_errors(dash.settings.service_url, f"telling {', '.join(workers)} to {command}"):
+        beats = tell_each(inspector.client, dash.settings, workers, command, CONFIRM_SECONDS)
+    return {worker: beat.state if beat is not None else None for worker, beat in beats.items()}
 
 
 # -- queues and jobs ---------------------------------------------------------------------------
@@ -257,6 +277,24 @@ async def cancel_job(request: Request) -> Response:
     body = {"job_id": job_id, "cancelled_at": mark.cancelled_at.isoformat()}
     notice = f"Job {job_id} is cancelled: it will not run (a running one stops or is discarded)."
     return answer(request, body, back(form, "/scheduled"), notice)
+
+
+async def cancel_matching_jobs(request: Request) -> Response:
+    """Cancel every waiting, scheduled or retrying job whose `key` (an envelope attribute, e.g.
+    unique_key) is `value`, in `queue` or in every queue (cancel_matching.py); says how many."""
+    form = await request.form()
+    name, value = str(form.get("key") or ""), str(form.get("value") or "").strip()
+    queue = str(form.get("queue") or "").strip() or None
+    try:
+        check_keys({name: value})
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    inspector = dashboard_of(request).inspector
+    queues = None if queue is None else [queue_param(queue)]
+    count = await run_in_threadpool(cancel_matching, inspector, {name: value}, queues)
+    dashboard_of(request).snapshots.forget()
+    notice = f"Cancelled {count} jobs with {name} {value!r} in {queue or 'every queue'}."
+    return answer(request, {"cancelled": count}, back(form, "/queues"), notice)
 
 
 async def run_job_now(request: Request) -> Response:

@@ -37,6 +37,8 @@ def ready(request: Request) -> Response:
                 queue.queue: {
                     "ready": queue.ready,
                     "scheduled": queue.scheduled,
+                    "retrying": queue.retrying,
+                    "cancelled": queue.cancelled,
                     "oldest_ready_seconds": queue.oldest_ready_seconds,
                     "paused": queue.paused,
                     "exact": queue.exact,

@@ -1,11 +1,11 @@
 """What Home and Queues show, read once per poll interval however many pages ask.
 
-`Inspector.queue()` reads up to 10,000 messages per topic to tell scheduled jobs from waiting
-ones: about 0.7 s per queue with a deep backlog on a small machine, for every poll of every open
-tab. The dashboard reads at most SUMMARY_SCAN messages per topic instead (under 0.15 s), marks
-counts it could not make exact ("≥ scheduled", "≤ waiting"), and shares one snapshot between all
-requests for `max_age` seconds: requests that come while one is being read wait for it rather
-than read again. The Scheduled page reads further, a page at a time.
+The counts of waiting, scheduled, retrying and cancelled jobs are ReadyWork's (ready_work.py):
+exact at any depth, each look reading only what reached the broker since the last. A deep first
+read goes on over several looks; until it is through, counts are marked ("≥ scheduled",
+"≤ waiting"). The rest (rates, in flight, dead, workers) is the broker's, read with at most
+SUMMARY_SCAN messages per topic. One snapshot is shared between all requests for `max_age`
+seconds: requests that come while one is being read wait for it rather than read again.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from datetime import datetime
 
 from pulsarjobs.clock import utc_now
 from pulsarjobs.dashboard.samples import Samples, take_sample
+from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.operations.browse import Browser
 from pulsarjobs.operations.flow_report import FlowReport, flow_report
 from pulsarjobs.operations.inspector import Inspector, QueueStats, WorkerStatus
+from pulsarjobs.operations.outbox_lag import OutboxStatus
+from pulsarjobs.operations.ready_work import ReadyWork
 
 SUMMARY_SCAN = 1_000  # messages read per topic to tell scheduled jobs from waiting ones
 
@@ -33,7 +36,8 @@ class Totals:
     concurrency: int
     waiting: int
     scheduled: int
-    retrying: int  # jobs on the retry topics (counted in waiting or scheduled too)
+    retrying: int  # jobs on the retry topics waiting out a backoff
+    cancelled: int  # jobs cancelled, held until they come due
     dead: int
     exact: bool  # False: some queue's backlog was too long to read whole
 
@@ -41,11 +45,11 @@ class Totals:
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     taken_at: datetime
-    queues: tuple[QueueStats, ...]
-    retrying: dict[str, int]  # queue -> jobs on its retry topic
+    queues: tuple[QueueStats, ...]  # with ReadyWork's exact counts
     workers: tuple[WorkerStatus, ...]
     scan_limit: int
     flow: FlowReport  # limits and unique keys held
+    outbox: OutboxStatus | None = None  # the outbox's lag, told by its relays; None: no relay
 
     @property
     def totals(self) -> Totals:
@@ -57,7 +61,8 @@ class Snapshot:
             concurrency=sum(worker.concurrency for worker in workers),
             waiting=sum(queue.waiting for queue in queues),
             scheduled=sum(queue.scheduled for queue in queues),
-            retrying=sum(self.retrying.values()),
+            retrying=sum(queue.retrying or 0 for queue in queues),
+            cancelled=sum(queue.cancelled or 0 for queue in queues),
             dead=sum(queue.dead for queue in queues),
             exact=all(queue.exact for queue in queues),
         )
@@ -68,13 +73,20 @@ class Snapshot:
 
 class Snapshots:
     def __init__(
-        self, browser: Browser, samples: Samples, max_age: float, scan: int = SUMMARY_SCAN
+        self,
+        browser: Browser,
+        samples: Samples,
+        ready_work: ReadyWork,
+        max_age: float,
+        scan: int = SUMMARY_SCAN,
     ) -> None:
         self.browser = browser
         self.samples = samples
+        self.ready_work = ready_work
         self.max_age = max_age
         self.scan = scan
         self._unique_keys: UniqueKeys | None = None  # made at the first read: no broker yet
+        self._debounces: Debounces | None = None  # likewise
         self._latest: Snapshot | None = None
         self._read_at = 0.0  # monotonic
         self._lock = threading.Lock()
@@ -94,6 +106,9 @@ class Snapshots:
             if self._unique_keys is not None:
                 self._unique_keys.close()
                 self._unique_keys = None
+            if self._debounces is not None:
+                self._debounces.close()
+                self._debounces = None
 
     def forget(self) -> None:
         """After a change: the next page reads afresh."""
@@ -101,11 +116,13 @@ class Snapshots:
             self._latest = None
 
     def _read(self, inspector: Inspector) -> Snapshot:
-        queues = tuple(inspector.queues(self.scan))
-        retrying = {queue.queue: self.browser.held(queue.queue, "retry") for queue in queues}
+        queues = tuple(self.ready_work.exact(inspector.queues(self.scan)))
         rates = {queue.queue: queue.rate_limit for queue in queues if queue.rate_limit}
         workers = tuple(inspector.workers())
         if self._unique_keys is None:
             self._unique_keys = UniqueKeys(inspector.connection)  # read on at each snapshot
-        flow = flow_report(inspector.connection, self._unique_keys, rates, workers)
-        return Snapshot(utc_now(), queues, retrying, workers, self.scan, flow)
+        if self._debounces is None:
+            self._debounces = Debounces(inspector.connection)
+        flow = flow_report(inspector.connection, self._unique_keys, rates, workers, self._debounces)
+        outbox = inspector.outbox()
+        return Snapshot(utc_now(), queues, workers, self.scan, flow, outbox)

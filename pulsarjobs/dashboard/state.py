@@ -62,7 +62,7 @@ class Dashboard:
             secret=secret,
             read_only=read_only,
             samples=samples,
-            snapshots=Snapshots(browser, samples, max_age=POLL_SECONDS - 0.5),
+            snapshots=Snapshots(browser, samples, ready_work, max_age=POLL_SECONDS - 0.5),
             tasks=Tasks(settings),
             metrics=metrics,
             ready_work=ready_work,

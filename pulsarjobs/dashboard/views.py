@@ -13,11 +13,21 @@ from pulsarjobs.dashboard.samples import Point
 from pulsarjobs.dashboard.snapshot import Snapshot
 from pulsarjobs.dashboard.state import Dashboard
 from pulsarjobs.errors import NotFound, PulsarJobsError
-from pulsarjobs.operations.browse import PAGE_SIZES, WHERE, Count, JobMessage, Page, Where
+from pulsarjobs.operations.browse import (
+    PAGE_SIZES,
+    WHERE,
+    Count,
+    FoundMessage,
+    JobMessage,
+    Page,
+    Where,
+)
+from pulsarjobs.operations.cancel_matching import JobKeys
 from pulsarjobs.operations.cancels import cancelled_jobs
 from pulsarjobs.operations.dead_letters import DeadLetterFilter
 from pulsarjobs.operations.durable_steps import asleep_until
 from pulsarjobs.operations.durations import parse_since
+from pulsarjobs.operations.job_search import JobSearch
 from pulsarjobs.operations.retention import KEPT_FOREVER
 from pulsarjobs.scheduling.leader import scheduler_leader
 from pulsarjobs.scheduling.schedules import recorded_ticks, schedule_statuses
@@ -41,6 +51,7 @@ def home(request: Request, dash: Dashboard) -> Context:
         "taken_at": snapshot.taken_at,
         "scan_limit": snapshot.scan_limit,
         "series": series(dash.samples.points()),
+        "outbox": snapshot.outbox,
     }
 
 
@@ -48,10 +59,11 @@ def queues(request: Request, dash: Dashboard) -> Context:
     snapshot = dash.snapshots.latest()
     return {
         "queues": snapshot.queues,
-        "retrying": snapshot.retrying,
         "flow": snapshot.flow,
         "taken_at": snapshot.taken_at,
         "scan_limit": snapshot.scan_limit,
+        "outbox": snapshot.outbox,
+        "job_keys": list(JobKeys.__annotations__),  # what cancel by key matches on
     }
 
 
@@ -59,11 +71,13 @@ def queue(request: Request, dash: Dashboard) -> Context:
     size, after = page_size(request), cursor(request)  # bad parameters fail before any read
     name = existing_queue(dash, request.path_params["queue"])
     stats = [stats for stats in dash.snapshots.latest().queues if stats.queue == name]
+    search = job_search(request)
     return {
         "queue": name,
         "stats": stats[0] if stats else None,
         "size": size,
-        "page": dash.browser.waiting(name, after, size),
+        "page": dash.browser.waiting(name, after, size, search),
+        **searched_on(f"/queues/{name}", search),
     }
 
 
@@ -79,9 +93,8 @@ def scheduled(request: Request, dash: Dashboard) -> Context:
 def retries(request: Request, dash: Dashboard) -> Context:
     snapshot = dash.snapshots.latest()
     browser = dash.browser
-    return jobs_due_later(
-        request, dash, snapshot, snapshot.retrying, browser.retries, browser.count_retries
-    )
+    counts = {q.queue: q.retrying or 0 for q in snapshot.queues}
+    return jobs_due_later(request, dash, snapshot, counts, browser.retries, browser.count_retries)
 
 
 def jobs_due_later(
@@ -89,14 +102,14 @@ def jobs_due_later(
     dash: Dashboard,
     snapshot: Snapshot,
     counts: dict[str, int],
-    read: Callable[[str, Position | None, int], Page[JobMessage]],
+    read: Callable[[str, Position | None, int, JobSearch | None], Page[JobMessage]],
     count: Callable[[str], Count],
 ) -> Context:
     """The Scheduled or the Retries page: a queue's jobs due later, which one may run now,
     cancel or kill, and how many there are, for the buttons acting on them all."""
     name = chosen_queue(request, snapshot, counts)
-    size = page_size(request)
-    page = read(name, cursor(request), size) if name else None
+    size, search = page_size(request), job_search(request)
+    page = read(name, cursor(request), size, search) if name else None
     return {
         "queue": name,
         "queues": queue_names(snapshot),
@@ -104,6 +117,7 @@ def jobs_due_later(
         "page": page,
         "cancelled": cancelled_among(dash, page.items if page else ()),
         "everything": everything(dash, page, lambda: count(name) if name else Count(0, True)),
+        **searched_on(request.url.path, search),
     }
 
 
@@ -121,8 +135,8 @@ def dead(request: Request, dash: Dashboard) -> Context:
     snapshot = dash.snapshots.latest()
     name = chosen_queue(request, snapshot, {q.queue: q.dead for q in snapshot.queues})
     size = page_size(request)
-    matching = dead_letter_filter(request.query_params)
-    page = dash.browser.dead(name, matching, cursor(request), size) if name else None
+    matching, search = dead_letter_filter(request.query_params), job_search(request)
+    page = dash.browser.dead(name, matching, cursor(request), size, search) if name else None
     counted = everything(dash, page, lambda: dash.browser.count_dead(name or "", matching))
     return {
         "queue": name,
@@ -138,6 +152,7 @@ def dead(request: Request, dash: Dashboard) -> Context:
         "tasks": [t for t in dash.tasks.recent() if (t.queue, t.where) == (name, "dead")],
         "retention": next((q.dead_retention for q in snapshot.queues if q.queue == name), None)
         or KEPT_FOREVER,
+        **searched_on("/dead", search),
     }
 
 
@@ -179,6 +194,12 @@ def job(request: Request, dash: Dashboard) -> Context:
     found = dash.browser.message(name, where, position)
     if found is None:
         raise NotFound(f"No message at {request.path_params['position']} on {where} of {name}.")
+    return message_context(dash, found)
+
+
+def message_context(dash: Dashboard, found: FoundMessage) -> Context:
+    """What a job's page shows of its message (found by position, or by its id: finding.py)."""
+    where = found.where
     cancelled = cancelled_among(dash, [found.job] if found.job else [])
     envelope = found.job.envelope if found.job else None
     seen = None  # where it runs, or ended lately, with its progress (progress.py)
@@ -282,6 +303,17 @@ def dead_letter_filter(params: Any) -> DeadLetterFilter:
     except ValueError as exc:
         raise BadRequest(f"since: {exc}") from None
     return DeadLetterFilter(job_type=job_type, error=error, since=cutoff, since_text=since)
+
+
+def job_search(request: Request) -> JobSearch | None:
+    """The list's search by type or argument text (`q`), if any."""
+    text = (request.query_params.get("q") or "").strip()
+    return JobSearch(text) if text else None
+
+
+def searched_on(path: str, search: JobSearch | None) -> Context:
+    """What the top bar's search box needs on a list page: where to search, what was asked."""
+    return {"search_path": path, "search_text": search.text if search else ""}
 
 
 def where_param(text: str) -> Where:

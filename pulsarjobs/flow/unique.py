@@ -15,19 +15,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import pulsar
 import structlog
 
 from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.errors import EnqueueError
 from pulsarjobs.jobs import FlowOptions
-from pulsarjobs.transport.connection import Connection, client_errors
+from pulsarjobs.transport.connection import Connection
+from pulsarjobs.transport.key_table import KeyTable
 from pulsarjobs.transport.keylocks import key_lock
 from pulsarjobs.transport.topics import unique_topic
 from pulsarjobs.wire.envelope import Envelope, JobArg
@@ -36,7 +35,6 @@ from pulsarjobs.wire.records import decode_record, encode_record, instant
 log = structlog.get_logger("pulsarjobs.unique")
 
 DEFAULT_UNIQUE_FOR = timedelta(days=1)  # a key given per call, of a job declared without one
-READ_TIMEOUT_MS = 5_000
 LOCK_SCOPE = "unique"
 
 
@@ -98,13 +96,13 @@ def _bytes_as_hex(value: object) -> str:
 class UniqueKeys:
     """The held keys as this process last read them, and taking and giving them back."""
 
-    def __init__(self, connection: Connection, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, connection: Connection, clock: Clock = utc_now, table: type[KeyTable[Hold]] = KeyTable
+    ) -> None:
         self.connection = connection
         self.clock = clock
         self.topic = unique_topic(connection.settings)
-        self._held: dict[str, Hold] = {}
-        self._reader: pulsar.Reader | None = None
-        self._reading = threading.Lock()  # one catch-up at a time
+        self.table = table(connection, self.topic, Hold.decode)
 
     def claim(
         self, envelope: Envelope, hold_for: timedelta, send: Callable[[Envelope], Future[None]]
@@ -136,50 +134,22 @@ class UniqueKeys:
 
     def holder(self, key: str) -> Hold | None:
         """The live hold of `key` as stored now (reads what others wrote since the last look)."""
-        self._catch_up()
-        held = self._held.get(key)
+        held = self.table.get(key)
         return held if held is not None and held.expires_at > self.clock() else None
 
     def held(self) -> list[Hold]:
         """Every live hold, the soonest to expire first."""
-        self._catch_up()
         now = self.clock()
         return sorted(
-            (hold for hold in self._held.values() if hold.expires_at > now),
+            (hold for hold in self.table.values() if hold.expires_at > now),
             key=lambda hold: hold.expires_at,
         )
 
     def close(self) -> None:
-        with self._reading:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+        self.table.close()
 
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[Callable[[bytes], None]]:
         """Hold the key's lock; yields what stores a value of the key (b"": removes it)."""
         with key_lock(self.connection, self.topic, LOCK_SCOPE, key) as producer:
             yield lambda data: producer.send(data, partition_key=key)
-
-    def _catch_up(self) -> None:
-        """Read to the end of the topic: `has_message_available` asks the broker when it has
-        nothing buffered, so what was stored before this call is read."""
-        with self._reading, client_errors(self.connection.settings.service_url,
-                                          f"reading {self.topic}"):  # fmt: skip
-            if self._reader is None:
-                self.connection.keep_marks(self.topic)
-                self._reader = self.connection.client.create_reader(
-                    self.topic, pulsar.MessageId.earliest, is_read_compacted=True
-                )
-            while self._reader.has_message_available():
-                message = self._reader.read_next(timeout_millis=READ_TIMEOUT_MS)
-                self._apply(message.partition_key(), message.data())
-
-    def _apply(self, key: str, data: bytes) -> None:
-        if not data:
-            self._held.pop(key, None)
-            return
-        try:
-            self._held[key] = Hold.decode(key, data)
-        except ValueError:
-            log.warning("not a unique hold; skipped", topic=self.topic, key=key)

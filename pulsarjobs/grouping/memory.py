@@ -3,7 +3,9 @@ buffer on the virtual clock, and a group due is published as its job, as a worke
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from pulsarjobs.app_view import AppView
 from pulsarjobs.grouping.buffer import GroupBuffer, PendingGroup
@@ -11,7 +13,13 @@ from pulsarjobs.grouping.job import GroupedJob
 from pulsarjobs.grouping.members import group_envelope, member_of
 from pulsarjobs.grouping.options import UNGROUPED, GroupOptions
 from pulsarjobs.transport.memory import PublishedMessage
+from pulsarjobs.transport.topics import is_group_topic
 from pulsarjobs.wire.envelope import decode
+
+
+class Due(Protocol):
+    @property
+    def due(self) -> datetime: ...
 
 
 class MemoryGroups:
@@ -25,20 +33,32 @@ class MemoryGroups:
         """The groups still collecting members."""
         return list(self.buffer.groups.values())
 
-    def hold(self, published: PublishedMessage, now: datetime) -> None:
-        """A member published to a group topic (an undecodable one raises: a test's mistake)."""
+    def held(self, published: PublishedMessage, now: datetime) -> bool:
+        """Whether the message was a member, now held in its group (an undecodable one raises:
+        a test's mistake)."""
+        if not is_group_topic(published.topic):
+            return False
         envelope = decode(published.data, None)
         member = member_of(envelope, published.key or "")
         full = self.buffer.add(envelope.type, envelope.queue, member, published.due, now)
         if full is not None:
             self._store(full, now)
+        return True
 
-    def next_due(self) -> datetime | None:
-        return self.buffer.next_due()
-
-    def store_due(self, now: datetime) -> None:
-        for group in self.buffer.take_due(now):
-            self._store(group, now)
+    def store_next(
+        self, horizon: datetime | None, pending: Sequence[Due], move_to: Callable[[datetime], None]
+    ) -> bool:
+        """Store the groups due next, moving the clock to them, if they are due by `horizon`
+        (None: whenever) and no later than the first `pending` job; whether there were any."""
+        due = self.buffer.next_due()
+        if due is None or (horizon is not None and due > horizon):
+            return False
+        if pending and pending[0].due < due:
+            return False
+        move_to(due)
+        for group in self.buffer.take_due(due):
+            self._store(group, due)
+        return True
 
     def _store(self, group: PendingGroup, now: datetime) -> None:
         job = self.app.jobs.get(group.type)

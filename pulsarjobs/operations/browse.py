@@ -23,6 +23,7 @@ from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import NotFound
 from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter, read_dead_letter
 from pulsarjobs.operations.inspector import Inspector, due_time
+from pulsarjobs.operations.job_search import JobSearch
 from pulsarjobs.transport.backlog import (
     Position,
     partition_holding,
@@ -99,30 +100,45 @@ class Browser:
         self.inspector = inspector
         self.settings = inspector.settings
 
-    def waiting(self, queue: str, after: Position | None, size: int) -> Page[JobMessage]:
+    def waiting(
+        self, queue: str, after: Position | None, size: int, search: JobSearch | None = None
+    ) -> Page[JobMessage]:
         """Jobs due now on the queue's topic, oldest first (those a worker is running too: a
-        reader cannot tell them apart)."""
+        reader cannot tell them apart); with `search`, those it matches (job_search.py)."""
         now = utc_now()
-        return self._jobs(queue, "jobs", after, size, lambda job: job.due_at <= now)
+        return self._jobs(queue, "jobs", after, size, lambda job: job.due_at <= now, search)
 
-    def scheduled(self, queue: str, after: Position | None, size: int) -> Page[JobMessage]:
+    def scheduled(
+        self, queue: str, after: Position | None, size: int, search: JobSearch | None = None
+    ) -> Page[JobMessage]:
         """Jobs on the queue's topic due later (enqueued with in_/at), in the order enqueued."""
         now = utc_now()
-        return self._jobs(queue, "jobs", after, size, lambda job: job.due_at > now)
+        return self._jobs(queue, "jobs", after, size, lambda job: job.due_at > now, search)
 
-    def retries(self, queue: str, after: Position | None, size: int) -> Page[JobMessage]:
+    def retries(
+        self, queue: str, after: Position | None, size: int, search: JobSearch | None = None
+    ) -> Page[JobMessage]:
         """Jobs on the subscription's retry topic: those that failed or snoozed before, durable
         jobs asleep (parked) and any other published again to run later, waiting for their
         time, or due and about to run again."""
-        return self._jobs(queue, "retry", after, size, is_retry)
+        return self._jobs(queue, "retry", after, size, is_retry, search)
 
     def dead(
-        self, queue: str, matching: DeadLetterFilter, after: Position | None, size: int
+        self,
+        queue: str,
+        matching: DeadLetterFilter,
+        after: Position | None,
+        size: int,
+        search: JobSearch | None = None,
     ) -> Page[DeadLetter]:
-        """Dead letters picked by `matching`, oldest first."""
+        """Dead letters picked by `matching` (and `search`), oldest first."""
         held = self.inspector.dead_count(queue)
         with closing(self.inspector.scan_dead_letters(queue, matching, after)) as scan:
             found = ((position_of(message_id), letter) for message_id, letter in scan)
+            if search is not None:
+                found = (
+                    (at, it if it and search.matches(it.envelope) else None) for at, it in found
+                )
             return _page(found, size, held, after)
 
     def count_scheduled(self, queue: str) -> Count:
@@ -174,7 +190,11 @@ class Browser:
         after: Position | None,
         size: int,
         keep: Callable[[JobMessage], bool],
+        search: JobSearch | None = None,
     ) -> Page[JobMessage]:
+        if search is not None:
+            listed = keep
+            keep = lambda job: listed(job) and search.matches(job.envelope)  # noqa: E731
         topic, subscription = self._topic(queue, where)
         inspector = self.inspector
         held = self._held(topic, subscription)

@@ -64,7 +64,7 @@ def act_on_jobs(
     (for run now) due already, which a copy would run twice."""
     marks = cancelled_jobs(inspector.connection)
     matched = moved = skipped = 0
-    with _Ackers(inspector) as ackers:
+    with Ackers(inspector) as ackers:
         for message, envelope in _picked(inspector, queue, pick, progress):
             matched += 1
             mark = marks.get(envelope.id) if envelope is not None else None
@@ -99,11 +99,12 @@ def kill(
         connection.prepare_queue(dead, DEAD_LETTER_SUBSCRIPTION)
     position = position_text(position_of(message.message_id()))
     properties = dead_letter_properties(letter, reason, message.topic_name(), position)
-    connection.publish(dead, encode(letter), properties=properties).result()
+    acks = inspector.job_index.acks(envelope.id, queue, dead)
+    connection.publish(dead, encode(letter), properties=properties, acks=acks).result()
     cancel(connection, envelope.id, at=at)
 
 
-class _Ackers:
+class Ackers:
     """Acknowledges messages on the workers' subscription, with one consumer per topic (or
     partition) that never receives; closing them sends the acknowledgements still grouped."""
 
@@ -111,7 +112,7 @@ class _Ackers:
         self.inspector = inspector
         self.consumers: dict[str, pulsar.Consumer] = {}
 
-    def __enter__(self) -> _Ackers:
+    def __enter__(self) -> Ackers:
         return self
 
     def __exit__(self, *_: object) -> None:

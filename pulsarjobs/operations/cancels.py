@@ -121,7 +121,8 @@ def run_copy_now(inspector: Inspector, queue: str, envelope: Envelope) -> None:
     topics, settings = topics_for(inspector.settings, queue), inspector.settings
     with client_errors(settings.service_url, f"publishing to {topics.jobs}"):
         inspector.connection.prepare_queue(topics.jobs, settings.subscription)
-    inspector.connection.publish(topics.jobs, encode(copy)).result()
+    acks = inspector.job_index.acks(copy.id, queue, topics.jobs)
+    inspector.connection.publish(topics.jobs, encode(copy), acks=acks).result()
 
 
 def just_after(at: datetime) -> datetime:

@@ -8,6 +8,7 @@ sent while it runs, and the topic keeps no subscription that would make it hold 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, get_args
@@ -57,36 +58,51 @@ def tell(
 ) -> Heartbeat | None:
     """Send `command` to `worker`; with `wait` seconds, return the heartbeat in which the worker
     confirms it (None when none came in time)."""
-    # Listen before sending: the confirmation may come at once.
+    return tell_each(client, settings, [worker], command, wait)[worker]
+
+
+def tell_each(
+    client: pulsar.Client,
+    settings: Settings,
+    workers: Sequence[str],
+    command: Command,
+    wait: float,
+) -> dict[str, Heartbeat | None]:
+    """Send `command` to each of `workers` at once and wait up to `wait` seconds in all for their
+    confirmations: each worker's confirming heartbeat, or None."""
+    # Listen before sending: the confirmations may come at once.
     beats = client.create_reader(workers_topic(settings), pulsar.MessageId.latest) if wait else None
     try:
         producer = client.create_producer(control_topic(settings), batching_enabled=False)
         try:
-            message = CommandMessage(worker, command, utc_now())
-            producer.send(message.encode(), partition_key=worker)
+            for worker in workers:
+                message = CommandMessage(worker, command, utc_now())
+                producer.send(message.encode(), partition_key=worker)
         finally:
             producer.close()
-        return None if beats is None else confirmation(beats, worker, command, wait)
+        confirmed = {} if beats is None else confirmations(beats, set(workers), command, wait)
+        return {worker: confirmed.get(worker) for worker in workers}
     finally:
         if beats is not None:
             beats.close()
 
 
-def confirmation(
-    beats: pulsar.Reader, worker: str, command: Command, wait: float
-) -> Heartbeat | None:
+def confirmations(
+    beats: pulsar.Reader, workers: set[str], command: Command, wait: float
+) -> dict[str, Heartbeat]:
+    confirmed: dict[str, Heartbeat] = {}
     deadline = time.monotonic() + wait
-    while (left := deadline - time.monotonic()) > 0:
+    while len(confirmed) < len(workers) and (left := deadline - time.monotonic()) > 0:
         try:
             message = beats.read_next(timeout_millis=max(1, int(left * 1000)))
         except pulsar.Timeout:
-            return None
-        if message.partition_key() != worker:
+            break
+        if (worker := message.partition_key()) not in workers:
             continue
         try:
             beat = Heartbeat.decode(message.data())
         except ValueError:
             continue
         if beat.state in CONFIRMED_BY[command]:
-            return beat
-    return None
+            confirmed[worker] = beat
+    return confirmed

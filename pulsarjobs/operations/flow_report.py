@@ -1,11 +1,13 @@
 """What flow control is in force in a namespace, for `pulsarjobs flow` and the dashboard: rate
-limits by queue, concurrency limits by key, and the unique keys held now."""
+limits by queue, concurrency limits by key, the unique keys held now and the open debounce
+windows (pending debounces)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pulsarjobs.flow.debounce import Debounces, Window
 from pulsarjobs.flow.limits import RATE_PREFIX, limits
 from pulsarjobs.flow.rates import rate_limit
 from pulsarjobs.flow.unique import Hold, UniqueKeys
@@ -24,6 +26,8 @@ class FlowReport:
     unique_keys: list[Hold]  # the first KEYS_SHOWN held
     unique_held: int  # how many keys are held in all
     held_by_limit: int  # jobs waiting for a concurrency slot, in all workers
+    debounce_windows: list[Window] = field(default_factory=list)  # open, the first KEYS_SHOWN
+    debounces_open: int = 0  # how many windows are open in all
 
 
 def flow_report(
@@ -31,9 +35,10 @@ def flow_report(
     unique_keys: UniqueKeys,
     rate_limits: dict[str, int],
     workers: Iterable[WorkerStatus],
+    debounces: Debounces | None = None,
 ) -> FlowReport:
     """With the queues' rate limits and the workers as the caller read them; `unique_keys`
-    reads on from where it last stopped."""
+    and `debounces` read on from where they last stopped."""
     held = unique_keys.held()
     waiting = sum(worker.held_by_limit for worker in workers)
     marked = limits(connection)
@@ -41,7 +46,9 @@ def flow_report(
     rates = {
         key.removeprefix(RATE_PREFIX): n for key, n in marked.items() if key not in concurrency
     }
-    return FlowReport(rate_limits, concurrency, rates, held[:KEYS_SHOWN], len(held), waiting)
+    windows = debounces.windows() if debounces is not None else []
+    return FlowReport(rate_limits, concurrency, rates, held[:KEYS_SHOWN], len(held), waiting,
+                      windows[:KEYS_SHOWN], len(windows))  # fmt: skip
 
 
 def rate_limits(inspector: Inspector) -> dict[str, int]:

@@ -25,6 +25,7 @@ from pulsarjobs.operations.dead_letters import (
     writer_schema,
 )
 from pulsarjobs.operations.durable_steps import DurableStep, read_steps, read_waits
+from pulsarjobs.operations.outbox_lag import OutboxStatus, outbox_status
 from pulsarjobs.operations.pauses import Pause, paused_queues
 from pulsarjobs.operations.pending_groups import NO_GROUPS, PendingGroups, pending_groups
 from pulsarjobs.operations.retention import KEPT_FOREVER, DeadRetention, dead_retention
@@ -34,6 +35,7 @@ from pulsarjobs.transport.backlog import Position, read_backlog
 from pulsarjobs.transport.client_log import silent_logger
 from pulsarjobs.transport.closing import Closing
 from pulsarjobs.transport.connection import Connection, client_errors, crypto_key_reader, probe
+from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topic_stats import (
     TopicInfo,
@@ -53,7 +55,7 @@ from pulsarjobs.transport.topics import (
     workers_topic,
 )
 from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
-from pulsarjobs.wire.heartbeat import RunningJob, SeenState, read_heartbeats
+from pulsarjobs.wire.heartbeat import Heartbeat, RunningJob, SeenState, read_heartbeats
 from pulsarjobs.workflows.batch_state import BatchProgress, read_table
 from pulsarjobs.workflows.signals import Waiting
 
@@ -77,6 +79,10 @@ class QueueStats:
     paused: bool = False  # workers take none of its jobs until it is resumed
     rate_limit: int | None = None  # at most this many start a second (rates.py); None: no limit
     dead_retention: DeadRetention = KEPT_FOREVER  # how long and how much of `dead` is kept
+    # Counted only by a full read (ready_work.py, which then makes `waiting` and `scheduled`
+    # exact and excludes these from them); None: not counted.
+    retrying: int | None = None  # due later on the retry topic, waiting out a backoff
+    cancelled: int | None = None  # held until due, then dropped by a worker
     grouping: PendingGroups = NO_GROUPS  # grouped jobs' members waiting for their group to run
 
 
@@ -118,9 +124,11 @@ class Inspector(Closing):
         self._opening = threading.Lock()  # a dashboard reads from several threads
         self.schemas = WriterSchemas(settings)  # writer schemas, looked up once each
         self.crypto = crypto_key_reader(settings)  # end-to-end encrypted jobs, with the key
+        self.job_index = JobIndex(lambda: self.connection)  # for the jobs it moves
 
     def close(self) -> None:
         self.admin.close()
+        self.job_index.close()
         if self._connection is not None:
             self._connection.close()
 
@@ -332,11 +340,7 @@ class Inspector(Closing):
 
     def workers(self, everyone: bool = False) -> list[WorkerStatus]:
         """Workers by their latest heartbeat; stopped and long-gone ones only for `everyone`."""
-        topic = workers_topic(self.settings)
-        if not self._stats(topic):
-            return []  # no worker ever ran in this namespace
-        with client_errors(self.settings.service_url, "reading worker heartbeats"):
-            heartbeats = read_heartbeats(self.client, topic)
+        heartbeats = [beat for beat in self._heartbeats() if beat.outbox is None]
         now = utc_now()
         statuses = [
             WorkerStatus(
@@ -358,12 +362,24 @@ class Inspector(Closing):
                 held_by_limit=beat.held_by_limit,
                 ended=beat.ended,
             )
-            for beat in heartbeats.values()
+            for beat in heartbeats
         ]
         return sorted(
             (status for status in statuses if everyone or is_current(status)),
             key=lambda status: (status.state == "gone", status.worker),
         )
+
+    def outbox(self) -> OutboxStatus | None:
+        """The outbox's lag, as its relays' heartbeats tell it; None when no relay runs."""
+        return outbox_status(self._heartbeats(), utc_now())
+
+    def _heartbeats(self) -> list[Heartbeat]:
+        """The latest heartbeat of every worker and outbox relay of the namespace."""
+        topic = workers_topic(self.settings)
+        if not self._stats(topic):
+            return []  # none ever ran in this namespace
+        with client_errors(self.settings.service_url, "reading worker heartbeats"):
+            return list(read_heartbeats(self.client, topic).values())
 
 
 def is_current(status: WorkerStatus) -> bool:

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from pulsarjobs.logs import error_text
 from pulsarjobs.operations.inspector import Inspector, QueueStats
-from pulsarjobs.operations.ready_work import ReadyQueue, ReadyWork
+from pulsarjobs.operations.ready_work import ReadyQueue, ReadyWork, with_exact_counts
 
 log = structlog.get_logger("pulsarjobs.queue_metrics")
 Stats = TypeVar("Stats", QueueStats, ReadyQueue)
@@ -32,7 +32,8 @@ Stats = TypeVar("Stats", QueueStats, ReadyQueue)
 # name, help, value of a queue's stats (None: not known, no sample)
 GAUGES: tuple[tuple[str, str, Callable[[QueueStats], float | None]], ...] = (
     ("waiting", "Jobs due and not yet handed to a worker.", lambda q: q.waiting),
-    ("scheduled", "Jobs due later: enqueued for later, or retries waiting.", lambda q: q.scheduled),
+    ("scheduled", "Jobs due later: enqueued for later (where retrying is served, retries are "
+     "counted there instead).", lambda q: q.scheduled),
     ("in_flight", "Jobs handed to workers (running or prefetched), not yet acknowledged.",
      lambda q: q.in_flight),
     ("dead", "Dead letters not replayed or purged.", lambda q: q.dead),
@@ -45,12 +46,17 @@ READY_GAUGES: tuple[tuple[str, str, Callable[[ReadyQueue], float | None]], ...] 
      lambda q: q.ready),
     ("oldest_ready_seconds", "How long the oldest due job not yet acknowledged has been due.",
      lambda q: q.oldest_ready_seconds),
+    ("retrying", "Jobs due later on the retry topic: retries waiting out their backoff.",
+     lambda q: q.retrying),
+    ("cancelled", "Cancelled jobs held until they come due, when a worker drops them.",
+     lambda q: q.cancelled),
 )  # fmt: skip
 
 
 class QueueCollector(Collector):
     """Gauges `pulsarjobs_queue_<name>{queue}` for every queue, read when scraped; with
-    `ready_work`, the exact ready counts too."""
+    `ready_work`, exact counts (waiting and scheduled made exact, and ready, retrying,
+    cancelled)."""
 
     def __init__(self, inspector: Inspector, ready_work: ReadyWork | None = None) -> None:
         self.inspector = inspector
@@ -80,6 +86,7 @@ class QueueCollector(Collector):
                 read.append(self.inspector.queue(name))
             if self.ready_work is not None:
                 ready = self.ready_work.queues(names)
+                read = list(map(with_exact_counts, read, ready))
         except Exception as exc:
             self.errors += 1
             log.warning("cannot read the queues for metrics", error=error_text(exc))

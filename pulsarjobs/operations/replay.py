@@ -36,6 +36,7 @@ from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.transport.backlog import position_of
 from pulsarjobs.transport.connection import SEND_TIMEOUT_MS, client_errors
+from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.schema_registry import pulsar_schema
 from pulsarjobs.transport.topic_stats import subscription_of
 from pulsarjobs.transport.topics import DEAD_LETTER_SUBSCRIPTION, check_queue_name, topics_for
@@ -84,6 +85,7 @@ def replay(
         if acker is not None:
             destination = topics_for(settings, destination_queue).jobs
             sender = _Sender.open(inspector, queue, destination, matching, acker, tally)
+            sender.indexed = (inspector.job_index, destination_queue, destination)
         try:
             for message_id, letter in _picked(inspector, queue, matching, tally, progress):
                 sequence = sequence_id(message_id)
@@ -91,7 +93,7 @@ def replay(
                 if copy is None or sequence is None:
                     tally.skipped += 1  # left in the dead letters, by this run and any re-run
                 elif sender is not None:
-                    sender.send(copy, sequence, message_id)
+                    sender.send(copy, sequence, message_id, letter.job_id)
             if sender is not None:
                 sender.drain()
         finally:
@@ -216,6 +218,7 @@ class _Sender:
         self.already = producer.last_sequence_id()  # stored by an interrupted run
         self.key = producer.producer_name()
         self.pending: deque[tuple[Future[None], pulsar.MessageId]] = deque()
+        self.indexed: tuple[JobIndex, str, str] | None = None  # the index, queue and topic
 
     @classmethod
     def open(
@@ -248,15 +251,18 @@ class _Sender:
             raise
         return cls(producer, acker, tally)
 
-    def send(self, data: bytes, sequence: int, message_id: pulsar.MessageId) -> None:
+    def send(self, data: bytes, sequence: int, message_id: pulsar.MessageId, job_id: str) -> None:
         if sequence <= self.already:
             self.acker.acknowledge(message_id)
             self.tally.resumed += 1
             return
         stored: Future[None] = Future()
 
-        def acked(result: Any, _message_id: Any) -> None:
+        def acked(result: Any, copy_id: Any) -> None:
             if result == pulsar.Result.Ok:
+                if self.indexed is not None:  # where the job is now (job_index.py)
+                    index, queue, topic = self.indexed
+                    index.note((job_id, queue, topic, copy_id))
                 stored.set_result(None)
             else:
                 stored.set_exception(BrokerError(f"the broker refused a replayed job: {result}"))

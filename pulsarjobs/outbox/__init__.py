@@ -3,6 +3,6 @@ transaction, published by a relay once committed. Needs `pulsarjobs[outbox]` (SQ
 
 from pulsarjobs.outbox.outbox import Outbox
 from pulsarjobs.outbox.relay import Relay
-from pulsarjobs.outbox.table import metadata, outbox_table
+from pulsarjobs.outbox.table import NOTIFY_CHANNEL, metadata, outbox_table
 
-__all__ = ["Outbox", "Relay", "metadata", "outbox_table"]
+__all__ = ["NOTIFY_CHANNEL", "Outbox", "Relay", "metadata", "outbox_table"]

@@ -57,14 +57,26 @@ class Outbox:
         cannot be fails the call, before any is written). Returns their ids. A unique job's key
         is claimed when the relay publishes it: if another job holds it then, the row's
         `duplicate_of` says which (`duplicate_of()`) and no job is made."""
-        rows = [self._row(self.app.hooks.before_enqueue(self.app.envelope(call, in_=in_, at=at)))
-                for call in calls]  # fmt: skip
+        rows = self.rows(calls, in_=in_, at=at)
         if not rows:
             return []
         session.execute(sa.insert(outbox_table), rows)
         if session.get_bind().dialect.name == "postgresql":  # wakes the relay on commit
             session.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, "")))
         return [row["job_id"] for row in rows]
+
+    def rows(
+        self,
+        calls: Sequence[JobCall],
+        *,
+        in_: timedelta | None = None,
+        at: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The outbox rows of these jobs, column by column, for a database layer other than
+        SQLAlchemy to insert in its transaction (Django's ORM: docs/frameworks.md). All are
+        encoded first, as `enqueue_many` does; each row's `job_id` is its job's id."""
+        return [self._row(self.app.hooks.before_enqueue(self.app.envelope(call, in_=in_, at=at)))
+                for call in calls]  # fmt: skip
 
     async def enqueue_async(
         self,

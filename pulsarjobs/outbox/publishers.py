@@ -14,7 +14,9 @@ import pulsar
 from pulsarjobs.outbox.store import Row
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.connection import Acks, Connection, send_failure
+from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.leadership import deduplicate
+from pulsarjobs.transport.topics import queue_of
 
 ORDERED_SUFFIX = "-ordered"  # ordered jobs' topics, read on a Key_Shared subscription
 
@@ -26,6 +28,7 @@ class Publishers:
         self.stopping = stopping
         self.producers: dict[str, pulsar.Producer] = {}
         self.last_sequence_id = -1  # the highest the broker stored from any of them
+        self.index = JobIndex(lambda: connection)  # where each job it relays is stored
 
     def open(self, topics: Iterable[str]) -> None:
         """Make the topics' producers, with the workers' subscription and de-duplication in
@@ -45,10 +48,11 @@ class Publishers:
         """Send a claimed row (its topic opened); the future completes once the broker stored
         it, or dropped it as one it had stored already."""
         assert row.sequence_id, "a claimed row's sequence id is 1 or more"
-        acks = acks or Acks(1)
+        acks, settings = acks or Acks(1), self.connection.settings
 
-        def acked(result: Any, _message_id: Any) -> None:
+        def acked(result: Any, message_id: Any) -> None:
             if result == pulsar.Result.Ok:
+                self.index.note((row.job_id, queue_of(settings, row.topic), row.topic, message_id))
                 acks.ok()
             else:
                 acks.failed(send_failure(row.topic, result, len(row.payload)))
@@ -64,6 +68,7 @@ class Publishers:
         return acks.stored
 
     def close(self) -> None:
+        self.index.close()
         for producer in self.producers.values():
             with contextlib.suppress(pulsar.PulsarException):  # lost with the broker
                 producer.close()

@@ -33,6 +33,7 @@ import structlog
 
 from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.logs import error_text
+from pulsarjobs.outbox.presence import RelayPresence
 from pulsarjobs.outbox.publishers import Publishers
 from pulsarjobs.outbox.store import Lag, Row, Store
 from pulsarjobs.outbox.wakeup import Wakeup
@@ -83,6 +84,7 @@ class Relay:
         self.duplicates = 0  # unique jobs not published: their key was held
         self._pruned = 0.0
         self._said_standing_by = False
+        self.presence = RelayPresence(self)  # its heartbeats, with its lag, while it serves
 
     @property
     def serving(self) -> bool:
@@ -102,6 +104,7 @@ class Relay:
     def serve(self) -> None:
         """Wait for leadership, relay until it is lost, again, until stopped."""
         unique_keys = UniqueKeys(self.connection)
+        self.presence.start()
         try:
             while not self.stopping.is_set():
                 self.moved = time.monotonic()
@@ -120,6 +123,7 @@ class Relay:
                 finally:
                     self.leading.clear()
         finally:
+            self.presence.stopped()
             unique_keys.close()
             self.wakeup.close()
 

@@ -250,9 +250,10 @@ class Scheduler:
         with self._enqueueing:
             # The key keeps a schedule's ticks on one partition of a partitioned queue: the
             # broker de-duplicates a sequence per partition.
-            publisher.send(
+            stored = publisher.send(
                 encode(envelope), sequence_id=tick_sequence(tick), partition_key=schedule.name
             )
+            self.app.job_index.note((envelope.id, envelope.queue, publisher.topic(), stored))
             ticks.send(json.dumps(record).encode(), partition_key=self.tick_keys[schedule.name])
         self.app.hooks.emit("after_enqueue", envelope)
         log.info("tick enqueued", schedule=schedule.name, tick=tick.isoformat(), job_id=envelope.id)

@@ -59,7 +59,7 @@ class Acks:
         if expected <= 0:
             self.stored.set_result(None)
 
-    def ok(self) -> None:
+    def ok(self, message_id: object = None) -> None:  # where it is stored: job_index.py
         with self._lock:
             self._left -= 1
             last = self._left == 0
@@ -273,9 +273,9 @@ class Connection:
         key: str | None,
         acks: Acks,
     ) -> None:
-        def acked(result: Any, _message_id: Any) -> None:
+        def acked(result: Any, message_id: Any) -> None:
             if result == pulsar.Result.Ok:
-                acks.ok()
+                acks.ok(message_id)
             else:
                 acks.failed(send_failure(topic, result, len(data)))
 

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import pulsar
 
@@ -24,6 +24,9 @@ from pulsarjobs.clock import Clock
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.key_table import KeyTable
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class MemoryMessage:
 
 class InMemoryConnection(Connection):
     """Stands in for the broker: keeps what is published, in order, until it is taken."""
+
+    in_memory = True  # no job index is written (job_index.py)
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
         super().__init__(settings)
@@ -127,6 +132,20 @@ class InMemoryConnection(Connection):
         with self._published_lock:
             taken, self._published = self._published, []
         return taken
+
+
+class MemoryKeyTable(KeyTable[T]):
+    """A compacted topic's table in memory: the marks `put_mark` keeps (key_table.py)."""
+
+    def catch_up(self) -> None:
+        assert isinstance(self.connection, InMemoryConnection)
+        stored = dict(self.connection.marks.get(self.topic, {}))
+        self._values = {}
+        for key, data in stored.items():
+            self.apply(key, data)
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 class ProcessDied(Exception):

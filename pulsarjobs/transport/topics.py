@@ -33,11 +33,13 @@ SCHEDULER_TICKS_TOPIC = "pulsarjobs-scheduler-ticks"  # compacted: the last tick
 PAUSED_TOPIC = "pulsarjobs-paused"  # compacted marks: the paused queues
 CANCELLED_TOPIC = "pulsarjobs-cancelled"  # compacted marks: the cancelled job ids
 UNIQUE_TOPIC = "pulsarjobs-unique"  # compacted marks: the held unique keys
+DEBOUNCE_TOPIC = "pulsarjobs-debounce"  # compacted: each debounce key's window (debounce.py)
 LIMITS_TOPIC = "pulsarjobs-limits"  # compacted marks: the concurrency limits, by limit key
 BATCH_EVENTS_TOPIC = "pulsarjobs-batch-events"  # what happens to batches, keyed by batch id
 BATCHES_TOPIC = "pulsarjobs-batches"  # compacted: each batch's state, as its owners last wrote it
 BATCH_SUBSCRIPTION = "pulsarjobs-batches"  # Key_Shared: one worker counts each batch's events
 RESULTS_TOPIC = "pulsarjobs-results"  # kept results of jobs, keyed by job id (results.py)
+JOB_INDEX_TOPIC = "pulsarjobs-job-index"  # compacted: where each stored job is (job_index.py)
 STEPS_TOPIC = "pulsarjobs-steps"  # compacted: durable jobs' completed steps, "<job id>/<step>"
 SIGNALS_TOPIC = "pulsarjobs-signals"  # compacted: kept signals and durable jobs waiting for one
 SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots, one a message
@@ -54,15 +56,17 @@ KINDS = {
     PAUSED_TOPIC: "paused queues",
     CANCELLED_TOPIC: "cancelled jobs",
     UNIQUE_TOPIC: "unique keys",
+    DEBOUNCE_TOPIC: "debounce windows",
     LIMITS_TOPIC: "concurrency limits",
     BATCH_EVENTS_TOPIC: "batch events",
     BATCHES_TOPIC: "batches",
     RESULTS_TOPIC: "job results",
     STEPS_TOPIC: "durable steps",
     SIGNALS_TOPIC: "signals and waits",
+    JOB_INDEX_TOPIC: "job index",
 }
 # Messages that are not job envelopes: JSON (batches, signals), Avro records of their own (steps).
-RAW_TOPICS = (BATCH_EVENTS_TOPIC, BATCHES_TOPIC, STEPS_TOPIC, SIGNALS_TOPIC)
+RAW_TOPICS = (BATCH_EVENTS_TOPIC, BATCHES_TOPIC, STEPS_TOPIC, SIGNALS_TOPIC, JOB_INDEX_TOPIC)
 SUFFIX_KINDS = (
     ("-RETRY", "retries"),
     ("-DLQ", "dead letters"),
@@ -150,6 +154,10 @@ def unique_topic(settings: Settings) -> str:
     return namespace_topic(settings, UNIQUE_TOPIC)
 
 
+def debounce_topic(settings: Settings) -> str:
+    return namespace_topic(settings, DEBOUNCE_TOPIC)
+
+
 def limits_topic(settings: Settings) -> str:
     return namespace_topic(settings, LIMITS_TOPIC)
 
@@ -169,6 +177,10 @@ def carries_jobs(topic: str) -> bool:
 
 def results_topic(settings: Settings) -> str:
     return namespace_topic(settings, RESULTS_TOPIC)
+
+
+def job_index_topic(settings: Settings) -> str:
+    return namespace_topic(settings, JOB_INDEX_TOPIC)
 
 
 def steps_topic(settings: Settings) -> str:

@@ -122,6 +122,7 @@ class Envelope:
     batch_id: str | None = None  # reported to this batch when it settles (batches.py)
     keep_result: float | None = None  # seconds its result is kept once settled (results.py)
     chain: Chain | None = None  # its place in a chain and the links after it (chains.py)
+    debounce_key: str | None = None  # calls of this key collapse into one run (debounce.py)
 
     def __post_init__(self) -> None:
         _require_aware("created_at", self.created_at)
@@ -244,6 +245,7 @@ def _to_record(env: Envelope) -> dict[str, object]:
         "batch_id": env.batch_id,
         "keep_result_ms": _millis(env.keep_result),
         "chain": None if env.chain is None else _chain_record(env.chain),
+        "debounce_key": env.debounce_key,
     }
     return {
         "id": env.id,
@@ -327,6 +329,7 @@ def _from_extras(extras: dict[str, Any]) -> dict[str, Any]:
         "batch_id": extras["batch_id"],
         "keep_result": None if (keep := extras["keep_result_ms"]) is None else keep / 1000,
         "chain": None if (chain := extras["chain"]) is None else _chain(chain),
+        "debounce_key": extras["debounce_key"],
     }
 
 

@@ -84,6 +84,20 @@ class RunningJob:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxLag:
+    """What an outbox relay's heartbeat tells besides: the lag it read from its table."""
+
+    pending: int  # rows of the namespace not yet published
+    oldest: datetime | None  # when the oldest of them was enqueued; None: none is pending
+    leading: bool  # this relay publishes (the others stand by)
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> OutboxLag:
+        oldest = fields.get("oldest")
+        return cls(int(fields["pending"]), instant(oldest) if oldest else None, fields["leading"])
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     worker: str
     host: str
@@ -102,6 +116,7 @@ class Heartbeat:
     running: tuple[RunningJob, ...] = ()  # the longest running first, RUNNING_SHOWN at most
     held_by_limit: int = 0  # jobs waiting for a concurrency slot (limits.py)
     ended: tuple[RunningJob, ...] = ()  # ended lately with a progress, the latest last
+    outbox: OutboxLag | None = None  # set by outbox relays, which beat here too (not workers)
 
     def encode(self) -> bytes:
         return encode_record(asdict(self))  # the running jobs as their fields, instants as text
@@ -120,6 +135,8 @@ class Heartbeat:
         fields["sent_at"] = instant(fields["sent_at"])
         fields["running"] = tuple(map(RunningJob.from_fields, fields.get("running", ())))
         fields["ended"] = tuple(map(RunningJob.from_fields, fields.get("ended", ())))
+        outbox = fields.get("outbox")
+        fields["outbox"] = OutboxLag.from_fields(outbox) if outbox else None
         known = {field.name for field in dataclass_fields(cls)}  # newer workers tell more
         return cls(**{name: value for name, value in fields.items() if name in known})
 

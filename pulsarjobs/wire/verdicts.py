@@ -86,10 +86,10 @@ class Verdict(StrEnum):
     # A copy of a durable job that another copy carried on past a signalled wait
     # (workflows/signals.py): acknowledged, and nothing else, as a second delivery is.
     SUPERSEDED = "superseded", Policy(Publish.NOTHING, False, False, True, False, "duplicates")
-    # Not reachable yet, named for debounce and aggregation: a delivery whose work now belongs
-    # to another stored job (a later call of a debounced job, or the aggregate run that carries
-    # its arguments), acknowledged once that job is stored. It is over, as succeeded: the job
-    # it joined does its work, and settles on its own.
+    # A delivery whose work now belongs to another stored job — a later call of a debounced
+    # job (flow/debounce.py: "superseded by <id>"), or an aggregate run that carries its
+    # arguments — acknowledged unrun, as the user asked by debouncing. It is over, as
+    # succeeded: the job it joined does its work, and settles on its own.
     GROUPED = "grouped", Policy(Publish.NOTHING, True, True, False, False, "grouped")
 
 

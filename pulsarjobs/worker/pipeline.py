@@ -23,9 +23,8 @@ to be delivered again: nothing is lost. The worker and the in-memory TestRunner 
 both carry every delivery through here.
 
 A durable job parked by its run (5, `ctx.sleep`: the Judge gives the verdict) holds its order
-(6) and is stored due at its wake-up (7). The grouped verdict has its place already, though no
-step gives it yet: a delivery grouped into another job (debounce, aggregation) is judged so
-before it runs (3) and acknowledged once that job is stored (7).
+(6) and is stored due at its wake-up (7). A delivery grouped into another stored job (a
+debounced call a later one superseded) is judged so before it runs (3) and acknowledged.
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ from pulsarjobs.worker._stats import WorkerStats
 from pulsarjobs.worker.execution import JobExecutor
 from pulsarjobs.worker.judge import Judge, Work
 from pulsarjobs.worker.settle import Received, Settler, all_stored
-from pulsarjobs.worker.steps import Named, Stage
+from pulsarjobs.worker.steps import Named, Stage, judges
 
 if TYPE_CHECKING:
     from pulsarjobs.app_view import AppView
@@ -140,10 +139,9 @@ class Pipeline:
         self.stats = stats  # a second delivery is counted here; verdicts by a step
         self.waits = waits
         self.limits = limits
-        judging, starting = Stage(steps, "judge"), Stage(steps, "started")
-        # Before the run, every step is asked about every job.
-        self._judging: tuple[Callable[[Envelope], Outcome | None], ...]
-        self._judging = judging.every + judging.concerned
+        starting = Stage(steps, "started")
+        # Before the run, a step is asked about every job, or about the jobs it concerns.
+        self._judging: tuple[Callable[[Envelope], Outcome | None], ...] = judges(steps)
         self._starting: tuple[Callable[[Envelope], None], ...]
         self._starting = starting.every + starting.concerned
         self._following_up = Stage(steps, "follow_ups")

@@ -60,7 +60,8 @@ class Settler:
         properties = dead_letter_properties(
             outcome.envelope, outcome.reason, delivery.topic, delivery.message_id
         )
-        return self.app.connection.publish(topics.dead, data, properties=properties)
+        acks = self.app.job_index.acks(outcome.envelope.id, queue, topics.dead)
+        return self.app.connection.publish(topics.dead, data, properties=properties, acks=acks)
 
 
 def all_stored(futures: list[Future[None]]) -> Future[None]:

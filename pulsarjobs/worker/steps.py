@@ -15,15 +15,16 @@ each stage, are `worker_steps()`; the in-memory TestRunner adds its own recorder
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 from typing import Any, ClassVar, Protocol
 
 from pulsarjobs.app_view import AppView
+from pulsarjobs.transport.job_index import IndexedSettles
 from pulsarjobs.transport.topics import results_topic
 from pulsarjobs.wire.envelope import Envelope
-from pulsarjobs.wire.verdicts import Outcome
+from pulsarjobs.wire.verdicts import Outcome, Verdict
 from pulsarjobs.worker._flow_control import WorkerFlow
 from pulsarjobs.worker._stats import WorkerStats
 from pulsarjobs.worker.crashes import Crashes
@@ -46,8 +47,8 @@ class Step:
     """A feature on the pipeline: it defines the hooks of the stages it takes part in."""
 
     name: ClassVar[str]
-    # The envelope fields it is about: at `follow_ups` and `told`, it is called only for the
-    # jobs that set one of them (most jobs set none: one look skips them all). (): every job.
+    # The envelope fields it is about: at `judge`, `follow_ups` and `told`, it is called only for
+    # the jobs that set one of them (most jobs set none: one look skips them all). (): every job.
     concerns: ClassVar[tuple[str, ...]] = ()
 
     def judge(self, envelope: Envelope) -> Outcome | None:
@@ -200,6 +201,30 @@ class UniqueKeysBack(Step):
             self.flow.settled(outcome)
 
 
+class Debounced(Step):
+    """A debounced job that a later call of its key superseded is acknowledged unrun: that
+    call's job does the work (flow/debounce.py). One that runs closes its key's window."""
+
+    name = "debounce"
+    concerns = ("debounce_key",)
+
+    def __init__(self, app: AppView) -> None:
+        self.app = app
+
+    def judge(self, envelope: Envelope) -> Outcome | None:
+        if (
+            envelope.debounce_key is None
+            or (later := self.app.debounces.superseded_by(envelope)) is None
+        ):
+            return None
+        return Outcome(Verdict.GROUPED, envelope, f"superseded by {later}")
+
+    def told(self, queue: str, outcome: Outcome) -> None:
+        policy = outcome.kind.policy
+        if outcome.envelope.debounce_key is not None and policy.over and not policy.succeeded:
+            self.app.debounces.settled(outcome.envelope)  # cancelled, expired: window closes
+
+
 def worker_steps(
     app: AppView,
     worker: str,
@@ -208,9 +233,11 @@ def worker_steps(
     flow: WorkerFlow | None,
     metrics: WorkerMetrics | None = None,
     crashes: CrashCounts | None = None,
+    debounced: bool | None = None,
 ) -> list[Named]:
     """A worker's steps, in order. Tracing and users' middleware are hooks around the run
-    itself (middleware.py), not steps."""
+    itself (middleware.py), not steps. `debounced`: whether jobs may be debounced (None: if the
+    app declares a debounced job; its other jobs then pay nothing for it)."""
     steps: list[Named] = []
     if crashes is not None:
         steps.append(AfterCrashes(judge, crashes))
@@ -218,6 +245,11 @@ def worker_steps(
         steps.append(Metrics(metrics))
     steps += [KeptResults(app, worker), ChainLinks(app), BatchEvents(app), DurableParents(app)]
     steps.append(stats)
+    steps.append(IndexedSettles(app.job_index))
+    if debounced is None:
+        debounced = any(job.flow.debounce for job in app.jobs.values())
+    if debounced:
+        steps.append(Debounced(app))
     if flow is not None:
         steps.append(UniqueKeysBack(flow))
     return steps
@@ -238,6 +270,26 @@ class Stage:
         self.asked = attrgetter(*fields) if fields else attrgetter("__class__")
         # attrgetter gives a tuple for several fields, the value itself for one
         self.unset: object = (None,) * len(fields) if len(fields) > 1 else None
+
+
+def judges(steps: Sequence[Named]) -> tuple[Callable[[Envelope], Outcome | None], ...]:
+    """The steps' judges, in order: every job's, then one that asks the concerned steps' of a
+    job that sets one of their fields only."""
+    stage = Stage(steps, "judge")
+    if not stage.concerned:
+        return stage.every
+    asked, unset = stage.asked, stage.unset
+    concerned: tuple[Callable[[Envelope], Outcome | None], ...] = stage.concerned
+
+    def judge_concerned(envelope: Envelope) -> Outcome | None:
+        if asked(envelope) == unset:
+            return None
+        for judge in concerned:
+            if (verdict := judge(envelope)) is not None:
+                return verdict
+        return None
+
+    return (*stage.every, judge_concerned)
 
 
 def takes_part(step: Named, stage: str) -> bool:

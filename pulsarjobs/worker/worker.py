@@ -134,13 +134,14 @@ class Worker:
 
     async def _run(self, handle_signals: bool) -> None:
         running = self._running = _WorkerSession(asyncio.get_running_loop(), asyncio.Event())
+        self.app.hold()
         if self._stop_asked.is_set():
             running.stop_requested.set()
         if handle_signals:
             self._install_signal_handlers(running.loop)
         consumers = await self._subscribe_until_ready(running.stop_requested)
         if consumers is None:  # stopped before the broker could be reached
-            await asyncio.to_thread(self.app.close)
+            await asyncio.to_thread(self.app.release)
             return
         await asyncio.to_thread(results.prepare, self.app)
         self._build(running, consumers)
@@ -188,14 +189,15 @@ class Worker:
             runners.start()  # each looks before it waits: no ring before this is missed
 
     def stop(self) -> None:
-        """Ask the worker to shut down gracefully; callable from any thread."""
+        """Ask the worker to shut down gracefully; callable from any thread, and again once it
+        stopped (a `stop` command from the dashboard may have stopped it already)."""
         self._stop_asked.set()
-        if (running := self._running) is not None:
+        if (running := self._running) is not None and not running.loop.is_closed():
             running.loop.call_soon_threadsafe(running.stop_requested.set)
 
     def quiet(self) -> None:
         """Stop fetching jobs, finish the running ones, keep running; callable from any thread."""
-        if (running := self._running) is not None:
+        if (running := self._running) is not None and not running.loop.is_closed():
             running.loop.call_soon_threadsafe(self._go_quiet)
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -262,7 +264,7 @@ class Worker:
                 connection = self.app.connection
                 denied = await asyncio.to_thread(connection.refusal, exc, "subscribing to jobs")
                 if denied is not None:
-                    await asyncio.to_thread(self.app.close)
+                    await asyncio.to_thread(self.app.release)
                     raise denied from exc
                 log.warning("cannot subscribe yet; retrying", error=error_text(exc), retry_in=delay)
                 with contextlib.suppress(TimeoutError):
@@ -333,7 +335,7 @@ class Worker:
             running.crashes.stop()
         if running.flow is not None:
             running.flow.stop()
-        self.app.close()
+        self.app.release()
 
     # -- presence: what heartbeats report (see _presence.py) ------------------------------------
 

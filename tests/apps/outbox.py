@@ -1,5 +1,7 @@
 """The outbox tests' jobs; a writer of transactions (`python -m tests.apps.outbox write
-DATABASE_URL COUNT FILE`); and a relay that dies between the broker's ack and marking rows
+DATABASE_URL COUNT FILE`); a service with the relay in its process that kills itself with
+SIGKILL right after its last COMMIT (`python -m tests.apps.outbox service DATABASE_URL COUNT
+FILE`); and a relay that dies between the broker's ack and marking rows
 published (`python -m tests.apps.outbox DATABASE_URL`; with PULSARJOBS_TEST_DIE_AT=N it kills
 itself with SIGKILL as it is about to mark its Nth batch): the window the broker's
 de-duplication must close."""
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from pulsarjobs.app import App
@@ -75,8 +78,35 @@ def write_transactions(url: str, count: int, out: str) -> None:
     engine.dispose()
 
 
+def service_killed_after_commit(url: str, count: int, out: str) -> None:
+    """`count` transactions of one job each, 20 ms apart, while the relay of this process
+    publishes them; right after the last COMMIT, SIGKILL. Each job's id is appended to `out`
+    before its commit."""
+    engine = sa.create_engine(url)
+    outbox = Outbox(make_app(Settings.from_env()))
+    receipt = outbox.app.jobs["receipt"]
+    with outbox.relay(engine, poll_interval=0.2) as relay, open(out, "a") as ids:
+        while not relay.is_leading:
+            time.sleep(0.05)
+        for n in range(count):
+            with Session(engine) as session:
+                ids.write(f"{outbox.enqueue(session, receipt.call(n))}\n")
+                ids.flush()
+                if n == count - 1:
+                    event.listen(session, "after_commit", lambda _session: kill_myself())
+                session.commit()
+            time.sleep(0.02)  # the relay publishes some meanwhile
+    raise AssertionError("alive after the last commit")
+
+
+def kill_myself() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "write":
         write_transactions(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    elif sys.argv[1] == "service":
+        service_killed_after_commit(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     else:
         relay_that_dies(sys.argv[1])

@@ -5,11 +5,15 @@ test_pages_actions.py, which runs after them."""
 
 from __future__ import annotations
 
+import math
+import socket
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pulsarjobs.operations.browse import Browser
+from pulsarjobs.operations.inspector import Inspector, QueueStats
+from pulsarjobs.operations.ready_work import ReadyWork
 from pulsarjobs.scheduling.leader import scheduler_leader
 from tests.apps.shop import FRAMES, RENDERED_FRAMES
 from tests.browser.served import log_in
@@ -22,6 +26,11 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
 
+def counted(inspector: Inspector) -> list[QueueStats]:
+    """Every queue's stats, its backlog read through: each job counted once, exactly."""
+    return ReadyWork(inspector, read_budget=math.inf).exact(inspector.queues())
+
+
 def test_home_shows_the_counts_the_broker_holds(page: Page, shop: Shop, screenshot: Any) -> None:
     log_in(page, shop.dashboard, "/")
 
@@ -31,21 +40,19 @@ def test_home_shows_the_counts_the_broker_holds(page: Page, shop: Shop, screensh
 
     def held() -> dict[str, str]:
         with shop.inspector() as inspector:
-            queues = inspector.queues()
+            queues = counted(inspector)
             workers = inspector.workers()
-            browser = Browser(inspector)
-            retrying = sum(browser.held(queue.queue, "retry") for queue in queues)
         busy, slots = sum(w.busy for w in workers), sum(w.concurrency for w in workers)
         return {
             "waiting": str(sum(queue.waiting for queue in queues)),
             "scheduled": str(sum(queue.scheduled for queue in queues)),
-            "retrying": str(retrying),
+            "retrying": str(sum(queue.retrying or 0 for queue in queues)),
             "dead": str(sum(queue.dead for queue in queues)),
             "busy": f"{busy} / {slots}",
         }
 
     shown = agrees(page, counters, held)
-    built = (len(shop.waiting), len(shop.scheduled) + len(shop.retrying), len(shop.retrying))
+    built = (len(shop.waiting), len(shop.scheduled), len(shop.retrying))
     assert (int(shown["waiting"]), int(shown["scheduled"]), int(shown["retrying"])) == built
     assert (int(shown["dead"]), shown["busy"]) == (len(shop.dead), "1 / 6")
     series = shop.dashboard.api("/home")["series"]  # type: ignore[index]
@@ -69,14 +76,12 @@ def test_queues_show_each_queue_as_the_broker_holds_it(
 
     def held() -> dict[str | None, dict[str, str]]:
         with shop.inspector() as inspector:
-            browser = Browser(inspector)
             found: dict[str | None, dict[str, str]] = {}
-            for name in inspector.queue_names():
-                queue = inspector.queue(name)
-                found[name] = {
+            for queue in counted(inspector):
+                found[queue.queue] = {
                     "waiting": str(queue.waiting),
                     "scheduled": str(queue.scheduled),
-                    "retrying": str(browser.held(name, "retry")),
+                    "retrying": str(queue.retrying),
                     "in-flight": str(queue.in_flight),
                     "dead": str(queue.dead),
                     "workers": str(queue.consumers),
@@ -160,6 +165,12 @@ def test_workers_lists_both_workers_as_their_heartbeats_say(
 
     shown = agrees(page, table, held)
     assert set(shown) == {shop.first, shop.second}
+    host = page.get_by_test_id("host")  # both run here: one group, with its own buttons
+    assert (host.count(), host.get_attribute("data-host")) == (1, socket.gethostname())
+    assert host.get_by_test_id("stop-host").get_attribute("data-confirm") == (
+        f"Stop the 2 workers on {socket.gethostname()}? Each finishes its running jobs first."
+    )
+    assert all(cell.inner_text().strip() for cell in page.get_by_test_id("uptime").all())
     running = page.get_by_test_id("running-job")
     assert [job.get_attribute("data-job-id") for job in running.all()] == [shop.rendering]
     screenshot(page, "workers")
@@ -177,10 +188,9 @@ def test_workers_and_the_job_page_show_a_running_jobs_progress(
         str(RENDERED_FRAMES),
         str(FRAMES),
     )
-    with shop.inspector() as inspector:
-        held = Browser(inspector).waiting("images", None, 100).items
-    [job] = [job for job in held if job.envelope and job.envelope.id == shop.rendering]
-    page.goto(shop.dashboard.at(f"/jobs/images/jobs/{job.position}"))
+    running.get_by_test_id("running-job-link").click()  # to the job's own page, by its id
+    page.wait_for_url(f"**/jobs/{shop.rendering}")
+    assert text(page, "job-id") == shop.rendering
     assert text(page, "job-progress") == progress
     assert text(page, "job-running").startswith(f"on {shop.first}")
     assert text(page, "job-snoozes") == "none"

@@ -26,7 +26,7 @@ from pulsarjobs.outbox.store import Store
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import Envelope, decode
-from tests.apps.outbox import DIE_VARIABLE, make_app
+from tests.apps.outbox import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     fresh_settings,
@@ -149,44 +149,6 @@ def test_a_commit_wakes_the_relay_on_postgresql(postgres_engine: sa.Engine, app:
     assert len(published(app.settings)) == 1
 
 
-def test_relays_killed_between_the_broker_ack_and_marking_publish_each_job_once(
-    postgres: str, postgres_engine: sa.Engine, app: App, tmp_path: Path
-) -> None:
-    outbox, receipt = Outbox(app), app.jobs["receipt"]
-    committed: list[str] = []
-    for start in range(0, 140, 10):
-        with Session(postgres_engine) as session, session.begin():
-            committed += outbox.enqueue_many(
-                session, [receipt.call(n) for n in range(start, start + 10)]
-            )
-    env = settings_env(app.settings, tmp_path / "unused.jsonl")
-    log = tmp_path / "relay.log"
-    for die_at in (1, 3, 2):  # dies as it marks its first batch (then resent), its third, ...
-        died = relay_round(
-            postgres, {**env, DIE_VARIABLE: str(die_at)}, log, postgres_engine, app.settings
-        )
-        assert died == -signal.SIGKILL, log.read_text()[-3000:]
-        assert pending(postgres_engine, app.settings) > 0, log.read_text()[-3000:]
-    relay_round(postgres, env, log, postgres_engine, app.settings)
-    assert pending(postgres_engine, app.settings) == 0
-    assert Counter(envelope.id for envelope in published(app.settings)) == Counter(committed)
-
-
-def relay_round(
-    url: str, env: dict[str, str], log: Path, engine: sa.Engine, settings: Settings
-) -> int:
-    """Run a relay until it dies, or nothing is left to publish (then stop it): its exit
-    code."""
-    with log.open("ab") as out:
-        relay = subprocess.Popen([sys.executable, "-m", "tests.apps.outbox", url], env=env,
-                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        wait_until(lambda: relay.poll() is not None or pending(engine, settings) == 0, 60)
-    finally:
-        code = stop_process(relay)
-    return code
-
-
 def test_a_standby_relay_takes_over_a_kill_9ed_leader_within_seconds(
     postgres: str, postgres_engine: sa.Engine, app: App, tmp_path: Path
 ) -> None:
@@ -249,3 +211,66 @@ def test_an_asyncio_session_writes_in_its_transaction(
     written = asyncio.run(enqueue())
     rows = Store(postgres_engine, app.settings.full_namespace).unclaimed(10)
     assert [row.job_id for row in rows] == written
+
+
+def test_queues_and_the_dashboard_show_a_running_relays_pending_jobs(
+    broker: BrokerUnderTest, tmp_path: Path
+) -> None:
+    """They have no database URL: the relay's heartbeats tell its lag, then that it stopped."""
+    from typer.testing import CliRunner
+
+    from pulsarjobs.cli.main import app as cli_app
+    from tests.integration.test_dashboard import api, dashboard
+
+    settings = fresh_settings(broker).with_changes(heartbeat_interval=0.5)
+    app, engine = make_app(settings), sa.create_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
+    metadata.create_all(engine)
+    outbox, receipt = Outbox(app), app.jobs["receipt"]
+    env = {name: value for name, value in settings_env(settings, tmp_path / "r").items()
+           if name.startswith("PULSARJOBS_")}  # fmt: skip
+
+    def queues() -> str:
+        done = CliRunner().invoke(cli_app, ["queues"], env={**env, "COLUMNS": "200"})
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    try:
+        with outbox.relay(engine, poll_interval=60) as relay, dashboard(settings) as web:
+            wait_until(lambda: relay.is_leading, 30)
+            time.sleep(0.5)  # past its first look: on SQLite it looks again in a minute
+            with Session(engine) as session, session.begin():
+                outbox.enqueue_many(session, [receipt.call(n) for n in range(3)])
+            wait_until(lambda: "Outbox: 3 jobs not yet published" in queues(), 10)
+            assert "publishes" in queues()
+            wait_until(lambda: (api(web, "/queues")["outbox"] or {}).get("pending") == 3, 10)
+            assert api(web, "/home")["outbox"]["relays"] == 1
+        assert "Outbox" not in queues()  # its last heartbeat said it stopped
+    finally:
+        engine.dispose()
+        app.close()
+
+
+def test_jobs_a_service_committed_right_before_its_kill_9_are_published_by_the_next_relay(
+    postgres: str, postgres_engine: sa.Engine, app: App, tmp_path: Path
+) -> None:
+    """The relay in the service's process (`with outbox.relay(engine)`) dies with it, right
+    after its last COMMIT: what it had not published, the next relay to start publishes."""
+    ids, log = tmp_path / "ids.txt", tmp_path / "service.log"
+    env = settings_env(app.settings, tmp_path / "unused.jsonl")
+    service = [sys.executable, "-m", "tests.apps.outbox", "service", postgres, "30", str(ids)]
+    with log.open("ab") as out:
+        died = subprocess.run(service, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              timeout=120, check=False).returncode  # fmt: skip
+    assert died == -signal.SIGKILL, log.read_text()[-3000:]
+    committed = ids.read_text().split()
+    assert len(committed) == 30
+    left = pending(postgres_engine, app.settings)
+    assert left > 0, "the service's relay had published everything: no kill right after COMMIT"
+    relay = start_pulsarjobs(env, tmp_path / "relay.log", "outbox", "relay", "--database",
+                             postgres, "--poll-interval", "0.2")  # fmt: skip
+    try:
+        wait_until(lambda: pending(postgres_engine, app.settings) == 0, 60)
+    finally:
+        stop_process(relay)
+    print(f"{left} of 30 jobs were left unpublished by the kill")
+    assert Counter(envelope.id for envelope in published(app.settings)) == Counter(committed)

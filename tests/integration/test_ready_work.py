@@ -4,6 +4,9 @@ though the subscription's backlog (what KEDA's Pulsar trigger reads) counts them
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,10 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pulsarjobs.app import App, JobCall
 from pulsarjobs.dashboard import Secret, create_app
+from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.topic_stats import subscription_of
 from pulsarjobs.transport.topics import topics_for
-from tests.integration.helpers import started, wait_until, worker_in_thread
+from tests.integration.helpers import settings_env, started, wait_until, worker_in_thread
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2")  # Starlette would rather have httpx2
@@ -30,6 +34,9 @@ TOKEN = "test-dashboard-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 TOMORROW, NOW = 60_000, 10_000  # more due tomorrow than the broker's delayed tracker reads ahead
 CHUNK = 5_000
+# Scheduled jobs deep enough that the broker's own count of delayed messages (what it read
+# ahead: 50,016 of 200,000 in docs/benchmarks.md) cannot be it; 200,000 with --long.
+SCHEDULED, SCHEDULED_LONG = 20_000, 200_000
 
 
 @pytest.fixture
@@ -53,10 +60,12 @@ def ready(client: TestClient, queues: str = "default") -> dict[str, Any]:
     return answers[-1]
 
 
-def enqueue(app: App, count: int, **when: Any) -> None:
+def enqueue(app: App, count: int, **when: Any) -> list[str]:
+    ids = []
     for start in range(0, count, CHUNK):
         calls = [JobCall("greet", args=(f"n{n}",)) for n in range(start, start + CHUNK)]
-        app.enqueue_many(calls[: count - start], **when)
+        ids += app.enqueue_many(calls[: count - start], **when)
+    return ids
 
 
 def test_ready_work_counts_the_jobs_due_now_not_the_60_000_due_tomorrow(
@@ -92,8 +101,8 @@ def test_a_paused_queue_is_listed_but_not_summed_and_bad_queue_names_are_refused
     found = ready(client, "default:3,critical:1")  # weights as --queues takes them
     assert found["ready"] == 0
     assert found["queues"]["default"] == {
-        "ready": 20, "scheduled": 5, "oldest_ready_seconds": found["queues"]["default"][
-            "oldest_ready_seconds"], "paused": True, "exact": True,
+        "ready": 20, "scheduled": 5, "retrying": 0, "cancelled": 0, "oldest_ready_seconds": found[
+            "queues"]["default"]["oldest_ready_seconds"], "paused": True, "exact": True,
     }  # fmt: skip
     assert found["queues"]["critical"]["ready"] == 0  # no topic yet: no work
 
@@ -109,3 +118,50 @@ def test_a_paused_queue_is_listed_but_not_summed_and_bad_queue_names_are_refused
     refused = client.get("/api/ready?queues=no/such", headers=BEARER)
     assert refused.status_code == 400 and "queue" in refused.text
     assert client.get("/api/ready").status_code == 401  # an autoscaler without the token
+
+
+def test_every_count_is_exact_with_deep_scheduled_jobs_and_no_worker_connected(
+    app: App, client: TestClient, record: Path, pytestconfig: pytest.Config
+) -> None:
+    """Each job counted once, in one state, wherever it is read: a cancelled job is no longer
+    waiting or scheduled, and a retry waiting out its backoff is retrying, not scheduled."""
+    scheduled = SCHEDULED_LONG if pytestconfig.getoption("--long") else SCHEDULED
+
+    @app.job(retry=RetryPolicy(max_attempts=3, initial_delay=3600, jitter=0.0))
+    def fails_for_now() -> None:
+        raise RuntimeError("the mail server is down")
+
+    with worker_in_thread(app):
+        fails_for_now.enqueue()
+        fails_for_now.enqueue()
+        wait_until(lambda: ready(client)["queues"]["default"]["retrying"] == 2, 60, interval=0.5)
+    later = enqueue(app, scheduled, in_=timedelta(days=1))
+    now = enqueue(app, 100)
+    for job_id in (*later[:3], now[0]):
+        app.cancel(job_id)
+
+    expected = {"ready": 99, "scheduled": scheduled - 3, "retrying": 2, "cancelled": 4}
+    found = ready(client)["queues"]["default"]
+    assert {key: found[key] for key in expected} == expected
+
+    env = settings_env(app.settings, record)
+    done = subprocess.run([sys.executable, "-m", "pulsarjobs", "queues", "--json"], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (listed,) = json.loads(done.stdout)
+    shown = {key: listed[key] for key in ("waiting", "scheduled", "retrying", "cancelled", "exact")}
+    assert shown == {"waiting": 99, "scheduled": scheduled - 3, "retrying": 2, "cancelled": 4,
+                     "exact": True}  # fmt: skip
+
+    scrape = client.get("/metrics", headers=BEARER).text
+    gauges = {
+        sample.name.removeprefix("pulsarjobs_queue_"): sample.value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+        if sample.labels.get("queue") == "default"
+    }
+    assert {key: gauges[key] for key in ("waiting", "scheduled", "retrying", "cancelled")} == {
+        "waiting": 99, "scheduled": scheduled - 3, "retrying": 2, "cancelled": 4,
+    }  # fmt: skip
+    page = client.get("/queues", headers=BEARER).text
+    assert f'data-testid="scheduled"><a href="/scheduled?queue=default">{scheduled - 3:,}' in page

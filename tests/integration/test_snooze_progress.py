@@ -41,7 +41,7 @@ def jobs_show(app: App, job_id: str) -> dict[str, Any] | None:
     env = settings_env(app.settings, Path(os.devnull))
     done = run("-m", "pulsarjobs", "jobs", "show", job_id, "--json", env=env)
     if done.returncode != 0:
-        assert "No worker runs job" in done.stderr, done.stderr
+        assert f"No job {job_id} is stored" in done.stderr, done.stderr
         return None
     found: dict[str, Any] = json.loads(done.stdout)
     return found

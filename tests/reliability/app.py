@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
-from pulsarjobs import App, Durable, GroupOptions, Member, Settings, current_job
+from pulsarjobs import App, Debounce, Durable, GroupOptions, Member, Settings, current_job
 from tests.reliability.recorder import Recorder
 
 FIX_VARIABLE = "PULSARJOBS_RELIABILITY_FIX"  # a file: once it exists, broken jobs work
@@ -107,6 +107,16 @@ def make_app(settings: Settings) -> App:
                 time.sleep(micros / 1_000_000)
                 lines.write(f"{item}\n")
         record_run(started)
+
+    @app.job(debounce=timedelta(seconds=5))
+    def reindex_last(caller: int, n: int) -> None:
+        """Debounced, the last call's arguments (test_debounce_kill.py)."""
+        recorder().event("debounced_ran", job=current_job().id, key="last", caller=caller, n=n)
+
+    @app.job(debounce=Debounce(timedelta(seconds=5), keep="first"))
+    def reindex_first(caller: int, n: int) -> None:
+        """Debounced, the first call's arguments (test_debounce_kill.py)."""
+        recorder().event("debounced_ran", job=current_job().id, key="first", caller=caller, n=n)
 
     @app.periodic("* * * * * *", name="every_second", queue="ticks", missed="all")
     def every_second() -> None:

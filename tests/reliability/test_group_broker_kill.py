@@ -1,4 +1,4 @@
-"""Scenario 20: the broker killed with SIGKILL and restarted while workers hold grouped jobs'
+"""Scenario 21: the broker killed with SIGKILL and restarted while workers hold grouped jobs'
 members unacknowledged: every member runs in some group of one key, none larger than
 max_size (duplicates counted)."""
 

@@ -1,4 +1,4 @@
-"""Scenario 19: grouped jobs' members enqueued over many keys while workers get `kill -9`:
+"""Scenario 20: grouped jobs' members enqueued over many keys while workers get `kill -9`:
 every member runs in some group (duplicates counted), each group holds one key's members, no
 more than max_size, and was stored within max_delay of its first member's enqueue."""
 

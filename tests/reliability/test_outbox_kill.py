@@ -4,11 +4,16 @@ with SIGKILL every 1-3 s and a new one started each time (and, at full size, the
 killed and restarted once). Every committed job must be on the queue exactly once, no rolled
 back one at all.
 
-Full size (`--long`): 10,000 transactions, 5 relay kills and a broker restart."""
+Full size (`--long`): 10,000 transactions, 5 relay kills and a broker restart.
+
+Beside it, relays killed in the window the broker's de-duplication closes: after the broker
+stored a batch, before the relay marked it published (3 kills over 200 jobs; 20 kills over
+2,000 at full size)."""
 
 from __future__ import annotations
 
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -17,12 +22,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from pulsarjobs.outbox import metadata
+from pulsarjobs.outbox import Outbox, metadata
 from pulsarjobs.outbox.store import Store
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import decode
-from tests.integration.helpers import read_topic, start_pulsarjobs, wait_until
+from tests.apps.outbox import DIE_VARIABLE
+from tests.apps.outbox import make_app as make_outbox_app
+from tests.integration.helpers import read_topic, start_pulsarjobs, stop_process, wait_until
 from tests.reliability import report
 from tests.reliability.conftest import Scenario
 from tests.reliability.recorder import RunRecord
@@ -101,3 +109,55 @@ def check(
     made = report.check(scenario.name, scenario.size, committed, runs, {},
                         time.monotonic() - scenario.started, notes)  # fmt: skip
     return made, leaked
+
+
+def test_outbox_relay_killed_between_the_broker_ack_and_marking(
+    scenario: Scenario, postgres: str
+) -> None:
+    """Each relay dies (SIGKILL, by its own hand) as it is about to mark published its first,
+    second or third batch of 20, which the broker stored; the next sends them again under the
+    sequence ids they were claimed with, and the broker drops what it has."""
+    jobs, kills_wanted = scenario.sized(200, 2_000), scenario.sized(3, 20)
+    engine = sa.create_engine(postgres)
+    metadata.create_all(engine)
+    store = Store(engine, scenario.settings.full_namespace)
+    outbox = Outbox(make_outbox_app(scenario.settings))
+    committed: list[str] = []
+    for start in range(0, jobs, 100):
+        with Session(engine) as session, session.begin():
+            calls = [outbox.app.jobs["receipt"].call(n) for n in range(start, start + 100)]
+            committed += outbox.enqueue_many(session, calls)
+    outbox.app.close()
+    kills = 0
+    while kills < kills_wanted and store.lag().pending:
+        die_at = 1 if kills == 0 else random.randint(1, 3)  # its first batch, then any
+        died = relay_until_done(scenario, postgres, store, {DIE_VARIABLE: str(die_at)})
+        assert died == -signal.SIGKILL, scenario.logs()
+        kills += 1
+    assert kills == kills_wanted, f"{jobs} jobs were published after {kills} kills"
+    relay_until_done(scenario, postgres, store, {})
+    assert store.lag().pending == 0, scenario.logs()
+    engine.dispose()
+    messages = read_topic(scenario.settings, topics_for(scenario.settings, "default").jobs)
+    stored = Counter(decode(message.data()).id for message in messages)
+    runs = [RunRecord(job_id, 1, 0, 0.0, None) for job_id, count in stored.items()
+            for _ in range(count)]  # fmt: skip
+    notes = f"{kills} relay kills between the broker's ack and marking rows published"
+    made = report.check(scenario.name, scenario.size, committed, runs, {},
+                        time.monotonic() - scenario.started, notes)  # fmt: skip
+    assert (made.lost, made.duplicates) == (0, 0), f"lost: {made.lost_ids}"
+    assert set(stored) == set(committed)
+
+
+def relay_until_done(scenario: Scenario, url: str, store: Store, env: dict[str, str]) -> int:
+    """Run a relay (tests/apps/outbox.py) until it dies or nothing is left to publish (then
+    stop it): its exit code."""
+    with (scenario.directory / "relays.log").open("ab") as out:
+        relay = subprocess.Popen([sys.executable, "-m", "tests.apps.outbox", url],
+                                 env={**scenario.env, **env}, stdout=out,
+                                 stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_until(lambda: relay.poll() is not None or store.lag().pending == 0, 60)
+    finally:
+        code = stop_process(relay)
+    return code

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -14,10 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from pulsarjobs.cli import app, batches, dlq, flow, queues, scheduling, topics, workers
+from pulsarjobs.flow.debounce import Window
 from pulsarjobs.flow.unique import Hold
 from pulsarjobs.operations.dead_letters import DeadLetter
 from pulsarjobs.operations.flow_report import FlowReport
 from pulsarjobs.operations.inspector import QueueStats, WorkerStatus
+from pulsarjobs.operations.outbox_lag import OutboxStatus
 from pulsarjobs.scheduling.schedules import ScheduleStatus
 from pulsarjobs.transport.topic_stats import SubscriptionStats, TopicInfo, TopicStats
 from pulsarjobs.workflows.batch_state import BatchProgress
@@ -31,6 +33,7 @@ TYPE = "send_signup_confirmation_email"
 TOPICS = [f"{queue}-pulsarjobs-DLQ" for queue in QUEUES]
 SUBSCRIPTIONS = [f"{queue}-audit-replica" for queue in QUEUES]
 SCHEDULES = [f"nightly_{queue}_digest" for queue in QUEUES]
+RELAY = "outbox-relay-web-production-eu-west-1a.internal:48213"
 
 
 @dataclass
@@ -58,6 +61,9 @@ class FakeInspector:
                 rss_bytes=80 * 2**20, started_at=NOW, last_seen=NOW, silent_seconds=1.0,
             )
         ]  # fmt: skip
+
+    def outbox(self) -> OutboxStatus:
+        return OutboxStatus(12, 3.4, 2, RELAY, 1.0)
 
     def dead_letters(self, queue: str, matching: Any, limit: int) -> list[DeadLetter]:
         error = "SMTPRecipientsRefused: {'ada@example.com': (550, b'5.1.1 user unknown')}"
@@ -101,7 +107,12 @@ def inspecting(ctx: Any) -> Iterator[FakeInspector]:
 def no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in (queues, workers, dlq, topics, batches, flow):
         monkeypatch.setattr(module, "inspecting", inspecting)
+    counted = SimpleNamespace(
+        exact=lambda stats: [replace(s, retrying=2, cancelled=1) for s in stats]
+    )
+    monkeypatch.setattr(queues, "ReadyWork", lambda inspector, read_budget: counted)
     monkeypatch.setattr(flow, "UniqueKeys", lambda connection: SimpleNamespace(close=lambda: None))
+    monkeypatch.setattr(flow, "Debounces", lambda connection: SimpleNamespace(close=lambda: None))
     monkeypatch.setattr(flow, "rate_limits", lambda inspector: {})
     monkeypatch.setattr(flow, "flow_report", lambda *args: flow_in_force())
     loaded = SimpleNamespace(schedules={}, close=lambda: None)
@@ -115,7 +126,8 @@ def flow_in_force() -> FlowReport:
         for queue, job_id in zip(QUEUES, JOB_IDS, strict=True)
     ]
     rates = {queue: 50 for queue in QUEUES}
-    return FlowReport(rates, {f"smtp:{QUEUES[0]}": 4}, {}, holds, len(holds), 0)
+    window = Window(f"{TYPE}/reindex:{QUEUES[1]}", "call", JOB_IDS[0], TYPE, QUEUES[2], NOW, NOW, 3)
+    return FlowReport(rates, {f"smtp:{QUEUES[0]}": 4}, {}, holds, len(holds), 0, [window], 1)
 
 
 def schedules() -> list[ScheduleStatus]:
@@ -133,13 +145,23 @@ def at_80_columns(*command: str) -> str:
 
 
 CASES = {
-    "queues": (["queues"], QUEUES),
+    "queues": (["queues"], [*QUEUES, RELAY]),
     "workers": (["workers"], [WORKER, *QUEUES[:2]]),
     "dlq list": (["dlq", "list", QUEUES[0]], [*JOB_IDS, TYPE]),
     "topics list": (["topics", "list"], TOPICS),
     "topics stats": (["topics", "stats", TOPICS[0]], SUBSCRIPTIONS),
     "batches": (["batches"], JOB_IDS),
-    "flow": (["flow"], [*QUEUES, *JOB_IDS, TYPE, f"signup:{QUEUES[0]}", f"smtp:{QUEUES[0]}"]),
+    "flow": (
+        ["flow"],
+        [
+            *QUEUES,
+            *JOB_IDS,
+            TYPE,
+            f"signup:{QUEUES[0]}",
+            f"smtp:{QUEUES[0]}",
+            f"reindex:{QUEUES[1]}",
+        ],
+    ),
     "cron list": (["cron", "list", "myproject.jobs:app"], [*SCHEDULES, TYPE]),
 }
 

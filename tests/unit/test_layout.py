@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, str]] = [
     ("features", r"(scheduling|flow|workflows|outbox|grouping)(\..+)?"),
     ("operations", r"operations(\..+)?"),
     ("worker", r"worker(\..+)?"),
-    ("app", r"pulsarjobs|app|testing|stand_ins|loading|processes"),
+    ("app", r"pulsarjobs|app|calls|testing|stand_ins|loading|processes"),
     ("interfaces", r"(cli|dashboard)(\..+)?|__main__"),
 ]
 # Imports up the layers that stay for now, each with the reason.

@@ -76,6 +76,18 @@ def test_enqueue_writes_the_encoded_envelope_in_the_callers_transaction(
     assert unique.unique_key == decode(unique.payload).unique_key is not None
 
 
+def test_rows_are_what_enqueue_inserts_for_another_database_layer_to_write(
+    engine: sa.Engine, app: App
+) -> None:
+    """Django's ORM writes them (docs/frameworks.md): the relay reads them as its own."""
+    built = Outbox(app).rows([app.jobs["send_receipt"].call(n) for n in range(2)])
+    with engine.begin() as connection:
+        connection.execute(sa.insert(outbox_table), built)
+    store = Store(engine, app.settings.full_namespace)
+    assert [row.job_id for row in store.unclaimed(10)] == [row["job_id"] for row in built]
+    assert [decode(row.payload).args for row in store.unclaimed(10)] == [(0,), (1,)]
+
+
 def test_a_job_that_cannot_be_encoded_fails_the_call_and_writes_nothing(
     engine: sa.Engine, app: App
 ) -> None:

@@ -13,10 +13,12 @@ def held(*positions: tuple[int, int]) -> _Held:
     return _Held(
         array("q", [packed(position) for position in positions]),
         array("d", [float(entry) for _, entry in positions]),
+        array("q", [1000 + entry for _, entry in positions]),  # a job id's hash, kept alongside
     )
 
 
 def kept(found: _Held) -> list[tuple[int, float]]:
+    assert [job - 1000 for job in found.ids] == [int(due) for due in found.dues]
     return [
         (position & 0xFFFFFFFF, due)
         for position, due in zip(found.positions, found.dues, strict=True)

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pulsarjobs.operations.control import CommandMessage
+from pulsarjobs.operations.outbox_lag import outbox_status
 from pulsarjobs.wire.envelope import Envelope
-from pulsarjobs.wire.heartbeat import Heartbeat, rss_bytes
+from pulsarjobs.wire.heartbeat import Heartbeat, OutboxLag, rss_bytes
 from pulsarjobs.wire.verdicts import Outcome, Verdict
 from pulsarjobs.worker._stats import WorkerStats
 
@@ -46,6 +47,34 @@ def test_heartbeats_of_other_versions_read_what_they_share() -> None:
     assert Heartbeat.decode(json.dumps(older).encode()).held_by_limit == 0
     newer = {**fields, "told_later": 7}  # a field a newer worker sends
     assert Heartbeat.decode(json.dumps(newer).encode()) == beat()
+
+
+def relay_beat(name: str, leading: bool, sent: datetime = NOW, state: str = "running") -> Heartbeat:
+    lag = OutboxLag(pending=12, oldest=NOW - timedelta(seconds=3.5), leading=leading)
+    return beat(state, sent).with_changes(worker=name, queues=(), outbox=lag)
+
+
+def test_a_relays_heartbeat_carries_the_outboxs_lag_told_as_one_line() -> None:
+    leader = relay_beat("outbox-relay-a", leading=True)
+    assert Heartbeat.decode(leader.encode()) == leader
+    beats = [beat(), leader, relay_beat("outbox-relay-b", leading=False)]
+    status = outbox_status(beats, NOW + timedelta(seconds=1))
+    assert status is not None
+    assert status.sentence() == (
+        "Outbox: 12 jobs not yet published, the oldest enqueued 4.5 s ago "
+        "(2 relays running: outbox-relay-a publishes)"
+    )
+
+
+def test_an_outbox_whose_relays_are_gone_says_so_and_one_whose_relays_stopped_is_not_shown() -> (
+    None
+):
+    gone = relay_beat("outbox-relay-a", leading=True, sent=NOW - timedelta(minutes=1))
+    status = outbox_status([beat(), gone], NOW)
+    assert status is not None
+    assert status.sentence().startswith("Outbox: no relay running (the last one told 12 jobs")
+    assert outbox_status([beat(), relay_beat("r", True, state="stopped")], NOW) is None
+    assert outbox_status([beat()], NOW) is None
 
 
 @pytest.mark.parametrize("data", [b"", b"{}", b"not json", b'{"worker": 1}'])

@@ -94,6 +94,8 @@ type Extras struct {
 	// Results: milliseconds its return value is kept once it settles; nil: not kept.
 	KeepResultMs *int64 `avro:"keep_result_ms"`
 	Chain        *Chain `avro:"chain"` // chains: its place and the links after it
+	// Debounce: calls of this key collapse into one run; nil: not debounced.
+	DebounceKey *string `avro:"debounce_key"`
 }
 
 // Extra is the envelope's extras, all zero values when it has none.

@@ -187,7 +187,7 @@ func extrasJSON(x *Extras) any {
 		"unique_key": optionalString(x.UniqueKey), "order_key": optionalString(x.OrderKey),
 		"limit_key": optionalString(x.LimitKey), "snoozes": x.Snoozes,
 		"batch_id": optionalString(x.BatchID), "keep_result_ms": optionalLong(x.KeepResultMs),
-		"chain": nil,
+		"chain": nil, "debounce_key": optionalString(x.DebounceKey),
 	}
 	if x.LastError != nil {
 		out["last_error"] = map[string]any{"io.pulsarjobs.v1.JobError": map[string]any{

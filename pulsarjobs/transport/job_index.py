@@ -1,0 +1,234 @@
+"""The job index: where the broker stores each job, by its id, so that one job is found among
+millions without reading them (`pulsarjobs jobs show ID`, the dashboard's /jobs/{id};
+operations/job_lookup.py reads it).
+
+A compacted topic, `pulsarjobs-job-index`, keyed by job id. Its value says where the job's latest
+message is: "queue where ledger:entry", `where` one of the queue's topics (jobs, retry, dead,
+ordered). It is written
+- when the broker has stored a job sent to a queue's topic by `App.publish_envelope` or an
+  enqueue (so also a chain's next link, a cron tick, a retry or a snooze a worker publishes);
+- when a worker dead-letters a job (its position on the dead-letter topic);
+- and emptied (compaction's tombstone) when a worker settles a job that succeeded: its kept
+  result, if any, says the rest.
+So it holds one entry per job stored and not settled, the dead ones included, and one per job
+that ended unrun (expired, cancelled), until compaction drops those emptied (the broker compacts
+it past COMPACTION_THRESHOLD_BYTES of new entries).
+
+Writing never delays an enqueue nor adds a round trip: the broker's ack (on the client's thread)
+appends (id, queue, topic, message id) to a deque, and a thread of the index sends what gathered
+every FLUSH_SECONDS, batched, with a producer of its own. The index is a help to find jobs, not
+a record: an entry still in the deque when its process dies is lost, and then the job is found
+only while it runs, by its kept result, or once a worker publishes it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pulsar
+import structlog
+
+from pulsarjobs.logs import error_text
+from pulsarjobs.settings import Settings
+from pulsarjobs.transport.backlog import Position, parse_position, position_of, position_text
+from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.topics import job_index_topic, topics_for
+from pulsarjobs.wire.verdicts import Outcome, Publish
+
+log = structlog.get_logger("pulsarjobs.transport.job_index")
+
+FLUSH_SECONDS = 0.05
+# An entry is emptied this long after its job settled: the enqueuer's entry, sent within
+# FLUSH_SECONDS of the broker's ack, lands first unless its process stalls that long (then the
+# entry stays, pointing at a message acknowledged: a lookup says the job is settled).
+EMPTY_AFTER_SECONDS = 5.0
+WHERE_ON = ("jobs", "retry", "dead", "ordered")  # a queue's topics, as an entry names them
+# (job id, queue, topic, message id): where the broker stored it; queue None: settled for good
+Note = tuple[str, str | None, str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """Where a job's latest message is."""
+
+    queue: str
+    where: str  # one of WHERE_ON
+    position: Position
+
+    def encode(self) -> bytes:
+        return f"{self.queue} {self.where} {position_text(self.position)}".encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> IndexEntry | None:
+        """None for an emptied entry (the job settled for good) or one this version cannot
+        read."""
+        parts = data.decode(errors="replace").split(" ")
+        if len(parts) != 3 or parts[1] not in WHERE_ON:
+            return None
+        try:
+            return cls(parts[0], parts[1], parse_position(parts[2]))
+        except ValueError:
+            return None
+
+
+class JobIndex:
+    """Writes the index for one process, from a thread of its own, started at its first
+    entry."""
+
+    def __init__(self, connection: Callable[[], Connection]) -> None:
+        self._connection = connection
+        self._notes: deque[Note] = deque()  # appended on the client's thread, taken on ours
+        self._settled: deque[tuple[float, str]] = deque()  # (when to empty, job id)
+        self._wheres: dict[str, str] = {}  # topic -> which of its queue's topics it is
+        self._producer: pulsar.Producer | None = None
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+        self._stop = threading.Event()
+        self._failed = False  # said once in the log
+        self._writes: bool | None = None  # False under TestRunner: its connection is in memory
+        in_child = weakref.WeakMethod(self._after_fork)  # an App made before worker processes
+        os.register_at_fork(after_in_child=lambda: (forget := in_child()) and forget())
+
+    def acks(self, job_id: str, queue: str, topic: str, group: Acks | None = None) -> Acks:
+        """The Acks to publish a job's message with: once stored, its position is indexed."""
+        return IndexedAck(self, (job_id, queue, topic), group or Acks(1))
+
+    def note(self, note: Note) -> None:
+        self._notes.append(note)
+        if self._thread is None:
+            self._start()
+
+    def settled(self, job_id: str) -> None:
+        """The job is over with nothing stored in its place: its entry is emptied, a little
+        later (EMPTY_AFTER_SECONDS)."""
+        if self._writes is None:
+            self._writes = not getattr(self._connection(), "in_memory", False)
+        if not self._writes:
+            return
+        self._settled.append((time.monotonic() + EMPTY_AFTER_SECONDS, job_id))
+        if self._thread is None:
+            self._start()
+
+    def close(self) -> None:
+        """Send what gathered and wait for the broker's acks (before the client closes)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._producer is not None:
+            with contextlib.suppress(Exception):  # a broker gone: nothing more to do
+                self._producer.flush()
+                self._producer.close()
+        self._thread, self._producer = None, None  # an app used again starts anew
+        self._stop.clear()
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        """A forked child has neither the parent's thread nor its client: it starts anew."""
+        self._notes.clear()
+        self._settled.clear()
+        self._thread, self._producer = None, None
+        self._starting, self._stop = threading.Lock(), threading.Event()
+
+    def _start(self) -> None:
+        with self._starting:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="pulsarjobs-job-index", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_SECONDS):
+            self._send_noted()
+        self._send_noted(closing=True)
+
+    def _send_noted(self, closing: bool = False) -> None:
+        now = time.monotonic()
+        while self._settled and (closing or self._settled[0][0] <= now):
+            self._notes.append((self._settled.popleft()[1], None, "", None))
+        if not self._notes:
+            return
+        try:
+            producer = self._producer or self._open()
+        except Exception as exc:
+            self._notes.clear()  # no index now: jobs are still found while they run
+            self._say_failed(exc)
+            return
+        settings, wheres = self._connection().settings, self._wheres
+        while self._notes:
+            job_id, queue, topic, message_id = self._notes.popleft()
+            value = b""
+            if queue is not None:
+                if (where := wheres.get(topic)) is None:
+                    where = wheres[topic] = where_on(settings, queue, topic)
+                value = IndexEntry(queue, where, position_of(message_id)).encode()
+            producer.send_async(value, self._sent, partition_key=job_id)
+
+    def _open(self) -> pulsar.Producer:
+        connection = self._connection()
+        topic = job_index_topic(connection.settings)
+        connection.keep_marks(topic)  # a subscription that keeps it, and compaction
+        self._producer = connection.client.create_producer(
+            topic, batching_enabled=True, batching_max_publish_delay_ms=10,
+            block_if_queue_full=True)  # fmt: skip
+        return self._producer
+
+    def _sent(self, result: Any, _message_id: Any) -> None:
+        if result != pulsar.Result.Ok:
+            self._say_failed(RuntimeError(str(result)))
+
+    def _say_failed(self, exc: Exception) -> None:
+        if not self._failed:
+            self._failed = True
+            log.warning("cannot write the job index", error=error_text(exc))
+
+
+class IndexedAck(Acks):
+    """One job message's ack: notes where the broker stored it, then tells its group."""
+
+    def __init__(self, index: JobIndex, job: tuple[str, str, str], group: Acks) -> None:
+        # No Acks.__init__: the group's future is the one awaited, its count the one kept.
+        self.stored = group.stored
+        self._index, self._job, self._group = index, job, group
+
+    def ok(self, message_id: object = None) -> None:
+        if message_id is not None:  # the in-memory transport tells none
+            job_id, queue, topic = self._job
+            self._index.note((job_id, queue, topic, message_id))
+        self._group.ok()
+
+    def failed(self, failure: Exception) -> None:
+        self._group.failed(failure)
+
+
+def where_on(settings: Settings, queue: str, topic: str) -> str:
+    """Which of the queue's topics `topic` is."""
+    topics = topics_for(settings, queue)
+    by_topic = {topics.jobs: "jobs", topics.retry: "retry", topics.dead: "dead"}
+    return by_topic.get(topic, "ordered")
+
+
+class IndexedSettles:
+    """The worker's step that empties the entry of a job that succeeded (a retry's or a dead
+    letter's position is indexed as it is stored). A job that ended unrun keeps its entry: a
+    cancelled one may have a copy stored under its id (Kill, Run now), and what a lookup then
+    says of the entry (settled, or where the copy is) holds."""
+
+    name: ClassVar[str] = "job index"
+
+    def __init__(self, index: JobIndex) -> None:
+        self.index = index
+
+    def told(self, queue: str, outcome: Outcome) -> None:
+        policy = outcome.kind.policy
+        if policy.succeeded and policy.publishes is Publish.NOTHING:
+            self.index.settled(outcome.envelope.id)

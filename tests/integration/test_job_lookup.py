@@ -1,0 +1,138 @@
+"""`pulsarjobs jobs show ID` on the real broker finds a job by its id in every state (the job
+index, pulsarjobs/transport/job_index.py): waiting, scheduled, retrying, dead, running, held on
+its queue's ordered topic, finished with a kept result; a replayed dead job where it waits
+again; a job done without keeping its result is forgotten once its entry is emptied; a job the
+outbox relay published."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from pulsarjobs import App, Inspector
+from pulsarjobs.jobs import JobCall
+from pulsarjobs.operations.inspector import ALL
+from pulsarjobs.operations.job_lookup import find_job
+from pulsarjobs.operations.replay import replay
+from pulsarjobs.outbox import Outbox, metadata
+from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.transport.job_index import EMPTY_AFTER_SECONDS
+from pulsarjobs.worker.progress import last_progress
+from tests.conftest import BrokerUnderTest
+from tests.integration.helpers import fresh_settings, settings_env, wait_until, worker_in_thread
+from tests.integration.test_cli import run
+
+pytestmark = pytest.mark.broker
+
+
+def jobs_show(app: App, job_id: str) -> dict[str, Any] | None:
+    """`pulsarjobs jobs show ID --json` as a user runs it; None when it finds no such job."""
+    env = settings_env(app.settings, Path(os.devnull))
+    done = run("-m", "pulsarjobs", "jobs", "show", job_id, "--json", env=env)
+    if done.returncode != 0:
+        assert f"No job {job_id} is stored" in done.stderr, done.stderr
+        return None
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
+
+
+def state(app: App, job_id: str) -> str | None:
+    """The job's state as `jobs show` finds it, read in this process (quicker to wait on)."""
+    with Inspector(app.settings) as inspector:
+        found = find_job(inspector, job_id, last_progress(inspector.workers(), job_id))
+    return found.state if found else None
+
+
+def shown_state(app: App, job_id: str) -> str | None:
+    shown = jobs_show(app, job_id)
+    return shown["state"] if shown else None
+
+
+def test_jobs_show_finds_a_job_by_its_id_in_every_state(broker: BrokerUnderTest) -> None:
+    app = App(dataclasses.replace(fresh_settings(broker), heartbeat_interval=0.5))
+    release = threading.Event()
+
+    @app.job(queue="work", max_attempts=1)
+    def break_down() -> None:
+        raise ValueError("broken")
+
+    @app.job(queue="work", retry=RetryPolicy(max_attempts=3, initial_delay=3600, jitter=0.0))
+    def try_later() -> None:
+        raise ConnectionError("later")
+
+    @app.job(queue="work")
+    def double(x: int) -> int:
+        return x * 2
+
+    @app.job(queue="work")
+    def hold() -> None:
+        release.wait(60)
+
+    @app.job(queue="idle")
+    def unserved() -> None: ...
+
+    try:
+        waiting = unserved.enqueue()
+        scheduled = app.enqueue(JobCall("unserved", ()), in_=timedelta(hours=1))
+        in_order = app.enqueue(JobCall("unserved", (), order_key="customer-7"))
+        with worker_in_thread(app, "work") as worker:
+            dead, retrying = break_down.enqueue(), try_later.enqueue()
+            kept = app.enqueue(JobCall("double", (21,), keep_result=timedelta(minutes=10)))
+            plain, running = double.enqueue(1), hold.enqueue()
+            wait_until(lambda: worker.stats.dead == 1 and worker.stats.retried == 1, 60, 0.2)
+            assert app.result(kept, timeout=60) == 42
+            wait_until(lambda: state(app, running) == "running", 60, 0.5)
+            assert shown_state(app, running) == "running"
+            ids = (waiting, scheduled, in_order, dead, retrying)
+            found = {job_id: shown_state(app, job_id) for job_id in ids}
+            assert found == {
+                waiting: "waiting",
+                scheduled: "scheduled",
+                in_order: "ordered",
+                dead: "dead",
+                retrying: "retrying",
+            }
+            shown = jobs_show(app, kept)
+            assert shown is not None and shown["state"] == "finished"
+            assert shown["result"]["value"] == 42
+            release.set()
+            # Done without keeping its result: its entry is emptied a little after it settled.
+            wait_until(lambda: state(app, plain) is None, EMPTY_AFTER_SECONDS + 30, 0.5)
+        with Inspector(app.settings) as inspector:
+            assert replay(inspector, "work", ALL).moved == 1
+        wait_until(lambda: state(app, dead) == "waiting", 30, 0.5)  # back on its queue
+        assert shown_state(app, dead) == "waiting"
+        assert shown_state(app, "0123456789abcdef0123456789abcdef") is None
+    finally:
+        app.close()
+
+
+def test_a_job_the_outbox_relay_published_is_found_waiting(
+    broker: BrokerUnderTest, tmp_path: Path
+) -> None:
+    app = App(fresh_settings(broker))
+
+    @app.job(queue="idle")
+    def send_invoice(order_id: str) -> None: ...
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
+    metadata.create_all(engine)
+    outbox = Outbox(app)
+    try:
+        with Session(engine) as session, session.begin():
+            job_id = outbox.enqueue(session, send_invoice.call("order-7"))
+        with outbox.relay(engine, poll_interval=0.2):
+            wait_until(lambda: state(app, job_id) == "waiting", 30, 0.5)
+        assert shown_state(app, job_id) == "waiting"
+    finally:
+        engine.dispose()
+        app.close()
