@@ -12,7 +12,7 @@ with fresh attempts, so that only a poisoned member ends in the dead-letter topi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -67,6 +67,14 @@ class GroupedJob(Job[..., Any]):
         job.types = None  # its handler's annotation is of Members; the run passes their records
         job.func = _run_members(job, app, current)
         return job
+
+    def check_arguments(self, args: Sequence[object], kwargs: Mapping[str, object]) -> None:
+        """A group's run takes one list of members' records, as its worker makes it: a call of
+        the job itself (`app.enqueue(job.call(...))`) is refused where it is made."""
+        members = args[0] if len(args) == 1 and not kwargs else None
+        if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+            raise TypeError(f"enqueue the members of grouped job {self.name!r} with "
+                            f"{self.name}.enqueue(...) or .enqueue_to(key, ...)")  # fmt: skip
 
     def enqueue(self, *args: Any, **kwargs: Any) -> str:
         """Enqueue one member into the job's one unkeyed group; returns its id once stored."""

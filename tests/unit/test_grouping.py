@@ -14,7 +14,7 @@ from pulsarjobs.operations.pending_groups import PendingGroups, pending_groups
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
-from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.wire.envelope import ArgumentError, Envelope
 
 SECOND = timedelta(seconds=1)
 
@@ -152,6 +152,17 @@ def test_plain_jobs_beside_grouped_ones_run_as_before(app: App, runner: TestRunn
 def test_bad_group_options_fail_where_declared(options: dict, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         GroupOptions(**options)
+
+
+def test_a_grouped_job_called_as_a_plain_job_is_refused_in_one_line(
+    app: App, runner: TestRunner
+) -> None:
+    @app.job(group=GroupOptions())
+    def send(members: list[Member]) -> None: ...
+
+    with pytest.raises(ArgumentError, match=r"with send.enqueue\(...\) or .enqueue_to\(key, ...\)"):
+        app.enqueue(send.call("ada@example.com"))
+    assert runner.pending == []
 
 
 def test_a_grouped_job_cannot_be_durable(app: App) -> None:
