@@ -19,6 +19,8 @@ from pulsarjobs.errors import (
     ResultTimeout,
 )
 from pulsarjobs.flow.unique import DuplicateJob
+from pulsarjobs.grouping.job import GroupedJob
+from pulsarjobs.grouping.options import GroupOptions, Member
 from pulsarjobs.jobs import Debounce, Job, JobCall
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.operations.cancels import Cancel, run_now
@@ -66,12 +68,15 @@ __all__ = [
     "EnqueueError",
     "Envelope",
     "EnvelopeError",
+    "GroupOptions",
+    "GroupedJob",
     "Inspector",
     "Job",
     "JobCall",
     "JobError",
     "JobFailed",
     "JobTimeout",
+    "Member",
     "Middleware",
     "NotDueLater",
     "NotFound",

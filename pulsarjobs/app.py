@@ -23,6 +23,7 @@ from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueErro
 from pulsarjobs.flow import rates
 from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.flow.unique import DuplicateJob, UniqueKeys, hold_for
+from pulsarjobs.grouping.job import GroupedJob
 from pulsarjobs.jobs import (
     DEFAULT_QUEUE,
     DurableDecorator,
@@ -140,7 +141,13 @@ class App(PeriodicJobs, Workflows, Closing):
         check_options(options)
 
         def declare(function: Callable[..., Any]) -> Job[Any, Any]:
-            declared = Job.declared(self, function, options, durable)
+            declared: Job[Any, Any]
+            if options.get("group") is not None:  # its handler takes a list of members
+                if durable:
+                    raise ConfigurationError("a grouped job cannot be durable")
+                declared = GroupedJob.declared_grouped(self, function, options, current_job)
+            else:
+                declared = Job.declared(self, function, options, durable)
             if declared.name in self.jobs:
                 raise ConfigurationError(f"a job named {declared.name!r} is declared twice")
             if durable:

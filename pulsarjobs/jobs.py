@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any, Concatenate, Generic, Literal, ParamSpec, Protocol, TypedDict, TypeVar
 
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.grouping.options import GroupOptions
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.snooze import DEFAULT_MAX_SNOOZES
 from pulsarjobs.transport.topics import check_queue_name
@@ -116,6 +117,7 @@ class JobOptions(TypedDict, total=False):
     max_snoozes: int  # runs that raise Snooze beyond this are dead-lettered (docs/concepts.md)
     keep_result: timedelta | None  # how long its result is kept (docs/workflows.md)
     debounce: Debounce | timedelta | None  # calls of a key make one run (docs/flow-control.md)
+    group: GroupOptions | None  # its runs take a list of members (docs/flow-control.md)
 
 
 def check_options(options: Mapping[str, object]) -> None:

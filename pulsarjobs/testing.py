@@ -28,6 +28,7 @@ from pulsarjobs.app import App
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.flow.debounce import Debounces
+from pulsarjobs.grouping.memory import MemoryGroups
 from pulsarjobs.jobs import Job
 from pulsarjobs.operations.cancel_matching import matches
 from pulsarjobs.operations.cancels import Cancel
@@ -131,6 +132,7 @@ class TestRunner:
         self.steps = InMemorySteps()  # durable jobs' completed steps: `steps.value(id, name)`
         self.signals = InMemorySignals(app)  # what `app.signal` sends to: `signals.waiting()`
         self._pending: list[_Pending] = []
+        self.groups = MemoryGroups(app)  # grouped jobs' members: `groups.pending`, `.stored`
         self._sequence = 0
         self._crashes = MemoryCrashes(self._clock)
         self._counter = RunCounter(self._crashes)
@@ -352,6 +354,8 @@ class TestRunner:
         """The next job to run, if it is due by `horizon` (None: whenever it is due). A paused
         queue's jobs wait, as workers leave them stored (`app.pause`)."""
         self._collect()
+        while self.groups.store_next(horizon, self._pending, self._move_to):  # before the jobs
+            self._collect()
         paused = self.connection.marks.get(paused_topic(self.app.settings))
         if not paused:
             head = self._pending[0] if self._pending else None
@@ -375,8 +379,9 @@ class TestRunner:
     def _collect(self) -> None:
         """Sort what was published since the last look, as the broker and a worker would."""
         while published := self.connection.take():  # settling on arrival publishes too
-            for message in published:
-                self._collect_one(message)
+            for message in published:  # a grouped job's member waits in its group
+                if not self.groups.held(message, self._now):
+                    self._collect_one(message)
 
     def _collect_one(self, published: PublishedMessage) -> None:
         if is_dead_letter_topic(published.topic):

@@ -32,6 +32,7 @@ COLUMNS = (
     "retrying",
     "cancelled",
     "in flight",
+    "grouping",
     "dead",
     "dead kept",
     "in/s",
@@ -171,6 +172,7 @@ def row(queue: QueueStats) -> tuple[str, ...]:
         str(queue.retrying),
         str(queue.cancelled),
         str(queue.in_flight),
+        str(queue.grouping),  # grouped jobs' members: "N in M" groups
         f"[red]{queue.dead}[/]" if queue.dead else "0",
         str(queue.dead_retention),
         f"{queue.rate_in:.1f}",

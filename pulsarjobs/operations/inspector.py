@@ -27,6 +27,7 @@ from pulsarjobs.operations.dead_letters import (
 from pulsarjobs.operations.durable_steps import DurableStep, read_steps, read_waits
 from pulsarjobs.operations.outbox_lag import OutboxStatus, outbox_status
 from pulsarjobs.operations.pauses import Pause, paused_queues
+from pulsarjobs.operations.pending_groups import NO_GROUPS, PendingGroups, pending_groups
 from pulsarjobs.operations.retention import KEPT_FOREVER, DeadRetention, dead_retention
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
@@ -45,6 +46,7 @@ from pulsarjobs.transport.topic_stats import (
 )
 from pulsarjobs.transport.topics import (
     DEAD_LETTER_SUBSCRIPTION,
+    GROUPS_SUFFIX,
     QUEUE_NAME,
     full_topic_name,
     topic_kind,
@@ -81,6 +83,7 @@ class QueueStats:
     # exact and excludes these from them); None: not counted.
     retrying: int | None = None  # due later on the retry topic, waiting out a backoff
     cancelled: int | None = None  # held until due, then dropped by a worker
+    grouping: PendingGroups = NO_GROUPS  # grouped jobs' members waiting for their group to run
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,12 +179,13 @@ class Inspector(Closing):
     # -- queues ------------------------------------------------------------------------------
 
     def queue_names(self) -> list[str]:
-        """Queues with a topic of their own, or only dead letters left."""
+        """Queues with a topic of their own, or only grouped jobs' members or dead letters."""
         dead_suffix = f"-{self.settings.subscription}-DLQ"
         namespace = self.settings.full_namespace
         names = set()
         for topic in self.admin.topics(namespace) + self.admin.partitioned_topics(namespace):
             name = without_partition(topic.rsplit("/", 1)[-1]).removesuffix(dead_suffix)
+            name = name.removesuffix(GROUPS_SUFFIX)
             if QUEUE_NAME.match(name):
                 names.add(name)
         return sorted(names)
@@ -241,7 +245,14 @@ class Inspector(Closing):
             paused=name in self.paused_queues() if paused is None else paused,
             rate_limit=rate_limit(self.admin, topics),
             dead_retention=dead_retention(self.admin, topics),
+            grouping=self._grouping(topics.groups, scan_limit),
         )
+
+    def _grouping(self, topic: str, scan_limit: int) -> PendingGroups:
+        members = subscription_of(self._stats(topic), self.settings.subscription)
+        backlog = lambda: self._backlog(topic, self.settings.subscription)  # noqa: E731
+        return pending_groups(int(members.get("msgBacklog", 0)), backlog, self.envelope_of,
+                              scan_limit)  # fmt: skip
 
     def _schedule(self, topics: list[str], backlog: int, scan_limit: int) -> _Schedule:
         """Read the backlogs: the broker counts delayed messages only once a consumer made it

@@ -22,6 +22,7 @@ from pulsarjobs.settings import Settings
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 PARTITION = re.compile(r"-partition-\d+$")  # how Pulsar names the partitions of a topic
 DEAD_LETTER_SUBSCRIPTION = "pulsarjobs-dead-letters"
+GROUPS_SUFFIX = "-groups"  # `<queue>-groups`: the members of a queue's grouped jobs
 KEEPER_SUBSCRIPTION = "pulsarjobs-keep"  # on marks topics; never acknowledges: keeps marks stored
 
 # The namespace's own topics, beside the queues'.
@@ -66,7 +67,12 @@ KINDS = {
 }
 # Messages that are not job envelopes: JSON (batches, signals), Avro records of their own (steps).
 RAW_TOPICS = (BATCH_EVENTS_TOPIC, BATCHES_TOPIC, STEPS_TOPIC, SIGNALS_TOPIC, JOB_INDEX_TOPIC)
-SUFFIX_KINDS = (("-RETRY", "retries"), ("-DLQ", "dead letters"), ("-ordered", "ordered jobs"))
+SUFFIX_KINDS = (
+    ("-RETRY", "retries"),
+    ("-DLQ", "dead letters"),
+    ("-ordered", "ordered jobs"),
+    (GROUPS_SUFFIX, "group members"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,7 @@ class QueueTopics:
     retry: str
     dead: str
     ordered: str  # ordered jobs (order_key), on a Key_Shared subscription of their own
+    groups: str  # members of grouped jobs, keyed by group key, on a Key_Shared one (grouping/)
 
 
 def check_queue_name(queue: str) -> str:
@@ -193,15 +200,21 @@ def topics_for(settings: Settings, queue: str) -> QueueTopics:
     base = namespace_topic(settings, check_queue_name(queue))
     own = f"{base}-{settings.subscription}"  # the subscription's own topics
     return QueueTopics(
-        queue=queue, jobs=base, retry=f"{own}-RETRY", dead=f"{own}-DLQ", ordered=f"{base}-ordered"
+        queue=queue,
+        jobs=base,
+        retry=f"{own}-RETRY",
+        dead=f"{own}-DLQ",
+        ordered=f"{base}-ordered",
+        groups=f"{base}{GROUPS_SUFFIX}",
     )
 
 
 def queue_of(settings: Settings, topic: str) -> str:
-    """The queue a job topic (or one of its partitions), its ordered jobs' topic or a
-    subscription's retry topic belongs to."""
+    """The queue a job topic (or one of its partitions), its ordered jobs' topic, its group
+    members' topic or a subscription's retry topic belongs to."""
     name = without_partition(topic.rsplit("/", 1)[-1])
-    return name.removesuffix(f"-{settings.subscription}-RETRY").removesuffix("-ordered")
+    name = name.removesuffix(f"-{settings.subscription}-RETRY").removesuffix("-ordered")
+    return name.removesuffix(GROUPS_SUFFIX)
 
 
 def topic_kind(name: str) -> str:
@@ -224,6 +237,11 @@ def partition_topic(topic: str, index: int) -> str:
 def without_partition(topic: str) -> str:
     """The partitioned topic a partition belongs to; any other topic as it is."""
     return PARTITION.sub("", topic)
+
+
+def is_group_topic(topic: str) -> bool:
+    """Whether a topic holds the members of grouped jobs (a queue name holds no '-')."""
+    return topic.endswith(GROUPS_SUFFIX)
 
 
 def is_dead_letter_topic(topic: str) -> bool:

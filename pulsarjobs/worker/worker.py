@@ -38,6 +38,7 @@ from pulsarjobs.worker._stats import WorkerStats
 from pulsarjobs.worker.crashes import CrashGuard
 from pulsarjobs.worker.execution import JobExecutor
 from pulsarjobs.worker.feed import Feed, QueuePlan, keep_dead_letters, subscribe
+from pulsarjobs.worker.group_collector import GroupCollector
 from pulsarjobs.worker.judge import Judge
 from pulsarjobs.worker.metrics import WorkerMetrics
 from pulsarjobs.worker.pipeline import Pipeline, WallClockWaits
@@ -68,6 +69,7 @@ class _WorkerSession:
     threads: ThreadPoolExecutor | None = None
     presence: Presence | None = None
     crashes: CrashGuard | None = None  # in a group of processes: the supervisor's crash ledger
+    groups: GroupCollector | None = None  # grouped jobs' members, held until their group runs
     quieting: asyncio.Future[None] | None = None
 
 
@@ -148,6 +150,8 @@ class Worker:
             Following.start, self.app.connection, running.feed, running.current
         )
         running.batches = await asyncio.to_thread(BatchTracker.start_or_warn, self.app, self.name)
+        running.groups = await asyncio.to_thread(GroupCollector.start, self.app, self.plan.names,
+                                                 self.settings.subscription, self.name)  # fmt: skip
         self._start(running)
         self.app.hooks.emit("on_worker_start", self)
         self.ready.set()
@@ -318,6 +322,8 @@ class Worker:
 
     def _close(self, running: _WorkerSession) -> None:
         assert running.feed is not None and running.threads is not None
+        if running.groups is not None:  # before the flush: the groups it stores go out with it
+            running.groups.stop()
         self.app.connection.flush()
         running.feed.close()  # unacked jobs go back to other workers at once
         running.threads.shutdown(wait=False, cancel_futures=True)

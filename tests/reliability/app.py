@@ -12,12 +12,14 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
-from pulsarjobs import App, Debounce, Durable, Settings, current_job
+from pulsarjobs import App, Debounce, Durable, GroupOptions, Member, Settings, current_job
 from tests.reliability.recorder import Recorder
 
 FIX_VARIABLE = "PULSARJOBS_RELIABILITY_FIX"  # a file: once it exists, broken jobs work
 CALLBACKS = "callbacks"  # the queue of batches' callbacks
 STEPS = 5  # the steps of a durable job of test_durable_kill.py
+# The groups of test_group_kill.py.
+GROUPS = GroupOptions(max_size=50, grace=timedelta(seconds=1), max_delay=timedelta(seconds=5))
 
 
 @functools.cache
@@ -119,6 +121,19 @@ def make_app(settings: Settings) -> App:
     @app.periodic("* * * * * *", name="every_second", queue="ticks", missed="all")
     def every_second() -> None:
         record_run(time.time())
+
+    @app.job(group=GROUPS)
+    def collects(members: list[Member]) -> None:
+        """Each member's arguments: its number and when it was enqueued (Unix time). Records
+        each member's run, and the group: its size, keys, and how long its first member waited
+        for the group to be stored."""
+        started, job = time.time(), current_job()
+        enqueued = min(float(member.args[1]) for member in members)  # type: ignore[arg-type]
+        recorder().event("group", size=len(members), keys=sorted({m.key for m in members}),
+                         waited=job.envelope.created_at.timestamp() - enqueued,
+                         stored=job.envelope.created_at.timestamp())  # fmt: skip
+        for member in members:
+            recorder().ran(member.id, job.attempt, started, None)
 
     return app
 

@@ -1,0 +1,1 @@
+"""Grouped jobs (aggregation): members enqueued one by one, handed to one run as a list."""
