@@ -19,6 +19,7 @@ from pulsarjobs import tracing
 from pulsarjobs.clock import Clock, utc_now, when_due
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
 from pulsarjobs.flow import rates
+from pulsarjobs.flow.fairness import fair_of, lane_of, weight_properties
 from pulsarjobs.flow.unique import DuplicateJob, UniqueKeys, default_key, hold_for
 from pulsarjobs.jobs import (
     DEFAULT_QUEUE,
@@ -86,6 +87,10 @@ class App(PeriodicJobs, Workflows, Closing):
         queues |= {schedule.queue for schedule in self.schedules.values() if schedule.queue}
         return tuple(sorted(queues)) or (DEFAULT_QUEUE,)
 
+    def fair_queues(self) -> set[str]:
+        """The queues whose jobs it declares fair-keyed: their workers serve their lanes."""
+        return {job.queue for job in self.jobs.values() if job.fair is not None}
+
     @property
     def unique_keys(self) -> UniqueKeys:
         """The held unique keys (unique.py), read once a unique job is enqueued or settled."""
@@ -148,10 +153,19 @@ class App(PeriodicJobs, Workflows, Closing):
         run_at = when_due(now, in_, at)
         if call.order_key is not None and run_at is not None:
             raise ValueError("an ordered job runs in enqueue order: it cannot be scheduled")
+        queue = check_queue_name(call.queue or (declared.queue if declared else DEFAULT_QUEUE))
+        fair_key, fair_weight = None, 1
+        if call.fair_key is not None or (declared is not None and declared.fair is not None):
+            fair_key, fair_weight = fair_of(
+                call.fair_key, call.fair_weight, declared.fair if declared else None,
+                call.args, call.kwargs, queue, self.fair_queues,
+            )  # fmt: skip
+            if call.order_key is not None:
+                raise ValueError("a job is either ordered or fair-keyed, not both")
         return Envelope(
             id=call.job_id or new_id(),
             type=call.type,
-            queue=check_queue_name(call.queue or (declared.queue if declared else DEFAULT_QUEUE)),
+            queue=queue,
             args=call.args,
             kwargs=call.kwargs,
             created_at=now,
@@ -170,6 +184,8 @@ class App(PeriodicJobs, Workflows, Closing):
             keep_result=keep.total_seconds()
             if (keep := call.keep_result or getattr(declared, "keep_result", None))
             else None,
+            fair_key=fair_key,
+            fair_weight=fair_weight,
         )
 
     def enqueue(
@@ -230,12 +246,16 @@ class App(PeriodicJobs, Workflows, Closing):
         """Send a ready envelope to its queue (or `topic`), due at its `run_at`."""
         destination = topic or self._queue_topic(envelope)
         return self.connection.publish(
-            destination, encode(envelope), deliver_at=envelope.run_at, key=envelope.order_key
-        )
+            destination, encode(envelope), deliver_at=envelope.run_at, key=envelope.order_key,
+            properties=weight_properties(envelope.fair_weight),
+        )  # fmt: skip
 
     def queue_topic(self, envelope: Envelope) -> str:
-        """The topic of the envelope's queue (its ordered jobs have one of their own)."""
+        """The topic of the envelope's queue (its ordered jobs have one of their own, its fair jobs
+        their lanes)."""
         topics = topics_for(self.settings, envelope.queue)
+        if envelope.fair_key is not None:
+            return topics.lane(lane_of(envelope.fair_key, self.settings.fair_lanes))
         return topics.ordered if envelope.order_key is not None else topics.jobs
 
     def _queue_topic(self, envelope: Envelope, reach: bool = False) -> str:
@@ -280,6 +300,7 @@ class App(PeriodicJobs, Workflows, Closing):
         acks = Acks(len(sent))
         for topic, data, env in sent:
             self.connection.publish(topic, data, deliver_at=env.run_at, key=env.order_key,
+                                    properties=weight_properties(env.fair_weight),
                                     acks=acks)  # fmt: skip
         return acks.stored
 

@@ -26,6 +26,7 @@ from typing import Any
 from pulsarjobs.app import App
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.flow.fairness import FairTurns
 from pulsarjobs.jobs import Job
 from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.stand_ins import (
@@ -51,6 +52,7 @@ from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topics import (
     cancelled_topic,
     carries_jobs,
+    fair_lane_index,
     is_dead_letter_topic,
     paused_topic,
     queue_of,
@@ -126,6 +128,8 @@ class TestRunner:
         self.steps = InMemorySteps()  # durable jobs' completed steps: `steps.value(id, name)`
         self.signals = InMemorySignals(app)  # what `app.signal` sends to: `signals.waiting()`
         self._pending: list[_Pending] = []
+        self._fair = False  # a fair job was enqueued: due jobs of a queue take turns by lane
+        self._fair_turns = FairTurns(app.settings.fair_lanes)
         self._sequence = 0
         self._crashes = MemoryCrashes(self._clock)
         self._counter = RunCounter(self._crashes)
@@ -329,7 +333,9 @@ class TestRunner:
             head = self._pending[0] if self._pending else None
         else:
             head = min((job for job in self._pending if job.queue not in paused), default=None)
-        return None if head is None or (horizon is not None and head.due > horizon) else head
+        if head is None or (horizon is not None and head.due > horizon):
+            return None
+        return self._fair_turns.head(self._pending, head, self._now) if self._fair else head
 
     def _take(self, pending: _Pending) -> None:
         if self._pending[0] is pending:
@@ -364,4 +370,5 @@ class TestRunner:
 
     def _push(self, message: MemoryMessage, due: datetime) -> None:
         queue = queue_of(self.app.settings, message.topic_name())
+        self._fair = self._fair or fair_lane_index(message.topic_name()) is not None
         heapq.heappush(self._pending, _Pending(due, message.sequence, message, queue))

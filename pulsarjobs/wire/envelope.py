@@ -122,6 +122,8 @@ class Envelope:
     batch_id: str | None = None  # reported to this batch when it settles (batches.py)
     keep_result: float | None = None  # seconds its result is kept once settled (results.py)
     chain: Chain | None = None  # its place in a chain and the links after it (chains.py)
+    fair_key: str | None = None  # takes turns with other keys' jobs of its queue (fairness.py)
+    fair_weight: int = 1  # jobs its lane starts in one turn while it heads the lane
 
     def __post_init__(self) -> None:
         _require_aware("created_at", self.created_at)
@@ -244,6 +246,8 @@ def _to_record(env: Envelope) -> dict[str, object]:
         "batch_id": env.batch_id,
         "keep_result_ms": _millis(env.keep_result),
         "chain": None if env.chain is None else _chain_record(env.chain),
+        "fair_key": env.fair_key,
+        "fair_weight": None if env.fair_weight == 1 else env.fair_weight,
     }
     return {
         "id": env.id,
@@ -327,6 +331,8 @@ def _from_extras(extras: dict[str, Any]) -> dict[str, Any]:
         "batch_id": extras["batch_id"],
         "keep_result": None if (keep := extras["keep_result_ms"]) is None else keep / 1000,
         "chain": None if (chain := extras["chain"]) is None else _chain(chain),
+        "fair_key": extras["fair_key"],
+        "fair_weight": extras["fair_weight"] or 1,
     }
 
 

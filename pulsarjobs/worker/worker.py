@@ -28,6 +28,7 @@ from pulsarjobs.transport.connection import crypto_key_reader
 from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
+from pulsarjobs.worker._fair import LANE_PREFETCH
 from pulsarjobs.worker._flow_control import WorkerFlow
 from pulsarjobs.worker._following import Following
 from pulsarjobs.worker._presence import Presence
@@ -162,7 +163,9 @@ class Worker:
         running.threads = ThreadPoolExecutor(concurrency, thread_name_prefix="pulsarjobs-job")
         plain = {queue: consumers[queue] for queue in self.plan.names}
         ordered = {queue: consumers[f"{queue}-ordered"] for queue in self.plan.names}
-        feed = running.feed = Feed(self.plan, plain, self.ready_room, ordered)
+        lanes = {queue: [consumers[topic.lane(i)] for i in range(self.settings.fair_lanes)]
+                 for queue, topic in self.topics.items() if topic.lane(0) in consumers}  # fmt: skip
+        feed = running.feed = Feed(self.plan, plain, self.ready_room, ordered, lanes)
         if self.crash_ledger is not None:
             running.crashes = CrashGuard(self.crash_ledger, concurrency)
             running.crashes.start()
@@ -269,6 +272,7 @@ class Worker:
     def _subscribe_all(self) -> dict[str, pulsar.Consumer]:
         client = self.app.connection.client
         consumers: dict[str, pulsar.Consumer] = {}
+        fair = self.app.fair_queues()
         try:
             for queue, topics in self.topics.items():
                 keep_dead_letters(client, topics)
@@ -277,6 +281,12 @@ class Worker:
                         client, topics, self.settings.subscription, self.prefetch,
                         self.ready_room, self.name, ordered, self._crypto,
                     )  # fmt: skip
+                if queue in fair:  # its lanes: one consumer each, by the lane's topic
+                    for lane in range(self.settings.fair_lanes):
+                        consumers[topics.lane(lane)] = subscribe(
+                            client, topics, self.settings.subscription, LANE_PREFETCH,
+                            self.ready_room, self.name, crypto=self._crypto, lane=lane,
+                        )  # fmt: skip
         except Exception:
             for consumer in consumers.values():
                 with contextlib.suppress(Exception):

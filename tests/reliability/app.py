@@ -16,6 +16,7 @@ from tests.reliability.recorder import Recorder
 
 FIX_VARIABLE = "PULSARJOBS_RELIABILITY_FIX"  # a file: once it exists, broken jobs work
 CALLBACKS = "callbacks"  # the queue of batches' callbacks
+FAIR = "reports"  # the fair queue of test_fair_queueing.py
 STEPS = 5  # the steps of a durable job of test_durable_kill.py
 
 
@@ -104,6 +105,12 @@ def make_app(settings: Settings) -> App:
                 time.sleep(micros / 1_000_000)
                 lines.write(f"{item}\n")
         record_run(started)
+
+    @app.job(queue=FAIR, fair_key=lambda tenant: tenant)
+    def tenant_report(tenant: str) -> None:
+        """Records which key's job started, and when (test_fair_queueing.py)."""
+        recorder().event("fair_started", key=tenant, started=time.time(), pid=os.getpid())
+        record_run(time.time())
 
     @app.periodic("* * * * * *", name="every_second", queue="ticks", missed="all")
     def every_second() -> None:

@@ -377,7 +377,7 @@ def test_schema_fields_are_documented_and_optional_ones_default() -> None:
     extras = schema["fields"][-1]["type"][1]["fields"]
     assert [field["name"] for field in extras] == [
         "run_at", "timeout_ms", "expires_at", "last_error", "unique_key", "order_key",
-        "limit_key", "snoozes", "batch_id", "keep_result_ms", "chain",
+        "limit_key", "snoozes", "batch_id", "keep_result_ms", "chain", "fair_key", "fair_weight",
     ]  # fmt: skip
     for field in schema["fields"] + extras:
         assert field["doc"], field["name"]

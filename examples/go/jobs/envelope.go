@@ -94,6 +94,10 @@ type Extras struct {
 	// Results: milliseconds its return value is kept once it settles; nil: not kept.
 	KeepResultMs *int64 `avro:"keep_result_ms"`
 	Chain        *Chain `avro:"chain"` // chains: its place and the links after it
+	// Fair queueing: the key it takes turns by, and its weight (nil: 1); such a job goes to
+	// its queue's lane topic <queue>-fair-<i> (docs/flow-control.md).
+	FairKey    *string `avro:"fair_key"`
+	FairWeight *int32  `avro:"fair_weight"`
 }
 
 // Extra is the envelope's extras, all zero values when it has none.
