@@ -19,6 +19,7 @@ from pulsarjobs.clock import utc_now
 from pulsarjobs.dashboard.samples import Samples, take_sample
 from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.operations.browse import Browser
+from pulsarjobs.operations.fair_keys import FairKeys
 from pulsarjobs.operations.flow_report import FlowReport, flow_report
 from pulsarjobs.operations.inspector import Inspector, QueueStats, WorkerStatus
 
@@ -46,6 +47,7 @@ class Snapshot:
     workers: tuple[WorkerStatus, ...]
     scan_limit: int
     flow: FlowReport  # limits and unique keys held
+    fair: tuple[FairKeys, ...] = ()  # the fair queues' keys waiting (fair_keys.py)
 
     @property
     def totals(self) -> Totals:
@@ -108,4 +110,5 @@ class Snapshots:
         if self._unique_keys is None:
             self._unique_keys = UniqueKeys(inspector.connection)  # read on at each snapshot
         flow = flow_report(inspector.connection, self._unique_keys, rates, workers)
-        return Snapshot(utc_now(), queues, retrying, workers, self.scan, flow)
+        fair = tuple(keys for q in queues if (keys := inspector.fair_keys(q.queue, self.scan)))
+        return Snapshot(utc_now(), queues, retrying, workers, self.scan, flow, fair)

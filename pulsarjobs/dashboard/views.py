@@ -50,6 +50,7 @@ def queues(request: Request, dash: Dashboard) -> Context:
         "queues": snapshot.queues,
         "retrying": snapshot.retrying,
         "flow": snapshot.flow,
+        "fair": snapshot.fair,
         "taken_at": snapshot.taken_at,
         "scan_limit": snapshot.scan_limit,
     }

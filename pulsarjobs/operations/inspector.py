@@ -7,6 +7,7 @@ the same numbers.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pulsarjobs.operations.dead_letters import (
     writer_schema,
 )
 from pulsarjobs.operations.durable_steps import DurableStep, read_steps, read_waits
+from pulsarjobs.operations.fair_keys import FairKeys, count_keys, lane_topics
 from pulsarjobs.operations.pauses import Pause, paused_queues
 from pulsarjobs.operations.retention import KEPT_FOREVER, DeadRetention, dead_retention
 from pulsarjobs.settings import Settings
@@ -43,6 +45,7 @@ from pulsarjobs.transport.topic_stats import (
 )
 from pulsarjobs.transport.topics import (
     DEAD_LETTER_SUBSCRIPTION,
+    FAIR_LANE,
     QUEUE_NAME,
     full_topic_name,
     topic_kind,
@@ -168,12 +171,13 @@ class Inspector(Closing):
     # -- queues ------------------------------------------------------------------------------
 
     def queue_names(self) -> list[str]:
-        """Queues with a topic of their own, or only dead letters left."""
+        """Queues with a topic of their own (or only fair lanes), or only dead letters left."""
         dead_suffix = f"-{self.settings.subscription}-DLQ"
         namespace = self.settings.full_namespace
         names = set()
         for topic in self.admin.topics(namespace) + self.admin.partitioned_topics(namespace):
             name = without_partition(topic.rsplit("/", 1)[-1]).removesuffix(dead_suffix)
+            name = FAIR_LANE.sub("", name)  # a fair queue may have no jobs without a key yet
             if QUEUE_NAME.match(name):
                 names.add(name)
         return sorted(names)
@@ -209,12 +213,13 @@ class Inspector(Closing):
         """A queue's stats, reading up to `scan_limit` messages per topic to tell scheduled jobs
         from waiting ones; `paused` when the caller knows it already."""
         topics = topics_for(self.settings, name)
-        every = [self._stats(topic) for topic in (topics.jobs, topics.retry, topics.ordered)]
+        lanes = lane_topics(self.admin, self.settings, name)  # a fair queue's (fair_keys.py)
+        every = [self._stats(t) for t in (topics.jobs, topics.retry, topics.ordered, *lanes)]
         subscription = self.settings.subscription
         parts = [subscription_of(stats, subscription) for stats in every]
         backlog = sum(int(part.get("msgBacklog", 0)) for part in parts)
         in_flight = sum(int(part.get("unackedMessages", 0)) for part in parts)
-        schedule = self._schedule([topics.jobs, topics.retry], backlog, scan_limit)
+        schedule = self._schedule([topics.jobs, topics.retry, *lanes], backlog, scan_limit)
         if not schedule.complete:  # the broker knows of those it has read ahead, at least
             delayed = sum(int(part.get("msgDelayed", 0)) for part in parts)
             schedule.scheduled = max(schedule.scheduled, delayed)
@@ -234,6 +239,16 @@ class Inspector(Closing):
             rate_limit=rate_limit(self.admin, topics),
             dead_retention=dead_retention(self.admin, topics),
         )
+
+    def fair_keys(self, name: str, scan_limit: int = SCAN_LIMIT) -> FairKeys | None:
+        """A fair queue's keys with jobs waiting, and its lanes' backlogs; None: not fair."""
+        subscription = self.settings.subscription
+        lanes = {topic: int(subscription_of(self._stats(topic), subscription).get("msgBacklog", 0))
+                 for topic in lane_topics(self.admin, self.settings, name)}  # fmt: skip
+        if not lanes:
+            return None
+        backlog = functools.partial(self._backlog, subscription=subscription)
+        return count_keys(name, lanes, backlog, self.envelope_of, scan_limit)
 
     def _schedule(self, topics: list[str], backlog: int, scan_limit: int) -> _Schedule:
         """Read the backlogs: the broker counts delayed messages only once a consumer made it
