@@ -9,11 +9,12 @@ non-empty lanes in turn, each turn as long as the weight of the job heading the 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import pulsar
 
 from pulsarjobs.flow.fairness import LaneTurns, weight_of
+from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.worker._queue_feed import QueueFeed
 
 # A lane's turn finds its jobs ready only if its fetch thread keeps ahead of the runners: with
@@ -24,6 +25,16 @@ LANE_ROOM = 64  # jobs of a lane ready for the runners, at least
 
 def lane_room(room: int) -> int:
     return max(room, LANE_ROOM)
+
+
+def look_up_schemas(schemas: WriterSchemas, lane_topics: Iterable[str]) -> None:
+    """Each lane's first writer schema (version 0: the one its first producer or consumer
+    registered), read before the worker takes jobs (blocks): looked up by the runner of the
+    lane's first job instead, it would make that job start long after its turn."""
+    for topic in lane_topics:
+        key = WriterSchemas.key(topic, bytes(8))
+        if key is not None and key not in schemas.known:
+            schemas.fetch(key)
 
 
 class FairLanes:

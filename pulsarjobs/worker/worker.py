@@ -26,9 +26,9 @@ from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.logs import error_text
 from pulsarjobs.transport.connection import crypto_key_reader
 from pulsarjobs.transport.schema_registry import WriterSchemas
-from pulsarjobs.transport.topics import topics_for
+from pulsarjobs.transport.topics import FAIR_LANE, topics_for
 from pulsarjobs.wire.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
-from pulsarjobs.worker._fair import LANE_PREFETCH
+from pulsarjobs.worker._fair import LANE_PREFETCH, look_up_schemas
 from pulsarjobs.worker._flow_control import WorkerFlow
 from pulsarjobs.worker._following import Following
 from pulsarjobs.worker._presence import Presence
@@ -143,6 +143,8 @@ class Worker:
             return
         await asyncio.to_thread(results.prepare, self.app)
         self._build(running, consumers)
+        lanes = [name for name in consumers if FAIR_LANE.search(name)]  # their full topic names
+        await asyncio.to_thread(look_up_schemas, running.runners[0].pipeline.schemas, lanes)
         assert running.feed is not None and running.current is not None
         running.following = await asyncio.to_thread(
             Following.start, self.app.connection, running.feed, running.current

@@ -27,41 +27,20 @@ SMALL_KEYS, SMALL_JOBS = 50, 20
 
 
 def drain(scenario: Scenario, calls: list[JobCall]) -> dict[int, list[str]]:
-    """Run `calls` on one worker of PROCESSES processes; by process, the keys of the jobs it
-    started, in the order it started them.
-
-    Each process first runs jobs of every lane, so that the first job of a lane it takes later
-    does not wait for its writer schema to be looked up (once per topic and process, about
-    0.1 s on a busy machine): a measure of the order jobs start in, not of that start-up. The
-    queue is paused meanwhile, the jobs enqueued, then it is resumed: a resumed fair queue's
-    turns begin once every lane had its first look at the broker."""
-    lanes = scenario.settings.fair_lanes
-    report = scenario.app.jobs["tenant_report"]
+    """Enqueue `calls`, then run them on one worker of PROCESSES processes; by process, the keys
+    of the jobs it started, in the order it started them. A worker's turns begin once every lane
+    had its first look at the broker, so none starts ahead only for being fetched first."""
+    scenario.enqueue(calls, batch=1_000)
     scenario.start_worker("--queues", FAIR, "--processes", str(PROCESSES),
                           "--concurrency", str(CONCURRENCY))  # fmt: skip
-    warm_keys = {lane_of(f"warm-{n}", lanes): f"warm-{n}" for n in range(1000)}
-    assert len(warm_keys) == lanes
-    warmed: set[tuple[int, str]] = set()
-    deadline = time.monotonic() + 120
-    while len(warmed) < PROCESSES * lanes:
-        assert time.monotonic() < deadline, f"{len(warmed)} of {PROCESSES * lanes} lanes warm"
-        scenario.app.enqueue_many([report.call(key) for key in warm_keys.values()] * 4)
-        time.sleep(1)
-        warmed = {(e["pid"], e["key"]) for e in events(scenario) if e["key"].startswith("warm")}
-    scenario.app.pause(FAIR)
-    time.sleep(2)  # workers follow the pause mark at once; this only leaves it time to arrive
-    before = len(events(scenario))
-    scenario.enqueue(calls, batch=1_000)
-    scenario.app.resume(FAIR)
     deadline = time.monotonic() + 120 + len(calls) / 50
-    while len(started := events(scenario)) < before + len(calls):
-        assert time.monotonic() < deadline, f"{len(started) - before} of {len(calls)} started"
+    while len(started := events(scenario)) < len(calls):
+        assert time.monotonic() < deadline, f"{len(started)} of {len(calls)} started"
         time.sleep(0.5)
     scenario.stop_workers()
     by_process: dict[int, list[str]] = defaultdict(list)
     for event in sorted(started, key=lambda event: event["started"]):
-        if not event["key"].startswith("warm"):
-            by_process[event["pid"]].append(event["key"])
+        by_process[event["pid"]].append(event["key"])
     return by_process
 
 
