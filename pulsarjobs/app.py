@@ -22,6 +22,7 @@ from pulsarjobs.clock import Clock, utc_now
 from pulsarjobs.errors import BrokerUnavailable, ConfigurationError, EnqueueError
 from pulsarjobs.flow import rates
 from pulsarjobs.flow.debounce import Debounces
+from pulsarjobs.flow.fairness import lane_of, weight_properties
 from pulsarjobs.flow.unique import DuplicateJob, UniqueKeys, hold_for
 from pulsarjobs.grouping.job import GroupedJob
 from pulsarjobs.jobs import (
@@ -95,6 +96,10 @@ class App(PeriodicJobs, Workflows, Closing):
         queues |= {schedule.queue for schedule in self.schedules.values() if schedule.queue}
         return tuple(sorted(queues)) or (DEFAULT_QUEUE,)
 
+    def fair_queues(self) -> set[str]:
+        """The queues whose jobs it declares fair-keyed: their workers serve their lanes."""
+        return {job.queue for job in self.jobs.values() if job.fair is not None}
+
     @property
     def unique_keys(self) -> UniqueKeys:
         """The held unique keys (unique.py), read once a unique job is enqueued or settled."""
@@ -161,7 +166,8 @@ class App(PeriodicJobs, Workflows, Closing):
         self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None
     ) -> Envelope:
         """The envelope a call is sent as (calls.py)."""
-        return envelope_of(call, self.jobs.get(call.type), self.clock(), in_, at)
+        return envelope_of(call, self.jobs.get(call.type), self.clock(), in_, at,
+                           self.fair_queues)  # fmt: skip
 
     def enqueue(
         self, call: JobCall, *, in_: timedelta | None = None, at: datetime | None = None
@@ -221,12 +227,17 @@ class App(PeriodicJobs, Workflows, Closing):
         """Send a ready envelope to its queue (or `topic`), due at its `run_at`."""
         destination = topic or self._queue_topic(envelope)
         acks = self.job_index.acks(envelope.id, envelope.queue, destination)
-        return self.connection.publish(destination, encode(envelope), deliver_at=envelope.run_at,
-                                       key=envelope.order_key, acks=acks)  # fmt: skip
+        return self.connection.publish(
+            destination, encode(envelope), deliver_at=envelope.run_at, key=envelope.order_key,
+            properties=weight_properties(envelope.fair_weight), acks=acks,
+        )  # fmt: skip
 
     def queue_topic(self, envelope: Envelope) -> str:
-        """The topic of the envelope's queue (its ordered jobs have one of their own)."""
+        """The topic of the envelope's queue (its ordered jobs have one of their own, its fair jobs
+        their lanes)."""
         topics = topics_for(self.settings, envelope.queue)
+        if envelope.fair_key is not None:
+            return topics.lane(lane_of(envelope.fair_key, self.settings.fair_lanes))
         return topics.ordered if envelope.order_key is not None else topics.jobs
 
     def _queue_topic(self, envelope: Envelope, reach: bool = False) -> str:
@@ -273,6 +284,7 @@ class App(PeriodicJobs, Workflows, Closing):
         for topic, data, env in sent:
             indexed = self.job_index.acks(env.id, env.queue, topic, acks)
             self.connection.publish(topic, data, deliver_at=env.run_at, key=env.order_key,
+                                    properties=weight_properties(env.fair_weight),
                                     acks=indexed)  # fmt: skip
         return acks.stored
 

@@ -4,10 +4,12 @@ later."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from pulsarjobs.clock import when_due
+from pulsarjobs.flow.fairness import fair_of
 from pulsarjobs.flow.unique import default_key
 from pulsarjobs.jobs import DEFAULT_QUEUE, FlowOptions, Job, JobCall
 from pulsarjobs.retry import RetryPolicy
@@ -21,9 +23,11 @@ def envelope_of(
     now: datetime,
     in_: timedelta | None = None,
     at: datetime | None = None,
+    fair_queues: Callable[[], set[str]] = set,
 ) -> Envelope:
     """The envelope `call` is sent as, made `now`; a job declared elsewhere (`declared` None)
-    goes to `default` unless the call names a queue. Bad options raise here, at the caller."""
+    goes to `default` unless the call names a queue; `fair_queues`, the queues whose workers
+    serve fair lanes (fairness.py). Bad options raise here, at the caller."""
     if declared is not None:  # fail here, at the caller, rather than in a worker later
         try:
             declared.check_arguments(call.args, call.kwargs)
@@ -39,10 +43,19 @@ def envelope_of(
     if flow.debounce and (run_at is not None or call.order_key is not None):
         raise ValueError("a debounced job is due after its key's last call: it cannot be "
                          "scheduled (in_=, at=) or ordered (order_key=)")  # fmt: skip
+    queue = check_queue_name(call.queue or (declared.queue if declared else DEFAULT_QUEUE))
+    fair_key, fair_weight = None, 1
+    if call.fair_key is not None or (declared is not None and declared.fair is not None):
+        fair_key, fair_weight = fair_of(
+            call.fair_key, call.fair_weight, declared.fair if declared else None,
+            call.args, call.kwargs, queue, fair_queues,
+        )  # fmt: skip
+        if call.order_key is not None:
+            raise ValueError("a job is either ordered or fair-keyed, not both")
     return Envelope(
         id=call.job_id or new_id(),
         type=call.type,
-        queue=check_queue_name(call.queue or (declared.queue if declared else DEFAULT_QUEUE)),
+        queue=queue,
         args=call.args,
         kwargs=call.kwargs,
         created_at=now,
@@ -60,4 +73,6 @@ def envelope_of(
         if (keep := call.keep_result or getattr(declared, "keep_result", None))
         else None,
         debounce_key=call.debounce_key or (call.type if flow.debounce else None),
+        fair_key=fair_key,
+        fair_weight=fair_weight,
     )

@@ -22,6 +22,10 @@ FITS_REMEMBERED = 64  # argument shapes a job remembers as fitting (a `**kwargs`
 P = ParamSpec("P")
 R = TypeVar("R")
 
+MAX_FAIR_WEIGHT = 1000  # a turn of this many jobs already holds every other lane back that long
+FairKeyOf = Callable[..., str]  # a job's fair key, from the arguments it is enqueued with
+FairWeightOf = Callable[..., int]
+
 # What enqueueing a unique job whose key is held does: return the holder's id, or raise
 # DuplicateJob (which names it).
 IfDuplicate = Literal["id", "raise"]
@@ -49,6 +53,8 @@ class JobCall:
     batch_id: str | None = None  # set by Batch.enqueue (batches.py)
     keep_result: timedelta | None = None  # None: as the job is declared (results.py)
     debounce_key: str | None = None  # None: the job's type, if it is declared with debounce=
+    fair_key: str | None = None  # None: as declared; takes turns with other keys (fairness.py)
+    fair_weight: int | None = None  # None: as declared, else 1
 
     def with_options(self, **options: Any) -> JobCall:
         return replace(self, **options)
@@ -103,6 +109,54 @@ class FlowOptions:
             raise ConfigurationError("debounce= and unique_for= do not combine: choose one")
 
 
+@dataclass(frozen=True, slots=True)
+class FairKey:
+    """What `@app.job(fair_key=..., fair_weight=...)` declares: each a value or a function of
+    the job's arguments."""
+
+    key: str | FairKeyOf
+    weight: int | FairWeightOf = 1
+
+    def __post_init__(self) -> None:
+        if not callable(self.key):
+            check_key(self.key)
+        if not callable(self.weight):
+            check_weight(self.weight)
+
+    @classmethod
+    def declared(
+        cls, key: str | FairKeyOf | None, weight: int | FairWeightOf | None
+    ) -> FairKey | None:
+        if key is None:
+            if weight is not None:
+                raise ConfigurationError("fair_weight needs a fair_key")
+            return None
+        return cls(key, 1 if weight is None else weight)
+
+    def of(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, int]:
+        key = self.key(*args, **kwargs) if callable(self.key) else self.key
+        weight = self.weight(*args, **kwargs) if callable(self.weight) else self.weight
+        return check_key(key), check_weight(weight)
+
+
+def check_weight(weight: object) -> int:
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int)
+        or not 1 <= weight <= MAX_FAIR_WEIGHT
+    ):
+        raise ConfigurationError(
+            f"fair_weight must be a whole number from 1 to {MAX_FAIR_WEIGHT}, got {weight!r}"
+        )
+    return weight
+
+
+def check_key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise ConfigurationError(f"fair_key must be a non-empty string, got {key!r}")
+    return key
+
+
 class JobOptions(TypedDict, total=False):
     """What `@app.job(...)` takes, each optional; None is the same as leaving it out."""
 
@@ -118,6 +172,8 @@ class JobOptions(TypedDict, total=False):
     keep_result: timedelta | None  # how long its result is kept (docs/workflows.md)
     debounce: Debounce | timedelta | None  # calls of a key make one run (docs/flow-control.md)
     group: GroupOptions | None  # its runs take a list of members (docs/flow-control.md)
+    fair_key: str | FairKeyOf | None  # its jobs take turns by this key (docs/flow-control.md)
+    fair_weight: int | FairWeightOf | None  # None: 1
 
 
 def check_options(options: Mapping[str, object]) -> None:
@@ -142,6 +198,7 @@ class Job(Generic[P, R]):
         max_snoozes: int = DEFAULT_MAX_SNOOZES,
         keep_result: timedelta | None = None,
         durable: bool = False,
+        fair: FairKey | None = None,
     ) -> None:
         if max_snoozes < 0:
             raise ConfigurationError(f"max_snoozes must be >= 0, got {max_snoozes}")
@@ -157,6 +214,7 @@ class Job(Generic[P, R]):
         self.flow = flow
         self.max_snoozes = max_snoozes  # runs that raise Snooze beyond this are dead-lettered
         self.keep_result = keep_result  # how long its result is kept once it settled
+        self.fair = fair  # its jobs' fair key and weight, if it declares one
         self.is_async = inspect.iscoroutinefunction(func)
         self.durable = durable  # its first parameter is its context, which callers do not pass
         self.signature = inspect.signature(func)
@@ -186,7 +244,8 @@ class Job(Generic[P, R]):
         return cls(app, func, options.get("name") or func.__name__,
                    options.get("queue", DEFAULT_QUEUE), policy, options.get("timeout"), flow,
                    options.get("max_snoozes", DEFAULT_MAX_SNOOZES), options.get("keep_result"),
-                   durable)  # fmt: skip
+                   durable, FairKey.declared(options.get("fair_key"),
+                                             options.get("fair_weight")))  # fmt: skip
 
     def check_arguments(self, args: Sequence[object], kwargs: Mapping[str, object]) -> None:
         """Raise TypeError when the arguments do not fit the signature, or one is not of its

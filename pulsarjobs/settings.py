@@ -11,6 +11,7 @@ from pulsarjobs.errors import ConfigurationError
 
 ENV_PREFIX = "PULSARJOBS_"
 TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+MAX_FAIR_LANES = 256  # each lane is a consumer per fair queue in every worker process
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -32,6 +33,9 @@ class Settings:
     subscription: str = "pulsarjobs"
     max_message_size: int = 5 * 1024 * 1024  # the broker's maxMessageSize
     heartbeat_interval: float = 5.0  # seconds between a worker's heartbeats
+    # Lanes of a fair queue (flow/fairness.py); the same for every app of the namespace:
+    # changing it moves keys to other lanes while their jobs still wait in the old ones.
+    fair_lanes: int = 16
 
     def __post_init__(self) -> None:
         if not self.service_url.startswith(("pulsar://", "pulsar+ssl://")):
@@ -45,6 +49,10 @@ class Settings:
         if self.heartbeat_interval <= 0:
             raise ConfigurationError(
                 f"heartbeat_interval must be > 0 seconds, got {self.heartbeat_interval}"
+            )
+        if not 1 <= self.fair_lanes <= MAX_FAIR_LANES:
+            raise ConfigurationError(
+                f"fair_lanes must be between 1 and {MAX_FAIR_LANES}, got {self.fair_lanes}"
             )
         for name in ("tenant", "namespace", "subscription"):
             value = getattr(self, name)

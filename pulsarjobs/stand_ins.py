@@ -14,16 +14,20 @@ import contextlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
+from pulsarjobs.app import App
 from pulsarjobs.app_view import AppView
 from pulsarjobs.clock import Clock
 from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.middleware import Middleware
+from pulsarjobs.operations.cancel_matching import matches
+from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.transport.memory import InMemoryConnection, MemoryKeyTable
+from pulsarjobs.transport.topics import cancelled_topic
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.values import JobArg
 from pulsarjobs.wire.verdicts import Outcome
@@ -250,3 +254,27 @@ class RunCounter(Middleware):
 
     def count(self, key: Any) -> int:
         return self.runs[key]
+
+
+def cancel_pending(
+    app: App,
+    connection: InMemoryConnection,
+    pending: Sequence[Envelope],
+    keys: Mapping[str, object],
+    queue: str | None,
+    now: datetime,
+) -> int:
+    """`app.cancel_matching` on the TestRunner's pending jobs: those that match, and that no
+    cancel made after them covers already, are cancelled; how many."""
+    marks = connection.marks.get(cancelled_topic(app.settings), {})
+    cancelled = {job_id: Cancel.decode(mark).cancelled_at for job_id, mark in marks.items()}
+    count = 0
+    for job in pending:
+        at = cancelled.get(job.id)
+        if (queue in (None, job.queue) and matches(job, keys)
+                and (at is None or job.created_at > at)):  # fmt: skip
+            app.cancel(job.id)
+            cancelled[job.id], count = now, count + 1
+            if job.debounce_key is not None:
+                app.debounces.settled(job)
+    return count

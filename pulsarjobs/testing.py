@@ -28,9 +28,9 @@ from pulsarjobs.app import App
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.flow.debounce import Debounces
+from pulsarjobs.flow.fairness import FairTurns
 from pulsarjobs.grouping.memory import MemoryGroups
 from pulsarjobs.jobs import Job
-from pulsarjobs.operations.cancel_matching import matches
 from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.settings import Settings
 from pulsarjobs.stand_ins import (
@@ -44,6 +44,7 @@ from pulsarjobs.stand_ins import (
     Recorder,
     RunCounter,
     VirtualWaits,
+    cancel_pending,
 )
 from pulsarjobs.transport.memory import (
     InMemoryConnection,
@@ -57,6 +58,7 @@ from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topics import (
     cancelled_topic,
     carries_jobs,
+    fair_lane_index,
     is_dead_letter_topic,
     paused_topic,
     queue_of,
@@ -133,6 +135,8 @@ class TestRunner:
         self.signals = InMemorySignals(app)  # what `app.signal` sends to: `signals.waiting()`
         self._pending: list[_Pending] = []
         self.groups = MemoryGroups(app)  # grouped jobs' members: `groups.pending`, `.stored`
+        self._fair = False  # a fair job was enqueued: due jobs of a queue take turns by lane
+        self._fair_turns = FairTurns(app.settings.fair_lanes)
         self._sequence = 0
         self._crashes = MemoryCrashes(self._clock)
         self._counter = RunCounter(self._crashes)
@@ -263,18 +267,7 @@ class TestRunner:
         self, settings: Settings, keys: Mapping[str, object], queue: str | None
     ) -> int:
         """`app.cancel_matching` on the jobs waiting here, as on the broker's."""
-        marks = self.connection.marks.get(cancelled_topic(self.app.settings), {})
-        cancelled = {job_id: Cancel.decode(mark).cancelled_at for job_id, mark in marks.items()}
-        count = 0
-        for job in self.pending:
-            at = cancelled.get(job.id)
-            if (queue in (None, job.queue) and matches(job, keys)
-                    and (at is None or job.created_at > at)):  # fmt: skip
-                self.app.cancel(job.id)
-                cancelled[job.id], count = self._now, count + 1
-                if job.debounce_key is not None:
-                    self.app.debounces.settled(job)
-        return count
+        return cancel_pending(self.app, self.connection, self.pending, keys, queue, self._now)
 
     # -- draining --------------------------------------------------------------------------
 
@@ -361,7 +354,9 @@ class TestRunner:
             head = self._pending[0] if self._pending else None
         else:
             head = min((job for job in self._pending if job.queue not in paused), default=None)
-        return None if head is None or (horizon is not None and head.due > horizon) else head
+        if head is None or (horizon is not None and head.due > horizon):
+            return None
+        return self._fair_turns.head(self._pending, head, self._now) if self._fair else head
 
     def _take(self, pending: _Pending) -> None:
         if self._pending[0] is pending:
@@ -397,4 +392,5 @@ class TestRunner:
 
     def _push(self, message: MemoryMessage, due: datetime) -> None:
         queue = queue_of(self.app.settings, message.topic_name())
+        self._fair = self._fair or fair_lane_index(message.topic_name()) is not None
         heapq.heappush(self._pending, _Pending(due, message.sequence, message, queue))

@@ -56,6 +56,13 @@ def enqueue(
     order_key: Annotated[
         str | None, typer.Option(help="Run after the jobs enqueued before with this key.")
     ] = None,
+    fair_key: Annotated[
+        str | None,
+        typer.Option(help="Take turns with other keys' jobs of its fair queue (needs --app)."),
+    ] = None,
+    fair_weight: Annotated[
+        int | None, typer.Option(help="Jobs its lane starts in one turn (1-1000; default 1).")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Enqueue one job; prints its id once the broker has stored it (with --unique-key, the id
@@ -67,6 +74,8 @@ def enqueue(
         queue=queue,
         unique_key=unique_key,
         order_key=order_key,
+        fair_key=fair_key,
+        fair_weight=fair_weight,
     )
     delay, due = when(in_, at)
     app = load_app(app_reference, setting_overrides(ctx)) if app_reference else None

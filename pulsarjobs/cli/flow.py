@@ -97,3 +97,28 @@ def show_debounces(report: FlowReport) -> None:
     title = f"Pending debounces: {report.debounces_open}"
     columns = ("key", "type", "queue", "calls", "first call", "runs at")
     print_table(console, title, columns, windows, wraps={"first call", "runs at"}, caption=caption)
+
+
+@app.command("fair")
+@reports_errors
+def fair(
+    ctx: typer.Context,
+    queues: Annotated[list[str] | None, typer.Argument(help="Fair queues (default: all).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """The keys with jobs waiting on fair queues' lanes, the most first (docs/flow-control.md)."""
+    with inspecting(ctx) as inspector:
+        names = queues or inspector.queue_names()
+        found = [keys for name in names if (keys := inspector.fair_keys(name)) is not None]
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        console.print("No fair queue: declare a job with fair_key= (docs/flow-control.md).")
+    for keys in found:
+        rows = [(key, str(count), str(keys.lane_of_key[key])) for key, count in keys.keys.items()]
+        waiting = sum(keys.lanes.values())
+        caption = None if keys.exact else "counted among the first jobs read of each lane"
+        title = f"Queue {keys.queue}: {waiting} waiting on {len(keys.lanes)} lanes"
+        print_table(console, title, ("key", "waiting", "lane"), rows, right={"waiting", "lane"},
+                    caption=caption)  # fmt: skip

@@ -20,6 +20,7 @@ from pulsarjobs.dashboard.samples import Samples, take_sample
 from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.operations.browse import Browser
+from pulsarjobs.operations.fair_keys import FairKeys
 from pulsarjobs.operations.flow_report import FlowReport, flow_report
 from pulsarjobs.operations.inspector import Inspector, QueueStats, WorkerStatus
 from pulsarjobs.operations.outbox_lag import OutboxStatus
@@ -50,6 +51,7 @@ class Snapshot:
     scan_limit: int
     flow: FlowReport  # limits and unique keys held
     outbox: OutboxStatus | None = None  # the outbox's lag, told by its relays; None: no relay
+    fair: tuple[FairKeys, ...] = ()  # the fair queues' keys waiting (fair_keys.py)
 
     @property
     def totals(self) -> Totals:
@@ -125,4 +127,5 @@ class Snapshots:
             self._debounces = Debounces(inspector.connection)
         flow = flow_report(inspector.connection, self._unique_keys, rates, workers, self._debounces)
         outbox = inspector.outbox()
-        return Snapshot(utc_now(), queues, workers, self.scan, flow, outbox)
+        fair = tuple(keys for q in queues if (keys := inspector.fair_keys(q.queue, self.scan)))
+        return Snapshot(utc_now(), queues, workers, self.scan, flow, outbox, fair)

@@ -60,6 +60,7 @@ def queues(request: Request, dash: Dashboard) -> Context:
     return {
         "queues": snapshot.queues,
         "flow": snapshot.flow,
+        "fair": snapshot.fair,
         "taken_at": snapshot.taken_at,
         "scan_limit": snapshot.scan_limit,
         "outbox": snapshot.outbox,

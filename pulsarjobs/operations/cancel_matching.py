@@ -26,6 +26,7 @@ from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.flow.unique import UniqueKeys
 from pulsarjobs.operations.bulk_jobs import Ackers
 from pulsarjobs.operations.cancels import cancel, cancelled_jobs
+from pulsarjobs.operations.fair_keys import lane_topics
 from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.operations.replay import Progress
 from pulsarjobs.settings import Settings
@@ -43,6 +44,7 @@ class JobKeys(TypedDict, total=False):
     limit_key: str
     batch_id: str
     debounce_key: str
+    fair_key: str
 
 
 def check_keys(keys: Mapping[str, object]) -> None:
@@ -108,7 +110,8 @@ def _held_jobs(
     settings = inspector.settings
     for queue in inspector.queue_names() if queues is None else queues:
         topics = topics_for(settings, queue)
-        for topic in (topics.jobs, topics.retry, topics.ordered):
+        lanes = lane_topics(inspector.admin, settings, queue)  # a fair queue's (fair_keys.py)
+        for topic in (topics.jobs, topics.retry, topics.ordered, *lanes):
             backlog = read_backlog(inspector.admin, inspector.client, settings.service_url, topic,
                                    settings.subscription, None, inspector.crypto)  # fmt: skip
             with closing(backlog):

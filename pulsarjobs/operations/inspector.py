@@ -7,6 +7,7 @@ the same numbers.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -25,10 +26,13 @@ from pulsarjobs.operations.dead_letters import (
     writer_schema,
 )
 from pulsarjobs.operations.durable_steps import DurableStep, read_steps, read_waits
+from pulsarjobs.operations.fair_keys import FairKeys, count_keys, lane_topics
 from pulsarjobs.operations.outbox_lag import OutboxStatus, outbox_status
 from pulsarjobs.operations.pauses import Pause, paused_queues
-from pulsarjobs.operations.pending_groups import NO_GROUPS, PendingGroups, pending_groups
-from pulsarjobs.operations.retention import KEPT_FOREVER, DeadRetention, dead_retention
+from pulsarjobs.operations.pending_groups import PendingGroups, pending_groups
+from pulsarjobs.operations.retention import dead_retention
+from pulsarjobs.operations.statuses import QueueStats as QueueStats
+from pulsarjobs.operations.statuses import WorkerStatus as WorkerStatus
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.backlog import Position, read_backlog
@@ -46,6 +50,7 @@ from pulsarjobs.transport.topic_stats import (
 )
 from pulsarjobs.transport.topics import (
     DEAD_LETTER_SUBSCRIPTION,
+    FAIR_LANE,
     GROUPS_SUFFIX,
     QUEUE_NAME,
     full_topic_name,
@@ -55,56 +60,13 @@ from pulsarjobs.transport.topics import (
     workers_topic,
 )
 from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
-from pulsarjobs.wire.heartbeat import Heartbeat, RunningJob, SeenState, read_heartbeats
+from pulsarjobs.wire.heartbeat import Heartbeat, read_heartbeats
 from pulsarjobs.workflows.batch_state import BatchProgress, read_table
 from pulsarjobs.workflows.signals import Waiting
 
 ALL = DeadLetterFilter()  # picks every dead letter
 SCAN_LIMIT = 10_000  # messages read per topic to tell scheduled jobs from waiting ones
 FORGET_GONE_AFTER = timedelta(days=1)  # a crashed worker is news for a day, then history
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    queue: str
-    waiting: int  # due, not yet handed to a worker
-    scheduled: int  # due later: enqueued with in_/at, or a retry waiting for its backoff
-    in_flight: int  # handed to a worker (running or held), not yet acknowledged
-    dead: int  # on the dead-letter topic, not replayed or purged
-    rate_in: float  # jobs enqueued per second (the broker's recent average)
-    rate_out: float  # jobs acknowledged per second, retries included
-    consumers: int  # worker processes reading the queue
-    oldest_seconds: float | None  # how long the oldest due job (waiting or running) has been due
-    exact: bool  # False when the backlog was too long to read whole: `scheduled` is then a floor
-    paused: bool = False  # workers take none of its jobs until it is resumed
-    rate_limit: int | None = None  # at most this many start a second (rates.py); None: no limit
-    dead_retention: DeadRetention = KEPT_FOREVER  # how long and how much of `dead` is kept
-    # Counted only by a full read (ready_work.py, which then makes `waiting` and `scheduled`
-    # exact and excludes these from them); None: not counted.
-    retrying: int | None = None  # due later on the retry topic, waiting out a backoff
-    cancelled: int | None = None  # held until due, then dropped by a worker
-    grouping: PendingGroups = NO_GROUPS  # grouped jobs' members waiting for their group to run
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerStatus:
-    worker: str
-    state: SeenState
-    host: str
-    pid: int
-    subscription: str
-    queues: tuple[str, ...]
-    concurrency: int
-    busy: int  # jobs running now
-    processed: int
-    failed: int
-    rss_bytes: int | None
-    started_at: datetime
-    last_seen: datetime
-    silent_seconds: float
-    running: tuple[RunningJob, ...] = ()  # the longest running first, at most 100 (`busy`: all)
-    held_by_limit: int = 0  # jobs waiting for a concurrency slot
-    ended: tuple[RunningJob, ...] = ()  # ended lately having reported a progress (progress.py)
 
 
 @dataclass
@@ -179,13 +141,14 @@ class Inspector(Closing):
     # -- queues ------------------------------------------------------------------------------
 
     def queue_names(self) -> list[str]:
-        """Queues with a topic of their own, or only grouped jobs' members or dead letters."""
+        """Queues with a topic of their own (or only fair lanes, or only grouped jobs' members),
+        or only dead letters left."""
         dead_suffix = f"-{self.settings.subscription}-DLQ"
         namespace = self.settings.full_namespace
         names = set()
         for topic in self.admin.topics(namespace) + self.admin.partitioned_topics(namespace):
             name = without_partition(topic.rsplit("/", 1)[-1]).removesuffix(dead_suffix)
-            name = name.removesuffix(GROUPS_SUFFIX)
+            name = FAIR_LANE.sub("", name.removesuffix(GROUPS_SUFFIX))  # lanes, members only
             if QUEUE_NAME.match(name):
                 names.add(name)
         return sorted(names)
@@ -221,12 +184,13 @@ class Inspector(Closing):
         """A queue's stats, reading up to `scan_limit` messages per topic to tell scheduled jobs
         from waiting ones; `paused` when the caller knows it already."""
         topics = topics_for(self.settings, name)
-        every = [self._stats(topic) for topic in (topics.jobs, topics.retry, topics.ordered)]
+        lanes = lane_topics(self.admin, self.settings, name)  # a fair queue's (fair_keys.py)
+        every = [self._stats(t) for t in (topics.jobs, topics.retry, topics.ordered, *lanes)]
         subscription = self.settings.subscription
         parts = [subscription_of(stats, subscription) for stats in every]
         backlog = sum(int(part.get("msgBacklog", 0)) for part in parts)
         in_flight = sum(int(part.get("unackedMessages", 0)) for part in parts)
-        schedule = self._schedule([topics.jobs, topics.retry], backlog, scan_limit)
+        schedule = self._schedule([topics.jobs, topics.retry, *lanes], backlog, scan_limit)
         if not schedule.complete:  # the broker knows of those it has read ahead, at least
             delayed = sum(int(part.get("msgDelayed", 0)) for part in parts)
             schedule.scheduled = max(schedule.scheduled, delayed)
@@ -253,6 +217,16 @@ class Inspector(Closing):
         backlog = lambda: self._backlog(topic, self.settings.subscription)  # noqa: E731
         return pending_groups(int(members.get("msgBacklog", 0)), backlog, self.envelope_of,
                               scan_limit)  # fmt: skip
+
+    def fair_keys(self, name: str, scan_limit: int = SCAN_LIMIT) -> FairKeys | None:
+        """A fair queue's keys with jobs waiting, and its lanes' backlogs; None: not fair."""
+        subscription = self.settings.subscription
+        lanes = {topic: int(subscription_of(self._stats(topic), subscription).get("msgBacklog", 0))
+                 for topic in lane_topics(self.admin, self.settings, name)}  # fmt: skip
+        if not lanes:
+            return None
+        backlog = functools.partial(self._backlog, subscription=subscription)
+        return count_keys(name, lanes, backlog, self.envelope_of, scan_limit)
 
     def _schedule(self, topics: list[str], backlog: int, scan_limit: int) -> _Schedule:
         """Read the backlogs: the broker counts delayed messages only once a consumer made it

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from pulsarjobs.errors import NotFound
 from pulsarjobs.operations.cancels import cancelled_jobs
+from pulsarjobs.operations.fair_keys import lane_topics
 from pulsarjobs.operations.inspector import Inspector, QueueStats, due_time
 from pulsarjobs.transport.backlog import (
     Cursor,
@@ -124,7 +125,8 @@ class ReadyWork:
         subscription = self.inspector.settings.subscription
         held: list[tuple[_Held, bool]] = []  # and whether it is the retry topic's
         delivered, exact = 0, True
-        for topic in (topics.jobs, topics.retry, topics.ordered):
+        lanes = lane_topics(self.inspector.admin, self.inspector.settings, name)  # fair queues'
+        for topic in (topics.jobs, topics.retry, topics.ordered, *lanes):
             try:
                 stats = self.inspector.admin.summed_stats(topic)
                 parts = self.inspector.admin.parts(topic)

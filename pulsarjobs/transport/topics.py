@@ -21,6 +21,7 @@ from pulsarjobs.settings import Settings
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 PARTITION = re.compile(r"-partition-\d+$")  # how Pulsar names the partitions of a topic
+FAIR_LANE = re.compile(r"-fair-\d+$")  # a queue's fair lanes (flow/fairness.py): `<queue>-fair-<i>`
 DEAD_LETTER_SUBSCRIPTION = "pulsarjobs-dead-letters"
 GROUPS_SUFFIX = "-groups"  # `<queue>-groups`: the members of a queue's grouped jobs
 KEEPER_SUBSCRIPTION = "pulsarjobs-keep"  # on marks topics; never acknowledges: keeps marks stored
@@ -83,6 +84,10 @@ class QueueTopics:
     dead: str
     ordered: str  # ordered jobs (order_key), on a Key_Shared subscription of their own
     groups: str  # members of grouped jobs, keyed by group key, on a Key_Shared one (grouping/)
+
+    def lane(self, index: int) -> str:
+        """Fair-keyed jobs' lane `index` (flow/fairness.py), on a Shared subscription each."""
+        return f"{self.jobs}-fair-{index}"
 
 
 def check_queue_name(queue: str) -> str:
@@ -210,11 +215,11 @@ def topics_for(settings: Settings, queue: str) -> QueueTopics:
 
 
 def queue_of(settings: Settings, topic: str) -> str:
-    """The queue a job topic (or one of its partitions), its ordered jobs' topic, its group
-    members' topic or a subscription's retry topic belongs to."""
+    """The queue a job topic (or one of its partitions), its ordered jobs' topic, one of its
+    fair lanes, its group members' topic or a subscription's retry topic belongs to."""
     name = without_partition(topic.rsplit("/", 1)[-1])
-    name = name.removesuffix(f"-{settings.subscription}-RETRY").removesuffix("-ordered")
-    return name.removesuffix(GROUPS_SUFFIX)
+    name = FAIR_LANE.sub("", name.removesuffix(f"-{settings.subscription}-RETRY"))
+    return name.removesuffix("-ordered").removesuffix(GROUPS_SUFFIX)
 
 
 def topic_kind(name: str) -> str:
@@ -225,8 +230,16 @@ def topic_kind(name: str) -> str:
         return "concurrency slots"
     if is_scheduler_leader_topic(name):
         return "scheduler leader"
+    if FAIR_LANE.search(name):
+        return "fair lane"
     kind = next((kind for suffix, kind in SUFFIX_KINDS if name.endswith(suffix)), None)
     return kind or ("queue" if QUEUE_NAME.match(name) else "topic")
+
+
+def fair_lane_index(topic: str) -> int | None:
+    """The lane a fair lane's topic is (`<queue>-fair-<i>`: i); None for any other topic."""
+    found = FAIR_LANE.search(topic)
+    return None if found is None else int(found.group().rpartition("-")[2])
 
 
 def partition_topic(topic: str, index: int) -> str:

@@ -124,6 +124,8 @@ class Envelope:
     keep_result: float | None = None  # seconds its result is kept once settled (results.py)
     chain: Chain | None = None  # its place in a chain and the links after it (chains.py)
     debounce_key: str | None = None  # calls of this key collapse into one run (debounce.py)
+    fair_key: str | None = None  # takes turns with other keys' jobs of its queue (fairness.py)
+    fair_weight: int = 1  # jobs its lane starts in one turn while it heads the lane
     # Why the runs before the previous one failed, the oldest first, without their tracebacks.
     earlier_errors: tuple[JobError, ...] = ()
 
@@ -258,6 +260,8 @@ def _to_record(env: Envelope) -> dict[str, object]:
         "keep_result_ms": _millis(env.keep_result),
         "chain": None if env.chain is None else _chain_record(env.chain),
         "debounce_key": env.debounce_key,
+        "fair_key": env.fair_key,
+        "fair_weight": None if env.fair_weight == 1 else env.fair_weight,
         "earlier_errors": [dataclasses.asdict(e) for e in env.earlier_errors] or None,
     }
     return {
@@ -343,6 +347,8 @@ def _from_extras(extras: dict[str, Any]) -> dict[str, Any]:
         "keep_result": None if (keep := extras["keep_result_ms"]) is None else keep / 1000,
         "chain": None if (chain := extras["chain"]) is None else _chain(chain),
         "debounce_key": extras["debounce_key"],
+        "fair_key": extras["fair_key"],
+        "fair_weight": extras["fair_weight"] or 1,
         "earlier_errors": tuple(JobError(**e) for e in extras["earlier_errors"] or ()),
     }
 

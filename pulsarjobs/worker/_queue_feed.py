@@ -78,6 +78,13 @@ class QueueFeed:
             self._has_room.set()
         return message
 
+    def head(self) -> pulsar.Message | None:
+        """The job `take` would give now, left in place."""
+        try:
+            return self._ready[0]
+        except IndexError:
+            return None
+
     @property
     def waiting(self) -> int:
         """Jobs fetched and ready for a runner."""

@@ -1,6 +1,7 @@
 """The feed: jobs from the broker, ready for the worker's runners, by priority.
 
-Each queue has a `QueueFeed` (_queue_feed.py), and its ordered jobs one more (_ordering.py).
+Each queue has a `QueueFeed` (_queue_feed.py), and its ordered jobs one more (_ordering.py); a
+fair queue's lanes have one each, which take turns with its plain jobs (_fair.py).
 `Feed` picks the next job across queues: in strict order (a lower queue runs only while every
 queue before it is dry) or by weight.
 """
@@ -18,6 +19,7 @@ import structlog
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.transport.schema_registry import pulsar_schema
 from pulsarjobs.transport.topics import DEAD_LETTER_SUBSCRIPTION, QueueTopics, check_queue_name
+from pulsarjobs.worker._fair import FairLanes, lane_room
 from pulsarjobs.worker._ordering import OrderedQueueFeed
 from pulsarjobs.worker._queue_feed import Doorbell, QueueFeed, Receiver
 
@@ -79,6 +81,7 @@ class Feed:
         consumers: Mapping[str, Receiver],
         room: int,
         ordered_consumers: Mapping[str, Receiver] | None = None,
+        lane_consumers: Mapping[str, Sequence[Receiver]] | None = None,
     ) -> None:
         self.plan = plan
         self.queues = tuple(QueueFeed(q, consumers[q], room, self._ring) for q in plan.names)
@@ -89,13 +92,24 @@ class Feed:
             )
         self.open = False  # while open, runners take jobs
         self.doorbell: Doorbell = lambda _arrived: None  # the runners put theirs here
-        self._only = self.queues[0] if len(self.queues) == 1 else None
+        # A fair queue's plain jobs and lanes, by the queues' order; None: not fair.
+        self.fair: tuple[FairLanes | None, ...] = tuple(
+            FairLanes(
+                plain, [QueueFeed(plain.queue, lane, lane_room(room), self._ring) for lane in lanes]
+            )
+            if (lanes := (lane_consumers or {}).get(plain.queue))
+            else None
+            for plain in self.queues
+        )
+        lane_feeds = tuple(lane for fair in self.fair if fair for lane in fair.lanes)
+        self._only = self.queues[0] if len(self.queues) == 1 and not lane_feeds else None
         # One queue: its ordered jobs ready, looked at before each pick (an emptiness check).
         self._only_ordered: deque[pulsar.Message] = deque()
         if self._only is not None and self.ordered:
             self._only_ordered = self.ordered[0]._ready
         self._ordered_first = False  # plain and ordered jobs of a queue take turns
-        self.all_queues = self.queues + self.ordered  # has_jobs looks at them after every job
+        # has_jobs looks at them after every job
+        self.all_queues = self.queues + self.ordered + lane_feeds
 
     def _ring(self, arrived: int) -> None:
         self.doorbell(arrived)
@@ -124,6 +138,9 @@ class Feed:
         for queue_feed in self.all_queues:
             if queue_feed.queue == queue and queue_feed.paused != paused:
                 queue_feed.paused, changed = paused, True
+        for fair in self.fair:
+            if changed and not paused and fair is not None and fair.plain.queue == queue:
+                fair.prime_again()
         if changed:
             self._ring(0)  # runners look again: at lower queues, or at this one again
 
@@ -143,6 +160,8 @@ class Feed:
     def _take(self, index: int) -> tuple[QueueFeed, pulsar.Message] | None:
         """A job of the queue at `index`: its plain and ordered jobs take turns."""
         plain = self.queues[index]
+        if (fair := self.fair[index]) is not None:
+            return self._take_fair(index, fair)
         if not self.ordered:
             message = plain.take()
             return None if message is None else (plain, message)
@@ -154,8 +173,21 @@ class Feed:
                 return queue, message
         return None
 
+    def _take_fair(self, index: int, fair: FairLanes) -> tuple[QueueFeed, pulsar.Message] | None:
+        """A fair queue's ordered jobs take turns with its lanes' turns."""
+        if self.ordered:
+            self._ordered_first = not self._ordered_first
+            if self._ordered_first and (message := self.ordered[index].take()) is not None:
+                return self.ordered[index], message
+        picked = fair.take()
+        if picked is None and self.ordered and not self._ordered_first:
+            message = self.ordered[index].take()
+            return None if message is None else (self.ordered[index], message)
+        return picked
+
     def _dry(self, index: int) -> bool:
-        return self.queues[index].dry and (not self.ordered or self.ordered[index].dry)
+        plain = self.queues[index] if (fair := self.fair[index]) is None else fair
+        return plain.dry and (not self.ordered or self.ordered[index].dry)
 
     def _pick_strict(self) -> tuple[QueueFeed, pulsar.Message] | None:
         """A job of the first queue holding one, unless a queue before it may still deliver (a
@@ -182,21 +214,28 @@ class Feed:
         return None
 
     def _holds(self, index: int) -> bool:
-        return bool(self.queues[index].waiting or (self.ordered and self.ordered[index].waiting))
+        plain = self.queues[index] if (fair := self.fair[index]) is None else fair
+        return bool(plain.waiting or (self.ordered and self.ordered[index].waiting))
 
 
 def subscribe(
     client: pulsar.Client, topics: QueueTopics, subscription: str, prefetch: int, batch: int,
     name: str, ordered: bool = False, crypto: pulsar.CryptoKeyReader | None = None,
+    lane: int | None = None,
 ) -> pulsar.Consumer:  # fmt: skip
     """A Shared consumer of a queue and of its subscription's retry topic; `ordered`: a
-    Key_Shared one of the queue's ordered jobs (_ordering.py). With `crypto`, it decrypts
+    Key_Shared one of the queue's ordered jobs (_ordering.py); `lane`: a Shared one of that fair
+    lane (_fair.py). With `crypto`, it decrypts
     end-to-end encrypted jobs; a job it cannot decrypt is never delivered to it (the client's
     default failure action): the job stays stored, the client logs the failure, and the job
     goes to a worker with the key once this one stops. Never dead-lettered: a copy re-sent
     would lose the message's encryption keys, and so the job."""
     return client.subscribe(
-        [topics.ordered] if ordered else [topics.jobs, topics.retry],
+        [topics.ordered]
+        if ordered
+        else [topics.jobs, topics.retry]
+        if lane is None
+        else [topics.lane(lane)],
         subscription,
         consumer_type=pulsar.ConsumerType.KeyShared if ordered else pulsar.ConsumerType.Shared,
         schema=pulsar_schema(),

@@ -26,8 +26,9 @@ from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.logs import error_text
 from pulsarjobs.transport.connection import crypto_key_reader
 from pulsarjobs.transport.schema_registry import WriterSchemas
-from pulsarjobs.transport.topics import topics_for
+from pulsarjobs.transport.topics import FAIR_LANE, topics_for
 from pulsarjobs.wire.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
+from pulsarjobs.worker._fair import LANE_PREFETCH, look_up_schemas
 from pulsarjobs.worker._flow_control import WorkerFlow
 from pulsarjobs.worker._following import Following
 from pulsarjobs.worker._presence import Presence
@@ -145,6 +146,8 @@ class Worker:
             return
         await asyncio.to_thread(results.prepare, self.app)
         self._build(running, consumers)
+        lanes = [name for name in consumers if FAIR_LANE.search(name)]  # their full topic names
+        await asyncio.to_thread(look_up_schemas, running.runners[0].pipeline.schemas, lanes)
         assert running.feed is not None and running.current is not None
         running.following = await asyncio.to_thread(
             Following.start, self.app.connection, running.feed, running.current
@@ -167,7 +170,9 @@ class Worker:
         running.threads = ThreadPoolExecutor(concurrency, thread_name_prefix="pulsarjobs-job")
         plain = {queue: consumers[queue] for queue in self.plan.names}
         ordered = {queue: consumers[f"{queue}-ordered"] for queue in self.plan.names}
-        feed = running.feed = Feed(self.plan, plain, self.ready_room, ordered)
+        lanes = {queue: [consumers[topic.lane(i)] for i in range(self.settings.fair_lanes)]
+                 for queue, topic in self.topics.items() if topic.lane(0) in consumers}  # fmt: skip
+        feed = running.feed = Feed(self.plan, plain, self.ready_room, ordered, lanes)
         if self.crash_ledger is not None:
             running.crashes = CrashGuard(self.crash_ledger, concurrency)
             running.crashes.start()
@@ -189,8 +194,7 @@ class Worker:
             runners.start()  # each looks before it waits: no ring before this is missed
 
     def stop(self) -> None:
-        """Ask the worker to shut down gracefully; callable from any thread, and again once it
-        stopped (a `stop` command from the dashboard may have stopped it already)."""
+        """Ask the worker to shut down gracefully; from any thread, and again once stopped."""
         self._stop_asked.set()
         if (running := self._running) is not None and not running.loop.is_closed():
             running.loop.call_soon_threadsafe(running.stop_requested.set)
@@ -283,6 +287,12 @@ class Worker:
                         client, topics, self.settings.subscription, self.prefetch,
                         self.ready_room, self.name, ordered, self._crypto,
                     )  # fmt: skip
+                if queue in self.app.fair_queues():  # its lanes: a consumer each, by topic
+                    for lane in range(self.settings.fair_lanes):
+                        consumers[topics.lane(lane)] = subscribe(
+                            client, topics, self.settings.subscription, LANE_PREFETCH,
+                            self.ready_room, self.name, crypto=self._crypto, lane=lane,
+                        )  # fmt: skip
         except Exception:
             for consumer in consumers.values():
                 with contextlib.suppress(Exception):

@@ -17,6 +17,7 @@ from tests.reliability.recorder import Recorder
 
 FIX_VARIABLE = "PULSARJOBS_RELIABILITY_FIX"  # a file: once it exists, broken jobs work
 CALLBACKS = "callbacks"  # the queue of batches' callbacks
+FAIR = "reports"  # the fair queue of test_fair_queueing.py
 STEPS = 5  # the steps of a durable job of test_durable_kill.py
 # The groups of test_group_kill.py.
 GROUPS = GroupOptions(max_size=50, grace=timedelta(seconds=1), max_delay=timedelta(seconds=5))
@@ -117,6 +118,12 @@ def make_app(settings: Settings) -> App:
     def reindex_first(caller: int, n: int) -> None:
         """Debounced, the first call's arguments (test_debounce_kill.py)."""
         recorder().event("debounced_ran", job=current_job().id, key="first", caller=caller, n=n)
+
+    @app.job(queue=FAIR, fair_key=lambda tenant: tenant)
+    def tenant_report(tenant: str) -> None:
+        """Records which key's job started, and when (test_fair_queueing.py)."""
+        recorder().event("fair_started", key=tenant, started=time.time(), pid=os.getpid())
+        record_run(time.time())
 
     @app.periodic("* * * * * *", name="every_second", queue="ticks", missed="all")
     def every_second() -> None:

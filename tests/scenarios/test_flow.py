@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 from pulsarjobs import RetryPolicy
+from pulsarjobs.flow.fairness import lane_of
 from tests.scenarios.harness import Driver, on_both
 
 
@@ -79,3 +80,30 @@ def test_rate_limited_jobs_each_run_once(driver: Driver) -> None:
 
     assert sorted(report.notes("paced")) == list(range(6))
     assert report.verdicts == dict.fromkeys(ids, "done")
+
+
+@on_both()
+def test_a_small_key_starts_before_a_deep_keys_backlog_and_a_failed_fair_job_retries(
+    driver: Driver,
+) -> None:
+    app, tally = driver.app, driver.tally
+
+    @app.job(fair_key=lambda tenant, n: tenant,
+             retry=RetryPolicy(max_attempts=2, initial_delay=0.2, jitter=0.0))  # fmt: skip
+    def build_report(tenant: str, n: int) -> None:
+        if tally.ran((tenant, n)).attempt == 1 and (tenant, n) == ("deep", 0):
+            raise ConnectionError("report store busy")
+
+    lanes = app.settings.fair_lanes
+    deep_lane = lane_of("deep", lanes)
+    small = next(f"small-{n}" for n in range(99) if lane_of(f"small-{n}", lanes) != deep_lane)
+    calls = [build_report.call("deep", n) for n in range(60)] + [build_report.call(small, 0)]
+    ids = app.enqueue_many(calls)
+    report = driver.drain(settled=61)
+
+    # Two lanes hold jobs: the small key's job waits for one turn of the deep key's lane, plus
+    # (on the broker) what the worker's 10 runners took at once; not for its 60 jobs.
+    tenants = [tenant for tenant, _ in report.notes("build_report")]
+    assert tenants.index(small) <= 1 + 10
+    assert report.verdicts == dict.fromkeys(ids, "done")
+    assert report.attempts(ids[0]) == [1, 2]  # the retry came back and ran

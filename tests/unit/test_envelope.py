@@ -378,7 +378,7 @@ def test_schema_fields_are_documented_and_optional_ones_default() -> None:
     assert [field["name"] for field in extras] == [
         "run_at", "timeout_ms", "expires_at", "last_error", "unique_key", "order_key",
         "limit_key", "snoozes", "batch_id", "keep_result_ms", "chain", "debounce_key",
-        "earlier_errors",
+        "fair_key", "fair_weight", "earlier_errors",
     ]  # fmt: skip
     for field in schema["fields"] + extras:
         assert field["doc"], field["name"]

@@ -96,6 +96,10 @@ type Extras struct {
 	Chain        *Chain `avro:"chain"` // chains: its place and the links after it
 	// Debounce: calls of this key collapse into one run; nil: not debounced.
 	DebounceKey *string `avro:"debounce_key"`
+	// Fair queueing: the key it takes turns by, and its weight (nil: 1); such a job goes to
+	// its queue's lane topic <queue>-fair-<i> (docs/flow-control.md).
+	FairKey    *string `avro:"fair_key"`
+	FairWeight *int32  `avro:"fair_weight"`
 	// Why the runs before the last failed, the oldest first, without tracebacks; nil: none.
 	EarlierErrors *[]JobError `avro:"earlier_errors"`
 }

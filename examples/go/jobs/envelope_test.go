@@ -187,7 +187,11 @@ func extrasJSON(x *Extras) any {
 		"unique_key": optionalString(x.UniqueKey), "order_key": optionalString(x.OrderKey),
 		"limit_key": optionalString(x.LimitKey), "snoozes": x.Snoozes,
 		"batch_id": optionalString(x.BatchID), "keep_result_ms": optionalLong(x.KeepResultMs),
-		"chain": nil, "debounce_key": optionalString(x.DebounceKey), "earlier_errors": nil,
+		"chain": nil, "debounce_key": optionalString(x.DebounceKey),
+		"fair_key": optionalString(x.FairKey), "fair_weight": nil, "earlier_errors": nil,
+	}
+	if x.FairWeight != nil {
+		out["fair_weight"] = map[string]any{"int": *x.FairWeight}
 	}
 	if x.LastError != nil {
 		out["last_error"] = map[string]any{"io.pulsarjobs.v1.JobError": jobErrorJSON(x.LastError)}
