@@ -23,6 +23,7 @@ from pulsarjobs.app import App
 from pulsarjobs.app_view import AppView
 from pulsarjobs.clock import Clock
 from pulsarjobs.flow.unique import UniqueKeys
+from pulsarjobs.grouping.buffer import PendingGroup
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.operations.cancel_matching import matches
 from pulsarjobs.operations.cancels import Cancel
@@ -263,9 +264,11 @@ def cancel_pending(
     keys: Mapping[str, object],
     queue: str | None,
     now: datetime,
+    groups: Sequence[PendingGroup] = (),
 ) -> int:
     """`app.cancel_matching` on the TestRunner's pending jobs: those that match, and that no
-    cancel made after them covers already, are cancelled; how many."""
+    cancel made after them covers already, are cancelled; and grouped jobs' members waiting in
+    `groups` that match (`group=` their group key) leave their group; how many."""
     marks = connection.marks.get(cancelled_topic(app.settings), {})
     cancelled = {job_id: Cancel.decode(mark).cancelled_at for job_id, mark in marks.items()}
     count = 0
@@ -277,4 +280,12 @@ def cancel_pending(
             cancelled[job.id], count = now, count + 1
             if job.debounce_key is not None:
                 app.debounces.settled(job)
+    for group in groups:
+        if queue not in (None, group.queue):
+            continue
+        of_type = {"type": group.type, "group": group.key}
+        kept = [m for m in group.members
+                if not all(of_type.get(name) == value for name, value in keys.items())]  # fmt: skip
+        count += len(group.members) - len(kept)
+        group.members[:] = kept
     return count

@@ -267,7 +267,8 @@ class TestRunner:
         self, settings: Settings, keys: Mapping[str, object], queue: str | None
     ) -> int:
         """`app.cancel_matching` on the jobs waiting here, as on the broker's."""
-        return cancel_pending(self.app, self.connection, self.pending, keys, queue, self._now)
+        return cancel_pending(self.app, self.connection, self.pending, keys, queue, self._now,
+                              self.groups.pending)  # fmt: skip
 
     # -- draining --------------------------------------------------------------------------
 

@@ -61,6 +61,8 @@ class MemoryGroups:
         return True
 
     def _store(self, group: PendingGroup, now: datetime) -> None:
+        if not group.members:  # every member cancelled: nothing to run
+            return
         job = self.app.jobs.get(group.type)
         self.app.publish_envelope(group_envelope(job, group.type, group.queue, group.members, now))
         self.stored.append(group)

@@ -10,8 +10,10 @@ that it leaves the lists at once; an ordered job is left where it is (its Key_Sh
 subscription keeps its key's order), and a worker drops it when its turn comes. A matching job
 a worker runs right now is cancelled as a running one is. What a worker would give back as it
 drops a cancelled job is given back here: a unique key, a debounce window whose latest call it
-was (flow/). Jobs enqueued after the read are not
-cancelled: only what was stored is.
+was (flow/). A grouped job's members (`group=`: their group key) are cancelled where they wait
+for their group, on its queue's group topic: the worker that collects them leaves them out of
+the group it stores (group_collector.py). Jobs enqueued after the read are not cancelled: only
+what was stored is.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from pulsarjobs.wire.envelope import Envelope
 
 
 class JobKeys(TypedDict, total=False):
-    """What `cancel_matching` matches on, each an Envelope attribute of the same name."""
+    """What `cancel_matching` matches on, each an Envelope attribute of the same name (`group`:
+    a grouped job's member's group key, its message's key)."""
 
     type: str
     unique_key: str
@@ -45,6 +48,7 @@ class JobKeys(TypedDict, total=False):
     batch_id: str
     debounce_key: str
     fair_key: str
+    group: str
 
 
 def check_keys(keys: Mapping[str, object]) -> None:
@@ -58,8 +62,12 @@ def check_keys(keys: Mapping[str, object]) -> None:
         raise ValueError(f"give a value to match for {', '.join(empty)}")
 
 
-def matches(envelope: Envelope, keys: Mapping[str, object]) -> bool:
-    return all(getattr(envelope, name) == value for name, value in keys.items())
+def matches(envelope: Envelope, keys: Mapping[str, object], group: str | None = None) -> bool:
+    """Whether the job carries every key; `group`: the group key of a member (None: none)."""
+    return all(
+        (group if name == "group" else getattr(envelope, name)) == value
+        for name, value in keys.items()
+    )
 
 
 def cancel_matching(
@@ -77,18 +85,18 @@ def cancel_matching(
     cancelled = 0
     try:
         with Ackers(inspector) as ackers:
-            for message, envelope, ordered in _held_jobs(inspector, queues, progress):
+            for message, envelope, ordered, group in _held_jobs(inspector, queues, progress):
                 mark = marks.get(envelope.id)
-                if not matches(envelope, keys) or (
+                if not matches(envelope, keys, group) or (
                     mark is not None and envelope.created_at <= mark.cancelled_at
                 ):
                     continue
                 marks[envelope.id] = cancel(connection, envelope.id)
-                if not ordered:
+                if not ordered and group is None:  # else it is dropped when its turn comes
                     ackers.acknowledge(message)
                 if envelope.debounce_key is not None:
                     debounces.settled(envelope)
-                if envelope.unique_key is not None and not ordered:  # no worker gives it back
+                if envelope.unique_key is not None and not ordered and group is None:
                     unique_keys.release(envelope.unique_key, envelope.id)
                 cancelled += 1
     finally:
@@ -105,13 +113,14 @@ def on_broker(settings: Settings, keys: Mapping[str, object], queue: str | None)
 
 def _held_jobs(
     inspector: Inspector, queues: Sequence[str] | None, progress: Progress | None
-) -> Iterator[tuple[pulsar.Message, Envelope, bool]]:
-    """Every job the workers' subscription holds in `queues`, with whether it is an ordered one."""
+) -> Iterator[tuple[pulsar.Message, Envelope, bool, str | None]]:
+    """Every job the workers' subscription holds in `queues`, with whether it is an ordered one
+    and, for a grouped job's member, its group key."""
     settings = inspector.settings
     for queue in inspector.queue_names() if queues is None else queues:
         topics = topics_for(settings, queue)
         lanes = lane_topics(inspector.admin, settings, queue)  # a fair queue's (fair_keys.py)
-        for topic in (topics.jobs, topics.retry, topics.ordered, *lanes):
+        for topic in (topics.jobs, topics.retry, topics.ordered, *lanes, topics.groups):
             backlog = read_backlog(inspector.admin, inspector.client, settings.service_url, topic,
                                    settings.subscription, None, inspector.crypto)  # fmt: skip
             with closing(backlog):
@@ -119,4 +128,5 @@ def _held_jobs(
                     if progress is not None:
                         progress(1)
                     if (envelope := inspector.envelope_of(message)) is not None:
-                        yield message, envelope, topic == topics.ordered
+                        group = message.partition_key() if topic == topics.groups else None
+                        yield message, envelope, topic == topics.ordered, group

@@ -15,6 +15,7 @@ import pulsar
 
 from pulsarjobs.flow.fairness import LaneTurns, weight_of
 from pulsarjobs.transport.schema_registry import WriterSchemas
+from pulsarjobs.transport.topics import FAIR_LANE
 from pulsarjobs.worker._queue_feed import QueueFeed
 
 # A lane's turn finds its jobs ready only if its fetch thread keeps ahead of the runners: with
@@ -27,11 +28,12 @@ def lane_room(room: int) -> int:
     return max(room, LANE_ROOM)
 
 
-def look_up_schemas(schemas: WriterSchemas, lane_topics: Iterable[str]) -> None:
-    """Each lane's first writer schema (version 0: the one its first producer or consumer
-    registered), read before the worker takes jobs (blocks): looked up by the runner of the
-    lane's first job instead, it would make that job start long after its turn."""
-    for topic in lane_topics:
+def look_up_schemas(schemas: WriterSchemas, topics: Iterable[str]) -> None:
+    """Each lane's (of `topics`, the others skipped) first writer schema (version 0: the one
+    its first producer or consumer registered), read before the worker takes jobs (blocks):
+    looked up by the runner of the lane's first job instead, it would start long after its
+    turn."""
+    for topic in (topic for topic in topics if FAIR_LANE.search(topic)):
         key = WriterSchemas.key(topic, bytes(8))
         if key is not None and key not in schemas.known:
             schemas.fetch(key)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, wait
 from datetime import UTC, datetime
 
@@ -53,8 +53,16 @@ def options_of(app: AppView, type_: str) -> GroupOptions:
 
 
 class GroupCollector:
-    def __init__(self, app: AppView, queues: Sequence[str], subscription: str, name: str) -> None:
+    def __init__(
+        self,
+        app: AppView,
+        queues: Sequence[str],
+        subscription: str,
+        name: str,
+        cancelled: Mapping[str, datetime],
+    ) -> None:
         self.app = app
+        self.cancelled = cancelled  # job id -> cancelled at: the worker's, followed as it grows
         self.topics = {queue: topics_for(app.settings, queue) for queue in queues}
         self.buffer = GroupBuffer(lambda type_: options_of(app, type_))
         self.schemas = WriterSchemas(app.settings)
@@ -80,13 +88,18 @@ class GroupCollector:
 
     @classmethod
     def start(
-        cls, app: AppView, queues: Sequence[str], subscription: str, name: str
+        cls,
+        app: AppView,
+        queues: Sequence[str],
+        subscription: str,
+        name: str,
+        cancelled: Mapping[str, datetime],
     ) -> GroupCollector | None:
         """A running collector of the grouped jobs of `queues`; None if they have none."""
         grouped = grouped_queues(app, queues)
         if not grouped:
             return None
-        collector = cls(app, grouped, subscription, name)
+        collector = cls(app, grouped, subscription, name, cancelled)
         collector._thread.start()
         return collector
 
@@ -160,9 +173,16 @@ class GroupCollector:
             self._store(full)
 
     def _store(self, group: PendingGroup) -> None:
-        """Publish the group's job; acknowledge its members once the broker has it."""
+        """Publish the group's job; acknowledge its members once the broker has it. Cancelled
+        members (`app.cancel`, cancel by group key) are left out, and acknowledged with it."""
         job = self.app.jobs.get(group.type)
-        envelope = group_envelope(job, group.type, group.queue, group.members, self.app.clock())
+        members = [member for member in group.members if member.id not in self.cancelled]
+        if not members:  # nothing left to run: only the acknowledgements
+            nothing: Future[None] = Future()
+            nothing.set_result(None)
+            self._settle(group, None, nothing)
+            return
+        envelope = group_envelope(job, group.type, group.queue, members, self.app.clock())
         try:
             stored = self.app.publish_envelope(envelope, self.topics[group.queue].jobs)
         except Exception as exc:
@@ -172,7 +192,7 @@ class GroupCollector:
             self._storing.add(stored)
         stored.add_done_callback(lambda done: self._settle(group, envelope, done))
 
-    def _settle(self, group: PendingGroup, envelope: Envelope, stored: Future[None]) -> None:
+    def _settle(self, group: PendingGroup, envelope: Envelope | None, stored: Future[None]) -> None:
         consumer, failure = self._consumer, stored.exception()
         ids = [str(message.message_id()) for message in group.held]
         with self._lock:
@@ -186,7 +206,7 @@ class GroupCollector:
             if failure is None:
                 for message in group.held:
                     consumer.acknowledge(message)
-                log.debug("group stored", job_id=envelope.id, job_type=group.type,
+                log.debug("group stored", job_id=envelope and envelope.id, job_type=group.type,
                           key=group.key, members=len(group.members))  # fmt: skip
             else:
                 log.warning("could not store a group; its members come back", job_type=group.type,

@@ -26,7 +26,7 @@ from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.logs import error_text
 from pulsarjobs.transport.connection import crypto_key_reader
 from pulsarjobs.transport.schema_registry import WriterSchemas
-from pulsarjobs.transport.topics import FAIR_LANE, topics_for
+from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
 from pulsarjobs.worker._fair import LANE_PREFETCH, look_up_schemas
 from pulsarjobs.worker._flow_control import WorkerFlow
@@ -146,15 +146,15 @@ class Worker:
             return
         await asyncio.to_thread(results.prepare, self.app)
         self._build(running, consumers)
-        lanes = [name for name in consumers if FAIR_LANE.search(name)]  # their full topic names
-        await asyncio.to_thread(look_up_schemas, running.runners[0].pipeline.schemas, lanes)
+        await asyncio.to_thread(look_up_schemas, running.runners[0].pipeline.schemas, consumers)
         assert running.feed is not None and running.current is not None
         running.following = await asyncio.to_thread(
             Following.start, self.app.connection, running.feed, running.current
         )
         running.batches = await asyncio.to_thread(BatchTracker.start_or_warn, self.app, self.name)
         running.groups = await asyncio.to_thread(GroupCollector.start, self.app, self.plan.names,
-                                                 self.settings.subscription, self.name)  # fmt: skip
+                                                 self.settings.subscription, self.name,
+                                                 running.current.cancelled)  # fmt: skip
         self._start(running)
         self.app.hooks.emit("on_worker_start", self)
         self.ready.set()

@@ -92,3 +92,25 @@ def test_pending_groups_show_in_the_inspector_the_cli_and_the_dashboard(groups_a
     with TestClient(web, base_url="http://127.0.0.1:7420") as client:
         page = client.get("/queues", headers={"Authorization": "Bearer token"}).text
     assert re.search(r'data-testid="grouping">7 in 3<', page)
+
+
+def test_cancel_by_group_key_leaves_those_members_out_of_their_group(
+    groups_app: App, tmp_path: Path
+) -> None:
+    record = tmp_path / "record.jsonl"
+    collect = groups_app.jobs["collect"]
+    cancelled = collect.enqueue_many([("deleted-user", collect.call(n)) for n in range(3)])  # type: ignore[attr-defined]
+    kept = collect.enqueue_many([("other-user", collect.call(n)) for n in range(3)])  # type: ignore[attr-defined]
+    assert groups_app.cancel_matching(group="deleted-user") == 3
+    log = tmp_path / "worker.log"
+    worker = start_worker_process(settings_env(groups_app.settings, record), log,
+                                  app="tests.apps.groups:app")  # fmt: skip
+    try:
+        ran = lambda: {m for r in records(record) for m in r["members"]}  # noqa: E731
+        wait_until(lambda: ran() >= set(kept), 60, interval=0.5)
+        with Inspector(groups_app.settings) as inspector:  # the cancelled ones acknowledged too
+            wait_until(lambda: inspector.queue(collect.queue).grouping.members == 0, 30)
+    finally:
+        assert stop_process(worker) == 0, log.read_text()[-2000:]
+    assert ran() == set(kept)
+    assert not set(cancelled) & ran()

@@ -49,6 +49,23 @@ def test_members_meet_by_key_and_a_full_group_runs_at_once(app: App, runner: Tes
     assert runner.groups.pending == [] and len(runner.groups.stored) == 2
 
 
+def test_cancel_by_group_key_takes_those_members_out_of_their_group(
+    app: App, runner: TestRunner
+) -> None:
+    runs: list[list[Member]] = []
+
+    @app.job(group=GroupOptions(max_size=10, grace=SECOND, max_delay=60 * SECOND))
+    def send(members: list[Member]) -> None:
+        runs.append(members)
+
+    for n in range(3):
+        send.enqueue_to("deleted-user", n)
+    kept = send.enqueue_to("other-user", 9)
+    assert app.cancel_matching(group="deleted-user") == 3
+    runner.run_all()
+    assert [[m.id for m in run] for run in runs] == [[kept]]
+
+
 def test_grace_restarts_with_each_member_until_max_delay(app: App, runner: TestRunner) -> None:
     runs: list[int] = []
 
