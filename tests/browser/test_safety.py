@@ -109,7 +109,7 @@ def test_a_read_only_dashboard_shows_no_button_and_refuses_every_change(
         assert page.locator("main table tbody tr").count() > 0, path  # rows, with no buttons
         assert page.locator(ACTIONS).count() == 0, path
     page.get_by_test_id("job-link").first.click()  # a dead letter's page
-    assert page.get_by_test_id("job-fields").is_visible()
+    page.get_by_test_id("job-fields").wait_for(state="visible")  # is_visible() would not wait
     assert page.locator(ACTIONS).count() == 0
 
     posted = page.evaluate(  # as the dashboard's own page would post: same origin, the cookie
