@@ -23,6 +23,7 @@ only while it runs, by its kept result, or once a worker publishes it again.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
@@ -145,6 +146,7 @@ class JobIndex:
                     target=self._run, name="pulsarjobs-job-index", daemon=True
                 )
                 self._thread.start()
+                _started_indexes.add(self)
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
@@ -190,6 +192,19 @@ class JobIndex:
         if not self._failed:
             self._failed = True
             log.warning("cannot write the job index", error=error_text(exc))
+
+
+# A script that enqueues and exits leaves notes to send, and its connection is closed at exit
+# (connection.py). atexit runs the hooks registered last first, and connection.py's was
+# registered as this module imported it: each index sends what gathered before that.
+_started_indexes: weakref.WeakSet[JobIndex] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for index in list(_started_indexes):
+        with contextlib.suppress(Exception):  # exiting goes on whatever one close does
+            index.close()
 
 
 class IndexedAck(Acks):
