@@ -94,12 +94,14 @@ class JobIndex:
         self._starting = threading.Lock()
         self._stop = threading.Event()
         self._failed = False  # said once in the log
-        self._writes: bool | None = None  # False under TestRunner: its connection is in memory
+        self._writes: bool | None = None  # known at the first job: _writing()
         in_child = weakref.WeakMethod(self._after_fork)  # an App made before worker processes
         os.register_at_fork(after_in_child=lambda: (forget := in_child()) and forget())
 
     def acks(self, job_id: str, queue: str, topic: str, group: Acks | None = None) -> Acks:
         """The Acks to publish a job's message with: once stored, its position is indexed."""
+        if not self._writing():
+            return group or Acks(1)
         return IndexedAck(self, (job_id, queue, topic), group or Acks(1))
 
     def note(self, note: Note) -> None:
@@ -110,9 +112,7 @@ class JobIndex:
     def settled(self, job_id: str) -> None:
         """The job is over with nothing stored in its place: its entry is emptied, a little
         later (EMPTY_AFTER_SECONDS)."""
-        if self._writes is None:
-            self._writes = not getattr(self._connection(), "in_memory", False)
-        if not self._writes:
+        if not self._writing():
             return
         self._settled.append((time.monotonic() + EMPTY_AFTER_SECONDS, job_id))
         if self._thread is None:
@@ -131,6 +131,14 @@ class JobIndex:
         self._stop.clear()
 
     # -- inside ------------------------------------------------------------------------------
+
+    def _writing(self) -> bool:
+        """Not under the TestRunner (its connection is in memory), nor with the index off."""
+        if self._writes is None:
+            connection = self._connection()
+            in_memory = getattr(connection, "in_memory", False)
+            self._writes = connection.settings.job_index and not in_memory
+        return self._writes
 
     def _after_fork(self) -> None:
         """A forked child has neither the parent's thread nor its client: it starts anew."""

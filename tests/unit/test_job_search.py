@@ -32,3 +32,19 @@ def test_an_index_entry_reads_back_as_written_and_an_emptied_one_as_none() -> No
     assert IndexEntry.decode(entry.encode()) == entry
     assert IndexEntry.decode(b"") is None
     assert IndexEntry.decode(b"billing elsewhere 1:2") is None
+
+
+def test_with_the_index_off_a_job_is_published_with_its_plain_acks_and_nothing_is_written() -> None:
+    from types import SimpleNamespace
+
+    from pulsarjobs.settings import Settings
+    from pulsarjobs.transport.connection import Acks
+    from pulsarjobs.transport.job_index import IndexedAck, JobIndex
+
+    for on in (True, False):
+        connection = SimpleNamespace(settings=Settings(job_index=on), in_memory=False)
+        index = JobIndex(lambda connection=connection: connection)  # type: ignore[misc]
+        group = Acks(1)
+        acks = index.acks("job", "default", "persistent://public/pulsarjobs/default", group)
+        assert isinstance(acks, IndexedAck) is on
+        assert (acks is group) is not on
