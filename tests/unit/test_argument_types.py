@@ -5,7 +5,7 @@ worker's executor) when another producer sent them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, Optional
 
@@ -14,22 +14,10 @@ import pytest
 from pulsarjobs.app import App
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.jobs import Job, JobCall
-from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
 from pulsarjobs.wire.envelope import ArgumentError
 
 ACCEPTED = None
-
-
-@pytest.fixture
-def app() -> App:
-    return App(Settings())
-
-
-@pytest.fixture
-def runner(app: App) -> Iterator[TestRunner]:
-    with TestRunner(app) as runner:
-        yield runner
 
 
 def job_taking(app: App, annotation: object, name: str = "take") -> Job[Any, Any]:

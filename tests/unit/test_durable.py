@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import fastavro
 import pytest
 
-from pulsarjobs import App, ArgumentError, Durable, Envelope, Settings
+from pulsarjobs import App, ArgumentError, Durable, Envelope
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.operations.durable_steps import DurableStep, asleep_until, step_of
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.testing import TestRunner
 from pulsarjobs.wire.values import to_value
 from pulsarjobs.workflows.durable_store import FIRST_STEP_SCHEMA, decode_record, decode_step
-
-
-@pytest.fixture
-def app() -> App:
-    return App(Settings())
-
-
-@pytest.fixture
-def runner(app: App) -> Iterator[TestRunner]:
-    with TestRunner(app) as runner:
-        yield runner
 
 
 def test_a_retry_resumes_at_the_step_that_failed(app: App, runner: TestRunner) -> None:

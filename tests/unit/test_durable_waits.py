@@ -10,21 +10,10 @@ from typing import Any
 
 import pytest
 
-from pulsarjobs import App, ChildFailed, Durable, Settings, WaitTimedOut
+from pulsarjobs import App, ChildFailed, Durable, WaitTimedOut
 from pulsarjobs.jobs import Job
 from pulsarjobs.testing import TestRunner
 from pulsarjobs.workflows.signals import goes_on
-
-
-@pytest.fixture
-def app() -> App:
-    return App(Settings())
-
-
-@pytest.fixture
-def runner(app: App) -> Iterator[TestRunner]:
-    with TestRunner(app) as runner:
-        yield runner
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 key, a group runs when full, when its grace passes quietly or when its max_delay passes; a
 failed group is retried whole, and split at its last attempt so a poisoned member dies alone."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -12,22 +11,10 @@ from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.grouping.options import GroupOptions, Member
 from pulsarjobs.operations.pending_groups import PendingGroups, pending_groups
 from pulsarjobs.retry import RetryPolicy
-from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
 from pulsarjobs.wire.envelope import ArgumentError, Envelope
 
 SECOND = timedelta(seconds=1)
-
-
-@pytest.fixture
-def app() -> App:
-    return App(Settings())
-
-
-@pytest.fixture
-def runner(app: App) -> Iterator[TestRunner]:
-    with TestRunner(app) as runner:
-        yield runner
 
 
 def test_members_meet_by_key_and_a_full_group_runs_at_once(app: App, runner: TestRunner) -> None:

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pulsarjobs import App, Progress, Settings, Snooze, current_job
+from pulsarjobs import App, Progress, Snooze, current_job
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.testing import TestRunner
 from pulsarjobs.wire.heartbeat import Heartbeat, RunningJob
 from pulsarjobs.worker._running import CurrentRuns
-
-
-@pytest.fixture
-def app() -> App:
-    return App(Settings())
-
-
-@pytest.fixture
-def runner(app: App) -> Iterator[TestRunner]:
-    with TestRunner(app) as runner:
-        yield runner
 
 
 def test_a_snoozed_job_runs_again_when_due_with_the_same_attempt(

@@ -1,7 +1,6 @@
 import asyncio
 import contextvars
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -14,17 +13,6 @@ from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
 from pulsarjobs.wire.envelope import ArgumentError
 from pulsarjobs.worker.execution import current_job
-
-
-@pytest.fixture
-def app() -> App:
-    return App(Settings())
-
-
-@pytest.fixture
-def runner(app: App) -> Iterator[TestRunner]:
-    with TestRunner(app) as runner:
-        yield runner
 
 
 def test_an_enqueued_job_runs_once_with_its_args(app: App, runner: TestRunner) -> None:
