@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -162,15 +163,19 @@ def assert_refused_everywhere(settings: Settings, problem: str, record: Path) ->
     enqueue = pulsarjobs(env, "enqueue", "default_job", "--args", "[1]")
     worker = pulsarjobs(env, "worker", "tests.apps.pipeline:app")
 
-    app = make_app(settings)
+    # A producer and a worker of their own apps, side by side: each may wait out the timeout.
+    producer, consumer = make_app(settings), make_app(settings)
     try:
-        with pytest.raises(AccessDenied, match=expected) as enqueued:
-            app.enqueue(JobCall("default_job", (1,)))
-        assert "\n" not in str(enqueued.value)
-        with pytest.raises(AccessDenied, match=expected):
-            asyncio.run(Worker(app, "default").run_async())
+        with ThreadPoolExecutor(1) as beside:
+            working = beside.submit(asyncio.run, Worker(consumer, "default").run_async())
+            with pytest.raises(AccessDenied, match=expected) as enqueued:
+                producer.enqueue(JobCall("default_job", (1,)))
+            assert "\n" not in str(enqueued.value)
+            with pytest.raises(AccessDenied, match=expected):
+                working.result(timeout=120)
     finally:
-        app.close()
+        producer.close()
+        consumer.close()
 
     for command in (enqueue, worker):
         _, err = command.communicate(timeout=120)
