@@ -41,7 +41,7 @@ from typing import Any
 from bench.broker import BenchBroker, benchmark_broker, fresh_namespace
 from bench.durable_app import notes
 from bench.environment import environment
-from bench.report import save
+from bench.report import rounded, save, say
 from bench.systems import PYTHON, PulsarjobsClient, worker_env
 from bench.workers import ROOT, WorkerFailed, Workers, watch_drain
 from pulsarjobs.app import App, JobCall
@@ -303,11 +303,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         if name in results:
             found[name] = results[name]["median"]
     found["errors"] = results["errors"]
-    return json.loads(json.dumps(found), parse_float=lambda text: round(float(text), 3))
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    return rounded(found)
 
 
 if __name__ == "__main__":

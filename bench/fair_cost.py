@@ -26,7 +26,7 @@ from typing import Any
 from bench.broker import BenchBroker, benchmark_broker, fresh_namespace
 from bench.environment import environment
 from bench.fair_app import FAIR, PLAIN, make_app
-from bench.report import save
+from bench.report import save, say
 from bench.systems import PYTHON, worker_env
 from bench.workers import ROOT, WorkerFailed, Workers, watch_drain
 from pulsarjobs.logs import configure_logging
@@ -134,10 +134,6 @@ def ratio(drains: dict[str, list[dict[str, float]]]) -> dict[str, float]:
         if plain and fair and (base := statistics.median(plain)):
             figures[key] = statistics.median(fair) / base
     return figures
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

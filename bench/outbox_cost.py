@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from bench.broker import benchmark_broker, fresh_namespace
 from bench.durable_cost import spread, with_median
 from bench.environment import environment
-from bench.report import save
+from bench.report import rounded, save, say
 from bench.systems import PYTHON, worker_env
 from bench.workers import ROOT, WorkerFailed, Workers, crossing
 from pulsarjobs.app import App, JobCall
@@ -264,11 +264,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     found["relay"] = results.get("relay", {}).get("median", {})
     found["latency"] = results.get("latency", {}).get("median", {})
     found["errors"] = results["errors"]
-    return json.loads(json.dumps(found), parse_float=lambda text: round(float(text), 3))
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    return rounded(found)
 
 
 if __name__ == "__main__":

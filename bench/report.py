@@ -17,6 +17,17 @@ PROCESSES = ("1", "2")
 PERCENTILES = (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
 
 
+def say(line: str) -> None:
+    """A progress line, on stderr: stdout carries the figures."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def rounded(found: dict[str, Any]) -> dict[str, Any]:
+    """Figures for the console: every float to 3 decimals."""
+    parsed: dict[str, Any] = json.loads(json.dumps(found), parse_float=lambda t: round(float(t), 3))
+    return parsed
+
+
 def save(results: dict[str, Any], out: Path) -> None:
     """Write the results as JSON, whole: renamed into place, never read half-written."""
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ its total still counted in `lanes`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import pulsar
@@ -29,12 +29,15 @@ class FairKeys:
     exact: bool  # False: a lane held more than was read; its keys' counts are of what was read
 
 
-def lane_topics(admin: Admin, settings: Settings, queue: str) -> list[str]:
-    """The queue's lane topics that exist, by lane."""
+def lane_topics(
+    admin: Admin, settings: Settings, queue: str, existing: Sequence[str] | None = None
+) -> list[str]:
+    """The queue's lane topics that exist, by lane (`existing`: the namespace's topics, when
+    the caller listed them already for its other queues)."""
     prefix = namespace_topic(settings, queue)
     lanes = [
         topic
-        for topic in admin.topics(settings.full_namespace)
+        for topic in (admin.topics(settings.full_namespace) if existing is None else existing)
         if topic.startswith(f"{prefix}-fair-") and FAIR_LANE.sub("", topic) == prefix
     ]
     return sorted(lanes, key=lambda topic: fair_lane_index(topic) or 0)

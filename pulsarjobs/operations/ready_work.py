@@ -111,7 +111,10 @@ class ReadyWork:
             chosen = list(names) if names else self.inspector.queue_names()
             paused = self.inspector.paused_queues() if chosen else {}
             cancelled = cancelled_hashes(self.inspector) if chosen else frozenset()
-            return [self._queue(name, name in paused, cancelled, deadline) for name in chosen]
+            inspector = self.inspector  # the namespace's topics, listed once for every queue
+            existing = inspector.admin.topics(inspector.settings.full_namespace) if chosen else []
+            return [self._queue(name, name in paused, cancelled, existing, deadline)
+                    for name in chosen]  # fmt: skip
 
     def exact(self, stats: Sequence[QueueStats]) -> list[QueueStats]:
         """The inspector's stats of these queues with the counts this reading makes exact."""
@@ -119,13 +122,18 @@ class ReadyWork:
         return [with_exact_counts(each, ready[each.queue]) for each in stats]
 
     def _queue(
-        self, name: str, paused: bool, cancelled: frozenset[int], deadline: float
+        self,
+        name: str,
+        paused: bool,
+        cancelled: frozenset[int],
+        existing: Sequence[str],
+        deadline: float,
     ) -> ReadyQueue:
         topics = topics_for(self.inspector.settings, name)
         subscription = self.inspector.settings.subscription
         held: list[tuple[_Held, bool]] = []  # and whether it is the retry topic's
         delivered, exact = 0, True
-        lanes = lane_topics(self.inspector.admin, self.inspector.settings, name)  # fair queues'
+        lanes = lane_topics(self.inspector.admin, self.inspector.settings, name, existing)
         for topic in (topics.jobs, topics.retry, topics.ordered, *lanes):
             try:
                 stats = self.inspector.admin.summed_stats(topic)
