@@ -9,9 +9,11 @@ latest — in that order, so that the table never names a job the broker does no
 that finds no window, a closed one or one past its timeout opens a new one. When a job comes
 due, the worker reads the table to its end: if another call of its key was stored there since
 this one read it, the job is acknowledged unrun (verdict `grouped`, "superseded by <id>": the
-user asked for that by debouncing); else it runs, and closes its window as it starts. A closed
-window is kept a day (jobs it superseded may still be waiting for a worker), then removed. The
-exact guarantee is in docs/flow-control.md.
+user asked for that by debouncing); else it runs, and closes its window as it starts. The close
+is written under a key of its own (`<key>#closed`, naming the call whose run started): written
+over the window's own key, it would erase a call that opened the next window in the meantime.
+A closed window is kept a day (jobs it superseded may still be waiting for a worker), then
+removed. The exact guarantee is in docs/flow-control.md.
 
 Each job carries its call's id, the id of the call it read as the latest, and when its window
 began (in its meta): a job whose own write is not in the table (its process died between its
@@ -37,6 +39,7 @@ from pulsarjobs.wire.records import decode_record, encode_record, instant
 CALL_META = "pulsarjobs-debounce-call"  # this call's id
 AFTER_META = "pulsarjobs-debounce-after"  # the call it read as its key's latest ("": none)
 WINDOW_META = "pulsarjobs-debounce-window"  # when the window it joined began (ISO 8601)
+CLOSED_SUFFIX = "#closed"  # `<key>#closed`: the window whose run started (or ended unrun)
 KEPT_CLOSED = timedelta(days=1)  # a closed window is removed once due this long ago
 PRUNED_PER_RUN = 100  # closed windows a run removes at most
 
@@ -45,7 +48,8 @@ PRUNED_PER_RUN = 100  # closed windows a run removes at most
 class Window:
     """A key's window: its latest call and job, when it began, how many calls it holds, its
     job's due time, (keep="first") the first call's arguments as an encoded envelope, and
-    whether its run started (or its latest job ended unrun): it is closed."""
+    whether its run started (or its latest job ended unrun): it is closed (records written
+    before CLOSED_SUFFIX carry that in `closed`; a `<key>#closed` record always does)."""
 
     key: str
     call: str
@@ -156,12 +160,22 @@ class Debounces:
         self.connection.put_mark(self.topic, key, latest.encode())
         return job
 
-    @staticmethod
-    def _joins(window: Window, debounce: Debounce, now: datetime) -> bool:
+    def _joins(self, window: Window, debounce: Debounce, now: datetime) -> bool:
         """Whether a call now joins the window: its run has not started, and its timeout (if
         any) has not passed — a call after it opens a new window, and the old one's job runs."""
-        return not window.closed and (
+        return not self._closed(window) and (
             debounce.timeout is None or now < window.started_at + debounce.timeout
+        )
+
+    def _closed(self, window: Window) -> bool:
+        """Whether the run of the window's latest call started (or it ended unrun)."""
+        marker = self.table.known(window.key + CLOSED_SUFFIX)  # read with the window
+        return window.closed or (marker is not None and marker.call == window.call)
+
+    def _close(self, window: Window) -> None:
+        marker = window.key + CLOSED_SUFFIX
+        self.connection.put_mark(
+            self.topic, marker, replace(window, key=marker, closed=True).encode()
         )
 
     def superseded_by(self, envelope: Envelope) -> str | None:
@@ -176,8 +190,8 @@ class Debounces:
         if window is None or window.call == after:
             return None  # no other call since it read the table: its own write is not there
         if window.call == call:
-            if not window.closed:  # a call from now on opens a new window
-                self.connection.put_mark(self.topic, key, replace(window, closed=True).encode())
+            if not self._closed(window):  # a call from now on opens a new window
+                self._close(window)
                 self._prune()
             return None
         joined = envelope.meta.get(WINDOW_META)
@@ -191,19 +205,23 @@ class Debounces:
         closes if it is still the latest, so that the next call opens a new one."""
         key = table_key(envelope)
         window = self.table.get(key)
-        if window is not None and not window.closed and window.call == envelope.meta.get(CALL_META):
-            self.connection.put_mark(self.topic, key, replace(window, closed=True).encode())
+        called = envelope.meta.get(CALL_META)
+        if window is not None and window.call == called and not self._closed(window):
+            self._close(window)
 
     def _prune(self) -> None:
         """Remove windows closed a day ago: the jobs they superseded have come due long since."""
         long_ago = self.clock() - KEPT_CLOSED
-        old = [w.key for w in self.table.values() if w.closed and w.due_at < long_ago]
+        closed = {w.key for w in self.table.values() if w.closed}  # markers, and old closes
+        old = [w.key for w in self.table.values() if w.due_at < long_ago
+               and (w.key in closed or w.key + CLOSED_SUFFIX in closed)]  # fmt: skip
         for key in old[:PRUNED_PER_RUN]:
             self.connection.put_mark(self.topic, key, b"")
 
     def windows(self) -> list[Window]:
         """Every open window (pending debounces), the soonest due first."""
-        windows = [window for window in self.table.values() if not window.closed]
+        windows = [window for window in self.table.values()
+                   if not window.closed and not self._closed(window)]  # fmt: skip
         return sorted(windows, key=lambda window: window.due_at)
 
     def close(self) -> None:

@@ -44,6 +44,11 @@ class KeyTable(Generic[T]):
         self.catch_up()
         return self._values.get(key)
 
+    def known(self, key: str) -> T | None:
+        """The key's value as this process last read it (beside a `get` of another key)."""
+        with self._reading:
+            return self._values.get(key)
+
     def values(self) -> list[T]:
         """Every key's value as stored now."""
         self.catch_up()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pulsarjobs import App, ConfigurationError, Debounce, RetryPolicy, Settings
+from pulsarjobs.flow.debounce import WINDOW_META, Debounces, Window
 from pulsarjobs.testing import TestRunner
+from pulsarjobs.transport.memory import InMemoryConnection, MemoryKeyTable
+from pulsarjobs.wire.envelope import Envelope, new_id
 
 
 def test_a_timeout_bounds_a_window_and_the_next_call_opens_another() -> None:
@@ -126,3 +131,53 @@ def test_cancel_matching_cancels_waiting_scheduled_and_retrying_jobs_with_the_ke
         app.cancel_matching(colour="red")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="at least one key"):
         app.cancel_matching()
+
+
+class LateWrite(MemoryKeyTable[Window]):
+    """A table whose next read is overtaken: another process's write lands just after it."""
+
+    overtaking: Callable[[], None] | None = None
+
+    def catch_up(self) -> None:
+        super().catch_up()
+        if self.overtaking is not None:
+            write, self.overtaking = self.overtaking, None
+            write()
+
+
+def test_a_run_starting_as_the_next_window_opens_does_not_erase_that_window() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = [now]
+    debounces = Debounces(
+        InMemoryConnection(Settings(), lambda: clock[0]), lambda: clock[0], LateWrite
+    )
+    table = debounces.table
+    assert isinstance(table, LateWrite)
+    debounce = Debounce(timedelta(seconds=2), timeout=timedelta(seconds=3))
+    stored: list[Envelope] = []
+
+    def call() -> Envelope:
+        def send(job: Envelope) -> Future[None]:
+            stored.append(job)
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+
+        return debounces.call(Envelope(new_id(), "reindex", "default", [], {}, debounce_key="k"),
+                              debounce, send)  # fmt: skip
+
+    last_of_first = call()
+    clock[0] = now + timedelta(
+        seconds=3
+    )  # the window's timeout: its job is due, a call opens the next
+    next_window: list[Envelope] = []
+    table.overtaking = lambda: next_window.append(call())  # stored after the worker's read
+    assert debounces.superseded_by(last_of_first) is None  # it runs, and closes its window
+    (opener,) = next_window
+    assert [w.job_id for w in debounces.windows()] == [opener.id]  # the next window is open
+    clock[0] += timedelta(seconds=1)
+    joined = call()
+    assert joined.meta[WINDOW_META] == opener.meta[WINDOW_META]  # a call joins it, not a third
+    clock[0] = now + timedelta(seconds=6)
+    assert debounces.superseded_by(opener) == joined.id
+    assert debounces.superseded_by(joined) is None
