@@ -5,7 +5,8 @@ with `executable_path`: Playwright's own browser downloads are never used. Witho
 tests fail under CI=true and skip elsewhere, saying why.
 
 `pytest --screenshots DIR` saves a picture of each page the tests visit into DIR (docs/images
-holds the ones docs/dashboard.md shows); without it, pictures go to the test's tmp_path.
+holds the ones docs/dashboard.md shows), at 1366 px wide and at 800 px; without it, pictures go
+to the test's tmp_path (the 800 px one is only checked: nothing may run off the page).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 PICTURE_MIN_HEIGHT = 360  # px; a picture is as tall as its page's content, at least this
+WIDE, NARROW = 1366, 800  # px: a laptop's screen, and half a wide one
 
 
 def chromium_path() -> str | None:
@@ -55,7 +57,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context = browser.new_context(viewport={"width": WIDE, "height": 860})
     opened = context.new_page()
     opened.set_default_timeout(20_000)
     try:
@@ -79,11 +81,29 @@ def screenshot(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         page.set_viewport_size({"width": viewport["width"], "height": PICTURE_MIN_HEIGHT})
         try:
             page.screenshot(path=str(path), full_page=True)
+            page.set_viewport_size({"width": NARROW, "height": PICTURE_MIN_HEIGHT})
+            overflow = page.evaluate(RUNS_OFF)
+            assert overflow == [], f"{name} at {NARROW} px: these run off the page: {overflow}"
+            if chosen:
+                page.screenshot(path=str(folder / f"dashboard-{name}-{NARROW}.png"), full_page=True)
         finally:
             page.set_viewport_size(viewport)
         return path
 
     return take
+
+
+# The elements whose right edge passes the window's (at most 5, named by tag, id and class),
+# when the document is wider than the window: the page would scroll sideways.
+RUNS_OFF = """() => {
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth <= width) return [];
+  return [...document.querySelectorAll("body *")]
+    .filter((e) => e.getBoundingClientRect().right > width + 1)
+    .slice(0, 5)
+    .map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") +
+                (e.className && typeof e.className === "string" ? "." + e.className : ""));
+}"""
 
 
 @pytest.fixture(scope="package")  # its processes end with the browser tests, not the session
