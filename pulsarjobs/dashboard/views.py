@@ -35,6 +35,7 @@ from pulsarjobs.scheduling.scope import schedules_scope
 from pulsarjobs.transport.backlog import Position, parse_position
 from pulsarjobs.transport.topics import check_queue_name
 from pulsarjobs.worker.progress import last_progress
+from pulsarjobs.workflows.batch_state import MEMBERS_LISTED
 
 Context = dict[str, Any]
 NEXT_RUNS = 3
@@ -182,10 +183,13 @@ def batches(request: Request, dash: Dashboard) -> Context:
 
 def batch(request: Request, dash: Dashboard) -> Context:
     batch_id = request.path_params["batch"]
-    found = dash.inspector.batch(batch_id)
+    every = dash.inspector.batches()
+    found = next((batch for batch in every if batch.id == batch_id), None)
     if found is None:
         raise NotFound(f"No batch {batch_id!r}: a worker records a batch once it runs.")
-    return {"batch": found.as_dict(), "tab": "batches"}
+    children = [batch.id for batch in every if batch.parent == batch_id]  # members that are batches
+    return {"batch": found.as_dict(), "tab": "batches", "members_listed": MEMBERS_LISTED,
+            "children": children}  # fmt: skip
 
 
 def job(request: Request, dash: Dashboard) -> Context:

@@ -25,6 +25,7 @@ from pulsarjobs.wire.envelope import Envelope, decode, encode
 from pulsarjobs.wire.records import decode_record, encode_record
 
 OWNER_SEPARATOR = "@"
+MEMBERS_LISTED = 100  # pending and dead member ids a batch's progress names (the page links them)
 BatchStage = Literal["open", "running", "complete"]
 
 
@@ -110,8 +111,11 @@ class BatchState:
         succeeded = len(known & self.succeeded)
         dead = len(known & (self.dead - self.succeeded))
         stage: BatchStage = "complete" if self.complete else "running" if self.closed else "open"
-        return BatchProgress(self.id, self.description, self.parent, self.created_at,
-                             stage, len(known), succeeded, dead)  # fmt: skip
+        pending_jobs = tuple(sorted(known - self.succeeded - self.dead)[:MEMBERS_LISTED])
+        dead_jobs = tuple(sorted(known & (self.dead - self.succeeded))[:MEMBERS_LISTED])
+        return BatchProgress(self.id, self.description, self.parent, self.created_at, stage,
+                             len(known), succeeded, dead, pending_jobs=pending_jobs,
+                             dead_jobs=dead_jobs)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,8 @@ class BatchProgress:
     dead: int  # dead-lettered, expired or cancelled (and not succeeded since)
     finished_at: str | None = None
     fired: tuple[str, ...] = ()  # the callbacks enqueued: on_complete, on_success
+    pending_jobs: tuple[str, ...] = ()  # ids, the first MEMBERS_LISTED (none once it ended)
+    dead_jobs: tuple[str, ...] = ()
 
     @property
     def pending(self) -> int:
@@ -144,6 +150,8 @@ class BatchProgress:
             "created_at": self.created_at,
             "finished_at": self.finished_at,
             "fired": list(self.fired),
+            "pending_jobs": list(self.pending_jobs),
+            "dead_jobs": list(self.dead_jobs),
         }
 
 
@@ -159,7 +167,8 @@ def due_callbacks(state: BatchState) -> dict[str, Envelope]:
 
 
 def final_record(state: BatchState, fired: list[str]) -> bytes:
-    """A completed batch's record: its counts, without its job ids."""
+    """A completed batch's record: its counts, and of its job ids only the dead ones (the
+    first MEMBERS_LISTED), for the page to link them."""
     progress = state.progress()
     fields = {
         "state": "done",
@@ -169,6 +178,7 @@ def final_record(state: BatchState, fired: list[str]) -> bytes:
         "total": progress.total,
         "succeeded": progress.succeeded,
         "dead": progress.dead,
+        "dead_jobs": list(progress.dead_jobs),
         "fired": fired,
         "finished_at": datetime.now(UTC),
     }
@@ -216,7 +226,8 @@ class BatchTable:
         if end.get("state") == "done":
             return BatchProgress(batch_id, end["description"], end["parent"], end["created_at"],
                                  "complete", end["total"], end["succeeded"], end["dead"],
-                                 end["finished_at"], tuple(end["fired"]))  # fmt: skip
+                                 end["finished_at"], tuple(end["fired"]),
+                                 dead_jobs=tuple(end.get("dead_jobs", ())))  # fmt: skip
         return self.state(batch_id).progress() if batch_id in self.states else None
 
     def all(self) -> list[BatchProgress]:

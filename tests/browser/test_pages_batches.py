@@ -3,6 +3,7 @@ its child batch, with their progress as the Inspector reads it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -86,3 +87,20 @@ def test_a_dead_chain_links_page_names_its_batch_and_its_place_in_the_chain(
     assert text(page, "job-batch") == batch.id
     page.get_by_test_id("job-batch").locator("a").click()
     assert text(page, "counts") == "1 in all: 0 pending, 0 succeeded, 1 dead"
+    assert text(page, "dead-jobs") == chained.id  # the chain is the member that died
+
+
+def test_a_batch_links_its_pending_members_to_their_job_pages(page: Page, shop: Shop) -> None:
+    report = shop.app.jobs["build_report"]
+    with shop.app.batch(description="month end") as batch:
+        later = batch.enqueue_many([report.call(f"close-{n}", "2026-01-31") for n in range(2)],
+                                   in_=timedelta(hours=1))  # fmt: skip
+    with shop.inspector() as inspector:
+        wait_until(lambda: getattr(inspector.batch(batch.id), "pending_jobs", ()) != (), 60)
+    log_in(page, shop.dashboard, f"/batches/{batch.id}")
+    assert text(page, "counts") == "2 in all: 2 pending, 0 succeeded, 0 dead"
+    links = page.get_by_test_id("pending-jobs").get_by_test_id("member-link")
+    assert sorted(links.all_inner_texts()) == sorted(later)
+    links.first.click()
+    assert text(page, "job-id") in later
+    assert text(page, "job-state-name") == "scheduled"
