@@ -25,6 +25,7 @@ class ScheduleStatus:
     next: tuple[str, ...]  # the next runs, ISO times in the schedule's time zone
     last_tick: str | None  # the last tick a scheduler enqueued; None: never
     last_scheduler: str | None  # the scheduler that enqueued it, "host:pid"
+    last_job_id: str | None = None  # the job it enqueued
 
 
 def recorded_ticks(
@@ -63,6 +64,7 @@ def schedule_statuses(
                 next=tuple(upcoming),
                 last_tick=recorded.get("tick"),
                 last_scheduler=recorded.get("scheduler"),
+                last_job_id=recorded.get("job_id"),
             )
         )
     return statuses

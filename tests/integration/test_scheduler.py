@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,10 +14,13 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
+from starlette.testclient import TestClient
 
 from pulsarjobs import App
+from pulsarjobs.dashboard import Secret, create_app
 from pulsarjobs.scheduling.cron import SCHEDULE_META, TICK_META, Schedule
 from pulsarjobs.scheduling.scheduler import SCHEDULER_META, Scheduler
 from pulsarjobs.settings import Settings
@@ -30,6 +34,7 @@ from tests.integration.helpers import (
     stop_process,
     wait_until,
 )
+from tests.integration.test_dashboard import BEARER, TOKEN
 
 
 def start_scheduler(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -129,6 +134,12 @@ def test_a_standby_scheduler_says_whom_it_stands_behind_and_warns_of_nothing(
         # timeout) while the leader holds it: a healthy wait.
         wait_until(lambda: "standing by" in standby_log.read_text(), 30)
         time.sleep(12)  # one more wait, renewed, without a word
+        # No worker runs the ticks: the Cron page links the last one to its waiting job's page.
+        web = create_app(app.settings, Secret(TOKEN), app=app)
+        with TestClient(web, base_url="http://127.0.0.1:7420") as client:
+            cron = client.get("/cron", headers=BEARER).text
+            (link,) = re.findall(r'href="/jobs/(cron[^"]+)" data-testid="tick-job-link"', cron)
+            job_page = client.get(f"/jobs/{link}", headers=BEARER).text
     finally:
         assert stop_process(leader) == 0
         if standby is not None:
@@ -136,6 +147,8 @@ def test_a_standby_scheduler_says_whom_it_stands_behind_and_warns_of_nothing(
     said = standby_log.read_text()
     assert "lost the broker" not in said and "warning" not in said, said
     assert "leads" in said and "127.0.0.1" in said, said
+    assert f'data-testid="job-id">{unquote(link)}<' in job_page
+    assert 'data-testid="job-state-name">waiting<' in job_page
 
 
 # Two apps' schedules, side by side in one namespace: (schedule name, cron line, queue) each.
