@@ -39,6 +39,9 @@ class Settings:
     # Where each stored job is, for finding one by id (transport/job_index.py): off, a worker
     # saves about 15 µs of CPU per job settled, and jobs are found only while they run.
     job_index: bool = True
+    # Seconds between a worker's reports of its counts by job type (the dashboard's Metrics
+    # page, type_metrics.py); 0: none, and nothing counted per job.
+    metrics_interval: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.service_url.startswith(("pulsar://", "pulsar+ssl://")):
@@ -52,6 +55,10 @@ class Settings:
         if self.heartbeat_interval <= 0:
             raise ConfigurationError(
                 f"heartbeat_interval must be > 0 seconds, got {self.heartbeat_interval}"
+            )
+        if self.metrics_interval < 0:
+            raise ConfigurationError(
+                f"metrics_interval must be >= 0 seconds (0: off), got {self.metrics_interval}"
             )
         if not 1 <= self.fair_lanes <= MAX_FAIR_LANES:
             raise ConfigurationError(

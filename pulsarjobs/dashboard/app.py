@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pulsarjobs.app import App
-from pulsarjobs.dashboard import actions, finding, pages, ready
+from pulsarjobs.dashboard import actions, finding, metrics_page, pages, ready
 from pulsarjobs.dashboard.auth import Guard, Secret
 from pulsarjobs.dashboard.state import Dashboard, dashboard_of
 from pulsarjobs.errors import PulsarJobsError
@@ -41,6 +41,7 @@ def create_app(
             *pages.routes(),
             *finding.routes(),
             *ready.routes(),
+            *metrics_page.routes(),
             Route("/metrics", metrics),
             Route("/livez", answering("live")),
             Route("/readyz", answering("ready")),

@@ -42,6 +42,7 @@ NAV = (
     ("cron", "/cron", "Cron"),
     ("batches", "/batches", "Batches"),
     ("waiting", "/waiting", "Waiting"),
+    ("metrics", "/job-metrics", "Metrics"),
 )
 
 

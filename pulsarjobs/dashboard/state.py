@@ -17,6 +17,7 @@ from pulsarjobs.dashboard.snapshot import Snapshots
 from pulsarjobs.dashboard.tasks import Tasks
 from pulsarjobs.operations.browse import Browser
 from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.operations.metrics_history import MetricsHistory
 from pulsarjobs.operations.queue_metrics import QueueCollector
 from pulsarjobs.operations.ready_work import ReadyWork
 from pulsarjobs.settings import Settings
@@ -40,6 +41,7 @@ class Dashboard:
     metrics: CollectorRegistry  # what /metrics serves: the queues' gauges, read when scraped
     ready_work: ReadyWork  # /api/ready: what it read of each backlog, kept between looks
     signaler: App  # sends the Waiting page's signals: an App of its own, the user's may be None
+    history: MetricsHistory  # the Metrics page's: the metrics topic, read once then what is new
     _signaling: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -67,6 +69,7 @@ class Dashboard:
             metrics=metrics,
             ready_work=ready_work,
             signaler=signaler,
+            history=MetricsHistory(lambda: inspector.connection),
         )
 
     def signal(self, key: str, payload: Any, keep: timedelta) -> int:
@@ -77,6 +80,7 @@ class Dashboard:
 
     def close(self) -> None:
         self.snapshots.close()
+        self.history.close()
         self.inspector.close()
         self.signaler.close()
         if self.app is not None:

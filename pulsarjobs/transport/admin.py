@@ -155,15 +155,19 @@ class Admin(Closing):
         suffix = "/partitions" if partitioned else ""
         self._call("DELETE", f"{topic_path(topic)}{suffix}", params={"force": str(force).lower()})
 
-    def stats(self, topic: str, *, partitioned: bool = False) -> dict[str, Any]:
-        """The broker's stats of a topic; raises NotFound for a topic that does not exist."""
+    def stats(
+        self, topic: str, *, partitioned: bool = False, earliest: bool = False
+    ) -> dict[str, Any]:
+        """The broker's stats of a topic; raises NotFound for a topic that does not exist.
+        `earliest`: each subscription's `earliestMsgPublishTimeInBacklog` too (a read)."""
         suffix = "partitioned-stats" if partitioned else "stats"
-        return dict(self._call("GET", f"{topic_path(topic)}/{suffix}"))
+        params = {"getEarliestTimeInBacklog": "true"} if earliest else None
+        return dict(self._call("GET", f"{topic_path(topic)}/{suffix}", params=params))
 
-    def summed_stats(self, topic: str) -> dict[str, Any]:
+    def summed_stats(self, topic: str, *, earliest: bool = False) -> dict[str, Any]:
         """A topic's stats, partitioned or not: a partitioned topic's sum its partitions' (and
         list each consumer once per partition it reads). Raises NotFound as `stats` does."""
-        return self.stats(topic, partitioned=self.partitions(topic) > 0)
+        return self.stats(topic, partitioned=self.partitions(topic) > 0, earliest=earliest)
 
     def deduplicating(self, topic: str) -> bool:
         """Whether de-duplication is active on the topic, on each partition of a partitioned
@@ -254,6 +258,18 @@ class Admin(Closing):
             return
         quota = {"limitSize": size_bytes, "limitTime": -1, "policy": "consumer_backlog_eviction"}
         self._call("POST", path, params=params, json=quota)
+
+    def set_topic_retention(self, topic: str, minutes: int, size_mb: int = -1) -> None:
+        """Keep the topic's messages `minutes` after they were read or, with no subscription,
+        published (a topic policy); `size_mb` caps them (-1: no cap)."""
+        retention = {"retentionTimeInMinutes": minutes, "retentionSizeInMB": size_mb}
+        self._call("POST", f"{topic_path(topic)}/retention", json=retention)
+
+    def topic_retention(self, topic: str) -> int | None:
+        """The topic's own retention in minutes; None: none set."""
+        found = self._call("GET", f"{topic_path(topic)}/retention")
+        minutes = int(found.get("retentionTimeInMinutes", 0)) if found else 0
+        return minutes or None
 
     def schema(self, topic: str, version: int) -> str | None:
         """The schema text a topic registered as `version`."""

@@ -37,3 +37,15 @@ def keep_results_for(settings: Settings, topic: str, seconds: float) -> None:
                 admin.set_topic_message_ttl(topic, wanted)
     except PulsarJobsError as exc:
         log.warning("cannot set how long results are kept", topic=topic, error=error_text(exc))
+
+
+def keep_for(settings: Settings, topic: str, minutes: int) -> None:
+    """Have a topic no one subscribes to keep its messages `minutes` (the metrics topic).
+    Best effort: without it, the broker drops them once their ledger is full."""
+    try:
+        with Admin.of(settings, timeout=5.0) as admin:
+            if (admin.topic_retention(topic) or 0) < minutes:
+                admin.set_topic_retention(topic, minutes)
+    except PulsarJobsError as exc:
+        log.warning("cannot set how long a topic keeps messages", topic=topic,
+                    error=error_text(exc))  # fmt: skip

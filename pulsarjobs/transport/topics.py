@@ -47,6 +47,7 @@ SLOTS_PREFIX = "pulsarjobs-slots-"  # + a limit key's digest: that limit's slots
 CRON_PRODUCER_PREFIX = "pulsarjobs-cron-"  # + a schedule's tick key: its ticks' producer
 OUTBOX_LEADER_TOPIC = "pulsarjobs-outbox-leader"  # + "-<outbox>": its exclusive producer relays
 OUTBOX_PRODUCER_PREFIX = "pulsarjobs-outbox-"  # + "<outbox>": the relay's producers' name
+METRICS_TOPIC = "pulsarjobs-metrics"  # each worker's counts by job type, a minute at a time
 
 
 # What the namespace's own topics hold, and those of a queue, by the end of their names.
@@ -65,9 +66,11 @@ KINDS = {
     STEPS_TOPIC: "durable steps",
     SIGNALS_TOPIC: "signals and waits",
     JOB_INDEX_TOPIC: "job index",
+    METRICS_TOPIC: "metrics by job type",
 }
 # Messages that are not job envelopes: JSON (batches, signals), Avro records of their own (steps).
-RAW_TOPICS = (BATCH_EVENTS_TOPIC, BATCHES_TOPIC, STEPS_TOPIC, SIGNALS_TOPIC, JOB_INDEX_TOPIC)
+RAW_TOPICS = (BATCH_EVENTS_TOPIC, BATCHES_TOPIC, STEPS_TOPIC, SIGNALS_TOPIC, JOB_INDEX_TOPIC,
+              METRICS_TOPIC)  # fmt: skip
 SUFFIX_KINDS = (
     ("-RETRY", "retries"),
     ("-DLQ", "dead letters"),
@@ -111,6 +114,10 @@ def full_topic_name(settings: Settings, name: str) -> str:
 
 def workers_topic(settings: Settings) -> str:
     return namespace_topic(settings, WORKERS_TOPIC)
+
+
+def metrics_topic(settings: Settings) -> str:
+    return namespace_topic(settings, METRICS_TOPIC)
 
 
 def control_topic(settings: Settings) -> str:

@@ -30,6 +30,7 @@ from pulsarjobs.wire.heartbeat import (
     WorkerState,
     rss_bytes,
 )
+from pulsarjobs.worker.metrics_writer import MetricsWriter
 
 if TYPE_CHECKING:
     from pulsarjobs.worker._worker_view import WorkerView
@@ -50,10 +51,12 @@ class Presence:
         self._reader: pulsar.Reader | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._metrics: MetricsWriter | None = None  # its counts by job type, each minute
 
     @classmethod
     async def start(cls, worker: WorkerView) -> Presence:
         presence = cls(worker)
+        presence._metrics = await asyncio.to_thread(MetricsWriter.start, worker)
         try:
             await asyncio.to_thread(presence._open)
         except Exception as exc:
@@ -82,6 +85,8 @@ class Presence:
             except Exception as exc:
                 log.warning("the last heartbeat was not sent", error=error_text(exc))
         await asyncio.to_thread(self._close)
+        if self._metrics is not None:
+            await asyncio.to_thread(self._metrics.stop)  # its last report
 
     def heartbeat(self, state: WorkerState | None = None) -> Heartbeat:
         worker, stats = self.worker, self.worker.stats

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 from pulsarjobs.wire.verdicts import Outcome
+from pulsarjobs.worker.type_metrics import TypeCounts
 
 
 @dataclass
@@ -26,6 +27,8 @@ class WorkerStats:
     parked: int = 0  # parked until a time, an event or their child jobs (durable jobs)
     grouped: int = 0  # their work joined another stored job (debounce, aggregation)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # By job type and queue, reported each minute (a step of its own: type_metrics.py)
+    per_type: TypeCounts = field(default_factory=TypeCounts, repr=False, compare=False)
 
     def told(self, queue: str, outcome: Outcome) -> None:
         """One more run settled with this verdict; runner threads count concurrently."""
@@ -48,4 +51,4 @@ class WorkerStats:
         return self.done + self.failed + self.expired + self.cancelled
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.type == "int"}

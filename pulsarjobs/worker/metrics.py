@@ -43,6 +43,7 @@ from prometheus_client.registry import Collector
 
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.wire.type_metrics import RUN_BUCKETS, WAIT_BUCKETS  # the dashboard's too
 from pulsarjobs.wire.verdicts import Outcome
 from pulsarjobs.worker.health import (
     WEDGED_AFTER,
@@ -59,9 +60,6 @@ if TYPE_CHECKING:
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable
 GAUGE_COPY_INTERVAL_S = 1.0  # how stale a group's gauges may be
 UNKNOWN_TYPE = "unknown"  # the type label of jobs the app does not declare: a bounded label set
-RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
-                300)  # fmt: skip
 
 Reading = tuple[Gauge, Callable[[], float]]  # a gauge and what reads its value off the worker
 

@@ -245,6 +245,8 @@ def worker_steps(
         steps.append(Metrics(metrics))
     steps += [KeptResults(app, worker), ChainLinks(app), BatchEvents(app), DurableParents(app)]
     steps.append(stats)
+    if app.settings.metrics_interval:
+        steps.append(stats.per_type)  # by job type, for the Metrics page
     steps.append(IndexedSettles(app.job_index))
     if debounced is None:
         debounced = any(job.flow.debounce for job in app.jobs.values())

@@ -1,0 +1,34 @@
+// The Metrics page's charts: uPlot on an asinh ("symlog") y axis, so that a line of 20,000 runs
+// does not flatten one of 20 and zeros still draw; the figures come with the page.
+"use strict";
+(() => {
+  const palette = ["#2c6db5", "#2b7a3d", "#c0392b", "#8e6bbf", "#d48b16", "#16a085",
+                   "#7f8c8d", "#e84393", "#6c5ce7", "#00838f"];
+
+  function draw(id, at, lines) {
+    const target = document.getElementById(id);
+    const names = Object.keys(lines).sort();
+    if (!target || names.length === 0) return;
+    const options = {
+      width: target.clientWidth || 600,
+      height: 220,
+      scales: { x: { time: true }, y: { distr: 4, asinh: 1 } },
+      axes: [{}, { size: 70 }],
+      series: [{}].concat(names.map((name, i) => ({
+        label: name, stroke: palette[i % palette.length], width: 2, points: { show: false },
+      }))),
+    };
+    const chart = new uPlot(options, [at].concat(names.map((name) => lines[name])), target);
+    window.addEventListener("resize", () =>
+      chart.setSize({ width: target.clientWidth, height: 220 }));
+  }
+
+  window.addEventListener("load", () => {
+    const holder = document.getElementById("metric-charts");
+    if (!holder) return;
+    const series = JSON.parse(holder.dataset.series);
+    draw("chart-types", series.at, series.types);
+    draw("chart-queues", series.at, series.queues);
+    draw("chart-sizes", series.at, series.sizes);
+  });
+})();

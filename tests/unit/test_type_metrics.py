@@ -1,0 +1,141 @@
+"""Metrics by job type: what a worker counts per job, how several workers' reports add up, and
+what the Metrics page reads off them (counts, percentiles of the summed histograms, trends)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pulsarjobs.errors import ConfigurationError
+from pulsarjobs.operations.metrics_history import MetricsHistory
+from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.wire.type_metrics import (
+    RUN_BUCKETS,
+    WAIT_BUCKETS,
+    QueueSize,
+    Report,
+    Row,
+    bucket,
+    percentile,
+)
+from pulsarjobs.wire.verdicts import Outcome, Verdict
+from pulsarjobs.worker import type_metrics
+from pulsarjobs.worker.type_metrics import TypeCounts
+
+NOW = 1_900_000_020.0  # 20 s into a minute
+MINUTE = int(NOW // 60)
+
+
+def job(job_type: str = "resize", queue: str = "images", waited: float = 0.0) -> Envelope:
+    created = datetime.now(UTC) - timedelta(seconds=waited)
+    return Envelope(id="job-1", type=job_type, queue=queue, created_at=created)
+
+
+def runs(durations: list[float]) -> list[int]:
+    """A run histogram of these run times."""
+    counts = [0] * (len(RUN_BUCKETS) + 1)
+    for seconds in durations:
+        counts[bucket(RUN_BUCKETS, seconds)] += 1
+    return counts
+
+
+def test_a_run_time_falls_in_the_bucket_of_its_upper_bound() -> None:
+    assert bucket(RUN_BUCKETS, 0.005) == 0  # on a bound: counted below it, as Prometheus does
+    assert bucket(RUN_BUCKETS, 0.0051) == 1
+    assert bucket(RUN_BUCKETS, 7200) == len(RUN_BUCKETS)  # over the last bound
+
+
+def test_percentiles_are_interpolated_within_their_bucket() -> None:
+    counts = runs([0.3] * 50 + [0.7] * 50)  # half in (0.25, 0.5], half in (0.5, 1]
+    assert percentile(RUN_BUCKETS, counts, 0.5) == pytest.approx(0.5)
+    assert percentile(RUN_BUCKETS, counts, 0.95) == pytest.approx(0.5 + 0.5 * 45 / 50)
+    assert percentile(RUN_BUCKETS, runs([7200]), 0.5) == 3600  # over the last bound: that bound
+    assert percentile(RUN_BUCKETS, runs([]), 0.5) is None
+
+
+def test_two_workers_rows_add_up_to_the_row_of_all_their_runs() -> None:
+    first = Row("resize", "images", {"done": 3, "retried": 1}, runs([0.02, 0.3, 0.3, 4]))
+    second = Row("resize", "images", {"done": 1, "dead": 2}, runs([0.3, 9, 9]))
+    total = Row("resize", "images")
+    total.add(first)
+    total.add(second)
+    assert total.counts == {"done": 4, "retried": 1, "dead": 2}
+    assert (total.processed, total.failed) == (7, 3)
+    assert total.run == runs([0.02, 0.3, 0.3, 4, 0.3, 9, 9])
+    assert percentile(RUN_BUCKETS, total.run, 0.5) == percentile(
+        RUN_BUCKETS, runs([0.02, 0.3, 0.3, 0.3, 4, 9, 9]), 0.5
+    )
+
+
+def test_a_report_reads_back_as_written_and_anything_else_is_refused() -> None:
+    row = Row("resize", "images", {"done": 2}, runs([0.1, 0.2]))
+    report = Report("w1", MINUTE, (row,), (QueueSize("images", 12, 30.5),))
+    assert Report.decode(report.encode()) == report
+    for junk in (b"", b"[]", b'{"v": 2}', b'{"v": 1, "worker": "w"}'):
+        with pytest.raises(ValueError):
+            Report.decode(junk)
+
+
+def test_the_step_counts_verdicts_run_times_and_waits_by_type_and_queue() -> None:
+    counts = TypeCounts()
+    resize, report = job(waited=2.0), job("report", "reports")
+    counts.started(resize)
+    counts.told("images", Outcome(Verdict.DONE, resize, duration=0.3))
+    counts.told("images", Outcome(Verdict.RETRY, resize, duration=0.7))
+    counts.told("reports", Outcome(Verdict.DEAD, report, duration=None))  # never ran
+    rows = {(row.type, row.queue): row for row in counts.taken()}
+    assert rows["resize", "images"].counts == {"done": 1, "retried": 1}
+    assert rows["resize", "images"].run == runs([0.3, 0.7])
+    assert rows["resize", "images"].wait[bucket(WAIT_BUCKETS, 2.0)] == 1  # waited 2 s
+    assert rows["report", "reports"].counts == {"dead": 1}
+    assert sum(rows["report", "reports"].run) == 0
+    assert counts.taken() == []  # taken: it starts again from zero
+
+
+def test_made_up_job_types_past_the_cap_count_as_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(type_metrics, "MAX_ROWS", 2)
+    counts = TypeCounts()
+    for name in ("a", "b", "c", "d"):
+        envelope = job(name)
+        counts.told("images", Outcome(Verdict.DONE, envelope, duration=0.1))
+    rows = {row.type: row.processed for row in counts.taken()}
+    assert rows == {"a": 1, "b": 1, "other": 2}
+
+
+def history(*reports: Report) -> MetricsHistory:
+    found = MetricsHistory(lambda: pytest.fail("no broker in this test"))
+    for report in reports:
+        found.add(report)
+    found.catch_up = lambda: None  # type: ignore[method-assign]
+    return found
+
+
+def test_the_page_sums_workers_and_minutes_and_compares_with_the_period_before() -> None:
+    resize = lambda n, failed=0: Row(  # noqa: E731
+        "resize", "images", {"done": n - failed, "dead": failed}, runs([0.3] * n)
+    )
+    reports = history(
+        Report("w1", MINUTE, (resize(10, failed=1),), (QueueSize("images", 40, 3.0),)),
+        Report("w2", MINUTE, (resize(20_000),), (QueueSize("images", 50, 4.0),)),
+        Report("w1", MINUTE - 5, (resize(6),)),
+        Report("w1", MINUTE - 70, (resize(4),)),  # the hour before
+        Report("w1", MINUTE - 200, (resize(99),)),  # older than both hours
+    )
+    view = reports.view("1h", now=NOW)
+    (row,) = view["types"]
+    assert (row["type"], row["runs"], row["dead"], row["failed"]) == ("resize", 20_016, 1, 1)
+    assert row["previous_runs"] == 4 and row["trend"] == pytest.approx((20_016 - 4) / 4)
+    assert row["run_p50"] == pytest.approx(0.375)
+    series = view["series"]
+    assert len(series["at"]) == 60 and series["at"][-1] == MINUTE * 60
+    assert series["types"]["resize"][-1] == 20_010 and series["types"]["resize"][-6] == 6
+    assert series["queues"]["images"][-1] == 20_010
+    assert series["sizes"]["images"][-1] == 50  # the minute's latest report
+    week = reports.view("7d", now=NOW)
+    assert week["types"][0]["runs"] == 20_016 + 4 + 99 and len(week["series"]["at"]) == 168
+
+
+def test_an_unknown_range_is_one_clear_error() -> None:
+    with pytest.raises(ConfigurationError, match="range must be one of 1h, 24h, 7d, got '2h'"):
+        history().view("2h")
