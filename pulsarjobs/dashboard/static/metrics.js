@@ -5,17 +5,20 @@
   const palette = ["#2c6db5", "#2b7a3d", "#c0392b", "#8e6bbf", "#d48b16", "#16a085",
                    "#7f8c8d", "#e84393", "#6c5ce7", "#00838f"];
 
-  function draw(id, at, lines) {
+  // sizes: one point a minute at most, minutes without a report left out (spanned)
+  function draw(id, at, lines, sizes) {
     const target = document.getElementById(id);
     const names = Object.keys(lines).sort();
     if (!target || names.length === 0) return;
     const options = {
       width: target.clientWidth || 600,
       height: 220,
-      scales: { x: { time: true }, y: { distr: 4, asinh: 1 } },
+      scales: { x: { time: true },
+                y: { distr: 4, asinh: 1, range: (u, min, max) => [0, Math.max(max, 1)] } },
       axes: [{}, { size: 70 }],
       series: [{}].concat(names.map((name, i) => ({
-        label: name, stroke: palette[i % palette.length], width: 2, points: { show: false },
+        label: name, stroke: palette[i % palette.length], width: 2, spanGaps: !!sizes,
+        points: { show: !!sizes, size: 5 },
       }))),
     };
     const chart = new uPlot(options, [at].concat(names.map((name) => lines[name])), target);
@@ -29,6 +32,6 @@
     const series = JSON.parse(holder.dataset.series);
     draw("chart-types", series.at, series.types);
     draw("chart-queues", series.at, series.queues);
-    draw("chart-sizes", series.at, series.sizes);
+    draw("chart-sizes", series.at, series.sizes, true);
   });
 })();
