@@ -46,6 +46,7 @@ class MetricsWriter:
         self._since = time.time()
         self._stopping = threading.Event()
         self._admin: Admin | None = None
+        self._sizes_failed = False
         self._thread = threading.Thread(target=self._run, name="pulsarjobs-type-metrics",
                                         daemon=True)  # fmt: skip
 
@@ -101,7 +102,9 @@ class MetricsWriter:
                 self._admin = Admin.of(self.settings, timeout=5.0)
             return tuple(self._queue_size(self._admin, queue) for queue in self.worker.plan.names)
         except PulsarJobsError as exc:
-            log.warning("queue sizes not read for the metrics", error=error_text(exc))
+            if not self._sizes_failed:  # once: a role without admin rights fails each minute
+                log.warning("queue sizes not read for the metrics", error=error_text(exc))
+            self._sizes_failed = True
             return ()
 
     def _queue_size(self, admin: Admin, queue: str) -> QueueSize:

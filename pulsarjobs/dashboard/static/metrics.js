@@ -5,6 +5,8 @@
   const palette = ["#2c6db5", "#2b7a3d", "#c0392b", "#8e6bbf", "#d48b16", "#16a085",
                    "#7f8c8d", "#e84393", "#6c5ce7", "#00838f"];
 
+  const decade = (v) => v === 0 || (v >= 1 && Number.isInteger(Math.log10(v)));
+
   // sizes: one point a minute at most, minutes without a report left out (spanned)
   function draw(id, at, lines, sizes) {
     const target = document.getElementById(id);
@@ -15,7 +17,8 @@
       height: 220,
       scales: { x: { time: true },
                 y: { distr: 4, asinh: 1, range: (u, min, max) => [0, Math.max(max, 1)] } },
-      axes: [{}, { size: 70 }],
+      // labels at 0 and powers of ten only: none below 0, which the asinh axis would place
+      axes: [{}, { size: 70, filter: (u, splits) => splits.map((v) => (decade(v) ? v : null)) }],
       series: [{}].concat(names.map((name, i) => ({
         label: name, stroke: palette[i % palette.length], width: 2, spanGaps: !!sizes,
         points: { show: !!sizes, size: 5 },
