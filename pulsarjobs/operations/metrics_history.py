@@ -64,6 +64,7 @@ class MetricsHistory:
         self.connection = connection  # opened at the first look
         self._rows: dict[int, dict[tuple[str, str], Row]] = {}  # minute -> (type, queue) -> sum
         self._sizes: dict[int, dict[str, QueueSize]] = {}  # minute -> queue -> latest
+        self.read = 0  # reports read so far: each once
         self._reader: pulsar.Reader | None = None
         self._reading = threading.Lock()
 
@@ -91,6 +92,7 @@ class MetricsHistory:
                 self._reader = connection.client.create_reader(topic, pulsar.MessageId.earliest)
             while self._reader.has_message_available():
                 data = self._reader.read_next(timeout_millis=READ_TIMEOUT_MS).data()
+                self.read += 1
                 try:
                     self.add(Report.decode(data))
                 except ValueError as exc:

@@ -4,6 +4,7 @@ metrics topic from its start."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 
 from pulsarjobs.app import App, JobCall
 from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.operations.metrics_history import MetricsHistory
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.topics import metrics_topic
+from pulsarjobs.wire.type_metrics import Report, Row
 from pulsarjobs.worker.metrics_writer import KEPT_MINUTES
 from tests.apps.pipeline import make_app
 from tests.conftest import BrokerUnderTest
@@ -81,3 +84,23 @@ def test_a_workers_runs_read_back_by_type_from_any_dashboard(
         assert refused.json() == {"error": "range must be one of 1h, 24h, 7d, got '2h'"}
     with Admin.of(app.settings) as admin:  # kept a week and more, though no one subscribes
         assert admin.topic_retention(metrics_topic(app.settings)) == KEPT_MINUTES
+
+
+def test_a_dashboard_reads_each_report_once(reporting_app: App) -> None:
+    app = reporting_app
+    topic = metrics_topic(app.settings)
+    minute = int(time.time() // 60)
+    report = lambda n: Report("w1", minute, (Row("greet", "default", {"done": n}),))  # noqa: E731
+    for n in (1, 2, 3):
+        app.connection.publish(topic, report(n).encode()).result(30)
+    with Inspector(app.settings) as inspector:
+        history = MetricsHistory(lambda: inspector.connection)
+        try:
+            assert history.view("7d")["types"][0]["runs"] == 6
+            assert history.read == 3
+            app.connection.publish(topic, report(4).encode()).result(30)
+            for range_ in ("1h", "24h", "7d"):
+                assert history.view(range_)["types"][0]["runs"] == 10
+            assert history.read == 4  # the new report only, whatever the range asked
+        finally:
+            history.close()

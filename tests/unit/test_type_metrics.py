@@ -9,6 +9,7 @@ import pytest
 
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.operations.metrics_history import MetricsHistory
+from pulsarjobs.settings import Settings
 from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.type_metrics import (
     RUN_BUCKETS,
@@ -139,3 +140,8 @@ def test_the_page_sums_workers_and_minutes_and_compares_with_the_period_before()
 def test_an_unknown_range_is_one_clear_error() -> None:
     with pytest.raises(ConfigurationError, match="range must be one of 1h, 24h, 7d, got '2h'"):
         history().view("2h")
+
+
+def test_a_negative_metrics_interval_is_one_clear_error() -> None:
+    with pytest.raises(ConfigurationError, match="metrics_interval must be >= 0 seconds"):
+        Settings(metrics_interval=-1)
