@@ -75,7 +75,7 @@ def test_the_metrics_page_shows_each_types_runs_and_still_does_after_a_restart(
             assert rows(page, "type-row", "data-type") == sorted(EXPECTED)
             charge_card = page.locator('[data-testid="type-row"][data-type="charge_card"]')
             assert text(charge_card, "type-failure-rate") == "100.0%"
-            for chart in ("types", "queues", "sizes"):  # drawn with the vendored uPlot
+            for chart in ("types", "queues", "sizes", "oldest"):  # drawn with the vendored uPlot
                 assert page.locator(f'[data-testid="chart-{chart}"] canvas').count() == 1
             screenshot(page, "metrics")
     finally:

@@ -36,5 +36,6 @@
     draw("chart-types", series.at, series.types);
     draw("chart-queues", series.at, series.queues);
     draw("chart-sizes", series.at, series.sizes, true);
+    draw("chart-oldest", series.at, series.oldest, true);
   });
 })();
