@@ -39,6 +39,7 @@ from pulsarjobs.scheduling.scope import SchedulingApp, schedule_queue, schedules
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.leadership import deduplicate, leadership
+from pulsarjobs.transport.metrics_reports import MetricsWriter
 from pulsarjobs.transport.schema_registry import pulsar_schema
 from pulsarjobs.transport.topics import (
     cron_producer_name,
@@ -164,7 +165,18 @@ class Scheduler:
                      scope=self.scope)  # fmt: skip
             self.leading.set()
             self._standing_behind = None
-            self._lead(client, leader)
+            # The leader writes the queues' sizes each minute, workers or not (Metrics page)
+            sizes = MetricsWriter.start(
+                f"scheduler {self.name}",
+                self.app.settings,
+                self.app.connection,
+                self.app.declared_queues(),
+            )
+            try:
+                self._lead(client, leader)
+            finally:
+                if sizes is not None:
+                    sizes.stop()
 
     def _lead(self, client: pulsar.Client, leader: pulsar.Producer) -> None:
         ticks = client.create_producer(self.ticks_topic)

@@ -24,13 +24,13 @@ from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.logs import error_text
 from pulsarjobs.operations.control import CommandMessage
 from pulsarjobs.transport.keeping import keep_compacted
+from pulsarjobs.transport.metrics_reports import MetricsWriter
 from pulsarjobs.transport.topics import control_topic, workers_topic
 from pulsarjobs.wire.heartbeat import (
     Heartbeat,
     WorkerState,
     rss_bytes,
 )
-from pulsarjobs.worker.metrics_writer import MetricsWriter
 
 if TYPE_CHECKING:
     from pulsarjobs.worker._worker_view import WorkerView
@@ -56,7 +56,10 @@ class Presence:
     @classmethod
     async def start(cls, worker: WorkerView) -> Presence:
         presence = cls(worker)
-        presence._metrics = await asyncio.to_thread(MetricsWriter.start, worker)
+        presence._metrics = await asyncio.to_thread(
+            MetricsWriter.start, worker.name, worker.settings, worker.app.connection,
+            worker.plan.names, worker.stats.per_type.taken,
+        )  # fmt: skip
         try:
             await asyncio.to_thread(presence._open)
         except Exception as exc:

@@ -1,6 +1,6 @@
 """A worker's counts by job type and queue, for the dashboard's Metrics page: the writer
-(metrics_writer.py) reports them each minute (wire/type_metrics.py says what a report holds and
-how reports add up).
+(transport/metrics_reports.py) reports them each minute (wire/type_metrics.py says what a
+report holds and how reports add up).
 
 `TypeCounts` is a step of the pipeline (steps.py) on every job: at `started`, the job's wait
 since it was due goes into a bucket; at `told`, its verdict is counted and its run time goes

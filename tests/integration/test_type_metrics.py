@@ -4,6 +4,7 @@ metrics topic from its start."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +15,11 @@ import pytest
 from pulsarjobs.app import App, JobCall
 from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.operations.metrics_history import MetricsHistory
+from pulsarjobs.scheduling.scheduler import Scheduler
 from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.metrics_reports import KEPT_MINUTES
 from pulsarjobs.transport.topics import metrics_topic
 from pulsarjobs.wire.type_metrics import Report, Row
-from pulsarjobs.worker.metrics_writer import KEPT_MINUTES
 from tests.apps.pipeline import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, started, wait_until, worker_in_thread
@@ -48,6 +50,11 @@ def counts(metrics: dict[str, Any]) -> dict[str, tuple[int, int, int, int]]:
     }
 
 
+def sizes(metrics: dict[str, Any], queue: str) -> list[int]:
+    """The sizes reported of a queue, minute by minute (minutes without a report left out)."""
+    return [size for size in metrics["series"]["sizes"].get(queue, []) if size is not None]
+
+
 def metrics_of(client: Any, range_: str = "1h") -> dict[str, Any]:
     response = client.get(f"/api/metrics?range={range_}", headers=BEARER)
     assert response.status_code == 200, response.text
@@ -68,7 +75,7 @@ def test_a_workers_runs_read_back_by_type_from_any_dashboard(
         wait_until(lambda: len(started(record, "fails_twice")) == 3, 60)
         wait_until(lambda: counts(metrics_of(client)) == EXPECTED, 30, interval=0.5)
         shown = metrics_of(client)
-        assert shown["series"]["sizes"]["default"][-1] is not None  # a worker wrote its size
+        assert sizes(shown, "default")  # the worker wrote its queue's size
     rows = {row["type"]: row for row in shown["types"]}
     assert rows["fails_twice"]["failure_rate"] == pytest.approx(2 / 3)
     assert rows["breaks"]["failed"] == 1 and rows["greet"]["failed"] == 0
@@ -104,3 +111,20 @@ def test_a_dashboard_reads_each_report_once(reporting_app: App) -> None:
             assert history.read == 4  # the new report only, whatever the range asked
         finally:
             history.close()
+
+
+def test_the_leading_scheduler_writes_queue_sizes_while_no_worker_runs(
+    reporting_app: App,
+) -> None:
+    app = reporting_app
+    app.enqueue_many([JobCall("low_job", (n,)) for n in range(4)])  # no worker serves "low"
+    scheduler = Scheduler(app, name="metrics-test")
+    thread = threading.Thread(target=scheduler.serve, daemon=True)
+    thread.start()
+    try:
+        with dashboard(app.settings) as client:
+            wait_until(lambda: sizes(metrics_of(client), "low")[-1:] == [4], 30, interval=0.5)
+    finally:
+        scheduler.stop()
+        thread.join(30)
+    assert not thread.is_alive()
