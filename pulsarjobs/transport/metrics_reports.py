@@ -93,18 +93,22 @@ class MetricsWriter:
         try:
             while not self._stopping.wait(self.interval - time.time() % self.interval):
                 self.report()
-            self.report()
+            self.report(last=True)
         finally:
             if self._admin is not None:
                 self._admin.close()
 
-    def report(self) -> None:
+    def report(self, last: bool = False) -> None:
         """One report: stamped with the minute the middle of its period falls in (a period
-        that starts at a minute's turn is that minute's)."""
+        that starts at a minute's turn is that minute's). The `last`, as it stops, carries
+        what was counted only, if anything: no admin calls while its process shuts down."""
         now = time.time()
         minute = int((self._since + now) / 2 // 60)
         self._since = now
-        report = Report(self.name, minute, tuple(self.taken()), self.queue_sizes())
+        rows = tuple(self.taken())
+        if last and not rows:
+            return
+        report = Report(self.name, minute, rows, () if last else self.queue_sizes())
         try:
             stored = self.connection.publish(self.topic, report.encode())
             stored.result(SEND_TIMEOUT_S)

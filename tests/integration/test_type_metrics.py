@@ -128,3 +128,15 @@ def test_the_leading_scheduler_writes_queue_sizes_while_no_worker_runs(
         scheduler.stop()
         thread.join(30)
     assert not thread.is_alive()
+
+
+def test_a_stopping_worker_reports_what_it_counted_since_its_last_report(
+    app: App, record: Path
+) -> None:
+    """Reporting each minute (the default), the worker stops before its next report is due,
+    most likely: what it ran since goes out as it stops."""
+    app.enqueue_many([JobCall("greet", (f"user{n}",)) for n in range(3)])
+    with worker_in_thread(app):
+        wait_until(lambda: len(started(record, "greet")) == 3, 60)
+    with dashboard(app.settings) as client:
+        assert counts(metrics_of(client)) == {"greet": (3, 3, 0, 0)}
