@@ -56,17 +56,17 @@ class Presence:
     @classmethod
     async def start(cls, worker: WorkerView) -> Presence:
         presence = cls(worker)
-        presence._metrics = await asyncio.to_thread(
-            MetricsWriter.start, worker.name, worker.settings, worker.app.connection,
-            worker.plan.names, worker.stats.per_type.taken,
-        )  # fmt: skip
         try:
             await asyncio.to_thread(presence._open)
         except Exception as exc:
             log.warning("heartbeats and worker commands are off", error=error_text(exc))
             await asyncio.to_thread(presence._close)
-            return presence
-        presence._task = asyncio.create_task(presence._beat_forever())
+        else:
+            presence._task = asyncio.create_task(presence._beat_forever())
+        presence._metrics = await asyncio.to_thread(  # after the first heartbeat is on its way
+            MetricsWriter.start, worker.name, worker.settings, worker.app.connection,
+            worker.plan.names, worker.stats.per_type.taken,
+        )  # fmt: skip
         return presence
 
     def beat_soon(self) -> None:
