@@ -4,8 +4,10 @@ views of the last hour, day or week for the dashboard's Metrics page.
 The history reads the topic once from its start (up to a couple of weeks of reports: the
 topic keeps them that long), then at each look only what was published since — as key_table.py
 reads a compacted topic — so a page of 7 days costs a read of the last few reports. It holds
-one summed row per (minute, job type, queue) and one queue size per (minute, queue): a few MB
-for a week of a busy namespace.
+one summed row per (minute, job type, queue) and one queue size per (minute, queue) for the
+last 2 hours (the 1-hour view and its trend), then per 10 minutes up to 50 hours (the 24-hour
+view's points and its trend), then per hour (the 7-day view's): about 750 rows per (type,
+queue), a few MB for a busy namespace, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ log = structlog.get_logger("pulsarjobs.metrics_history")
 
 READ_TIMEOUT_MS = 5_000
 KEEP_MINUTES = 14 * 24 * 60  # in memory: the longest view and the one before it (its trend)
+FOLDS = ((120, 10), (3000, 60))  # minutes older than the first, summed into slots of the second
 
 
 @dataclass(frozen=True)
@@ -97,10 +100,29 @@ class MetricsHistory:
                     self.add(Report.decode(data))
                 except ValueError as exc:
                     log.warning("not a metrics report; skipped", error=str(exc))
-        oldest = int(time.time() // 60) - KEEP_MINUTES
+        self.fold(int(time.time() // 60))
+
+    def fold(self, now: int) -> None:
+        """Forget what is older than KEEP_MINUTES, and sum older minutes into longer slots."""
         for minutes in (self._rows, self._sizes):
-            for minute in [m for m in minutes if m < oldest]:
+            for minute in [m for m in minutes if m < now - KEEP_MINUTES]:
                 del minutes[minute]
+        for age, size in FOLDS:
+            self._fold(now - age, size)
+
+    def _fold(self, before: int, size: int) -> None:
+        """Sum the minutes before `before` into slots of `size` minutes (stamped with their
+        first); a queue's size in a slot is its last."""
+        for minute in sorted(m for m in self._rows.keys() | self._sizes.keys()
+                             if m < before and m % size):  # fmt: skip
+            slot = minute - minute % size
+            rows = self._rows.setdefault(slot, {})
+            for key, row in self._rows.pop(minute, {}).items():
+                if (summed := rows.get(key)) is None:
+                    rows[key] = row
+                else:
+                    summed.add(row)
+            self._sizes.setdefault(slot, {}).update(self._sizes.pop(minute, {}))
 
     def view(self, name: str, now: float | None = None) -> dict[str, Any]:
         """The page's figures over the range `name` (1h, 24h, 7d), up to the current minute."""
@@ -109,9 +131,15 @@ class MetricsHistory:
             self.catch_up()
             return self._view(span, int((now or time.time()) // 60))
 
+    @property
+    def slots(self) -> int:
+        """How many minutes or longer slots it holds rows of."""
+        return len(self._rows)
+
     def _view(self, span: Range, last: int) -> dict[str, Any]:
-        first = last - span.minutes + 1
-        points = -(-span.minutes // span.step)
+        end = (last // span.step + 1) * span.step  # points end with the one `last` is in
+        first = end - span.minutes
+        points = span.minutes // span.step
         at = [(first + i * span.step) * 60 for i in range(points)]
         now: dict[str, Row] = {}
         before: dict[str, Row] = {}
@@ -121,7 +149,7 @@ class MetricsHistory:
             if first - span.minutes <= minute < first:
                 for row in rows.values():
                     before.setdefault(row.type, Row(row.type, "")).add(row)
-            elif first <= minute <= last:
+            elif first <= minute < end:
                 point = (minute - first) // span.step
                 for row in rows.values():
                     now.setdefault(row.type, Row(row.type, "")).add(row)
@@ -129,7 +157,7 @@ class MetricsHistory:
                     by_queue.setdefault(row.queue, [0] * points)[point] += row.processed
         sizes: dict[str, list[int | None]] = {}
         oldest: dict[str, list[float | None]] = {}
-        for minute in sorted(m for m in self._sizes if first <= m <= last):
+        for minute in sorted(m for m in self._sizes if first <= m < end):
             point = (minute - first) // span.step
             for size in self._sizes[minute].values():  # the point's last minute stays
                 sizes.setdefault(size.queue, [None] * points)[point] = size.size

@@ -137,6 +137,21 @@ def test_the_page_sums_workers_and_minutes_and_compares_with_the_period_before()
     assert week["types"][0]["runs"] == 20_016 + 4 + 99 and len(week["series"]["at"]) == 168
 
 
+def test_older_minutes_fold_into_longer_slots_and_every_view_reads_the_same() -> None:
+    done = lambda n: (Row("resize", "images", {"done": n}, runs([0.3] * n)),)  # noqa: E731
+    ages = [0, 1, 59, 61, 119, *range(130, 140), *range(3060, 3120), 9000, 15000]
+    reports = [Report("w1", MINUTE - age, done(age + 1), (QueueSize("images", age, None),))
+               for age in ages]  # fmt: skip
+    found = history(*reports)
+    before = {name: found.view(name, now=NOW) for name in ("1h", "24h", "7d")}
+    assert found.slots == 77
+    found.fold(MINUTE)
+    assert found.slots == 5 + 2 + 2 + 2  # the last 2 h's minutes, then 10-minute, hour slots
+    assert {name: found.view(name, now=NOW) for name in ("1h", "24h", "7d")} == before
+    found.fold(MINUTE + 14 * 24 * 60)  # two weeks on: all forgotten but the newest minute
+    assert found.slots == 1
+
+
 def test_an_unknown_range_is_one_clear_error() -> None:
     with pytest.raises(ConfigurationError, match="range must be one of 1h, 24h, 7d, got '2h'"):
         history().view("2h")
