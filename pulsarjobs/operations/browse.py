@@ -34,6 +34,7 @@ from pulsarjobs.transport.backlog import (
     subscription_cursor,
     unreadable_why,
 )
+from pulsarjobs.transport.backlog_newest import Order
 from pulsarjobs.transport.topic_stats import subscription_of
 from pulsarjobs.transport.topics import DEAD_LETTER_SUBSCRIPTION, topics_for
 from pulsarjobs.wire.envelope import Envelope
@@ -130,10 +131,12 @@ class Browser:
         after: Position | None,
         size: int,
         search: JobSearch | None = None,
+        order: Order = "newest",
     ) -> Page[DeadLetter]:
-        """Dead letters picked by `matching` (and `search`), oldest first."""
+        """Dead letters picked by `matching` (and `search`), in `order`: the newest first, or
+        the oldest; `after` is the last of the page before, in that order."""
         held = self.inspector.dead_count(queue)
-        with closing(self.inspector.scan_dead_letters(queue, matching, after)) as scan:
+        with closing(self.inspector.scan_dead_letters(queue, matching, after, order)) as scan:
             found = ((position_of(message_id), letter) for message_id, letter in scan)
             if search is not None:
                 found = (
@@ -154,7 +157,7 @@ class Browser:
         read."""
         if matching == DeadLetterFilter():
             return Count(self.inspector.dead_count(queue), complete=True)
-        return _counted(self.dead(queue, matching, None, SCAN_PER_PAGE))
+        return _counted(self.dead(queue, matching, None, SCAN_PER_PAGE, order="oldest"))
 
     def message(self, queue: str, where: Where, position: Position) -> FoundMessage | None:
         """The message at `position` on one of the queue's topics; None when there is none."""

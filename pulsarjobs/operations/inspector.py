@@ -36,6 +36,7 @@ from pulsarjobs.operations.statuses import WorkerStatus as WorkerStatus
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.backlog import Position, read_backlog
+from pulsarjobs.transport.backlog_newest import Order, read_backlog_ordered
 from pulsarjobs.transport.client_log import silent_logger
 from pulsarjobs.transport.closing import Closing
 from pulsarjobs.transport.connection import Connection, client_errors, crypto_key_reader, probe
@@ -285,19 +286,30 @@ class Inspector(Closing):
         return int(subscription_of(dead, DEAD_LETTER_SUBSCRIPTION).get("msgBacklog", 0))
 
     def scan_dead_letters(
-        self, queue: str, matching: DeadLetterFilter = ALL, after: Position | None = None
+        self,
+        queue: str,
+        matching: DeadLetterFilter = ALL,
+        after: Position | None = None,
+        order: Order = "oldest",
     ) -> Generator[tuple[pulsar.MessageId, DeadLetter | None]]:
-        """Every dead letter of a queue still held (after the position `after`), oldest first,
+        """Every dead letter of a queue still held (after the position `after` in `order`),
         with its message id: the letter when `matching` picks it, else None."""
         topic = topics_for(self.settings, queue).dead
-        for message in self._backlog(topic, DEAD_LETTER_SUBSCRIPTION, after):
+        url, subscription = self.settings.service_url, DEAD_LETTER_SUBSCRIPTION
+        read = read_backlog_ordered
+        for message in read(self.admin, self.client, url, topic, subscription, order, after,
+                            self.crypto):  # fmt: skip
             yield message.message_id(), pick_dead_letter(message, self.schemas, matching)
 
     def dead_letters(
-        self, queue: str, matching: DeadLetterFilter = ALL, limit: int | None = None
+        self,
+        queue: str,
+        matching: DeadLetterFilter = ALL,
+        limit: int | None = None,
+        order: Order = "oldest",
     ) -> list[DeadLetter]:
         found: list[DeadLetter] = []
-        for _, letter in self.scan_dead_letters(queue, matching):
+        for _, letter in self.scan_dead_letters(queue, matching, order=order):
             if letter is not None:
                 found.append(letter)
                 if len(found) == limit:
