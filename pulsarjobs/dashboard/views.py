@@ -86,10 +86,7 @@ def queue(request: Request, dash: Dashboard) -> Context:
 def scheduled(request: Request, dash: Dashboard) -> Context:
     snapshot = dash.snapshots.latest()
     counts = {q.queue: q.scheduled for q in snapshot.queues}
-    browser = dash.browser
-    return jobs_due_later(
-        request, dash, snapshot, counts, browser.scheduled, browser.count_scheduled
-    )
+    return jobs_due_later(request, dash, snapshot, counts, dash.scheduled, dash.count_scheduled)
 
 
 def retries(request: Request, dash: Dashboard) -> Context:

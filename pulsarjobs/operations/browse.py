@@ -110,11 +110,19 @@ class Browser:
         return self._jobs(queue, "jobs", after, size, lambda job: job.due_at <= now, search)
 
     def scheduled(
-        self, queue: str, after: Position | None, size: int, search: JobSearch | None = None
+        self,
+        queue: str,
+        after: Position | None,
+        size: int,
+        search: JobSearch | None = None,
+        start: Position | None = None,
     ) -> Page[JobMessage]:
-        """Jobs on the queue's topic due later (enqueued with in_/at), in the order enqueued."""
+        """Jobs on the queue's topic due later (enqueued with in_/at), in the order enqueued;
+        read from `start` when the caller knows no job due later comes before it (ReadyWork's
+        scheduled_start)."""
         now = utc_now()
-        return self._jobs(queue, "jobs", after, size, lambda job: job.due_at > now, search)
+        due_later: Callable[[JobMessage], bool] = lambda job: job.due_at > now  # noqa: E731
+        return self._jobs(queue, "jobs", after, size, due_later, search, start)
 
     def retries(
         self, queue: str, after: Position | None, size: int, search: JobSearch | None = None
@@ -194,6 +202,7 @@ class Browser:
         size: int,
         keep: Callable[[JobMessage], bool],
         search: JobSearch | None = None,
+        start: Position | None = None,
     ) -> Page[JobMessage]:
         if search is not None:
             listed = keep
@@ -207,7 +216,7 @@ class Browser:
             self.settings.service_url,
             topic,
             subscription,
-            after,
+            max(after, start) if after is not None and start is not None else (after or start),
             inspector.crypto,
         )
         with closing(messages):  # closes the reader when the page is full

@@ -154,10 +154,13 @@ class Inspector(Closing):
                 names.add(name)
         return sorted(names)
 
-    def queues(self, scan_limit: int = SCAN_LIMIT) -> list[QueueStats]:
+    def queues(
+        self, scan_limit: int = SCAN_LIMIT, *, read_schedule: bool = True
+    ) -> list[QueueStats]:
         names = self.queue_names()
         paused = self.paused_queues() if names else {}
-        return [self.queue(name, scan_limit, paused=name in paused) for name in names]
+        return [self.queue(name, scan_limit, paused=name in paused, read_schedule=read_schedule)
+                for name in names]  # fmt: skip
 
     def paused_queues(self) -> dict[str, Pause]:
         return paused_queues(self.connection)
@@ -180,10 +183,12 @@ class Inspector(Closing):
         return read_waits(self.admin, self.client, self.settings)
 
     def queue(
-        self, name: str, scan_limit: int = SCAN_LIMIT, *, paused: bool | None = None
-    ) -> QueueStats:
+        self, name: str, scan_limit: int = SCAN_LIMIT, *, paused: bool | None = None,
+        read_schedule: bool = True,
+    ) -> QueueStats:  # fmt: skip
         """A queue's stats, reading up to `scan_limit` messages per topic to tell scheduled jobs
-        from waiting ones; `paused` when the caller knows it already."""
+        from waiting ones (not `read_schedule`: the caller counts them: ReadyWork); `paused` when
+        the caller knows it already."""
         topics = topics_for(self.settings, name)
         lanes = lane_topics(self.admin, self.settings, name)  # a fair queue's (fair_keys.py)
         every = [self._stats(t) for t in (topics.jobs, topics.retry, topics.ordered, *lanes)]
@@ -191,7 +196,8 @@ class Inspector(Closing):
         parts = [subscription_of(stats, subscription) for stats in every]
         backlog = sum(int(part.get("msgBacklog", 0)) for part in parts)
         in_flight = sum(int(part.get("unackedMessages", 0)) for part in parts)
-        schedule = self._schedule([topics.jobs, topics.retry, *lanes], backlog, scan_limit)
+        schedule = (self._schedule([topics.jobs, topics.retry, *lanes], backlog, scan_limit)
+                    if read_schedule else _Schedule(complete=False))  # fmt: skip
         if not schedule.complete:  # the broker knows of those it has read ahead, at least
             delayed = sum(int(part.get("msgDelayed", 0)) for part in parts)
             schedule.scheduled = max(schedule.scheduled, delayed)
