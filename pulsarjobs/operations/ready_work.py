@@ -24,6 +24,7 @@ import time
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pulsarjobs.errors import NotFound
 from pulsarjobs.operations.cancels import cancelled_jobs
@@ -71,6 +72,7 @@ class _Held:
     dues: array[float] = field(default_factory=lambda: array("d"))
     ids: array[int] = field(default_factory=lambda: array("q"))
     read_to: Position | None = None  # the last position read; None: read from the start
+    seen: tuple[object, ...] | None = None  # the topic's stats when last read through
     forgotten: int = 0  # how many times acknowledged messages were dropped: counts are stale
     tally: Tally | None = None  # the jobs counted at the last look (held_tally.py)
 
@@ -172,8 +174,9 @@ class ReadyWork:
             except NotFound:
                 continue
             delivered += int(subscription_of(stats, subscription).get("unackedMessages", 0))
+            seen = unchanged_since(stats, subscription) if len(parts) == 1 else None
             for part in parts:
-                exact = self._look(part, deadline) and exact
+                exact = self._look(part, deadline, seen) and exact
                 held.append((self._held[part], topic == topics.retry))
         now = time.time()
         due, later, retrying, dropped, oldest = 0, 0, 0, 0, math.inf
@@ -198,8 +201,12 @@ class ReadyWork:
             exact=exact,
         )
 
-    def _look(self, topic: str, deadline: float) -> bool:
-        """Bring what is held of `topic` up to date; False when the time budget ran out first."""
+    def _look(self, topic: str, deadline: float, seen: tuple[object, ...] | None = None) -> bool:
+        """Bring what is held of `topic` up to date; False when the time budget ran out first.
+        `seen`: what the topic's stats say now, if the same as at the last look read through,
+        nothing came or went since and nothing is read."""
+        if seen is not None and topic in self._held and self._held[topic].seen == seen:
+            return True
         admin, subscription = self.inspector.admin, self.inspector.settings.subscription
         cursor = subscription_cursor(admin, topic, subscription)
         if cursor is None:  # no topic or no subscription (any more): nothing is held
@@ -225,10 +232,20 @@ class ReadyWork:
                 held.ids.append(0 if envelope is None else hash(envelope.id))
                 held.read_to = position
                 if time.monotonic() > deadline:
+                    held.seen = None
                     return False
         finally:
             messages.close()
+        held.seen = seen
         return True
+
+
+def unchanged_since(stats: dict[str, Any], subscription: str) -> tuple[object, ...]:
+    """What changes in a topic's stats whenever a message comes, is acknowledged or skipped:
+    the same at two looks, the subscription holds the same messages (and a look reads none)."""
+    held = subscription_of(stats, subscription)
+    acked = held.get("lastMarkDeleteAdvancedTimestamp"), held.get("lastAckedTimestamp")
+    return stats.get("msgInCounter"), held.get("msgBacklog"), *acked
 
 
 def with_exact_counts(stats: QueueStats, ready: ReadyQueue) -> QueueStats:
