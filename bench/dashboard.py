@@ -133,13 +133,13 @@ def pages(waiting_id: str, dead_id: str) -> dict[str, str]:
     }
 
 
-def search_dead(http: httpx.Client, repeat: int) -> dict[str, Any]:
+def search_dead(http: httpx.Client, repeat: int, order: str = "newest") -> dict[str, Any]:
     """A Dead search by error text over every dead letter: its pages followed to the end."""
     runs = []
     for _ in range(repeat):
         started, after, matched, scanned, count = time.perf_counter(), "", 0, 0, 0
         while True:
-            path = f"/api/dead?queue={QUEUE}&error={SEARCHED}&size=100&after={after}"
+            path = f"/api/dead?queue={QUEUE}&error={SEARCHED}&size=100&order={order}&after={after}"
             page = http.get(path).raise_for_status().json()["page"]
             matched, scanned, count = (
                 matched + page["matched"],
@@ -186,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 timings = time_pages(http, pages(waiting[len(waiting) // 2], dead[-1]),
                                      options.repeat)  # fmt: skip
                 search = search_dead(http, max(1, options.repeat // 2))
+                search_oldest = search_dead(http, max(1, options.repeat // 2), "oldest")
             opened = {"home": "/", "queues": "/queues"}
             tabs = cpu_per_open_tab(dashboard.pid, base, token, opened, options.tab_seconds)
             say(f"  CPU per open tab: {tabs}")
@@ -204,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "first_exact_s": round(exact_s, 1),
             "pages": timings,
             "dead_search": search,
+            "dead_search_oldest_first": search_oldest,
             "cpu_per_open_tab": tabs,
         }
     options.output.parent.mkdir(parents=True, exist_ok=True)

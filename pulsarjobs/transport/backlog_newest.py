@@ -35,7 +35,7 @@ from pulsarjobs.transport.connection import client_errors
 Order = Literal["newest", "oldest"]  # of a listing: newest first, or oldest first
 ORDERS: tuple[Order, ...] = ("newest", "oldest")
 FIRST_CHUNK = 64  # messages the first reader reads back from the end
-MAX_CHUNK = 4_096
+MAX_CHUNK = 1_024  # a chunk is read whole first: bounds what a scan stopping midway reads in vain
 
 Spans = list[tuple[int, int]]  # (ledger id, entries it holds), oldest ledger first
 
