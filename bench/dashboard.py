@@ -1,13 +1,19 @@
-"""The dashboard under a deep backlog: how long its pages take to answer.
+"""The dashboard under a deep backlog: how long its pages take to answer, and what one open tab
+costs the dashboard process.
 
-    python -m bench.dashboard                                 # 1,000,000 waiting, 100,000 dead
-    python -m bench.dashboard --waiting 20000 --dead 2000     # a quick look
+    python -m bench.dashboard            # 1,000,000 waiting, 200,000 scheduled, 100,000 dead
+    python -m bench.dashboard --waiting 20000 --scheduled 4000 --retries 200 --dead 2000 \
+        --tab-seconds 30                 # a quick look
 
-It starts a local Pulsar (unless PULSARJOBS_SERVICE_URL names one), fills a queue with waiting
-jobs and its dead-letter topic with dead letters (one in a hundred died of a TimeoutError, the
-rest of a ValueError), starts `pulsarjobs dashboard` as a user would, and times each page over
-real HTTP, `--repeat` times: the home page, the queues page, the first page of the Dead page,
-and a Dead search filtered by error text over every dead letter. The figures go to
+It starts a local Pulsar (unless PULSARJOBS_SERVICE_URL names one), fills one queue (see
+dashboard_fill.py: waiting jobs, scheduled ones, retries, and dead letters of which one in a
+hundred died of a TimeoutError), starts `pulsarjobs dashboard` as a user would, waits until its
+counts are exact (the first reading of a deep backlog goes on over several refreshes), and times
+each page over real HTTP, `--repeat` times, each after the shared reading expired: Home, Queues,
+the first page of each list (the queue's waiting jobs, Scheduled, Retries, Dead newest and oldest
+first, Dead filtered), a job found by its id (/jobs/ID and the search box), then a Dead search by
+error text through every dead letter. Last, the dashboard's CPU per minute with one headless
+Chromium tab open on Home, then on Queues (and with none). The figures go to
 bench/results/dashboard.json.
 """
 
@@ -28,23 +34,23 @@ from typing import Any
 import httpx
 
 from bench.broker import benchmark_broker
+from bench.dashboard_fill import (
+    QUEUE,
+    SEARCHED,
+    fill_dead,
+    fill_retries,
+    fill_scheduled,
+    fill_waiting,
+    say,
+    timed,
+)
+from bench.dashboard_tab import cpu_per_open_tab
 from bench.environment import environment
 from pulsarjobs import App
-from pulsarjobs.app import JobCall
 from pulsarjobs.broker.process import free_port
-from pulsarjobs.clock import utc_now
 from pulsarjobs.dashboard.state import POLL_SECONDS
 from pulsarjobs.settings import Settings
-from pulsarjobs.transport.connection import Acks
-from pulsarjobs.transport.topics import topics_for
-from pulsarjobs.wire.envelope import JobError, encode
-from pulsarjobs.wire.verdicts import Outcome, Verdict
-from pulsarjobs.worker.feed import keep_dead_letters
-from pulsarjobs.worker.settle import Delivery, dead_letter_properties
 
-QUEUE = "default"
-SEARCHED = "TimeoutError"  # the error of one dead letter in a hundred
-CHUNK = 5_000  # jobs per enqueue_many call
 FRESH_AFTER_S = POLL_SECONDS  # pages share one broker reading for a little less than this
 RESULTS = Path(__file__).parent / "results" / "dashboard.json"
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,51 +61,13 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--waiting", type=int, default=1_000_000)
+    parser.add_argument("--scheduled", type=int, default=200_000)
+    parser.add_argument("--retries", type=int, default=10_000)
     parser.add_argument("--dead", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="times each page is asked for")
+    parser.add_argument("--tab-seconds", type=float, default=180, help="per open tab measured")
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser.parse_args(argv)
-
-
-def fill_waiting(app: App, count: int) -> float:
-    """`count` jobs waiting on the queue; returns how long enqueueing them took."""
-    started = time.perf_counter()
-    for first in range(0, count, CHUNK):
-        last = min(count, first + CHUNK)
-        calls = [JobCall("send_email", args=(f"user{n}@example.com", n), queue=QUEUE)
-                 for n in range(first, last)]  # fmt: skip
-        app.enqueue_many(calls)
-        say(f"waiting: {last:,} of {count:,}", end="\r")
-    say("")
-    return time.perf_counter() - started
-
-
-def fill_dead(app: App, count: int) -> float:
-    """`count` dead letters, written as a worker writes them (envelope, last error, reason)."""
-    topics = topics_for(app.settings, QUEUE)
-    keep_dead_letters(app.connection.client, topics)
-    started = time.perf_counter()
-    for first in range(0, count, CHUNK):
-        last = min(count, first + CHUNK)
-        acks = Acks(last - first)
-        for n in range(first, last):
-            data, properties = dead_letter(app, n)
-            app.connection.publish(topics.dead, data, properties=properties, acks=acks)
-        acks.stored.result()
-        say(f"dead: {last:,} of {count:,}", end="\r")
-    say("")
-    return time.perf_counter() - started
-
-
-def dead_letter(app: App, n: int) -> tuple[bytes, dict[str, str]]:
-    kind = SEARCHED if n % 100 == 0 else "ValueError"
-    error = JobError(kind, f"report {n} failed", "Traceback (most recent call last): ...",
-                     utc_now(), "bench")  # fmt: skip
-    call = JobCall("build_report", args=(n,), queue=QUEUE)
-    envelope = app.envelope(call).replace(attempt=3, last_error=error)
-    outcome = Outcome(Verdict.DEAD, envelope, reason="failed 3 times: no attempts left")
-    delivery = Delivery(topics_for(app.settings, QUEUE).jobs, f"1:{n}", b"")
-    return encode(envelope), dead_letter_properties(delivery, outcome)
 
 
 def start_dashboard(settings: Settings, port: int, token: str) -> subprocess.Popen[bytes]:
@@ -114,104 +82,131 @@ def start_dashboard(settings: Settings, port: int, token: str) -> subprocess.Pop
     return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
-def time_pages(base: str, token: str, pages: dict[str, str], repeat: int) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"}
+def time_pages(http: httpx.Client, pages: dict[str, str], repeat: int) -> dict[str, Any]:
     timings: dict[str, Any] = {}
-    with httpx.Client(base_url=base, headers=headers, timeout=120) as http:
-        wait_for(http)
-        for name, path in pages.items():
-            seconds = []
-            for _ in range(repeat):
-                time.sleep(FRESH_AFTER_S)  # past the dashboard's shared reading: a fresh one
-                started = time.perf_counter()
-                response = http.get(path)
-                seconds.append(time.perf_counter() - started)
-                response.raise_for_status()
-            timings[name] = {
-                "path": path,
-                "median_s": round(statistics.median(seconds), 3),
-                "max_s": round(max(seconds), 3),
-                "runs_s": [round(s, 3) for s in seconds],
-            }
-            say(f"{name:>14}: median {timings[name]['median_s']:.3f} s  ({path})")
+    for name, path in pages.items():
+        seconds = []
+        for _ in range(repeat):
+            time.sleep(FRESH_AFTER_S)  # past the dashboard's shared reading: a fresh one
+            started = time.perf_counter()
+            response = http.get(path)
+            seconds.append(time.perf_counter() - started)
+            if response.status_code >= 400:  # the search box answers with a redirect
+                raise SystemExit(f"{path}: {response.status_code} {response.text[:300]}")
+        timings[name] = {
+            "path": path,
+            "median_s": round(statistics.median(seconds), 3),
+            "max_s": round(max(seconds), 3),
+            "runs_s": [round(s, 3) for s in seconds],
+        }
+        say(f"{name:>26}: median {timings[name]['median_s']:.3f} s  ({path})")
     return timings
 
 
-def wait_for(http: httpx.Client, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def until_exact(http: httpx.Client, timeout: float = 1200.0) -> float:
+    """Seconds until the dashboard answers with exact counts (its first reading through)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
         try:
-            if http.get("/api/home").status_code == 200:
-                return
-        except httpx.TransportError:
+            if http.get("/api/home").json()["totals"]["exact"]:
+                return time.monotonic() - started
+        except (httpx.TransportError, ValueError, KeyError):
             pass
-        time.sleep(0.5)
-    raise SystemExit("the dashboard did not answer within a minute")
+        time.sleep(1)
+    raise SystemExit("the dashboard's counts were not exact within 20 minutes")
 
 
-def say(line: str, end: str = "\n") -> None:
-    print(line, end=end, file=sys.stderr, flush=True)
+def pages(waiting_id: str, dead_id: str) -> dict[str, str]:
+    return {
+        "home": "/",
+        "queues": "/queues",
+        "queue_first_page": f"/queues/{QUEUE}",
+        "scheduled_first_page": f"/scheduled?queue={QUEUE}",
+        "retries_first_page": f"/retries?queue={QUEUE}",
+        "dead_newest_first_page": f"/dead?queue={QUEUE}",
+        "dead_oldest_first_page": f"/dead?queue={QUEUE}&order=oldest",
+        "dead_filtered_first_page": f"/dead?queue={QUEUE}&error={SEARCHED}",
+        "job_by_id_waiting": f"/jobs/{waiting_id}",
+        "job_by_id_dead": f"/jobs/{dead_id}",
+        "search_box_by_id": f"/search?q={waiting_id}",
+        "api_home": "/api/home",
+    }
 
 
-PAGES = {
-    "home": "/",
-    "queues": "/queues",
-    "queue_first_page": f"/queues/{QUEUE}",
-    "dead_first_page": f"/dead?queue={QUEUE}",
-    "dead_filtered_first_page": f"/dead?queue={QUEUE}&error={SEARCHED}",
-    "api_home": "/api/home",
-}
-
-
-def search_dead(base: str, token: str, repeat: int) -> dict[str, Any]:
+def search_dead(http: httpx.Client, repeat: int, order: str = "newest") -> dict[str, Any]:
     """A Dead search by error text over every dead letter: its pages followed to the end."""
-    headers = {"Authorization": f"Bearer {token}"}
     runs = []
-    with httpx.Client(base_url=base, headers=headers, timeout=300) as http:
-        for _ in range(repeat):
-            started, after, matched, scanned, pages = time.perf_counter(), "", 0, 0, 0
-            while True:
-                path = f"/api/dead?queue={QUEUE}&error={SEARCHED}&size=100&after={after}"
-                page = http.get(path).raise_for_status().json()["page"]
-                matched, scanned, pages = (
-                    matched + page["matched"],
-                    scanned + page["scanned"],
-                    pages + 1,
-                )
-                if page["next_after"] is None:
-                    break
-                after = page["next_after"]
-            runs.append({"seconds": round(time.perf_counter() - started, 2), "matched": matched,
-                         "scanned": scanned, "pages": pages})  # fmt: skip
-            say(f"  dead search: {runs[-1]}")
-    return {"error_text": SEARCHED, "runs": runs,
-            "median_s": statistics.median(run["seconds"] for run in runs)}  # fmt: skip
+    for _ in range(repeat):
+        started, after, matched, scanned, count = time.perf_counter(), "", 0, 0, 0
+        while True:
+            path = f"/api/dead?queue={QUEUE}&error={SEARCHED}&size=100&order={order}&after={after}"
+            page = http.get(path).raise_for_status().json()["page"]
+            matched, scanned, count = (
+                matched + page["matched"],
+                scanned + page["scanned"],
+                count + 1,
+            )
+            if page["next_after"] is None:
+                break
+            after = page["next_after"]
+        took = time.perf_counter() - started
+        runs.append({"seconds": round(took, 2), "matched": matched, "scanned": scanned,
+                     "pages": count, "scanned_per_s": round(scanned / took)})  # fmt: skip
+        say(f"  dead search: {runs[-1]}")
+    return {
+        "error_text": SEARCHED,
+        "runs": runs,
+        "median_s": statistics.median(run["seconds"] for run in runs),
+        "median_scanned_per_s": statistics.median(run["scanned_per_s"] for run in runs),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_options(argv)
     with benchmark_broker() as broker:
         settings = broker.settings
+        load_before = os.getloadavg()
         app = App(settings)
-        fill = {"waiting_s": fill_waiting(app, options.waiting),
-                "dead_s": fill_dead(app, options.dead)}  # fmt: skip
-        app.close()
+        waiting, waiting_s = timed(fill_waiting, app, options.waiting)
+        _, scheduled_s = timed(fill_scheduled, app, options.scheduled)
+        _, retries_s = timed(fill_retries, app, options.retries)
+        dead, dead_s = timed(fill_dead, app, options.dead)
+        app.close()  # the job index's last entries sent
+        fill = {"waiting_s": waiting_s, "scheduled_s": scheduled_s, "retries_s": retries_s,
+                "dead_s": dead_s}  # fmt: skip
         port, token = free_port(), secrets.token_urlsafe(16)
         dashboard = start_dashboard(settings, port, token)
+        base = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {token}"}
         try:
-            base = f"http://127.0.0.1:{port}"
-            timings = time_pages(base, token, PAGES, options.repeat)
-            search = search_dead(base, token, max(1, options.repeat // 2))
+            with httpx.Client(base_url=base, headers=headers, timeout=300) as http:
+                exact_s = until_exact(http)
+                say(f"counts exact after {exact_s:.0f} s")
+                # the middle of the waiting backlog, and the newest dead letter
+                timings = time_pages(http, pages(waiting[len(waiting) // 2], dead[-1]),
+                                     options.repeat)  # fmt: skip
+                search = search_dead(http, max(1, options.repeat // 2))
+                search_oldest = search_dead(http, max(1, options.repeat // 2), "oldest")
+            opened = {"home": "/", "queues": "/queues"}
+            tabs = cpu_per_open_tab(dashboard.pid, base, token, opened, options.tab_seconds)
+            say(f"  CPU per open tab: {tabs}")
         finally:
             dashboard.terminate()
             dashboard.wait(30)
         result = {
+            "command": "python -m bench.dashboard " + " ".join(argv or sys.argv[1:]),
             "environment": environment(settings, None),
+            "load_average": {"before_fill": load_before, "at_end": os.getloadavg()},
             "waiting": options.waiting,
+            "scheduled": options.scheduled,
+            "retries": options.retries,
             "dead": options.dead,
             "fill_seconds": {key: round(value, 1) for key, value in fill.items()},
+            "first_exact_s": round(exact_s, 1),
             "pages": timings,
             "dead_search": search,
+            "dead_search_oldest_first": search_oldest,
+            "cpu_per_open_tab": tabs,
         }
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(json.dumps(result, indent=2) + "\n")

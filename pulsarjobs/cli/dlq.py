@@ -18,6 +18,7 @@ from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.operations.durations import parse_since
 from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.operations.jsonable import jsonable
+from pulsarjobs.transport.backlog_newest import ORDERS, Order
 
 app = typer.Typer(no_args_is_help=True, help="Dead letters: list, show, replay, purge.")
 console = Console()
@@ -45,6 +46,13 @@ def picking(job_type: str | None, error: str | None, since: str | None) -> DeadL
     return DeadLetterFilter(job_type=job_type, error=error, since=cutoff, since_text=since)
 
 
+def listing_order(text: str) -> Order:
+    for order in ORDERS:
+        if order == text:
+            return order
+    raise typer.BadParameter(f"use {' or '.join(ORDERS)}, not {text!r}", param_hint="--order")
+
+
 @app.command("list")
 @reports_errors
 def list_letters(
@@ -53,13 +61,17 @@ def list_letters(
     job_type: JobType = None,
     error: ErrorText = None,
     since: Since = None,
-    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, oldest first.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+    order: Annotated[
+        str, typer.Option(help="newest (the latest dead first) or oldest (the first dead first).")
+    ] = "newest",
     as_json: AsJson = False,
 ) -> None:
-    """Dead letters of a queue, oldest first, with the error each died of."""
+    """Dead letters of a queue, newest first (or oldest), with the error each died of."""
     matching = picking(job_type, error, since)
+    listed = listing_order(order)
     with inspecting(ctx) as inspector:
-        letters = inspector.dead_letters(queue, matching, limit)
+        letters = inspector.dead_letters(queue, matching, limit, listed)
         total = inspector.dead_count(queue)
     if as_json:
         print_json(letters)

@@ -88,8 +88,8 @@ def search(request: Request) -> Response:
     if LOOKS_LIKE_ID.fullmatch(text) and found_by_id(dash, text):
         return RedirectResponse(f"/jobs/{quote(text, safe='')}", status_code=303)
     if LIST_PATH.fullmatch(on):
-        queue = request.query_params.get("queue", "")
-        return RedirectResponse(f"{on}?{query({'queue': queue, 'q': text})}", status_code=303)
+        kept = {key: request.query_params.get(key, "") for key in ("queue", "order")}
+        return RedirectResponse(f"{on}?{query({**kept, 'q': text})}", status_code=303)
     queues = [stats.queue for stats in dash.snapshots.latest().queues]
     return render(request, "search", {"search_text": text, "queues": queues, "lists": LISTS})
 

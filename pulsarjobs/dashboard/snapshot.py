@@ -118,7 +118,8 @@ class Snapshots:
             self._latest = None
 
     def _read(self, inspector: Inspector) -> Snapshot:
-        queues = tuple(self.ready_work.exact(inspector.queues(self.scan)))
+        # ReadyWork counts what is due and what later: no backlog is read twice for it
+        queues = tuple(self.ready_work.exact(inspector.queues(self.scan, read_schedule=False)))
         rates = {queue.queue: queue.rate_limit for queue in queues if queue.rate_limit}
         workers = tuple(inspector.workers())
         if self._unique_keys is None:

@@ -15,12 +15,14 @@ from pulsarjobs.dashboard.auth import Secret
 from pulsarjobs.dashboard.samples import Samples
 from pulsarjobs.dashboard.snapshot import Snapshots
 from pulsarjobs.dashboard.tasks import Tasks
-from pulsarjobs.operations.browse import Browser
+from pulsarjobs.operations.browse import Browser, Count, JobMessage, Page
 from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.operations.job_search import JobSearch
 from pulsarjobs.operations.metrics_history import MetricsHistory
 from pulsarjobs.operations.queue_metrics import QueueCollector
 from pulsarjobs.operations.ready_work import ReadyWork
 from pulsarjobs.settings import Settings
+from pulsarjobs.transport.backlog import Position
 from pulsarjobs.transport.client_log import silent_logger
 from pulsarjobs.transport.connection import Connection
 
@@ -71,6 +73,17 @@ class Dashboard:
             signaler=signaler,
             history=MetricsHistory(lambda: inspector.connection),
         )
+
+    def scheduled(
+        self, queue: str, after: Position | None, size: int, search: JobSearch | None
+    ) -> Page[JobMessage]:
+        """A page of the Scheduled list, read from where ReadyWork knows the first one is: past
+        a deep backlog of due jobs, it reads what it shows."""
+        start = self.ready_work.scheduled_start(queue, after)
+        return self.browser.scheduled(queue, after, size, search, start)
+
+    def count_scheduled(self, queue: str) -> Count:
+        return Count(*self.ready_work.count_scheduled(queue))
 
     def signal(self, key: str, payload: Any, keep: timedelta) -> int:
         """app.signal: how many waiting jobs it resumed. One at a time: the App's signal board

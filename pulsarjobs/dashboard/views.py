@@ -33,6 +33,7 @@ from pulsarjobs.scheduling.leader import scheduler_leader
 from pulsarjobs.scheduling.schedules import recorded_ticks, schedule_statuses
 from pulsarjobs.scheduling.scope import schedules_scope
 from pulsarjobs.transport.backlog import Position, parse_position
+from pulsarjobs.transport.backlog_newest import ORDERS, Order
 from pulsarjobs.transport.topics import check_queue_name
 from pulsarjobs.worker.progress import last_progress
 from pulsarjobs.workflows.batch_state import MEMBERS_LISTED
@@ -86,10 +87,7 @@ def queue(request: Request, dash: Dashboard) -> Context:
 def scheduled(request: Request, dash: Dashboard) -> Context:
     snapshot = dash.snapshots.latest()
     counts = {q.queue: q.scheduled for q in snapshot.queues}
-    browser = dash.browser
-    return jobs_due_later(
-        request, dash, snapshot, counts, browser.scheduled, browser.count_scheduled
-    )
+    return jobs_due_later(request, dash, snapshot, counts, dash.scheduled, dash.count_scheduled)
 
 
 def retries(request: Request, dash: Dashboard) -> Context:
@@ -138,7 +136,9 @@ def dead(request: Request, dash: Dashboard) -> Context:
     name = chosen_queue(request, snapshot, {q.queue: q.dead for q in snapshot.queues})
     size = page_size(request)
     matching, search = dead_letter_filter(request.query_params), job_search(request)
-    page = dash.browser.dead(name, matching, cursor(request), size, search) if name else None
+    order = list_order(request)
+    read = dash.browser.dead
+    page = read(name, matching, cursor(request), size, search, order) if name else None
     counted = everything(dash, page, lambda: dash.browser.count_dead(name or "", matching))
     return {
         "queue": name,
@@ -149,6 +149,7 @@ def dead(request: Request, dash: Dashboard) -> Context:
             "since": matching.since_text,
         },
         "size": size,
+        "order": order,
         "page": page,
         "everything": counted,
         "tasks": [t for t in dash.tasks.recent() if (t.queue, t.where) == (name, "dead")],
@@ -283,6 +284,15 @@ def page_size(request: Request) -> int:
     if not text.isdigit() or int(text) not in PAGE_SIZES:
         raise BadRequest(f"size must be one of {', '.join(map(str, PAGE_SIZES))}, not {text!r}")
     return int(text)
+
+
+def list_order(request: Request) -> Order:
+    """The Dead page's order: newest first unless `order=oldest`."""
+    text = request.query_params.get("order") or ORDERS[0]
+    for order in ORDERS:
+        if order == text:
+            return order
+    raise BadRequest(f"order must be one of {', '.join(ORDERS)}, not {text!r}")
 
 
 def chosen_queue(request: Request, snapshot: Snapshot, counts: dict[str, int]) -> str | None:

@@ -34,6 +34,7 @@ from pulsarjobs.transport.backlog import (
     subscription_cursor,
     unreadable_why,
 )
+from pulsarjobs.transport.backlog_newest import Order
 from pulsarjobs.transport.topic_stats import subscription_of
 from pulsarjobs.transport.topics import DEAD_LETTER_SUBSCRIPTION, topics_for
 from pulsarjobs.wire.envelope import Envelope
@@ -109,11 +110,19 @@ class Browser:
         return self._jobs(queue, "jobs", after, size, lambda job: job.due_at <= now, search)
 
     def scheduled(
-        self, queue: str, after: Position | None, size: int, search: JobSearch | None = None
+        self,
+        queue: str,
+        after: Position | None,
+        size: int,
+        search: JobSearch | None = None,
+        start: Position | None = None,
     ) -> Page[JobMessage]:
-        """Jobs on the queue's topic due later (enqueued with in_/at), in the order enqueued."""
+        """Jobs on the queue's topic due later (enqueued with in_/at), in the order enqueued;
+        read from `start` when the caller knows no job due later comes before it (ReadyWork's
+        scheduled_start)."""
         now = utc_now()
-        return self._jobs(queue, "jobs", after, size, lambda job: job.due_at > now, search)
+        due_later: Callable[[JobMessage], bool] = lambda job: job.due_at > now  # noqa: E731
+        return self._jobs(queue, "jobs", after, size, due_later, search, start)
 
     def retries(
         self, queue: str, after: Position | None, size: int, search: JobSearch | None = None
@@ -130,10 +139,12 @@ class Browser:
         after: Position | None,
         size: int,
         search: JobSearch | None = None,
+        order: Order = "newest",
     ) -> Page[DeadLetter]:
-        """Dead letters picked by `matching` (and `search`), oldest first."""
+        """Dead letters picked by `matching` (and `search`), in `order`: the newest first, or
+        the oldest; `after` is the last of the page before, in that order."""
         held = self.inspector.dead_count(queue)
-        with closing(self.inspector.scan_dead_letters(queue, matching, after)) as scan:
+        with closing(self.inspector.scan_dead_letters(queue, matching, after, order)) as scan:
             found = ((position_of(message_id), letter) for message_id, letter in scan)
             if search is not None:
                 found = (
@@ -154,7 +165,7 @@ class Browser:
         read."""
         if matching == DeadLetterFilter():
             return Count(self.inspector.dead_count(queue), complete=True)
-        return _counted(self.dead(queue, matching, None, SCAN_PER_PAGE))
+        return _counted(self.dead(queue, matching, None, SCAN_PER_PAGE, order="oldest"))
 
     def message(self, queue: str, where: Where, position: Position) -> FoundMessage | None:
         """The message at `position` on one of the queue's topics; None when there is none."""
@@ -191,6 +202,7 @@ class Browser:
         size: int,
         keep: Callable[[JobMessage], bool],
         search: JobSearch | None = None,
+        start: Position | None = None,
     ) -> Page[JobMessage]:
         if search is not None:
             listed = keep
@@ -204,7 +216,7 @@ class Browser:
             self.settings.service_url,
             topic,
             subscription,
-            after,
+            max(after, start) if after is not None and start is not None else (after or start),
             inspector.crypto,
         )
         with closing(messages):  # closes the reader when the page is full

@@ -36,6 +36,7 @@ from pulsarjobs.operations.statuses import WorkerStatus as WorkerStatus
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.backlog import Position, read_backlog
+from pulsarjobs.transport.backlog_newest import Order, read_backlog_ordered
 from pulsarjobs.transport.client_log import silent_logger
 from pulsarjobs.transport.closing import Closing
 from pulsarjobs.transport.connection import Connection, client_errors, crypto_key_reader, probe
@@ -153,10 +154,13 @@ class Inspector(Closing):
                 names.add(name)
         return sorted(names)
 
-    def queues(self, scan_limit: int = SCAN_LIMIT) -> list[QueueStats]:
+    def queues(
+        self, scan_limit: int = SCAN_LIMIT, *, read_schedule: bool = True
+    ) -> list[QueueStats]:
         names = self.queue_names()
         paused = self.paused_queues() if names else {}
-        return [self.queue(name, scan_limit, paused=name in paused) for name in names]
+        return [self.queue(name, scan_limit, paused=name in paused, read_schedule=read_schedule)
+                for name in names]  # fmt: skip
 
     def paused_queues(self) -> dict[str, Pause]:
         return paused_queues(self.connection)
@@ -179,10 +183,12 @@ class Inspector(Closing):
         return read_waits(self.admin, self.client, self.settings)
 
     def queue(
-        self, name: str, scan_limit: int = SCAN_LIMIT, *, paused: bool | None = None
-    ) -> QueueStats:
+        self, name: str, scan_limit: int = SCAN_LIMIT, *, paused: bool | None = None,
+        read_schedule: bool = True,
+    ) -> QueueStats:  # fmt: skip
         """A queue's stats, reading up to `scan_limit` messages per topic to tell scheduled jobs
-        from waiting ones; `paused` when the caller knows it already."""
+        from waiting ones (not `read_schedule`: the caller counts them: ReadyWork); `paused` when
+        the caller knows it already."""
         topics = topics_for(self.settings, name)
         lanes = lane_topics(self.admin, self.settings, name)  # a fair queue's (fair_keys.py)
         every = [self._stats(t) for t in (topics.jobs, topics.retry, topics.ordered, *lanes)]
@@ -190,7 +196,8 @@ class Inspector(Closing):
         parts = [subscription_of(stats, subscription) for stats in every]
         backlog = sum(int(part.get("msgBacklog", 0)) for part in parts)
         in_flight = sum(int(part.get("unackedMessages", 0)) for part in parts)
-        schedule = self._schedule([topics.jobs, topics.retry, *lanes], backlog, scan_limit)
+        schedule = (self._schedule([topics.jobs, topics.retry, *lanes], backlog, scan_limit)
+                    if read_schedule else _Schedule(complete=False))  # fmt: skip
         if not schedule.complete:  # the broker knows of those it has read ahead, at least
             delayed = sum(int(part.get("msgDelayed", 0)) for part in parts)
             schedule.scheduled = max(schedule.scheduled, delayed)
@@ -285,19 +292,30 @@ class Inspector(Closing):
         return int(subscription_of(dead, DEAD_LETTER_SUBSCRIPTION).get("msgBacklog", 0))
 
     def scan_dead_letters(
-        self, queue: str, matching: DeadLetterFilter = ALL, after: Position | None = None
+        self,
+        queue: str,
+        matching: DeadLetterFilter = ALL,
+        after: Position | None = None,
+        order: Order = "oldest",
     ) -> Generator[tuple[pulsar.MessageId, DeadLetter | None]]:
-        """Every dead letter of a queue still held (after the position `after`), oldest first,
+        """Every dead letter of a queue still held (after the position `after` in `order`),
         with its message id: the letter when `matching` picks it, else None."""
         topic = topics_for(self.settings, queue).dead
-        for message in self._backlog(topic, DEAD_LETTER_SUBSCRIPTION, after):
+        url, subscription = self.settings.service_url, DEAD_LETTER_SUBSCRIPTION
+        read = read_backlog_ordered
+        for message in read(self.admin, self.client, url, topic, subscription, order, after,
+                            self.crypto):  # fmt: skip
             yield message.message_id(), pick_dead_letter(message, self.schemas, matching)
 
     def dead_letters(
-        self, queue: str, matching: DeadLetterFilter = ALL, limit: int | None = None
+        self,
+        queue: str,
+        matching: DeadLetterFilter = ALL,
+        limit: int | None = None,
+        order: Order = "oldest",
     ) -> list[DeadLetter]:
         found: list[DeadLetter] = []
-        for _, letter in self.scan_dead_letters(queue, matching):
+        for _, letter in self.scan_dead_letters(queue, matching, order=order):
             if letter is not None:
                 found.append(letter)
                 if len(found) == limit:

@@ -18,15 +18,18 @@ job in all). The dashboard's pages, `pulsarjobs queues` and /metrics read these 
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 import time
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pulsarjobs.errors import NotFound
 from pulsarjobs.operations.cancels import cancelled_jobs
 from pulsarjobs.operations.fair_keys import lane_topics
+from pulsarjobs.operations.held_tally import Tally, tallied
 from pulsarjobs.operations.inspector import Inspector, QueueStats, due_time
 from pulsarjobs.transport.backlog import (
     Cursor,
@@ -69,6 +72,9 @@ class _Held:
     dues: array[float] = field(default_factory=lambda: array("d"))
     ids: array[int] = field(default_factory=lambda: array("q"))
     read_to: Position | None = None  # the last position read; None: read from the start
+    seen: tuple[object, ...] | None = None  # the topic's stats when last read through
+    forgotten: int = 0  # how many times acknowledged messages were dropped: counts are stale
+    tally: Tally | None = None  # the jobs counted at the last look (held_tally.py)
 
     def forget_acked(self, cursor: Cursor) -> None:
         """Drop what the subscription acknowledged: all up to its mark-delete position, and the
@@ -79,6 +85,7 @@ class _Held:
             gone.append((start, bisect.bisect_right(self.positions, packed(through))))
         if gone == [(-1, 0)]:
             return
+        self.forgotten += 1
         kept_positions, kept_dues, kept_ids = array("q"), array("d"), array("q")
         begin = 0
         for start, end in gone:
@@ -121,6 +128,32 @@ class ReadyWork:
         ready = {queue.queue: queue for queue in self.queues([each.queue for each in stats])}
         return [with_exact_counts(each, ready[each.queue]) for each in stats]
 
+    def scheduled_start(self, queue: str, after: Position | None) -> Position | None:
+        """Where a listing of the queue's jobs due later (after `after`) can start reading, as
+        of the last look: before the first job held that is due later (the jobs before it are
+        due: a job due never becomes due later), or the last read when none is; None when not
+        known (not looked at yet, or a partitioned topic)."""
+        with self._looking:
+            held = self._held.get(topics_for(self.inspector.settings, queue).jobs)
+            if held is None or held.read_to is None:
+                return None
+            now, positions, dues = time.time(), held.positions, held.dues
+            first = bisect.bisect_right(positions, packed(after)) if after is not None else 0
+            later = next((index for index in range(first, len(dues)) if dues[index] > now), None)
+            if later is None:
+                return held.read_to if after is None or held.read_to > after else None
+            ledger, entry = positions[later] >> 32, positions[later] & 0xFFFFFFFF
+            return ledger, entry - 1  # a reader starts after it
+
+    def count_scheduled(self, queue: str) -> tuple[int, bool]:
+        """The jobs held on the queue's topic that are due later (cancelled ones too, as a
+        listing shows them), read up to now; and whether the count is complete."""
+        (looked,) = self.queues([queue])
+        with self._looking:
+            held = self._held.get(topics_for(self.inspector.settings, queue).jobs)
+            now = time.time()
+            return (sum(1 for due in held.dues if due > now) if held else 0), looked.exact
+
     def _queue(
         self,
         name: str,
@@ -141,35 +174,39 @@ class ReadyWork:
             except NotFound:
                 continue
             delivered += int(subscription_of(stats, subscription).get("unackedMessages", 0))
+            seen = unchanged_since(stats, subscription) if len(parts) == 1 else None
             for part in parts:
-                exact = self._look(part, deadline) and exact
+                exact = self._look(part, deadline, seen) and exact
                 held.append((self._held[part], topic == topics.retry))
         now = time.time()
-        due: list[float] = []
-        later, retrying, dropped = 0, 0, 0
+        due, later, retrying, dropped, oldest = 0, 0, 0, 0, math.inf
         for each, retries in held:
-            for due_at, job in zip(each.dues, each.ids, strict=True):
-                if job in cancelled:
-                    dropped += 1
-                elif due_at <= now:
-                    due.append(due_at)
-                elif retries:
-                    retrying += 1
-                else:
-                    later += 1
+            tally = each.tally = tallied(each.dues, each.ids, each.forgotten, cancelled, now,
+                                         each.tally)  # fmt: skip
+            due, dropped = due + tally.due, dropped + tally.dropped
+            if retries:
+                retrying += tally.later
+            else:
+                later += tally.later
+            if tally.oldest_due is not None:
+                oldest = min(oldest, tally.oldest_due)
         return ReadyQueue(
             queue=name,
-            ready=max(0, len(due) - delivered),
+            ready=max(0, due - delivered),
             scheduled=later,
             retrying=retrying,
             cancelled=dropped,
-            oldest_ready_seconds=now - min(due) if due else None,
+            oldest_ready_seconds=now - oldest if due else None,
             paused=paused,
             exact=exact,
         )
 
-    def _look(self, topic: str, deadline: float) -> bool:
-        """Bring what is held of `topic` up to date; False when the time budget ran out first."""
+    def _look(self, topic: str, deadline: float, seen: tuple[object, ...] | None = None) -> bool:
+        """Bring what is held of `topic` up to date; False when the time budget ran out first.
+        `seen`: what the topic's stats say now, if the same as at the last look read through,
+        nothing came or went since and nothing is read."""
+        if seen is not None and topic in self._held and self._held[topic].seen == seen:
+            return True
         admin, subscription = self.inspector.admin, self.inspector.settings.subscription
         cursor = subscription_cursor(admin, topic, subscription)
         if cursor is None:  # no topic or no subscription (any more): nothing is held
@@ -195,10 +232,20 @@ class ReadyWork:
                 held.ids.append(0 if envelope is None else hash(envelope.id))
                 held.read_to = position
                 if time.monotonic() > deadline:
+                    held.seen = None
                     return False
         finally:
             messages.close()
+        held.seen = seen
         return True
+
+
+def unchanged_since(stats: dict[str, Any], subscription: str) -> tuple[object, ...]:
+    """What changes in a topic's stats whenever a message comes, is acknowledged or skipped:
+    the same at two looks, the subscription holds the same messages (and a look reads none)."""
+    held = subscription_of(stats, subscription)
+    acked = held.get("lastMarkDeleteAdvancedTimestamp"), held.get("lastAckedTimestamp")
+    return stats.get("msgInCounter"), held.get("msgBacklog"), *acked
 
 
 def with_exact_counts(stats: QueueStats, ready: ReadyQueue) -> QueueStats:

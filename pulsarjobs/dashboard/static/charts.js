@@ -33,6 +33,7 @@
 
   async function refresh() {
     try {
+      if (document.hidden) return;  // a tab in the background asks nothing: it costs nothing
       const response = await fetch("/api/home", { headers: { Accept: "application/json" } });
       if (response.status === 401) {  // the session was lost: log in, and come back here
         const here = window.location.pathname + window.location.search;

@@ -33,3 +33,10 @@ document.addEventListener("change", (event) => {
     }
   }
 });
+
+// A tab in the background asks nothing: its live parts refresh again once it is shown.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (document.hidden) {
+    event.preventDefault();
+  }
+});
