@@ -52,8 +52,8 @@ FLUSH_SECONDS = 0.05
 # entry stays, pointing at a message acknowledged: a lookup says the job is settled).
 EMPTY_AFTER_SECONDS = 5.0
 WHERE_ON = ("jobs", "retry", "dead", "ordered")  # a queue's topics, as an entry names them
-# (job id, queue, topic, message id): where the broker stored it; queue None: settled for good
-Note = tuple[str, str | None, str, Any]
+# (job id, queue, topic, message id): where the broker stored it
+Note = tuple[str, str, str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,8 @@ class JobIndex:
     def __init__(self, connection: Callable[[], Connection]) -> None:
         self._connection = connection
         self._notes: deque[Note] = deque()  # appended on the client's thread, taken on ours
-        self._settled: deque[tuple[float, str]] = deque()  # (when to empty, job id)
+        self._settling: deque[str] = deque()  # job ids, appended by a worker's runners
+        self._settled: deque[tuple[float, list[str]]] = deque()  # (when to empty, job ids)
         self._wheres: dict[str, str] = {}  # topic -> which of its queue's topics it is
         self._producer: pulsar.Producer | None = None
         self._thread: threading.Thread | None = None
@@ -100,7 +101,7 @@ class JobIndex:
 
     def acks(self, job_id: str, queue: str, topic: str, group: Acks | None = None) -> Acks:
         """The Acks to publish a job's message with: once stored, its position is indexed."""
-        if not self._writing():
+        if not self.writes():
             return group or Acks(1)
         return IndexedAck(self, (job_id, queue, topic), group or Acks(1))
 
@@ -111,10 +112,8 @@ class JobIndex:
 
     def settled(self, job_id: str) -> None:
         """The job is over with nothing stored in its place: its entry is emptied, a little
-        later (EMPTY_AFTER_SECONDS)."""
-        if not self._writing():
-            return
-        self._settled.append((time.monotonic() + EMPTY_AFTER_SECONDS, job_id))
+        later (EMPTY_AFTER_SECONDS). Only where `writes()`: a worker's step asks once."""
+        self._settling.append(job_id)  # stamped with its time by the batch, on our thread
         if self._thread is None:
             self._start()
 
@@ -132,7 +131,7 @@ class JobIndex:
 
     # -- inside ------------------------------------------------------------------------------
 
-    def _writing(self) -> bool:
+    def writes(self) -> bool:
         """Not under the TestRunner (its connection is in memory), nor with the index off."""
         if self._writes is None:
             connection = self._connection()
@@ -143,6 +142,7 @@ class JobIndex:
     def _after_fork(self) -> None:
         """A forked child has neither the parent's thread nor its client: it starts anew."""
         self._notes.clear()
+        self._settling.clear()
         self._settled.clear()
         self._thread, self._producer = None, None
         self._starting, self._stop = threading.Lock(), threading.Event()
@@ -162,10 +162,14 @@ class JobIndex:
         self._send_noted(closing=True)
 
     def _send_noted(self, closing: bool = False) -> None:
-        now = time.monotonic()
+        now, settling = time.monotonic(), self._settling
+        if settling:  # the settles since the last round share a time: one stamp per batch
+            batch = [settling.popleft() for _ in range(len(settling))]
+            self._settled.append((now + EMPTY_AFTER_SECONDS, batch))
+        emptied: list[str] = []
         while self._settled and (closing or self._settled[0][0] <= now):
-            self._notes.append((self._settled.popleft()[1], None, "", None))
-        if not self._notes:
+            emptied += self._settled.popleft()[1]
+        if not self._notes and not emptied:
             return
         try:
             producer = self._producer or self._open()
@@ -176,12 +180,12 @@ class JobIndex:
         settings, wheres = self._connection().settings, self._wheres
         while self._notes:
             job_id, queue, topic, message_id = self._notes.popleft()
-            value = b""
-            if queue is not None:
-                if (where := wheres.get(topic)) is None:
-                    where = wheres[topic] = where_on(settings, queue, topic)
-                value = IndexEntry(queue, where, position_of(message_id)).encode()
+            if (where := wheres.get(topic)) is None:
+                where = wheres[topic] = where_on(settings, queue, topic)
+            value = IndexEntry(queue, where, position_of(message_id)).encode()
             producer.send_async(value, self._sent, partition_key=job_id)
+        for job_id in emptied:  # empty: compaction's tombstone
+            producer.send_async(b"", self._sent, partition_key=job_id)
 
     def _open(self) -> pulsar.Producer:
         connection = self._connection()
@@ -241,10 +245,10 @@ def where_on(settings: Settings, queue: str, topic: str) -> str:
 
 
 class IndexedSettles:
-    """The worker's step that empties the entry of a job that succeeded (a retry's or a dead
-    letter's position is indexed as it is stored). A job that ended unrun keeps its entry: a
-    cancelled one may have a copy stored under its id (Kill, Run now), and what a lookup then
-    says of the entry (settled, or where the copy is) holds."""
+    """The worker's step, where the index `writes()`, that empties the entry of a job that
+    succeeded (a retry's or a dead letter's position is indexed as it is stored). A job that
+    ended unrun keeps its entry: a cancelled one may have a copy stored under its id (Kill, Run
+    now), and what a lookup then says of the entry (settled, or where the copy is) holds."""
 
     name: ClassVar[str] = "job index"
 

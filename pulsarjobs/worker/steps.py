@@ -247,7 +247,8 @@ def worker_steps(
     steps.append(stats)
     if app.settings.metrics_interval:
         steps.append(stats.per_type)  # by job type, for the Metrics page
-    steps.append(IndexedSettles(app.job_index))
+    if app.job_index.writes():  # else its jobs pay nothing for it
+        steps.append(IndexedSettles(app.job_index))
     if debounced is None:
         debounced = any(job.flow.debounce for job in app.jobs.values())
     if debounced:
