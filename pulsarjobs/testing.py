@@ -145,7 +145,7 @@ class TestRunner:
         self._current = CurrentRuns()
         judge = Judge(app, WORKER, self._clock, self._current)
         steps = worker_steps(app, WORKER, judge, self.stats, flow=None, crashes=self._crashes,
-                             debounced=True)  # fmt: skip
+                             debounced=True, indexed=False)  # fmt: skip
         steps += [UniqueKeysBack(self), Recorder(self.outcomes, by_counter)]
         self._pipeline = Pipeline(
             app, judge, JobExecutor(app, judge, self._current, self._threads),

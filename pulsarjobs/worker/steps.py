@@ -234,10 +234,12 @@ def worker_steps(
     metrics: WorkerMetrics | None = None,
     crashes: CrashCounts | None = None,
     debounced: bool | None = None,
+    indexed: bool | None = None,
 ) -> list[Named]:
     """A worker's steps, in order. Tracing and users' middleware are hooks around the run
     itself (middleware.py), not steps. `debounced`: whether jobs may be debounced (None: if the
-    app declares a debounced job; its other jobs then pay nothing for it)."""
+    app declares a debounced job; its other jobs then pay nothing for it). `indexed`: whether
+    settles go to the job index (None: if the app's index writes; the TestRunner's never)."""
     steps: list[Named] = []
     if crashes is not None:
         steps.append(AfterCrashes(judge, crashes))
@@ -247,7 +249,7 @@ def worker_steps(
     steps.append(stats)
     if app.settings.metrics_interval:
         steps.append(stats.per_type)  # by job type, for the Metrics page
-    if app.job_index.writes():  # else its jobs pay nothing for it
+    if app.job_index.writes() if indexed is None else indexed:  # else its jobs pay nothing
         steps.append(IndexedSettles(app.job_index))
     if debounced is None:
         debounced = any(job.flow.debounce for job in app.jobs.values())

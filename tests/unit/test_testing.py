@@ -1,5 +1,6 @@
 import asyncio
 import contextvars
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -400,3 +401,19 @@ def test_a_paused_queues_jobs_wait_until_it_is_resumed(app: App, runner: TestRun
     app.resume("reports")
     runner.run_all()
     assert runner.runs(build_report) == 1 and runner.pending == []
+
+
+def test_the_runner_never_reaches_for_a_broker_not_even_to_index_a_job() -> None:
+    app = App(Settings(service_url="pulsar://127.0.0.1:9"))  # nothing listens there
+
+    @app.job()
+    def noop() -> None:
+        pass
+
+    with TestRunner(app) as runner:
+        noop.enqueue()
+        runner.run_all()
+        assert runner.stats.done == 1
+    names = {thread.name for thread in threading.enumerate()}
+    assert "pulsarjobs-job-index" not in names  # a thread that would wait on the broker
+    app.close()
