@@ -2,10 +2,10 @@
 (transport/metrics_reports.py) reports them each minute (wire/type_metrics.py says what a
 report holds and how reports add up).
 
-`TypeCounts` is a step of the pipeline (steps.py) on every job: at `started`, the job's wait
-since it was due goes into a bucket; at `told`, its verdict is counted and its run time goes
-into a bucket — a dict lookup and a list increment each, under a lock (runner threads count
-concurrently).
+`TypeCounts` is a step of the pipeline (steps.py) on every job, told its verdict: it counts the
+verdict and, for a job that ran, puts its run time and its wait (from when it was due to when
+it started: now less its run time) into buckets — one dict lookup and three increments, under
+a lock (runner threads count concurrently).
 """
 
 from __future__ import annotations
@@ -24,6 +24,14 @@ MAX_ROWS = 1_000  # (type, queue) pairs in one report; past it, types count as O
 OTHER = "other"  # a bounded set: a producer of made-up job types cannot grow a report
 
 
+def due_at(envelope: Envelope) -> float:
+    """When it was due, as a timestamp: enqueued, or its run_at if later."""
+    due = envelope.created_at
+    if envelope.run_at is not None and envelope.run_at > due:
+        due = envelope.run_at
+    return due.timestamp()
+
+
 class TypeCounts:
     """A step: counts by (job type, queue) since they were last `taken`."""
 
@@ -33,25 +41,17 @@ class TypeCounts:
         self._rows: dict[tuple[str, str], Row] = {}
         self._lock = threading.Lock()
 
-    def started(self, envelope: Envelope) -> None:
-        """How long it waited since it was due (enqueued, or its run_at)."""
-        due = envelope.created_at
-        if envelope.run_at is not None and envelope.run_at > due:
-            due = envelope.run_at
-        index = bisect_left(WAIT_BUCKETS, time.time() - due.timestamp())
-        with self._lock:
-            row = self._rows.get((envelope.type, envelope.queue)) or self._new(
-                envelope.type, envelope.queue
-            )
-            row.wait[index] += 1  # fmt: skip
-
     def told(self, queue: str, outcome: Outcome) -> None:
-        job_type = outcome.envelope.type
+        envelope, ran = outcome.envelope, outcome.duration
+        if ran is not None:  # it ran: how long, and how long it waited since it was due
+            run = bisect_left(RUN_BUCKETS, ran)
+            wait = bisect_left(WAIT_BUCKETS, time.time() - ran - due_at(envelope))
         with self._lock:
-            row = self._rows.get((job_type, queue)) or self._new(job_type, queue)
+            row = self._rows.get((envelope.type, queue)) or self._new(envelope.type, queue)
             row.counts[outcome.kind.policy.counter] += 1
-            if outcome.duration is not None:
-                row.run[bisect_left(RUN_BUCKETS, outcome.duration)] += 1
+            if ran is not None:
+                row.run[run] += 1
+                row.wait[wait] += 1
 
     def taken(self) -> list[Row]:
         """What was counted since the last time, and start again from zero."""
