@@ -57,7 +57,7 @@ def located(request: Request, dash: Dashboard) -> views.Context:
     stored, else what the workers and its kept result say."""
     job_id = request.path_params["job"]
     seen = last_progress(dash.inspector.workers(everyone=True), job_id)
-    found = find_job(dash.inspector, job_id, seen)
+    found = find_job(dash.inspector, job_id, seen, dash.job_index)
     if found is None:
         raise NotFound(
             f"No job {job_id} is stored: no worker runs it, the job index has no entry of it and "
@@ -96,7 +96,7 @@ def search(request: Request) -> Response:
 
 def found_by_id(dash: Dashboard, text: str) -> bool:
     seen = last_progress(dash.inspector.workers(everyone=True), text)
-    return find_job(dash.inspector, text, seen) is not None
+    return find_job(dash.inspector, text, seen, dash.job_index) is not None
 
 
 # The list pages a search by type or arguments runs on: (path, what it lists).

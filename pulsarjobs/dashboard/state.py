@@ -16,6 +16,7 @@ from pulsarjobs.dashboard.samples import Samples
 from pulsarjobs.dashboard.snapshot import Snapshots
 from pulsarjobs.dashboard.tasks import Tasks
 from pulsarjobs.operations.browse import Browser, Count, JobMessage, Page
+from pulsarjobs.operations.index_table import IndexTable
 from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.operations.job_search import JobSearch
 from pulsarjobs.operations.metrics_history import MetricsHistory
@@ -44,6 +45,7 @@ class Dashboard:
     ready_work: ReadyWork  # /api/ready: what it read of each backlog, kept between looks
     signaler: App  # sends the Waiting page's signals: an App of its own, the user's may be None
     history: MetricsHistory  # the Metrics page's: the metrics topic, read once then what is new
+    job_index: IndexTable  # finding a job by id: the job index, read once then what is new
     _signaling: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -72,6 +74,7 @@ class Dashboard:
             ready_work=ready_work,
             signaler=signaler,
             history=MetricsHistory(lambda: inspector.connection),
+            job_index=IndexTable(lambda: inspector.connection),
         )
 
     def scheduled(
@@ -94,6 +97,7 @@ class Dashboard:
     def close(self) -> None:
         self.snapshots.close()
         self.history.close()
+        self.job_index.close()
         self.inspector.close()
         self.signaler.close()
         if self.app is not None:

@@ -3,8 +3,10 @@ retrying or dead (the job index, transport/job_index.py, says at which position 
 message there says whether the subscription still holds it), or over with a kept result (the
 results topic). Read as the Inspector reads: nothing is consumed or created.
 
-Reading the index reads it whole: the entries of every job stored and not settled, and those
-written since the broker last compacted it (about a second per hundred thousand).
+A one-off look reads the index whole: the entries of every job stored and not settled, and
+those written since the broker last compacted it (about a second per hundred thousand). A
+process that looks often (the dashboard) keeps it instead, read once, then only what is new
+(index_table.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pulsar
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import NotFound
 from pulsarjobs.operations.browse import WHERE, Browser, FoundMessage, Where
+from pulsarjobs.operations.index_table import IndexTable
 from pulsarjobs.operations.inspector import Inspector, WorkerStatus
 from pulsarjobs.transport.backlog import partition_holding, subscription_cursor
 from pulsarjobs.transport.connection import client_errors
@@ -80,15 +83,21 @@ class FoundJob:
 
 
 def find_job(
-    inspector: Inspector, job_id: str, seen: tuple[WorkerStatus, RunningJob] | None
+    inspector: Inspector,
+    job_id: str,
+    seen: tuple[WorkerStatus, RunningJob] | None,
+    kept: IndexTable | None = None,
 ) -> FoundJob | None:
     """Where the job is now, `seen` where the workers' heartbeats say it runs or ran lately
     (worker/progress.py's last_progress); None when nothing stored knows of it (an unknown id,
-    a job settled without keeping its result, or one whose index entry was lost)."""
-    entry, read = read_entry(inspector, job_id)
+    a job settled without keeping its result, or one whose index entry was lost). `kept`: the
+    index as this process keeps it, else it is read whole."""
+    entry, read = read_entry(inspector, job_id, kept)
     message, held_in_order = None, False
     if entry is not None and (where := BROWSED.get(entry.where)) is not None:
         message = Browser(inspector).message(entry.queue, where, entry.position)
+        if kept is not None and message_id_of(message) not in (job_id, None):  # another's hash
+            return find_job(inspector, job_id, seen)
     elif entry is not None:
         held_in_order = held_on_ordered_topic(inspector, entry)
     result = kept_result(inspector, job_id)
@@ -133,11 +142,25 @@ def held_on_ordered_topic(inspector: Inspector, entry: IndexEntry) -> bool:
     return cursor is not None and not cursor.is_acked(entry.position)
 
 
-def read_entry(inspector: Inspector, job_id: str) -> tuple[IndexEntry | None, int]:
+def message_id_of(message: FoundMessage | None) -> str | None:
+    """The id of the job a message holds, when it can be read."""
+    if message is None:
+        return None
+    envelope = message.job.envelope if message.job else None
+    if envelope is None and message.letter is not None:
+        envelope = message.letter.envelope
+    return envelope.id if envelope is not None else None
+
+
+def read_entry(
+    inspector: Inspector, job_id: str, kept: IndexTable | None = None
+) -> tuple[IndexEntry | None, int]:
     """The job's latest index entry (None: none, or emptied), and how many entries were read."""
     topic = job_index_topic(inspector.settings)
-    if not exists(inspector, topic):
+    if not exists(inspector, topic):  # a reader would create it
         return None, 0
+    if kept is not None:
+        return kept.get(job_id)
     entry: IndexEntry | None = None
     read = 0
     with client_errors(inspector.settings.service_url, f"reading {topic}"):

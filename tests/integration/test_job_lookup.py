@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from pulsarjobs import App, Inspector
 from pulsarjobs.jobs import JobCall
+from pulsarjobs.operations.index_table import IndexTable
 from pulsarjobs.operations.inspector import ALL
 from pulsarjobs.operations.job_lookup import find_job
 from pulsarjobs.operations.replay import replay
@@ -50,6 +51,23 @@ def state(app: App, job_id: str) -> str | None:
     with Inspector(app.settings) as inspector:
         found = find_job(inspector, job_id, last_progress(inspector.workers(), job_id))
     return found.state if found else None
+
+
+class Kept:
+    """Lookups as the dashboard makes them: through the index it keeps (index_table.py)."""
+
+    def __init__(self, app: App) -> None:
+        self.inspector = Inspector(app.settings)
+        self.index = IndexTable(lambda: self.inspector.connection)
+
+    def state(self, job_id: str) -> str | None:
+        seen = last_progress(self.inspector.workers(), job_id)
+        found = find_job(self.inspector, job_id, seen, self.index)
+        return found.state if found else None
+
+    def close(self) -> None:
+        self.index.close()
+        self.inspector.close()
 
 
 def shown_state(app: App, job_id: str) -> str | None:
@@ -101,16 +119,21 @@ def test_jobs_show_finds_a_job_by_its_id_in_every_state(broker: BrokerUnderTest)
                 dead: "dead",
                 retrying: "retrying",
             }
+            dashboard = Kept(app)
+            assert {job_id: dashboard.state(job_id) for job_id in ids} == found
             shown = jobs_show(app, kept)
             assert shown is not None and shown["state"] == "finished"
             assert shown["result"]["value"] == 42
             release.set()
             # Done without keeping its result: its entry is emptied a little after it settled.
             wait_until(lambda: state(app, plain) is None, EMPTY_AFTER_SECONDS + 30, 0.5)
+            assert dashboard.state(plain) is None  # the emptied entry, read as it came
         with Inspector(app.settings) as inspector:
             assert replay(inspector, "work", ALL).moved == 1
         wait_until(lambda: state(app, dead) == "waiting", 30, 0.5)  # back on its queue
         assert shown_state(app, dead) == "waiting"
+        assert dashboard.state(dead) == "waiting"
+        dashboard.close()
         assert shown_state(app, "0123456789abcdef0123456789abcdef") is None
     finally:
         app.close()
