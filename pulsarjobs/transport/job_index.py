@@ -119,9 +119,11 @@ class JobIndex:
 
     def close(self) -> None:
         """Send what gathered and wait for the broker's acks (before the client closes)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        with self._starting:  # a thread being started on another thread is joined, once started
+            self._stop.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
         if self._producer is not None:
             with contextlib.suppress(Exception):  # a broker gone: nothing more to do
                 self._producer.flush()

@@ -48,3 +48,61 @@ def test_with_the_index_off_a_job_is_published_with_its_plain_acks_and_nothing_i
         acks = index.acks("job", "default", "persistent://public/pulsarjobs/default", group)
         assert isinstance(acks, IndexedAck) is on
         assert (acks is group) is not on
+
+
+def test_an_app_closed_while_its_index_thread_is_being_started_waits_for_that_thread() -> None:
+    """An enqueue's ack (on the client's thread) starts the index's thread; an App closed at
+    that moment must join it once started, not fail on a thread not yet started."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from pulsarjobs.settings import Settings
+    from pulsarjobs.transport import job_index
+    from pulsarjobs.transport.job_index import JobIndex
+
+    def no_producer(*_args: object, **_kwargs: object) -> None:
+        raise ConnectionError("no broker here")
+
+    client = SimpleNamespace(create_producer=no_producer)
+    connection = SimpleNamespace(
+        settings=Settings(), in_memory=False, client=client, keep_marks=lambda topic: None
+    )
+    index = JobIndex(lambda: connection)  # type: ignore[arg-type,return-value]
+    starting, stopping = threading.Event(), threading.Event()
+
+    class SaysStop(threading.Event):
+        def set(self) -> None:
+            stopping.set()
+            super().set()
+
+    class SlowToStart(threading.Thread):
+        def start(self) -> None:
+            starting.set()
+            stopping.wait(0.5)  # close() begins in this gap (or, mended, waits for us)
+            time.sleep(0.05)
+            super().start()
+
+    index._stop = SaysStop()
+    failures: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            index.close()
+        except BaseException as exc:
+            failures.append(exc)
+
+    original = job_index.threading.Thread
+    job_index.threading.Thread = SlowToStart  # type: ignore[misc]
+    try:
+        noting = threading.Thread(target=index.note, args=(("job", "q", "t", None),))
+        noting.start()
+        assert starting.wait(5.0)
+        closer = threading.Thread(target=close)
+        closer.start()
+        closer.join(5.0)
+        noting.join(5.0)
+    finally:
+        job_index.threading.Thread = original  # type: ignore[misc]
+    assert failures == []
+    assert not closer.is_alive() and index._thread is None  # closed, the thread joined
