@@ -43,8 +43,10 @@ pytestmark = pytest.mark.cluster
 
 FULL = os.environ.get("PULSARJOBS_TEST_CLUSTER_FULL") == "1"
 JOBS, DELAYED = (20_000, 2_000) if FULL else (2_000, 200)
-PRODUCE_SECONDS = 20.0
-DELAYS = range(10, 60, 5)  # the delayed jobs come due over the whole run, through the failure
+PRODUCE_SECONDS = 20.0 if FULL else 12.0
+# The delayed jobs come due over the whole run, through the failure and the pause after it
+# (about the metadata session timeout, 10 s, plus a few seconds for a broker's).
+DELAYS = range(10, 60, 5) if FULL else range(8, 32, 4)
 
 
 @dataclass
