@@ -96,7 +96,8 @@ def find_job(
     message, held_in_order = None, False
     if entry is not None and (where := BROWSED.get(entry.where)) is not None:
         message = Browser(inspector).message(entry.queue, where, entry.position)
-        if kept is not None and message_id_of(message) not in (job_id, None):  # another's hash
+        ids = ids_of(message)
+        if kept is not None and ids is not None and job_id not in ids:  # another's hash
             return find_job(inspector, job_id, seen)
     elif entry is not None:
         held_in_order = held_on_ordered_topic(inspector, entry)
@@ -142,14 +143,15 @@ def held_on_ordered_topic(inspector: Inspector, entry: IndexEntry) -> bool:
     return cursor is not None and not cursor.is_acked(entry.position)
 
 
-def message_id_of(message: FoundMessage | None) -> str | None:
-    """The id of the job a message holds, when it can be read."""
-    if message is None:
-        return None
-    envelope = message.job.envelope if message.job else None
-    if envelope is None and message.letter is not None:
+def ids_of(message: FoundMessage | None) -> tuple[str, ...] | None:
+    """The ids the job a message holds is indexed under: its own, and its chain's for a chain's
+    link; None when it cannot be read."""
+    envelope = message.job.envelope if message and message.job else None
+    if envelope is None and message is not None and message.letter is not None:
         envelope = message.letter.envelope
-    return envelope.id if envelope is not None else None
+    if envelope is None:
+        return None
+    return (envelope.id,) if envelope.chain is None else (envelope.id, envelope.chain.id)
 
 
 def read_entry(

@@ -10,6 +10,8 @@ ordered). It is written
 - when a worker dead-letters a job (its position on the dead-letter topic);
 - and emptied (compaction's tombstone) when a worker settles a job that succeeded: its kept
   result, if any, says the rest.
+A chain's link is indexed under the chain's id too (a batch counts the chain under it), so that
+the chain's id finds its latest link, until the last one succeeds.
 So it holds one entry per job stored and not settled, the dead ones included, and one per job
 that ended unrun (expired, cancelled), until compaction drops those emptied (the broker compacts
 it past COMPACTION_THRESHOLD_BYTES of new entries).
@@ -99,11 +101,15 @@ class JobIndex:
         in_child = weakref.WeakMethod(self._after_fork)  # an App made before worker processes
         os.register_at_fork(after_in_child=lambda: (forget := in_child()) and forget())
 
-    def acks(self, job_id: str, queue: str, topic: str, group: Acks | None = None) -> Acks:
-        """The Acks to publish a job's message with: once stored, its position is indexed."""
+    def acks(
+        self, job_id: str, queue: str, topic: str, group: Acks | None = None,
+        chain_id: str | None = None,
+    ) -> Acks:  # fmt: skip
+        """The Acks to publish a job's message with: once stored, its position is indexed, under
+        the job's id and, for a chain's link, the chain's (which a batch counts it under)."""
         if not self.writes():
             return group or Acks(1)
-        return IndexedAck(self, (job_id, queue, topic), group or Acks(1))
+        return IndexedAck(self, (job_id, queue, topic), group or Acks(1), chain_id)
 
     def note(self, note: Note) -> None:
         self._notes.append(note)
@@ -224,15 +230,19 @@ def _close_at_exit() -> None:
 class IndexedAck(Acks):
     """One job message's ack: notes where the broker stored it, then tells its group."""
 
-    def __init__(self, index: JobIndex, job: tuple[str, str, str], group: Acks) -> None:
+    def __init__(
+        self, index: JobIndex, job: tuple[str, str, str], group: Acks, chain_id: str | None
+    ) -> None:
         # No Acks.__init__: the group's future is the one awaited, its count the one kept.
         self.stored = group.stored
-        self._index, self._job, self._group = index, job, group
+        self._index, self._job, self._group, self._chain_id = index, job, group, chain_id
 
     def ok(self, message_id: object = None) -> None:
         if message_id is not None:  # the in-memory transport tells none
             job_id, queue, topic = self._job
             self._index.note((job_id, queue, topic, message_id))
+            if self._chain_id is not None:
+                self._index.note((self._chain_id, queue, topic, message_id))
         self._group.ok()
 
     def failed(self, failure: Exception) -> None:
@@ -261,3 +271,5 @@ class IndexedSettles:
         policy = outcome.kind.policy
         if policy.succeeded and policy.publishes is Publish.NOTHING:
             self.index.settled(outcome.envelope.id)
+            if (chain := outcome.envelope.chain) is not None and not chain.next:
+                self.index.settled(chain.id)  # the chain's last link: the chain is over
