@@ -37,7 +37,7 @@ READ_TIMEOUT_MS = 5_000
 HASH_BYTES = 8
 REREAD_AT_LEAST = 100_000  # entries kept before a whole read is worth its cost
 EMPTIED = 1 << 63  # the entry was emptied: its job settled for good
-_ENTRY_BITS, _WHERE_BITS = 40, 2  # then the queue's index, in the bits left below EMPTIED
+_ENTRY_BITS, _WHERE_BITS = 40, 3  # then the queue's index, in the bits left below EMPTIED
 
 log = structlog.get_logger("pulsarjobs.index_table")
 

@@ -8,6 +8,8 @@ ordered). It is written
 - when the broker has stored a job sent to a queue's topic by `App.publish_envelope` or an
   enqueue (so also a chain's next link, a cron tick, a retry or a snooze a worker publishes);
 - when a worker dead-letters a job (its position on the dead-letter topic);
+- when a grouped job's member is stored on its queue's group topic, emptied once a worker has
+  stored its group's job (that job, under its own id, carries it);
 - and emptied (compaction's tombstone) when a worker settles a job that succeeded: its kept
   result, if any, says the rest.
 A chain's link is indexed under the chain's id too (a batch counts the chain under it), so that
@@ -53,7 +55,8 @@ FLUSH_SECONDS = 0.05
 # FLUSH_SECONDS of the broker's ack, lands first unless its process stalls that long (then the
 # entry stays, pointing at a message acknowledged: a lookup says the job is settled).
 EMPTY_AFTER_SECONDS = 5.0
-WHERE_ON = ("jobs", "retry", "dead", "ordered")  # a queue's topics, as an entry names them
+# a queue's topics, as an entry names them ("groups": grouped jobs' members, grouping/)
+WHERE_ON = ("jobs", "retry", "dead", "ordered", "groups")
 # (job id, queue, topic, message id): where the broker stored it
 Note = tuple[str, str, str, Any]
 
@@ -252,7 +255,8 @@ class IndexedAck(Acks):
 def where_on(settings: Settings, queue: str, topic: str) -> str:
     """Which of the queue's topics `topic` is."""
     topics = topics_for(settings, queue)
-    by_topic = {topics.jobs: "jobs", topics.retry: "retry", topics.dead: "dead"}
+    by_topic = {topics.jobs: "jobs", topics.retry: "retry", topics.dead: "dead",
+                topics.groups: "groups"}  # fmt: skip
     return by_topic.get(topic, "ordered")
 
 

@@ -3,7 +3,8 @@ index, pulsarjobs/transport/job_index.py): waiting, scheduled, retrying, dead, r
 its queue's ordered topic, finished with a kept result; a replayed dead job where it waits
 again; a job done without keeping its result is forgotten once its entry is emptied; a job the
 outbox relay published; the dashboard reads the index whole once as it starts, and a lookup
-after that (or asked while it reads) makes no second whole read."""
+after that (or asked while it reads) makes no second whole read; a grouped job's member is found
+while it waits for its group."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from pulsarjobs import App, Inspector
 from pulsarjobs.dashboard.app import create_app
 from pulsarjobs.dashboard.auth import Secret
+from pulsarjobs.grouping.options import GroupOptions, Member
 from pulsarjobs.jobs import JobCall
 from pulsarjobs.operations.index_table import IndexTable
 from pulsarjobs.operations.inspector import ALL
@@ -203,3 +205,27 @@ def test_the_dashboard_reads_the_job_index_whole_as_it_starts_and_once(
         assert index.whole_reads == 1
         assert lookup(client, ids[-1])["index_read"] == 0
     assert index.whole_reads == 1
+
+
+def test_a_grouped_jobs_member_is_found_while_it_waits_for_its_group(
+    broker: BrokerUnderTest,
+) -> None:
+    app = App(fresh_settings(broker))
+    group = GroupOptions(max_size=10, grace=timedelta(seconds=1), max_delay=timedelta(seconds=4))
+
+    @app.job(queue="gathered", group=group)
+    def gather(members: list[Member]) -> None: ...
+
+    try:
+        member = gather.enqueue(7)
+        wait_until(lambda: state(app, member) == "grouped", 30, 0.5)
+        shown = jobs_show(app, member)
+        assert shown is not None and (shown["state"], shown["where"]) == ("grouped", "groups")
+        dashboard = Kept(app)
+        assert dashboard.state(member) == "grouped"
+        with worker_in_thread(app, "gathered"):  # its group is stored as a job of its own
+            wait_until(lambda: state(app, member) is None, EMPTY_AFTER_SECONDS + 60, 0.5)
+        assert dashboard.state(member) is None  # that job, under its own id, carries it
+        dashboard.close()
+    finally:
+        app.close()
