@@ -11,7 +11,8 @@ hundred died of a TimeoutError), starts `pulsarjobs dashboard` as a user would, 
 counts are exact (the first reading of a deep backlog goes on over several refreshes), and times
 each page over real HTTP, `--repeat` times, each after the shared reading expired: Home, Queues,
 the first page of each list (the queue's waiting jobs, Scheduled, Retries, Dead newest and oldest
-first, Dead filtered), a job found by its id (/jobs/ID and the search box), then a Dead search by
+first, Dead filtered), a job found by its id (/jobs/ID and the search box; one asked as soon as
+the dashboard answers, before the rest), then a Dead search by
 error text through every dead letter. Last, the dashboard's CPU per minute with one headless
 Chromium tab open on Home, then on Queues (and with none). The figures go to
 bench/results/dashboard.json.
@@ -103,6 +104,26 @@ def time_pages(http: httpx.Client, pages: dict[str, str], repeat: int) -> dict[s
     return timings
 
 
+def first_lookup(http: httpx.Client, job_id: str, timeout: float = 120.0) -> dict[str, float]:
+    """A job asked for by id as soon as the dashboard answers at all: the seconds from its start
+    until it answers /livez, and those of that lookup, which waits for the index's read at start
+    (the entries it read itself: none once that read is through)."""
+    started = time.monotonic()
+    while True:
+        try:
+            http.get("/livez").raise_for_status()
+            break
+        except httpx.TransportError:
+            if time.monotonic() - started > timeout:
+                raise SystemExit("the dashboard did not answer within 2 minutes") from None
+            time.sleep(0.05)
+    serving = time.monotonic()
+    found = http.get(f"/api/jobs/{job_id}").raise_for_status().json()["located"]
+    done = time.monotonic()
+    return {"serving_after_s": round(serving - started, 2), "lookup_s": round(done - serving, 2),
+            "index_read_by_lookup": found["index_read"]}  # fmt: skip
+
+
 def until_exact(http: httpx.Client, timeout: float = 1200.0) -> float:
     """Seconds until the dashboard answers with exact counts (its first reading through)."""
     started = time.monotonic()
@@ -180,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         try:
             with httpx.Client(base_url=base, headers=headers, timeout=300) as http:
+                at_start = first_lookup(http, waiting[len(waiting) // 3])
+                say(f"a lookup as soon as it serves: {at_start}")
                 exact_s = until_exact(http)
                 say(f"counts exact after {exact_s:.0f} s")
                 # the middle of the waiting backlog, and the newest dead letter
@@ -203,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "dead": options.dead,
             "fill_seconds": {key: round(value, 1) for key, value in fill.items()},
             "first_exact_s": round(exact_s, 1),
+            "job_by_id_at_start": at_start,
             "pages": timings,
             "dead_search": search,
             "dead_search_oldest_first": search_oldest,

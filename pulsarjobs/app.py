@@ -226,7 +226,8 @@ class App(PeriodicJobs, Workflows, Closing):
     def publish_envelope(self, envelope: Envelope, topic: str | None = None) -> Future[None]:
         """Send a ready envelope to its queue (or `topic`), due at its `run_at`."""
         destination = topic or self._queue_topic(envelope)
-        acks = self.job_index.acks(envelope.id, envelope.queue, destination)
+        chain_id = envelope.chain.id if envelope.chain else None
+        acks = self.job_index.acks(envelope.id, envelope.queue, destination, None, chain_id)
         return self.connection.publish(
             destination, encode(envelope), deliver_at=envelope.run_at, key=envelope.order_key,
             properties=weight_properties(envelope.fair_weight), acks=acks,
@@ -282,7 +283,8 @@ class App(PeriodicJobs, Workflows, Closing):
                 if env.unique_key is None and env.debounce_key is None]  # fmt: skip
         acks = Acks(len(sent))
         for topic, data, env in sent:
-            indexed = self.job_index.acks(env.id, env.queue, topic, acks)
+            chain_id = env.chain.id if env.chain else None
+            indexed = self.job_index.acks(env.id, env.queue, topic, acks, chain_id)
             self.connection.publish(topic, data, deliver_at=env.run_at, key=env.order_key,
                                     properties=weight_properties(env.fair_weight),
                                     acks=indexed)  # fmt: skip

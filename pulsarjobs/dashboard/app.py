@@ -32,6 +32,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        dashboard.start()
         yield
         dashboard.close()
 

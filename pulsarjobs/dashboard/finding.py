@@ -27,6 +27,7 @@ TAB_OF_STATE: dict[JobState, str] = {
     "retrying": "retries",
     "dead": "dead",
     "ordered": "queues",
+    "grouped": "queues",
     "finished": "queues",
     "failed": "queues",
     "ended": "workers",

@@ -18,6 +18,7 @@ from pulsarjobs.dashboard.tasks import Tasks
 from pulsarjobs.operations.browse import Browser, Count, JobMessage, Page
 from pulsarjobs.operations.index_table import IndexTable
 from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.operations.job_lookup import exists
 from pulsarjobs.operations.job_search import JobSearch
 from pulsarjobs.operations.metrics_history import MetricsHistory
 from pulsarjobs.operations.queue_metrics import QueueCollector
@@ -26,6 +27,7 @@ from pulsarjobs.settings import Settings
 from pulsarjobs.transport.backlog import Position
 from pulsarjobs.transport.client_log import silent_logger
 from pulsarjobs.transport.connection import Connection
+from pulsarjobs.transport.topics import job_index_topic
 
 POLL_SECONDS = 3.0  # how often live parts of the pages refresh
 
@@ -93,6 +95,11 @@ class Dashboard:
         keeps what it read in memory, for one caller at a time."""
         with self._signaling:
             return self.signaler.signal(key, payload, keep=keep)
+
+    def start(self) -> None:
+        """What is read ahead of the first page: the job index, whole (a deep one takes seconds)."""
+        topic = job_index_topic(self.settings)
+        self.job_index.start(lambda: exists(self.inspector, topic))
 
     def close(self) -> None:
         self.snapshots.close()

@@ -24,6 +24,7 @@ from pulsarjobs.jobs import Job, JobCall, JobOptions
 from pulsarjobs.settings import Settings
 from pulsarjobs.snooze import Snooze
 from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.topics import check_queue_name, topics_for
 from pulsarjobs.wire.envelope import Envelope, encode, new_id
 
@@ -48,6 +49,8 @@ class GroupApp(Protocol):
     def clock(self) -> Clock: ...
     @property
     def jobs(self) -> dict[str, Job[Any, Any]]: ...
+    @property
+    def job_index(self) -> JobIndex: ...
 
 
 class GroupedJob(Job[..., Any]):
@@ -102,15 +105,16 @@ class GroupedJob(Job[..., Any]):
             member = Envelope(id=call.job_id or new_id(), type=self.name, queue=queue,
                               args=call.args, kwargs=call.kwargs, created_at=now,
                               meta=call.meta)  # fmt: skip
-            sent.append((topics_for(app.settings, queue).groups, key, encode(member), member.id))
+            sent.append((topics_for(app.settings, queue).groups, key, encode(member), member))
         for topic in {topic for topic, *_ in sent}:
             app.connection.prepare_queue(topic, app.settings.subscription, key_shared=True)
         acks = Acks(len(sent))
-        for topic, key, data, _ in sent:
-            app.connection.publish(topic, data, key=key, acks=acks)
+        for topic, key, data, member in sent:
+            indexed = app.job_index.acks(member.id, member.queue, topic, acks)  # job_index.py
+            app.connection.publish(topic, data, key=key, acks=indexed)
         if sent:
             acks.stored.result()
-        return [job_id for *_, job_id in sent]
+        return [member.id for *_, member in sent]
 
 
 def split(app: GroupApp, envelope: Envelope) -> None:

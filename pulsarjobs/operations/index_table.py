@@ -11,6 +11,9 @@ supersedes its earlier one); once the entries kept are more than twice those of 
 read, the index is read whole again (the broker compacts it meanwhile), so that memory follows
 the index's size, not its history.
 
+`start` reads it whole at once, on a thread of its own (the dashboard starting), so that the first
+look finds it read: a look asked meanwhile waits for that read (one lock), never makes its own.
+
 A hash names a job without proving it: two of ten million ids share one with a chance of about
 one in 370,000. The finder checks the message it finds against the id (job_lookup.py).
 """
@@ -23,7 +26,9 @@ from collections.abc import Callable
 from hashlib import blake2b
 
 import pulsar
+import structlog
 
+from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.transport.connection import Connection, client_errors
 from pulsarjobs.transport.job_index import WHERE_ON, IndexEntry
 from pulsarjobs.transport.topics import job_index_topic
@@ -32,7 +37,9 @@ READ_TIMEOUT_MS = 5_000
 HASH_BYTES = 8
 REREAD_AT_LEAST = 100_000  # entries kept before a whole read is worth its cost
 EMPTIED = 1 << 63  # the entry was emptied: its job settled for good
-_ENTRY_BITS, _WHERE_BITS = 40, 2  # then the queue's index, in the bits left below EMPTIED
+_ENTRY_BITS, _WHERE_BITS = 40, 3  # then the queue's index, in the bits left below EMPTIED
+
+log = structlog.get_logger("pulsarjobs.index_table")
 
 
 def id_hash(job_id: str) -> bytes:
@@ -46,7 +53,18 @@ class IndexTable:
         self._connection = connection
         self._lock = threading.Lock()  # one catch-up at a time; page requests run on threads
         self._reader: pulsar.Reader | None = None
+        self._warming: threading.Thread | None = None
+        self._closing = threading.Event()  # stops a whole read under way
+        self.whole_reads = 0  # reads of the index whole, done to their end
         self._clear()
+
+    def start(self, topic_exists: Callable[[], bool]) -> None:
+        """Read the index whole now, on a thread, if the topic exists (a reader would create
+        it). Failing (no broker yet), it says so, and the first look reads it instead."""
+        self._warming = threading.Thread(
+            target=self._warm, args=(topic_exists,), name="pulsarjobs-index-warm", daemon=True
+        )
+        self._warming.start()
 
     def get(self, job_id: str) -> tuple[IndexEntry | None, int]:
         """The job's latest entry (None: none, or emptied), and how many entries this look read
@@ -56,12 +74,23 @@ class IndexTable:
             return self._find(id_hash(job_id)), read
 
     def close(self) -> None:
+        self._closing.set()
+        if self._warming is not None:
+            self._warming.join()
         with self._lock:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
 
     # -- inside ------------------------------------------------------------------------------
+
+    def _warm(self, topic_exists: Callable[[], bool]) -> None:
+        try:
+            with self._lock:
+                if not self._closing.is_set() and topic_exists():
+                    self._catch_up()
+        except PulsarJobsError as exc:
+            log.warning("job index not read at start; the first lookup reads it", error=str(exc))
 
     def _clear(self) -> None:
         self._hashes = bytearray()
@@ -87,12 +116,13 @@ class IndexTable:
                 whole = True
             else:
                 whole = False
-            while self._reader.has_message_available():
+            while not self._closing.is_set() and self._reader.has_message_available():
                 message = self._reader.read_next(timeout_millis=READ_TIMEOUT_MS)
                 self._add(message.partition_key(), message.data())
                 read += 1
-        if whole:
+        if whole and not self._closing.is_set():
             self._whole = len(self._words)
+            self.whole_reads += 1
         return read
 
     def _add(self, job_id: str, data: bytes) -> None:

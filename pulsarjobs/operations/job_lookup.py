@@ -40,6 +40,7 @@ JobState = Literal[
     "retrying",  # on its queue's retry topic, due at its time
     "dead",  # on its queue's dead-letter topic
     "ordered",  # held on its queue's topic of ordered jobs, waiting its turn (or its time)
+    "grouped",  # a grouped job's member, waiting for its group to be stored as one job
     "finished",  # over, its result kept
     "failed",  # over for good, its error kept
     "ended",  # ended lately on a worker, having reported its progress; no result kept
@@ -93,15 +94,16 @@ def find_job(
     a job settled without keeping its result, or one whose index entry was lost). `kept`: the
     index as this process keeps it, else it is read whole."""
     entry, read = read_entry(inspector, job_id, kept)
-    message, held_in_order = None, False
+    message, held_apart = None, False
     if entry is not None and (where := BROWSED.get(entry.where)) is not None:
         message = Browser(inspector).message(entry.queue, where, entry.position)
-        if kept is not None and message_id_of(message) not in (job_id, None):  # another's hash
+        ids = ids_of(message)
+        if kept is not None and ids is not None and job_id not in ids:  # another's hash
             return find_job(inspector, job_id, seen)
     elif entry is not None:
-        held_in_order = held_on_ordered_topic(inspector, entry)
+        held_apart = held_unread(inspector, entry)
     result = kept_result(inspector, job_id)
-    state = state_of(entry, message, seen, result, held_in_order)
+    state = state_of(entry, message, seen, result, held_apart)
     if state is None:
         return None
     queue = entry.queue if entry else (seen[1].queue if seen else None)
@@ -113,7 +115,7 @@ def state_of(
     message: FoundMessage | None,
     seen: tuple[WorkerStatus, RunningJob] | None,
     result: JobResult | None,
-    held_in_order: bool = False,
+    held_apart: bool = False,
 ) -> JobState | None:
     if seen is not None and seen[1].ended_at is None:
         return "running"
@@ -129,27 +131,31 @@ def state_of(
     if seen is not None:
         return "ended"
     if entry is not None:
-        return "ordered" if held_in_order else "settled"
+        if not held_apart:
+            return "settled"
+        return "grouped" if entry.where == "groups" else "ordered"
     return None
 
 
-def held_on_ordered_topic(inspector: Inspector, entry: IndexEntry) -> bool:
-    """Whether the workers' subscription still holds the job on its queue's ordered topic (its
-    cursor says; the message itself is not read)."""
-    topic = topics_for(inspector.settings, entry.queue).ordered
+def held_unread(inspector: Inspector, entry: IndexEntry) -> bool:
+    """Whether the workers' subscription still holds the job on its queue's ordered topic, or
+    its group topic (its cursor says; the message itself is not read)."""
+    topics = topics_for(inspector.settings, entry.queue)
+    topic = topics.groups if entry.where == "groups" else topics.ordered
     topic = partition_holding(inspector.admin, topic, entry.position) or topic
     cursor = subscription_cursor(inspector.admin, topic, inspector.settings.subscription)
     return cursor is not None and not cursor.is_acked(entry.position)
 
 
-def message_id_of(message: FoundMessage | None) -> str | None:
-    """The id of the job a message holds, when it can be read."""
-    if message is None:
-        return None
-    envelope = message.job.envelope if message.job else None
-    if envelope is None and message.letter is not None:
+def ids_of(message: FoundMessage | None) -> tuple[str, ...] | None:
+    """The ids the job a message holds is indexed under: its own, and its chain's for a chain's
+    link; None when it cannot be read."""
+    envelope = message.job.envelope if message and message.job else None
+    if envelope is None and message is not None and message.letter is not None:
         envelope = message.letter.envelope
-    return envelope.id if envelope is not None else None
+    if envelope is None:
+        return None
+    return (envelope.id,) if envelope.chain is None else (envelope.id, envelope.chain.id)
 
 
 def read_entry(
@@ -199,7 +205,8 @@ def exists(inspector: Inspector, topic: str) -> bool:
 
 
 WHERE_SAID = {"jobs": "its queue's topic", "retry": "the retry topic", "dead": "the dead-letter "
-              "topic", "ordered": "the ordered jobs' topic"}  # fmt: skip
+              "topic", "ordered": "the ordered jobs' topic",
+              "groups": "the grouped jobs' members' topic"}  # fmt: skip
 
 
 def where_said(found: FoundJob) -> str:

@@ -134,14 +134,22 @@ def _read_part(
     with client_errors(service_url, f"reading {topic}"):
         reader = open_reader(client, topic, start, crypto)
     try:
-        yield from _read_until(reader, cursor, end, service_url, topic)
+        for position, message in read_through(reader, end, service_url, topic):
+            if not cursor.is_acked(position):
+                yield message
     finally:
         reader.close()
 
 
-def _read_until(
-    reader: pulsar.Reader, cursor: Cursor, end: Position, service_url: str, topic: str
-) -> Iterator[pulsar.Message]:
+def read_through(
+    reader: pulsar.Reader,
+    end: Position,
+    service_url: str,
+    topic: str,
+    before: Position | None = None,
+) -> Iterator[tuple[Position, pulsar.Message]]:
+    """What `reader` reads next, each message with its position, through `end` (the newest
+    message when the read began) and, if given, short of `before`."""
     while True:
         with client_errors(service_url, f"reading {topic}"):
             try:
@@ -151,10 +159,9 @@ def _read_until(
                     raise
                 return  # the end we were told of is not a message a reader sees
         position = position_of(message.message_id())
-        if position > end:
+        if position > end or (before is not None and position >= before):
             return
-        if not cursor.is_acked(position):
-            yield message
+        yield position, message
         if position == end:
             return
 

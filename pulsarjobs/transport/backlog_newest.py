@@ -23,12 +23,12 @@ import pulsar
 from pulsarjobs.errors import NotFound
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.backlog import (
-    READ_TIMEOUT_MS,
     Cursor,
     Position,
     open_reader,
     position_of,
     read_backlog,
+    read_through,
 )
 from pulsarjobs.transport.connection import client_errors
 
@@ -116,20 +116,7 @@ def _read_chunk(
     with client_errors(service_url, f"reading {topic}"):
         reader = open_reader(client, topic, start, crypto, inclusive=inclusive)
     try:
-        while True:
-            with client_errors(service_url, f"reading {topic}"):
-                try:
-                    message = reader.read_next(timeout_millis=READ_TIMEOUT_MS)
-                except pulsar.Timeout:
-                    if reader.has_message_available():
-                        raise
-                    return
-            position = position_of(message.message_id())
-            if position >= top:
-                return
-            yield message
-            if position >= end:
-                return
+        yield from (message for _, message in read_through(reader, end, service_url, topic, top))
     finally:
         reader.close()
 

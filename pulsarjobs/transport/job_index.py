@@ -8,8 +8,12 @@ ordered). It is written
 - when the broker has stored a job sent to a queue's topic by `App.publish_envelope` or an
   enqueue (so also a chain's next link, a cron tick, a retry or a snooze a worker publishes);
 - when a worker dead-letters a job (its position on the dead-letter topic);
+- when a grouped job's member is stored on its queue's group topic, emptied once a worker has
+  stored its group's job (that job, under its own id, carries it);
 - and emptied (compaction's tombstone) when a worker settles a job that succeeded: its kept
   result, if any, says the rest.
+A chain's link is indexed under the chain's id too (a batch counts the chain under it), so that
+the chain's id finds its latest link, until the last one succeeds.
 So it holds one entry per job stored and not settled, the dead ones included, and one per job
 that ended unrun (expired, cancelled), until compaction drops those emptied (the broker compacts
 it past COMPACTION_THRESHOLD_BYTES of new entries).
@@ -51,7 +55,8 @@ FLUSH_SECONDS = 0.05
 # FLUSH_SECONDS of the broker's ack, lands first unless its process stalls that long (then the
 # entry stays, pointing at a message acknowledged: a lookup says the job is settled).
 EMPTY_AFTER_SECONDS = 5.0
-WHERE_ON = ("jobs", "retry", "dead", "ordered")  # a queue's topics, as an entry names them
+# a queue's topics, as an entry names them ("groups": grouped jobs' members, grouping/)
+WHERE_ON = ("jobs", "retry", "dead", "ordered", "groups")
 # (job id, queue, topic, message id): where the broker stored it
 Note = tuple[str, str, str, Any]
 
@@ -99,11 +104,15 @@ class JobIndex:
         in_child = weakref.WeakMethod(self._after_fork)  # an App made before worker processes
         os.register_at_fork(after_in_child=lambda: (forget := in_child()) and forget())
 
-    def acks(self, job_id: str, queue: str, topic: str, group: Acks | None = None) -> Acks:
-        """The Acks to publish a job's message with: once stored, its position is indexed."""
+    def acks(
+        self, job_id: str, queue: str, topic: str, group: Acks | None = None,
+        chain_id: str | None = None,
+    ) -> Acks:  # fmt: skip
+        """The Acks to publish a job's message with: once stored, its position is indexed, under
+        the job's id and, for a chain's link, the chain's (which a batch counts it under)."""
         if not self.writes():
             return group or Acks(1)
-        return IndexedAck(self, (job_id, queue, topic), group or Acks(1))
+        return IndexedAck(self, (job_id, queue, topic), group or Acks(1), chain_id)
 
     def note(self, note: Note) -> None:
         self._notes.append(note)
@@ -224,15 +233,19 @@ def _close_at_exit() -> None:
 class IndexedAck(Acks):
     """One job message's ack: notes where the broker stored it, then tells its group."""
 
-    def __init__(self, index: JobIndex, job: tuple[str, str, str], group: Acks) -> None:
+    def __init__(
+        self, index: JobIndex, job: tuple[str, str, str], group: Acks, chain_id: str | None
+    ) -> None:
         # No Acks.__init__: the group's future is the one awaited, its count the one kept.
         self.stored = group.stored
-        self._index, self._job, self._group = index, job, group
+        self._index, self._job, self._group, self._chain_id = index, job, group, chain_id
 
     def ok(self, message_id: object = None) -> None:
         if message_id is not None:  # the in-memory transport tells none
             job_id, queue, topic = self._job
             self._index.note((job_id, queue, topic, message_id))
+            if self._chain_id is not None:
+                self._index.note((self._chain_id, queue, topic, message_id))
         self._group.ok()
 
     def failed(self, failure: Exception) -> None:
@@ -242,7 +255,8 @@ class IndexedAck(Acks):
 def where_on(settings: Settings, queue: str, topic: str) -> str:
     """Which of the queue's topics `topic` is."""
     topics = topics_for(settings, queue)
-    by_topic = {topics.jobs: "jobs", topics.retry: "retry", topics.dead: "dead"}
+    by_topic = {topics.jobs: "jobs", topics.retry: "retry", topics.dead: "dead",
+                topics.groups: "groups"}  # fmt: skip
     return by_topic.get(topic, "ordered")
 
 
@@ -261,3 +275,5 @@ class IndexedSettles:
         policy = outcome.kind.policy
         if policy.succeeded and policy.publishes is Publish.NOTHING:
             self.index.settled(outcome.envelope.id)
+            if (chain := outcome.envelope.chain) is not None and not chain.next:
+                self.index.settled(chain.id)  # the chain's last link: the chain is over

@@ -163,6 +163,7 @@ class Chain:
     links: int  # how many in all
     pass_result: bool  # each next link receives the previous one's return value first
     next: tuple[Envelope, ...] = ()
+    previous: str | None = None  # the job id of the link before, which published this one
 
     @property
     def where(self) -> str:
@@ -291,6 +292,7 @@ def _chain_record(chain: Chain) -> dict[str, object]:
         "links": chain.links,
         "pass_result": chain.pass_result,
         "next": [_to_record(link) for link in chain.next],
+        "previous": chain.previous,
     }
 
 
@@ -355,7 +357,10 @@ def _from_extras(extras: dict[str, Any]) -> dict[str, Any]:
 
 def _chain(record: dict[str, Any]) -> Chain:
     links = tuple([_from_record(link) for link in record["next"]])
-    return Chain(record["id"], record["link"], record["links"], record["pass_result"], links)
+    previous = record.get("previous")  # absent from what older writers wrote
+    return Chain(
+        record["id"], record["link"], record["links"], record["pass_result"], links, previous
+    )
 
 
 # --- codec ------------------------------------------------------------------------------

@@ -206,6 +206,9 @@ class GroupCollector:
             if failure is None:
                 for message in group.held:
                     consumer.acknowledge(message)
+                if self.app.job_index.writes():  # its job carries them now, under its own id
+                    for member in group.members:
+                        self.app.job_index.settled(member.id)
                 log.debug("group stored", job_id=envelope and envelope.id, job_type=group.type,
                           key=group.key, members=len(group.members))  # fmt: skip
             else:

@@ -60,7 +60,8 @@ class Settler:
         properties = dead_letter_properties(
             outcome.envelope, outcome.reason, delivery.topic, delivery.message_id
         )
-        acks = self.app.job_index.acks(outcome.envelope.id, queue, topics.dead)
+        chain_id = outcome.envelope.chain.id if outcome.envelope.chain else None
+        acks = self.app.job_index.acks(outcome.envelope.id, queue, topics.dead, None, chain_id)
         return self.app.connection.publish(topics.dead, data, properties=properties, acks=acks)
 
 

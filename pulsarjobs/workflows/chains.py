@@ -88,7 +88,7 @@ def next_link(envelope: Envelope, value: Any, now: datetime) -> Envelope | None:
         return None
     link, rest = chain.next[0], chain.next[1:]
     args = (value, *link.args) if chain.pass_result else link.args
-    place = Chain(chain.id, chain.link + 1, chain.links, chain.pass_result, rest)
+    place = Chain(chain.id, chain.link + 1, chain.links, chain.pass_result, rest, envelope.id)
     return link.replace(args=args, created_at=now, chain=place)
 
 

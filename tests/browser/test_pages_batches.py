@@ -84,10 +84,37 @@ def test_a_dead_chain_links_page_names_its_batch_and_its_place_in_the_chain(
     ).click()
     assert text(page, "job-id") == dead_id
     assert text(page, "job-chain") == f"link 2 of 2 of chain {chained.id}"
+    assert text(page, "chain-previous") == chained.job_ids[0]  # the link that published it
+    assert page.get_by_test_id("chain-next").count() == 0  # the last link
     assert text(page, "job-batch") == batch.id
     page.get_by_test_id("job-batch").locator("a").click()
     assert text(page, "counts") == "1 in all: 0 pending, 0 succeeded, 1 dead"
     assert text(page, "dead-jobs") == chained.id  # the chain is the member that died
+    page.get_by_test_id("dead-jobs").get_by_test_id("member-link").click()
+    assert text(page, "job-id") == dead_id  # the chain's id finds its latest link
+    assert text(page, "job-state-name") == "dead"
+
+
+def test_a_batchs_chain_links_to_its_latest_link_and_that_to_the_next(
+    page: Page, shop: Shop
+) -> None:
+    receipt = shop.app.jobs["send_receipt"]  # emails: no worker takes it
+    with shop.app.batch(description="receipts") as batch:
+        chained = batch.chain(
+            receipt.call("o-1", "a@shop.test"), receipt.call("o-2", "b@shop.test")
+        )
+    with shop.inspector() as inspector:
+        wait_until(lambda: getattr(inspector.batch(batch.id), "pending_jobs", ()) != (), 60)
+    log_in(page, shop.dashboard, f"/batches/{batch.id}")
+    assert text(page, "pending-jobs") == chained.id  # the batch counts the chain under its id
+    page.get_by_test_id("pending-jobs").get_by_test_id("member-link").click()
+    assert text(page, "job-id") == chained.job_ids[0]  # its first link, waiting
+    assert text(page, "job-state-name") == "waiting"
+    assert text(page, "job-chain") == f"link 1 of 2 of chain {chained.id}"
+    assert page.get_by_test_id("chain-previous").count() == 0
+    assert text(page, "chain-next") == chained.job_ids[1]
+    href = page.get_by_test_id("chain-next").get_attribute("href")
+    assert href == f"/jobs/{chained.job_ids[1]}"
 
 
 def test_a_batch_links_its_pending_members_to_their_job_pages(page: Page, shop: Shop) -> None:

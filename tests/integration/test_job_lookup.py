@@ -2,7 +2,9 @@
 index, pulsarjobs/transport/job_index.py): waiting, scheduled, retrying, dead, running, held on
 its queue's ordered topic, finished with a kept result; a replayed dead job where it waits
 again; a job done without keeping its result is forgotten once its entry is emptied; a job the
-outbox relay published."""
+outbox relay published; the dashboard reads the index whole once as it starts, and a lookup
+after that (or asked while it reads) makes no second whole read; a grouped job's member is found
+while it waits for its group."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import dataclasses
 import json
 import os
 import threading
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from pulsarjobs import App, Inspector
+from pulsarjobs.dashboard.app import create_app
+from pulsarjobs.dashboard.auth import Secret
+from pulsarjobs.grouping.options import GroupOptions, Member
 from pulsarjobs.jobs import JobCall
 from pulsarjobs.operations.index_table import IndexTable
 from pulsarjobs.operations.inspector import ALL
@@ -32,7 +38,12 @@ from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import fresh_settings, settings_env, wait_until, worker_in_thread
 from tests.integration.test_cli import run
 
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*httpx2")  # Starlette would rather have httpx2
+    from starlette.testclient import TestClient
+
 pytestmark = pytest.mark.broker
+TOKEN = "test-dashboard-token"
 
 
 def jobs_show(app: App, job_id: str) -> dict[str, Any] | None:
@@ -158,4 +169,63 @@ def test_a_job_the_outbox_relay_published_is_found_waiting(
         assert shown_state(app, job_id) == "waiting"
     finally:
         engine.dispose()
+        app.close()
+
+
+def test_the_dashboard_reads_the_job_index_whole_as_it_starts_and_once(
+    broker: BrokerUnderTest,
+) -> None:
+    app = App(fresh_settings(broker))
+
+    @app.job(queue="idle")
+    def unserved(n: int) -> None: ...
+
+    ids = app.enqueue_many([unserved.call(n) for n in range(200)])
+    app.close()  # the index's entries sent
+    wait_until(lambda: state(app, ids[-1]) == "waiting", 30, 0.5)
+
+    def lookup(client: TestClient, job_id: str) -> dict[str, Any]:
+        response = client.get(f"/api/jobs/{job_id}", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 200, response.text
+        found: dict[str, Any] = response.json()["located"]
+        return found
+
+    web = create_app(app.settings, Secret(TOKEN))
+    index = web.state.dashboard.job_index
+    with TestClient(web) as client:  # its lifespan: the dashboard starts
+        wait_until(lambda: index.whole_reads == 1, 30, 0.1)  # read at start, no lookup asked
+        found = lookup(client, ids[100])
+        assert (found["state"], found["index_read"]) == ("waiting", 0)
+    assert index.whole_reads == 1
+
+    web = create_app(app.settings, Secret(TOKEN))
+    index = web.state.dashboard.job_index
+    with TestClient(web) as client:  # a lookup asked at once waits for the read under way
+        assert [lookup(client, job_id)["state"] for job_id in ids[:3]] == ["waiting"] * 3
+        assert index.whole_reads == 1
+        assert lookup(client, ids[-1])["index_read"] == 0
+    assert index.whole_reads == 1
+
+
+def test_a_grouped_jobs_member_is_found_while_it_waits_for_its_group(
+    broker: BrokerUnderTest,
+) -> None:
+    app = App(fresh_settings(broker))
+    group = GroupOptions(max_size=10, grace=timedelta(seconds=1), max_delay=timedelta(seconds=4))
+
+    @app.job(queue="gathered", group=group)
+    def gather(members: list[Member]) -> None: ...
+
+    try:
+        member = gather.enqueue(7)
+        wait_until(lambda: state(app, member) == "grouped", 30, 0.5)
+        shown = jobs_show(app, member)
+        assert shown is not None and (shown["state"], shown["where"]) == ("grouped", "groups")
+        dashboard = Kept(app)
+        assert dashboard.state(member) == "grouped"
+        with worker_in_thread(app, "gathered"):  # its group is stored as a job of its own
+            wait_until(lambda: state(app, member) is None, EMPTY_AFTER_SECONDS + 60, 0.5)
+        assert dashboard.state(member) is None  # that job, under its own id, carries it
+        dashboard.close()
+    finally:
         app.close()

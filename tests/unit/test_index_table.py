@@ -8,7 +8,7 @@ from pulsarjobs.operations import index_table
 from pulsarjobs.operations.index_table import IndexTable
 from pulsarjobs.transport.job_index import IndexEntry
 
-HASHES = {"a": b"\x01" * 8, "b": b"\x02" * 8, "ab": b"\x01" * 4 + b"\x02" * 4}
+HASHES = {"a": b"\x01" * 8, "b": b"\x02" * 8, "m": b"\x03" * 8, "ab": b"\x01" * 4 + b"\x02" * 4}
 
 
 @pytest.fixture
@@ -23,6 +23,8 @@ def test_an_ids_latest_entry_is_found_and_an_emptied_one_is_none(table: IndexTab
     table._add("a", IndexEntry("emails", "jobs", (7, 3)).encode())
     table._add("b", IndexEntry("billing", "dead", (2**40 - 1, 2**40 - 1)).encode())
     table._add("a", IndexEntry("emails", "retry", (9, 0)).encode())  # retried since
+    table._add("m", IndexEntry("emails", "groups", (4, 5)).encode())  # a grouped job's member
+    assert table.get("m")[0] == IndexEntry("emails", "groups", (4, 5))
     assert table.get("a") == (IndexEntry("emails", "retry", (9, 0)), 0)
     assert table.get("b")[0] == IndexEntry("billing", "dead", (2**40 - 1, 2**40 - 1))
     table._add("b", b"")  # emptied: it settled for good

@@ -4,6 +4,8 @@ wire formats."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,8 +16,17 @@ from pulsarjobs.errors import ConfigurationError, JobFailed, ResultTimeout
 from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.settings import Settings
 from pulsarjobs.testing import TestRunner
-from pulsarjobs.wire.envelope import ArgumentError, Chain, Envelope, decode, encode
+from pulsarjobs.wire.envelope import (
+    SCHEMA_DEFINITION,
+    ArgumentError,
+    Chain,
+    Envelope,
+    decode,
+    encode,
+)
+from pulsarjobs.workflows.chains import next_link
 from pulsarjobs.workflows.results import JobResult
+from tests.unit.test_envelope import avro_datum, fastavro_bytes
 
 KEEP = timedelta(minutes=5)
 ONCE = RetryPolicy(max_attempts=1)
@@ -154,6 +165,29 @@ def test_an_envelope_carries_its_chain_and_keep_result_through_avro() -> None:
         chain=Chain("c", 1, 2, True, (nxt,)),
     )  # fmt: skip
     assert decode(encode(envelope)) == envelope
+
+
+def test_a_next_link_names_the_link_that_published_it_and_older_links_read_as_first() -> None:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    third = Envelope(id="t", type="c", queue="q", created_at=created)
+    second = Envelope(id="s", type="b", queue="q", created_at=created)
+    first = Envelope(id="f", type="a", queue="q", created_at=created,
+                     chain=Chain("c", 1, 3, False, (second, third)))  # fmt: skip
+    published = next_link(first, None, created)
+    assert published is not None and published.chain is not None
+    assert (published.id, published.chain.previous) == ("s", "f")
+    assert decode(encode(published)) == published
+    then = next_link(published, None, created)
+    assert then is not None and then.chain is not None and then.chain.previous == "s"
+    # Written before a chain said its previous link: read as saying none.
+    older = json.loads(json.dumps(SCHEMA_DEFINITION))
+    chain_type = next(f for f in older["fields"][-1]["type"][1]["fields"] if f["name"] == "chain")
+    chain_type["type"][1]["fields"].pop()  # `previous`, the last
+    assert chain_type["type"][1]["fields"][-1]["name"] == "next"
+    datum = avro_datum(published)
+    del datum["extras"]["chain"]["previous"]
+    read = decode(fastavro_bytes(older, datum), writer_schema=json.dumps(older))
+    assert read.chain == dataclasses.replace(published.chain, previous=None)
 
 
 def test_a_result_round_trips_and_says_why_a_value_cannot_be_kept() -> None:

@@ -119,6 +119,7 @@ type Chain struct {
 	Links      int32      `avro:"links"`
 	PassResult bool       `avro:"pass_result"`
 	Next       []Envelope `avro:"next"`
+	Previous   *string    `avro:"previous"` // the link before, which published it; nil: the first
 }
 
 // Encode is the message payload of an envelope: its Avro binary encoding, nothing around it.
