@@ -5,7 +5,7 @@ what was written since, so that finding a job by its id is a look-up, not a read
 Compact, because the index holds an entry per job stored (1.3 million with a million waiting):
 for each entry read, 8 bytes of a BLAKE2b hash of its job id in one bytearray, searched from
 its end at C speed for an id's latest entry, and two 64-bit words: its message's ledger, and
-its message's entry with its queue (an index into the queue names seen) and its topic. That is
+its message's entry with its place (an index into the (queue, topic) pairs seen). That is
 24 bytes an entry, 31 MB for 1.3 million. Entries are appended as read (an id's later entry
 supersedes its earlier one); once the entries kept are more than twice those of the last whole
 read, the index is read whole again (the broker compacts it meanwhile), so that memory follows
@@ -30,14 +30,14 @@ import structlog
 
 from pulsarjobs.errors import PulsarJobsError
 from pulsarjobs.transport.connection import Connection, client_errors
-from pulsarjobs.transport.job_index import WHERE_ON, IndexEntry
+from pulsarjobs.transport.job_index import IndexEntry
 from pulsarjobs.transport.topics import job_index_topic
 
 READ_TIMEOUT_MS = 5_000
 HASH_BYTES = 8
 REREAD_AT_LEAST = 100_000  # entries kept before a whole read is worth its cost
 EMPTIED = 1 << 63  # the entry was emptied: its job settled for good
-_ENTRY_BITS, _WHERE_BITS = 40, 3  # then the queue's index, in the bits left below EMPTIED
+_ENTRY_BITS = 40  # then the place's index, in the bits left below EMPTIED
 
 log = structlog.get_logger("pulsarjobs.index_table")
 
@@ -96,8 +96,8 @@ class IndexTable:
         self._hashes = bytearray()
         self._ledgers = array("q")
         self._words = array("Q")  # entry | where << 40 | queue << 42 | EMPTIED
-        self._queues: list[str] = []
-        self._queue_numbers: dict[str, int] = {}
+        self._places: list[tuple[str, str]] = []  # (queue, where), as entries name them
+        self._place_numbers: dict[tuple[str, str], int] = {}
         self._whole = 0  # entries the last whole read kept
 
     def _catch_up(self) -> int:
@@ -130,13 +130,13 @@ class IndexTable:
         if entry is None:
             ledger, word = 0, EMPTIED
         else:
-            number = self._queue_numbers.get(entry.queue)
+            place = (entry.queue, entry.where)
+            number = self._place_numbers.get(place)
             if number is None:
-                number = self._queue_numbers[entry.queue] = len(self._queues)
-                self._queues.append(entry.queue)
-            where = WHERE_ON.index(entry.where)
+                number = self._place_numbers[place] = len(self._places)
+                self._places.append(place)
             ledger, entry_id = entry.position
-            word = entry_id | where << _ENTRY_BITS | number << (_ENTRY_BITS + _WHERE_BITS)
+            word = entry_id | number << _ENTRY_BITS
         self._hashes += id_hash(job_id)
         self._ledgers.append(ledger)
         self._words.append(word)
@@ -149,8 +149,7 @@ class IndexTable:
                 if word & EMPTIED:
                     return None
                 entry_id = word & ((1 << _ENTRY_BITS) - 1)
-                where = WHERE_ON[word >> _ENTRY_BITS & ((1 << _WHERE_BITS) - 1)]
-                queue = self._queues[word >> (_ENTRY_BITS + _WHERE_BITS)]
+                queue, where = self._places[word >> _ENTRY_BITS]
                 return IndexEntry(queue, where, (self._ledgers[at // HASH_BYTES], entry_id))
             end = at + HASH_BYTES - 1
         return None

@@ -24,7 +24,7 @@ from pulsarjobs.operations.index_table import IndexTable
 from pulsarjobs.operations.inspector import Inspector, WorkerStatus
 from pulsarjobs.transport.backlog import partition_holding, subscription_cursor
 from pulsarjobs.transport.connection import client_errors
-from pulsarjobs.transport.job_index import IndexEntry
+from pulsarjobs.transport.job_index import IndexEntry, lane_of
 from pulsarjobs.transport.topics import job_index_topic, results_topic, topics_for
 from pulsarjobs.wire.heartbeat import RunningJob
 from pulsarjobs.workflows.result_reader import ResultReader
@@ -133,15 +133,17 @@ def state_of(
     if entry is not None:
         if not held_apart:
             return "settled"
-        return "grouped" if entry.where == "groups" else "ordered"
+        return HELD_APART_STATE.get(entry.where, "waiting")  # a fair lane's: waiting its turn
     return None
 
 
 def held_unread(inspector: Inspector, entry: IndexEntry) -> bool:
-    """Whether the workers' subscription still holds the job on its queue's ordered topic, or
-    its group topic (its cursor says; the message itself is not read)."""
+    """Whether the workers' subscription still holds the job on its queue's ordered topic, its
+    group topic or a fair lane (its cursor says; the message itself is not read)."""
     topics = topics_for(inspector.settings, entry.queue)
-    topic = topics.groups if entry.where == "groups" else topics.ordered
+    lane = lane_of(entry.where)
+    apart = {"groups": topics.groups, "ordered": topics.ordered}
+    topic = topics.lane(lane) if lane is not None else apart[entry.where]
     topic = partition_holding(inspector.admin, topic, entry.position) or topic
     cursor = subscription_cursor(inspector.admin, topic, inspector.settings.subscription)
     return cursor is not None and not cursor.is_acked(entry.position)
@@ -209,6 +211,9 @@ WHERE_SAID = {"jobs": "its queue's topic", "retry": "the retry topic", "dead": "
               "groups": "the grouped jobs' members' topic"}  # fmt: skip
 
 
+HELD_APART_STATE: dict[str, JobState] = {"groups": "grouped", "ordered": "ordered"}
+
+
 def where_said(found: FoundJob) -> str:
     """Where its latest message is, as one says it: "the retry topic of billing at 12:3"."""
     entry = found.entry
@@ -216,4 +221,6 @@ def where_said(found: FoundJob) -> str:
         return "not on a queue" if found.seen else "no message stored"
     held = "" if found.message is None or found.message.held else ", acknowledged"
     at = f"{entry.position[0]}:{entry.position[1]}"
-    return f"{WHERE_SAID[entry.where]} of {entry.queue} at {at}{held}"
+    lane = lane_of(entry.where)
+    topic = f"fair lane {lane}" if lane is not None else WHERE_SAID[entry.where]
+    return f"{topic} of {entry.queue} at {at}{held}"

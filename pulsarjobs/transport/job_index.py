@@ -45,7 +45,7 @@ from pulsarjobs.logs import error_text
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.backlog import Position, parse_position, position_of, position_text
 from pulsarjobs.transport.connection import Acks, Connection
-from pulsarjobs.transport.topics import job_index_topic, topics_for
+from pulsarjobs.transport.topics import fair_lane_index, job_index_topic, topics_for
 from pulsarjobs.wire.verdicts import Outcome, Publish
 
 log = structlog.get_logger("pulsarjobs.transport.job_index")
@@ -57,6 +57,7 @@ FLUSH_SECONDS = 0.05
 EMPTY_AFTER_SECONDS = 5.0
 # a queue's topics, as an entry names them ("groups": grouped jobs' members, grouping/)
 WHERE_ON = ("jobs", "retry", "dead", "ordered", "groups")
+FAIR_WHERE = "fair-"  # and a fair lane's: "fair-<i>" (flow/fairness.py)
 # (job id, queue, topic, message id): where the broker stored it
 Note = tuple[str, str, str, Any]
 
@@ -66,7 +67,7 @@ class IndexEntry:
     """Where a job's latest message is."""
 
     queue: str
-    where: str  # one of WHERE_ON
+    where: str  # one of WHERE_ON, or a fair lane's
     position: Position
 
     def encode(self) -> bytes:
@@ -77,7 +78,7 @@ class IndexEntry:
         """None for an emptied entry (the job settled for good) or one this version cannot
         read."""
         parts = data.decode(errors="replace").split(" ")
-        if len(parts) != 3 or parts[1] not in WHERE_ON:
+        if len(parts) != 3 or (parts[1] not in WHERE_ON and lane_of(parts[1]) is None):
             return None
         try:
             return cls(parts[0], parts[1], parse_position(parts[2]))
@@ -254,10 +255,18 @@ class IndexedAck(Acks):
 
 def where_on(settings: Settings, queue: str, topic: str) -> str:
     """Which of the queue's topics `topic` is."""
+    if (lane := fair_lane_index(topic)) is not None:
+        return f"{FAIR_WHERE}{lane}"
     topics = topics_for(settings, queue)
     by_topic = {topics.jobs: "jobs", topics.retry: "retry", topics.dead: "dead",
                 topics.groups: "groups"}  # fmt: skip
     return by_topic.get(topic, "ordered")
+
+
+def lane_of(where: str) -> int | None:
+    """The fair lane an entry's `where` names ("fair-3": 3); None for any other."""
+    number = where.removeprefix(FAIR_WHERE)
+    return int(number) if where.startswith(FAIR_WHERE) and number.isdigit() else None
 
 
 class IndexedSettles:

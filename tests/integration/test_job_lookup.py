@@ -1,10 +1,10 @@
 """`pulsarjobs jobs show ID` on the real broker finds a job by its id in every state (the job
-index, pulsarjobs/transport/job_index.py): waiting, scheduled, retrying, dead, running, held on
-its queue's ordered topic, finished with a kept result; a replayed dead job where it waits
-again; a job done without keeping its result is forgotten once its entry is emptied; a job the
-outbox relay published; the dashboard reads the index whole once as it starts, and a lookup
-after that (or asked while it reads) makes no second whole read; a grouped job's member is found
-while it waits for its group."""
+index, pulsarjobs/transport/job_index.py): waiting (on its queue or a fair lane), scheduled,
+retrying, dead, running, held on its queue's ordered topic, finished with a kept result; a
+replayed dead job where it waits again; a job done without keeping its result is forgotten once
+its entry is emptied; a job the outbox relay published; the dashboard reads the index whole once
+as it starts, and a lookup after that (or asked while it reads) makes no second whole read; a
+grouped job's member is found while it waits for its group."""
 
 from __future__ import annotations
 
@@ -109,10 +109,14 @@ def test_jobs_show_finds_a_job_by_its_id_in_every_state(broker: BrokerUnderTest)
     @app.job(queue="idle")
     def unserved() -> None: ...
 
+    @app.job(queue="idle", fair_key="tenant-3")
+    def unserved_fairly() -> None: ...
+
     try:
         waiting = unserved.enqueue()
         scheduled = app.enqueue(JobCall("unserved", ()), in_=timedelta(hours=1))
         in_order = app.enqueue(JobCall("unserved", (), order_key="customer-7"))
+        fairly = unserved_fairly.enqueue()  # on one of the queue's fair lanes
         with worker_in_thread(app, "work") as worker:
             dead, retrying = break_down.enqueue(), try_later.enqueue()
             kept = app.enqueue(JobCall("double", (21,), keep_result=timedelta(minutes=10)))
@@ -121,17 +125,20 @@ def test_jobs_show_finds_a_job_by_its_id_in_every_state(broker: BrokerUnderTest)
             assert app.result(kept, timeout=60) == 42
             wait_until(lambda: state(app, running) == "running", 60, 0.5)
             assert shown_state(app, running) == "running"
-            ids = (waiting, scheduled, in_order, dead, retrying)
+            ids = (waiting, scheduled, in_order, fairly, dead, retrying)
             found = {job_id: shown_state(app, job_id) for job_id in ids}
             assert found == {
                 waiting: "waiting",
                 scheduled: "scheduled",
                 in_order: "ordered",
+                fairly: "waiting",
                 dead: "dead",
                 retrying: "retrying",
             }
             dashboard = Kept(app)
             assert {job_id: dashboard.state(job_id) for job_id in ids} == found
+            shown = jobs_show(app, fairly)
+            assert shown is not None and shown["where"].startswith("fair-"), shown
             shown = jobs_show(app, kept)
             assert shown is not None and shown["state"] == "finished"
             assert shown["result"]["value"] == 42

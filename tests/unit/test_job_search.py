@@ -3,6 +3,7 @@ index's entries as written and read (pulsarjobs/transport/job_index.py)."""
 
 from __future__ import annotations
 
+from pulsarjobs.operations.index_table import id_hash
 from pulsarjobs.operations.job_search import JobSearch
 from pulsarjobs.transport.job_index import IndexEntry
 from pulsarjobs.wire.envelope import Envelope, new_id
@@ -106,3 +107,21 @@ def test_an_app_closed_while_its_index_thread_is_being_started_waits_for_that_th
         job_index.threading.Thread = original  # type: ignore[misc]
     assert failures == []
     assert not closer.is_alive() and index._thread is None  # closed, the thread joined
+
+
+def test_a_fair_lanes_entry_reads_back_and_is_kept_by_the_dashboards_table() -> None:
+    from pulsarjobs.operations.index_table import IndexTable
+    from pulsarjobs.settings import Settings
+    from pulsarjobs.transport.job_index import where_on
+    from pulsarjobs.transport.topics import topics_for
+
+    settings = Settings()
+    lane = topics_for(settings, "reports").lane(3)
+    entry = IndexEntry("reports", where_on(settings, "reports", lane), (12, 34))
+    assert entry.where == "fair-3"
+    assert IndexEntry.decode(entry.encode()) == entry
+    table = IndexTable(lambda: None)  # type: ignore[arg-type,return-value]
+    table._add("job-1", entry.encode())
+    table._add("job-2", IndexEntry("reports", "ordered", (5, 6)).encode())
+    assert table._find(id_hash("job-1")) == entry
+    assert table._find(id_hash("job-2")) == IndexEntry("reports", "ordered", (5, 6))
