@@ -28,7 +28,7 @@ TICK = timedelta(seconds=1)
 
 
 def test_scheduler_leader_kill_9(scenario: Scenario) -> None:
-    seconds = scenario.sized(30, 300)
+    seconds = scenario.sized(20, 300)
     for _ in range(SCHEDULERS):
         start_scheduler(scenario)
     wait_until(lambda: len(ticks_enqueued(scenario.app)) >= 3, 120, interval=0.5)
