@@ -21,8 +21,8 @@ from tests.conftest import BrokerUnderTest
 ROOT = Path(__file__).resolve().parents[2]
 PULSAR_SYSTEMS = ("bare", "pj_async", "pj_sync", "pj_sync_mixed")
 PEERS = ("celery", "dramatiq")
-QUICK = ["--jobs", "300", "--repeat", "1", "--latency-seconds", "1", "--loads", "20", "--scheduled", "200",
-         "--schedule-seconds", "2"]  # fmt: skip
+QUICK = ["--jobs", "300", "--repeat", "1", "--latency-seconds", "1", "--loads", "20",
+         "--scheduled", "200", "--schedule-seconds", "2"]  # fmt: skip
 
 pytestmark = pytest.mark.broker
 
