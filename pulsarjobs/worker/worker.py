@@ -107,7 +107,7 @@ class Worker:
         self.ready_room = max(concurrency, self.prefetch // 4)
         self.shutdown_timeout = shutdown_timeout
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.stats = WorkerStats()
+        self.stats = WorkerStats.of(self.settings)
         self.metrics = metrics  # None: no metrics, and nothing paid for them per job
         self.crash_ledger = crash_ledger  # the directory of its supervisor's ledger, if any
         self.topics = {queue: topics_for(self.settings, queue) for queue in self.plan.names}
