@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import pstats
 import statistics
 import time
@@ -88,6 +89,8 @@ def build(job: str) -> tuple[Callable[[list[Any]], None], Callable[[int], list[A
     running = _WorkerSession(loop, asyncio.Event())
     consumers: dict[str, Receiver] = {QUEUE: Consumer(), f"{QUEUE}-ordered": Consumer()}
     worker._build(running, consumers)
+    gc.collect()  # as Worker._start does once the worker is built
+    gc.freeze()
     feed: Feed | None = running.feed
     assert feed is not None
     feed.open = True  # as Feed.start leaves it, without its fetch threads
