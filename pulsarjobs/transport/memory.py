@@ -38,6 +38,15 @@ class PublishedMessage:
     key: str | None = None  # its message key: an ordered job's order key
 
 
+class MemoryMessageId(str):
+    """A message id: text, which serializes (as a pulsar.MessageId does) to bytes."""
+
+    __slots__ = ()
+
+    def serialize(self) -> bytes:
+        return self.encode()
+
+
 class MemoryMessage:
     """A delivered message, with the accessors of a pulsar.Message the worker uses."""
 
@@ -46,7 +55,7 @@ class MemoryMessage:
     def __init__(self, published: PublishedMessage, sequence: int) -> None:
         self.published = published
         self.sequence = sequence  # its place in publish order
-        self._id = f"memory:{sequence}"
+        self._id = MemoryMessageId(f"memory:{sequence}")
 
     def topic_name(self) -> str:
         return self.published.topic
@@ -54,7 +63,7 @@ class MemoryMessage:
     def data(self) -> bytes:
         return self.published.data
 
-    def message_id(self) -> str:
+    def message_id(self) -> MemoryMessageId:
         return self._id
 
     def schema_version(self) -> bytes:

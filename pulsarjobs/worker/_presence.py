@@ -63,9 +63,10 @@ class Presence:
             await asyncio.to_thread(presence._close)
         else:
             presence._task = asyncio.create_task(presence._beat_forever())
+        per_type = worker.stats.per_type  # None only where metrics_interval is 0: no writer
         presence._metrics = await asyncio.to_thread(  # after the first heartbeat is on its way
             MetricsWriter.start, worker.name, worker.settings, worker.app.connection,
-            worker.plan.names, worker.stats.per_type.taken,
+            worker.plan.names, tuple if per_type is None else per_type.taken,
         )  # fmt: skip
         return presence
 

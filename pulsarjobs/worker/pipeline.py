@@ -78,9 +78,15 @@ class Taken:
     queue: QueueFeed
     message: pulsar.Message
     topic: str
-    message_id: str
+    seen_as: bytes  # its message id, serialized: what the duplicate check knows it by
     data: bytes
     job: Envelope | Outcome | None = None
+
+    @property
+    def message_id(self) -> str:
+        """Its message id as text, for a dead letter and the logs only: the client makes the
+        text at 2.5 times the bytes' cost (8,500 against 3,400 instructions)."""
+        return str(self.message.message_id())
 
 
 class Limits(Protocol):
@@ -146,7 +152,7 @@ class Pipeline:
         self._starting = starting.every + starting.concerned
         self._following_up = Stage(steps, "follow_ups")
         self._telling = Stage(steps, "told")
-        self._settled: OrderedDict[str, None] = OrderedDict()  # message ids, the latest last
+        self._settled: OrderedDict[bytes, None] = OrderedDict()  # message ids, the latest last
         self._late_runs_abandoned = False
 
     # -- 1, 2: taking a delivery in ----------------------------------------------------------
@@ -158,10 +164,9 @@ class Pipeline:
         writer's schema cannot be read now (handed back). That schema is looked up once per
         topic and version, which blocks: with `may_block` False, SchemaNotCached is raised
         instead, and the message is left as it came."""
-        taken = Taken(
-            queue, message, message.topic_name(), str(message.message_id()), message.data()
-        )
-        if taken.message_id in self._settled:  # this very message: a job enqueued again runs
+        seen_as = message.message_id().serialize()
+        taken = Taken(queue, message, message.topic_name(), seen_as, message.data())
+        if seen_as in self._settled:  # this very message: a job enqueued again runs
             self.stats.count_duplicate()
             log.info("second delivery of a settled message skipped", message_id=taken.message_id)
             self._acknowledge(queue, message)
@@ -209,7 +214,7 @@ class Pipeline:
             stored = self.store(queue.queue, taken, outcome)
             if stored is not None:
                 await asyncio.wrap_future(stored)
-            self._acknowledge(queue, taken.message, taken.message_id)
+            self._acknowledge(queue, taken.message, taken.seen_as)
             telling = self._telling  # 9, as _tell does it, without a call of its own per job
             for told in telling.every:
                 told(queue.queue, outcome)
@@ -270,7 +275,7 @@ class Pipeline:
             if stored is not None:
                 stored.result()
             if not self._late_runs_abandoned:
-                self._acknowledge(queue, taken.message, taken.message_id)
+                self._acknowledge(queue, taken.message, taken.seen_as)
                 telling = self._telling  # 9, as in carry_async
                 for told in telling.every:
                     told(queue.queue, outcome)
@@ -338,14 +343,14 @@ class Pipeline:
         return None if not stored else stored[0] if len(stored) == 1 else all_stored(stored)
 
     def _acknowledge(
-        self, queue: QueueFeed, message: pulsar.Message, message_id: str | None = None
+        self, queue: QueueFeed, message: pulsar.Message, seen_as: bytes | None = None
     ) -> None:  # 8
         queue.consumer.acknowledge(message)
-        if message_id is not None:  # remembered once acked: the broker may deliver it again
+        if seen_as is not None:  # remembered once acked: the broker may deliver it again
             # From any runner thread without a lock: each step is one call into C, whole under
             # the GIL; two runners past the limit at once forget one more.
             settled = self._settled
-            settled[message_id] = None
+            settled[seen_as] = None
             if len(settled) > RECENTLY_SETTLED:
                 settled.popitem(last=False)
         if queue.ordered:

@@ -246,9 +246,7 @@ def worker_steps(
     if metrics is not None:
         steps.append(Metrics(metrics))
     steps += [KeptResults(app, worker), ChainLinks(app), BatchEvents(app), DurableParents(app)]
-    steps.append(stats)
-    if app.settings.metrics_interval:
-        steps.append(stats.per_type)  # by job type, for the Metrics page
+    steps.append(stats)  # by job type too, for the Metrics page (type_metrics.py)
     if app.job_index.writes() if indexed is None else indexed:  # else its jobs pay nothing
         steps.append(IndexedSettles(app.job_index))
     if debounced is None:

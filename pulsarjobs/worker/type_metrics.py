@@ -2,10 +2,10 @@
 (transport/metrics_reports.py) reports them each minute (wire/type_metrics.py says what a
 report holds and how reports add up).
 
-`TypeCounts` is a step of the pipeline (steps.py) on every job, told its verdict: it counts the
-verdict and, for a job that ran, puts its run time and its wait (from when it was due to when
-it started: now less its run time) into buckets — one dict lookup and three increments, under
-a lock (runner threads count concurrently).
+The worker's counters (`WorkerStats`, _stats.py) count each verdict here too, under their own
+lock (runner threads count concurrently): a step of its own would cost every job a second call
+and a second lock. For a job that ran, its run time and its wait (from when it was due to when
+it started: now less its run time) go into buckets — one dict lookup and three increments.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections import defaultdict
-from typing import ClassVar
 
-from pulsarjobs.wire.envelope import Envelope
 from pulsarjobs.wire.type_metrics import RUN_BUCKETS, WAIT_BUCKETS, Row
 from pulsarjobs.wire.verdicts import Outcome
 
@@ -24,34 +22,24 @@ MAX_ROWS = 1_000  # (type, queue) pairs in one report; past it, types count as O
 OTHER = "other"  # a bounded set: a producer of made-up job types cannot grow a report
 
 
-def due_at(envelope: Envelope) -> float:
-    """When it was due, as a timestamp: enqueued, or its run_at if later."""
-    due = envelope.created_at
-    if envelope.run_at is not None and envelope.run_at > due:
-        due = envelope.run_at
-    return due.timestamp()
-
-
 class TypeCounts:
-    """A step: counts by (job type, queue) since they were last `taken`."""
+    """Counts by (job type, queue) since they were last `taken`; `lock` is the counters'."""
 
-    name: ClassVar[str] = "metrics by type"
-
-    def __init__(self) -> None:
+    def __init__(self, lock: threading.Lock) -> None:
         self._rows: dict[tuple[str, str], Row] = {}
-        self._lock = threading.Lock()
+        self._lock = lock
 
-    def told(self, queue: str, outcome: Outcome) -> None:
+    def count(self, queue: str, outcome: Outcome, counter: str) -> None:
+        """One more verdict (its `counter`), with its run; the caller holds the lock."""
         envelope, ran = outcome.envelope, outcome.duration
+        row = self._rows.get((envelope.type, queue)) or self._new(envelope.type, queue)
+        row.counts[counter] += 1
         if ran is not None:  # it ran: how long, and how long it waited since it was due
-            run = bisect_left(RUN_BUCKETS, ran)
-            wait = bisect_left(WAIT_BUCKETS, time.time() - ran - due_at(envelope))
-        with self._lock:
-            row = self._rows.get((envelope.type, queue)) or self._new(envelope.type, queue)
-            row.counts[outcome.kind.policy.counter] += 1
-            if ran is not None:
-                row.run[run] += 1
-                row.wait[wait] += 1
+            due = envelope.created_at  # enqueued, or its run_at if later
+            if envelope.run_at is not None and envelope.run_at > due:
+                due = envelope.run_at
+            row.run[bisect_left(RUN_BUCKETS, ran)] += 1
+            row.wait[bisect_left(WAIT_BUCKETS, time.time() - ran - due.timestamp())] += 1
 
     def taken(self) -> list[Row]:
         """What was counted since the last time, and start again from zero."""

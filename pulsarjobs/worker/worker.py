@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -107,7 +108,7 @@ class Worker:
         self.ready_room = max(concurrency, self.prefetch // 4)
         self.shutdown_timeout = shutdown_timeout
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.stats = WorkerStats()
+        self.stats = WorkerStats.of(self.settings)
         self.metrics = metrics  # None: no metrics, and nothing paid for them per job
         self.crash_ledger = crash_ledger  # the directory of its supervisor's ledger, if any
         self.topics = {queue: topics_for(self.settings, queue) for queue in self.plan.names}
@@ -124,8 +125,7 @@ class Worker:
         asyncio.run(self.run_async(handle_signals=True))
 
     async def run_async(self, handle_signals: bool = False) -> None:
-        if self.metrics is not None:
-            # A port in use fails here, before the broker is asked.
+        if self.metrics is not None:  # a port in use fails here, before the broker is asked
             self.metrics.start(self, asyncio.get_running_loop())
         try:
             await self._run(handle_signals)
@@ -189,6 +189,10 @@ class Worker:
 
     def _start(self, running: _WorkerSession) -> None:
         assert running.feed is not None
+        # What is built lives as long as the worker: no collection looks at it again (each
+        # full one went through all of it); cycles dead by now are collected first.
+        gc.collect()
+        gc.freeze()
         running.feed.start()  # open before the runners start: they end once it closes
         for runners in running.runners:
             runners.start()  # each looks before it waits: no ring before this is missed
@@ -337,15 +341,11 @@ class Worker:
         self.app.connection.flush()
         running.feed.close()  # unacked jobs go back to other workers at once
         running.threads.shutdown(wait=False, cancel_futures=True)
-        if running.following is not None:
-            running.following.stop()
-        if running.batches is not None:
-            running.batches.stop()
-        if running.crashes is not None:
-            running.crashes.stop()
-        if running.flow is not None:
-            running.flow.stop()
+        for part in (running.following, running.batches, running.crashes, running.flow):
+            if part is not None:
+                part.stop()
         self.app.release()
+        gc.unfreeze()  # what it built may be collected again
 
     # -- presence: what heartbeats report (see _presence.py) ------------------------------------
 

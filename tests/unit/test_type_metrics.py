@@ -22,7 +22,7 @@ from pulsarjobs.wire.type_metrics import (
 )
 from pulsarjobs.wire.verdicts import Outcome, Verdict
 from pulsarjobs.worker import type_metrics
-from pulsarjobs.worker.type_metrics import TypeCounts
+from pulsarjobs.worker._stats import WorkerStats
 
 NOW = 1_900_000_020.0  # 20 s into a minute
 MINUTE = int(NOW // 60)
@@ -78,12 +78,21 @@ def test_a_report_reads_back_as_written_and_anything_else_is_refused() -> None:
             Report.decode(junk)
 
 
-def test_the_step_counts_verdicts_run_times_and_waits_by_type_and_queue() -> None:
-    counts = TypeCounts()
+def by_type() -> WorkerStats:
+    stats = WorkerStats.of(Settings())
+    assert stats.per_type is not None  # reported each minute by default
+    return stats
+
+
+def test_the_counters_count_verdicts_run_times_and_waits_by_type_and_queue() -> None:
+    stats = by_type()
     resize, report = job(waited=2.0), job("report", "reports")
-    counts.told("images", Outcome(Verdict.DONE, resize, duration=0.3))
-    counts.told("images", Outcome(Verdict.RETRY, resize, duration=0.7))
-    counts.told("reports", Outcome(Verdict.DEAD, report, duration=None))  # never ran
+    stats.told("images", Outcome(Verdict.DONE, resize, duration=0.3))
+    stats.told("images", Outcome(Verdict.RETRY, resize, duration=0.7))
+    stats.told("reports", Outcome(Verdict.DEAD, report, duration=None))  # never ran
+    assert (stats.done, stats.retried, stats.dead) == (1, 1, 1)
+    counts = stats.per_type
+    assert counts is not None
     rows = {(row.type, row.queue): row for row in counts.taken()}
     assert rows["resize", "images"].counts == {"done": 1, "retried": 1}
     assert rows["resize", "images"].run == runs([0.3, 0.7])
@@ -94,13 +103,20 @@ def test_the_step_counts_verdicts_run_times_and_waits_by_type_and_queue() -> Non
     assert counts.taken() == []  # taken: it starts again from zero
 
 
+def test_with_reports_off_nothing_is_counted_by_type() -> None:
+    stats = WorkerStats.of(Settings(metrics_interval=0))
+    stats.told("images", Outcome(Verdict.DONE, job(), duration=0.3))
+    assert stats.done == 1 and stats.per_type is None
+
+
 def test_made_up_job_types_past_the_cap_count_as_other(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(type_metrics, "MAX_ROWS", 2)
-    counts = TypeCounts()
+    stats = by_type()
     for name in ("a", "b", "c", "d"):
         envelope = job(name)
-        counts.told("images", Outcome(Verdict.DONE, envelope, duration=0.1))
-    rows = {row.type: row.processed for row in counts.taken()}
+        stats.told("images", Outcome(Verdict.DONE, envelope, duration=0.1))
+    assert stats.per_type is not None
+    rows = {row.type: row.processed for row in stats.per_type.taken()}
     assert rows == {"a": 1, "b": 1, "other": 2}
 
 
