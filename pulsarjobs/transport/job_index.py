@@ -101,7 +101,8 @@ class JobIndex:
         self._starting = threading.Lock()
         self._stop = threading.Event()
         self._failed = False  # said once in the log
-        self._writes: bool | None = None  # known at the first job: _writing()
+        # whether it writes, as decided for this connection (a TestRunner swaps the app's own)
+        self._writes: tuple[object, bool] | None = None
         in_child = weakref.WeakMethod(self._after_fork)  # an App made before worker processes
         os.register_at_fork(after_in_child=lambda: (forget := in_child()) and forget())
 
@@ -145,11 +146,11 @@ class JobIndex:
 
     def writes(self) -> bool:
         """Not under the TestRunner (its connection is in memory), nor with the index off."""
-        if self._writes is None:
-            connection = self._connection()
+        connection = self._connection()
+        if self._writes is None or self._writes[0] is not connection:
             in_memory = getattr(connection, "in_memory", False)
-            self._writes = connection.settings.job_index and not in_memory
-        return self._writes
+            self._writes = (connection, connection.settings.job_index and not in_memory)
+        return self._writes[1]
 
     def _after_fork(self) -> None:
         """A forked child has neither the parent's thread nor its client: it starts anew."""
@@ -182,6 +183,12 @@ class JobIndex:
         while self._settled and (closing or self._settled[0][0] <= now):
             emptied += self._settled.popleft()[1]
         if not self._notes and not emptied:
+            return
+        if self._producer is None and getattr(self._connection(), "in_memory", False):
+            # A TestRunner swapped in its connection since these were noted: they wait for the
+            # app's own to come back (an app closed meanwhile leaves them unwritten).
+            if emptied:
+                self._settled.appendleft((now, emptied))
             return
         try:
             producer = self._producer or self._open()

@@ -125,3 +125,49 @@ def test_a_fair_lanes_entry_reads_back_and_is_kept_by_the_dashboards_table() -> 
     table._add("job-2", IndexEntry("reports", "ordered", (5, 6)).encode())
     assert table._find(id_hash("job-1")) == entry
     assert table._find(id_hash("job-2")) == IndexEntry("reports", "ordered", (5, 6))
+
+
+def test_an_app_used_on_the_broker_and_then_under_a_test_runner_writes_no_index_there() -> None:
+    """The decision follows the app's connection: a TestRunner swaps in its in-memory one after
+    the app may have enqueued for real (docs/flow-control.md does), and the index must then
+    not try to write through it."""
+    from types import SimpleNamespace
+
+    from pulsarjobs.settings import Settings
+    from pulsarjobs.transport.job_index import JobIndex
+
+    real = SimpleNamespace(settings=Settings(), in_memory=False)
+    in_memory = SimpleNamespace(settings=Settings(), in_memory=True)
+    connections = [real]
+    index = JobIndex(lambda: connections[-1])  # type: ignore[arg-type,return-value]
+    assert index.writes()
+    connections.append(in_memory)  # the TestRunner's
+    assert not index.writes()
+    connections.pop()  # and back
+    assert index.writes()
+
+
+def test_entries_noted_just_before_a_test_runner_took_over_wait_for_the_apps_connection() -> None:
+    """docs/flow-control.md enqueues for real, then enters a TestRunner at once: the entries
+    noted by the broker's acks must neither fail on the in-memory connection (a warning in the
+    log) nor be lost once the app's own connection is back."""
+    from types import SimpleNamespace
+
+    from pulsarjobs.settings import Settings
+    from pulsarjobs.transport.job_index import JobIndex
+
+    sent: list[bytes] = []
+    producer = SimpleNamespace(send_async=lambda value, callback, partition_key: sent.append(value))
+    client = SimpleNamespace(create_producer=lambda *args, **kwargs: producer)
+    real = SimpleNamespace(settings=Settings(), in_memory=False, client=client,
+                           keep_marks=lambda topic: None)  # fmt: skip
+    in_memory = SimpleNamespace(settings=Settings(), in_memory=True)
+    connections: list[object] = [in_memory]
+    index = JobIndex(lambda: connections[-1])  # type: ignore[arg-type,return-value]
+    stored = SimpleNamespace(ledger_id=lambda: 3, entry_id=lambda: 4)  # the broker's ack
+    index._notes.append(("job-1", "default", "persistent://public/pulsarjobs/default", stored))
+    index._send_noted()  # on the TestRunner's connection: nothing sent, nothing dropped
+    assert sent == [] and len(index._notes) == 1
+    connections[-1] = real
+    index._send_noted()
+    assert sent == [b"default jobs 3:4"]
