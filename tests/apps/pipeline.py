@@ -80,7 +80,9 @@ def make_app(settings: Settings) -> App:
         record("start")
         raise ValueError(reason)
 
-    @app.job(retry=RetryPolicy(max_attempts=4, initial_delay=2.0, jitter=0.0))
+    # Each retry waits 2 s on the broker: long enough to be waiting there through a restart
+    # (test_pipeline.py); not growing, as the count of attempts is what is checked.
+    @app.job(retry=RetryPolicy(max_attempts=4, initial_delay=2.0, multiplier=1.0, jitter=0.0))
     def fails_slowly() -> None:
         record("start")
         raise RuntimeError("still failing")
