@@ -130,7 +130,8 @@ class Envelope:
     earlier_errors: tuple[JobError, ...] = ()
 
     def __post_init__(self) -> None:
-        _require_aware("created_at", self.created_at)
+        if self.created_at.utcoffset() is None:  # the call only then: decoded per job
+            _require_aware("created_at", self.created_at)
         if self.run_at is not None:  # most jobs have neither: no call for them (decoded per job)
             _require_aware("run_at", self.run_at)
         if self.expires_at is not None:
@@ -311,14 +312,13 @@ def _retry_policy(
 
 
 def _from_record(record: dict[str, Any]) -> Envelope:
-    retry = record["retry"]
-    extras = record["extras"]
+    retry, kwargs, extras = record["retry"], record["kwargs"], record["extras"]
     return Envelope(
         id=record["id"],
         type=record["type"],
         queue=record["queue"],
-        args=tuple([from_value(value) for value in record["args"]]),
-        kwargs={key: from_value(value) for key, value in record["kwargs"].items()},
+        args=tuple(map(from_value, record["args"])),
+        kwargs={key: from_value(value) for key, value in kwargs.items()} if kwargs else {},
         created_at=record["created_at"],
         attempt=record["attempt"],
         retry=_retry_policy(

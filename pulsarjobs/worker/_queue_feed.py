@@ -51,6 +51,9 @@ class QueueFeed:
         self._ready: deque[pulsar.Message] = deque()
         self._room = room  # the thread fetches more only while fewer than this are ready
         self._has_room = threading.Event()
+        # Whether the fetch thread waits for room: a plain flag each take reads, where
+        # Event.is_set would be a Python call per job.
+        self._full = False
         self._doorbell = doorbell
         self._stopped = threading.Event()
         self._thread = threading.Thread(
@@ -74,7 +77,8 @@ class QueueFeed:
             message = self._ready.popleft()
         except IndexError:
             return None
-        if not self._has_room.is_set() and len(self._ready) <= self._room // 2:
+        if self._full and len(self._ready) <= self._room // 2:
+            self._full = False
             self._has_room.set()
         return message
 
@@ -119,6 +123,7 @@ class QueueFeed:
                 continue
             if self.held >= self._room:
                 self._has_room.clear()
+                self._full = True
                 if self.held >= self._room:  # a take may have made room meanwhile
                     self._has_room.wait(RECEIVE_POLL_MS / 1000)
                 continue

@@ -114,14 +114,15 @@ class JobExecutor:
         started = time.perf_counter()
         run = Run(envelope, started, None)
         context = job_context(run)
+        call = work if self.app.hooks.runs_bare else self._with_hooks(work, envelope)
         self.running.start(run)
         judge = self.judge
         try:
             if envelope.timeout is None:
-                value = context.run(self._with_hooks(work, envelope))
+                value = context.run(call)
             else:
                 assert self.threads is not None
-                running = self.threads.submit(context.run, self._with_hooks(work, envelope))
+                running = self.threads.submit(context.run, call)
                 try:
                     value = running.result(timeout=envelope.timeout)
                 except concurrent.futures.TimeoutError:

@@ -287,9 +287,9 @@ class Pipeline:
 
     def _run(self, envelope: Envelope) -> Outcome:
         work = self.judge.before(envelope, self._judging)  # 3
-        if isinstance(work, Outcome):
+        if not isinstance(work, functools.partial):  # a sync job's work is a call
+            assert isinstance(work, Outcome)
             return work
-        assert isinstance(work, functools.partial)
         slot = None
         if envelope.limit_key is not None and self.limits is not None:  # 4
             slot = self.limits.take(envelope)  # waits its turn, unacknowledged
