@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
-from pulsarjobs.errors import AccessDenied, NotFound, NotPermitted, PulsarJobsError
+from pulsarjobs.errors import AccessDenied, NotFound, PulsarJobsError
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport import access
 from pulsarjobs.transport.admin import Admin
@@ -62,8 +62,6 @@ def answered(call: Callable[[], T], settings: Settings) -> T:
         if outcome.done():  # the call's own TimeoutError
             raise
     refusal = refused_by_admin(settings)
-    # Not a missing permission: the client names that itself, at once, and a role granted
-    # topics one by one may be refused the namespace's listing the admin API is asked for.
-    if refusal is not None and not isinstance(refusal, NotPermitted):
+    if refusal is not None:
         raise refusal
     return outcome.result()
