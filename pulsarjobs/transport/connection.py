@@ -35,7 +35,6 @@ from pulsarjobs.logs import error_text
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport import access, client_log
 from pulsarjobs.transport.admin import Admin
-from pulsarjobs.transport.first_contact import answered, refused_by_admin
 from pulsarjobs.transport.keeping import keep_compacted, keep_results_for
 from pulsarjobs.transport.schema_registry import pulsar_schema, result_schema
 from pulsarjobs.transport.topics import KEEPER_SUBSCRIPTION, carries_jobs
@@ -120,9 +119,7 @@ class Connection:
         and says TopicNotFound for a namespace that does not exist: the admin API, asked with
         the same token and trust, says which. Asked after a failure only: nothing on the happy
         path."""
-        url = self.settings.service_url
-        if isinstance(failure, AccessDenied | NotFound):  # named already (first_contact.py)
-            return failure
+        url, namespace = self.settings.service_url, self.settings.full_namespace
         if isinstance(failure, pulsar.AuthorizationError):
             return access.not_permitted(url, self.settings.token, doing)
         if isinstance(failure, pulsar.AuthenticationError):
@@ -131,7 +128,16 @@ class Connection:
             failure, pulsar.Timeout | pulsar.ConnectError | pulsar.TopicNotFound | BrokerError
         ):
             return None
-        return refused_by_admin(self.settings)
+        try:
+            with Admin.of(self.settings, timeout=5.0) as admin:
+                admin.check_access(namespace)
+        except AccessDenied as denied:
+            return denied
+        except NotFound:
+            return access.missing_namespace(url, namespace)
+        except PulsarJobsError:  # the admin API is out of reach too: no more to tell
+            return None
+        return None
 
     def message_ttl(self) -> float | None:
         """The namespace's message TTL in seconds, asked at most once a minute; None when it
@@ -154,10 +160,10 @@ class Connection:
         if topic in self._prepared_topics:
             return
         kind = pulsar.ConsumerType.KeyShared if key_shared else pulsar.ConsumerType.Shared
-        client, start = self.client, pulsar.InitialPosition.Earliest
-        answered(lambda: client.subscribe(
+        start = pulsar.InitialPosition.Earliest
+        self.client.subscribe(
             topic, subscription, consumer_type=kind, initial_position=start
-        ).close(), self.settings)  # fmt: skip
+        ).close()
         self._prepared_topics.add(topic)
 
     def prepared(self, topic: str) -> bool:
@@ -218,7 +224,7 @@ class Connection:
     def _create_producer(self, client: pulsar.Client, topic: str,
                          name: str | None = None) -> pulsar.Producer:  # fmt: skip
         try:
-            return answered(lambda: client.create_producer(
+            return client.create_producer(
                 topic,
                 producer_name=name,
                 schema=result_schema()
@@ -232,7 +238,7 @@ class Connection:
                 # workers, where a batch would go whole to one of them.
                 batching_enabled=False,
                 **encryption_options(self.settings),
-            ), self.settings)  # fmt: skip
+            )
         except Exception as exc:
             raise self.refusal(exc, f"publishing to {topic}") or BrokerUnavailable(
                 f"Cannot publish to {topic} at {self.settings.service_url}: {exc}"

@@ -26,7 +26,6 @@ from pulsarjobs.app_view import AppView
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.logs import error_text
 from pulsarjobs.transport.connection import crypto_key_reader
-from pulsarjobs.transport.first_contact import answered
 from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
@@ -263,11 +262,12 @@ class Worker:
     async def _subscribe_until_ready(
         self, stop_requested: asyncio.Event
     ) -> dict[str, pulsar.Consumer] | None:
-        """Subscribe, retrying while the broker is out of reach; a refusal of access is final."""
+        """Subscribe, retrying while the broker cannot be reached (it may be starting). A
+        broker that refuses our token, role or certificate is final: retrying will not help."""
         delay = 1.0
         while not stop_requested.is_set():
             try:
-                return await asyncio.to_thread(answered, self._subscribe_all, self.settings)
+                return await asyncio.to_thread(self._subscribe_all)
             except Exception as exc:
                 connection = self.app.connection
                 denied = await asyncio.to_thread(connection.refusal, exc, "subscribing to jobs")
