@@ -47,6 +47,7 @@ from pulsarjobs.transport import access
 from pulsarjobs.transport.closing import Closing
 from pulsarjobs.transport.connection import Acks, Connection
 from pulsarjobs.transport.job_index import JobIndex
+from pulsarjobs.transport.refusals import refusal
 from pulsarjobs.transport.topics import check_queue_name, topics_for
 from pulsarjobs.wire.envelope import Envelope, encode
 from pulsarjobs.worker.execution import current_job
@@ -254,7 +255,7 @@ class App(PeriodicJobs, Workflows, Closing):
             url = self.settings.service_url
             raise (
                 access.nothing_listens(url)
-                or self.connection.refusal(exc, f"preparing queue {envelope.queue!r}")
+                or refusal(self.settings, exc, f"preparing queue {envelope.queue!r}")
                 or BrokerUnavailable(f"Cannot prepare queue {envelope.queue!r} at {url}: {exc}")
             ) from exc
         return topic

@@ -42,6 +42,10 @@ class AccessDenied(BrokerError):
     """The broker refused this process's token or role, or its TLS certificate is not trusted."""
 
 
+class NotPermitted(AccessDenied):
+    """The broker knows this token's role, and does not let it do what was asked."""
+
+
 class EnvelopeError(PulsarJobsError, ValueError):
     """The message could not be decoded as a job envelope; the message says why."""
 

@@ -10,7 +10,7 @@ import ssl
 
 import httpx
 
-from pulsarjobs.errors import AccessDenied, BrokerUnavailable, NotFound
+from pulsarjobs.errors import AccessDenied, BrokerUnavailable, NotFound, NotPermitted
 
 
 def role_of(token: str) -> str | None:
@@ -52,10 +52,10 @@ def wrong_token(url: str) -> AccessDenied:
     )
 
 
-def not_permitted(url: str, token: str | None, doing: str) -> AccessDenied:
+def not_permitted(url: str, token: str | None, doing: str) -> NotPermitted:
     role = role_of(token) if token else None
     who = f"role {role!r}" if role else "this token's role"
-    return AccessDenied(
+    return NotPermitted(
         f"The broker at {url} does not let {who} do this ({doing}): grant it with "
         f"`pulsarjobs namespace grant {role or 'ROLE'} --produce --consume` (see docs/security.md)."
     )

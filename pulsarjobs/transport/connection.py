@@ -13,21 +13,19 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pulsar
 import structlog
 
 from pulsarjobs.errors import (
-    AccessDenied,
     BrokerError,
     BrokerUnavailable,
     ConfigurationError,
     EnqueueError,
-    NotFound,
     PayloadTooLarge,
     PulsarJobsError,
 )
@@ -36,6 +34,7 @@ from pulsarjobs.settings import Settings
 from pulsarjobs.transport import access, client_log
 from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.keeping import keep_compacted, keep_results_for
+from pulsarjobs.transport.refusals import answered, refusal
 from pulsarjobs.transport.schema_registry import pulsar_schema, result_schema
 from pulsarjobs.transport.topics import KEEPER_SUBSCRIPTION, carries_jobs
 
@@ -45,6 +44,7 @@ ENCRYPTION_KEY_NAME = "pulsarjobs"
 TTL_RECHECK_SECONDS = 60.0
 
 log = structlog.get_logger("pulsarjobs.connection")
+T = TypeVar("T")
 
 
 class Acks:
@@ -112,33 +112,6 @@ class Connection:
                 f"Cannot use Pulsar at {self.settings.service_url}: {exc}"
             ) from exc
 
-    def refusal(self, failure: Exception, doing: str) -> AccessDenied | NotFound | None:
-        """The access problem, or the missing namespace, behind a client failure, if that is
-        what it was: retrying will not help. The client names a missing permission, but only
-        times out on a missing or wrong token, fails to connect on an untrusted certificate,
-        and says TopicNotFound for a namespace that does not exist: the admin API, asked with
-        the same token and trust, says which. Asked after a failure only: nothing on the happy
-        path."""
-        url, namespace = self.settings.service_url, self.settings.full_namespace
-        if isinstance(failure, pulsar.AuthorizationError):
-            return access.not_permitted(url, self.settings.token, doing)
-        if isinstance(failure, pulsar.AuthenticationError):
-            return access.wrong_token(url)
-        if not isinstance(
-            failure, pulsar.Timeout | pulsar.ConnectError | pulsar.TopicNotFound | BrokerError
-        ):
-            return None
-        try:
-            with Admin.of(self.settings, timeout=5.0) as admin:
-                admin.check_access(namespace)
-        except AccessDenied as denied:
-            return denied
-        except NotFound:
-            return access.missing_namespace(url, namespace)
-        except PulsarJobsError:  # the admin API is out of reach too: no more to tell
-            return None
-        return None
-
     def message_ttl(self) -> float | None:
         """The namespace's message TTL in seconds, asked at most once a minute; None when it
         has none or the admin API cannot say (the broker's own default is no TTL)."""
@@ -160,10 +133,10 @@ class Connection:
         if topic in self._prepared_topics:
             return
         kind = pulsar.ConsumerType.KeyShared if key_shared else pulsar.ConsumerType.Shared
-        start = pulsar.InitialPosition.Earliest
-        self.client.subscribe(
+        client, start = self.client, pulsar.InitialPosition.Earliest
+        self.first_call(lambda: client.subscribe(
             topic, subscription, consumer_type=kind, initial_position=start
-        ).close()
+        ).close())  # fmt: skip
         self._prepared_topics.add(topic)
 
     def prepared(self, topic: str) -> bool:
@@ -224,7 +197,7 @@ class Connection:
     def _create_producer(self, client: pulsar.Client, topic: str,
                          name: str | None = None) -> pulsar.Producer:  # fmt: skip
         try:
-            return client.create_producer(
+            return self.first_call(lambda: client.create_producer(
                 topic,
                 producer_name=name,
                 schema=result_schema()
@@ -238,9 +211,9 @@ class Connection:
                 # workers, where a batch would go whole to one of them.
                 batching_enabled=False,
                 **encryption_options(self.settings),
-            )
+            ))  # fmt: skip
         except Exception as exc:
-            raise self.refusal(exc, f"publishing to {topic}") or BrokerUnavailable(
+            raise refusal(self.settings, exc, f"publishing to {topic}") or BrokerUnavailable(
                 f"Cannot publish to {topic} at {self.settings.service_url}: {exc}"
             ) from exc
 
@@ -306,6 +279,19 @@ class Connection:
         # failed already (enqueue waits for the acks): nothing is left to do.
         with contextlib.suppress(pulsar.AlreadyClosed, pulsar.NotConnected):
             client.close()
+
+    def first_call(self, call: Callable[[], T]) -> T:
+        """`call` (a first producer or subscription), raising early a refusal the client only
+        retries on (refusals.py)."""
+        return answered(call, self.settings, self.abandon)
+
+    def abandon(self) -> None:
+        """Close the client at once, unflushed and without the lock (its holder may be the one
+        asking): a refused first call waits on it (refusals.py). The next use makes another."""
+        client, self._client, self._producers = self._client, None, {}
+        if client is not None and self._owner_pid == os.getpid():
+            with contextlib.suppress(Exception):  # closed already: the call ended anyway
+                client.close()
 
 
 # Closed at exit while the interpreter and the client's threads still run: the C++ client's own

@@ -26,6 +26,7 @@ from pulsarjobs.app_view import AppView
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.logs import error_text
 from pulsarjobs.transport.connection import crypto_key_reader
+from pulsarjobs.transport.refusals import refusal
 from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.heartbeat import RUNNING_SHOWN, RunningJob, WorkerState
@@ -262,15 +263,13 @@ class Worker:
     async def _subscribe_until_ready(
         self, stop_requested: asyncio.Event
     ) -> dict[str, pulsar.Consumer] | None:
-        """Subscribe, retrying while the broker cannot be reached (it may be starting). A
-        broker that refuses our token, role or certificate is final: retrying will not help."""
+        """Subscribe, retrying while the broker is out of reach; a refusal of access is final."""
         delay = 1.0
         while not stop_requested.is_set():
             try:
-                return await asyncio.to_thread(self._subscribe_all)
+                return await asyncio.to_thread(self.app.connection.first_call, self._subscribe_all)
             except Exception as exc:
-                connection = self.app.connection
-                denied = await asyncio.to_thread(connection.refusal, exc, "subscribing to jobs")
+                denied = await asyncio.to_thread(refusal, self.settings, exc, "subscribing to jobs")
                 if denied is not None:
                     await asyncio.to_thread(self.app.release)
                     raise denied from exc

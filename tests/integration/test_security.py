@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -154,6 +155,15 @@ def test_a_refusal_is_one_line_naming_the_problem_everywhere(
     assert_refused_everywhere(refused_settings(secured, problem, tmp_path), problem, record)
 
 
+def first_contact_pending() -> bool:
+    """Whether a first call to the broker still waits inside the client (refusals.py): one left
+    there as the interpreter ends aborts the process."""
+    return any(
+        thread.name == "pulsarjobs-first-contact" and thread.is_alive()
+        for thread in threading.enumerate()
+    )
+
+
 def assert_refused_everywhere(settings: Settings, problem: str, record: Path) -> None:
     """The producer, a worker, `pulsarjobs enqueue` and `pulsarjobs worker` each fail with the
     one line EXPECTED names for the problem."""
@@ -173,6 +183,7 @@ def assert_refused_everywhere(settings: Settings, problem: str, record: Path) ->
             assert "\n" not in str(enqueued.value)
             with pytest.raises(AccessDenied, match=expected):
                 working.result(timeout=120)
+        assert not first_contact_pending()  # each refused call was ended, not left behind
     finally:
         producer.close()
         consumer.close()
