@@ -82,11 +82,18 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
     return process.wait(timeout)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.1,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """Wait for `condition`; a timeout says what `explain` tells of the state then."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            said = f"; {explain()}" if explain is not None else ""
+            raise AssertionError(f"condition not met within {timeout} s{said}")
         time.sleep(interval)
 
 

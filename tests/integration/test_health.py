@@ -83,15 +83,19 @@ def test_readyz_turns_unready_on_sigterm_before_the_running_job_is_handed_back(
 def test_a_groups_supervisor_answers_for_its_processes_and_names_the_wedged_one(
     app: App, tmp_path: Path
 ) -> None:
-    record, port = tmp_path / "record.jsonl", free_port()
+    record, port, log = tmp_path / "record.jsonl", free_port(), tmp_path / "group.log"
     env = settings_env(app.settings, record)
-    group = start_worker_process(env, tmp_path / "group.log", "--processes", "2",
-                                 "--metrics-port", str(port),
+    group = start_worker_process(env, log, "--processes", "2", "--metrics-port", str(port),
                                  "--wedged-after", str(WEDGED_AFTER_S))  # fmt: skip
+
+    def state() -> str:
+        return (f"probes {probe(port, '/livez')} {probe(port, '/readyz')}, started "
+                f"{started(record)}, the group's log:\n{log.read_text()[-3000:]}")  # fmt: skip
+
     try:
         wait_until(lambda: probe(port, "/readyz") == (200, "ready: taking jobs"), 90, 0.2)
         app.jobs["wedge"].enqueue(WEDGED_AFTER_S * 4.0)
-        wait_until(lambda: probe(port, "/livez")[0] == 503, 60, 0.2)
+        wait_until(lambda: probe(port, "/livez")[0] == 503, 60, 0.2, explain=state)
         [wedged] = started(record)
         assert probe(port, "/livez")[1].startswith(f"wedged: process {wedged['pid']}'s event loop")
         wait_until(lambda: probe(port, "/livez") == (200, "live"), 60, 0.2)
