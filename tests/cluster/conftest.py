@@ -21,7 +21,7 @@ import pytest
 from pulsarjobs.broker.cluster import LocalCluster
 from pulsarjobs.broker.cluster_ports import ClusterPorts
 from pulsarjobs.errors import PulsarJobsError
-from tests.conftest import unavailable
+from tests.conftest import discard, unavailable
 
 
 @pytest.fixture(scope="module")  # stopped before another module starts a cluster of its own
@@ -38,5 +38,5 @@ def cluster() -> Iterator[LocalCluster]:
             unavailable(f"could not start a local Pulsar cluster: {exc}")
         yield local
     finally:
-        local.stop()
+        discard(local)
         shutil.rmtree(data_dir, ignore_errors=True)

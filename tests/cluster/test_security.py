@@ -37,7 +37,7 @@ JOBS = 40
 
 @pytest.fixture(scope="module")
 def secured() -> Iterator[LocalCluster]:
-    """A cluster with --auth --tls on free ports, stopped and removed at the end."""
+    """A cluster with --auth --tls on free ports, discarded at the end."""
     data_dir = Path(tempfile.mkdtemp(prefix="pulsarjobs-test-secured-cluster-"))
     yield from started_secured(
         LocalCluster(data_dir=data_dir, ports=ClusterPorts.free(), auth=True, tls=True)

@@ -2,7 +2,8 @@
 runs, now and at a later time, and reads the dead letters a Python worker wrote.
 
 Needs Go (on PATH or in /usr/local/go/bin): skipped without it, failed under CI=true. The build
-is cached by Go between runs; the first one downloads the modules.
+is cached by Go between runs; the first one downloads the modules (scripts/test begins it
+beside the lint and type checks).
 """
 
 from __future__ import annotations

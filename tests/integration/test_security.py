@@ -35,7 +35,7 @@ from pulsarjobs.transport.admin import Admin
 from pulsarjobs.transport.topics import control_topic
 from pulsarjobs.worker.worker import Worker
 from tests.apps.pipeline import make_app
-from tests.conftest import unavailable
+from tests.conftest import discard, unavailable
 from tests.integration.helpers import started, wait_until, worker_in_thread
 
 NAMESPACE = "secured"
@@ -47,7 +47,7 @@ S = TypeVar("S", LocalBroker, LocalCluster)
 
 @pytest.fixture(scope="module")
 def secured() -> Iterator[LocalBroker]:
-    """A standalone with --auth --tls, stopped and removed at the end."""
+    """A standalone with --auth --tls, discarded at the end."""
     data_dir = Path(tempfile.mkdtemp(prefix="pulsarjobs-test-secured-"))
     local = LocalBroker(
         data_dir=data_dir,
@@ -61,7 +61,7 @@ def secured() -> Iterator[LocalBroker]:
 
 
 def started_secured(local: S) -> Iterator[S]:
-    """`local` started, with the tests' namespace; stopped and its data removed at the end."""
+    """`local` started, with the tests' namespace; discarded at the end."""
     try:
         try:
             local.start()
@@ -71,7 +71,7 @@ def started_secured(local: S) -> Iterator[S]:
             admin.ensure_namespace(f"public/{NAMESPACE}")
         yield local
     finally:
-        local.stop()
+        discard(local)
         shutil.rmtree(local.data_dir, ignore_errors=True)
 
 

@@ -25,7 +25,7 @@ GROUP = 0.1  # jobs due within the same 100 ms go in one enqueue call
 def test_delayed_jobs_across_broker_kills(own_scenario: Scenario) -> None:
     scenario = own_scenario
     count = scenario.sized(2_000, 100_000)
-    span = scenario.sized(40, 600)  # the last job is due this many seconds after the start
+    span = scenario.sized(25, 600)  # the last job is due this many seconds after the start
     kills = scenario.sized(1, 5)
     worker = scenario.start_worker("--concurrency", "16", "--log-level", "info",
                                    "--log-format", "json")  # fmt: skip
