@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,8 +143,8 @@ def discard(local: LocalBroker | LocalCluster) -> None:
     """Kill -9 a broker or cluster whose data is removed next: a graceful stop of the thousands
     of topics the tests leave only costs time (ten seconds for the session's broker)."""
     if isinstance(local, LocalCluster):
-        for name in local.nodes:
-            local.kill(name)
+        with ThreadPoolExecutor(len(local.nodes)) as killing:  # each waits for its exit
+            list(killing.map(local.kill, local.nodes))
     else:
         local.process.kill()
 

@@ -124,3 +124,19 @@ def read_topic(settings: Settings, topic: str, timeout_ms: int = 2_000) -> list[
                 return messages
     finally:
         client.close()
+
+
+def read_topic_now(settings: Settings, topic: str) -> list[pulsar.Message]:
+    """Every message a topic holds now, from the start, without consuming it, and no wait for
+    more: one that grows each second (cron ticks) never goes quiet for read_topic's timeout."""
+    client = pulsar.Client(
+        settings.service_url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn)
+    )
+    try:
+        reader = client.create_reader(topic, pulsar.MessageId.earliest)
+        messages = []
+        while reader.has_message_available():
+            messages.append(reader.read_next(timeout_millis=10_000))
+        return messages
+    finally:
+        client.close()

@@ -27,6 +27,7 @@ from pulsarjobs.wire.envelope import Envelope, decode
 from pulsarjobs.worker.feed import CRASH_REDELIVERIES, subscribe
 from tests.integration.helpers import (
     read_topic,
+    read_topic_now,
     settings_env,
     started,
     stop_process,
@@ -221,7 +222,7 @@ def test_a_schedule_on_a_partitioned_queue_enqueues_each_tick_once_through_a_kil
 
     def ticks() -> dict[int, list[Envelope]]:
         return {
-            n: [decode(m.data()) for m in read_topic(app.settings, partition_topic(topic, n), 300)]
+            n: [decode(m.data()) for m in read_topic_now(app.settings, partition_topic(topic, n))]
             for n in range(PARTITIONS)
         }
 
