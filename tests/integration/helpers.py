@@ -109,34 +109,34 @@ def started(path: Path, job_type: str | None = None) -> list[dict[str, Any]]:
     return [r for r in records(path) if r["event"] == "start" and job_type in (None, r["type"])]
 
 
-def read_topic(settings: Settings, topic: str, timeout_ms: int = 2_000) -> list[pulsar.Message]:
-    """Every message on a topic, from the start, without consuming it."""
+@contextmanager
+def reader_of(settings: Settings, topic: str) -> Iterator[pulsar.Reader]:
+    """A reader of a topic from its start, on a client of its own, closed at the end."""
     client = pulsar.Client(
         settings.service_url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn)
     )
     try:
-        reader = client.create_reader(topic, pulsar.MessageId.earliest)
-        messages = []
+        yield client.create_reader(topic, pulsar.MessageId.earliest)
+    finally:
+        client.close()
+
+
+def read_topic(settings: Settings, topic: str, timeout_ms: int = 2_000) -> list[pulsar.Message]:
+    """Every message on a topic, from the start, without consuming it."""
+    messages = []
+    with reader_of(settings, topic) as reader:
         while True:
             try:
                 messages.append(reader.read_next(timeout_millis=timeout_ms))
             except pulsar.Timeout:
                 return messages
-    finally:
-        client.close()
 
 
 def read_topic_now(settings: Settings, topic: str) -> list[pulsar.Message]:
     """Every message a topic holds now, from the start, without consuming it, and no wait for
     more: one that grows each second (cron ticks) never goes quiet for read_topic's timeout."""
-    client = pulsar.Client(
-        settings.service_url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn)
-    )
-    try:
-        reader = client.create_reader(topic, pulsar.MessageId.earliest)
-        messages = []
+    messages = []
+    with reader_of(settings, topic) as reader:
         while reader.has_message_available():
             messages.append(reader.read_next(timeout_millis=10_000))
-        return messages
-    finally:
-        client.close()
+    return messages
