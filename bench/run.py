@@ -392,7 +392,10 @@ class Bench:
             asyncio.run(schedule_all(self.pulsar, queue, past))
             rate = calibration / max(time.perf_counter() - started, 1e-6)
             wait_for_records(records, calibration, workers, 60)  # the worker is up
-            lead_ms = round(3000 + 1300 * count / rate)  # all enqueued before the first is due
+            # All enqueued before the first is due: twice the time the calibration's rate
+            # gives, as a long run's rate fell to 0.7 of it (a job stored after its due time
+            # would count its enqueue as lateness).
+            lead_ms = round(3000 + 2000 * count / rate)
             first_due_ms = time.time_ns() // 10**6 + lead_ms
             due = [first_due_ms + round(i * span * 1000 / count) for i in range(count)]
             asyncio.run(schedule_all(self.pulsar, queue, due))
