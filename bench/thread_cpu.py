@@ -28,6 +28,7 @@ def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
     seconds = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
+            # The task's own stat: /proc/TID/stat (workers.stat_fields) gives the process's.
             text = (task / "stat").read_text()
         except OSError:  # ended meanwhile
             continue
