@@ -221,7 +221,7 @@ class Bench:
     def workers(
         self, system: System, processes: int, latency: bool = False, log_level: str = "warning"
     ) -> Iterator[Any]:
-        """Started workers and the directory their handlers stamp into; killed afterwards."""
+        """Started workers and the directory their handlers stamp into; stopped afterwards."""
         self.runs += 1
         records = self.work / f"records-{self.runs}"
         records.mkdir()
@@ -232,7 +232,7 @@ class Bench:
         try:
             yield workers, records
         finally:
-            workers.kill()
+            workers.stop()
             system.client.reset()
 
     def failed(self, what: str, error: Exception) -> None:

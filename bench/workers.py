@@ -1,5 +1,5 @@
 """Worker processes under measurement: started in a session of their own, read from /proc,
-killed whole once the figures are taken (a graceful stop measures nothing)."""
+stopped whole once the figures are taken."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 POLL_SECONDS = 0.05
 STALL_SECONDS = 90.0  # no progress for this long: the worker is stuck, the run fails
+STOP_SECONDS = 10.0  # a stop waits this long for the workers to end, then kills them
 
 
 class WorkerFailed(RuntimeError):
@@ -70,6 +71,21 @@ class Workers:
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        """Stop them as a deployment does, once measured: a pulsarjobs worker writes its job
+        index's last entries as it stops. Killed, it leaves every job it ran in the last few
+        seconds indexed as waiting, and a run of drains leaves over a million such entries,
+        which the broker's compaction then holds in its heap every minute (full GCs of up to
+        0.5 s, stalling the next runs' deliveries)."""
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        ends = time.monotonic() + STOP_SECONDS
+        for process in self.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.0, ends - time.monotonic()))
+        self.kill()  # what did not end in time, and any child left behind
 
     def kill(self) -> None:
         for process in self.processes:

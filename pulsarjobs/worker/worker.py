@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import signal
 import socket
 import threading
 import uuid
@@ -38,6 +37,7 @@ from pulsarjobs.worker._queue_feed import Receiver
 from pulsarjobs.worker._runners import Runners, make_runners
 from pulsarjobs.worker._running import CurrentRuns
 from pulsarjobs.worker._stats import WorkerStats
+from pulsarjobs.worker._stop_signals import StopSignals
 from pulsarjobs.worker.crashes import CrashGuard
 from pulsarjobs.worker.execution import JobExecutor
 from pulsarjobs.worker.feed import Feed, QueuePlan, keep_dead_letters, subscribe
@@ -116,7 +116,6 @@ class Worker:
         self.ready = threading.Event()  # set once subscribed and fetching
         self._crypto = crypto_key_reader(self.settings)  # a missing key file fails here
         self._stop_asked = threading.Event()  # stop() may come before the loop runs
-        self._signals = 0
         self._running: _WorkerSession | None = None
 
     # -- running -----------------------------------------------------------------------------
@@ -140,7 +139,7 @@ class Worker:
         if self._stop_asked.is_set():
             running.stop_requested.set()
         if handle_signals:
-            self._install_signal_handlers(running.loop)
+            StopSignals(self.stop, self._go_quiet, self.shutdown_timeout).install(running.loop)
         consumers = await self._subscribe_until_ready(running.stop_requested)
         if consumers is None:  # stopped before the broker could be reached
             await asyncio.to_thread(self.app.release)
@@ -208,21 +207,6 @@ class Worker:
         """Stop fetching jobs, finish the running ones, keep running; callable from any thread."""
         if (running := self._running) is not None and not running.loop.is_closed():
             running.loop.call_soon_threadsafe(self._go_quiet)
-
-    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal)
-        # Ignored in a child of a supervisor (processes.py), which forwards Ctrl-C as SIGTERM.
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-            loop.add_signal_handler(signal.SIGINT, self._on_stop_signal)
-        loop.add_signal_handler(signal.SIGTSTP, self._go_quiet)
-
-    def _on_stop_signal(self) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            log.warning("second signal: exiting now; unacked jobs go back to the queue")
-            os._exit(1)
-        log.info("stopping: finishing running jobs", grace_seconds=self.shutdown_timeout)
-        self.stop()
 
     def _go_quiet(self) -> None:
         running = self._running

@@ -159,6 +159,26 @@ def test_ctrl_c_on_a_group_of_processes_lets_running_jobs_finish(app: App, tmp_p
     assert "second signal" not in log.read_text()
 
 
+def test_sigterm_to_the_whole_group_lets_running_jobs_finish(app: App, tmp_path: Path) -> None:
+    """As systemd stops a unit by default (KillMode=control-group): each process gets the
+    SIGTERM, and the supervisor forwards it again."""
+    record = tmp_path / "record.jsonl"
+    log = tmp_path / "worker.log"
+    group = start_in_own_group(settings_env(app.settings, record), log, "--processes", "2")
+    try:
+        app.enqueue_many([app.jobs["hold"].call(3.0) for _ in range(4)])
+        wait_until(lambda: len(started(record)) == 4, 120)
+        os.killpg(group.pid, signal.SIGTERM)
+        code = group.wait(60)
+    finally:
+        if group.poll() is None:
+            os.killpg(group.pid, signal.SIGKILL)
+            group.wait()
+    assert code == 0, log.read_text()[-3000:]
+    assert len(ended(record)) == 4, "a SIGTERM to the group aborted running jobs"
+    assert "second signal" not in log.read_text()
+
+
 def supervise(env: dict[str, str], app_reference: str) -> tuple[int, str]:
     """`pulsarjobs worker APP --processes 2` until it exits by itself (30 s at most): its exit
     code and output."""
