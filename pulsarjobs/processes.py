@@ -11,10 +11,10 @@ metrics.py).
 
 A terminal's Ctrl-C signals the whole process group: children ignore SIGINT and stop on the
 SIGTERM their supervisor forwards, so one Ctrl-C is one stop signal (a second one, forwarded
-again, exits at once; worker/_stop_signals.py). An app that cannot be loaded is a configuration error, not a crash: the
-supervisor says so in one line and exits 1 instead of restarting its children. A child that
-exits 0 was stopped on purpose (`pulsarjobs workers stop`): it is not replaced, and the group
-ends once every child has.
+again, exits at once; worker/_stop_signals.py). An app that cannot be loaded is a configuration
+error, not a crash: the supervisor says so in one line and exits 1 instead of restarting its
+children. A child that exits 0 was stopped on purpose (`pulsarjobs workers stop`): it is not
+replaced, and the group ends once every child has.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
 from pulsarjobs import Inspector
 from pulsarjobs.app import App
 from tests.integration.helpers import (
@@ -141,41 +143,32 @@ def start_in_own_group(env: dict[str, str], log: Path, *args: str) -> subprocess
         )
 
 
-def test_ctrl_c_on_a_group_of_processes_lets_running_jobs_finish(app: App, tmp_path: Path) -> None:
+# Signals sent to the whole process group: each process gets one, and the supervisor forwards
+# it again (as SIGTERM).
+GROUP_SIGNALS = [
+    pytest.param(signal.SIGINT, id="ctrl-c"),  # what a terminal sends on Ctrl-C
+    pytest.param(signal.SIGTERM, id="systemd"),  # systemd's default KillMode=control-group
+]
+
+
+@pytest.mark.parametrize("signum", GROUP_SIGNALS)
+def test_a_signal_to_the_whole_group_of_processes_lets_running_jobs_finish(
+    app: App, tmp_path: Path, signum: signal.Signals
+) -> None:
     record = tmp_path / "record.jsonl"
     log = tmp_path / "worker.log"
     group = start_in_own_group(settings_env(app.settings, record), log, "--processes", "2")
     try:
         app.enqueue_many([app.jobs["hold"].call(3.0) for _ in range(4)])
         wait_until(lambda: len(started(record)) == 4, 120)
-        os.killpg(group.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
+        os.killpg(group.pid, signum)
         code = group.wait(60)
     finally:
         if group.poll() is None:
             os.killpg(group.pid, signal.SIGKILL)
             group.wait()
     assert code == 0, log.read_text()[-3000:]
-    assert len(ended(record)) == 4, "Ctrl-C aborted running jobs"
-    assert "second signal" not in log.read_text()
-
-
-def test_sigterm_to_the_whole_group_lets_running_jobs_finish(app: App, tmp_path: Path) -> None:
-    """As systemd stops a unit by default (KillMode=control-group): each process gets the
-    SIGTERM, and the supervisor forwards it again."""
-    record = tmp_path / "record.jsonl"
-    log = tmp_path / "worker.log"
-    group = start_in_own_group(settings_env(app.settings, record), log, "--processes", "2")
-    try:
-        app.enqueue_many([app.jobs["hold"].call(3.0) for _ in range(4)])
-        wait_until(lambda: len(started(record)) == 4, 120)
-        os.killpg(group.pid, signal.SIGTERM)
-        code = group.wait(60)
-    finally:
-        if group.poll() is None:
-            os.killpg(group.pid, signal.SIGKILL)
-            group.wait()
-    assert code == 0, log.read_text()[-3000:]
-    assert len(ended(record)) == 4, "a SIGTERM to the group aborted running jobs"
+    assert len(ended(record)) == 4, f"{signum.name} to the group aborted running jobs"
     assert "second signal" not in log.read_text()
 
 
