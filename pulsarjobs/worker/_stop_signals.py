@@ -19,7 +19,7 @@ import structlog
 
 log = structlog.get_logger("pulsarjobs.worker")
 
-ECHO_S = 2.0
+ECHO_S = 2.0  # in a supervisor's child: a second SIGTERM this soon after the first is its echo
 
 
 class StopSignals:
@@ -28,7 +28,7 @@ class StopSignals:
         self.quiet = quiet
         self.grace_s = grace_s
         self._first: float | None = None  # when the first stop signal came
-        self._echo_s = 0.0
+        self._echo_s = 0.0  # a process on its own gets each signal once: no echo
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.add_signal_handler(signal.SIGTERM, self._on_stop)
