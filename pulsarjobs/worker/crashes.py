@@ -9,7 +9,11 @@ The supervisor of `--processes N` therefore keeps a ledger in a directory of its
   of a job into a free slot when the job starts and clears it when the run ends — a memory copy,
   no system call; the kernel keeps the pages of a process that was killed;
 - when a child dies, the supervisor reads its slots and counts a crash for each job in them, in
-  the file `crashes` of the same directory (rewritten whole and renamed into place);
+  the file `crashes` of the same directory (rewritten whole and renamed into place). The broker
+  hands a dead child's jobs to a sibling within milliseconds, before that sibling can have read
+  the new counts, so a sibling may run them at once, beside the same neighbours, and die too: a
+  death within RECOUNT_AFTER_S of a job's last counted one is that same death passed on, and is
+  not counted again for it (else its innocent neighbours would be counted twice as well);
 - children reload that file when it changes. Before a job with crashes runs, a child:
   dead-letters it once it was running in CRASHES_BEFORE_DEAD process deaths, with the reason
   "killed its worker process N times"; otherwise, once after each crash, puts it back to run a
@@ -30,6 +34,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -47,6 +52,9 @@ DEFER_SECONDS = (1.0, 5.0)  # a job that was running in a dead process runs agai
 SLOT_BYTES = 256  # a length byte and up to 255 bytes of job id
 LONGEST_ID = 63  # characters (4 bytes at most each); longer ids are kept as a digest
 RELOAD_INTERVAL_S = 0.1  # how often a child looks for new counts
+# A job is put back for at least DEFER_SECONDS[0] after a death its worker knew of, so a second
+# death sooner than that was a run by a process that did not know of the first yet.
+RECOUNT_AFTER_S = DEFER_SECONDS[0]
 FORGET_AFTER_S = 24 * 3600.0  # counts of jobs that have not crashed for this long are dropped
 COUNTS_FILE = "crashes"
 
@@ -139,24 +147,28 @@ class CrashGuard:
 class CrashLedger:
     """The supervisor's side: the directory, and a crash counted for what a dead child ran."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.directory = tempfile.mkdtemp(prefix="pulsarjobs-crashes-")
         self._counts: dict[str, Crashes] = {}
+        self._clock = clock
 
     def process_died(self, pid: int) -> list[str]:
-        """Count a crash for each job the process was running; the ids (as the ledger keeps
-        them) of those jobs."""
+        """Count a crash for each job the process was running, unless it was counted less than
+        RECOUNT_AFTER_S ago; the ids (as the ledger keeps them) of the jobs it was running."""
         path = slots_path(self.directory, pid)
         try:
             running = read_slots(path.read_bytes())
         except FileNotFoundError:  # it died before it could run anything
             return []
         path.unlink(missing_ok=True)
-        if running:
-            now = time.time()
-            for key in running:
-                count, _ = self._counts.get(key, (0, now))
+        now = self._clock()
+        counted = False
+        for key in running:
+            count, last_death = self._counts.get(key, (0, 0.0))
+            if now - last_death >= RECOUNT_AFTER_S:
                 self._counts[key] = (count + 1, now)
+                counted = True
+        if counted:
             self._write(now)
         return running
 
