@@ -36,7 +36,10 @@ from pulsarjobs.wire.verdicts import Outcome, Verdict
 class NoIndex(JobIndex):
     """The index replaced by nothing: what enqueue cost before it."""
 
-    def acks(self, job_id: str, queue: str, topic: str, group: Acks | None = None) -> Acks:
+    def acks(
+        self, job_id: str, queue: str, topic: str, group: Acks | None = None,
+        chain_id: str | None = None,
+    ) -> Acks:  # fmt: skip
         return group or Acks(1)
 
 
