@@ -10,13 +10,13 @@ ordered). It is written
 - when a worker dead-letters a job (its position on the dead-letter topic);
 - when a grouped job's member is stored on its queue's group topic, emptied once a worker has
   stored its group's job (that job, under its own id, carries it);
-- and emptied (compaction's tombstone) when a worker settles a job that succeeded: its kept
-  result, if any, says the rest.
+- and emptied (compaction's tombstone) when a worker settles a job that succeeded or expired:
+  its kept result, if any, says the rest.
 A chain's link is indexed under the chain's id too (a batch counts the chain under it), so that
-the chain's id finds its latest link, until the last one succeeds.
+the chain's id finds its latest link, until the last one succeeds or a link expires.
 So it holds one entry per job stored and not settled, the dead ones included, and one per job
-that ended unrun (expired, cancelled), until compaction drops those emptied (the broker compacts
-it past COMPACTION_THRESHOLD_BYTES of new entries).
+cancelled, until compaction drops those emptied (the broker compacts it past
+COMPACTION_THRESHOLD_BYTES of new entries).
 
 Writing never delays an enqueue nor adds a round trip: the broker's ack (on the client's thread)
 appends (id, queue, topic, message id) to a deque, and a thread of the index sends what gathered
@@ -46,7 +46,7 @@ from pulsarjobs.settings import Settings
 from pulsarjobs.transport.backlog import Position, parse_position, position_of, position_text
 from pulsarjobs.transport.connection import Acks, Connection
 from pulsarjobs.transport.topics import fair_lane_index, job_index_topic, topics_for
-from pulsarjobs.wire.verdicts import Outcome, Publish
+from pulsarjobs.wire.verdicts import Outcome
 
 log = structlog.get_logger("pulsarjobs.transport.job_index")
 
@@ -284,10 +284,11 @@ def lane_of(where: str) -> int | None:
 
 
 class IndexedSettles:
-    """The worker's step, where the index `writes()`, that empties the entry of a job that
-    succeeded (a retry's or a dead letter's position is indexed as it is stored). A job that
-    ended unrun keeps its entry: a cancelled one may have a copy stored under its id (Kill, Run
-    now), and what a lookup then says of the entry (settled, or where the copy is) holds."""
+    """The worker's step, where the index `writes()`, that empties the entry of a job over with
+    nothing stored in its place (done, expired; `Policy.unindexed`). A retry's or a dead
+    letter's position is indexed as it is stored. A cancelled job keeps its entry: it may have
+    a copy stored under its id (Kill, Run now), and what a lookup then says of the entry
+    (settled, or where the copy is) holds."""
 
     name: ClassVar[str] = "job index"
 
@@ -296,7 +297,8 @@ class IndexedSettles:
 
     def told(self, queue: str, outcome: Outcome) -> None:
         policy = outcome.kind.policy
-        if policy.succeeded and policy.publishes is Publish.NOTHING:
+        if policy.unindexed:
             self.index.settled(outcome.envelope.id)
-            if (chain := outcome.envelope.chain) is not None and not chain.next:
-                self.index.settled(chain.id)  # the chain's last link: the chain is over
+            chain = outcome.envelope.chain
+            if chain is not None and (not chain.next or not policy.succeeded):
+                self.index.settled(chain.id)  # the chain is over: its last link, or it stopped

@@ -40,6 +40,9 @@ class Policy:
     )
     counter: str  # the WorkerStats field that counts it
     result_error: str = ""  # a kept result of a job over unsucceeded: this error; "": its own last
+    # Its job-index entry is emptied (transport/job_index.py): nothing of it is left to find but
+    # a kept result. Not a cancelled job's: Kill and Run now store a copy under its id.
+    unindexed: bool = False
 
 
 class Verdict(StrEnum):
@@ -54,7 +57,7 @@ class Verdict(StrEnum):
         return member
 
     # It ran and returned.
-    DONE = "done", Policy(Publish.NOTHING, True, True, False, False, "done")
+    DONE = "done", Policy(Publish.NOTHING, True, True, False, False, "done", unindexed=True)
     # It failed with attempts left: published again, its attempt + 1, due after its backoff.
     RETRY = "retry", Policy(Publish.RETRY, False, False, True, True, "retried")
     # It failed its last attempt, or can never run (unknown type, arguments that do not fit,
@@ -66,7 +69,10 @@ class Verdict(StrEnum):
         Policy(Publish.DEAD_LETTER_AS_RECEIVED, True, False, False, False, "dead", "Undecodable"),
     )
     # Past its expires_at: acknowledged unrun.
-    EXPIRED = "expired", Policy(Publish.NOTHING, True, False, False, False, "expired", "Expired")
+    EXPIRED = (
+        "expired",
+        Policy(Publish.NOTHING, True, False, False, False, "expired", "Expired", unindexed=True),
+    )
     # Delivered before its run_at (the broker may let one out early): never run so.
     EARLY = "early", Policy(Publish.RETRY, False, False, True, True, "early")
     # Cancelled by a user (cancels.py): acknowledged unrun, or its run's result discarded.
@@ -90,7 +96,10 @@ class Verdict(StrEnum):
     # job (flow/debounce.py: "superseded by <id>"), or an aggregate run that carries its
     # arguments — acknowledged unrun, as the user asked by debouncing. It is over, as
     # succeeded: the job it joined does its work, and settles on its own.
-    GROUPED = "grouped", Policy(Publish.NOTHING, True, True, False, False, "grouped")
+    GROUPED = (
+        "grouped",
+        Policy(Publish.NOTHING, True, True, False, False, "grouped", unindexed=True),
+    )
 
 
 @immutable

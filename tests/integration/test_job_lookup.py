@@ -117,6 +117,7 @@ def test_jobs_show_finds_a_job_by_its_id_in_every_state(broker: BrokerUnderTest)
         scheduled = app.enqueue(JobCall("unserved", ()), in_=timedelta(hours=1))
         in_order = app.enqueue(JobCall("unserved", (), order_key="customer-7"))
         fairly = unserved_fairly.enqueue()  # on one of the queue's fair lanes
+        expired = app.enqueue(JobCall("double", (3,), expires_in=timedelta(milliseconds=1)))
         with worker_in_thread(app, "work") as worker:
             dead, retrying = break_down.enqueue(), try_later.enqueue()
             kept = app.enqueue(JobCall("double", (21,), keep_result=timedelta(minutes=10)))
@@ -146,6 +147,9 @@ def test_jobs_show_finds_a_job_by_its_id_in_every_state(broker: BrokerUnderTest)
             # Done without keeping its result: its entry is emptied a little after it settled.
             wait_until(lambda: state(app, plain) is None, EMPTY_AFTER_SECONDS + 30, 0.5)
             assert dashboard.state(plain) is None  # the emptied entry, read as it came
+            # Expired unrun, keeping no result: nothing of it is left to find either.
+            assert worker.stats.expired == 1
+            wait_until(lambda: state(app, expired) is None, EMPTY_AFTER_SECONDS + 30, 0.5)
         with Inspector(app.settings) as inspector:
             assert replay(inspector, "work", ALL).moved == 1
         wait_until(lambda: state(app, dead) == "waiting", 30, 0.5)  # back on its queue
