@@ -162,6 +162,7 @@ class JobIndex:
         self._notes.clear()
         self._settling.clear()
         self._settled.clear()
+        self._answers.clear()  # the parent's producer's, not the child's
         self._thread, self._producer = None, None
         self._starting, self._stop = threading.Lock(), threading.Event()
 
