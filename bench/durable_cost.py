@@ -139,7 +139,7 @@ class Bench:
         try:
             yield workers, records
         finally:
-            workers.kill()
+            workers.stop()
 
     def drain(self, kind: str, count: int) -> dict[str, float] | None:
         client = PulsarjobsClient(fresh_namespace(self.broker.settings))

@@ -110,7 +110,7 @@ def drain(
         try:
             figures = watch_drain(workers, pending, options.jobs, broker.pid)
         finally:
-            workers.kill()
+            workers.stop()
     finally:
         app.close()
         admin.close()

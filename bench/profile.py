@@ -86,7 +86,7 @@ def profile(
         seconds = time.perf_counter() - started
         spy.wait(60)
     finally:
-        workers.kill()
+        workers.stop()
         client.close()
     print(f"drained at {figures['jobs_per_s']:,.0f} jobs/s while sampled", file=sys.stderr)
     return read_stacks(raw), seconds

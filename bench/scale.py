@@ -104,7 +104,7 @@ def drain(
         try:
             figures = watch_drain(workers, client.pending, jobs)
         finally:
-            workers.kill()
+            workers.stop()
     finally:
         client.close()
     return {"enqueue_per_s": enqueue, **figures}

@@ -55,7 +55,7 @@ def measure(system: System, client: PulsarjobsClient, jobs: int, work: Path) -> 
             time.sleep(0.05)
         after, ended, done = thread_cpu(pid), time.perf_counter(), pending - client.pending()
     finally:
-        workers.kill()
+        workers.stop()
     if done <= 0:
         raise SystemExit(f"{system.name} drained {jobs} jobs too fast to measure: give more --jobs")
 
