@@ -96,8 +96,10 @@ class RelayPresence:
     def _beat_forever(self) -> None:
         topic = workers_topic(self.settings)
         try:
-            self._producer = self.relay.connection.client.create_producer(
-                topic, batching_enabled=False, send_timeout_millis=SEND_TIMEOUT_MS
+            self._producer = self.relay.connection.made(
+                lambda client: client.create_producer(
+                    topic, batching_enabled=False, send_timeout_millis=SEND_TIMEOUT_MS
+                )
             )
             keep_compacted(self.settings, topic)
         except Exception as exc:

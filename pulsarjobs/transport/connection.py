@@ -92,11 +92,21 @@ class Connection:
     @property
     def client(self) -> pulsar.Client:
         with self._lock:
-            if self._client is None or self._owner_pid != os.getpid():
-                self._producers = {}
-                self._client = self._new_client()
-                self._owner_pid = os.getpid()
-            return self._client
+            return self._current_client()
+
+    def made(self, make: Callable[[pulsar.Client], T]) -> T:
+        """`make(client)`, e.g. a producer of the caller's own, under the connection's lock: a
+        close on another thread waits for it. A client closed while it makes a producer may
+        never answer that call, and its caller would wait for good."""
+        with self._lock:
+            return make(self._current_client())
+
+    def _current_client(self) -> pulsar.Client:  # under self._lock
+        if self._client is None or self._owner_pid != os.getpid():
+            self._producers = {}
+            self._client = self._new_client()
+            self._owner_pid = os.getpid()
+        return self._client
 
     def _new_client(self) -> pulsar.Client:
         try:
@@ -183,16 +193,15 @@ class Connection:
         producer = self._producers.get(topic)
         if producer is not None:
             return producer
-        client = self.client
         with self._lock:
             if (producer := self._producers.get(topic)) is None:
-                producer = self._create_producer(client, topic)
+                producer = self._create_producer(self._current_client(), topic)
                 self._producers[topic] = producer
             return producer
 
     def named_producer(self, topic: str, name: str) -> pulsar.Producer:
         """A producer of its own, named: the broker de-duplicates a name's sequence ids."""
-        return self._create_producer(self.client, topic, name)
+        return self.made(lambda client: self._create_producer(client, topic, name))
 
     def _create_producer(self, client: pulsar.Client, topic: str,
                          name: str | None = None) -> pulsar.Producer:  # fmt: skip

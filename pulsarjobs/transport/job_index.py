@@ -55,6 +55,7 @@ FLUSH_SECONDS = 0.05
 # FLUSH_SECONDS of the broker's ack, lands first unless its process stalls that long (then the
 # entry stays, pointing at a message acknowledged: a lookup says the job is settled).
 EMPTY_AFTER_SECONDS = 5.0
+CLOSE_WAIT_SECONDS = 30.0  # a close waits this long for the last entries to be sent
 # a queue's topics, as an entry names them ("groups": grouped jobs' members, grouping/)
 WHERE_ON = ("jobs", "retry", "dead", "ordered", "groups")
 FAIR_WHERE = "fair-"  # and a fair lane's: "fair-<i>" (flow/fairness.py)
@@ -138,7 +139,11 @@ class JobIndex:
             self._stop.set()
             thread = self._thread
         if thread is not None:
-            thread.join()
+            thread.join(CLOSE_WAIT_SECONDS)
+            if thread.is_alive():  # stuck in the client: a process must still be able to end
+                log.warning("the job index's last entries are not written: it did not finish"
+                            " within the time allowed", seconds=CLOSE_WAIT_SECONDS)  # fmt: skip
+                return
         if self._producer is not None:
             with contextlib.suppress(Exception):  # a broker gone: nothing more to do
                 self._producer.flush()
@@ -217,9 +222,9 @@ class JobIndex:
         connection = self._connection()
         topic = job_index_topic(connection.settings)
         connection.keep_marks(topic)  # a subscription that keeps it, and compaction
-        self._producer = connection.client.create_producer(
+        self._producer = connection.made(lambda client: client.create_producer(
             topic, batching_enabled=True, batching_max_publish_delay_ms=10,
-            block_if_queue_full=True)  # fmt: skip
+            block_if_queue_full=True))  # fmt: skip
         return self._producer
 
     def _check_answers(self) -> None:

@@ -159,7 +159,7 @@ def test_entries_noted_just_before_a_test_runner_took_over_wait_for_the_apps_con
     sent: list[bytes] = []
     producer = SimpleNamespace(send_async=lambda value, callback, partition_key: sent.append(value))
     client = SimpleNamespace(create_producer=lambda *args, **kwargs: producer)
-    real = SimpleNamespace(settings=Settings(), in_memory=False, client=client,
+    real = SimpleNamespace(settings=Settings(), in_memory=False, made=lambda make: make(client),
                            keep_marks=lambda topic: None)  # fmt: skip
     in_memory = SimpleNamespace(settings=Settings(), in_memory=True)
     connections: list[object] = [in_memory]
