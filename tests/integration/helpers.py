@@ -121,20 +121,11 @@ def reader_of(settings: Settings, topic: str) -> Iterator[pulsar.Reader]:
         client.close()
 
 
-def read_topic(settings: Settings, topic: str, timeout_ms: int = 2_000) -> list[pulsar.Message]:
-    """Every message on a topic, from the start, without consuming it."""
-    messages = []
-    with reader_of(settings, topic) as reader:
-        while True:
-            try:
-                messages.append(reader.read_next(timeout_millis=timeout_ms))
-            except pulsar.Timeout:
-                return messages
-
-
-def read_topic_now(settings: Settings, topic: str) -> list[pulsar.Message]:
-    """Every message a topic holds now, from the start, without consuming it, and no wait for
-    more: one that grows each second (cron ticks) never goes quiet for read_topic's timeout."""
+def read_topic(settings: Settings, topic: str) -> list[pulsar.Message]:
+    """Every message a topic holds now, from the start, without consuming it. What was sent
+    before is there: an enqueue returns once the broker stored the job, and a worker, relay or
+    scheduler acknowledges or says it is done only once what it sent is stored. No wait for
+    more: a topic that grows each second (cron ticks) is read up to now."""
     messages = []
     with reader_of(settings, topic) as reader:
         while reader.has_message_available():

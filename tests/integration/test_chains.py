@@ -18,7 +18,7 @@ from tests.apps.workflows import make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     fresh_settings,
-    read_topic_now,
+    read_topic,
     settings_env,
     start_worker_process,
     stop_process,
@@ -69,10 +69,10 @@ def test_a_broken_link_stops_the_chain_its_dead_letter_names_the_link_and_a_repl
     with worker_in_thread(app):
         with pytest.raises(JobFailed) as failed:  # the chain's result is its failure
             app.result(chained.last_id, timeout=WAIT)
-        wait_until(lambda: len(read_topic_now(app.settings, dead_letters)) == 1, WAIT)
+        wait_until(lambda: len(read_topic(app.settings, dead_letters)) == 1, WAIT)
     assert "chain link 2 of 3" in failed.value.error_message
     assert failed.value.error_type == "RuntimeError"
-    (letter,) = read_topic_now(app.settings, dead_letters)
+    (letter,) = read_topic(app.settings, dead_letters)
     properties = letter.properties()
     assert properties["pulsarjobs-reason"] == "failed 1 of 1 attempts (chain link 2 of 3)"
     assert properties["pulsarjobs-chain-link"] == "2 of 3"
@@ -108,7 +108,7 @@ def test_a_chain_goes_on_after_its_worker_is_restarted_between_links(
     try:
         wait_until(lambda: ran(tmp_path) == ["first"], WAIT)
         waiting = topics_for(app.settings, "later").jobs
-        wait_until(lambda: len(read_topic_now(app.settings, waiting)) == 1, WAIT)
+        wait_until(lambda: len(read_topic(app.settings, waiting)) == 1, WAIT)
     finally:
         assert stop_process(first) == 0
     second = start_worker_process(

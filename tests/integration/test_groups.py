@@ -24,7 +24,7 @@ from tests.apps.groups import MAX_SIZE, POISON, make_app
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     fresh_settings,
-    read_topic_now,
+    read_topic,
     records,
     settings_env,
     start_worker_process,
@@ -62,7 +62,7 @@ def test_members_run_once_each_in_groups_of_their_key_across_two_workers(
         dead = topics_for(groups_app.settings, collect.queue).dead
         ran = lambda: {m for r in records(record) for m in r["members"]}  # noqa: E731
         wait_until(lambda: ran() >= set(ids), 120, interval=0.5)
-        wait_until(lambda: len(read_topic_now(groups_app.settings, dead)) >= 1, 60)
+        wait_until(lambda: len(read_topic(groups_app.settings, dead)) >= 1, 60)
     finally:
         for worker, log in zip(workers, logs, strict=True):
             assert stop_process(worker) == 0, log.read_text()[-2000:]
@@ -72,7 +72,7 @@ def test_members_run_once_each_in_groups_of_their_key_across_two_workers(
     assert set(succeeded) == set(ids) - {poison_id}
     assert max(succeeded.values()) == 1  # no kill, no duplicate
     assert any(len(g["members"]) == MAX_SIZE for g in groups)  # full groups ran at once
-    [letter] = read_topic_now(groups_app.settings, dead)
+    [letter] = read_topic(groups_app.settings, dead)
     [member] = decode(letter.data(), None).args[0]  # type: ignore[misc]
     assert member["id"] == poison_id  # type: ignore[index]
 

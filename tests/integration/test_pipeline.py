@@ -21,7 +21,7 @@ from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import ArgumentError, Envelope, decode, encode, new_id
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
-    read_topic_now,
+    read_topic,
     settings_env,
     started,
     wait_until,
@@ -31,7 +31,7 @@ from tests.unit.test_flat_envelopes import FLAT_SCHEMA_TEXT, flat_record
 
 
 def dead_letters(app: App, queue: str = "default") -> list[pulsar.Message]:
-    return read_topic_now(app.settings, topics_for(app.settings, queue).dead)
+    return read_topic(app.settings, topics_for(app.settings, queue).dead)
 
 
 def test_enqueued_job_runs_once_with_its_arguments(app: App, record: Path) -> None:

@@ -29,7 +29,7 @@ from pulsarjobs.wire.envelope import Envelope, decode
 from tests.conftest import BrokerUnderTest
 from tests.integration.helpers import (
     fresh_settings,
-    read_topic_now,
+    read_topic,
     settings_env,
     stop_process,
     wait_until,
@@ -47,8 +47,7 @@ def start_scheduler(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 def ticks_enqueued(app: App) -> list[Envelope]:
     return [
-        decode(m.data())
-        for m in read_topic_now(app.settings, topics_for(app.settings, "ticks").jobs)
+        decode(m.data()) for m in read_topic(app.settings, topics_for(app.settings, "ticks").jobs)
     ]
 
 
@@ -191,7 +190,7 @@ def ticks_on(settings: Settings, queues: set[str]) -> list[Envelope]:
     return [
         decode(m.data())
         for queue in sorted(queues)
-        for m in read_topic_now(settings, topics_for(settings, queue).jobs)
+        for m in read_topic(settings, topics_for(settings, queue).jobs)
     ]
 
 

@@ -22,7 +22,7 @@ from pulsarjobs.transport.topics import topics_for
 from tests.conftest import BrokerUnderTest, launched_broker
 from tests.integration.helpers import (
     fresh_settings,
-    read_topic_now,
+    read_topic,
     settings_env,
     start_worker_process,
 )
@@ -91,7 +91,7 @@ class Scenario:
 
     def dead_letters(self, queue: str = "default") -> dict[str, str]:
         """The reason of each dead letter, by job id."""
-        messages = read_topic_now(self.settings, topics_for(self.settings, queue).dead)
+        messages = read_topic(self.settings, topics_for(self.settings, queue).dead)
         properties = [message.properties() for message in messages]
         return {p.get("pulsarjobs-job-id", ""): p.get("pulsarjobs-reason", "") for p in properties}
 

@@ -15,7 +15,7 @@ import pytest
 
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import decode
-from tests.integration.helpers import read_topic
+from tests.integration.helpers import read_topic, wait_until
 from tests.reliability.app import CALLBACKS
 from tests.reliability.conftest import Scenario
 
@@ -97,12 +97,12 @@ def check_callbacks(scenario: Scenario, ids: list[str]) -> None:
     """Every job ran; each batch's two callbacks are on their queue once each, and ran."""
     made = scenario.check()
     assert (made.lost, made.dead_lettered) == (0, 0), made.lost_ids
+    expected = {f"{batch_id}.{name}" for batch_id in ids for name in ("on_complete", "on_success")}
+    wait_until(lambda: expected <= scenario.completed(), 60)  # each ran: each was stored
     topic = topics_for(scenario.settings, CALLBACKS).jobs
     enqueued = Counter(
         decode(message.data()).id for message in read_topic(scenario.settings, topic)
     )
-    expected = {f"{batch_id}.{name}" for batch_id in ids for name in ("on_complete", "on_success")}
     assert set(enqueued) == expected
     twice = {job_id: count for job_id, count in enqueued.items() if count > 1}
     assert twice == {}, f"callbacks enqueued more than once: {twice}"
-    assert expected <= scenario.completed()
