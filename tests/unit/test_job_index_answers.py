@@ -18,17 +18,19 @@ class Connection:
 
 
 class Producer:
-    """Answers every entry as the broker answers it: `result`."""
+    """Fails or stores every entry as the broker does (`result`), and answers those sent
+    with a callback."""
 
     def __init__(self, result: Any) -> None:
         self.result = result
         self.sent: list[str] = []
 
     def send_async(
-        self, value: bytes, answer: Callable[[Any, Any], None], partition_key: str
+        self, value: bytes, answer: Callable[[Any, Any], None] | None, partition_key: str
     ) -> None:
         self.sent.append(partition_key)
-        answer(self.result, None)
+        if answer is not None:
+            answer(self.result, None)
 
     def flush(self) -> None: ...
 
