@@ -173,20 +173,23 @@ class Scheduler:
                 self.app.declared_queues(),
             )
             try:
-                self._lead(client, leader)
+                self._lead(leader)
             finally:
                 if sizes is not None:
                     sizes.stop()
 
-    def _lead(self, client: pulsar.Client, leader: pulsar.Producer) -> None:
-        ticks = client.create_producer(self.ticks_topic)
+    def _lead(self, leader: pulsar.Producer) -> None:
+        # Its producers are made under the connection's lock (`made`): `run` closes the
+        # connection as it stops, and a client closed under a call may never answer it. The
+        # wait for leadership stays outside it, since that close is what ends the wait.
+        ticks = self.app.connection.made(lambda client: client.create_producer(self.ticks_topic))
         ticking: dict[str, Ticking] = {}
         untaken = dict.fromkeys(self.app.schedules, 0.0)  # when to try for them (monotonic)
         prepared: set[str] = set()  # the queue topics made ready for ticks
         try:
             while not self.stopping.is_set() and leader.is_connected():
                 self.moved = time.monotonic()
-                self._take(client, ticks, untaken, ticking, prepared)
+                self._take(ticks, untaken, ticking, prepared)
                 now = self.clock()
                 for held in ticking.values():
                     for tick in held.schedule.ticks(held.done, now):
@@ -202,7 +205,6 @@ class Scheduler:
 
     def _take(
         self,
-        client: pulsar.Client,
         ticks: pulsar.Producer,
         untaken: dict[str, float],
         ticking: dict[str, Ticking],
@@ -214,7 +216,7 @@ class Scheduler:
             if time.monotonic() < when or self.stopping.is_set():
                 continue
             schedule = self.app.schedules[name]
-            publisher = self._tick_publisher(client, schedule, prepared)
+            publisher = self._tick_publisher(schedule, prepared)
             if publisher is None:
                 untaken[name] = time.monotonic() + RETRY_SECONDS
                 continue
@@ -225,9 +227,7 @@ class Scheduler:
                 self._publish(schedule, publisher, ticks, tick)
             ticking[name] = Ticking(schedule, publisher, max(previous, now) if previous else now)
 
-    def _tick_publisher(
-        self, client: pulsar.Client, schedule: Schedule, prepared: set[str]
-    ) -> pulsar.Producer | None:
+    def _tick_publisher(self, schedule: Schedule, prepared: set[str]) -> pulsar.Producer | None:
         """The producer of the schedule's ticks; None while another scheduler holds it."""
         topic = topics_for(self.app.settings, schedule_queue(self.app, schedule)).jobs
         if topic not in prepared:
@@ -237,9 +237,9 @@ class Scheduler:
             prepared.add(topic)
         producer_name = cron_producer_name(self.tick_keys[schedule.name])
         try:
-            producer = client.create_producer(
+            producer = self.app.connection.made(lambda client: client.create_producer(
                 topic, producer_name=producer_name, schema=pulsar_schema(), batching_enabled=False
-            )
+            ))  # fmt: skip
         except pulsar.ProducerBusy:
             if schedule.name not in self._held_elsewhere:
                 self._held_elsewhere.add(schedule.name)

@@ -143,10 +143,10 @@ class Connection:
         if topic in self._prepared_topics:
             return
         kind = pulsar.ConsumerType.KeyShared if key_shared else pulsar.ConsumerType.Shared
-        client, start = self.client, pulsar.InitialPosition.Earliest
-        self.first_call(lambda: client.subscribe(
+        start = pulsar.InitialPosition.Earliest
+        self.made(lambda client: self.first_call(lambda: client.subscribe(
             topic, subscription, consumer_type=kind, initial_position=start
-        ).close())  # fmt: skip
+        ).close()))  # fmt: skip
         self._prepared_topics.add(topic)
 
     def prepared(self, topic: str) -> bool:
