@@ -15,7 +15,7 @@ from pulsarjobs import App
 from pulsarjobs.app import JobCall
 from pulsarjobs.clock import utc_now
 from pulsarjobs.operations.dead_letters import dead_letter_properties
-from pulsarjobs.transport.connection import Acks
+from pulsarjobs.transport.answers import Acks
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import Envelope, JobError, encode
 from pulsarjobs.worker.feed import keep_dead_letters

@@ -27,7 +27,7 @@ from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.operations.job_lookup import read_entry
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.admin import Admin
-from pulsarjobs.transport.connection import Acks
+from pulsarjobs.transport.answers import Acks
 from pulsarjobs.transport.job_index import IndexedSettles, JobIndex
 from pulsarjobs.wire.envelope import Envelope, new_id
 from pulsarjobs.wire.verdicts import Outcome, Verdict

@@ -44,8 +44,9 @@ from pulsarjobs.scheduling.cron import (
 from pulsarjobs.scheduling.periodic import PeriodicJobs
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport import access
+from pulsarjobs.transport.answers import Acks, Outgoing
 from pulsarjobs.transport.closing import Closing
-from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.refusals import refusal
 from pulsarjobs.transport.topics import check_queue_name, topics_for
@@ -283,12 +284,13 @@ class App(PeriodicJobs, Workflows, Closing):
         sent = [(topic, data, env) for topic, data, env in messages
                 if env.unique_key is None and env.debounce_key is None]  # fmt: skip
         acks = Acks(len(sent))
+        outgoing = []
         for topic, data, env in sent:
             chain_id = env.chain.id if env.chain else None
             indexed = self.job_index.acks(env.id, env.queue, topic, acks, chain_id)
-            self.connection.publish(topic, data, deliver_at=env.run_at, key=env.order_key,
-                                    properties=weight_properties(env.fair_weight),
-                                    acks=indexed)  # fmt: skip
+            outgoing.append(Outgoing(topic, data, env.run_at, weight_properties(env.fair_weight),
+                                     env.order_key, indexed))  # fmt: skip
+        self.connection.publish_together(outgoing)
         return acks.stored
 
     def _enqueued(self, calls: Sequence[JobCall], envelopes: list[Envelope]) -> list[str]:

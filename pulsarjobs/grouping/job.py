@@ -23,7 +23,8 @@ from pulsarjobs.grouping.options import DEFAULT_GROUP_KEY, GroupOptions, Member
 from pulsarjobs.jobs import Job, JobCall, JobOptions
 from pulsarjobs.settings import Settings
 from pulsarjobs.snooze import Snooze
-from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.answers import Acks
+from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.topics import check_queue_name, topics_for
 from pulsarjobs.wire.envelope import Envelope, encode, new_id

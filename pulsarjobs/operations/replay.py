@@ -34,8 +34,9 @@ from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import BrokerError, NotFound
 from pulsarjobs.operations.dead_letters import DeadLetter, DeadLetterFilter
 from pulsarjobs.operations.inspector import Inspector
+from pulsarjobs.transport.answers import SEND_TIMEOUT_MS
 from pulsarjobs.transport.backlog import position_of
-from pulsarjobs.transport.connection import SEND_TIMEOUT_MS, client_errors
+from pulsarjobs.transport.connection import client_errors
 from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.schema_registry import pulsar_schema
 from pulsarjobs.transport.topic_stats import subscription_of

@@ -20,7 +20,7 @@ from pulsarjobs.flow.unique import hold_for
 from pulsarjobs.jobs import JobCall
 from pulsarjobs.outbox.relay import Relay
 from pulsarjobs.outbox.table import NOTIFY_CHANNEL, outbox_table
-from pulsarjobs.transport.connection import too_large
+from pulsarjobs.transport.answers import too_large
 from pulsarjobs.wire.envelope import Envelope, encode
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ import pulsar
 
 from pulsarjobs.outbox.store import Row
 from pulsarjobs.transport.admin import Admin
-from pulsarjobs.transport.connection import Acks, Connection, send_failure
+from pulsarjobs.transport.answers import Acks, send_failure
+from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.leadership import deduplicate
 from pulsarjobs.transport.topics import queue_of

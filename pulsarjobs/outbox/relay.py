@@ -37,7 +37,8 @@ from pulsarjobs.outbox.presence import RelayPresence
 from pulsarjobs.outbox.publishers import Publishers
 from pulsarjobs.outbox.store import Lag, Row, Store
 from pulsarjobs.outbox.wakeup import Wakeup
-from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.answers import Acks
+from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.leadership import leadership
 from pulsarjobs.transport.topics import outbox_leader_topic, outbox_producer_name
 from pulsarjobs.wire.envelope import Envelope, decode

@@ -13,63 +13,38 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, InvalidStateError
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any, TypeVar
 
 import pulsar
 import structlog
 
-from pulsarjobs.errors import (
-    BrokerError,
-    BrokerUnavailable,
-    ConfigurationError,
-    EnqueueError,
-    PayloadTooLarge,
-    PulsarJobsError,
-)
+from pulsarjobs.errors import BrokerError, BrokerUnavailable, ConfigurationError, PulsarJobsError
 from pulsarjobs.logs import error_text
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport import access, client_log
 from pulsarjobs.transport.admin import Admin
+from pulsarjobs.transport.answers import (
+    SEND_TIMEOUT_MS,
+    Acks,
+    Outgoing,
+    send_each,
+    send_in_order,
+    too_large,
+)
 from pulsarjobs.transport.keeping import keep_compacted, keep_results_for
 from pulsarjobs.transport.refusals import answered, refusal
 from pulsarjobs.transport.schema_registry import pulsar_schema, result_schema
 from pulsarjobs.transport.topics import KEEPER_SUBSCRIPTION, carries_jobs
 
-SEND_TIMEOUT_MS = 30_000
 # The name the data key is stored under in an encrypted message; the reader ignores it.
 ENCRYPTION_KEY_NAME = "pulsarjobs"
 TTL_RECHECK_SECONDS = 60.0
 
 log = structlog.get_logger("pulsarjobs.connection")
 T = TypeVar("T")
-
-
-class Acks:
-    """The broker's acks for messages sent together: `stored` completes once every one came,
-    or fails with the first failure. One future per group, not one per message: a future and
-    its wake-up per message cost more than the send itself."""
-
-    def __init__(self, expected: int) -> None:
-        self.stored: Future[None] = Future()
-        self._left = expected
-        self._lock = threading.Lock()
-        if expected <= 0:
-            self.stored.set_result(None)
-
-    def ok(self, message_id: object = None) -> None:  # where it is stored: job_index.py
-        with self._lock:
-            self._left -= 1
-            last = self._left == 0
-        if last:
-            with contextlib.suppress(InvalidStateError):  # a failure came first
-                self.stored.set_result(None)
-
-    def failed(self, failure: Exception) -> None:
-        with contextlib.suppress(InvalidStateError):  # only the first failure is told
-            self.stored.set_exception(failure)
 
 
 class Connection:
@@ -82,6 +57,7 @@ class Connection:
         self._client: pulsar.Client | None = None
         self._owner_pid = 0
         self._producers: dict[str, pulsar.Producer] = {}
+        self._in_order: dict[str, bool] = {}  # topic -> its producer answers in order
         self._prepared_topics: set[str] = set()
         self._results_kept: dict[str, float] = {}  # results topics: seconds they keep messages
         self._ttl: float | None = None
@@ -195,8 +171,10 @@ class Connection:
             return producer
         with self._lock:
             if (producer := self._producers.get(topic)) is None:
-                producer = self._create_producer(self._current_client(), topic)
+                client = self._current_client()
+                producer = self._create_producer(client, topic)
                 self._producers[topic] = producer
+                self._in_order[topic] = not partitioned(client, topic)
             return producer
 
     def named_producer(self, topic: str, name: str) -> pulsar.Producer:
@@ -240,33 +218,36 @@ class Connection:
         broker has stored it. Messages sent with one `acks` share its future: it completes once
         the broker has them all."""
         acks = acks or Acks(1)
-        if len(data) > self.settings.max_message_size:
-            acks.failed(too_large(topic, len(data), self.settings.max_message_size))
-        else:
-            self._send(topic, data, deliver_at, properties, key, acks)
+        message = Outgoing(topic, data, deliver_at, properties, key, acks)
+        if self._fits(message):
+            self._send(topic, [message])
         return acks.stored
 
-    def _send(
-        self,
-        topic: str,
-        data: bytes,
-        deliver_at: datetime | None,
-        properties: dict[str, str] | None,
-        key: str | None,
-        acks: Acks,
-    ) -> None:
-        def acked(result: Any, message_id: Any) -> None:
-            if result == pulsar.Result.Ok:
-                acks.ok(message_id)
-            else:
-                acks.failed(send_failure(topic, result, len(data)))
+    def publish_together(self, messages: Sequence[Outgoing]) -> None:
+        """Send messages, each answered to its `acks`; those to one topic are answered together
+        where its producer answers in order (answers.py)."""
+        by_topic: dict[str, list[Outgoing]] = {}
+        for message in messages:
+            if self._fits(message):
+                by_topic.setdefault(message.topic, []).append(message)
+        for topic, group in by_topic.items():
+            self._send(topic, group)
 
-        options: dict[str, Any] = {"properties": properties} if properties else {}
-        if deliver_at is not None:
-            options["deliver_at"] = int(deliver_at.timestamp() * 1000)
-        if key is not None:
-            options["partition_key"] = key
-        self.producer(topic).send_async(data, acked, **options)
+    def _fits(self, message: Outgoing) -> bool:
+        """Whether the broker takes a message this large; if not, its acks are told so."""
+        limit = self.settings.max_message_size
+        if len(message.data) <= limit:
+            return True
+        message.acks.failed(too_large(message.topic, len(message.data), limit))
+        return False
+
+    def _send(self, topic: str, messages: list[Outgoing]) -> None:
+        producer = self.producer(topic)
+        if len(messages) > 1 and self._in_order.get(topic, False):
+            send_in_order(producer, messages)
+        else:
+            for message in messages:
+                send_each(producer, message)
 
     def flush(self) -> None:
         for producer in list(self._producers.values()):
@@ -373,22 +354,10 @@ def client_errors(service_url: str, doing: str) -> Iterator[None]:
         raise BrokerError(f"Pulsar at {service_url} refused {doing}: {exc}") from exc
 
 
-def too_large(topic: str, size: int, limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"A job of {size} bytes is larger than the {limit} bytes the broker accepts on {topic}: "
-        "pass a reference (a URL, a key) instead of the data."
-    )
-
-
-def send_failure(topic: str, result: Any, size: int) -> EnqueueError:
-    if result == pulsar.Result.MessageTooBig:
-        return PayloadTooLarge(
-            f"A job of {size} bytes is larger than the broker accepts on {topic}: "
-            "pass a reference (a URL, a key) instead of the data."
-        )
-    if result == pulsar.Result.Timeout:
-        return EnqueueError(
-            f"The broker did not confirm the job on {topic} within {SEND_TIMEOUT_MS // 1000} s; "
-            "it was not enqueued."
-        )
-    return EnqueueError(f"The broker refused the job on {topic}: {result}")
+def partitioned(client: pulsar.Client, topic: str) -> bool:
+    """Whether the topic is partitioned: its producer then answers in order per partition
+    only. True when the broker cannot say (answers taken one by one are right either way)."""
+    try:
+        return len(client.get_topic_partitions(topic)) > 1
+    except Exception:
+        return True

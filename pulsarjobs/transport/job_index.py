@@ -43,8 +43,9 @@ import structlog
 
 from pulsarjobs.logs import error_text
 from pulsarjobs.settings import Settings
+from pulsarjobs.transport.answers import Acks
 from pulsarjobs.transport.backlog import Position, parse_position, position_of, position_text
-from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.topics import fair_lane_index, job_index_topic, topics_for
 from pulsarjobs.wire.verdicts import Outcome
 

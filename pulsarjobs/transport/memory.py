@@ -23,7 +23,8 @@ import pulsar
 from pulsarjobs.clock import Clock
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.settings import Settings
-from pulsarjobs.transport.connection import Acks, Connection
+from pulsarjobs.transport.answers import Outgoing
+from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.key_table import KeyTable
 
 T = TypeVar("T")
@@ -121,20 +122,15 @@ class InMemoryConnection(Connection):
             else:
                 marks.pop(key, None)
 
-    def _send(
-        self,
-        topic: str,
-        data: bytes,
-        deliver_at: datetime | None,
-        properties: dict[str, str] | None,
-        key: str | None,
-        acks: Acks,
-    ) -> None:
+    def _send(self, topic: str, messages: list[Outgoing]) -> None:
         now = self.clock()
-        due = now if deliver_at is None else max(deliver_at, now)
         with self._published_lock:
-            self._published.append(PublishedMessage(topic, data, due, properties or {}, key))
-        acks.ok()
+            for message in messages:
+                due = now if message.deliver_at is None else max(message.deliver_at, now)
+                self._published.append(PublishedMessage(
+                    topic, message.data, due, message.properties or {}, message.key))  # fmt: skip
+        for message in messages:
+            message.acks.ok()
 
     def take(self) -> list[PublishedMessage]:
         """Every message published since the last take, oldest first."""

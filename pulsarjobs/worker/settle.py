@@ -15,7 +15,7 @@ from typing import Protocol, cast
 
 from pulsarjobs.app_view import AppView
 from pulsarjobs.operations.dead_letters import dead_letter_properties
-from pulsarjobs.transport.connection import Acks
+from pulsarjobs.transport.answers import Acks
 from pulsarjobs.transport.topics import QueueTopics
 from pulsarjobs.wire.envelope import encode, immutable
 from pulsarjobs.wire.verdicts import Outcome, Publish

@@ -14,7 +14,7 @@ from pulsarjobs.app import App, JobCall
 from pulsarjobs.clock import utc_now
 from pulsarjobs.operations.dead_letters import dead_letter_properties
 from pulsarjobs.transport.admin import Admin, topic_path
-from pulsarjobs.transport.connection import Acks
+from pulsarjobs.transport.answers import Acks
 from pulsarjobs.transport.topics import topics_for
 from pulsarjobs.wire.envelope import JobError, encode
 from pulsarjobs.worker.feed import keep_dead_letters

@@ -32,10 +32,20 @@ from pulsarjobs.operations.job_lookup import find_job
 from pulsarjobs.operations.replay import replay
 from pulsarjobs.outbox import Outbox, metadata
 from pulsarjobs.retry import RetryPolicy
-from pulsarjobs.transport.job_index import EMPTY_AFTER_SECONDS
+from pulsarjobs.transport.backlog import position_of
+from pulsarjobs.transport.job_index import EMPTY_AFTER_SECONDS, IndexEntry
+from pulsarjobs.transport.topics import job_index_topic, topics_for
+from pulsarjobs.wire.envelope import decode
 from pulsarjobs.worker.progress import last_progress
 from tests.conftest import BrokerUnderTest
-from tests.integration.helpers import fresh_settings, settings_env, wait_until, worker_in_thread
+from tests.integration.helpers import (
+    fresh_settings,
+    read_topic,
+    reader_of,
+    settings_env,
+    wait_until,
+    worker_in_thread,
+)
 from tests.integration.test_cli import run
 
 with warnings.catch_warnings():
@@ -240,3 +250,34 @@ def test_a_grouped_jobs_member_is_found_while_it_waits_for_its_group(
         dashboard.close()
     finally:
         app.close()
+
+
+def test_jobs_enqueued_together_are_each_indexed_where_the_broker_stored_them(
+    broker: BrokerUnderTest,
+) -> None:
+    """The broker's answers to jobs enqueued together are taken together (answers.py): each
+    job's entry still names its own message, for jobs of two queues sent in one call."""
+    settings = fresh_settings(broker)
+    app = App(settings)
+
+    @app.job(queue="idle")
+    def unserved(n: int) -> None: ...
+
+    @app.job(queue="other")
+    def elsewhere(n: int) -> None: ...
+
+    calls = [(unserved if n % 3 else elsewhere).call(n) for n in range(60)]
+    ids = app.enqueue_many(calls)
+    app.close()  # the index's entries sent
+    stored = {
+        decode(message.data()).id: position_of(message.message_id())
+        for queue in ("idle", "other")
+        for message in read_topic(settings, topics_for(settings, queue).jobs)
+    }
+    assert sorted(stored) == sorted(ids)
+    indexed: dict[str, IndexEntry | None] = {}
+    with reader_of(settings, job_index_topic(settings)) as reader:
+        while reader.has_message_available():
+            message = reader.read_next(timeout_millis=10_000)
+            indexed[message.partition_key()] = IndexEntry.decode(message.data())
+    assert {job_id: entry.position for job_id in ids if (entry := indexed[job_id])} == stored

@@ -39,7 +39,7 @@ def test_with_the_index_off_a_job_is_published_with_its_plain_acks_and_nothing_i
     from types import SimpleNamespace
 
     from pulsarjobs.settings import Settings
-    from pulsarjobs.transport.connection import Acks
+    from pulsarjobs.transport.answers import Acks
     from pulsarjobs.transport.job_index import IndexedAck, JobIndex
 
     for on in (True, False):
