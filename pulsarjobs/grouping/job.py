@@ -23,7 +23,7 @@ from pulsarjobs.grouping.options import DEFAULT_GROUP_KEY, GroupOptions, Member
 from pulsarjobs.jobs import Job, JobCall, JobOptions
 from pulsarjobs.settings import Settings
 from pulsarjobs.snooze import Snooze
-from pulsarjobs.transport.answers import Acks
+from pulsarjobs.transport.answers import Acks, Outgoing
 from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.topics import check_queue_name, topics_for
@@ -110,9 +110,11 @@ class GroupedJob(Job[..., Any]):
         for topic in {topic for topic, *_ in sent}:
             app.connection.prepare_queue(topic, app.settings.subscription, key_shared=True)
         acks = Acks(len(sent))
-        for topic, key, data, member in sent:
-            indexed = app.job_index.acks(member.id, member.queue, topic, acks)  # job_index.py
-            app.connection.publish(topic, data, key=key, acks=indexed)
+        app.connection.publish_together([
+            Outgoing(topic, data, None, None, key,
+                     app.job_index.acks(member.id, member.queue, topic, acks))  # job_index.py
+            for topic, key, data, member in sent
+        ])  # fmt: skip
         if sent:
             acks.stored.result()
         return [member.id for *_, member in sent]
@@ -125,8 +127,9 @@ def split(app: GroupApp, envelope: Envelope) -> None:
                for member in members_of(envelope)]  # fmt: skip
     queue = topics_for(app.settings, envelope.queue).jobs
     acks = Acks(len(singles))
-    for single in singles:
-        app.connection.publish(queue, encode(single), acks=acks)
+    app.connection.publish_together(
+        [Outgoing(queue, encode(single), None, None, None, acks) for single in singles]
+    )
     acks.stored.result()
 
 
