@@ -13,7 +13,7 @@ import pulsar
 
 from pulsarjobs.outbox.store import Row
 from pulsarjobs.transport.admin import Admin
-from pulsarjobs.transport.answers import Acks, send_failure
+from pulsarjobs.transport.answers import Acks, send_failure, send_options
 from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.job_index import JobIndex
 from pulsarjobs.transport.leadership import deduplicate
@@ -58,11 +58,7 @@ class Publishers:
             else:
                 acks.failed(send_failure(row.topic, result, len(row.payload)))
 
-        options: dict[str, Any] = {"properties": row.properties} if row.properties else {}
-        if row.deliver_at is not None:
-            options["deliver_at"] = int(row.deliver_at.timestamp() * 1000)
-        if row.message_key is not None:
-            options["partition_key"] = row.message_key
+        options = send_options(row.deliver_at, row.properties, row.message_key)
         self.producers[row.topic].send_async(
             row.payload, acked, sequence_id=row.sequence_id, **options
         )

@@ -60,14 +60,20 @@ class Outgoing(NamedTuple):
     acks: Acks
 
 
-def send_options(message: Outgoing) -> dict[str, Any]:
-    """The producer's `send_async` options for the message."""
-    options: dict[str, Any] = {"properties": message.properties} if message.properties else {}
-    if message.deliver_at is not None:
-        options["deliver_at"] = int(message.deliver_at.timestamp() * 1000)
-    if message.key is not None:
-        options["partition_key"] = message.key
+def send_options(
+    deliver_at: datetime | None, properties: dict[str, str] | None, key: str | None
+) -> dict[str, Any]:
+    """A producer's `send_async` options for a message due `deliver_at`, with its message key."""
+    options: dict[str, Any] = {"properties": properties} if properties else {}
+    if deliver_at is not None:
+        options["deliver_at"] = int(deliver_at.timestamp() * 1000)
+    if key is not None:
+        options["partition_key"] = key
     return options
+
+
+def message_options(message: Outgoing) -> dict[str, Any]:
+    return send_options(message.deliver_at, message.properties, message.key)
 
 
 def tell(message: Outgoing, result: Any, message_id: Any) -> None:
@@ -84,7 +90,7 @@ def send_each(producer: pulsar.Producer, message: Outgoing) -> None:
     def answered(result: Any, message_id: Any) -> None:
         tell(message, result, message_id)
 
-    producer.send_async(message.data, answered, **send_options(message))
+    producer.send_async(message.data, answered, **message_options(message))
 
 
 def send_in_order(producer: pulsar.Producer, messages: Sequence[Outgoing]) -> None:
@@ -102,8 +108,8 @@ def send_in_order(producer: pulsar.Producer, messages: Sequence[Outgoing]) -> No
         tell(last, result, message_id)
 
     for message, slot in zip(first, slots, strict=True):
-        producer.send_async(message.data, slot.__setitem__, **send_options(message))
-    producer.send_async(last.data, answered, **send_options(last))
+        producer.send_async(message.data, slot.__setitem__, **message_options(message))
+    producer.send_async(last.data, answered, **message_options(last))
 
 
 def too_large(topic: str, size: int, limit: int) -> PayloadTooLarge:
