@@ -103,6 +103,7 @@ class JobIndex:
         self._starting = threading.Lock()
         self._stop = threading.Event()
         self._failed = False  # said once in the log
+        self._gave_up = False  # a close found its thread stuck in the client: no more entries
         # The broker's answer to each round's last entry, by kind (Result.Ok, or what failed):
         # its message id. The client calls `__setitem__`, a builtin: a Python function there
         # cost more CPU again (bench/job_index_cost.py).
@@ -123,6 +124,8 @@ class JobIndex:
         return IndexedAck(self, (job_id, queue, topic), group or Acks(1), chain_id)
 
     def note(self, note: Note) -> None:
+        if self._gave_up:  # nobody would send it: kept, it would only grow the deque
+            return
         self._notes.append(note)
         if self._thread is None:
             self._start()
@@ -130,6 +133,8 @@ class JobIndex:
     def settled(self, job_id: str) -> None:
         """The job is over with nothing stored in its place: its entry is emptied, a little
         later (EMPTY_AFTER_SECONDS). Only where `writes()`: a worker's step asks once."""
+        if self._gave_up:
+            return
         self._settling.append(job_id)  # stamped with its time by the batch, on our thread
         if self._thread is None:
             self._start()
@@ -142,8 +147,12 @@ class JobIndex:
         if thread is not None:
             thread.join(CLOSE_WAIT_SECONDS)
             if thread.is_alive():  # stuck in the client: a process must still be able to end
+                # An app used again writes no entries, as with the index off: a second thread
+                # beside the stuck one would share its state.
+                self._gave_up = True
                 log.warning("the job index's last entries are not written: it did not finish"
-                            " within the time allowed", seconds=CLOSE_WAIT_SECONDS)  # fmt: skip
+                            " within the time allowed; this process writes no more entries",
+                            seconds=CLOSE_WAIT_SECONDS)  # fmt: skip
                 return
         if self._producer is not None:
             with contextlib.suppress(Exception):  # a broker gone: nothing more to do
@@ -156,7 +165,10 @@ class JobIndex:
     # -- inside ------------------------------------------------------------------------------
 
     def writes(self) -> bool:
-        """Not under the TestRunner (its connection is in memory), nor with the index off."""
+        """Not under the TestRunner (its connection is in memory), nor with the index off, nor
+        once a close gave up on it."""
+        if self._gave_up:
+            return False
         connection = self._connection()
         if self._writes is None or self._writes[0] is not connection:
             in_memory = getattr(connection, "in_memory", False)
@@ -169,6 +181,7 @@ class JobIndex:
         self._settling.clear()
         self._settled.clear()
         self._answers.clear()  # the parent's producer's, not the child's
+        self._gave_up = False  # on the parent's stuck thread
         self._thread, self._producer = None, None
         self._starting, self._stop = threading.Lock(), threading.Event()
 

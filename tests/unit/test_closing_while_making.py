@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from pulsarjobs import Settings
 from pulsarjobs.transport import job_index
+from pulsarjobs.transport.answers import Acks
 from pulsarjobs.transport.connection import Connection
 from pulsarjobs.transport.job_index import JobIndex
 
@@ -68,8 +69,15 @@ def test_a_job_index_stuck_in_its_client_lets_its_app_close_and_says_so(
         warnings = [log["event"] for log in logs if log["log_level"] == "warning"]
         assert warnings == [
             "the job index's last entries are not written: it did not finish within the time"
-            " allowed"
+            " allowed; this process writes no more entries"
         ]
+        # The app used again: its jobs are not indexed, and nothing piles up for a thread
+        # that will never send it.
+        assert type(index.acks("b", "q", "topic")) is Acks
+        for number in range(1000):
+            index.note((f"job-{number}", "q", "topic", None))
+            index.settled(f"job-{number}")
+        assert not index._notes and not index._settling
     finally:
         connection.released.set()  # the thread ends (its warning is not this test's to see)
         with capture_logs():
