@@ -257,11 +257,11 @@ class Bench:
         """A bare drain nobody records: the broker's JIT compiles its dispatch path before
         the first measured run (the first drain after start-up was up to 3x slower)."""
         bare = next(s for s in pulsar_systems(self.pulsar, Tuning(1, 1)) if s.name == "bare")
-        self.pulsar.fresh_queue("warm_up")
-        self.pulsar.bulk(bare.noop_job, count)
+        bare.client.fresh_queue("warm_up")
+        bare.client.bulk(bare.noop_job, count)
         try:
             with self.workers(bare, 1) as (workers, _):
-                figures = watch_drain(workers, self.pulsar.pending, count)
+                figures = watch_drain(workers, bare.client.pending, count)
         except WorkerFailed as error:
             self.failed("warm-up drain", error)
             return
@@ -380,7 +380,9 @@ class Bench:
 
     def scheduled_once(self, system: System) -> dict[str, float]:
         count, span = self.options.scheduled, self.options.schedule_seconds
-        queue = self.pulsar.fresh_queue(f"scheduled_{system.name}")
+        client = system.client
+        assert isinstance(client, PulsarjobsClient)  # the scheduled systems are Pulsar's
+        queue = client.fresh_queue(f"scheduled_{system.name}")
         level = self.options.scheduled_log_level
         with self.workers(system, 1, latency=True, log_level=level) as (workers, records):
             # Warm-up and calibration: jobs spaced as the scheduled ones and sent the same way,
@@ -389,7 +391,7 @@ class Bench:
             calibration = max(100, min(5_000, count // 20))
             past = [now_ms - round(i * span * 1000 / count) for i in range(calibration, 0, -1)]
             started = time.perf_counter()
-            asyncio.run(schedule_all(self.pulsar, queue, past))
+            asyncio.run(schedule_all(client, queue, past))
             rate = calibration / max(time.perf_counter() - started, 1e-6)
             wait_for_records(records, calibration, workers, 60)  # the worker is up
             # All enqueued before the first is due: twice the time the calibration's rate
@@ -398,7 +400,7 @@ class Bench:
             lead_ms = round(3000 + 2000 * count / rate)
             first_due_ms = time.time_ns() // 10**6 + lead_ms
             due = [first_due_ms + round(i * span * 1000 / count) for i in range(count)]
-            asyncio.run(schedule_all(self.pulsar, queue, due))
+            asyncio.run(schedule_all(client, queue, due))
             enqueued_ms = time.time_ns() // 10**6
             if enqueued_ms >= first_due_ms:
                 say(f"scheduled {system.name}: enqueueing took longer than the {lead_ms} ms lead")

@@ -6,6 +6,7 @@ backlog; the peers share one Redis, emptied after each run, and count the length
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import sys
@@ -38,6 +39,16 @@ class PulsarjobsClient:
         self.app = App(settings)
         self.admin = Admin(settings.admin_url, token=settings.token)
         self.queue = ""
+        self._unindexed: PulsarjobsClient | None = None
+
+    def unindexed(self) -> PulsarjobsClient:
+        """A client of the same broker that leaves its jobs out of the job index: the bare
+        loop's. No pulsarjobs worker settles them, so their entries would stay live for good
+        and grow the broker's heap at each compaction of the index (docs/dashboard.md, "What
+        the broker pays"), under the runs that come after."""
+        if self._unindexed is None:
+            self._unindexed = PulsarjobsClient(dataclasses.replace(self.settings, job_index=False))
+        return self._unindexed
 
     def fresh_queue(self, prefix: str, partitions: int = 0) -> str:
         """A new queue, on a topic of `partitions` partitions (0: not partitioned)."""
@@ -81,6 +92,8 @@ class PulsarjobsClient:
     def close(self) -> None:
         self.app.close()
         self.admin.close()
+        if self._unindexed is not None:
+            self._unindexed.close()
 
 
 class CeleryClient:
@@ -212,9 +225,11 @@ class Tuning:
 
 
 def pulsar_systems(client: PulsarjobsClient, tuning: Tuning) -> list[System]:
+    bare_client = client.unindexed()
+
     def bare(system: System, processes: int, latency: bool, log_level: str) -> list[list[str]]:
-        topic = topics_for(client.settings, client.queue).jobs
-        command = [PYTHON, "-m", "bench.bare_consumer", topic, client.settings.subscription]
+        topic = topics_for(bare_client.settings, bare_client.queue).jobs
+        command = [PYTHON, "-m", "bench.bare_consumer", topic, bare_client.settings.subscription]
         return [command + (["--record"] if latency else [])] * processes
 
     def worker_of(app: str) -> Commands:
@@ -247,7 +262,7 @@ def pulsar_systems(client: PulsarjobsClient, tuning: Tuning) -> list[System]:
 
     mixed, sync_only = worker_of("bench.noop_app:app"), worker_of("bench.sync_app:app")
     return [
-        System("bare", "bare pulsar-client", client, "noop_async", "latency_async", bare),
+        System("bare", "bare pulsar-client", bare_client, "noop_async", "latency_async", bare),
         System("pj_async", "pulsarjobs async", client, "noop_async", "latency_async", mixed),
         # An app of plain def jobs: runner threads take the jobs in themselves.
         System("pj_sync", "pulsarjobs sync", client, "noop_sync", "latency_async", sync_only),

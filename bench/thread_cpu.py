@@ -38,7 +38,9 @@ def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
     return seconds
 
 
-def measure(system: System, client: PulsarjobsClient, jobs: int, work: Path) -> str:
+def measure(system: System, jobs: int, work: Path) -> str:
+    client = system.client
+    assert isinstance(client, PulsarjobsClient)
     client.fresh_queue(f"threads_{system.name}")
     client.bulk(system.noop_job, jobs)
     workers = Workers.start(
@@ -85,7 +87,7 @@ def main() -> None:
         systems = [s for s in pulsar_systems(client, Tuning(32, 1, 1000)) if s.name in measured]
         for _ in range(options.repeat):
             for system in systems:
-                print(measure(system, client, options.jobs, Path(directory)), flush=True)
+                print(measure(system, options.jobs, Path(directory)), flush=True)
 
 
 if __name__ == "__main__":
