@@ -27,9 +27,9 @@ from pulsarjobs.grouping.buffer import PendingGroup
 from pulsarjobs.middleware import Middleware
 from pulsarjobs.operations.cancel_matching import matches
 from pulsarjobs.operations.cancels import Cancel
-from pulsarjobs.transport.memory import InMemoryConnection, MemoryKeyTable
+from pulsarjobs.transport.memory import InMemoryConnection, MemoryKeyTable, MemoryMessage
 from pulsarjobs.transport.topics import cancelled_topic
-from pulsarjobs.wire.envelope import Envelope
+from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.wire.values import JobArg
 from pulsarjobs.wire.verdicts import Outcome
 from pulsarjobs.worker.crashes import Crashes
@@ -193,6 +193,15 @@ class MemoryCrashes:
             if self.doomed[envelope.type] > 0:
                 self.doomed[envelope.type] -= 1
                 self.dying.add(envelope.id)
+
+    def dies_at(self, message: MemoryMessage) -> bool:
+        """Whether the process dies as this message is to be acknowledged (dies)."""
+        if not self.dying:
+            return False
+        try:
+            return self.dies(decode(message.data(), None).id)
+        except EnvelopeError:
+            return False
 
     def dies(self, job_id: str) -> bool:
         """Whether the process dies as this job is to be acknowledged (it is then counted

@@ -10,19 +10,20 @@ seconds, and rate limits are not paced.
 
 With `concurrency=1` (the default) jobs run one at a time, the next due first, as a queue would
 hand them to a lone worker; a larger `concurrency` runs up to that many at once, as a worker
-with `--concurrency` does.
+with `--concurrency` does, each slot refilled as its job settles. Cancels reach the jobs that
+run, as a worker follows them (_following.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from pulsarjobs.app import App
 from pulsarjobs.clock import utc_now
@@ -31,7 +32,6 @@ from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.flow.fairness import FairTurns
 from pulsarjobs.grouping.memory import MemoryGroups
 from pulsarjobs.jobs import Job
-from pulsarjobs.operations.cancels import Cancel
 from pulsarjobs.settings import Settings
 from pulsarjobs.stand_ins import (
     InMemoryBatches,
@@ -56,7 +56,6 @@ from pulsarjobs.transport.memory import (
 )
 from pulsarjobs.transport.schema_registry import WriterSchemas
 from pulsarjobs.transport.topics import (
-    cancelled_topic,
     carries_jobs,
     fair_lane_index,
     is_dead_letter_topic,
@@ -67,6 +66,7 @@ from pulsarjobs.transport.topics import (
 )
 from pulsarjobs.wire.envelope import Envelope, EnvelopeError, decode
 from pulsarjobs.wire.verdicts import Outcome
+from pulsarjobs.worker._following import Following
 from pulsarjobs.worker._runners import Runners, make_runners
 from pulsarjobs.worker._running import CurrentRuns
 from pulsarjobs.worker._stats import WorkerStats
@@ -81,6 +81,7 @@ from pulsarjobs.workflows.results import JobResult
 __all__ = ["PublishedMessage", "TestRunner"]
 
 WORKER = "pulsarjobs.testing"
+T = TypeVar("T")
 SETTLE_POLL_S = 0.0005  # how often a drain looks whether the jobs handed out have settled
 
 
@@ -100,6 +101,7 @@ class _Session:
     consumers: dict[str, MemoryConsumer]  # by feed: a queue, or `<queue>-ordered`
     feed: Feed
     runners: list[Runners]
+    following: Following
 
     @property
     def busy(self) -> int:
@@ -157,6 +159,8 @@ class TestRunner:
 
     def __enter__(self) -> TestRunner:
         app = self.app
+        if app.connection.in_memory:
+            raise ConfigurationError("a TestRunner already runs this app's jobs: one at a time")
         self._previous = app.connection, app.clock, app.unique_keys, app.result_reader
         self._previous_steps = app.step_store, app.signals
         app.connection, app.clock, app.step_store = self.connection, self._clock, self.steps
@@ -224,11 +228,19 @@ class TestRunner:
     def run_all(self, max_runs: int = 10_000, until: datetime | None = None) -> None:
         """Run every job, retries included, moving the clock to each; with `until`, only the
         jobs due by then, and the clock ends at `until`."""
-        self._loop.run(self.run_all_async(max_runs, until))
+        self._run(self.run_all_async(max_runs, until))
 
     def run_next(self) -> Outcome | None:
         """Run the next job that is due now, if any; the clock does not move."""
-        return self._loop.run(self.run_next_async())
+        return self._run(self.run_next_async())
+
+    def _run(self, draining: Coroutine[Any, Any, T]) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # none runs here: the runner's own loop can
+            return self._loop.run(draining)
+        draining.close()
+        raise RuntimeError("in an event loop, await runner.run_all_async() or run_next_async()")
 
     async def run_all_async(self, max_runs: int = 10_000, until: datetime | None = None) -> None:
         """`run_all` for tests that run in an event loop."""
@@ -249,14 +261,6 @@ class TestRunner:
         again; `dead` once it was running in CRASHES_BEFORE_DEAD processes that died."""
         self._crashes.doomed[job.name if isinstance(job, Job) else job] += times
 
-    def _dies_at(self, message: MemoryMessage) -> bool:
-        if not self._crashes.dying:
-            return False
-        try:
-            return self._crashes.dies(decode(message.data(), None).id)
-        except EnvelopeError:
-            return False
-
     def settled(self, outcome: Outcome) -> None:
         """A unique job's key goes back once its verdict no longer keeps it."""
         if not outcome.kind.policy.keeps_unique_key:
@@ -275,8 +279,9 @@ class TestRunner:
     async def _drain(
         self, max_runs: int, until: datetime | None, moves_clock: bool, at_most: int = 0
     ) -> None:
-        """Hand due jobs to the worker's parts in waves of at most `concurrency`, each wave
-        settled before the clock moves on to the next due job."""
+        """Hand due jobs to the worker's parts as its runners free up, at most `concurrency`
+        out at once, as a broker delivers them; the clock moves on to the next due job once
+        every job handed out has settled."""
         session: _Session | None = None
         handed = 0
         try:
@@ -286,23 +291,22 @@ class TestRunner:
                         await self._stop(session)
                     session = self._start()
                 self._now = max(self._now, head.due)
-                self._follow_cancels()
-                wave = 0
-                while wave < self.concurrency and (head := self._due_head(self._now)) is not None:
-                    if head.queue not in session.queues:
+                while True:
+                    enough = at_most and handed >= at_most  # run_next: one job
+                    free = self._outstanding.count < self.concurrency and not enough
+                    head = self._due_head(self._now) if free else None
+                    if head is not None and head.queue in session.queues:
+                        if handed == max_runs:
+                            raise RuntimeError(f"jobs are still pending after {max_runs} runs: "
+                                               "does a job enqueue itself?")  # fmt: skip
+                        self._take(head)
+                        name = head.queue + ("-ordered" if head.message.partition_key() else "")
+                        session.consumers[name].hand(head.message)
+                        handed += 1
+                    elif self._outstanding.count or session.busy:
+                        await asyncio.sleep(SETTLE_POLL_S)
+                    else:
                         break
-                    if handed == max_runs:
-                        if at_most:
-                            return
-                        raise RuntimeError(
-                            f"jobs are still pending after {max_runs} runs: does a job "
-                            f"enqueue itself?"
-                        )
-                    self._take(head)
-                    name = head.queue + ("-ordered" if head.message.partition_key() else "")
-                    session.consumers[name].hand(head.message)
-                    handed, wave = handed + 1, wave + 1
-                await self._settle(session)
                 if at_most and handed >= at_most:
                     return
         finally:
@@ -315,8 +319,9 @@ class TestRunner:
         names = sorted(
             {pending.queue for pending in self._pending} | set(self.app.declared_queues())
         )
-        consumers = {name: MemoryConsumer(self._outstanding, self._dies_at) for name in names}
-        ordered = {name: MemoryConsumer(self._outstanding, self._dies_at) for name in names}
+        outstanding, dies_at = self._outstanding, self._crashes.dies_at
+        consumers = {name: MemoryConsumer(outstanding, dies_at) for name in names}
+        ordered = {name: MemoryConsumer(outstanding, dies_at) for name in names}
         plan = QueuePlan.parse(names)  # in order: the pending jobs' due times choose, not weights
         feed = Feed(plan, consumers, self.concurrency, ordered)
         loop = asyncio.get_running_loop()
@@ -325,14 +330,13 @@ class TestRunner:
         for each in runners:
             each.start()
         consumers.update({f"{name}-ordered": consumer for name, consumer in ordered.items()})
-        return _Session(frozenset(names), consumers, feed, runners)
-
-    async def _settle(self, session: _Session) -> None:
-        """Wait until every job handed out is acknowledged and its runner is done with it."""
-        while self._outstanding.count or session.busy:
-            await asyncio.sleep(SETTLE_POLL_S)
+        # cancels reach the jobs running, as in a worker; a paused queue's jobs are never
+        # handed out here (_due_head)
+        following = Following.start(self.connection, feed, self._current, pauses=False)
+        return _Session(frozenset(names), consumers, feed, runners, following)
 
     async def _stop(self, session: _Session) -> None:
+        session.following.stop()
         session.feed.open = False
         for runners in session.runners:
             runners.wake_all()
@@ -365,12 +369,6 @@ class TestRunner:
         else:  # the first due of a queue not paused
             self._pending.remove(pending)
             heapq.heapify(self._pending)
-
-    def _follow_cancels(self) -> None:
-        """What `app.cancel` stored, as a worker follows it."""
-        marks = self.connection.marks.get(cancelled_topic(self.app.settings), {})
-        cancelled = {job_id: Cancel.decode(mark).cancelled_at for job_id, mark in marks.items()}
-        self._current.cancelled = cancelled
 
     def _collect(self) -> None:
         """Sort what was published since the last look, as the broker and a worker would."""

@@ -20,6 +20,8 @@ def set_rate_limit(connection: Connection, queue: str, per_second: int | None) -
     """At most `per_second` starts a second of the queue's jobs; None: no limit."""
     if per_second is not None and per_second < 1:
         raise ConfigurationError(f"a rate limit is a whole number >= 1 a second, got {per_second}")
+    if connection.in_memory:  # a TestRunner's: no broker to reach, and no pacing in memory
+        return
     settings = connection.settings
     topics = topics_for(settings, queue)
     for topic in rated_topics(topics):  # the admin API sets policies of existing topics

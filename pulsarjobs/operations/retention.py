@@ -75,13 +75,15 @@ def set_dead_retention(
         raise ConfigurationError(f"dead letters are kept at least 1 s, not {max_age}")
     if size is not None and size < 1:
         raise ConfigurationError(f"dead letters are kept up to at least 1 byte, not {size}")
+    ttl = math.ceil(max_age.total_seconds()) if max_age is not None else None
+    if connection.in_memory:  # a TestRunner's: no broker to reach; memory keeps them all
+        return DeadRetention(None if ttl is None else timedelta(seconds=ttl), size)
     settings = connection.settings
     topics = topics_for(settings, queue)
     # The admin API sets policies of existing topics only; the subscription keeps the dead
     # letters that arrive before any worker made it.
     connection.prepare_queue(topics.dead, DEAD_LETTER_SUBSCRIPTION)
     with Admin.of(settings) as admin:
-        ttl = math.ceil(max_age.total_seconds()) if max_age is not None else None
         admin.set_topic_message_ttl(topics.dead, ttl)
         admin.set_backlog_eviction_size(topics.dead, size)
         return dead_retention(admin, topics, applied=False)

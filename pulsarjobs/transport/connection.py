@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pulsar
 import structlog
@@ -47,7 +47,16 @@ log = structlog.get_logger("pulsarjobs.connection")
 T = TypeVar("T")
 
 
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+OnMark = Callable[[str, bytes], None]  # key, value; an empty value: the mark was removed
+
+
 class Connection:
+    in_memory = False  # a TestRunner's stands in for the broker (memory.py)
+
     def __init__(self, settings: Settings, client_logger: Any = None) -> None:
         """`client_logger`, a pulsar ConsoleLogger or FileLogger, takes the Pulsar client's own
         log lines (default: pulsarjobs' logs, see client_log). The first client of a process
@@ -145,6 +154,15 @@ class Connection:
                     producer = self._producers[name] = client.create_producer(
                         topic, batching_enabled=False)  # fmt: skip
             producer.send(value, partition_key=key)
+
+    def follow_marks(self, topic: str, on_mark: OnMark) -> Closable:
+        """Tell `on_mark` of every mark on `topic` now (before returning) and of each one set
+        later, on the client's listener thread, until the returned view is closed (marks.py)."""
+        self.keep_marks(topic)
+        table = self.client.create_table_view(topic)
+        table.for_each_and_listen(on_mark)
+        view: Closable = table
+        return view
 
     def keep_marks(self, topic: str) -> None:
         """Make a marks topic keep its marks for good: a subscription that never acknowledges

@@ -171,7 +171,7 @@ class JobIndex:
             return False
         connection = self._connection()
         if self._writes is None or self._writes[0] is not connection:
-            in_memory = getattr(connection, "in_memory", False)
+            in_memory = connection.in_memory
             self._writes = (connection, connection.settings.job_index and not in_memory)
         return self._writes[1]
 
@@ -209,7 +209,7 @@ class JobIndex:
             emptied += self._settled.popleft()[1]
         if not self._notes and not emptied:
             return
-        if self._producer is None and getattr(self._connection(), "in_memory", False):
+        if self._producer is None and self._connection().in_memory:
             # A TestRunner swapped in its connection since these were noted: they wait for the
             # app's own to come back (an app closed meanwhile leaves them unwritten).
             if emptied:

@@ -9,23 +9,21 @@ initial one), which keeps every mark stored, and the broker is asked to compact 
 that reading it reads about one message per key however many marks were ever set
 (`Connection.keep_marks`; `Connection.put_mark` stores one).
 
-Workers follow a marks topic with a TableView: created, it has read every mark; then its
-listener is told of each new one, on the client's listener thread.
+Workers follow a marks topic with a TableView (`Connection.follow_marks`): created, it has read
+every mark; then its listener is told of each new one (key, value; an empty value: the mark was
+removed), on the client's listener thread.
 """
 
 from __future__ import annotations
 
 import getpass
 import socket
-from collections.abc import Callable
 
 import pulsar
 
 from pulsarjobs.transport.connection import Connection, client_errors
 
 READ_TIMEOUT_MS = 5_000
-
-OnMark = Callable[[str, bytes], None]  # key, value; an empty value: the mark was removed
 
 
 def read(connection: Connection, topic: str) -> dict[str, bytes]:
@@ -43,15 +41,6 @@ def read(connection: Connection, topic: str) -> dict[str, bytes]:
         finally:
             reader.close()
     return {key: value for key, value in marks.items() if value}  # tombstones removed them
-
-
-def follow(connection: Connection, topic: str, on_mark: OnMark) -> pulsar.TableView:
-    """Tell `on_mark` of every mark now (before returning) and of each one set later, until
-    the returned view is closed."""
-    connection.keep_marks(topic)
-    table = connection.client.create_table_view(topic)
-    table.for_each_and_listen(on_mark)
-    return table
 
 
 def who() -> str:

@@ -24,7 +24,7 @@ from pulsarjobs.clock import Clock
 from pulsarjobs.errors import ConfigurationError
 from pulsarjobs.settings import Settings
 from pulsarjobs.transport.answers import Outgoing
-from pulsarjobs.transport.connection import Connection
+from pulsarjobs.transport.connection import Closable, Connection, OnMark
 from pulsarjobs.transport.key_table import KeyTable
 
 T = TypeVar("T")
@@ -88,6 +88,7 @@ class InMemoryConnection(Connection):
         self._published: list[PublishedMessage] = []
         self._published_lock = threading.Lock()  # sync jobs enqueue from runner threads
         self.marks: dict[str, dict[str, bytes]] = {}  # by topic, then key (see marks.py)
+        self._followers: dict[str, list[OnMark]] = {}  # by topic: told of each mark put
 
     @property
     def client(self) -> NoReturn:
@@ -114,13 +115,30 @@ class InMemoryConnection(Connection):
         """Memory keeps results for ever (each says when it expires)."""
 
     def put_mark(self, topic: str, key: str, value: bytes) -> None:
-        """Kept in memory, as the broker keeps marks; an empty value removes the mark."""
+        """Kept in memory, as the broker keeps marks; an empty value removes the mark. Its
+        followers are told at once, on the caller's thread."""
         with self._published_lock:
             marks = self.marks.setdefault(topic, {})
             if value:
                 marks[key] = value
             else:
                 marks.pop(key, None)
+            followers = list(self._followers.get(topic, ()))
+        for on_mark in followers:
+            on_mark(key, value)
+
+    def follow_marks(self, topic: str, on_mark: OnMark) -> Closable:
+        """Tell `on_mark` of every mark now and of each one put later, until closed."""
+        with self._published_lock:
+            marks = dict(self.marks.get(topic, {}))
+            self._followers.setdefault(topic, []).append(on_mark)
+        for key, value in marks.items():
+            on_mark(key, value)
+        return _Unfollow(lambda: self._unfollow(topic, on_mark))
+
+    def _unfollow(self, topic: str, on_mark: OnMark) -> None:
+        with self._published_lock:
+            self._followers[topic].remove(on_mark)
 
     def _send(self, topic: str, messages: list[Outgoing]) -> None:
         now = self.clock()
@@ -137,6 +155,14 @@ class InMemoryConnection(Connection):
         with self._published_lock:
             taken, self._published = self._published, []
         return taken
+
+
+class _Unfollow:
+    def __init__(self, undo: Callable[[], None]) -> None:
+        self._undo = undo
+
+    def close(self) -> None:
+        self._undo()
 
 
 class MemoryKeyTable(KeyTable[T]):

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import contextlib
 
-import pulsar
 import structlog
 
 from pulsarjobs.logs import error_text
 from pulsarjobs.operations.cancels import Cancel
-from pulsarjobs.transport import marks
-from pulsarjobs.transport.connection import Connection
+from pulsarjobs.transport.connection import Closable, Connection, OnMark
 from pulsarjobs.transport.topics import cancelled_topic, paused_topic
 from pulsarjobs.worker._running import CurrentRuns
 from pulsarjobs.worker.feed import Feed
@@ -29,19 +27,22 @@ class Following:
         self.feed = feed
         self.running = running
         self._served = set(feed.plan.names)
-        self._views: list[pulsar.TableView] = []
+        self._views: list[Closable] = []
 
     @classmethod
-    def start(cls, connection: Connection, feed: Feed, running: CurrentRuns) -> Following:
-        """Read every mark and follow the new ones (blocks: call it off the event loop)."""
+    def start(
+        cls, connection: Connection, feed: Feed, running: CurrentRuns, pauses: bool = True
+    ) -> Following:
+        """Read every mark and follow the new ones (blocks: call it off the event loop); the
+        cancels only, without `pauses`."""
         following = cls(feed, running)
         settings = connection.settings
+        followed: list[tuple[str, OnMark]] = [(cancelled_topic(settings), following._on_cancel)]
+        if pauses:
+            followed.insert(0, (paused_topic(settings), following._on_pause))
         try:
-            for topic, on_mark in (
-                (paused_topic(settings), following._on_pause),
-                (cancelled_topic(settings), following._on_cancel),
-            ):
-                following._views.append(marks.follow(connection, topic, on_mark))
+            for topic, on_mark in followed:
+                following._views.append(connection.follow_marks(topic, on_mark))
         except Exception as exc:
             log.warning("paused queues and cancelled jobs are not followed", error=error_text(exc))
         return following

@@ -13,8 +13,9 @@ job's final verdict, per-key order of completion, the most jobs running at once.
   Verdicts come from a `Middleware` on the app: `after_process` is done, `on_failure` with a
   delay a retry, `on_dead` dead, `on_expired` expired. A cancelled job calls no hook: the
   enqueued jobs left without a verdict are cancelled when the worker counted exactly that many
-  cancels (else they are left without one, and the scenario fails on it). A job cancelled
-  while it runs would read as done: no scenario does that.
+  cancels (else they are left without one, and the scenario fails on it). An async job
+  cancelled while it runs is stopped and calls none either; a sync one would read as done: no
+  scenario cancels one.
 
 Dead letters ("Type: message" of the last error) come from `runner.dead` in memory, from the
 dead-letter topic (`Inspector.find_dead_letters`) on the broker. Both drivers run the jobs in

@@ -3,6 +3,8 @@ limits."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from datetime import timedelta
 
@@ -65,6 +67,36 @@ def test_a_concurrency_limit_of_two_runs_two_at_once_never_more(driver: Driver) 
     assert report.runs_by_id() == dict.fromkeys(ids, 1)
     assert report.verdicts == dict.fromkeys(ids, "done")
     assert report.most_running == 2
+
+
+@on_both()
+def test_a_slot_a_short_job_frees_goes_to_the_next_job_while_a_long_one_runs(
+    driver: Driver,
+) -> None:
+    app, tally = driver.app, driver.tally
+    signalled = threading.Event()
+
+    @app.job
+    async def waits_for_the_signal() -> None:
+        tally.ran()
+        tally.finish("signal", await asyncio.to_thread(signalled.wait, 30))
+
+    @app.job
+    def quick(n: int) -> None:
+        tally.ran(n)
+
+    @app.job
+    def signal() -> None:
+        tally.ran()
+        signalled.set()
+
+    # one more than a worker's 10 slots between the long job and the one it waits for
+    calls = [waits_for_the_signal.call(), *(quick.call(n) for n in range(10)), signal.call()]
+    ids = app.enqueue_many(calls)
+    report = driver.drain(settled=len(ids))
+
+    assert report.order == {"signal": [True]}  # not held until the long job's 30 s were up
+    assert report.verdicts == dict.fromkeys(ids, "done")
 
 
 @on_both()

@@ -3,6 +3,8 @@ expiry, cancel, and a process that dies under a job."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import timedelta
 
 import pytest
@@ -96,6 +98,33 @@ def test_a_job_cancelled_before_its_time_never_runs(driver: Driver) -> None:
 
     assert report.notes("reminder") == ["bob"]
     assert report.verdicts == {cancelled: "cancelled", kept: "done"}
+
+
+@on_both()
+def test_a_job_cancelled_while_it_runs_stops_and_is_cancelled(driver: Driver) -> None:
+    app, tally = driver.app, driver.tally
+    started = threading.Event()
+
+    @app.job
+    async def export() -> None:
+        tally.ran()
+        started.set()
+        await asyncio.sleep(60)  # its cancel stops it long before
+        tally.finish("export", "finished")
+
+    @app.job
+    async def stop_export(job_id: str) -> None:
+        tally.ran()
+        if await asyncio.to_thread(started.wait, 30):
+            app.cancel(job_id)
+
+    export_id = export.enqueue()
+    stopper = stop_export.enqueue(export_id)
+    report = driver.drain(settled=2)
+
+    assert report.runs_by_id() == {export_id: 1, stopper: 1}
+    assert report.order == {}  # the export never got past its sleep
+    assert report.verdicts == {export_id: "cancelled", stopper: "done"}
 
 
 @on_both(
