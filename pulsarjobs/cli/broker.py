@@ -179,7 +179,8 @@ def check_external(service_url: str) -> None:
     settings = Settings.from_env()
     with Admin.of(settings) as admin:
         if not admin.healthy():
-            fail(f"PULSARJOBS_SERVICE_URL is set, but no healthy broker answers at {admin.url}.")
+            fail(f"PULSARJOBS_SERVICE_URL is set, but no healthy broker answers at {admin.url}: "
+                 "unset it (and PULSARJOBS_ADMIN_URL) to start one here.")  # fmt: skip
     console.print(f"PULSARJOBS_SERVICE_URL is set: using the broker at {service_url}.")
 
 

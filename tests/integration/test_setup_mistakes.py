@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -58,3 +59,15 @@ def test_broker_start_makes_the_namespace_pulsarjobs_namespace_names(
     assert started.exit_code == 0, started.output
     with Admin(broker.admin_url) as admin:
         assert f"public/{name}" in admin.namespaces("public")
+
+
+def test_broker_start_with_the_url_of_a_broker_that_is_not_there_says_to_unset_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PULSARJOBS_SERVICE_URL", "pulsar://127.0.0.1:9")  # nothing listens
+    monkeypatch.setenv("PULSARJOBS_ADMIN_URL", "http://127.0.0.1:9")
+    started = CliRunner().invoke(cli_app, ["broker", "start", "--data-dir", str(tmp_path)])
+    assert started.exit_code != 0
+    assert "no healthy broker answers at http://127.0.0.1:9" in started.output
+    assert "unset it (and PULSARJOBS_ADMIN_URL) to start one here" in started.output
+    assert list(tmp_path.iterdir()) == []  # nothing started
