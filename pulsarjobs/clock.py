@@ -29,3 +29,10 @@ def when_due(now: datetime, in_: timedelta | None, at: datetime | None) -> datet
             raise ValueError(f"in_={in_} is negative")
         return now + in_ if in_ > timedelta(0) else None
     return None
+
+
+def require_aware(name: str, value: datetime | None) -> None:
+    if value is not None and value.utcoffset() is None:
+        raise ValueError(
+            f"{name} is a naive datetime ({value!r}); pass an aware one, e.g. datetime.now(UTC)"
+        )

@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import io
 import json
-import traceback
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,16 +20,22 @@ from typing import Any, Final, TypeVar, dataclass_transform
 
 import fastavro
 
-from pulsarjobs.clock import utc_now
+from pulsarjobs.clock import require_aware, utc_now
 from pulsarjobs.errors import ArgumentError as ArgumentError  # re-exported: its old home
 from pulsarjobs.errors import EnvelopeError as EnvelopeError
 from pulsarjobs.retry import RetryPolicy
+from pulsarjobs.wire.job_error import JobError as JobError  # re-exported: its old home
 from pulsarjobs.wire.values import JobArg as JobArg
-from pulsarjobs.wire.values import Unencodable, from_value, to_value_list, to_value_map
+from pulsarjobs.wire.values import (
+    Unencodable,
+    from_value,
+    to_value_list,
+    to_value_map,
+    unwritable,
+)
 
 _SCHEMA_FILE = "job_envelope.avsc"
 _DEFAULT_RETRY = RetryPolicy()
-_TRACEBACK_LIMIT = 8000
 EARLIER_ERRORS_KEPT = 20  # errors of runs before the last an envelope carries, the oldest dropped
 _REASON_LIMIT = 200  # fastavro's schema mismatch errors print both schemas whole
 
@@ -38,51 +43,6 @@ _REASON_LIMIT = 200  # fastavro's schema mismatch errors print both schemas whol
 def new_id() -> str:
     """A fresh job id: a random UUID as 32 hex digits."""
     return uuid.uuid4().hex
-
-
-def _require_aware(name: str, value: datetime | None) -> None:
-    if value is not None and value.utcoffset() is None:
-        raise ValueError(
-            f"{name} is a naive datetime ({value!r}); pass an aware one, e.g. datetime.now(UTC)"
-        )
-
-
-def _type_name(cls: type) -> str:
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-@dataclass(frozen=True, slots=True)
-class JobError:
-    """Why a run of a job failed."""
-
-    type: str  # exception type, module-qualified unless built in
-    message: str
-    traceback: str
-    failed_at: datetime
-    worker: str
-
-    def __post_init__(self) -> None:
-        _require_aware("failed_at", self.failed_at)
-
-    @classmethod
-    def from_exception(
-        cls, exc: BaseException, worker: str, now: datetime | None = None
-    ) -> JobError:
-        """Describe ``exc``, raised by a run on ``worker``; the traceback keeps its last lines."""
-        return cls(
-            type=_type_name(type(exc)),
-            message=str(exc),
-            traceback="".join(traceback.format_exception(exc))[-_TRACEBACK_LIMIT:],
-            failed_at=utc_now() if now is None else now,
-            worker=worker,
-        )
-
-    @property
-    def summary(self) -> str:
-        """`Type: message`, as logs and dead letters show the error."""
-        return f"{self.type}: {self.message}"
 
 
 _Class = TypeVar("_Class")
@@ -131,11 +91,11 @@ class Envelope:
 
     def __post_init__(self) -> None:
         if self.created_at.utcoffset() is None:  # the call only then: decoded per job
-            _require_aware("created_at", self.created_at)
+            require_aware("created_at", self.created_at)
         if self.run_at is not None:  # most jobs have neither: no call for them (decoded per job)
-            _require_aware("run_at", self.run_at)
+            require_aware("run_at", self.run_at)
         if self.expires_at is not None:
-            _require_aware("expires_at", self.expires_at)
+            require_aware("expires_at", self.expires_at)
         if self.attempt < 1:
             raise ValueError(f"attempt must be >= 1, got {self.attempt!r}")
         if not isinstance(self.args, tuple):  # a list would make equal envelopes compare unequal
@@ -369,7 +329,10 @@ def _chain(record: dict[str, Any]) -> Chain:
 def encode(env: Envelope) -> bytes:
     """Schemaless Avro binary of ``env``; raises ArgumentError for unencodable arguments."""
     stream = io.BytesIO()
-    fastavro.schemaless_writer(stream, _PARSED_SCHEMA, _to_record(env))
+    try:
+        fastavro.schemaless_writer(stream, _PARSED_SCHEMA, _to_record(env))
+    except (UnicodeEncodeError, RecursionError) as exc:  # in any field: name the job
+        raise unwritable(exc).to_argument_error(f"job {env.type!r}") from None
     return stream.getvalue()
 
 

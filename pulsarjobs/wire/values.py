@@ -39,6 +39,16 @@ class Unencodable(Exception):
         return ArgumentError(f"{root}{path}: {self.reason}")
 
 
+def unwritable(exc: UnicodeEncodeError | RecursionError) -> Unencodable:
+    """What the Avro writer could not take, said as an argument's error: a text UTF-8 cannot
+    carry (a lone surrogate, as `errors="surrogateescape"` leaves in a decoded file name), or
+    a list or dict that holds itself (found only by the recursion's limit)."""
+    if isinstance(exc, RecursionError):
+        return Unencodable("a list or dict holds itself, or nests too deeply")
+    text = exc.object[exc.start : exc.end]
+    return Unencodable(f"a text holds {text!r}, which UTF-8 cannot encode (a lone surrogate)")
+
+
 def to_value(arg: object) -> dict[str, object]:
     """Wrap ``arg`` in the ``Value`` record, recursively."""
     if arg is None or isinstance(arg, _SCALARS):

@@ -35,7 +35,7 @@ from pulsarjobs.transport.topics import results_topic
 from pulsarjobs.wire.envelope import Envelope, JobError
 from pulsarjobs.wire.records import decode_record
 from pulsarjobs.wire.result_schema import PARSED_RESULT_SCHEMA as _PARSED
-from pulsarjobs.wire.values import JobArg, Unencodable, from_value, to_value
+from pulsarjobs.wire.values import JobArg, Unencodable, from_value, to_value, unwritable
 
 if TYPE_CHECKING:
     from pulsarjobs.app_view import AppView
@@ -65,16 +65,19 @@ class JobResult:
     def encode(self) -> bytes:
         """Raises Unencodable for a value that is no job argument."""
         error = None if self.error is None else dataclasses.asdict(self.error)
-        record = {
-            "job_id": self.job_id,
-            "type": self.type,
-            "settled_at": self.settled_at,
-            "expires_at": self.expires_at,
-            "value": None if self.error is not None else to_value(self.value),
-            "error": error,
-        }
         stream = io.BytesIO()
-        fastavro.schemaless_writer(stream, _PARSED, record)
+        try:
+            record = {
+                "job_id": self.job_id,
+                "type": self.type,
+                "settled_at": self.settled_at,
+                "expires_at": self.expires_at,
+                "value": None if self.error is not None else to_value(self.value),
+                "error": error,
+            }
+            fastavro.schemaless_writer(stream, _PARSED, record)
+        except (UnicodeEncodeError, RecursionError) as exc:
+            raise unwritable(exc) from None
         return stream.getvalue()
 
     @classmethod
