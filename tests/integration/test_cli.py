@@ -41,6 +41,18 @@ def test_worker_with_an_app_that_does_not_exist_says_so_in_one_line() -> None:
     assert "cannot import 'no_such_module'" in done.stderr
 
 
+def test_worker_with_an_app_whose_module_fails_says_where_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "broken_jobs.py").write_text("import os\n\nSETTING = os.environ['NOT_SET_HERE']\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("NOT_SET_HERE", None)
+    done = run("-m", "pulsarjobs", "worker", "broken_jobs:app", env=env)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: importing 'broken_jobs' failed at {tmp_path / 'broken_jobs.py'}:3: KeyError: "
+        "'NOT_SET_HERE' (python -c 'import broken_jobs' shows the traceback)"
+    ]
+
+
 def test_worker_whose_metrics_port_is_taken_says_so_in_one_line() -> None:
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
