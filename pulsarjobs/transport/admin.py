@@ -312,19 +312,29 @@ def topic_path(topic: str) -> str:
 def check(response: httpx.Response, token: str | None = None) -> None:
     if response.is_success:
         return
-    try:
-        reason = response.json().get("reason", response.text)
-    except ValueError:
-        reason = response.text
-    if response.status_code == 404:
-        raise NotFound(str(reason))
     request = response.request
     doing = f"{request.method} {request.url.path}"
-    if refusal := admin_refusal(
-        response.status_code, str(request.url.copy_with(path="/")).rstrip("/"), token, doing
-    ):
+    base = str(request.url.copy_with(path="/", query=None)).rstrip("/")
+    reason = pulsar_reason(response)
+    if response.status_code == 404:
+        if reason is None:  # Pulsar says why in JSON: this is some other server, or path
+            kind = response.headers.get("content-type", "").split(";")[0] or "no content type"
+            raise BrokerUnavailable(
+                f"No Pulsar admin API at {base}: {doing} answered 404 ({kind}) without Pulsar's "
+                "reason. Is the admin URL right (e.g. http://127.0.0.1:8080)?"
+            )
+        raise NotFound(reason)
+    if refusal := admin_refusal(response.status_code, base, token, doing):
         raise refusal
-    raise BrokerError(
-        f"{response.request.method} {response.request.url.path} failed: "
-        f"{response.status_code} {reason}".strip()
-    )
+    said = reason if reason is not None else response.text[:200]
+    raise BrokerError(f"{doing} failed: {response.status_code} {said}".strip())
+
+
+def pulsar_reason(response: httpx.Response) -> str | None:
+    """The reason Pulsar gives with an error ({"reason": ...}); None for any other body."""
+    try:
+        found = response.json()
+    except ValueError:
+        return None
+    reason = found.get("reason") if isinstance(found, dict) else None
+    return None if reason is None else str(reason)

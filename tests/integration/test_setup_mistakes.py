@@ -71,3 +71,15 @@ def test_broker_start_with_the_url_of_a_broker_that_is_not_there_says_to_unset_i
     assert "no healthy broker answers at http://127.0.0.1:9" in started.output
     assert "unset it (and PULSARJOBS_ADMIN_URL) to start one here" in started.output
     assert list(tmp_path.iterdir()) == []  # nothing started
+
+
+def test_an_admin_url_that_reaches_no_admin_api_says_so_and_shows_no_empty_lists(
+    broker: BrokerUnderTest,
+) -> None:
+    wrong = f"{broker.admin_url}/admin/v2"  # the broker's web server, at a path it does not serve
+    for command in (["dlq", "list", "default"], ["queues"], ["workers"]):
+        done = CliRunner().invoke(cli_app, ["--service-url", broker.service_url,
+                                            "--admin-url", wrong, *command])  # fmt: skip
+        assert done.exit_code != 0, (command, done.output)
+        assert f"No Pulsar admin API at {broker.admin_url}: GET /admin/v2/admin/v2/" in done.output
+        assert "Is the admin URL right" in done.output
