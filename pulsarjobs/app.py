@@ -257,6 +257,7 @@ class App(PeriodicJobs, Workflows, Closing):
             raise (
                 access.nothing_listens(url)
                 or refusal(self.settings, exc, f"preparing queue {envelope.queue!r}")
+                or access.web_port_instead(url)
                 or BrokerUnavailable(f"Cannot prepare queue {envelope.queue!r} at {url}: {exc}")
             ) from exc
         return topic

@@ -97,6 +97,29 @@ def nothing_listens(url: str, timeout: float = 2.0) -> BrokerUnavailable | None:
     return refused(url) if isinstance(failure, ConnectionRefusedError) else None
 
 
+def web_port_instead(url: str, timeout: float = 2.0) -> BrokerUnavailable | None:
+    """After the client found no broker at a pulsar:// URL that takes connections: the error
+    to raise when an HTTP server answers there (the admin URL's port, say), else None. Never
+    asked before a failure: a broker would log the request as a bad frame."""
+    scheme, _, hosts = url.partition("://")
+    host, _, port = hosts.strip("/").split(",")[0].rpartition(":")
+    if scheme != "pulsar" or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as peer:
+            peer.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+            answer = peer.recv(5)
+    except OSError:
+        return None
+    if answer != b"HTTP/":
+        return None
+    return BrokerUnavailable(
+        f"A web server answers at {url}, not a Pulsar broker: the service URL names the "
+        "broker's binary port (6650 unless changed), e.g. pulsar://127.0.0.1:6650; the web "
+        "port (8080) is the admin URL's."
+    )
+
+
 def connect_failure(service_url: str, timeout: float) -> Exception | None:
     """Why no address of the service URL takes a TCP connection; None once one does."""
     scheme, _, hosts = service_url.partition("://")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pulsarjobs import App, NotFound, Settings, Worker
+from pulsarjobs import App, BrokerUnavailable, JobCall, NotFound, Settings, Worker
 from pulsarjobs.cli import app as cli_app
 from pulsarjobs.transport.admin import Admin
 from tests.conftest import BrokerUnderTest
@@ -83,3 +83,13 @@ def test_an_admin_url_that_reaches_no_admin_api_says_so_and_shows_no_empty_lists
         assert done.exit_code != 0, (command, done.output)
         assert f"No Pulsar admin API at {broker.admin_url}: GET /admin/v2/admin/v2/" in done.output
         assert "Is the admin URL right" in done.output
+
+
+def test_a_service_url_at_the_web_port_says_which_port_the_broker_listens_on(
+    broker: BrokerUnderTest,
+) -> None:
+    port = broker.admin_url.rsplit(":", 1)[1]
+    app = App(Settings(service_url=f"pulsar://127.0.0.1:{port}", admin_url=broker.admin_url))
+    with pytest.raises(BrokerUnavailable, match="A web server answers at pulsar://"):
+        app.enqueue(JobCall("greet"))
+    app.close()
