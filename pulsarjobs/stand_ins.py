@@ -180,7 +180,7 @@ class MemoryCrashes:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.counts: dict[str, Crashes] = {}
-        self.doomed: Counter[str] = Counter()  # job types whose next runs die
+        self.doomed: Counter[str] = Counter()  # job ids and types whose next runs die
         self.dying: set[str] = set()  # job ids whose process dies before they are acked
         self._lock = threading.Lock()
 
@@ -188,11 +188,13 @@ class MemoryCrashes:
         return self.counts.get(job_id)
 
     def runs(self, envelope: Envelope) -> None:
-        """A run starts: its process is to die once it is over, if its type is doomed."""
+        """A run starts: its process is to die once it is over, if its id or type is doomed."""
         with self._lock:
-            if self.doomed[envelope.type] > 0:
-                self.doomed[envelope.type] -= 1
-                self.dying.add(envelope.id)
+            for doomed in (envelope.id, envelope.type):  # as crash_process_in named it
+                if self.doomed[doomed] > 0:
+                    self.doomed[doomed] -= 1
+                    self.dying.add(envelope.id)
+                    return
 
     def dies_at(self, message: MemoryMessage) -> bool:
         """Whether the process dies as this message is to be acknowledged (dies)."""

@@ -255,10 +255,11 @@ class TestRunner:
         return self.outcomes[-1] if len(self.outcomes) > told else None
 
     def crash_process_in(self, job: str | Job[Any, Any], times: int = 1) -> None:
-        """The worker process dies in the next `times` runs of `job`, each once its run is over
-        and before it is acknowledged: the handler's own effects happened, and the job comes
-        back as it would to a group of worker processes — `deferred` a few seconds, then run
-        again; `dead` once it was running in CRASHES_BEFORE_DEAD processes that died."""
+        """The worker process dies in the next `times` runs of `job` (a declared job, a job type
+        or a job id), each once its run is over and before it is acknowledged: the handler's
+        own effects happened, and the job comes back as it would to a group of worker processes
+        — `deferred` a few seconds, then run again; `dead` once it was running in
+        CRASHES_BEFORE_DEAD processes that died."""
         self._crashes.doomed[job.name if isinstance(job, Job) else job] += times
 
     def settled(self, outcome: Outcome) -> None:

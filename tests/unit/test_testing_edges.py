@@ -1,5 +1,6 @@
 """The TestRunner where a unit test could trip on it: operations that would reach the broker,
-a second runner on the same app, a drain called from inside an event loop."""
+a second runner on the same app, a drain called from inside an event loop, a crash named by
+job id."""
 
 import asyncio
 from datetime import timedelta
@@ -54,3 +55,15 @@ def test_run_all_inside_an_event_loop_points_to_its_async_twin(app: App) -> None
     with TestRunner(app) as runner:
         asyncio.run(a_test(runner))
         assert runner.runs(noop) == 1
+
+
+def test_a_process_can_be_made_to_die_under_one_job_by_its_id(app: App, runner: TestRunner) -> None:
+    @app.job
+    def charge(order: str) -> None: ...
+
+    doomed = charge.enqueue("o-1")
+    spared = charge.enqueue("o-2")
+    runner.crash_process_in(doomed)
+    runner.run_all()
+    verdicts = [(outcome.envelope.id, str(outcome.kind)) for outcome in runner.outcomes]
+    assert sorted(verdicts) == sorted([(doomed, "deferred"), (doomed, "done"), (spared, "done")])
