@@ -25,6 +25,7 @@ from typing import Literal
 import pulsar
 
 from pulsarjobs.clock import utc_now
+from pulsarjobs.operations.ackers import Ackers
 from pulsarjobs.operations.cancels import cancel, cancelled_jobs, just_after, run_copy_now
 from pulsarjobs.operations.dead_letters import dead_letter_properties
 from pulsarjobs.operations.inspector import Inspector, due_time
@@ -102,36 +103,6 @@ def kill(
     acks = inspector.job_index.acks(envelope.id, queue, dead)
     connection.publish(dead, encode(letter), properties=properties, acks=acks).result()
     cancel(connection, envelope.id, at=at)
-
-
-class Ackers:
-    """Acknowledges messages on the workers' subscription, with one consumer per topic (or
-    partition) that never receives; closing them sends the acknowledgements still grouped."""
-
-    def __init__(self, inspector: Inspector) -> None:
-        self.inspector = inspector
-        self.consumers: dict[str, pulsar.Consumer] = {}
-
-    def __enter__(self) -> Ackers:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        for consumer in self.consumers.values():
-            consumer.close()
-
-    def acknowledge(self, message: pulsar.Message) -> None:
-        topic = message.topic_name()
-        if topic not in self.consumers:
-            settings = self.inspector.settings
-            with client_errors(settings.service_url, f"subscribing to {topic}"):
-                self.consumers[topic] = self.inspector.client.subscribe(
-                    topic,
-                    settings.subscription,
-                    consumer_type=pulsar.ConsumerType.Shared,  # as workers read it
-                    receiver_queue_size=0,  # it only acknowledges: never let the broker hand it one
-                    batch_index_ack_enabled=True,
-                )
-        self.consumers[topic].acknowledge(message.message_id())
 
 
 def _picked(

@@ -26,7 +26,7 @@ import pulsar
 
 from pulsarjobs.flow.debounce import Debounces
 from pulsarjobs.flow.unique import UniqueKeys
-from pulsarjobs.operations.bulk_jobs import Ackers
+from pulsarjobs.operations.ackers import Ackers
 from pulsarjobs.operations.cancels import cancel, cancelled_jobs
 from pulsarjobs.operations.fair_keys import lane_topics
 from pulsarjobs.operations.inspector import Inspector

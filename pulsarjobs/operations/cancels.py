@@ -8,15 +8,22 @@ job's creation time, so they are dropped too, while a copy made after the cancel
 copy, or the same id enqueued again — runs. A job running when its cancel arrives is cancelled
 too: an async run is stopped, a sync one (a thread cannot be stopped) runs on and its result is
 discarded. Marks are kept for good: one small message per cancelled id.
+
+Run now cancels a waiting job, enqueues a copy created after the cancel and acknowledges the
+waiting message (ackers.py), so that a second run now finds nothing to copy.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import pulsar
+
 from pulsarjobs.clock import utc_now
 from pulsarjobs.errors import NotDueLater, NotFound
+from pulsarjobs.operations.ackers import Ackers
 from pulsarjobs.operations.inspector import Inspector
 from pulsarjobs.transport import marks
 from pulsarjobs.transport.backlog import (
@@ -32,6 +39,7 @@ from pulsarjobs.wire.envelope import Envelope, encode
 from pulsarjobs.wire.records import decode_record, encode_record, instant
 
 RUN_NOW_META = "pulsarjobs-run-now-at"
+_RUNNING_NOW = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,30 +90,42 @@ def cancelled_jobs(connection: Connection) -> dict[str, Cancel]:
 
 
 def run_now(inspector: Inspector, queue: str, message_id: str) -> str:
-    """Run a scheduled or retrying job of `queue` now: cancel the waiting message's job and
-    enqueue a copy of it, due now and created after the cancel, so that the copy runs once and
-    the original never does. `message_id` is the message's "ledger:entry" on the queue's topic
-    or on the subscription's retry topic. Returns the job id; raises NotFound when the message
-    is no longer waiting (it ran already, or was never there), NotDueLater for a job due
-    already: it waits for a worker or runs, and a copy would run it a second time."""
+    """Run a scheduled or retrying job of `queue` now: cancel the waiting message's job, enqueue
+    a copy of it, due now and created after the cancel, and acknowledge the waiting message, so
+    that the copy runs once and the original never does. `message_id` is the message's
+    "ledger:entry" on the queue's topic or on the subscription's retry topic. Returns the job
+    id; raises NotFound when no job waits there to run (it ran already, was never there, or
+    was cancelled or run now already: a copy would bring it back, or run it twice), NotDueLater
+    for a job due already: it waits for a worker or runs, and a copy would run it a second
+    time. One at a time in a process: a second for the same job finds it acknowledged."""
     position = parse_position(message_id)
     topics = topics_for(inspector.settings, queue)
-    for topic in (topics.jobs, topics.retry):
-        holder = partition_holding(inspector.admin, topic, position)
-        envelope = _waiting_job(inspector, holder, position) if holder else None
-        if envelope is not None:
-            break
-    else:
-        raise NotFound(
-            f"No job waits as message {message_id} in queue {queue!r}: it ran already, or the id "
-            "is not one of this queue's."
-        )
-    if envelope.run_at is None or envelope.run_at <= utc_now():
-        raise NotDueLater(
-            f"Job {envelope.id} is due already: it runs as soon as a worker takes it (or runs "
-            "now). Run now is for jobs due later."
-        )
-    run_copy_now(inspector, queue, envelope)
+    with _RUNNING_NOW:
+        for topic in (topics.jobs, topics.retry):
+            holder = partition_holding(inspector.admin, topic, position)
+            waiting = _waiting_job(inspector, holder, position) if holder else None
+            if waiting is not None:
+                break
+        else:
+            raise NotFound(
+                f"No job waits as message {message_id} in queue {queue!r}: it ran already, or "
+                "the id is not one of this queue's."
+            )
+        message, envelope = waiting
+        mark = cancelled_jobs(inspector.connection).get(envelope.id)
+        if mark is not None and envelope.created_at <= mark.cancelled_at:
+            raise NotFound(
+                f"Job {envelope.id} was cancelled (or run now) already: it never runs, and run "
+                "now would bring it back."
+            )
+        if envelope.run_at is None or envelope.run_at <= utc_now():
+            raise NotDueLater(
+                f"Job {envelope.id} is due already: it runs as soon as a worker takes it (or "
+                "runs now). Run now is for jobs due later."
+            )
+        run_copy_now(inspector, queue, envelope)
+        with Ackers(inspector) as ackers:
+            ackers.acknowledge(message)
     return envelope.id
 
 
@@ -131,8 +151,11 @@ def just_after(at: datetime) -> datetime:
     return at.replace(microsecond=at.microsecond // 1000 * 1000) + timedelta(milliseconds=1)
 
 
-def _waiting_job(inspector: Inspector, topic: str, position: Position) -> Envelope | None:
-    """The job at `position` on `topic`, if the subscription has not acknowledged it."""
+def _waiting_job(
+    inspector: Inspector, topic: str, position: Position
+) -> tuple[pulsar.Message, Envelope] | None:
+    """The message at `position` on `topic` and its job, if the subscription has not
+    acknowledged it."""
     settings = inspector.settings
     cursor = subscription_cursor(inspector.admin, topic, settings.subscription)
     if cursor is None or cursor.is_acked(position):
@@ -140,4 +163,5 @@ def _waiting_job(inspector: Inspector, topic: str, position: Position) -> Envelo
     message = read_at(
         inspector.admin, inspector.client, settings.service_url, topic, position, inspector.crypto
     )
-    return inspector.envelope_of(message) if message is not None else None
+    envelope = inspector.envelope_of(message) if message is not None else None
+    return None if message is None or envelope is None else (message, envelope)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -251,13 +252,24 @@ def test_a_queue_is_paused_and_resumed_and_a_scheduled_job_run_now(
     post(client, "/queues/resume", {"queue": "default"})
     assert [q["paused"] for q in api(client, "/queues")["queues"]] == [False]
 
-    (job,) = api(client, "/scheduled?queue=default")["page"]["items"]
-    ran = post(client, "/jobs/run-now", {"queue": "default", "position": job["position"]})
+    cancelled_id = app.enqueue(JobCall("greet", args=("never",)), in_=timedelta(hours=1))
+    app.cancel(cancelled_id)
+    held = api(client, "/scheduled?queue=default")["page"]["items"]
+    jobs = {job["envelope"]["id"]: job for job in held}
+    run_now = {"queue": "default", "position": jobs[job_id]["position"]}
+    ran = post(client, "/jobs/run-now", run_now)
     assert ran["job_id"] == job_id
-    assert api(client, "/scheduled?queue=default")["cancelled"] == [job_id]
+    left = api(client, "/scheduled?queue=default")["page"]["items"]
+    assert [job["envelope"]["id"] for job in left] == [cancelled_id]  # the original left
+    again = client.post("/api/jobs/run-now", data=run_now, headers=BEARER)  # a double click
+    assert again.status_code == 404, again.text
+    revived = client.post("/api/jobs/run-now", headers=BEARER, data={
+        "queue": "default", "position": jobs[cancelled_id]["position"]})  # fmt: skip
+    assert revived.status_code == 404 and "cancelled" in revived.json()["error"], revived.text
     with worker_in_thread(app):
         wait_until(lambda: len(started(record)) == 1, 60)
-    assert started(record)[0]["id"] == job_id
+        time.sleep(1)  # a second copy, had one been made, would have run by now
+    assert [run["id"] for run in started(record)] == [job_id]
 
 
 def test_a_read_only_dashboard_shows_no_button_and_refuses_every_change(
