@@ -11,6 +11,9 @@ from pulsarjobs.errors import ConfigurationError
 
 ENV_PREFIX = "PULSARJOBS_"
 TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+# Room left in a message for its metadata and properties (a key, a dead letter's reason, the
+# copy Pulsar's own dead-letter policy makes), which the client counts against the limit too.
+METADATA_ROOM = 4 * 1024
 MAX_FAIR_LANES = 256  # each lane is a consumer per fair queue in every worker process
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -89,6 +92,12 @@ class Settings:
 
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def max_payload(self) -> int:
+        """The most bytes a job, a result or a step may take: the broker's limit less
+        METADATA_ROOM (at the limit itself the client refused the message, or its copy)."""
+        return self.max_message_size - METADATA_ROOM
 
     @property
     def full_namespace(self) -> str:

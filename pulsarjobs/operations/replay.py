@@ -90,7 +90,7 @@ def replay(
         try:
             for message_id, letter in _picked(inspector, queue, matching, tally, progress):
                 sequence = sequence_id(message_id)
-                copy = _copy(letter, destination_queue, settings.max_message_size)
+                copy = _copy(letter, destination_queue, settings.max_payload)
                 if copy is None or sequence is None:
                     tally.skipped += 1  # left in the dead letters, by this run and any re-run
                 elif sender is not None:

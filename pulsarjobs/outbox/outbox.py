@@ -124,7 +124,7 @@ class Outbox:
     def _row(self, envelope: Envelope) -> dict[str, Any]:
         topic = self.app.queue_topic(envelope)
         payload = encode(envelope)
-        if len(payload) > (limit := self.app.settings.max_message_size):
+        if len(payload) > (limit := self.app.settings.max_payload):
             raise too_large(topic, len(payload), limit)
         declared = self.app.jobs.get(envelope.type)
         unique_for = hold_for(declared.flow if declared else None) if envelope.unique_key else None

@@ -253,7 +253,7 @@ class Connection:
 
     def _fits(self, message: Outgoing) -> bool:
         """Whether the broker takes a message this large; if not, its acks are told so."""
-        limit = self.settings.max_message_size
+        limit = self.settings.max_payload
         if len(message.data) <= limit:
             return True
         message.acks.failed(too_large(message.topic, len(message.data), limit))

@@ -10,6 +10,9 @@ from datetime import datetime
 from pulsarjobs.clock import require_aware, utc_now
 
 _TRACEBACK_LIMIT = 8000
+# A message longer than this is cut: an error quoting a large argument would make the job's
+# retry, or its dead letter, too large for the broker to store.
+MESSAGE_LIMIT = 2000
 
 
 def _type_name(cls: type) -> str:
@@ -38,7 +41,7 @@ class JobError:
         """Describe ``exc``, raised by a run on ``worker``; the traceback keeps its last lines."""
         return cls(
             type=_type_name(type(exc)),
-            message=_utf8(str(exc)),
+            message=_cut(_utf8(str(exc))),
             traceback=_utf8("".join(traceback.format_exception(exc))[-_TRACEBACK_LIMIT:]),
             failed_at=utc_now() if now is None else now,
             worker=worker,
@@ -48,6 +51,12 @@ class JobError:
     def summary(self) -> str:
         """`Type: message`, as logs and dead letters show the error."""
         return f"{self.type}: {self.message}"
+
+
+def _cut(message: str) -> str:
+    if len(message) <= MESSAGE_LIMIT:
+        return message
+    return f"{message[:MESSAGE_LIMIT]}… ({len(message) - MESSAGE_LIMIT} more characters)"
 
 
 def _utf8(text: str) -> str:

@@ -116,7 +116,7 @@ class KeptResults(Step):
         if envelope.keep_result is None and envelope.chain is None:
             return NOTHING
         app, now = self.app, self.app.clock()
-        kept = results.kept(outcome, now, self.worker, app.settings.max_message_size)
+        kept = results.kept(outcome, now, self.worker, app.settings.max_payload)
         if not kept:
             return NOTHING
         topic = results_topic(app.settings)

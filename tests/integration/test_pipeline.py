@@ -174,9 +174,10 @@ def test_enqueue_refuses_what_it_cannot_store(app: App) -> None:
 
 
 def test_a_job_just_under_the_size_limit_is_stored_and_runs(app: App, record: Path) -> None:
-    # With its metadata it is over 5 MiB, a bookie's default frame: that bookie refused it, and
-    # the broker retried the write for good while the enqueue timed out.
-    name = "x" * (app.settings.max_message_size - 1_000)
+    # Within 5 MiB of the broker's limit, with room for its metadata; over 5 MiB with it, a
+    # bookie's default frame: that bookie refused it, and the broker retried the write for good
+    # while the enqueue timed out.
+    name = "x" * (app.settings.max_payload - 100)
     job_id = app.jobs["greet"].enqueue(name)
     with worker_in_thread(app):
         wait_until(lambda: len(started(record)) == 1, 60)

@@ -7,6 +7,7 @@ import pytest
 
 from pulsarjobs.app import App
 from pulsarjobs.errors import JobFailed
+from pulsarjobs.retry import RetryPolicy
 from pulsarjobs.testing import TestRunner
 from pulsarjobs.wire.envelope import ArgumentError
 
@@ -57,3 +58,19 @@ def test_a_result_that_cannot_be_kept_fails_its_job_once(
     assert runner.runs(compute) == 1
     with pytest.raises(JobFailed, match="UnencodableResult"):
         app.result(job_id)
+
+
+def test_an_error_quoting_a_huge_value_is_cut_and_the_job_retried_as_asked(
+    app: App, runner: TestRunner
+) -> None:
+    @app.job(retry=RetryPolicy(max_attempts=3, initial_delay=1, jitter=0))
+    def import_rows() -> None:
+        raise ValueError("bad row: " + "z" * 6_000_000)  # more than a message may carry
+
+    import_rows.enqueue()
+    runner.run_all()
+    assert runner.runs(import_rows) == 3
+    [dead] = runner.dead
+    assert dead.last_error is not None
+    assert dead.last_error.message.endswith("… (5998009 more characters)")
+    assert len(dead.last_error.message) < 2_100
