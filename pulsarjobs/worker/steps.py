@@ -138,7 +138,7 @@ class ChainLinks(Step):
         envelope = outcome.envelope
         if envelope.chain is None or not outcome.kind.policy.succeeded:
             return NOTHING
-        link = next_link(envelope, outcome.value, self.app.clock())
+        link = next_link(envelope, outcome.value)
         return NOTHING if link is None else (self.app.publish_envelope(link),)
 
 

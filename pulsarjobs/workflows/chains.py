@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pulsarjobs.wire.argtypes import PASSED
@@ -81,15 +81,16 @@ def unpassable(envelope: Envelope, value: Any) -> str | None:
     return None
 
 
-def next_link(envelope: Envelope, value: Any, now: datetime) -> Envelope | None:
-    """The link to enqueue once `envelope`'s job succeeded with `value`, carrying the rest."""
+def next_link(envelope: Envelope, value: Any) -> Envelope | None:
+    """The link to enqueue once `envelope`'s job succeeded with `value`, carrying the rest. It
+    keeps the time it was created with its chain: a cancel of its id since then applies."""
     chain = envelope.chain
     if chain is None or not chain.next:
         return None
     link, rest = chain.next[0], chain.next[1:]
     args = (value, *link.args) if chain.pass_result else link.args
     place = Chain(chain.id, chain.link + 1, chain.links, chain.pass_result, rest, envelope.id)
-    return link.replace(args=args, created_at=now, chain=place)
+    return link.replace(args=args, chain=place)
 
 
 def dead_letter_properties(chain: Chain) -> dict[str, str]:

@@ -76,6 +76,28 @@ def test_a_chain_passes_each_value_on_and_keeps_the_last(driver: Driver) -> None
 
 
 @on_both()
+def test_a_chain_link_cancelled_before_its_turn_never_runs_and_ends_the_chain(
+    driver: Driver,
+) -> None:
+    app, tally = driver.app, driver.tally
+
+    @app.job
+    def step(n: int) -> int:
+        tally.ran(n)
+        return n
+
+    chain = app.chain(step.call(1), step.call(2), step.call(3), keep_result=KEEP)
+    app.cancel(chain.job_ids[1])  # not enqueued yet: its link before it has not run
+    report = driver.drain(settled=2)
+
+    assert report.notes("step") == [1]
+    assert report.verdicts.get(chain.job_ids[0]) == "done"
+    assert chain.job_ids[2] not in report.verdicts
+    with pytest.raises(JobFailed, match="Cancelled"):
+        app.result(chain.last_id, timeout=30)
+
+
+@on_both()
 def test_a_batch_fires_each_callback_once_after_all_its_jobs(driver: Driver) -> None:
     app, tally = driver.app, driver.tally
 

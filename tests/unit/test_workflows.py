@@ -173,11 +173,11 @@ def test_a_next_link_names_the_link_that_published_it_and_older_links_read_as_fi
     second = Envelope(id="s", type="b", queue="q", created_at=created)
     first = Envelope(id="f", type="a", queue="q", created_at=created,
                      chain=Chain("c", 1, 3, False, (second, third)))  # fmt: skip
-    published = next_link(first, None, created)
+    published = next_link(first, None)
     assert published is not None and published.chain is not None
     assert (published.id, published.chain.previous) == ("s", "f")
     assert decode(encode(published)) == published
-    then = next_link(published, None, created)
+    then = next_link(published, None)
     assert then is not None and then.chain is not None and then.chain.previous == "s"
     # Written before a chain said its previous link: read as saying none.
     older = json.loads(json.dumps(SCHEMA_DEFINITION))
