@@ -20,6 +20,10 @@ def when_due(now: datetime, in_: timedelta | None, at: datetime | None) -> datet
     """When a job enqueued `now` with `in_` or `at` is due; None: at once."""
     if in_ is not None and at is not None:
         raise ValueError("give either in_ or at, not both")
+    if in_ is not None and not isinstance(in_, timedelta):
+        raise ValueError(f"in_={in_!r}: give a timedelta, e.g. timedelta(minutes=30)")
+    if at is not None and not isinstance(at, datetime):
+        raise ValueError(f"at={at!r}: give an aware datetime, e.g. datetime.now(UTC)")
     if at is not None:
         if at.utcoffset() is None:
             raise ValueError(f"at={at!r} is naive; pass an aware datetime, e.g. with tzinfo=UTC")

@@ -88,8 +88,12 @@ class Schedule:
             raise ConfigurationError(
                 f"missed={self.missed!r} for {self.name}: use one of {', '.join(MISSED_POLICIES)}"
             )
-        if self.max_catch_up < 1:
-            raise ConfigurationError(f"max_catch_up for {self.name} must be >= 1")
+        if not isinstance(self.max_catch_up, int) or self.max_catch_up < 1:
+            raise ConfigurationError(f"max_catch_up for {self.name} must be a whole number >= 1")
+        if not isinstance(self.grace, timedelta):
+            raise ConfigurationError(
+                f"grace={self.grace!r} for {self.name}: give a timedelta, e.g. timedelta(minutes=5)"
+            )
         if self.grace < timedelta(0):
             raise ConfigurationError(f"grace for {self.name} must not be negative")
 

@@ -1,6 +1,6 @@
 """The TestRunner where a unit test could trip on it: operations that would reach the broker,
 a second runner on the same app, a drain called from inside an event loop, a crash named by
-job id."""
+job id; and a due time or a schedule's grace of the wrong type."""
 
 import asyncio
 from datetime import timedelta
@@ -67,3 +67,29 @@ def test_a_process_can_be_made_to_die_under_one_job_by_its_id(app: App, runner: 
     runner.run_all()
     verdicts = [(outcome.envelope.id, str(outcome.kind)) for outcome in runner.outcomes]
     assert sorted(verdicts) == sorted([(doomed, "deferred"), (doomed, "done"), (spared, "done")])
+
+
+@pytest.mark.parametrize(
+    ("when", "says"),
+    [
+        ({"in_": 5}, r"in_=5: give a timedelta"),
+        ({"at": "2027-01-01T00:00:00Z"}, r"at='2027-01-01T00:00:00Z': give an aware datetime"),
+    ],
+)
+def test_a_due_time_of_the_wrong_type_is_refused_in_one_line(
+    app: App, runner: TestRunner, when: dict[str, object], says: str
+) -> None:
+    @app.job
+    def remind() -> None: ...
+
+    with pytest.raises(ValueError, match=says):
+        app.enqueue(remind.call(), **when)  # type: ignore[arg-type]
+    assert runner.pending == []
+
+
+def test_a_schedules_grace_of_the_wrong_type_is_refused_naming_the_schedule(app: App) -> None:
+    @app.job
+    def report() -> None: ...
+
+    with pytest.raises(ConfigurationError, match=r"grace=1 for nightly: give a timedelta"):
+        app.schedule(report, "0 3 * * *", name="nightly", grace=1)  # type: ignore[arg-type]
