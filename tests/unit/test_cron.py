@@ -369,7 +369,7 @@ def test_an_unknown_time_zone_is_refused() -> None:
 def test_an_unknown_missed_policy_or_a_cap_below_one_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="missed='sometimes' for x: use one of skip"):
         parse_schedule("x", "0 3 * * *", job="x", missed="sometimes")  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="max_catch_up for x must be >= 1"):
+    with pytest.raises(ConfigurationError, match="max_catch_up for x must be a whole number >= 1"):
         parse_schedule("x", "0 3 * * *", job="x", max_catch_up=0)
 
 
