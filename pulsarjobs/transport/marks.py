@@ -16,14 +16,17 @@ removed), on the client's listener thread.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import socket
+import time
 
 import pulsar
 
 from pulsarjobs.transport.connection import Connection, client_errors
 
 READ_TIMEOUT_MS = 5_000
+READER_ATTEMPTS, READER_RETRY_S = 3, 0.5
 
 
 def read(connection: Connection, topic: str) -> dict[str, bytes]:
@@ -31,9 +34,7 @@ def read(connection: Connection, topic: str) -> dict[str, bytes]:
     marks: dict[str, bytes] = {}
     with client_errors(connection.settings.service_url, f"reading {topic}"):
         connection.keep_marks(topic)
-        reader = connection.client.create_reader(
-            topic, pulsar.MessageId.earliest, is_read_compacted=True
-        )
+        reader = _reader(connection, topic)
         try:
             while reader.has_message_available():
                 message = reader.read_next(timeout_millis=READ_TIMEOUT_MS)
@@ -50,3 +51,20 @@ def who() -> str:
     except (KeyError, OSError):  # no user name in a bare container
         user = "?"
     return f"{user}@{socket.gethostname()}"
+
+
+def _reader(connection: Connection, topic: str) -> pulsar.Reader:
+    """A reader of the topic from its first mark. ConsumerBusy, for a reader's own randomly
+    named subscription, can only be the client's own subscribe sent again after a timeout on a
+    loaded broker (seen once in a CI run): asked once more, the broker answers."""
+
+    def make() -> pulsar.Reader:
+        return connection.client.create_reader(
+            topic, pulsar.MessageId.earliest, is_read_compacted=True
+        )
+
+    for _ in range(READER_ATTEMPTS - 1):
+        with contextlib.suppress(pulsar.ConsumerBusy):
+            return make()
+        time.sleep(READER_RETRY_S)
+    return make()
